@@ -1,0 +1,304 @@
+//! `pipelines/*.toml`: what to train, on which data, and how.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A declarative pipeline file (`pipelines/<model>.toml`).
+///
+/// Paths inside it are relative to the file itself, so a pipeline means the same
+/// thing whatever directory airlock is started from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// The model being released: its name and version name the release bundle.
+    pub release: ReleaseSpec,
+    /// The on-prem data: where it is, which columns are identifiers, features and label.
+    pub data: DataSpec,
+    /// How rows are divided into train, validation and holdout sets.
+    pub splits: SplitSpec,
+    /// The model architecture.
+    pub model: ModelSpec,
+    /// The optimizer.
+    pub optimizer: OptimizerSpec,
+    /// The training loop: epochs, batch size, seed, device.
+    pub training: TrainingSpec,
+}
+
+/// Name and version of the model a pipeline releases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSpec {
+    /// Model name: lowercase letters, digits and `-`.
+    pub name: String,
+    /// Version (for example semantic versioning: `1.2.0`).
+    pub version: String,
+    /// What the model is for, shown on the model card.
+    #[serde(default)]
+    pub intended_use: Option<String>,
+}
+
+/// The training data, which never leaves the premises.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// CSV file with a header row, relative to the pipeline file.
+    pub source: PathBuf,
+    /// Columns that identify a person (directly or in combination). They are never
+    /// features, and the packager's leak checks hunt for their values.
+    #[serde(default)]
+    pub identifiers: Vec<String>,
+    /// Numeric feature columns, in the order the model sees them.
+    pub features: Vec<String>,
+    /// Binary label column (0 or 1).
+    pub label: String,
+}
+
+/// Fractions of the rows in each split; they must add up to 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    /// Rows the model is fitted on (and the standardization statistics computed from).
+    pub train: f64,
+    /// Rows used to report validation loss and accuracy after every epoch.
+    pub validation: f64,
+    /// Rows never seen in training: final metrics, and the non-member set of the
+    /// membership-inference check.
+    pub holdout: f64,
+}
+
+/// Model architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Architecture family.
+    pub kind: ModelKind,
+    /// Width of each hidden layer, input side first.
+    pub hidden: Vec<usize>,
+    /// Dropout probability after each hidden activation, in [0, 1).
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+/// Supported architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Multi-layer perceptron with ReLU activations and one logit out (binary classifier).
+    Mlp,
+}
+
+/// Optimizer settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerSpec {
+    /// Optimizer family.
+    pub kind: OptimizerKind,
+    /// Learning rate.
+    pub learning_rate: f64,
+    /// L2 weight decay added to the gradient (0 for none).
+    #[serde(default)]
+    pub weight_decay: f64,
+}
+
+/// Supported optimizers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// Adam (Kingma & Ba, 2015).
+    Adam,
+}
+
+/// The training loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSpec {
+    /// Passes over the training split.
+    pub epochs: usize,
+    /// Rows per optimizer step.
+    pub batch_size: usize,
+    /// Seed for the split, the initial weights, shuffling and dropout.
+    pub seed: u64,
+    /// `cpu` or `cuda:N`; the command line's `--device` overrides it.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+fn default_device() -> String {
+    "cpu".to_owned()
+}
+
+/// Why a pipeline file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The file could not be read.
+    #[error("cannot read pipeline file {}", path.display())]
+    Read {
+        /// The pipeline file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema (unknown key, wrong type...).
+    #[error("invalid pipeline file {}: {message}", path.display())]
+    Parse {
+        /// The pipeline file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The file parses but says something impossible.
+    #[error("invalid pipeline file {}: {message}", path.display())]
+    Invalid {
+        /// The pipeline file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl PipelineSpec {
+    /// Parse and validate a pipeline from TOML text; `path` is only used in messages.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Self, PipelineError> {
+        let spec: PipelineSpec = toml::from_str(text).map_err(|e| PipelineError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        spec.validate().map_err(|message| PipelineError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(spec)
+    }
+
+    /// Read, parse and validate a pipeline file.
+    pub fn load(path: &Path) -> Result<Self, PipelineError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Check what the types cannot express. Returns the first problem found.
+    pub fn validate(&self) -> Result<(), String> {
+        let r = &self.release;
+        if r.name.is_empty()
+            || !r
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(format!(
+                "release.name {:?} must be non-empty lowercase letters, digits and '-'",
+                r.name
+            ));
+        }
+        if r.version.is_empty()
+            || !r
+                .version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'))
+        {
+            return Err(format!(
+                "release.version {:?} must be non-empty letters, digits and '.', '-', '+', '_'",
+                r.version
+            ));
+        }
+
+        let d = &self.data;
+        if d.features.is_empty() {
+            return Err("data.features is empty: the model needs at least one feature".into());
+        }
+        let mut seen = BTreeSet::new();
+        for f in &d.features {
+            if !seen.insert(f.as_str()) {
+                return Err(format!("data.features lists column {f:?} twice"));
+            }
+        }
+        let mut ids = BTreeSet::new();
+        for id in &d.identifiers {
+            if !ids.insert(id.as_str()) {
+                return Err(format!("data.identifiers lists column {id:?} twice"));
+            }
+        }
+        if let Some(both) = d.features.iter().find(|f| ids.contains(f.as_str())) {
+            return Err(format!(
+                "column {both:?} is listed both in data.identifiers and in data.features: \
+                 identifiers are never features"
+            ));
+        }
+        if seen.contains(d.label.as_str()) {
+            return Err(format!(
+                "data.label {:?} is also listed in data.features",
+                d.label
+            ));
+        }
+        if ids.contains(d.label.as_str()) {
+            return Err(format!(
+                "data.label {:?} is also listed in data.identifiers",
+                d.label
+            ));
+        }
+
+        let s = &self.splits;
+        for (name, v) in [
+            ("train", s.train),
+            ("validation", s.validation),
+            ("holdout", s.holdout),
+        ] {
+            if !(v > 0.0 && v < 1.0) {
+                return Err(format!("splits.{name} = {v} must be between 0 and 1"));
+            }
+        }
+        let sum = s.train + s.validation + s.holdout;
+        if (sum - 1.0).abs() > 1e-9 {
+            return Err(format!(
+                "splits add up to {sum}, not 1 (train {} + validation {} + holdout {})",
+                s.train, s.validation, s.holdout
+            ));
+        }
+
+        let m = &self.model;
+        if m.hidden.is_empty() || m.hidden.contains(&0) {
+            return Err("model.hidden must list at least one layer width, each above 0".into());
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            return Err(format!("model.dropout = {} must be in [0, 1)", m.dropout));
+        }
+
+        let o = &self.optimizer;
+        if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {
+            return Err(format!(
+                "optimizer.learning_rate = {} must be above 0",
+                o.learning_rate
+            ));
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            return Err(format!(
+                "optimizer.weight_decay = {} must be 0 or above",
+                o.weight_decay
+            ));
+        }
+
+        let t = &self.training;
+        if t.epochs == 0 {
+            return Err("training.epochs must be at least 1".into());
+        }
+        if t.batch_size == 0 {
+            return Err("training.batch_size must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The data source resolved against the directory of the pipeline file.
+    pub fn data_source(&self, pipeline_path: &Path) -> PathBuf {
+        match pipeline_path.parent() {
+            Some(dir) if self.data.source.is_relative() => dir.join(&self.data.source),
+            _ => self.data.source.clone(),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `training-record.json`: what a training run did, written by the trainer into its run
+//! directory and read by the packager. It holds aggregate figures only, never a raw value.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{ModelSpec, OptimizerSpec};
+
+/// Version of the `TrainingRecord` format; bumped on any incompatible change.
+pub const TRAINING_RECORD_VERSION: u32 = 1;
+
+/// Everything the packager and a reviewer need to know about a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingRecord {
+    /// Format version, [`TRAINING_RECORD_VERSION`].
+    pub schema_version: u32,
+    /// Model name from the pipeline.
+    pub model_name: String,
+    /// Model version from the pipeline.
+    pub model_version: String,
+    /// The pipeline file and the SHA-256 of its bytes.
+    pub pipeline: FileDigest,
+    /// Which data the model was trained on, by digest (never by content).
+    pub dataset: DatasetFingerprint,
+    /// Rows in each split.
+    pub splits: SplitSizes,
+    /// Everything that shaped training.
+    pub hyperparameters: Hyperparameters,
+    /// The seed for the split, initial weights, shuffling and dropout.
+    pub seed: u64,
+    /// Where it ran.
+    pub backend: BackendInfo,
+    /// Metrics after every epoch.
+    pub epochs: Vec<EpochMetrics>,
+    /// Metrics on the holdout split, after the last epoch.
+    pub holdout: HoldoutMetrics,
+    /// Training throughput: training rows processed per second, over all epochs.
+    pub train_rows_per_second: f64,
+    /// `git rev-parse HEAD` of the repository holding the pipeline, if any.
+    pub git_commit: Option<String>,
+    /// Whether that work tree had uncommitted changes.
+    pub git_dirty: Option<bool>,
+    /// airlock version that trained.
+    pub airlock_version: String,
+    /// Start time, RFC 3339 UTC.
+    pub started_at: String,
+    /// End time, RFC 3339 UTC.
+    pub finished_at: String,
+}
+
+/// A file and the SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileDigest {
+    /// Path as given to airlock.
+    pub path: String,
+    /// Lowercase hex SHA-256 of the file's bytes.
+    pub sha256: String,
+}
+
+/// Identifies the training data without containing any of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetFingerprint {
+    /// Each input file.
+    pub files: Vec<DatasetFile>,
+}
+
+/// One input file of the dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetFile {
+    /// Path as given to airlock.
+    pub path: String,
+    /// Lowercase hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Data rows (the header not counted).
+    pub rows: u64,
+    /// Column names from the header, in file order.
+    pub columns: Vec<String>,
+}
+
+/// Rows in each split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSizes {
+    /// Training rows.
+    pub train: u64,
+    /// Validation rows.
+    pub validation: u64,
+    /// Holdout rows.
+    pub holdout: u64,
+}
+
+/// What shaped the model: enough to rebuild it from its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hyperparameters {
+    /// Architecture.
+    pub model: ModelSpec,
+    /// Feature columns in input order.
+    pub features: Vec<String>,
+    /// Label column.
+    pub label: String,
+    /// Optimizer.
+    pub optimizer: OptimizerSpec,
+    /// Passes over the training split.
+    pub epochs: usize,
+    /// Rows per optimizer step.
+    pub batch_size: usize,
+}
+
+/// The backend and device a run used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackendInfo {
+    /// burn backend: `flex`, `ndarray` or `cuda`.
+    pub name: String,
+    /// Device: `cpu` or `cuda:N`.
+    pub device: String,
+    /// Worker threads available to the CPU backend.
+    pub threads: usize,
+}
+
+/// Metrics after one epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean binary cross-entropy over the epoch's training batches.
+    pub train_loss: f64,
+    /// Accuracy on the training batches (threshold 0.5), with dropout active.
+    pub train_accuracy: f64,
+    /// Binary cross-entropy on the validation split.
+    pub validation_loss: f64,
+    /// Accuracy on the validation split.
+    pub validation_accuracy: f64,
+    /// Wall time of the epoch, seconds.
+    pub seconds: f64,
+}
+
+/// Final metrics on rows never used in training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldoutMetrics {
+    /// Binary cross-entropy.
+    pub loss: f64,
+    /// Accuracy at threshold 0.5.
+    pub accuracy: f64,
+    /// Area under the ROC curve.
+    pub roc_auc: f64,
+    /// Fraction of positive labels.
+    pub positive_rate: f64,
+    /// The ROC curve, subsampled to at most 101 points (aggregate: no row is recoverable).
+    pub roc_curve: Vec<RocPoint>,
+}
+
+/// One point of a ROC curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RocPoint {
+    /// False positive rate.
+    pub fpr: f64,
+    /// True positive rate.
+    pub tpr: f64,
+}

@@ -1,0 +1,51 @@
+//! Exit codes: scripts and CI tell failure kinds apart by them.
+
+use std::process::ExitCode;
+
+/// Shown at the end of `airlock --help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  failure of the environment (I/O, a bug)
+  2  usage error (bad flags)
+  3  invalid input (pipeline file, data, device, output directory)";
+
+/// How a command failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The environment failed: I/O errors, bugs.
+    Environment,
+    /// The input was refused: pipeline, data, device choice, output directory.
+    BadInput,
+}
+
+impl Failure {
+    /// Classify an error chain by the typed errors in it.
+    pub fn classify(err: &anyhow::Error) -> Self {
+        for cause in err.chain() {
+            if let Some(e) = cause.downcast_ref::<airlock_trainer::TrainError>() {
+                return if e.is_bad_input() { Self::BadInput } else { Self::Environment };
+            }
+            if cause.downcast_ref::<airlock_trainer::DataError>().is_some()
+                || cause.downcast_ref::<airlock_schemas::PipelineError>().is_some()
+                || cause.downcast_ref::<airlock_trainer::DeviceError>().is_some()
+            {
+                return Self::BadInput;
+            }
+            if let Some(e) = cause.downcast_ref::<airlock_trainer::PredictError>() {
+                return match e {
+                    airlock_trainer::PredictError::Data(_) | airlock_trainer::PredictError::Run { .. } | airlock_trainer::PredictError::Checkpoint(_) => Self::BadInput,
+                };
+            }
+        }
+        Self::Environment
+    }
+
+    /// The process exit code.
+    pub fn code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Self::Environment => 1,
+            Self::BadInput => 3,
+        })
+    }
+}

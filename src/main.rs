@@ -1,0 +1,127 @@
+//! `airlock`: train on-prem, serve in the cloud.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+mod exit;
+
+use exit::Failure;
+
+/// Train models on-prem and ship only their weights, stripped, checked, signed and
+/// approved, to the cloud.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = exit::EXIT_CODES_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a synthetic card-transaction table (with realistic identifiers) to train on.
+    DemoData(DemoDataArgs),
+    /// Train a pipeline's model on-prem and write a run directory.
+    Train(TrainArgs),
+    /// Score rows with a trained run: one probability per input row, as CSV.
+    Predict(PredictArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoDataArgs {
+    /// Number of data rows.
+    #[arg(long, default_value_t = 50_000)]
+    rows: usize,
+    /// Seed: the same seed writes the same file.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// CSV file to write (replaced atomically if it exists).
+    #[arg(long, value_name = "FILE.csv")]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    /// Pipeline file (for example pipelines/fraud-detector.toml).
+    #[arg(value_name = "PIPELINE.toml")]
+    pipeline: PathBuf,
+    /// Run directory to create; it must not exist or be empty.
+    /// [default: runs/<name>-<version>-<unix time>]
+    #[arg(long, value_name = "RUN_DIR")]
+    out: Option<PathBuf>,
+    /// Device to train on: cpu, cuda or cuda:N. Overrides the pipeline's training.device.
+    #[arg(long, value_name = "cpu|cuda:N")]
+    device: Option<String>,
+    /// No progress bars (epoch summaries still go to stderr and the run log).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct PredictArgs {
+    /// Run directory written by `airlock train`.
+    #[arg(long, value_name = "RUN_DIR")]
+    run: PathBuf,
+    /// CSV with a header holding at least the run's feature columns.
+    #[arg(long, value_name = "ROWS.csv")]
+    input: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let failure = Failure::classify(&err);
+            eprintln!("error: {err:#}");
+            failure.code()
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::DemoData(a) => {
+            let s = airlock_trainer::demo::write_demo_csv(&a.out, a.rows, a.seed)
+                .with_context(|| format!("cannot write demo data to {}", a.out.display()))?;
+            eprintln!(
+                "wrote {} synthetic transactions ({} fraud, {:.1}%) to {}",
+                s.rows,
+                s.frauds,
+                100.0 * s.frauds as f64 / s.rows.max(1) as f64,
+                a.out.display()
+            );
+            Ok(())
+        }
+        Command::Train(a) => {
+            let summary = airlock_trainer::train_pipeline(&airlock_trainer::TrainOptions {
+                pipeline: a.pipeline,
+                out: a.out,
+                device: a.device,
+                cpu_backend: None,
+                progress: !a.no_progress && std::io::stderr().is_terminal(),
+            })?;
+            eprintln!(
+                "holdout ROC AUC {:.4}, accuracy {:.4}",
+                summary.record.holdout.roc_auc, summary.record.holdout.accuracy
+            );
+            println!("{}", summary.run_dir.display());
+            Ok(())
+        }
+        Command::Predict(a) => {
+            let probs = airlock_trainer::predict_csv(&a.run, &a.input)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            writeln!(out, "probability")?;
+            for p in probs {
+                writeln!(out, "{p:.6}")?;
+            }
+            out.flush()?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Loading the on-prem CSV: typed errors that name the row and column, never the value
+//! (a bad cell may hold an identifier, and error messages end up in CI logs).
+
+use std::path::{Path, PathBuf};
+
+use airlock_schemas::DatasetFile;
+use sha2::{Digest, Sha256};
+
+/// Why a data file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be read.
+    #[error("cannot read data file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CSV structure is broken (ragged row, bad UTF-8...).
+    #[error("malformed CSV in {} at line {line}: {message}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What the CSV parser said (without the cell's content).
+        message: String,
+    },
+    /// A column the pipeline needs is not in the header.
+    #[error("data file {} has no {role} column {column:?} (header has: {header})", path.display())]
+    MissingColumn {
+        /// The file.
+        path: PathBuf,
+        /// `feature` or `label`.
+        role: &'static str,
+        /// The missing column.
+        column: String,
+        /// The header's column names, comma-separated.
+        header: String,
+    },
+    /// A feature cell is empty, not a number, or not finite.
+    #[error("data file {}: row {row} (line {line}), column {column:?}: {problem}", path.display())]
+    NotNumeric {
+        /// The file.
+        path: PathBuf,
+        /// 1-based data row (the header is not a row).
+        row: u64,
+        /// 1-based line in the file.
+        line: u64,
+        /// Column name.
+        column: String,
+        /// `empty`, `not a number` or `not finite`.
+        problem: &'static str,
+    },
+    /// A label cell is not 0 or 1.
+    #[error("data file {}: row {row} (line {line}), label column {column:?}: expected 0 or 1", path.display())]
+    BadLabel {
+        /// The file.
+        path: PathBuf,
+        /// 1-based data row.
+        row: u64,
+        /// 1-based line in the file.
+        line: u64,
+        /// Column name.
+        column: String,
+    },
+    /// The file has a header but no data rows (or is empty).
+    #[error("data file {} has no data rows", path.display())]
+    NoRows {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Features (row-major `rows × features.len()`) and optional labels read from a CSV.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Feature column names, in model input order.
+    pub feature_names: Vec<String>,
+    /// Row-major feature values.
+    pub features: Vec<f32>,
+    /// 0/1 labels, when a label column was asked for.
+    pub labels: Option<Vec<f32>>,
+    /// Digest, size, row count and header of the file.
+    pub fingerprint: DatasetFile,
+}
+
+impl Table {
+    /// Number of data rows.
+    pub fn rows(&self) -> usize {
+        self.features.len() / self.feature_names.len().max(1)
+    }
+
+    /// Width of a row.
+    pub fn width(&self) -> usize {
+        self.feature_names.len()
+    }
+}
+
+/// Read `path`, hash it, and parse the named feature columns (and label, if given).
+pub fn load_table(path: &Path, features: &[String], label: Option<&str>) -> Result<Table, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes.as_slice());
+    let csv_err = |e: csv::Error| {
+        let line = e.position().map_or(0, csv::Position::line);
+        // The csv crate's messages describe structure (field counts, UTF-8 positions),
+        // not cell contents, so they are safe to show.
+        let message = match e.kind() {
+            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                format!("expected {expected_len} fields, found {len}")
+            }
+            csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_owned(),
+            _ => e.to_string(),
+        };
+        DataError::Csv {
+            path: path.to_owned(),
+            line,
+            message,
+        }
+    };
+    let header: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(str::to_owned).collect(),
+        Err(e) => return Err(csv_err(e)),
+    };
+    if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+        return Err(DataError::NoRows {
+            path: path.to_owned(),
+        });
+    }
+    let find = |name: &str, role: &'static str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| DataError::MissingColumn {
+                path: path.to_owned(),
+                role,
+                column: name.to_owned(),
+                header: header.join(", "),
+            })
+    };
+    let feature_idx = features
+        .iter()
+        .map(|f| find(f, "feature"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let label_idx = label.map(|l| find(l, "label")).transpose()?;
+
+    let mut values = Vec::new();
+    let mut labels = label_idx.map(|_| Vec::new());
+    let mut record = csv::StringRecord::new();
+    let mut row = 0u64;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_err(e)),
+        }
+        row += 1;
+        let line = record.position().map_or(row + 1, csv::Position::line);
+        for (&i, name) in feature_idx.iter().zip(features) {
+            let cell = record.get(i).unwrap_or("").trim();
+            let problem = if cell.is_empty() {
+                Some("empty")
+            } else {
+                match cell.parse::<f64>() {
+                    Ok(v) if v.is_finite() && (v as f32).is_finite() => {
+                        values.push(v as f32);
+                        None
+                    }
+                    Ok(_) => Some("not finite"),
+                    Err(_) => Some("not a number"),
+                }
+            };
+            if let Some(problem) = problem {
+                return Err(DataError::NotNumeric {
+                    path: path.to_owned(),
+                    row,
+                    line,
+                    column: name.clone(),
+                    problem,
+                });
+            }
+        }
+        if let (Some(i), Some(labels)) = (label_idx, labels.as_mut()) {
+            let v = match record.get(i).unwrap_or("").trim() {
+                "0" | "0.0" => 0.0,
+                "1" | "1.0" => 1.0,
+                _ => {
+                    return Err(DataError::BadLabel {
+                        path: path.to_owned(),
+                        row,
+                        line,
+                        column: header[i].clone(),
+                    });
+                }
+            };
+            labels.push(v);
+        }
+    }
+    if row == 0 {
+        return Err(DataError::NoRows {
+            path: path.to_owned(),
+        });
+    }
+    Ok(Table {
+        feature_names: features.to_vec(),
+        features: values,
+        labels,
+        fingerprint: DatasetFile {
+            path: path.display().to_string(),
+            sha256,
+            bytes: bytes.len() as u64,
+            rows: row,
+            columns: header,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, label: Option<&str>) -> Result<Table, DataError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("d.csv");
+        std::fs::write(&p, text).expect("write");
+        load_table(&p, &["a".into(), "b".into()], label)
+    }
+
+    #[test]
+    fn parses_features_and_labels() {
+        let t = load("id,a,b,y\nx,1,2.5,0\nz,-3,4e2,1\n", Some("y")).expect("ok");
+        assert_eq!(t.features, vec![1.0, 2.5, -3.0, 400.0]);
+        assert_eq!(t.labels, Some(vec![0.0, 1.0]));
+        assert_eq!(t.rows(), 2);
+        assert_eq!(t.fingerprint.rows, 2);
+        assert_eq!(t.fingerprint.columns, ["id", "a", "b", "y"]);
+    }
+
+    #[test]
+    fn bad_cell_names_row_and_column_but_not_value() {
+        let err = load("a,b,y\n1,2,0\n1,SECRET-VALUE,1\n", Some("y")).expect_err("bad");
+        let msg = err.to_string();
+        assert!(msg.contains("row 2") && msg.contains("line 3") && msg.contains("\"b\""), "{msg}");
+        assert!(!msg.contains("SECRET"), "{msg}");
+    }
+
+    #[test]
+    fn nan_and_empty_are_refused() {
+        assert!(matches!(
+            load("a,b\n1,NaN\n", None),
+            Err(DataError::NotNumeric { problem: "not finite", .. })
+        ));
+        assert!(matches!(
+            load("a,b\n1,\n", None),
+            Err(DataError::NotNumeric { problem: "empty", .. })
+        ));
+    }
+
+    #[test]
+    fn label_must_be_binary() {
+        assert!(matches!(
+            load("a,b,y\n1,2,2\n", Some("y")),
+            Err(DataError::BadLabel { row: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn header_only_and_empty_files_have_no_rows() {
+        assert!(matches!(load("a,b,y\n", Some("y")), Err(DataError::NoRows { .. })));
+        assert!(matches!(load("", Some("y")), Err(DataError::NoRows { .. })));
+    }
+
+    #[test]
+    fn ragged_rows_are_refused() {
+        assert!(matches!(load("a,b\n1,2,3\n", None), Err(DataError::Csv { line: 2, .. })));
+    }
+}

@@ -1,0 +1,72 @@
+use std::path::{Path, PathBuf};
+
+use crate::{CheckpointError, DataError, DeviceError};
+
+/// Why a training run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The pipeline file was refused.
+    #[error(transparent)]
+    Pipeline(#[from] airlock_schemas::PipelineError),
+    /// The training data was refused.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The requested device cannot be used.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A file-system operation failed.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output directory already holds something; airlock never overwrites a run.
+    #[error("run directory {} already exists and is not empty; choose another --out", path.display())]
+    OutputExists {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A split is too small or lacks a class, so training or its metrics would mean nothing.
+    #[error("cannot train on {}: {message}", path.display())]
+    Split {
+        /// The data file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The loss became NaN or infinite.
+    #[error("training diverged in epoch {epoch} (loss is {loss}); lower optimizer.learning_rate")]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// The loss value.
+        loss: f64,
+    },
+}
+
+impl TrainError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Whether the failure is the input's fault (pipeline, data, device choice) rather
+    /// than the environment's: the CLI maps it to its own exit code.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Pipeline(_) | Self::Data(_) | Self::Device(_) | Self::OutputExists { .. } | Self::Split { .. }
+        )
+    }
+}

@@ -1,0 +1,66 @@
+//! `airlock predict`: rebuild the model from a run directory alone and score rows.
+
+use std::path::{Path, PathBuf};
+
+use airlock_schemas::TrainingRecord;
+use burn::backend::Flex;
+
+use crate::training::predict_logits;
+use crate::{CHECKPOINT_FILE, Checkpoint, CheckpointError, DataError, PREPROCESS_FILE, Preprocess, RECORD_FILE, load_table};
+
+/// Why prediction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    /// A run-directory file could not be read or parsed.
+    #[error("cannot use run directory {}: {what}", dir.display())]
+    Run {
+        /// The run directory.
+        dir: PathBuf,
+        /// Which file and why.
+        what: String,
+    },
+    /// The checkpoint is unreadable or does not match the recorded architecture.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The input rows were refused.
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T, PredictError> {
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| PredictError::Run {
+        dir: dir.to_owned(),
+        what: format!("{name}: {e}"),
+    })?;
+    serde_json::from_str(&text).map_err(|e| PredictError::Run {
+        dir: dir.to_owned(),
+        what: format!("{name}: {e}"),
+    })
+}
+
+/// Probabilities of the positive class for every row of `input` (a CSV holding at least
+/// the run's feature columns), using only what the run directory holds.
+pub fn predict_csv(run_dir: &Path, input: &Path) -> Result<Vec<f32>, PredictError> {
+    let record: TrainingRecord = read_json(run_dir, RECORD_FILE)?;
+    let pre: Preprocess = read_json(run_dir, PREPROCESS_FILE)?;
+    let features = &record.hyperparameters.features;
+    let names: Vec<&String> = pre.features.iter().map(|f| &f.name).collect();
+    if names != features.iter().collect::<Vec<_>>() {
+        return Err(PredictError::Run {
+            dir: run_dir.to_owned(),
+            what: format!("{PREPROCESS_FILE} does not list the features of {RECORD_FILE}"),
+        });
+    }
+    let mut dims = vec![features.len()];
+    dims.extend(&record.hyperparameters.model.hidden);
+    dims.push(1);
+    let ckpt = Checkpoint::read(&run_dir.join(CHECKPOINT_FILE), &dims)?;
+
+    let table = load_table(input, features, None)?;
+    let x = pre.apply(&table.features, 0..table.rows());
+    let device = Default::default();
+    let model = ckpt.params.to_module::<Flex>(&device);
+    let logits = predict_logits(&model, &x, features.len(), &device);
+    Ok(logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect())
+}

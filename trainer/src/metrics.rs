@@ -1,0 +1,130 @@
+//! Classification metrics, computed on the host in f64.
+
+use airlock_schemas::RocPoint;
+
+/// Mean binary cross-entropy of logits against 0/1 labels, computed stably.
+pub fn log_loss(logits: &[f32], labels: &[f32]) -> f64 {
+    let n = logits.len().max(1) as f64;
+    logits
+        .iter()
+        .zip(labels)
+        .map(|(&z, &y)| {
+            let z = f64::from(z);
+            z.max(0.0) - z * f64::from(y) + (-z.abs()).exp().ln_1p()
+        })
+        .sum::<f64>()
+        / n
+}
+
+/// Fraction of logits on the right side of 0 (probability threshold 0.5).
+pub fn accuracy(logits: &[f32], labels: &[f32]) -> f64 {
+    let n = logits.len().max(1) as f64;
+    logits
+        .iter()
+        .zip(labels)
+        .filter(|&(&z, &y)| (z > 0.0) == (y > 0.5))
+        .count() as f64
+        / n
+}
+
+/// Area under the ROC curve (the Mann-Whitney statistic, ties counted as half).
+/// `None` when the labels hold only one class.
+pub fn roc_auc(scores: &[f32], labels: &[f32]) -> Option<f64> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let (mut pos, mut neg) = (0u64, 0u64);
+    let mut rank_sum = 0.0f64;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        // Average 1-based rank of the tie group i..=j.
+        let rank = (i + j + 2) as f64 / 2.0;
+        for &k in &idx[i..=j] {
+            if labels[k] > 0.5 {
+                pos += 1;
+                rank_sum += rank;
+            } else {
+                neg += 1;
+            }
+        }
+        i = j + 1;
+    }
+    if pos == 0 || neg == 0 {
+        return None;
+    }
+    let (p, n) = (pos as f64, neg as f64);
+    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * n))
+}
+
+/// The ROC curve, from (0, 0) to (1, 1), subsampled to at most `max_points` points.
+/// Only rates are kept: no score or row can be recovered from it.
+pub fn roc_curve(scores: &[f32], labels: &[f32], max_points: usize) -> Vec<RocPoint> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let pos = labels.iter().filter(|&&y| y > 0.5).count() as f64;
+    let neg = labels.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return Vec::new();
+    }
+    let mut full = vec![RocPoint { fpr: 0.0, tpr: 0.0 }];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut i = 0;
+    while i < idx.len() {
+        let s = scores[idx[i]];
+        while i < idx.len() && scores[idx[i]] == s {
+            if labels[idx[i]] > 0.5 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        full.push(RocPoint {
+            fpr: fp / neg,
+            tpr: tp / pos,
+        });
+    }
+    if full.len() <= max_points || max_points < 2 {
+        return full;
+    }
+    let last = full.len() - 1;
+    (0..max_points)
+        .map(|k| full[k * last / (max_points - 1)])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_known_values() {
+        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[0.0, 0.0, 1.0, 1.0]), Some(1.0));
+        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[0.0, 0.0, 1.0, 1.0]), Some(0.0));
+        assert_eq!(roc_auc(&[0.5, 0.5], &[0.0, 1.0]), Some(0.5));
+        // 0.35 beats 0.1 but not 0.4: 3 of 4 pairs ordered right.
+        assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]), Some(0.75));
+        assert_eq!(roc_auc(&[0.1, 0.2], &[1.0, 1.0]), None);
+    }
+
+    #[test]
+    fn curve_runs_corner_to_corner() {
+        let s: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        let y: Vec<f32> = (0..1000).map(|i| f32::from(u8::from(i % 3 == 0))).collect();
+        let c = roc_curve(&s, &y, 101);
+        assert_eq!(c.len(), 101);
+        assert_eq!((c[0].fpr, c[0].tpr), (0.0, 0.0));
+        assert_eq!((c[100].fpr, c[100].tpr), (1.0, 1.0));
+        assert!(c.windows(2).all(|w| w[0].fpr <= w[1].fpr && w[0].tpr <= w[1].tpr));
+    }
+
+    #[test]
+    fn loss_is_stable_for_large_logits() {
+        let l = log_loss(&[1000.0, -1000.0], &[1.0, 0.0]);
+        assert!(l.is_finite() && l < 1e-12);
+        assert!((log_loss(&[0.0], &[1.0]) - std::f64::consts::LN_2).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,170 @@
+//! The MLP classifier, and its parameters in a backend-independent host form.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::prelude::Backend;
+use burn::tensor::activation::relu;
+use burn::tensor::{Tensor, TensorData};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// Multi-layer perceptron: `Linear → ReLU → dropout` per hidden layer, then a linear
+/// layer to one logit.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// Hidden layers, input side first, then the output layer (one unit).
+    pub layers: Vec<Linear<B>>,
+}
+
+/// One dense layer on the host, PyTorch layout: `weight` is `[d_out, d_in]` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseLayer {
+    /// Inputs.
+    pub d_in: usize,
+    /// Outputs.
+    pub d_out: usize,
+    /// `d_out × d_in`, row-major.
+    pub weight: Vec<f32>,
+    /// `d_out`.
+    pub bias: Vec<f32>,
+}
+
+/// All parameters of an MLP on the host, layers input side first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlpParams {
+    /// The layers; the last has one output.
+    pub layers: Vec<DenseLayer>,
+}
+
+impl MlpParams {
+    /// Initial weights drawn from `rng` (PyTorch's default for linear layers:
+    /// `U(-1/√fan_in, 1/√fan_in)` for weights and biases). Drawing them here rather than
+    /// from the backend's global generator makes a run depend on its seed alone.
+    pub fn init(d_input: usize, hidden: &[usize], rng: &mut ChaCha8Rng) -> Self {
+        let mut dims = vec![d_input];
+        dims.extend_from_slice(hidden);
+        dims.push(1);
+        let layers = dims
+            .windows(2)
+            .map(|w| {
+                let (d_in, d_out) = (w[0], w[1]);
+                let k = 1.0 / (d_in as f32).sqrt();
+                DenseLayer {
+                    d_in,
+                    d_out,
+                    weight: (0..d_in * d_out).map(|_| rng.random_range(-k..k)).collect(),
+                    bias: (0..d_out).map(|_| rng.random_range(-k..k)).collect(),
+                }
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// Input width.
+    pub fn d_input(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.d_in)
+    }
+
+    /// Logits for row-major `x` (`rows × d_input`), in f64 on the host. Slow but
+    /// independent of any backend: a reference to check other paths against.
+    pub fn forward_host(&self, x: &[f32]) -> Vec<f32> {
+        let d = self.d_input();
+        x.chunks(d)
+            .map(|row| {
+                let mut h: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+                let last = self.layers.len() - 1;
+                for (li, l) in self.layers.iter().enumerate() {
+                    let mut out: Vec<f64> = l.bias.iter().map(|&b| f64::from(b)).collect();
+                    for (o, acc) in out.iter_mut().enumerate() {
+                        let w = &l.weight[o * l.d_in..(o + 1) * l.d_in];
+                        *acc += w.iter().zip(&h).map(|(&w, &x)| f64::from(w) * x).sum::<f64>();
+                    }
+                    if li != last {
+                        out.iter_mut().for_each(|v| *v = v.max(0.0));
+                    }
+                    h = out;
+                }
+                h[0] as f32
+            })
+            .collect()
+    }
+
+    /// Build the burn module on `device`.
+    pub fn to_module<B: Backend>(&self, device: &B::Device) -> Mlp<B> {
+        Mlp {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| {
+                    // burn stores linear weights as [d_in, d_out].
+                    let w = Tensor::<B, 2>::from_data(
+                        TensorData::new(l.weight.clone(), [l.d_out, l.d_in]),
+                        device,
+                    )
+                    .transpose();
+                    let b = Tensor::<B, 1>::from_data(TensorData::new(l.bias.clone(), [l.d_out]), device);
+                    Linear {
+                        weight: Param::from_tensor(w),
+                        bias: Some(Param::from_tensor(b)),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Read a `[d_in, d_out]` burn weight into PyTorch's row-major `[d_out, d_in]`.
+pub(crate) fn weight_to_host<B: Backend>(w: Tensor<B, 2>) -> Vec<f32> {
+    tensor_to_vec(w.transpose())
+}
+
+pub(crate) fn tensor_to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .unwrap_or_else(|e| panic!("f32 tensor data expected: {e:?}"))
+}
+
+impl<B: Backend> Mlp<B> {
+    /// Logits for a batch.
+    ///
+    /// - `x`: `[batch, d_input]`, standardized features.
+    /// - `masks`: one dropout mask per hidden layer, `[batch, width]`, already scaled by
+    ///   `1 / (1 - p)`; `None` in evaluation.
+    /// - returns `[batch]`.
+    pub fn forward(&self, x: Tensor<B, 2>, masks: Option<Vec<Tensor<B, 2>>>) -> Tensor<B, 1> {
+        let last = self.layers.len() - 1;
+        let mut masks = masks.map(Vec::into_iter);
+        let mut h = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(h);
+            if i != last {
+                h = relu(h);
+                if let Some(m) = masks.as_mut().and_then(Iterator::next) {
+                    h = h * m;
+                }
+            }
+        }
+        let [batch, _] = h.dims();
+        h.reshape([batch])
+    }
+
+    /// Copy the parameters to the host.
+    pub fn to_params(&self) -> MlpParams {
+        MlpParams {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| {
+                    let [d_in, d_out] = l.weight.val().dims();
+                    DenseLayer {
+                        d_in,
+                        d_out,
+                        weight: weight_to_host(l.weight.val()),
+                        bias: l.bias.as_ref().map_or_else(|| vec![0.0; d_out], |b| tensor_to_vec(b.val())),
+                    }
+                })
+                .collect(),
+        }
+    }
+}

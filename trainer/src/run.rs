@@ -1,0 +1,431 @@
+//! `airlock train`: from a pipeline file to a complete run directory, or to nothing.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use airlock_schemas::{
+    BackendInfo, DatasetFingerprint, EpochMetrics, FileDigest, HoldoutMetrics, Hyperparameters, PipelineSpec,
+    SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
+};
+use burn::backend::{Autodiff, Flex, NdArray};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::training::{FitInput, FitOutput, Progress, fit, predict_logits, rng};
+use crate::{
+    Backend, CHECKPOINT_FILE, Checkpoint, DeviceSpec, PREPROCESS_FILE, Preprocess, TrainError, accuracy,
+    load_table, log_loss, roc_auc, roc_curve,
+};
+
+/// File name of the training record in a run directory.
+pub const RECORD_FILE: &str = "training-record.json";
+/// File name of the human-readable log in a run directory.
+pub const LOG_FILE: &str = "train.log";
+
+const STREAM_SPLIT: u64 = 0;
+
+/// Options of `airlock train`.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// Run directory to create; default `runs/<name>-<version>-<UTC time>`.
+    pub out: Option<PathBuf>,
+    /// Overrides the pipeline's `training.device`.
+    pub device: Option<String>,
+    /// Overrides the CPU backend (benchmarks compare them); `None` uses the default.
+    pub cpu_backend: Option<Backend>,
+    /// Draw progress bars on a terminal.
+    pub progress: bool,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// What was recorded in it.
+    pub record: TrainingRecord,
+}
+
+fn now() -> String {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc())
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Train the pipeline at `opts.pipeline` and write its run directory.
+///
+/// Everything is written to a hidden staging directory beside the target and renamed
+/// into place at the end, so a failed run leaves nothing that looks complete.
+pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
+    let started_at = now();
+    let pipeline_bytes =
+        std::fs::read(&opts.pipeline).map_err(|source| airlock_schemas::PipelineError::Read {
+            path: opts.pipeline.clone(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&pipeline_bytes);
+    let spec = PipelineSpec::from_toml_str(&text, &opts.pipeline)?;
+    let device_str = opts.device.clone().unwrap_or_else(|| spec.training.device.clone());
+    let device: DeviceSpec = device_str.parse()?;
+    let backend = match (device, opts.cpu_backend) {
+        (DeviceSpec::Cpu, Some(b)) => b,
+        _ => device.resolve()?,
+    };
+
+    let out = match &opts.out {
+        Some(o) => o.clone(),
+        None => {
+            let stamp = OffsetDateTime::now_utc().unix_timestamp();
+            PathBuf::from("runs").join(format!("{}-{}-{stamp}", spec.release.name, spec.release.version))
+        }
+    };
+    check_out_dir(&out)?;
+
+    let source = spec.data_source(&opts.pipeline);
+    let table = load_table(&source, &spec.data.features, Some(&spec.data.label))?;
+    let labels = table.labels.clone().unwrap_or_default();
+
+    // Split.
+    let n = table.rows();
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut rng(spec.training.seed, STREAM_SPLIT));
+    let n_train = (n as f64 * spec.splits.train).round() as usize;
+    let n_val = (n as f64 * spec.splits.validation).round() as usize;
+    let (train_idx, rest) = idx.split_at(n_train.min(n));
+    let (val_idx, hold_idx) = rest.split_at(n_val.min(rest.len()));
+    let split_err = |message: String| TrainError::Split {
+        path: source.clone(),
+        message,
+    };
+    for (name, rows) in [("train", train_idx), ("validation", val_idx), ("holdout", hold_idx)] {
+        if rows.is_empty() {
+            return Err(split_err(format!("{n} rows leave the {name} split empty")));
+        }
+        if name != "validation" {
+            let pos = rows.iter().filter(|&&r| labels[r] > 0.5).count();
+            if pos == 0 || pos == rows.len() {
+                return Err(split_err(format!(
+                    "the {name} split ({} rows) holds only one class of label {:?}",
+                    rows.len(),
+                    spec.data.label
+                )));
+            }
+        }
+    }
+
+    let pre = Preprocess::fit(&table.feature_names, &table.features, train_idx);
+    let pick = |rows: &[usize]| rows.iter().map(|&r| labels[r]).collect::<Vec<_>>();
+    let input = FitInput {
+        width: table.width(),
+        x_train: pre.apply(&table.features, train_idx.iter().copied()),
+        y_train: pick(train_idx),
+        x_val: pre.apply(&table.features, val_idx.iter().copied()),
+        y_val: pick(val_idx),
+        hidden: spec.model.hidden.clone(),
+        dropout: spec.model.dropout,
+        learning_rate: spec.optimizer.learning_rate,
+        weight_decay: spec.optimizer.weight_decay,
+        epochs: spec.training.epochs,
+        batch_size: spec.training.batch_size,
+        seed: spec.training.seed,
+    };
+    let x_hold = pre.apply(&table.features, hold_idx.iter().copied());
+    let y_hold = pick(hold_idx);
+
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| TrainError::io("create directory", &parent, e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".airlock-run-")
+        .tempdir_in(&parent)
+        .map_err(|e| TrainError::io("create a staging directory in", &parent, e))?;
+    let log_path = staging.path().join(LOG_FILE);
+    let log = std::fs::File::create(&log_path).map_err(|e| TrainError::io("create", &log_path, e))?;
+    let mut reporter = Reporter::new(log, opts.progress);
+    reporter.line(&format!(
+        "airlock {} training {} {} on {} ({}, {} threads)",
+        env!("CARGO_PKG_VERSION"),
+        spec.release.name,
+        spec.release.version,
+        device,
+        backend,
+        threads()
+    ));
+    reporter.line(&format!(
+        "data: {} rows from {} (sha256 {}); splits train {} / validation {} / holdout {}",
+        n,
+        source.display(),
+        table.fingerprint.sha256,
+        train_idx.len(),
+        val_idx.len(),
+        hold_idx.len()
+    ));
+
+    let fitted = fit_on(backend, device, &input, &mut reporter)?;
+
+    // Holdout metrics, from the host copy of the weights through the same backend kind.
+    let hold_logits = {
+        let d = Default::default();
+        predict_logits(&fitted.params.to_module::<Flex>(&d), &x_hold, input.width, &d)
+    };
+    let roc = roc_auc(&hold_logits, &y_hold).unwrap_or(0.5);
+    let holdout = HoldoutMetrics {
+        loss: log_loss(&hold_logits, &y_hold),
+        accuracy: accuracy(&hold_logits, &y_hold),
+        roc_auc: roc,
+        positive_rate: y_hold.iter().filter(|&&y| y > 0.5).count() as f64 / y_hold.len() as f64,
+        roc_curve: roc_curve(&hold_logits, &y_hold, 101),
+    };
+    reporter.line(&format!(
+        "holdout: ROC AUC {:.4}, accuracy {:.4}, loss {:.4} ({} rows)",
+        holdout.roc_auc,
+        holdout.accuracy,
+        holdout.loss,
+        y_hold.len()
+    ));
+
+    let (git_commit, git_dirty) = git_state(opts.pipeline.parent().unwrap_or(Path::new(".")));
+    let rows_per_second = fitted.rows_per_second(train_idx.len());
+    reporter.line(&format!("throughput: {rows_per_second:.0} training rows/s"));
+    let record = TrainingRecord {
+        schema_version: TRAINING_RECORD_VERSION,
+        model_name: spec.release.name.clone(),
+        model_version: spec.release.version.clone(),
+        pipeline: FileDigest {
+            path: opts.pipeline.display().to_string(),
+            sha256: hex::encode(Sha256::digest(&pipeline_bytes)),
+        },
+        dataset: DatasetFingerprint {
+            files: vec![table.fingerprint.clone()],
+        },
+        splits: SplitSizes {
+            train: train_idx.len() as u64,
+            validation: val_idx.len() as u64,
+            holdout: hold_idx.len() as u64,
+        },
+        hyperparameters: Hyperparameters {
+            model: spec.model.clone(),
+            features: spec.data.features.clone(),
+            label: spec.data.label.clone(),
+            optimizer: spec.optimizer.clone(),
+            epochs: spec.training.epochs,
+            batch_size: spec.training.batch_size,
+        },
+        seed: spec.training.seed,
+        backend: BackendInfo {
+            name: backend.name().to_owned(),
+            device: device.to_string(),
+            threads: threads(),
+        },
+        epochs: fitted.epochs.clone(),
+        holdout,
+        train_rows_per_second: rows_per_second,
+        git_commit,
+        git_dirty,
+        airlock_version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at,
+        finished_at: now(),
+    };
+
+    let ckpt = Checkpoint {
+        params: fitted.params.clone(),
+        optimizer_step: fitted.optimizer_step,
+        optimizer: fitted.optimizer.clone(),
+        metadata: [
+            ("epochs".to_owned(), spec.training.epochs.to_string()),
+            ("seed".to_owned(), spec.training.seed.to_string()),
+            ("backend".to_owned(), backend.name().to_owned()),
+            ("features".to_owned(), spec.data.features.join(",")),
+            ("finished_at".to_owned(), record.finished_at.clone()),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let dir = staging.path();
+    ckpt.write(&dir.join(CHECKPOINT_FILE))?;
+    write_json(&dir.join(PREPROCESS_FILE), &pre)?;
+    write_json(&dir.join(RECORD_FILE), &record)?;
+    reporter.line(&format!("run directory: {}", out.display()));
+    reporter.finish().map_err(|e| TrainError::io("write", &log_path, e))?;
+
+    // Make the files durable before the rename publishes them.
+    for name in [CHECKPOINT_FILE, PREPROCESS_FILE, RECORD_FILE, LOG_FILE] {
+        let p = dir.join(name);
+        std::fs::File::open(&p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| TrainError::io("sync", &p, e))?;
+    }
+    let staged = staging.keep();
+    if out.exists() {
+        // An empty directory (checked above) may be replaced.
+        std::fs::remove_dir(&out).map_err(|e| TrainError::io("replace", &out, e))?;
+    }
+    if let Err(e) = std::fs::rename(&staged, &out) {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(TrainError::io("move the finished run into", &out, e));
+    }
+    Ok(RunSummary { run_dir: out, record })
+}
+
+fn check_out_dir(out: &Path) -> Result<(), TrainError> {
+    match std::fs::read_dir(out) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                Err(TrainError::OutputExists { path: out.to_owned() })
+            } else {
+                Ok(())
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            Err(TrainError::OutputExists { path: out.to_owned() })
+        }
+        Err(e) => Err(TrainError::io("inspect", out, e)),
+    }
+}
+
+fn fit_on(
+    backend: Backend,
+    device: DeviceSpec,
+    input: &FitInput,
+    progress: &mut dyn Progress,
+) -> Result<FitOutput, TrainError> {
+    match backend {
+        Backend::Flex => fit::<Autodiff<Flex>>(input, &Default::default(), progress),
+        Backend::NdArray => fit::<Autodiff<NdArray>>(input, &Default::default(), progress),
+        Backend::Cuda => fit_cuda(device, input, progress),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn fit_cuda(device: DeviceSpec, input: &FitInput, progress: &mut dyn Progress) -> Result<FitOutput, TrainError> {
+    use burn::backend::Cuda;
+    use burn::backend::cuda::CudaDevice;
+    let index = match device {
+        DeviceSpec::Cuda(i) => i,
+        DeviceSpec::Cpu => 0,
+    };
+    fit::<Autodiff<Cuda>>(input, &CudaDevice::new(index), progress)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn fit_cuda(device: DeviceSpec, _input: &FitInput, _progress: &mut dyn Progress) -> Result<FitOutput, TrainError> {
+    Err(crate::DeviceError::CudaNotBuilt { device }.into())
+}
+
+fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| TrainError::io("serialize", path, e.into()))?;
+    text.push('\n');
+    std::fs::write(path, text).map_err(|e| TrainError::io("write", path, e))
+}
+
+fn git_state(dir: &Path) -> (Option<String>, Option<bool>) {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "HEAD"]).filter(|s| !s.is_empty());
+    let dirty = commit
+        .as_ref()
+        .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))
+        .map(|s| !s.is_empty());
+    (commit, dirty)
+}
+
+/// Shows progress on stderr (a bar per epoch on a terminal, a line per epoch always) and
+/// keeps the same lines in the run's log.
+struct Reporter {
+    log: std::io::BufWriter<std::fs::File>,
+    bar: Option<ProgressBar>,
+    show_bars: bool,
+    epochs: usize,
+    error: Option<std::io::Error>,
+}
+
+impl Reporter {
+    fn new(log: std::fs::File, show_bars: bool) -> Self {
+        Self {
+            log: std::io::BufWriter::new(log),
+            bar: None,
+            show_bars,
+            epochs: 0,
+            error: None,
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+        if let Err(e) = writeln!(self.log, "{} {text}", now()) {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.log.flush()
+    }
+}
+
+impl Progress for Reporter {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
+        self.epochs = epochs;
+        if self.show_bars {
+            let bar = ProgressBar::new(batches as u64);
+            bar.set_style(
+                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{epoch}/{epochs}"));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            self.bar = Some(bar);
+        }
+    }
+
+    fn batch(&mut self, done: usize, loss: f64, accuracy: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+            bar.set_message(format!("loss {loss:.4} acc {accuracy:.4}"));
+        }
+    }
+
+    fn epoch_end(&mut self, m: &EpochMetrics) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        self.line(&format!(
+            "epoch {:>3}/{}  train loss {:.4} acc {:.4}  validation loss {:.4} acc {:.4}  ({:.2}s)",
+            m.epoch, self.epochs, m.train_loss, m.train_accuracy, m.validation_loss, m.validation_accuracy, m.seconds
+        ));
+    }
+}

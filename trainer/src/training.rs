@@ -1,0 +1,286 @@
+//! The training loop: mini-batch Adam on binary cross-entropy, with per-epoch validation.
+
+use std::time::Instant;
+
+use airlock_schemas::EpochMetrics;
+use burn::module::AutodiffModule;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::activation::relu;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::checkpoint::AdamMoments;
+use crate::metrics::{accuracy, log_loss};
+use crate::model::{Mlp, tensor_to_vec, weight_to_host};
+use crate::{MlpParams, TrainError};
+
+/// Standardized data and settings for [`fit`].
+#[derive(Debug, Clone)]
+pub struct FitInput {
+    /// Features per row.
+    pub width: usize,
+    /// Training rows, row-major, standardized.
+    pub x_train: Vec<f32>,
+    /// Training labels (0/1).
+    pub y_train: Vec<f32>,
+    /// Validation rows.
+    pub x_val: Vec<f32>,
+    /// Validation labels.
+    pub y_val: Vec<f32>,
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Dropout probability.
+    pub dropout: f64,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+    /// Passes over the training rows.
+    pub epochs: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Seed for initial weights, shuffling and dropout.
+    pub seed: u64,
+}
+
+/// What [`fit`] returns: everything on the host, independent of the backend.
+#[derive(Debug, Clone)]
+pub struct FitOutput {
+    /// Trained parameters.
+    pub params: MlpParams,
+    /// Adam steps taken.
+    pub optimizer_step: usize,
+    /// Adam moments per layer (weight, bias), PyTorch layout.
+    pub optimizer: Vec<(AdamMoments, AdamMoments)>,
+    /// Metrics per epoch.
+    pub epochs: Vec<EpochMetrics>,
+    /// Seconds spent in training steps (validation excluded).
+    pub train_seconds: f64,
+}
+
+impl FitOutput {
+    /// Training rows processed per second of training steps.
+    pub fn rows_per_second(&self, train_rows: usize) -> f64 {
+        (train_rows * self.epochs.len()) as f64 / self.train_seconds.max(1e-9)
+    }
+}
+
+/// Receives progress while [`fit`] runs.
+pub trait Progress {
+    /// An epoch with `batches` steps begins.
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
+    /// `done` steps of the epoch are finished; running mean loss and accuracy so far.
+    fn batch(&mut self, _done: usize, _loss: f64, _accuracy: f64) {}
+    /// An epoch ended.
+    fn epoch_end(&mut self, _metrics: &EpochMetrics) {}
+}
+
+/// A [`Progress`] that shows nothing.
+impl Progress for () {}
+
+// Independent random streams derived from the one seed, so that changing, say, the
+// dropout rate does not change the initial weights.
+const STREAM_INIT: u64 = 1;
+const STREAM_SHUFFLE: u64 = 2;
+const STREAM_DROPOUT: u64 = 3;
+/// Rows per forward pass when evaluating.
+const EVAL_CHUNK: usize = 8192;
+/// How often (in steps) running metrics are read back for the progress display.
+const PROGRESS_EVERY: usize = 16;
+
+pub(crate) fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(stream);
+    r
+}
+
+/// Train an MLP on backend `B` and device `device`.
+pub fn fit<B: AutodiffBackend>(
+    input: &FitInput,
+    device: &B::Device,
+    progress: &mut dyn Progress,
+) -> Result<FitOutput, TrainError> {
+    let width = input.width;
+    let n_train = input.y_train.len();
+    let params = MlpParams::init(width, &input.hidden, &mut rng(input.seed, STREAM_INIT));
+    let mut model: Mlp<B> = params.to_module(device);
+    let mut optim = AdamConfig::new()
+        // PyTorch's default, so that learning rates mean the same in both.
+        .with_epsilon(1e-8)
+        .with_weight_decay((input.weight_decay > 0.0).then(|| WeightDecayConfig::new(input.weight_decay as f32)))
+        .init::<B, Mlp<B>>();
+
+    let mut shuffle = rng(input.seed, STREAM_SHUFFLE);
+    let mut dropout_rng = rng(input.seed, STREAM_DROPOUT);
+    let mut order: Vec<usize> = (0..n_train).collect();
+    let batches = n_train.div_ceil(input.batch_size);
+    let mut xb = Vec::with_capacity(input.batch_size * width);
+    let mut yb = Vec::with_capacity(input.batch_size);
+    let mut epochs = Vec::with_capacity(input.epochs);
+    let mut train_seconds = 0.0;
+    let mut steps = 0usize;
+
+    for epoch in 1..=input.epochs {
+        progress.epoch_start(epoch, input.epochs, batches);
+        order.shuffle(&mut shuffle);
+        let started = Instant::now();
+        let zero = || Tensor::<B::InnerBackend, 1>::zeros([1], device);
+        let (mut loss_sum, mut correct_sum) = (zero(), zero());
+        let mut seen = 0usize;
+        for (b, chunk) in order.chunks(input.batch_size).enumerate() {
+            let bs = chunk.len();
+            xb.clear();
+            yb.clear();
+            for &r in chunk {
+                xb.extend_from_slice(&input.x_train[r * width..(r + 1) * width]);
+                yb.push(input.y_train[r]);
+            }
+            let x = Tensor::<B, 2>::from_data(TensorData::new(xb.clone(), [bs, width]), device);
+            let y = Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(yb.clone(), [bs]), device);
+            let masks = (input.dropout > 0.0).then(|| {
+                input
+                    .hidden
+                    .iter()
+                    .map(|&w| dropout_mask::<B>(&mut dropout_rng, bs, w, input.dropout, device))
+                    .collect()
+            });
+            let logits = model.forward(x, masks);
+            let loss = bce_with_logits(logits.clone(), Tensor::from_inner(y.clone()));
+
+            let z = logits.inner();
+            loss_sum = loss_sum + loss.clone().inner().mul_scalar(bs as f64);
+            // (2y - 1)·z > 0 exactly when the prediction is right.
+            correct_sum = correct_sum + (y.mul_scalar(2.0).sub_scalar(1.0) * z).sign().add_scalar(1.0).sum().div_scalar(2.0);
+            seen += bs;
+
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(input.learning_rate, model, grads);
+            steps += 1;
+
+            if (b + 1) % PROGRESS_EVERY == 0 || b + 1 == batches {
+                let l = scalar(&loss_sum) / seen as f64;
+                let a = scalar(&correct_sum) / seen as f64;
+                progress.batch(b + 1, l, a);
+            }
+        }
+        let train_loss = scalar(&loss_sum) / n_train as f64;
+        let train_accuracy = scalar(&correct_sum) / n_train as f64;
+        B::sync(device).ok();
+        let seconds = started.elapsed().as_secs_f64();
+        train_seconds += seconds;
+        if !train_loss.is_finite() {
+            return Err(TrainError::Diverged { epoch, loss: train_loss });
+        }
+
+        let val_logits = predict_logits(&model.valid(), &input.x_val, width, device);
+        let metrics = EpochMetrics {
+            epoch,
+            train_loss,
+            train_accuracy,
+            validation_loss: log_loss(&val_logits, &input.y_val),
+            validation_accuracy: accuracy(&val_logits, &input.y_val),
+            seconds,
+        };
+        progress.epoch_end(&metrics);
+        epochs.push(metrics);
+    }
+
+    let optimizer = adam_moments(&optim.to_record(), &model);
+    Ok(FitOutput {
+        params: model.valid().to_params(),
+        optimizer_step: steps,
+        optimizer,
+        epochs,
+        train_seconds,
+    })
+}
+
+fn scalar<B: burn::prelude::Backend>(t: &Tensor<B, 1>) -> f64 {
+    t.clone().into_scalar().elem::<f64>()
+}
+
+/// Mean binary cross-entropy of logits `z` against labels `y`, in the stable form
+/// `max(z, 0) − z·y + ln(1 + e^−|z|)`.
+fn bce_with_logits<B: burn::prelude::Backend>(z: Tensor<B, 1>, y: Tensor<B, 1>) -> Tensor<B, 1> {
+    (relu(z.clone()) - z.clone() * y + z.abs().neg().exp().log1p()).mean()
+}
+
+/// An inverted-dropout mask `[rows, width]`: 0 with probability `p`, else `1 / (1 − p)`.
+///
+/// Drawn from a SplitMix64 stream seeded from the run's ChaCha dropout stream: one
+/// ChaCha draw per mask keeps runs reproducible, and SplitMix keeps the cost per element
+/// at a few instructions.
+fn dropout_mask<B: AutodiffBackend>(
+    rng: &mut ChaCha8Rng,
+    rows: usize,
+    width: usize,
+    p: f64,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let mut state = rng.next_u64();
+    let keep = (1.0 / (1.0 - p)) as f32;
+    // Compare 32-bit halves against p scaled to 2^32.
+    let threshold = (p * 4_294_967_296.0) as u64;
+    let n = rows * width;
+    let mut mask = Vec::with_capacity(n);
+    while mask.len() < n {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        for half in [z & 0xFFFF_FFFF, z >> 32] {
+            if mask.len() < n {
+                mask.push(if half < threshold { 0.0 } else { keep });
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(mask, [rows, width]), device)
+}
+
+/// Logits of a model (without autodiff) for row-major rows `x`.
+pub(crate) fn predict_logits<B: burn::prelude::Backend>(
+    model: &Mlp<B>,
+    x: &[f32],
+    width: usize,
+    device: &B::Device,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len() / width.max(1));
+    for chunk in x.chunks(EVAL_CHUNK * width) {
+        let rows = chunk.len() / width;
+        let t = Tensor::<B, 2>::from_data(TensorData::new(chunk.to_vec(), [rows, width]), device);
+        out.extend(tensor_to_vec(model.forward(t, None)));
+    }
+    out
+}
+
+type AdamRecord<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Mlp<B>, B>;
+
+fn adam_moments<B: AutodiffBackend>(
+    record: &<AdamRecord<B> as Optimizer<Mlp<B>, B>>::Record,
+    model: &Mlp<B>,
+) -> Vec<(AdamMoments, AdamMoments)> {
+    model
+        .layers
+        .iter()
+        .filter_map(|l| {
+            let bias = l.bias.as_ref()?;
+            let w = record.get(&l.weight.id)?.clone().into_state::<2>().momentum;
+            let b = record.get(&bias.id)?.clone().into_state::<1>().momentum;
+            Some((
+                AdamMoments {
+                    exp_avg: weight_to_host(w.moment_1),
+                    exp_avg_sq: weight_to_host(w.moment_2),
+                },
+                AdamMoments {
+                    exp_avg: tensor_to_vec(b.moment_1),
+                    exp_avg_sq: tensor_to_vec(b.moment_2),
+                },
+            ))
+        })
+        .collect()
+}
