@@ -1,1 +1,4 @@
+//! End-to-end tests of the `airlock` binary. One test binary, a module per topic.
 
+mod helpers;
+mod train;

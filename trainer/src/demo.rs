@@ -184,8 +184,8 @@ impl Transaction {
         // Fraud is likelier on compromised cards and on risky combinations, with noise:
         // the label is learnable but not a function of the features.
         let risky_merchant = matches!(merchant_category, 5 | 7 | 11 | 14);
-        let logit = -3.6
-            + if compromised { 2.2 } else { 0.0 }
+        let logit = -4.4
+            + if compromised { 3.4 } else { 0.0 }
             + 0.9 * (ratio.ln()).max(0.0)
             + if hour < 6 { 0.7 } else { 0.0 }
             + 0.35 * (distance_km.ln() - 2.0).max(0.0)
@@ -194,7 +194,7 @@ impl Transaction {
             + if risky_merchant && is_online { 0.6 } else { 0.0 }
             - 0.35 * (f64::from(account_age_days) / 365.0).ln().min(1.5)
             + 0.5 * f64::from(failed_pin_attempts)
-            + 0.6 * normal(rng);
+            + 0.4 * normal(rng);
         let fraud = rng.random::<f64>() < 1.0 / (1.0 + (-logit).exp());
 
         Self {
