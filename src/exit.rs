@@ -24,17 +24,27 @@ impl Failure {
     pub fn classify(err: &anyhow::Error) -> Self {
         for cause in err.chain() {
             if let Some(e) = cause.downcast_ref::<airlock_trainer::TrainError>() {
-                return if e.is_bad_input() { Self::BadInput } else { Self::Environment };
+                return if e.is_bad_input() {
+                    Self::BadInput
+                } else {
+                    Self::Environment
+                };
             }
             if cause.downcast_ref::<airlock_trainer::DataError>().is_some()
-                || cause.downcast_ref::<airlock_schemas::PipelineError>().is_some()
-                || cause.downcast_ref::<airlock_trainer::DeviceError>().is_some()
+                || cause
+                    .downcast_ref::<airlock_schemas::PipelineError>()
+                    .is_some()
+                || cause
+                    .downcast_ref::<airlock_trainer::DeviceError>()
+                    .is_some()
             {
                 return Self::BadInput;
             }
             if let Some(e) = cause.downcast_ref::<airlock_trainer::PredictError>() {
                 return match e {
-                    airlock_trainer::PredictError::Data(_) | airlock_trainer::PredictError::Run { .. } | airlock_trainer::PredictError::Checkpoint(_) => Self::BadInput,
+                    airlock_trainer::PredictError::Data(_)
+                    | airlock_trainer::PredictError::Run { .. }
+                    | airlock_trainer::PredictError::Checkpoint(_) => Self::BadInput,
                 };
             }
         }

@@ -9,7 +9,7 @@ pub use pipeline::{
 };
 pub use training_record::{
     BackendInfo, DatasetFile, DatasetFingerprint, EpochMetrics, FileDigest, HoldoutMetrics,
-    Hyperparameters, RocPoint, SplitSizes, TrainingRecord, TRAINING_RECORD_VERSION,
+    Hyperparameters, RocPoint, SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
 };
 
 /// Every document type with a JSON Schema under `schemas/json/`, by file stem.

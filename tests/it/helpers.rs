@@ -63,7 +63,15 @@ impl Sandbox {
     /// Demo data with `rows` rows at `data.csv`.
     pub fn demo_data(&self, rows: usize, seed: u64) -> PathBuf {
         let p = self.join("data.csv");
-        self.ok(&["demo-data", "--rows", &rows.to_string(), "--seed", &seed.to_string(), "--out", p.to_str().expect("utf-8 path")]);
+        self.ok(&[
+            "demo-data",
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+            p.to_str().expect("utf-8 path"),
+        ]);
         p
     }
 
@@ -73,7 +81,10 @@ impl Sandbox {
             "source = \"../data/transactions.csv\"",
             &format!("source = {:?}", data.to_str().expect("utf-8 path")),
         );
-        assert!(text.contains(data.to_str().expect("utf-8")), "pipeline source line changed");
+        assert!(
+            text.contains(data.to_str().expect("utf-8")),
+            "pipeline source line changed"
+        );
         for (from, to) in edits {
             assert!(text.contains(from), "pipeline has no {from:?}");
             text = text.replacen(from, to, 1);

@@ -17,20 +17,38 @@ fn train_writes_a_complete_run_directory() {
     assert_eq!(stdout.trim(), "run", "train prints the run directory");
 
     let run = sb.join("run");
-    for f in ["checkpoint.safetensors", "preprocess.json", "training-record.json", "train.log"] {
+    for f in [
+        "checkpoint.safetensors",
+        "preprocess.json",
+        "training-record.json",
+        "train.log",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
-    let names: Vec<String> = tensors(&run.join("checkpoint.safetensors")).into_iter().map(|t| t.0).collect();
+    let names: Vec<String> = tensors(&run.join("checkpoint.safetensors"))
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
     // Parameters and Adam's moments, as a real trainer checkpoints them.
     assert!(names.contains(&"layers.0.weight".to_owned()), "{names:?}");
     assert!(names.contains(&"layers.2.bias".to_owned()), "{names:?}");
-    assert!(names.contains(&"optimizer.layers.0.weight.exp_avg_sq".to_owned()), "{names:?}");
-    assert_eq!(names.len(), 3 * 2 * 3, "3 layers × (weight, bias) × (param, exp_avg, exp_avg_sq)");
+    assert!(
+        names.contains(&"optimizer.layers.0.weight.exp_avg_sq".to_owned()),
+        "{names:?}"
+    );
+    assert_eq!(
+        names.len(),
+        3 * 2 * 3,
+        "3 layers × (weight, bias) × (param, exp_avg, exp_avg_sq)"
+    );
 
     let r = record(&run);
     assert_eq!(r["model_name"], "fraud-detector");
     assert_eq!(r["dataset"]["files"][0]["rows"], 6000);
-    assert_eq!(r["dataset"]["files"][0]["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(
+        r["dataset"]["files"][0]["sha256"].as_str().map(str::len),
+        Some(64)
+    );
     assert_eq!(r["splits"]["train"], 4200);
     assert_eq!(r["splits"]["validation"], 900);
     assert_eq!(r["splits"]["holdout"], 900);
@@ -38,11 +56,19 @@ fn train_writes_a_complete_run_directory() {
     assert_eq!(r["backend"]["device"], "cpu");
     assert_eq!(r["epochs"].as_array().map(Vec::len), Some(3));
     let auc = r["holdout"]["roc_auc"].as_f64().expect("auc");
-    assert!(auc > 0.75, "even 3 epochs on 4200 rows learn something: {auc}");
-    assert!(r["pipeline"]["sha256"].as_str().is_some_and(|s| s.len() == 64));
+    assert!(
+        auc > 0.75,
+        "even 3 epochs on 4200 rows learn something: {auc}"
+    );
+    assert!(
+        r["pipeline"]["sha256"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
 
     let pre: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("preprocess.json")).expect("read")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(run.join("preprocess.json")).expect("read"))
+            .expect("json");
     assert_eq!(pre["features"].as_array().map(Vec::len), Some(12));
 }
 
@@ -55,11 +81,20 @@ fn same_seed_gives_bit_identical_weights() {
     let p = p.to_str().expect("utf-8");
     sb.ok(&["train", p, "--out", "a", "--no-progress"]);
     sb.ok(&["train", p, "--out", "b", "--no-progress"]);
-    sb.ok(&["train", p2.to_str().expect("utf-8"), "--out", "c", "--no-progress"]);
+    sb.ok(&[
+        "train",
+        p2.to_str().expect("utf-8"),
+        "--out",
+        "c",
+        "--no-progress",
+    ]);
     let a = tensors(&sb.join("a/checkpoint.safetensors"));
     let b = tensors(&sb.join("b/checkpoint.safetensors"));
     let c = tensors(&sb.join("c/checkpoint.safetensors"));
-    assert!(a == b, "same seed, same backend: weights and optimizer state must be identical");
+    assert!(
+        a == b,
+        "same seed, same backend: weights and optimizer state must be identical"
+    );
     assert!(a != c, "a different seed must give different weights");
 }
 
@@ -69,10 +104,18 @@ fn predict_rebuilds_the_model_from_the_run_directory() {
     let data = sb.demo_data(3000, 3);
     let p = sb.pipeline("p.toml", &data, QUICK);
     sb.ok(&["train", p.to_str().expect("utf-8"), "--out", "run"]);
-    let out = sb.ok(&["predict", "--run", "run", "--input", data.to_str().expect("utf-8")]);
+    let out = sb.ok(&[
+        "predict",
+        "--run",
+        "run",
+        "--input",
+        data.to_str().expect("utf-8"),
+    ]);
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("probability"));
-    let probs: Vec<f64> = lines.map(|l| l.parse().expect("a number per line")).collect();
+    let probs: Vec<f64> = lines
+        .map(|l| l.parse().expect("a number per line"))
+        .collect();
     assert_eq!(probs.len(), 3000);
     assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
     // The scores separate the classes as well as training said they do.
@@ -95,11 +138,24 @@ fn cuda_device_without_cuda_support_fails_clearly() {
     let sb = Sandbox::new();
     let data = sb.demo_data(500, 4);
     let p = sb.pipeline("p.toml", &data, QUICK);
-    let err = sb.fails(&["train", p.to_str().expect("utf-8"), "--out", "run", "--device", "cuda:0"], 3);
+    let err = sb.fails(
+        &[
+            "train",
+            p.to_str().expect("utf-8"),
+            "--out",
+            "run",
+            "--device",
+            "cuda:0",
+        ],
+        3,
+    );
     if cfg!(feature = "cuda") {
         assert!(err.contains("cuda:0"), "{err}");
     } else {
-        assert!(err.contains("cuda:0") && err.contains("--features cuda"), "{err}");
+        assert!(
+            err.contains("cuda:0") && err.contains("--features cuda"),
+            "{err}"
+        );
     }
     assert!(!sb.join("run").exists());
     let err = sb.fails(&["train", p.to_str().expect("utf-8"), "--device", "tpu"], 3);
@@ -110,7 +166,10 @@ fn cuda_device_without_cuda_support_fails_clearly() {
 /// (nor a staging directory) left behind.
 fn refused(sb: &Sandbox, pipeline: &std::path::Path, expect: &[&str]) {
     let before = sb.entries();
-    let err = sb.fails(&["train", pipeline.to_str().expect("utf-8"), "--out", "run"], 3);
+    let err = sb.fails(
+        &["train", pipeline.to_str().expect("utf-8"), "--out", "run"],
+        3,
+    );
     for e in expect {
         assert!(err.contains(e), "expected {e:?} in: {err}");
     }
@@ -122,14 +181,22 @@ fn refused(sb: &Sandbox, pipeline: &std::path::Path, expect: &[&str]) {
 fn missing_data_file_is_refused() {
     let sb = Sandbox::new();
     let p = sb.pipeline("p.toml", &sb.join("nope.csv"), &[]);
-    refused(&sb, &p, &["cannot read data file", "nope.csv", "No such file"]);
+    refused(
+        &sb,
+        &p,
+        &["cannot read data file", "nope.csv", "No such file"],
+    );
 }
 
 #[test]
 fn missing_label_column_is_refused() {
     let sb = Sandbox::new();
     let data = sb.demo_data(300, 5);
-    let p = sb.pipeline("p.toml", &data, &[("label = \"fraud\"", "label = \"is_fraud\"")]);
+    let p = sb.pipeline(
+        "p.toml",
+        &data,
+        &[("label = \"fraud\"", "label = \"is_fraud\"")],
+    );
     refused(&sb, &p, &["no label column \"is_fraud\""]);
 }
 
@@ -145,16 +212,28 @@ fn non_numeric_value_is_refused_naming_row_and_column() {
     lines[7] = cells.join(",");
     std::fs::write(&data, lines.join("\n") + "\n").expect("write");
     let p = sb.pipeline("p.toml", &data, &[]);
-    refused(&sb, &p, &["row 7", "line 8", "column \"amount\"", "not a number"]);
+    refused(
+        &sb,
+        &p,
+        &["row 7", "line 8", "column \"amount\"", "not a number"],
+    );
     let err = sb.fails(&["train", p.to_str().expect("utf-8")], 3);
-    assert!(!err.contains("twelve"), "a cell's content is never echoed: {err}");
+    assert!(
+        !err.contains("twelve"),
+        "a cell's content is never echoed: {err}"
+    );
 }
 
 #[test]
 fn csv_with_zero_data_rows_is_refused() {
     let sb = Sandbox::new();
     let data = sb.demo_data(10, 7);
-    let header = std::fs::read_to_string(&data).expect("read").lines().next().expect("header").to_owned();
+    let header = std::fs::read_to_string(&data)
+        .expect("read")
+        .lines()
+        .next()
+        .expect("header")
+        .to_owned();
     std::fs::write(&data, header + "\n").expect("write");
     let p = sb.pipeline("p.toml", &data, &[]);
     refused(&sb, &p, &["has no data rows"]);
@@ -164,15 +243,31 @@ fn csv_with_zero_data_rows_is_refused() {
 fn pipeline_with_unknown_key_is_refused() {
     let sb = Sandbox::new();
     let data = sb.demo_data(10, 8);
-    let p = sb.pipeline("p.toml", &data, &[("[training]", "[training]\nlearning_rat = 0.1")]);
-    refused(&sb, &p, &["invalid pipeline file", "unknown field `learning_rat`", "line"]);
+    let p = sb.pipeline(
+        "p.toml",
+        &data,
+        &[("[training]", "[training]\nlearning_rat = 0.1")],
+    );
+    refused(
+        &sb,
+        &p,
+        &[
+            "invalid pipeline file",
+            "unknown field `learning_rat`",
+            "line",
+        ],
+    );
 }
 
 #[test]
 fn identifier_listed_as_feature_is_refused() {
     let sb = Sandbox::new();
     let data = sb.demo_data(10, 9);
-    let p = sb.pipeline("p.toml", &data, &[("    \"amount\",", "    \"amount\",\n    \"ssn\",")]);
+    let p = sb.pipeline(
+        "p.toml",
+        &data,
+        &[("    \"amount\",", "    \"amount\",\n    \"ssn\",")],
+    );
     refused(&sb, &p, &["column \"ssn\"", "identifiers", "features"]);
 }
 
@@ -187,28 +282,65 @@ fn existing_run_directory_is_never_overwritten() {
     sb.write("run/keep.txt", "precious");
     let err = sb.fails(&["train", p.to_str().expect("utf-8"), "--out", "run"], 3);
     assert!(err.contains("already exists"), "{err}");
-    assert_eq!(std::fs::read_to_string(sb.join("run/keep.txt")).expect("kept"), "precious");
+    assert_eq!(
+        std::fs::read_to_string(sb.join("run/keep.txt")).expect("kept"),
+        "precious"
+    );
 }
 
 #[test]
 fn demo_data_is_deterministic_for_a_seed() {
     let sb = Sandbox::new();
-    sb.ok(&["demo-data", "--rows", "200", "--seed", "11", "--out", "a.csv"]);
-    sb.ok(&["demo-data", "--rows", "200", "--seed", "11", "--out", "b.csv"]);
-    sb.ok(&["demo-data", "--rows", "200", "--seed", "12", "--out", "c.csv"]);
+    sb.ok(&[
+        "demo-data",
+        "--rows",
+        "200",
+        "--seed",
+        "11",
+        "--out",
+        "a.csv",
+    ]);
+    sb.ok(&[
+        "demo-data",
+        "--rows",
+        "200",
+        "--seed",
+        "11",
+        "--out",
+        "b.csv",
+    ]);
+    sb.ok(&[
+        "demo-data",
+        "--rows",
+        "200",
+        "--seed",
+        "12",
+        "--out",
+        "c.csv",
+    ]);
     let read = |n: &str| std::fs::read(sb.join(n)).expect("read");
     assert_eq!(read("a.csv"), read("b.csv"));
     assert_ne!(read("a.csv"), read("c.csv"));
     let text = String::from_utf8(read("a.csv")).expect("utf-8");
     assert_eq!(text.lines().count(), 201);
-    assert!(text.lines().next().is_some_and(|h| h.contains("card_number") && h.ends_with("fraud")));
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|h| h.contains("card_number") && h.ends_with("fraud"))
+    );
 }
 
 #[test]
 fn help_lists_the_working_commands_and_exit_codes() {
     let sb = Sandbox::new();
     let out = sb.ok(&["--help"]);
-    for cmd in ["demo-data", "train", "predict", "Exit codes", "invalid input"] {
+    for cmd in [
+        "demo-data",
+        "train",
+        "predict",
+        "Exit codes",
+        "invalid input",
+    ] {
         assert!(out.contains(cmd), "{cmd} missing from --help:\n{out}");
     }
     sb.fails(&["train"], 2);

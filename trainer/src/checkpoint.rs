@@ -84,21 +84,38 @@ impl Checkpoint {
     pub fn to_bytes(&self) -> Result<Vec<u8>, safetensors::SafeTensorError> {
         let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for (i, l) in self.params.layers.iter().enumerate() {
-            owned.push((Self::param_name(i, "weight"), vec![l.d_out, l.d_in], to_le(&l.weight)));
+            owned.push((
+                Self::param_name(i, "weight"),
+                vec![l.d_out, l.d_in],
+                to_le(&l.weight),
+            ));
             owned.push((Self::param_name(i, "bias"), vec![l.d_out], to_le(&l.bias)));
             if let Some((w, b)) = self.optimizer.get(i) {
                 for (part, m, shape) in [
                     ("weight", w, vec![l.d_out, l.d_in]),
                     ("bias", b, vec![l.d_out]),
                 ] {
-                    owned.push((format!("optimizer.layers.{i}.{part}.exp_avg"), shape.clone(), to_le(&m.exp_avg)));
-                    owned.push((format!("optimizer.layers.{i}.{part}.exp_avg_sq"), shape, to_le(&m.exp_avg_sq)));
+                    owned.push((
+                        format!("optimizer.layers.{i}.{part}.exp_avg"),
+                        shape.clone(),
+                        to_le(&m.exp_avg),
+                    ));
+                    owned.push((
+                        format!("optimizer.layers.{i}.{part}.exp_avg_sq"),
+                        shape,
+                        to_le(&m.exp_avg_sq),
+                    ));
                 }
             }
         }
         let views = owned
             .iter()
-            .map(|(name, shape, data)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
+            .map(|(name, shape, data)| {
+                Ok((
+                    name.clone(),
+                    TensorView::new(Dtype::F32, shape.clone(), data)?,
+                ))
+            })
             .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
         let mut metadata = self.metadata.clone();
         metadata.insert("format".into(), FORMAT.into());
@@ -165,17 +182,21 @@ impl Checkpoint {
             let moments = |part: &str, shape: &[usize]| -> Option<AdamMoments> {
                 Some(AdamMoments {
                     exp_avg: get(&format!("optimizer.layers.{i}.{part}.exp_avg"), shape).ok()?,
-                    exp_avg_sq: get(&format!("optimizer.layers.{i}.{part}.exp_avg_sq"), shape).ok()?,
+                    exp_avg_sq: get(&format!("optimizer.layers.{i}.{part}.exp_avg_sq"), shape)
+                        .ok()?,
                 })
             };
-            if let (Some(w), Some(b)) = (moments("weight", &[d_out, d_in]), moments("bias", &[d_out])) {
+            if let (Some(w), Some(b)) =
+                (moments("weight", &[d_out, d_in]), moments("bias", &[d_out]))
+            {
                 optimizer.push((w, b));
             }
         }
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|source| CheckpointError::Format {
-            path: path.to_owned(),
-            source,
-        })?;
+        let (_, meta) =
+            SafeTensors::read_metadata(&bytes).map_err(|source| CheckpointError::Format {
+                path: path.to_owned(),
+                source,
+            })?;
         let metadata = meta.metadata().clone().unwrap_or_default();
         let optimizer_step = metadata
             .get("optimizer.step")

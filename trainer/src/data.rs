@@ -100,7 +100,11 @@ impl Table {
 }
 
 /// Read `path`, hash it, and parse the named feature columns (and label, if given).
-pub fn load_table(path: &Path, features: &[String], label: Option<&str>) -> Result<Table, DataError> {
+pub fn load_table(
+    path: &Path,
+    features: &[String],
+    label: Option<&str>,
+) -> Result<Table, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Read {
         path: path.to_owned(),
         source,
@@ -115,7 +119,9 @@ pub fn load_table(path: &Path, features: &[String], label: Option<&str>) -> Resu
         // The csv crate's messages describe structure (field counts, UTF-8 positions),
         // not cell contents, so they are safe to show.
         let message = match e.kind() {
-            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => {
                 format!("expected {expected_len} fields, found {len}")
             }
             csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_owned(),
@@ -249,7 +255,10 @@ mod tests {
     fn bad_cell_names_row_and_column_but_not_value() {
         let err = load("a,b,y\n1,2,0\n1,SECRET-VALUE,1\n", Some("y")).expect_err("bad");
         let msg = err.to_string();
-        assert!(msg.contains("row 2") && msg.contains("line 3") && msg.contains("\"b\""), "{msg}");
+        assert!(
+            msg.contains("row 2") && msg.contains("line 3") && msg.contains("\"b\""),
+            "{msg}"
+        );
         assert!(!msg.contains("SECRET"), "{msg}");
     }
 
@@ -257,11 +266,17 @@ mod tests {
     fn nan_and_empty_are_refused() {
         assert!(matches!(
             load("a,b\n1,NaN\n", None),
-            Err(DataError::NotNumeric { problem: "not finite", .. })
+            Err(DataError::NotNumeric {
+                problem: "not finite",
+                ..
+            })
         ));
         assert!(matches!(
             load("a,b\n1,\n", None),
-            Err(DataError::NotNumeric { problem: "empty", .. })
+            Err(DataError::NotNumeric {
+                problem: "empty",
+                ..
+            })
         ));
     }
 
@@ -275,12 +290,18 @@ mod tests {
 
     #[test]
     fn header_only_and_empty_files_have_no_rows() {
-        assert!(matches!(load("a,b,y\n", Some("y")), Err(DataError::NoRows { .. })));
+        assert!(matches!(
+            load("a,b,y\n", Some("y")),
+            Err(DataError::NoRows { .. })
+        ));
         assert!(matches!(load("", Some("y")), Err(DataError::NoRows { .. })));
     }
 
     #[test]
     fn ragged_rows_are_refused() {
-        assert!(matches!(load("a,b\n1,2,3\n", None), Err(DataError::Csv { line: 2, .. })));
+        assert!(matches!(
+            load("a,b\n1,2,3\n", None),
+            Err(DataError::Csv { line: 2, .. })
+        ));
     }
 }

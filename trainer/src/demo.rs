@@ -36,18 +36,88 @@ pub const DEMO_COLUMNS: [&str; 22] = [
 ];
 
 const FIRST: [&str; 40] = [
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas",
-    "Sarah", "Charles", "Karen", "Amelia", "Lukas", "Sofia", "Mateo", "Emma", "Noah", "Olivia",
-    "Liam", "Hannah", "Felix", "Clara", "Jonas", "Mia", "Elias", "Lea", "Ahmed", "Fatima",
-    "Wei", "Yuki", "Priya",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Amelia",
+    "Lukas",
+    "Sofia",
+    "Mateo",
+    "Emma",
+    "Noah",
+    "Olivia",
+    "Liam",
+    "Hannah",
+    "Felix",
+    "Clara",
+    "Jonas",
+    "Mia",
+    "Elias",
+    "Lea",
+    "Ahmed",
+    "Fatima",
+    "Wei",
+    "Yuki",
+    "Priya",
 ];
 const LAST: [&str; 40] = [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
-    "Moore", "Jackson", "Martin", "Muller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer",
-    "Wagner", "Becker", "Schulz", "Hoffmann", "Rossi", "Russo", "Ferrari", "Esposito", "Bianchi",
-    "Nguyen", "Kim", "Patel", "Tanaka", "Kowalski",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Muller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Schulz",
+    "Hoffmann",
+    "Rossi",
+    "Russo",
+    "Ferrari",
+    "Esposito",
+    "Bianchi",
+    "Nguyen",
+    "Kim",
+    "Patel",
+    "Tanaka",
+    "Kowalski",
 ];
 const DOMAINS: [&str; 6] = [
     "example.com",
@@ -66,7 +136,8 @@ pub fn write_demo_csv(out: &Path, rows: usize, seed: u64) -> Result<DemoSummary,
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).map_err(|source| TrainError::io("create directory", dir, source))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|source| TrainError::io("create directory", dir, source))?;
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|source| TrainError::io("create a temporary file in", dir, source))?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(tmp));
@@ -191,7 +262,11 @@ impl Transaction {
             + 0.35 * (distance_km.ln() - 2.0).max(0.0)
             + 0.12 * f64::from(txn_count_24h)
             + if is_online && is_foreign { 1.0 } else { 0.0 }
-            + if risky_merchant && is_online { 0.6 } else { 0.0 }
+            + if risky_merchant && is_online {
+                0.6
+            } else {
+                0.0
+            }
             - 0.35 * (f64::from(account_age_days) / 365.0).ln().min(1.5)
             + 0.5 * f64::from(failed_pin_attempts)
             + 0.4 * normal(rng);
@@ -341,11 +416,17 @@ pub fn iban_mod97(iban: &str) -> u32 {
 
 fn iban(rng: &mut ChaCha8Rng) -> String {
     let (country, bban) = if rng.random::<f64>() < 0.7 {
-        let bban: String = (0..18).map(|_| char::from(b'0' + rng.random_range(0..10))).collect();
+        let bban: String = (0..18)
+            .map(|_| char::from(b'0' + rng.random_range(0..10)))
+            .collect();
         ("DE", bban)
     } else {
-        let bank: String = (0..4).map(|_| char::from(b'A' + rng.random_range(0..26))).collect();
-        let digits: String = (0..14).map(|_| char::from(b'0' + rng.random_range(0..10))).collect();
+        let bank: String = (0..4)
+            .map(|_| char::from(b'A' + rng.random_range(0..26)))
+            .collect();
+        let digits: String = (0..14)
+            .map(|_| char::from(b'0' + rng.random_range(0..10)))
+            .collect();
         ("GB", format!("{bank}{digits}"))
     };
     let check = 98 - iban_mod97(&format!("{country}00{bban}"));

@@ -144,14 +144,16 @@ pub(crate) mod cuda {
             t.sum().into_scalar()
         });
         std::panic::set_hook(hook);
-        result.map(|_| ()).map_err(|payload| DeviceError::Unavailable {
-            device: DeviceSpec::Cuda(index),
-            reason: payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_else(|| "the CUDA driver could not be initialized".to_owned()),
-        })
+        result
+            .map(|_| ())
+            .map_err(|payload| DeviceError::Unavailable {
+                device: DeviceSpec::Cuda(index),
+                reason: payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "the CUDA driver could not be initialized".to_owned()),
+            })
     }
 }
 
@@ -163,7 +165,10 @@ mod tests {
     fn parses_devices() {
         assert_eq!("cpu".parse::<DeviceSpec>().ok(), Some(DeviceSpec::Cpu));
         assert_eq!("cuda".parse::<DeviceSpec>().ok(), Some(DeviceSpec::Cuda(0)));
-        assert_eq!("cuda:3".parse::<DeviceSpec>().ok(), Some(DeviceSpec::Cuda(3)));
+        assert_eq!(
+            "cuda:3".parse::<DeviceSpec>().ok(),
+            Some(DeviceSpec::Cuda(3))
+        );
         for bad in ["gpu", "cuda:", "cuda:-1", "cuda:+1", "CPU", "cuda:1x"] {
             assert!(bad.parse::<DeviceSpec>().is_err(), "{bad}");
         }

@@ -66,7 +66,11 @@ impl TrainError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            Self::Pipeline(_) | Self::Data(_) | Self::Device(_) | Self::OutputExists { .. } | Self::Split { .. }
+            Self::Pipeline(_)
+                | Self::Data(_)
+                | Self::Device(_)
+                | Self::OutputExists { .. }
+                | Self::Split { .. }
         )
     }
 }

@@ -6,7 +6,10 @@ use airlock_schemas::TrainingRecord;
 use burn::backend::Flex;
 
 use crate::training::predict_logits;
-use crate::{CHECKPOINT_FILE, Checkpoint, CheckpointError, DataError, PREPROCESS_FILE, Preprocess, RECORD_FILE, load_table};
+use crate::{
+    CHECKPOINT_FILE, Checkpoint, CheckpointError, DataError, PREPROCESS_FILE, Preprocess,
+    RECORD_FILE, load_table,
+};
 
 /// Why prediction failed.
 #[derive(Debug, thiserror::Error)]

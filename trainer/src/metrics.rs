@@ -102,11 +102,20 @@ mod tests {
 
     #[test]
     fn auc_known_values() {
-        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[0.0, 0.0, 1.0, 1.0]), Some(1.0));
-        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[0.0, 0.0, 1.0, 1.0]), Some(0.0));
+        assert_eq!(
+            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[0.0, 0.0, 1.0, 1.0]),
+            Some(1.0)
+        );
+        assert_eq!(
+            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[0.0, 0.0, 1.0, 1.0]),
+            Some(0.0)
+        );
         assert_eq!(roc_auc(&[0.5, 0.5], &[0.0, 1.0]), Some(0.5));
         // 0.35 beats 0.1 but not 0.4: 3 of 4 pairs ordered right.
-        assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]), Some(0.75));
+        assert_eq!(
+            roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]),
+            Some(0.75)
+        );
         assert_eq!(roc_auc(&[0.1, 0.2], &[1.0, 1.0]), None);
     }
 
@@ -118,7 +127,10 @@ mod tests {
         assert_eq!(c.len(), 101);
         assert_eq!((c[0].fpr, c[0].tpr), (0.0, 0.0));
         assert_eq!((c[100].fpr, c[100].tpr), (1.0, 1.0));
-        assert!(c.windows(2).all(|w| w[0].fpr <= w[1].fpr && w[0].tpr <= w[1].tpr));
+        assert!(
+            c.windows(2)
+                .all(|w| w[0].fpr <= w[1].fpr && w[0].tpr <= w[1].tpr)
+        );
     }
 
     #[test]

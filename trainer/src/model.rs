@@ -77,7 +77,11 @@ impl MlpParams {
                     let mut out: Vec<f64> = l.bias.iter().map(|&b| f64::from(b)).collect();
                     for (o, acc) in out.iter_mut().enumerate() {
                         let w = &l.weight[o * l.d_in..(o + 1) * l.d_in];
-                        *acc += w.iter().zip(&h).map(|(&w, &x)| f64::from(w) * x).sum::<f64>();
+                        *acc += w
+                            .iter()
+                            .zip(&h)
+                            .map(|(&w, &x)| f64::from(w) * x)
+                            .sum::<f64>();
                     }
                     if li != last {
                         out.iter_mut().for_each(|v| *v = v.max(0.0));
@@ -102,7 +106,10 @@ impl MlpParams {
                         device,
                     )
                     .transpose();
-                    let b = Tensor::<B, 1>::from_data(TensorData::new(l.bias.clone(), [l.d_out]), device);
+                    let b = Tensor::<B, 1>::from_data(
+                        TensorData::new(l.bias.clone(), [l.d_out]),
+                        device,
+                    );
                     Linear {
                         weight: Param::from_tensor(w),
                         bias: Some(Param::from_tensor(b)),
@@ -161,7 +168,10 @@ impl<B: Backend> Mlp<B> {
                         d_in,
                         d_out,
                         weight: weight_to_host(l.weight.val()),
-                        bias: l.bias.as_ref().map_or_else(|| vec![0.0; d_out], |b| tensor_to_vec(b.val())),
+                        bias: l
+                            .bias
+                            .as_ref()
+                            .map_or_else(|| vec![0.0; d_out], |b| tensor_to_vec(b.val())),
                     }
                 })
                 .collect(),

@@ -43,7 +43,11 @@ impl Preprocess {
         mean.iter_mut().for_each(|m| *m /= n);
         let mut var = vec![0.0f64; width];
         for &r in rows {
-            for ((s, &v), m) in var.iter_mut().zip(&features[r * width..(r + 1) * width]).zip(&mean) {
+            for ((s, &v), m) in var
+                .iter_mut()
+                .zip(&features[r * width..(r + 1) * width])
+                .zip(&mean)
+            {
                 let d = f64::from(v) - m;
                 *s += d * d;
             }
@@ -67,7 +71,11 @@ impl Preprocess {
     /// Standardize the listed rows into a new row-major buffer.
     pub fn apply(&self, features: &[f32], rows: impl IntoIterator<Item = usize>) -> Vec<f32> {
         let width = self.features.len();
-        let scale: Vec<(f64, f64)> = self.features.iter().map(|s| (s.mean, 1.0 / s.std)).collect();
+        let scale: Vec<(f64, f64)> = self
+            .features
+            .iter()
+            .map(|s| (s.mean, 1.0 / s.std))
+            .collect();
         let mut out = Vec::new();
         for r in rows {
             out.extend(

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use airlock_schemas::{
-    BackendInfo, DatasetFingerprint, EpochMetrics, FileDigest, HoldoutMetrics, Hyperparameters, PipelineSpec,
-    SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
+    BackendInfo, DatasetFingerprint, EpochMetrics, FileDigest, HoldoutMetrics, Hyperparameters,
+    PipelineSpec, SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
 };
 use burn::backend::{Autodiff, Flex, NdArray};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,8 +17,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::training::{FitInput, FitOutput, Progress, fit, predict_logits, rng};
 use crate::{
-    Backend, CHECKPOINT_FILE, Checkpoint, DeviceSpec, PREPROCESS_FILE, Preprocess, TrainError, accuracy,
-    load_table, log_loss, roc_auc, roc_curve,
+    Backend, CHECKPOINT_FILE, Checkpoint, DeviceSpec, PREPROCESS_FILE, Preprocess, TrainError,
+    accuracy, load_table, log_loss, roc_auc, roc_curve,
 };
 
 /// File name of the training record in a run directory.
@@ -73,7 +73,10 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         })?;
     let text = String::from_utf8_lossy(&pipeline_bytes);
     let spec = PipelineSpec::from_toml_str(&text, &opts.pipeline)?;
-    let device_str = opts.device.clone().unwrap_or_else(|| spec.training.device.clone());
+    let device_str = opts
+        .device
+        .clone()
+        .unwrap_or_else(|| spec.training.device.clone());
     let device: DeviceSpec = device_str.parse()?;
     let backend = match (device, opts.cpu_backend) {
         (DeviceSpec::Cpu, Some(b)) => b,
@@ -84,7 +87,10 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         Some(o) => o.clone(),
         None => {
             let stamp = OffsetDateTime::now_utc().unix_timestamp();
-            PathBuf::from("runs").join(format!("{}-{}-{stamp}", spec.release.name, spec.release.version))
+            PathBuf::from("runs").join(format!(
+                "{}-{}-{stamp}",
+                spec.release.name, spec.release.version
+            ))
         }
     };
     check_out_dir(&out)?;
@@ -105,7 +111,11 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         path: source.clone(),
         message,
     };
-    for (name, rows) in [("train", train_idx), ("validation", val_idx), ("holdout", hold_idx)] {
+    for (name, rows) in [
+        ("train", train_idx),
+        ("validation", val_idx),
+        ("holdout", hold_idx),
+    ] {
         if rows.is_empty() {
             return Err(split_err(format!("{n} rows leave the {name} split empty")));
         }
@@ -150,7 +160,8 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         .tempdir_in(&parent)
         .map_err(|e| TrainError::io("create a staging directory in", &parent, e))?;
     let log_path = staging.path().join(LOG_FILE);
-    let log = std::fs::File::create(&log_path).map_err(|e| TrainError::io("create", &log_path, e))?;
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| TrainError::io("create", &log_path, e))?;
     let mut reporter = Reporter::new(log, opts.progress);
     reporter.line(&format!(
         "airlock {} training {} {} on {} ({}, {} threads)",
@@ -176,7 +187,12 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     // Holdout metrics, from the host copy of the weights through the same backend kind.
     let hold_logits = {
         let d = Default::default();
-        predict_logits(&fitted.params.to_module::<Flex>(&d), &x_hold, input.width, &d)
+        predict_logits(
+            &fitted.params.to_module::<Flex>(&d),
+            &x_hold,
+            input.width,
+            &d,
+        )
     };
     let roc = roc_auc(&hold_logits, &y_hold).unwrap_or(0.5);
     let holdout = HoldoutMetrics {
@@ -256,7 +272,9 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     write_json(&dir.join(PREPROCESS_FILE), &pre)?;
     write_json(&dir.join(RECORD_FILE), &record)?;
     reporter.line(&format!("run directory: {}", out.display()));
-    reporter.finish().map_err(|e| TrainError::io("write", &log_path, e))?;
+    reporter
+        .finish()
+        .map_err(|e| TrainError::io("write", &log_path, e))?;
 
     // Make the files durable before the rename publishes them.
     for name in [CHECKPOINT_FILE, PREPROCESS_FILE, RECORD_FILE, LOG_FILE] {
@@ -274,22 +292,27 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         let _ = std::fs::remove_dir_all(&staged);
         return Err(TrainError::io("move the finished run into", &out, e));
     }
-    Ok(RunSummary { run_dir: out, record })
+    Ok(RunSummary {
+        run_dir: out,
+        record,
+    })
 }
 
 fn check_out_dir(out: &Path) -> Result<(), TrainError> {
     match std::fs::read_dir(out) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                Err(TrainError::OutputExists { path: out.to_owned() })
+                Err(TrainError::OutputExists {
+                    path: out.to_owned(),
+                })
             } else {
                 Ok(())
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            Err(TrainError::OutputExists { path: out.to_owned() })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(TrainError::OutputExists {
+            path: out.to_owned(),
+        }),
         Err(e) => Err(TrainError::io("inspect", out, e)),
     }
 }
@@ -308,7 +331,11 @@ fn fit_on(
 }
 
 #[cfg(feature = "cuda")]
-fn fit_cuda(device: DeviceSpec, input: &FitInput, progress: &mut dyn Progress) -> Result<FitOutput, TrainError> {
+fn fit_cuda(
+    device: DeviceSpec,
+    input: &FitInput,
+    progress: &mut dyn Progress,
+) -> Result<FitOutput, TrainError> {
     use burn::backend::Cuda;
     use burn::backend::cuda::CudaDevice;
     let index = match device {
@@ -319,7 +346,11 @@ fn fit_cuda(device: DeviceSpec, input: &FitInput, progress: &mut dyn Progress) -
 }
 
 #[cfg(not(feature = "cuda"))]
-fn fit_cuda(device: DeviceSpec, _input: &FitInput, _progress: &mut dyn Progress) -> Result<FitOutput, TrainError> {
+fn fit_cuda(
+    device: DeviceSpec,
+    _input: &FitInput,
+    _progress: &mut dyn Progress,
+) -> Result<FitOutput, TrainError> {
     Err(crate::DeviceError::CudaNotBuilt { device }.into())
 }
 
@@ -332,7 +363,8 @@ fn threads() -> usize {
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| TrainError::io("serialize", path, e.into()))?;
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|e| TrainError::io("serialize", path, e.into()))?;
     text.push('\n');
     std::fs::write(path, text).map_err(|e| TrainError::io("write", path, e))
 }
@@ -402,9 +434,11 @@ impl Progress for Reporter {
         if self.show_bars {
             let bar = ProgressBar::new(batches as u64);
             bar.set_style(
-                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar.set_prefix(format!("{epoch}/{epochs}"));
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -425,7 +459,13 @@ impl Progress for Reporter {
         }
         self.line(&format!(
             "epoch {:>3}/{}  train loss {:.4} acc {:.4}  validation loss {:.4} acc {:.4}  ({:.2}s)",
-            m.epoch, self.epochs, m.train_loss, m.train_accuracy, m.validation_loss, m.validation_accuracy, m.seconds
+            m.epoch,
+            self.epochs,
+            m.train_loss,
+            m.train_accuracy,
+            m.validation_loss,
+            m.validation_accuracy,
+            m.seconds
         ));
     }
 }

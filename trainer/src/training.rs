@@ -111,7 +111,9 @@ pub fn fit<B: AutodiffBackend>(
     let mut optim = AdamConfig::new()
         // PyTorch's default, so that learning rates mean the same in both.
         .with_epsilon(1e-8)
-        .with_weight_decay((input.weight_decay > 0.0).then(|| WeightDecayConfig::new(input.weight_decay as f32)))
+        .with_weight_decay(
+            (input.weight_decay > 0.0).then(|| WeightDecayConfig::new(input.weight_decay as f32)),
+        )
         .init::<B, Mlp<B>>();
 
     let mut shuffle = rng(input.seed, STREAM_SHUFFLE);
@@ -140,7 +142,8 @@ pub fn fit<B: AutodiffBackend>(
                 yb.push(input.y_train[r]);
             }
             let x = Tensor::<B, 2>::from_data(TensorData::new(xb.clone(), [bs, width]), device);
-            let y = Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(yb.clone(), [bs]), device);
+            let y =
+                Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(yb.clone(), [bs]), device);
             let masks = (input.dropout > 0.0).then(|| {
                 input
                     .hidden
@@ -154,7 +157,12 @@ pub fn fit<B: AutodiffBackend>(
             let z = logits.inner();
             loss_sum = loss_sum + loss.clone().inner().mul_scalar(bs as f64);
             // (2y - 1)·z > 0 exactly when the prediction is right.
-            correct_sum = correct_sum + (y.mul_scalar(2.0).sub_scalar(1.0) * z).sign().add_scalar(1.0).sum().div_scalar(2.0);
+            correct_sum = correct_sum
+                + (y.mul_scalar(2.0).sub_scalar(1.0) * z)
+                    .sign()
+                    .add_scalar(1.0)
+                    .sum()
+                    .div_scalar(2.0);
             seen += bs;
 
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -173,7 +181,10 @@ pub fn fit<B: AutodiffBackend>(
         let seconds = started.elapsed().as_secs_f64();
         train_seconds += seconds;
         if !train_loss.is_finite() {
-            return Err(TrainError::Diverged { epoch, loss: train_loss });
+            return Err(TrainError::Diverged {
+                epoch,
+                loss: train_loss,
+            });
         }
 
         let val_logits = predict_logits(&model.valid(), &input.x_val, width, device);

@@ -1,0 +1,71 @@
+# airlock: train on-prem, serve in the cloud.
+#
+#   make release-model   set up and run the release pipeline on embedded defaults
+#   make test            every check and test (what CI runs)
+#
+# Build outputs go to $(CARGO_TARGET_DIR) when set (CI points it outside the clone so
+# compiled dependencies are reused between runs), else to ./target.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+AIRLOCK := $(TARGET_DIR)/debug/airlock
+PIPELINE ?= pipelines/fraud-detector.toml
+DEMO_DATA := data/transactions.csv
+DEMO_ROWS ?= 50000
+DEMO_SEED ?= 7
+# The benchmark's thread count (burn's CPU backends and PyTorch alike).
+BENCH_THREADS ?= 2
+TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
+
+.PHONY: help build build-cuda check-cuda release-model lint fmt test schemas bench bench-torch clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+build: ## build the airlock CLI (CPU backends)
+	$(CARGO) build --locked
+
+build-cuda: ## build with the CUDA backend (needs no GPU or CUDA toolkit to compile)
+	$(CARGO) build --locked --features cuda
+
+check-cuda: ## type-check the CUDA backend code (faster than build-cuda)
+	$(CARGO) check --locked --features cuda --all-targets
+
+$(DEMO_DATA):
+	@mkdir -p $(dir $@)
+	$(AIRLOCK) demo-data --rows $(DEMO_ROWS) --seed $(DEMO_SEED) --out $@
+
+release-model: build ## demo data (if absent), then train the pipeline on the CPU
+	@$(MAKE) --no-print-directory $(DEMO_DATA)
+	$(AIRLOCK) train $(PIPELINE)
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+test: lint ## lint, then every test
+	$(CARGO) test --locked --workspace
+
+schemas: ## regenerate schemas/json from the Rust types
+	AIRLOCK_UPDATE_SCHEMAS=1 $(CARGO) test --locked -p airlock-schemas --test schemas
+
+bench: ## training throughput per CPU backend (rows/s), plus PyTorch if $(TORCH_VENV) has it
+	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null; then \
+	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
+	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_throughput
+
+bench-torch: ## install PyTorch (CPU use) into $(TORCH_VENV), then run the benchmark
+	@[ -x $(TORCH_VENV)/bin/python ] || python3 -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null || $(TORCH_VENV)/bin/pip install -q torch
+	@$(MAKE) --no-print-directory bench
+
+clean: ## remove build outputs, demo data and runs
+	$(CARGO) clean
+	rm -rf data runs
