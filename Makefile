@@ -46,12 +46,15 @@ release-model: build ## demo data (if absent), then train the pipeline on the CP
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-lint: ## rustfmt and clippy, warnings are errors
+lint: ## rustfmt and clippy (with and without CUDA), warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets --features cuda -- -D warnings
 
-test: lint ## lint, then every test
+test: lint ## lint, then every test, then the CUDA build's device test
 	$(CARGO) test --locked --workspace
+	@# The CUDA build must compile without a GPU or toolkit, and refuse a missing device clearly.
+	$(CARGO) test --locked --features cuda --test it cuda_device
 
 schemas: ## regenerate schemas/json from the Rust types
 	AIRLOCK_UPDATE_SCHEMAS=1 $(CARGO) test --locked -p airlock-schemas --test schemas

@@ -131,29 +131,55 @@ pub(crate) mod cuda {
     use burn::backend::Cuda;
     use burn::backend::cuda::CudaDevice;
     use burn::tensor::Tensor;
+    use std::sync::{Arc, Mutex};
 
     /// Open the device and run one tiny kernel. cubecl reports a missing driver or device
-    /// by panicking, so the probe runs behind `catch_unwind` with the panic message kept
-    /// as the reason, and the default hook silenced for its duration.
+    /// by panicking (often on a worker thread, with the main thread then failing on a
+    /// closed channel), so the probe runs behind `catch_unwind` with the default hook
+    /// replaced by one that keeps the first panic message as the reason.
     pub(super) fn probe(index: usize) -> Result<(), DeviceError> {
+        let first = Arc::new(Mutex::new(None::<String>));
         let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
+        let keep = Arc::clone(&first);
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| {
+                    info.payload()
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                })
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            if let Ok(mut slot) = keep.lock() {
+                slot.get_or_insert(msg);
+            }
+        }));
         let result = std::panic::catch_unwind(|| {
             let device = CudaDevice::new(index);
             let t = Tensor::<Cuda, 1>::from_floats([1.0, 2.0], &device);
             t.sum().into_scalar()
         });
         std::panic::set_hook(hook);
-        result
-            .map(|_| ())
-            .map_err(|payload| DeviceError::Unavailable {
-                device: DeviceSpec::Cuda(index),
-                reason: payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_else(|| "the CUDA driver could not be initialized".to_owned()),
-            })
+        result.map(|_| ()).map_err(|_| DeviceError::Unavailable {
+            device: DeviceSpec::Cuda(index),
+            reason: first.lock().ok().and_then(|m| m.clone()).map_or_else(
+                || "the CUDA driver could not be initialized".to_owned(),
+                explain,
+            ),
+        })
+    }
+
+    /// Shorten the driver loader's message (it lists dozens of library names).
+    fn explain(msg: String) -> String {
+        if msg.contains("Unable to dynamically load") && msg.contains("\"cuda\"") {
+            "no NVIDIA driver found (libcuda.so could not be loaded; check the driver \
+             installation and LD_LIBRARY_PATH)"
+                .to_owned()
+        } else {
+            msg
+        }
     }
 }
 
