@@ -8,7 +8,9 @@ Exit codes:
   0  success
   1  failure of the environment (I/O, a bug)
   2  usage error (bad flags)
-  3  invalid input (pipeline file, data, device, output directory)";
+  3  invalid input (pipeline file, data, device, output directory, key, trust policy)
+  4  verification failed (the bundle does not verify against the trust policy)
+  5  release refused by a leak check (the leak report names the layer)";
 
 /// How a command failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +19,46 @@ pub enum Failure {
     Environment,
     /// The input was refused: pipeline, data, device choice, output directory.
     BadInput,
+    /// A bundle did not verify.
+    Verification,
+    /// A leak check refused the release.
+    LeakRefused,
 }
+
+/// A bundle failed verification (the checks were printed).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} does not verify")]
+pub struct VerificationFailed(pub String);
+
+/// Input refused by the CLI itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInputError(pub String);
 
 impl Failure {
     /// Classify an error chain by the typed errors in it.
     pub fn classify(err: &anyhow::Error) -> Self {
         for cause in err.chain() {
+            if cause.downcast_ref::<VerificationFailed>().is_some() {
+                return Self::Verification;
+            }
+            if cause.downcast_ref::<BadInputError>().is_some()
+                || cause
+                    .downcast_ref::<airlock_packager::keys::KeyError>()
+                    .is_some()
+                || cause
+                    .downcast_ref::<airlock_packager::TrustError>()
+                    .is_some()
+            {
+                return Self::BadInput;
+            }
+            if let Some(e) = cause.downcast_ref::<airlock_packager::PackageError>() {
+                return match e {
+                    airlock_packager::PackageError::LeakRefused { .. } => Self::LeakRefused,
+                    airlock_packager::PackageError::Io { .. } => Self::Environment,
+                    _ => Self::BadInput,
+                };
+            }
             if let Some(e) = cause.downcast_ref::<airlock_trainer::TrainError>() {
                 return if e.is_bad_input() {
                     Self::BadInput
@@ -56,6 +92,8 @@ impl Failure {
         ExitCode::from(match self {
             Self::Environment => 1,
             Self::BadInput => 3,
+            Self::Verification => 4,
+            Self::LeakRefused => 5,
         })
     }
 }

@@ -29,6 +29,53 @@ enum Command {
     Train(TrainArgs),
     /// Score rows with a trained run: one probability per input row, as CSV.
     Predict(PredictArgs),
+    /// Generate an ed25519 key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (SPKI PEM).
+    Keygen(KeygenArgs),
+    /// Strip, fold, leak-check and sign a training run into a release bundle.
+    Package(PackageArgs),
+    /// Verify a release bundle: digests, builder signatures, subjects, leak verdict.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct KeygenArgs {
+    /// Path prefix: writes PREFIX.key and PREFIX.pub (neither may exist).
+    #[arg(long, value_name = "PREFIX")]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct PackageArgs {
+    /// Run directory written by `airlock train`.
+    #[arg(long, value_name = "RUN_DIR")]
+    run: PathBuf,
+    /// The builder's private key (PKCS#8 PEM, not readable by group or others).
+    #[arg(long, value_name = "builder.key")]
+    key: PathBuf,
+    /// Bundle directory to create (must not exist or be empty). A refused release writes
+    /// its leak report to BUNDLE_DIR.leak-report.json instead.
+    #[arg(long, value_name = "BUNDLE_DIR")]
+    out: PathBuf,
+    /// Threads for leak scanning and hashing [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// Release bundle directory.
+    #[arg(value_name = "BUNDLE_DIR")]
+    bundle: PathBuf,
+    /// Trust policy naming the builder keys whose signatures count.
+    #[arg(long, value_name = "trust.toml")]
+    trust: PathBuf,
+    /// Also recompute the whole-file SHA-256 of a multi-shard model (the signed per-shard
+    /// digests already pin every byte).
+    #[arg(long)]
+    full_digest: bool,
+    /// Threads for hashing [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +130,10 @@ fn main() -> ExitCode {
     }
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::DemoData(a) => {
@@ -111,6 +162,59 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             println!("{}", summary.run_dir.display());
             Ok(())
+        }
+        Command::Keygen(a) => {
+            let g = airlock_packager::keys::generate(&a.out)?;
+            eprintln!(
+                "wrote {} (private, mode 0600) and {}",
+                g.private_key.display(),
+                g.public_key.display()
+            );
+            println!("{}", g.key_id);
+            Ok(())
+        }
+        Command::Package(a) => {
+            let summary = airlock_packager::package(&airlock_packager::PackageOptions {
+                run_dir: a.run,
+                key: a.key,
+                out: a.out,
+                threads: a.threads.unwrap_or_else(cores),
+            })?;
+            for l in &summary.report.layers {
+                eprintln!("  {} {:<22} pass", l.id, l.name);
+            }
+            eprintln!("model.safetensors sha256 {}", summary.model_sha256);
+            println!("{}", summary.bundle.display());
+            Ok(())
+        }
+        Command::Verify(a) => {
+            let trust = airlock_packager::Trust::load(&a.trust)?;
+            if !a.bundle.is_dir() {
+                anyhow::bail!(exit::BadInputError(format!(
+                    "{} is not a bundle directory",
+                    a.bundle.display()
+                )));
+            }
+            let v = airlock_packager::verify_bundle(
+                &a.bundle,
+                &trust,
+                a.threads.unwrap_or_else(cores),
+                a.full_digest,
+            );
+            for c in &v.checks {
+                eprintln!(
+                    "  {} {}: {}",
+                    if c.ok { "ok  " } else { "FAIL" },
+                    c.name,
+                    c.detail
+                );
+            }
+            if v.ok() {
+                println!("verified: {}", a.bundle.display());
+                Ok(())
+            } else {
+                Err(exit::VerificationFailed(a.bundle.display().to_string()).into())
+            }
         }
         Command::Predict(a) => {
             let probs = airlock_trainer::predict_csv(&a.run, &a.input)?;

@@ -1,1 +1,248 @@
-fn main() {}
+//! L2 scan throughput: an index over 100,000 demo training rows, scanned against a buffer
+//! of pseudo-random f32 weights (1 GiB by default) with 1 and 2 threads.
+//!
+//! `cargo bench -p airlock-packager --bench leak_scan -- [MiB]`
+
+use std::time::Instant;
+
+use airlock_packager::leak::records::{RecordIndex, RecordParams, RecordSource};
+use airlock_trainer::demo::write_demo_csv;
+
+const ROWS: usize = 100_000;
+const TEXT: [&str; 8] = [
+    "full_name",
+    "email",
+    "card_number",
+    "ssn",
+    "iban",
+    "phone",
+    "zip",
+    "age",
+];
+const NUMERIC: [&str; 12] = [
+    "amount",
+    "merchant_category",
+    "hour",
+    "distance_from_home_km",
+    "txn_count_24h",
+    "amount_to_avg_ratio",
+    "is_online",
+    "is_foreign",
+    "card_present",
+    "account_age_days",
+    "days_since_last_txn",
+    "failed_pin_attempts",
+];
+
+fn main() {
+    // Cargo appends `--bench`; the first numeric argument is the buffer size.
+    let mib: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1024);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("demo.csv");
+    let t = Instant::now();
+    write_demo_csv(&path, ROWS, 7).expect("write demo csv");
+    println!("demo csv: {ROWS} rows written in {:.2?}", t.elapsed());
+
+    let t = Instant::now();
+    let data = Data::parse(&std::fs::read_to_string(&path).expect("read demo csv"));
+    println!("parsed and standardized in {:.2?}", t.elapsed());
+
+    let src = data.source();
+    let t = Instant::now();
+    let index = RecordIndex::build(&src, RecordParams::default());
+    let build = t.elapsed();
+    let s = index.stats();
+    println!("index build: {build:.2?}");
+    println!(
+        "  text patterns {} (skipped short {}), numeric windows {} (skipped low-information {})",
+        s.text_patterns, s.text_skipped_short, s.numeric_windows, s.numeric_skipped_low_information
+    );
+    println!("  {index:?}");
+
+    let len = mib << 20;
+    let t = Instant::now();
+    let buf = random_weights(len);
+    println!(
+        "buffer: {mib} MiB of pseudo-random f32 weights filled in {:.2?}",
+        t.elapsed()
+    );
+
+    for threads in [1usize, 2] {
+        // Warm the pages and caches once on a small prefix, then measure the whole buffer.
+        let _ = index.scan(&buf[..len.min(1 << 20)], threads);
+        let t = Instant::now();
+        let found = index.scan(&buf, threads);
+        let secs = t.elapsed().as_secs_f64();
+        let gbs = len as f64 / secs / 1e9;
+        println!(
+            "scan {threads} thread(s): {secs:.3} s, {gbs:.3} GB/s, {:.3} GB/s per core, {} match(es)",
+            gbs / threads as f64,
+            found.len()
+        );
+    }
+
+    planted_check(&index, &data);
+}
+
+/// Plants 50 raw rows as f32 and a few text identifiers into a small buffer and checks that
+/// every one is reported at its offset.
+fn planted_check(index: &RecordIndex, data: &Data) {
+    let mut buf = random_weights(1 << 20);
+    let mut rows = Vec::new();
+    for i in 0..50 {
+        let row = (i * 1999 + 17) % ROWS;
+        let at = 4096 + i * 16_384;
+        let bytes: Vec<u8> = data
+            .raw_row(row)
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        buf[at..at + bytes.len()].copy_from_slice(&bytes);
+        rows.push((row, at));
+    }
+    let mut texts = Vec::new();
+    for (i, col) in ["email", "card_number", "iban", "phone", "ssn"]
+        .iter()
+        .enumerate()
+    {
+        let row = 31_337 + i * 7;
+        let at = 4096 + 8192 + i * 16_384 + 1 + i;
+        let value = data.text(row, col);
+        buf[at..at + value.len()].copy_from_slice(value.as_bytes());
+        texts.push((row, *col, at));
+    }
+    let found = index.scan(&buf, 2);
+    let rows_found = rows
+        .iter()
+        .filter(|&&(row, at)| {
+            found.iter().any(|m| {
+                m.offset == at
+                    && m.column == "amount"
+                    && data.raw_row(m.row)[..4] == data.raw_row(row)[..4]
+            })
+        })
+        .count();
+    let texts_found = texts
+        .iter()
+        .filter(|&&(row, col, at)| {
+            found
+                .iter()
+                .any(|m| m.offset == at && m.column == col && m.row == row)
+        })
+        .count();
+    println!(
+        "planted: {rows_found}/{} raw f32 rows found, {texts_found}/{} text identifiers found ({} matches in all)",
+        rows.len(),
+        texts.len(),
+        found.len()
+    );
+    if rows_found != rows.len() || texts_found != texts.len() {
+        eprintln!("planted records were missed");
+        std::process::exit(1);
+    }
+}
+
+/// Normal-ish f32 weights (sum of two 16-bit uniforms, scaled like an initialized layer),
+/// filled by two threads with their own xorshift streams.
+fn random_weights(len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    let half = len / 2 / 8 * 8;
+    let (a, b) = buf.split_at_mut(half);
+    std::thread::scope(|s| {
+        s.spawn(|| fill(a, 0x9E37_79B9_7F4A_7C15));
+        fill(b, 0xD1B5_4A32_D192_ED03);
+    });
+    buf
+}
+
+fn fill(out: &mut [u8], seed: u64) {
+    let mut x = seed;
+    let mut chunks = out.chunks_exact_mut(8);
+    let weight = |r: u32| {
+        let tri = (r >> 16) as f32 + (r & 0xFFFF) as f32 - 65_535.0;
+        tri * (0.05 / 65_536.0)
+    };
+    for c in &mut chunks {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c[..4].copy_from_slice(&weight(x as u32).to_le_bytes());
+        c[4..].copy_from_slice(&weight((x >> 32) as u32).to_le_bytes());
+    }
+    for b in chunks.into_remainder() {
+        *b = 0;
+    }
+}
+
+/// The demo table split into what [`RecordSource`] borrows. The demo CSV has no quoting, so
+/// splitting on commas is exact.
+struct Data {
+    text_columns: Vec<String>,
+    text_values: Vec<String>,
+    numeric_columns: Vec<String>,
+    raw: Vec<f32>,
+    standardized: Vec<f32>,
+}
+
+impl Data {
+    fn parse(csv: &str) -> Data {
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+        let idx = |n: &str| header.iter().position(|h| *h == n).expect("column");
+        let ti: Vec<usize> = TEXT.iter().map(|n| idx(n)).collect();
+        let ni: Vec<usize> = NUMERIC.iter().map(|n| idx(n)).collect();
+        let mut text_values = Vec::with_capacity(ROWS * TEXT.len());
+        let mut raw = Vec::with_capacity(ROWS * NUMERIC.len());
+        for line in lines {
+            let cells: Vec<&str> = line.split(',').collect();
+            text_values.extend(ti.iter().map(|&i| cells[i].to_owned()));
+            raw.extend(
+                ni.iter()
+                    .map(|&i| cells[i].parse::<f32>().expect("numeric cell")),
+            );
+        }
+        let cols = NUMERIC.len();
+        let rows = raw.len() / cols;
+        let mut standardized = vec![0.0f32; raw.len()];
+        for c in 0..cols {
+            let col = || (0..rows).map(|r| f64::from(raw[r * cols + c]));
+            let mean = col().sum::<f64>() / rows as f64;
+            let var = col().map(|v| (v - mean).powi(2)).sum::<f64>() / rows as f64;
+            let std = if var > 0.0 { var.sqrt() } else { 1.0 };
+            for r in 0..rows {
+                standardized[r * cols + c] = ((f64::from(raw[r * cols + c]) - mean) / std) as f32;
+            }
+        }
+        Data {
+            text_columns: TEXT.iter().map(|s| s.to_string()).collect(),
+            text_values,
+            numeric_columns: NUMERIC.iter().map(|s| s.to_string()).collect(),
+            raw,
+            standardized,
+        }
+    }
+
+    fn source(&self) -> RecordSource<'_> {
+        RecordSource {
+            text_columns: &self.text_columns,
+            text_values: &self.text_values,
+            numeric_columns: &self.numeric_columns,
+            numeric_raw: &self.raw,
+            numeric_standardized: &self.standardized,
+        }
+    }
+
+    fn raw_row(&self, row: usize) -> &[f32] {
+        let n = NUMERIC.len();
+        &self.raw[row * n..(row + 1) * n]
+    }
+
+    fn text(&self, row: usize, column: &str) -> &str {
+        let c = TEXT.iter().position(|n| *n == column).expect("text column");
+        &self.text_values[row * TEXT.len() + c]
+    }
+}

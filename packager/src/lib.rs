@@ -1,1 +1,16 @@
 #![doc = include_str!("../README.md")]
+
+pub mod dsse;
+pub mod fold;
+pub mod keys;
+pub mod leak;
+mod package;
+pub mod safetensors;
+pub mod shards;
+mod verify;
+
+pub use package::{
+    APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, PROVENANCE_DSSE_FILE,
+    PackageError, PackageOptions, PackageSummary, STATEMENT_DSSE_FILE, STATEMENT_FILE, package,
+};
+pub use verify::{Check, LoadedKey, Trust, TrustError, Verification, verify_bundle};

@@ -1,11 +1,19 @@
 #![doc = include_str!("../README.md")]
 
 mod pipeline;
+mod release;
 mod training_record;
 
 pub use pipeline::{
     DataSpec, ModelKind, ModelSpec, OptimizerKind, OptimizerSpec, PipelineError, PipelineSpec,
     ReleaseSpec, SplitSpec, TrainingSpec,
+};
+pub use release::{
+    Architecture, BUNDLE_FORMAT_VERSION, CardMetrics, Envelope, EnvelopeSignature, Finding,
+    IN_TOTO_PAYLOAD_TYPE, InputFeature, KeyRole, LeakLayer, LeakReport, LeakSpec, ModelCard,
+    ModelOutput, RELEASE_PREDICATE_TYPE, ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE,
+    STATEMENT_TYPE, ShardDigests, Statement, Subject, TensorSpec, TrainingSummary, TrustPolicy,
+    TrustedKey, Verdict,
 };
 pub use training_record::{
     BackendInfo, DatasetFile, DatasetFingerprint, EpochMetrics, FileDigest, HoldoutMetrics,
@@ -20,5 +28,13 @@ pub fn json_schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         ("pipeline-spec", schemars::schema_for!(PipelineSpec)),
         ("training-record", schemars::schema_for!(TrainingRecord)),
+        ("model-card", schemars::schema_for!(ModelCard)),
+        ("leak-report", schemars::schema_for!(LeakReport)),
+        (
+            "release-statement",
+            schemars::schema_for!(Statement<ReleasePredicate>),
+        ),
+        ("dsse-envelope", schemars::schema_for!(Envelope)),
+        ("trust-policy", schemars::schema_for!(TrustPolicy)),
     ]
 }

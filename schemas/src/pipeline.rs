@@ -25,6 +25,9 @@ pub struct PipelineSpec {
     pub optimizer: OptimizerSpec,
     /// The training loop: epochs, batch size, seed, device.
     pub training: TrainingSpec,
+    /// Leak-check thresholds for the packager (defaults when absent).
+    #[serde(default)]
+    pub leak: crate::LeakSpec,
 }
 
 /// Name and version of the model a pipeline releases.
@@ -284,6 +287,15 @@ impl PipelineSpec {
             ));
         }
 
+        let l = &self.leak;
+        for (name, v) in [
+            ("leak.max_membership_auc", l.max_membership_auc),
+            ("leak.max_membership_advantage", l.max_membership_advantage),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} = {v} must be between 0 and 1"));
+            }
+        }
         let t = &self.training;
         if t.epochs == 0 {
             return Err("training.epochs must be at least 1".into());

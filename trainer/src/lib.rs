@@ -12,7 +12,7 @@ mod preprocess;
 mod run;
 mod training;
 
-pub use checkpoint::{CHECKPOINT_FILE, Checkpoint, CheckpointError};
+pub use checkpoint::{AdamMoments, CHECKPOINT_FILE, Checkpoint, CheckpointError};
 pub use data::{DataError, Table, load_table};
 pub use device::{Backend, DeviceError, DeviceSpec};
 pub use error::TrainError;
@@ -20,5 +20,5 @@ pub use inference::{PredictError, predict_csv};
 pub use metrics::{accuracy, log_loss, roc_auc, roc_curve};
 pub use model::{DenseLayer, MlpParams};
 pub use preprocess::{FeatureStats, PREPROCESS_FILE, Preprocess};
-pub use run::{LOG_FILE, RECORD_FILE, RunSummary, TrainOptions, train_pipeline};
+pub use run::{LOG_FILE, RECORD_FILE, RunSummary, TrainOptions, split_rows, train_pipeline};
 pub use training::{FitInput, FitOutput, Progress, fit};

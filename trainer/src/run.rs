@@ -95,18 +95,17 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     };
     check_out_dir(&out)?;
 
+    // Absolute paths: the packager finds the data again from the training record.
     let source = spec.data_source(&opts.pipeline);
+    let source = std::fs::canonicalize(&source).unwrap_or(source);
     let table = load_table(&source, &spec.data.features, Some(&spec.data.label))?;
     let labels = table.labels.clone().unwrap_or_default();
 
-    // Split.
     let n = table.rows();
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.shuffle(&mut rng(spec.training.seed, STREAM_SPLIT));
     let n_train = (n as f64 * spec.splits.train).round() as usize;
     let n_val = (n as f64 * spec.splits.validation).round() as usize;
-    let (train_idx, rest) = idx.split_at(n_train.min(n));
-    let (val_idx, hold_idx) = rest.split_at(n_val.min(rest.len()));
+    let (train_idx, val_idx, hold_idx) = split_rows(n, n_train, n_val, spec.training.seed);
+    let (train_idx, val_idx, hold_idx) = (&train_idx[..], &val_idx[..], &hold_idx[..]);
     let split_err = |message: String| TrainError::Split {
         path: source.clone(),
         message,
@@ -218,7 +217,10 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         model_name: spec.release.name.clone(),
         model_version: spec.release.version.clone(),
         pipeline: FileDigest {
-            path: opts.pipeline.display().to_string(),
+            path: std::fs::canonicalize(&opts.pipeline)
+                .unwrap_or_else(|_| opts.pipeline.clone())
+                .display()
+                .to_string(),
             sha256: hex::encode(Sha256::digest(&pipeline_bytes)),
         },
         dataset: DatasetFingerprint {
@@ -296,6 +298,22 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         run_dir: out,
         record,
     })
+}
+
+/// The row indices of the train, validation and holdout splits of `n` rows: a shuffle
+/// seeded by the pipeline's seed, cut at `n_train` and `n_train + n_val`. The packager
+/// calls this with the sizes in the training record to find the same members again.
+pub fn split_rows(
+    n: usize,
+    n_train: usize,
+    n_val: usize,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut rng(seed, STREAM_SPLIT));
+    let hold = idx.split_off(n_train.min(n) + n_val.min(n.saturating_sub(n_train)));
+    let val = idx.split_off(n_train.min(n));
+    (idx, val, hold)
 }
 
 fn check_out_dir(out: &Path) -> Result<(), TrainError> {

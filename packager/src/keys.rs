@@ -1,0 +1,284 @@
+//! ed25519 keys on disk: PKCS#8 PEM private keys (mode 0600) and SPKI PEM public keys.
+//! Key material is never printed: `Debug` shows the key id only.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+/// Why a key could not be made, read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// File-system failure.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A private key file that others can read is refused.
+    #[error(
+        "private key {} is readable by group or others (mode {mode:o}); run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    TooOpen {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file is not a PEM ed25519 key of the expected kind.
+    #[error("{} is not an ed25519 {kind} key in PEM form ({reason})", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// `private (PKCS#8)` or `public (SPKI)`.
+        kind: &'static str,
+        /// The decoder's reason (never key bytes).
+        reason: String,
+    },
+    /// keygen never overwrites a key.
+    #[error("{} already exists; keygen never overwrites a key", path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The system's random number generator failed.
+    #[error("cannot get random bytes from the operating system: {0}")]
+    Random(String),
+}
+
+/// Hex SHA-256 of the public key's SPKI DER encoding.
+pub fn key_id(key: &VerifyingKey) -> String {
+    let der = key
+        .to_public_key_der()
+        .map(|d| d.as_bytes().to_vec())
+        // SPKI encoding of a 32-byte ed25519 key cannot fail; fall back to the raw key.
+        .unwrap_or_else(|_| key.as_bytes().to_vec());
+    hex::encode(Sha256::digest(der))
+}
+
+/// A private signing key loaded from disk.
+pub struct Signer {
+    key: SigningKey,
+    id: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("key_id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// Key id of the public half.
+    pub fn key_id(&self) -> &str {
+        &self.id
+    }
+
+    /// The public half.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// ed25519 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
+    /// Load a PKCS#8 PEM private key, refusing files readable by group or others.
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        check_private_mode(path)?;
+        let pem = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+                action: "read private key",
+                path: path.to_owned(),
+                source,
+            })?,
+        );
+        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| KeyError::Malformed {
+            path: path.to_owned(),
+            kind: "private (PKCS#8)",
+            reason: e.to_string(),
+        })?;
+        let id = key_id(&key.verifying_key());
+        Ok(Self { key, id })
+    }
+}
+
+#[cfg(unix)]
+fn check_private_mode(path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|source| KeyError::Io {
+        action: "read private key",
+        path: path.to_owned(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::TooOpen {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private_mode(_path: &Path) -> Result<(), KeyError> {
+    Ok(())
+}
+
+/// Load an SPKI PEM public key (what `openssl pkey -pubin` reads).
+pub fn load_public_key(path: &Path) -> Result<VerifyingKey, KeyError> {
+    let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+        action: "read public key",
+        path: path.to_owned(),
+        source,
+    })?;
+    VerifyingKey::from_public_key_pem(&pem).map_err(|e| KeyError::Malformed {
+        path: path.to_owned(),
+        kind: "public (SPKI)",
+        reason: e.to_string(),
+    })
+}
+
+/// Paths written by [`generate`].
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    /// `PREFIX.key`, PKCS#8 PEM, mode 0600.
+    pub private_key: PathBuf,
+    /// `PREFIX.pub`, SPKI PEM.
+    pub public_key: PathBuf,
+    /// Key id of the pair.
+    pub key_id: String,
+}
+
+/// Generate an ed25519 key pair and write `PREFIX.key` (0600, created exclusively) and
+/// `PREFIX.pub`. Neither file may exist already.
+pub fn generate(prefix: &Path) -> Result<GeneratedKey, KeyError> {
+    let private_key = PathBuf::from(format!("{}.key", prefix.display()));
+    let public_key = PathBuf::from(format!("{}.pub", prefix.display()));
+    for p in [&private_key, &public_key] {
+        if p.exists() {
+            return Err(KeyError::Exists { path: p.clone() });
+        }
+    }
+    let mut seed = Zeroizing::new([0u8; 32]);
+    getrandom::fill(seed.as_mut()).map_err(|e| KeyError::Random(e.to_string()))?;
+    let key = SigningKey::from_bytes(&seed);
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Malformed {
+            path: private_key.clone(),
+            kind: "private (PKCS#8)",
+            reason: e.to_string(),
+        })?;
+    let public_pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Malformed {
+            path: public_key.clone(),
+            kind: "public (SPKI)",
+            reason: e.to_string(),
+        })?;
+    if let Some(dir) = private_key.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+            action: "create directory",
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    write_new(&private_key, pem.as_bytes(), 0o600)?;
+    if let Err(e) = write_new(&public_key, public_pem.as_bytes(), 0o644) {
+        let _ = std::fs::remove_file(&private_key);
+        return Err(e);
+    }
+    Ok(GeneratedKey {
+        private_key,
+        public_key,
+        key_id: key_id(&key.verifying_key()),
+    })
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // The mode is set at creation, so the key is never readable by others, even briefly.
+        opts.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let io = |source| KeyError::Io {
+        action: "write",
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            KeyError::Exists {
+                path: path.to_owned(),
+            }
+        } else {
+            io(e)
+        }
+    })?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_load_and_sign() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = generate(&dir.path().join("k")).expect("generate");
+        let s = Signer::load(&g.private_key).expect("load private");
+        let v = load_public_key(&g.public_key).expect("load public");
+        assert_eq!(s.key_id(), g.key_id);
+        assert_eq!(key_id(&v), g.key_id);
+        let sig = ed25519_dalek::Signature::from_bytes(&s.sign(b"m"));
+        assert!(v.verify_strict(b"m", &sig).is_ok());
+        assert!(!format!("{s:?}").contains("PRIVATE"));
+        assert!(matches!(
+            generate(&dir.path().join("k")),
+            Err(KeyError::Exists { .. })
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn readable_private_key_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = generate(&dir.path().join("k")).expect("generate");
+        let mode = std::fs::metadata(&g.private_key)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::set_permissions(&g.private_key, std::fs::Permissions::from_mode(0o640))
+            .expect("chmod");
+        assert!(matches!(
+            Signer::load(&g.private_key),
+            Err(KeyError::TooOpen { mode: 0o640, .. })
+        ));
+    }
+}

@@ -1,0 +1,814 @@
+//! L1: PII patterns in strings and in printable runs carved out of bytes.
+//!
+//! Hand-written scanners for the identifiers a bank or a hospital may not ship: e-mail
+//! addresses, payment card numbers (Luhn), US social security numbers, IBANs (ISO 13616
+//! mod 97) and phone numbers. Every candidate is validated (checksum, issuable ranges,
+//! token boundaries) so that the false-positive rate on the text found in model artifacts
+//! (version strings, timestamps, digests, base64, printed floats) stays low: a leak check
+//! that cries wolf gets switched off.
+//!
+//! The scanners work on bytes and only know ASCII: any other byte is a separator.
+
+use std::ops::Range;
+
+/// The kinds of identifiers [`find_pii`] reports.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum PiiKind {
+    /// `local@domain.tld`.
+    Email,
+    /// A Luhn-valid payment card number (13–19 digits).
+    CardNumber,
+    /// A US social security number in the dashed form `ddd-dd-dddd`.
+    Ssn,
+    /// An international bank account number that passes ISO 13616 mod 97.
+    Iban,
+    /// An international (`+` country code) or North American phone number.
+    Phone,
+}
+
+impl PiiKind {
+    /// Stable kebab-case name, as serialized.
+    pub fn name(self) -> &'static str {
+        match self {
+            PiiKind::Email => "email",
+            PiiKind::CardNumber => "card-number",
+            PiiKind::Ssn => "ssn",
+            PiiKind::Iban => "iban",
+            PiiKind::Phone => "phone",
+        }
+    }
+}
+
+/// One validated identifier: its kind and where it sits in the scanned bytes. The value
+/// itself is deliberately not stored, so that a hit can be printed or logged safely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PiiHit {
+    /// What was found.
+    pub kind: PiiKind,
+    /// Byte range of the identifier in the scanned text.
+    pub range: Range<usize>,
+}
+
+/// Validated PII in `text` (bytes, ASCII-oriented; non-ASCII bytes are separators).
+///
+/// Hits are sorted by start offset, then end offset, then kind. Every hit sits on token
+/// boundaries: it is neither preceded nor followed by an ASCII alphanumeric byte.
+pub fn find_pii(text: &[u8]) -> Vec<PiiHit> {
+    let mut hits = Vec::new();
+    let n = text.len();
+    let mut i = 0;
+    while i < n {
+        let b = text[i];
+        let token_start = i == 0 || !text[i - 1].is_ascii_alphanumeric();
+        let found = match b {
+            b'@' => email_at(text, i).map(|r| (PiiKind::Email, r)),
+            b'+' if token_start => intl_phone_at(text, i).map(|r| (PiiKind::Phone, r)),
+            b'(' if token_start => nanp_paren_at(text, i).map(|r| (PiiKind::Phone, r)),
+            b'A'..=b'Z' if token_start => iban_at(text, i).map(|r| (PiiKind::Iban, r)),
+            b'0'..=b'9' if token_start => {
+                match digits_at(text, i) {
+                    DigitScan::Hit(kind, r) => Some((kind, r)),
+                    // Nothing starts at this group: later groups of the same chain are
+                    // tried on their own, so resume right after this one.
+                    DigitScan::Miss(next) => {
+                        i = next;
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
+        match found {
+            Some((kind, range)) => {
+                i = range.end.max(i + 1);
+                hits.push(PiiHit { kind, range });
+            }
+            None => i += 1,
+        }
+    }
+    hits.sort_by_key(|h| (h.range.start, h.range.end, h.kind));
+    hits
+}
+
+/// Runs of printable ASCII (0x20..=0x7E) at least `min_len` long, as ranges into `bytes`.
+pub fn printable_runs(bytes: &[u8], min_len: usize) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        let printable = (0x20..=0x7E).contains(&b);
+        match (printable, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                if i - s >= min_len.max(1) {
+                    runs.push(s..i);
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start
+        && bytes.len() - s >= min_len.max(1)
+    {
+        runs.push(s..bytes.len());
+    }
+    runs
+}
+
+/// Convenience: [`find_pii`] over every printable run of `bytes` (min_len 8), ranges
+/// relative to `bytes`.
+pub fn find_pii_in_bytes(bytes: &[u8]) -> Vec<PiiHit> {
+    let mut hits = Vec::new();
+    for run in printable_runs(bytes, 8) {
+        let base = run.start;
+        hits.extend(find_pii(&bytes[run]).into_iter().map(|h| PiiHit {
+            kind: h.kind,
+            range: h.range.start + base..h.range.end + base,
+        }));
+    }
+    hits
+}
+
+fn at(text: &[u8], i: usize) -> Option<u8> {
+    text.get(i).copied()
+}
+
+fn is_digit_at(text: &[u8], i: usize) -> bool {
+    at(text, i).is_some_and(|b| b.is_ascii_digit())
+}
+
+/// A numeric identifier may end at `end` only if what follows cannot continue the token:
+/// no alphanumeric, no `@` (it would be an e-mail local part), no `.digit` (it would be the
+/// integer part of a decimal number).
+fn numeric_right_ok(text: &[u8], end: usize) -> bool {
+    match at(text, end) {
+        None => true,
+        Some(b) if b.is_ascii_alphanumeric() || b == b'@' => false,
+        Some(b'.') => !is_digit_at(text, end + 1),
+        Some(_) => true,
+    }
+}
+
+/// A numeric identifier may start at `start` only if it is not the fractional part of a
+/// decimal number (`digit.`) nor part of an e-mail domain.
+fn numeric_left_ok(text: &[u8], start: usize) -> bool {
+    if start == 0 {
+        return true;
+    }
+    match text[start - 1] {
+        b if b.is_ascii_alphanumeric() || b == b'@' => false,
+        b'.' => !(start >= 2 && text[start - 2].is_ascii_digit()),
+        _ => true,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// E-mail
+
+fn is_local_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
+}
+
+fn email_at(text: &[u8], at_pos: usize) -> Option<Range<usize>> {
+    let mut s = at_pos;
+    while s > 0 && is_local_char(text[s - 1]) {
+        s -= 1;
+    }
+    // Punctuation before the first alphanumeric is context ("-- bob@…"), not address.
+    while s < at_pos && !text[s].is_ascii_alphanumeric() {
+        s += 1;
+    }
+    let local = &text[s..at_pos];
+    if local.is_empty()
+        || local.len() > 64
+        || local.ends_with(b".")
+        || local.windows(2).any(|w| w == b"..")
+    {
+        return None;
+    }
+
+    let mut e = at_pos + 1;
+    while e < text.len() && (text[e].is_ascii_alphanumeric() || matches!(text[e], b'.' | b'-')) {
+        e += 1;
+    }
+    // A sentence may end right after the address.
+    while e > at_pos + 1 && matches!(text[e - 1], b'.' | b'-') {
+        e -= 1;
+    }
+    let domain = &text[at_pos + 1..e];
+    if domain.is_empty() || domain.len() > 253 {
+        return None;
+    }
+    let mut labels = 0;
+    let mut last: &[u8] = &[];
+    for label in domain.split(|&b| b == b'.') {
+        if label.is_empty() || label.len() > 63 || label.starts_with(b"-") || label.ends_with(b"-")
+        {
+            return None;
+        }
+        labels += 1;
+        last = label;
+    }
+    if labels < 2 || last.len() < 2 || !last.iter().all(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    Some(s..e)
+}
+
+// ---------------------------------------------------------------------------------------
+// Phone numbers
+
+fn is_phone_sep(b: u8) -> bool {
+    matches!(b, b' ' | b'-' | b'.' | b'(' | b')')
+}
+
+fn intl_phone_at(text: &[u8], plus: usize) -> Option<Range<usize>> {
+    if plus > 0 && text[plus - 1] == b'@' {
+        return None;
+    }
+    let mut p = plus + 1;
+    // Country codes never start with 0.
+    if !matches!(at(text, p), Some(b'1'..=b'9')) {
+        return None;
+    }
+    let mut digits = 0usize;
+    let mut seps = 0usize;
+    let mut dots = 0usize;
+    let end;
+    loop {
+        while is_digit_at(text, p) {
+            p += 1;
+            digits += 1;
+        }
+        if digits > 17 {
+            return None;
+        }
+        let group_end = p;
+        // A separator is one of space, dash, dot, or a parenthesis possibly next to one of
+        // those ("+1 (415) 555-2671").
+        let mut q = p;
+        while q < text.len() && q - p < 2 && is_phone_sep(text[q]) {
+            q += 1;
+        }
+        let sep = &text[p..q];
+        let parens = sep.iter().filter(|&&b| b == b'(' || b == b')').count();
+        let valid_sep = sep.len() == 1 || (sep.len() == 2 && parens == 1);
+        if valid_sep && is_digit_at(text, q) {
+            seps += 1;
+            dots += usize::from(sep == b".");
+            p = q;
+            continue;
+        }
+        end = group_end;
+        break;
+    }
+    // Country code (1–3 digits) plus 8–14 more digits.
+    if !(9..=17).contains(&digits) {
+        return None;
+    }
+    // "+123.456789" is a signed decimal, not a phone number.
+    if seps == 1 && dots == 1 {
+        return None;
+    }
+    if !numeric_right_ok(text, end) {
+        return None;
+    }
+    Some(plus..end)
+}
+
+/// `(ddd) ddd-dddd` (the space is optional).
+fn nanp_paren_at(text: &[u8], open: usize) -> Option<Range<usize>> {
+    let area = text.get(open + 1..open + 4)?;
+    if !all_digits(area) || text.get(open + 4) != Some(&b')') {
+        return None;
+    }
+    let mut p = open + 5;
+    if at(text, p) == Some(b' ') {
+        p += 1;
+    }
+    let rest = text.get(p..p + 8)?;
+    if !all_digits(&rest[..3]) || rest[3] != b'-' || !all_digits(&rest[4..]) {
+        return None;
+    }
+    let end = p + 8;
+    if !nanp_valid(area[0], rest[0]) || !numeric_right_ok(text, end) {
+        return None;
+    }
+    // "(415) 555-2671-9" is a longer dashed number.
+    if at(text, end) == Some(b'-') && is_digit_at(text, end + 1) {
+        return None;
+    }
+    Some(open..end)
+}
+
+fn nanp_valid(area_first: u8, exchange_first: u8) -> bool {
+    (b'2'..=b'9').contains(&area_first) && (b'2'..=b'9').contains(&exchange_first)
+}
+
+fn all_digits(s: &[u8]) -> bool {
+    s.iter().all(u8::is_ascii_digit)
+}
+
+// ---------------------------------------------------------------------------------------
+// Digit chains: card numbers, SSNs, dashed NANP phone numbers.
+
+enum DigitScan {
+    Hit(PiiKind, Range<usize>),
+    /// No identifier starts here; resume scanning at this offset.
+    Miss(usize),
+}
+
+/// The longest chain worth parsing: a card has at most 19 digits, so at most 19 groups.
+const MAX_GROUPS: usize = 20;
+
+/// `start` is a digit on a token boundary. Parses the chain of digit groups joined by a
+/// single space or dash (the same separator throughout) and tries every identifier that
+/// starts with its first group.
+fn digits_at(text: &[u8], start: usize) -> DigitScan {
+    let mut groups: [(usize, usize); MAX_GROUPS] = [(0, 0); MAX_GROUPS];
+    let mut count = 0;
+    let mut sep: Option<u8> = None;
+    let mut p = start;
+    // Whether the chain ended on a proper boundary after its last group.
+    let last_closed;
+    loop {
+        let gs = p;
+        while is_digit_at(text, p) {
+            p += 1;
+        }
+        groups[count] = (gs, p);
+        count += 1;
+        match at(text, p) {
+            Some(s @ (b' ' | b'-'))
+                if sep.is_none_or(|x| x == s) && is_digit_at(text, p + 1) && count < MAX_GROUPS =>
+            {
+                sep = Some(s);
+                p += 1;
+            }
+            _ => {
+                last_closed = numeric_right_ok(text, p);
+                break;
+            }
+        }
+    }
+    let first_end = groups[0].1;
+    if !numeric_left_ok(text, start) {
+        return DigitScan::Miss(first_end);
+    }
+    let groups = &groups[..count];
+    // A candidate made of the first k groups ends on a boundary if another group follows
+    // (separated by the chain's separator) or if the chain itself ends on one.
+    let closes = |k: usize| k < count || last_closed;
+    let lens: Vec<usize> = groups.iter().map(|(s, e)| e - s).collect();
+
+    if sep == Some(b'-') && count >= 3 {
+        let prefix_dash = start >= 1 && text[start - 1] == b'-';
+        // SSN: exactly ddd-dd-dddd, not a piece of a longer dashed number.
+        if lens[..3] == [3, 2, 4] && count == 3 && closes(3) && !prefix_dash {
+            let s = &text[start..groups[2].1];
+            if ssn_valid(s) {
+                return DigitScan::Hit(PiiKind::Ssn, start..groups[2].1);
+            }
+        }
+        // NANP: ddd-ddd-dddd, or 1-ddd-ddd-dddd with the trunk prefix.
+        if lens[..3] == [3, 3, 4]
+            && count == 3
+            && closes(3)
+            && !prefix_dash
+            && nanp_valid(text[start], text[groups[1].0])
+        {
+            return DigitScan::Hit(PiiKind::Phone, start..groups[2].1);
+        }
+        if count == 4
+            && lens == [1, 3, 3, 4]
+            && text[start] == b'1'
+            && closes(4)
+            && !prefix_dash
+            && nanp_valid(text[groups[1].0], text[groups[2].0])
+        {
+            return DigitScan::Hit(PiiKind::Phone, start..groups[3].1);
+        }
+    }
+
+    // Card numbers: longest plausible prefix first.
+    for k in (1..=count).rev() {
+        if !closes(k) || !card_shape(&lens[..k]) {
+            continue;
+        }
+        let end = groups[k - 1].1;
+        if card_valid(text, &groups[..k]) {
+            return DigitScan::Hit(PiiKind::CardNumber, start..end);
+        }
+    }
+    DigitScan::Miss(first_end)
+}
+
+fn ssn_valid(s: &[u8]) -> bool {
+    let area = &s[0..3];
+    let group = &s[4..6];
+    let serial = &s[7..11];
+    area != b"000" && area != b"666" && area[0] != b'9' && group != b"00" && serial != b"0000"
+}
+
+/// Contiguous 13–19 digits, or the printed groupings: fours with a shorter last group
+/// (4-4-4-4, 4-4-4-1, 4-4-4-4-3) and the American Express / Diners 4-6-5 and 4-6-4.
+fn card_shape(lens: &[usize]) -> bool {
+    let total: usize = lens.iter().sum();
+    if !(13..=19).contains(&total) {
+        return false;
+    }
+    match lens {
+        [_] => true,
+        [4, 6, 5] | [4, 6, 4] => true,
+        [init @ .., last] => init.iter().all(|&l| l == 4) && (1..=4).contains(last),
+        [] => false,
+    }
+}
+
+fn card_valid(text: &[u8], groups: &[(usize, usize)]) -> bool {
+    let mut digits = [0u8; 19];
+    let mut n = 0;
+    for &(s, e) in groups {
+        for &b in &text[s..e] {
+            digits[n] = b - b'0';
+            n += 1;
+        }
+    }
+    let digits = &digits[..n];
+    // Major industry identifier: 2 (Mastercard 2-series), 3 (Amex, Diners, JCB), 4 (Visa),
+    // 5 (Mastercard), 6 (Discover, UnionPay). Restricting to these keeps millisecond
+    // timestamps (1…) and zero-padded counters (0…) out of the report.
+    if !(2..=6).contains(&digits[0]) || digits.iter().all(|&d| d == digits[0]) {
+        return false;
+    }
+    luhn_valid(digits)
+}
+
+fn luhn_valid(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+// ---------------------------------------------------------------------------------------
+// IBAN
+
+/// Registered IBAN lengths (SWIFT IBAN registry). A candidate from a listed country must
+/// have exactly this length, which rules out most accidental mod-97 hits.
+const IBAN_LENGTHS: &[(&[u8; 2], usize)] = &[
+    (b"AD", 24),
+    (b"AE", 23),
+    (b"AL", 28),
+    (b"AT", 20),
+    (b"AZ", 28),
+    (b"BA", 20),
+    (b"BE", 16),
+    (b"BG", 22),
+    (b"BH", 22),
+    (b"BI", 27),
+    (b"BR", 29),
+    (b"BY", 28),
+    (b"CH", 21),
+    (b"CR", 22),
+    (b"CY", 28),
+    (b"CZ", 24),
+    (b"DE", 22),
+    (b"DJ", 27),
+    (b"DK", 18),
+    (b"DO", 28),
+    (b"EE", 20),
+    (b"EG", 29),
+    (b"ES", 24),
+    (b"FI", 18),
+    (b"FK", 18),
+    (b"FO", 18),
+    (b"FR", 27),
+    (b"GB", 22),
+    (b"GE", 22),
+    (b"GI", 23),
+    (b"GL", 18),
+    (b"GR", 27),
+    (b"GT", 28),
+    (b"HN", 28),
+    (b"HR", 21),
+    (b"HU", 28),
+    (b"IE", 22),
+    (b"IL", 23),
+    (b"IQ", 23),
+    (b"IS", 26),
+    (b"IT", 27),
+    (b"JO", 30),
+    (b"KW", 30),
+    (b"KZ", 20),
+    (b"LB", 28),
+    (b"LC", 32),
+    (b"LI", 21),
+    (b"LT", 20),
+    (b"LU", 20),
+    (b"LV", 21),
+    (b"LY", 25),
+    (b"MC", 27),
+    (b"MD", 24),
+    (b"ME", 22),
+    (b"MK", 19),
+    (b"MN", 20),
+    (b"MR", 27),
+    (b"MT", 31),
+    (b"MU", 30),
+    (b"NI", 28),
+    (b"NL", 18),
+    (b"NO", 15),
+    (b"OM", 23),
+    (b"PK", 24),
+    (b"PL", 28),
+    (b"PS", 29),
+    (b"QA", 29),
+    (b"RO", 24),
+    (b"RS", 22),
+    (b"RU", 33),
+    (b"SA", 24),
+    (b"SC", 31),
+    (b"SD", 18),
+    (b"SE", 24),
+    (b"SI", 19),
+    (b"SK", 24),
+    (b"SM", 27),
+    (b"SO", 23),
+    (b"ST", 25),
+    (b"SV", 28),
+    (b"TL", 23),
+    (b"TN", 24),
+    (b"TR", 26),
+    (b"UA", 29),
+    (b"VA", 22),
+    (b"VG", 24),
+    (b"XK", 20),
+    (b"YE", 30),
+];
+
+fn is_iban_char(b: u8) -> bool {
+    b.is_ascii_uppercase() || b.is_ascii_digit()
+}
+
+/// Whether a group of IBAN characters ending at `end` is closed: a lowercase letter or an
+/// `@` would make it part of a larger token.
+fn iban_right_ok(text: &[u8], end: usize) -> bool {
+    !matches!(at(text, end), Some(b) if b.is_ascii_alphanumeric() || b == b'@')
+}
+
+fn iban_at(text: &[u8], start: usize) -> Option<Range<usize>> {
+    let head = text.get(start..start + 4)?;
+    if !(head[0].is_ascii_uppercase()
+        && head[1].is_ascii_uppercase()
+        && head[2].is_ascii_digit()
+        && head[3].is_ascii_digit())
+    {
+        return None;
+    }
+    if start > 0 && text[start - 1] == b'@' {
+        return None;
+    }
+    let mut e = start;
+    while e < text.len() && is_iban_char(text[e]) {
+        e += 1;
+    }
+    if e - start > 4 {
+        // Electronic form: one run of 15–34 characters.
+        if iban_right_ok(text, e) && iban_valid(&text[start..e]) {
+            return Some(start..e);
+        }
+        return None;
+    }
+    // Printed form: groups of four separated by single spaces, the last one shorter.
+    let mut buf = [0u8; 34];
+    let mut len = 0;
+    let mut ends: Vec<(usize, usize)> = Vec::new(); // (chars so far, byte end)
+    let mut p = start;
+    loop {
+        let gs = p;
+        while p < text.len() && is_iban_char(text[p]) {
+            p += 1;
+        }
+        let glen = p - gs;
+        if glen == 0 || glen > 4 || len + glen > 34 || !iban_right_ok(text, p) {
+            break;
+        }
+        buf[len..len + glen].copy_from_slice(&text[gs..p]);
+        len += glen;
+        ends.push((len, p));
+        if glen < 4 || at(text, p) != Some(b' ') {
+            break;
+        }
+        p += 1;
+    }
+    ends.iter()
+        .rev()
+        .find(|&&(chars, _)| iban_valid(&buf[..chars]))
+        .map(|&(_, end)| start..end)
+}
+
+fn iban_valid(iban: &[u8]) -> bool {
+    if !(15..=34).contains(&iban.len()) {
+        return false;
+    }
+    match IBAN_LENGTHS.iter().find(|(cc, _)| iban[..2] == cc[..]) {
+        Some(&(_, len)) if iban.len() != len => return false,
+        Some(_) => {}
+        // An unlisted country made only of hex characters is far more likely an
+        // upper-case digest than an account number.
+        None if iban.iter().all(|b| b.is_ascii_hexdigit()) => return false,
+        None => {}
+    }
+    mod97(iban) == 1
+}
+
+/// ISO 13616 / ISO 7064 mod 97-10 over the rearranged IBAN (letters as 10..35).
+fn mod97(iban: &[u8]) -> u32 {
+    let (head, tail) = iban.split_at(4);
+    tail.iter().chain(head).fold(0u32, |acc, &c| {
+        let v = if c.is_ascii_digit() {
+            u32::from(c - b'0')
+        } else {
+            u32::from(c - b'A') + 10
+        };
+        if v >= 10 {
+            (acc * 100 + v) % 97
+        } else {
+            (acc * 10 + v) % 97
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<(PiiKind, String)> {
+        find_pii(text.as_bytes())
+            .into_iter()
+            .map(|h| (h.kind, text[h.range].to_owned()))
+            .collect()
+    }
+
+    fn one(text: &str, kind: PiiKind, value: &str) {
+        assert_eq!(kinds(text), vec![(kind, value.to_owned())], "in {text:?}");
+    }
+
+    #[test]
+    fn names_are_kebab_case_and_match_serde() {
+        for k in [
+            PiiKind::Email,
+            PiiKind::CardNumber,
+            PiiKind::Ssn,
+            PiiKind::Iban,
+            PiiKind::Phone,
+        ] {
+            let json = serde_json::to_string(&k).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", k.name()));
+        }
+    }
+
+    #[test]
+    fn emails() {
+        one(
+            "mail bob.smith+x@mail.example.org.",
+            PiiKind::Email,
+            "bob.smith+x@mail.example.org",
+        );
+        one("<a@b.co>", PiiKind::Email, "a@b.co");
+        assert!(kinds("pkg@1.2.3 user@localhost @handle a@b.c x@-a.com").is_empty());
+    }
+
+    #[test]
+    fn cards() {
+        one("4111111111111111", PiiKind::CardNumber, "4111111111111111");
+        one(
+            "card 4111 1111 1111 1111, exp",
+            PiiKind::CardNumber,
+            "4111 1111 1111 1111",
+        );
+        one(
+            "4111-1111-1111-1111",
+            PiiKind::CardNumber,
+            "4111-1111-1111-1111",
+        );
+        one(
+            "amex 3782 822463 10005",
+            PiiKind::CardNumber,
+            "3782 822463 10005",
+        );
+        one(
+            "ref 99 5555 5555 5555 4444",
+            PiiKind::CardNumber,
+            "5555 5555 5555 4444",
+        );
+        // Luhn-invalid, all equal, too short, inside a token, mixed separators.
+        assert!(
+            kinds("4111111111111112 4444444444444444 411111111111 x4111111111111111").is_empty()
+        );
+        assert!(kinds("4111 1111-1111 1111 4111111111111111a").is_empty());
+        // Decimal context.
+        assert!(kinds("0.4111111111111111 4111111111111111.5").is_empty());
+    }
+
+    #[test]
+    fn ssns() {
+        one("ssn: 123-45-6789;", PiiKind::Ssn, "123-45-6789");
+        assert!(kinds("000-12-3456 666-12-3456 900-12-3456 123-00-4567 123-45-0000").is_empty());
+        assert!(kinds("123456789 123 45 6789 1123-45-6789 123-45-67890 9-123-45-6789").is_empty());
+    }
+
+    #[test]
+    fn ibans() {
+        one(
+            "DE89370400440532013000",
+            PiiKind::Iban,
+            "DE89370400440532013000",
+        );
+        one(
+            "IBAN: GB82 WEST 1234 5698 7654 32 (GBP)",
+            PiiKind::Iban,
+            "GB82 WEST 1234 5698 7654 32",
+        );
+        one(
+            "DE89 3704 0044 0532 0130 00 PAID",
+            PiiKind::Iban,
+            "DE89 3704 0044 0532 0130 00",
+        );
+        assert!(
+            kinds("DE89370400440532013001 GB82WEST12345698765432x DE893704004405320130").is_empty()
+        );
+    }
+
+    #[test]
+    fn phones() {
+        one("+1-415-555-2671", PiiKind::Phone, "+1-415-555-2671");
+        one("tel +44 20 7946 0958.", PiiKind::Phone, "+44 20 7946 0958");
+        one("+1 (415) 555-2671", PiiKind::Phone, "+1 (415) 555-2671");
+        one("+14155552671", PiiKind::Phone, "+14155552671");
+        one("call (415) 555-2671", PiiKind::Phone, "(415) 555-2671");
+        one("415-555-2671", PiiKind::Phone, "415-555-2671");
+        one("1-800-555-1234", PiiKind::Phone, "1-800-555-1234");
+        assert!(kinds("(115) 555-2671 415-155-2671 +0123456789 +1234567 1e+123456789").is_empty());
+        assert!(kinds("+123.456000 +12345678901234567890").is_empty());
+    }
+
+    #[test]
+    fn no_false_positives_on_technical_text() {
+        let text = "version 1.2.3 v10.22.333 2026-11-29T05:00:00Z 2026-11-29 05:00:00.123456+01:00 \
+            1732856400000 sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 \
+            D41D8CD98F00B204E9800998ECF8427E DE12A3B4C5D6E7F8091A2B3C4D5E6F70 \
+            550e8400-e29b-41d4-a716-446655440000 192.168.100.200:8080 \
+            0.123456789 -0.98765432101234567 1.2345678901234567e-05 3.141592653589793 \
+            [0.1234567890123456, 12345.678901234567] layers.0.attn.q_proj.weight \
+            model-00001-of-00004.safetensors 1234567890123456789012";
+        assert_eq!(kinds(text), vec![]);
+    }
+
+    #[test]
+    fn printable_runs_respect_min_len() {
+        let b = b"ab\x00abcdefgh\xffabcdefghij";
+        assert_eq!(printable_runs(b, 8), vec![3..11, 12..22]);
+        assert_eq!(printable_runs(b, 2), vec![0..2, 3..11, 12..22]);
+        let mut bytes = vec![0u8, 0xff, 7];
+        bytes.extend_from_slice(b"ssn=123-45-6789");
+        bytes.push(0x80);
+        let hits = find_pii_in_bytes(&bytes);
+        assert_eq!(
+            hits,
+            vec![PiiHit {
+                kind: PiiKind::Ssn,
+                range: 7..18
+            }]
+        );
+    }
+
+    #[test]
+    fn non_ascii_bytes_are_separators() {
+        let mut bytes = "é".as_bytes().to_vec();
+        bytes.extend_from_slice(b"123-45-6789");
+        bytes.extend_from_slice("ü".as_bytes());
+        assert_eq!(
+            find_pii(&bytes),
+            vec![PiiHit {
+                kind: PiiKind::Ssn,
+                range: 2..13
+            }]
+        );
+    }
+}

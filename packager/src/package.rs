@@ -1,0 +1,1035 @@
+//! `airlock package`: run directory → signed release bundle, or a refusal with a report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use airlock_schemas::{
+    Architecture, BUNDLE_FORMAT_VERSION, CardMetrics, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature,
+    LeakLayer, LeakReport, ModelCard, ModelOutput, PipelineSpec, RELEASE_PREDICATE_TYPE,
+    ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject,
+    TensorSpec, TrainingRecord, TrainingSummary, Verdict,
+};
+use airlock_trainer::{
+    CHECKPOINT_FILE, DenseLayer, MlpParams, PREPROCESS_FILE, Preprocess, RECORD_FILE,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::keys::{KeyError, Signer};
+use crate::leak::membership::{bce, loss_threshold_attack};
+use crate::leak::pii::{find_pii, find_pii_in_bytes};
+use crate::leak::records::{MatchKind, RecordIndex, RecordParams, RecordSource};
+use crate::safetensors::{self as st, Dtype, OwnedTensor, SafetensorsFile};
+use crate::shards::shard_digests;
+use crate::{dsse, fold};
+
+/// Bundle file names.
+pub const MODEL_FILE: &str = "model.safetensors";
+/// Model card.
+pub const MODEL_CARD_FILE: &str = "model-card.json";
+/// Leak report.
+pub const LEAK_REPORT_FILE: &str = "leak-report.json";
+/// Release statement (the DSSE payload, for reading).
+pub const STATEMENT_FILE: &str = "statement.json";
+/// DSSE envelope of the statement.
+pub const STATEMENT_DSSE_FILE: &str = "statement.dsse.json";
+/// DSSE envelope of the SLSA provenance.
+pub const PROVENANCE_DSSE_FILE: &str = "provenance.dsse.json";
+/// Officer decisions.
+pub const APPROVALS_DIR: &str = "approvals";
+/// The only `__metadata__` entries a released model may carry.
+pub const MODEL_METADATA: [(&str, &str); 1] = [("format", "pt")];
+/// Shard size for per-shard digests.
+pub const SHARD_SIZE: u64 = 16 * 1024 * 1024;
+/// At most this many findings are listed per layer (counts hold the totals).
+const MAX_FINDINGS: usize = 100;
+
+/// Why packaging failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// The builder key.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The run directory is incomplete or inconsistent.
+    #[error("cannot package run {}: {what}", dir.display())]
+    Run {
+        /// The run directory.
+        dir: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// File-system failure.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output already exists.
+    #[error("bundle directory {} already exists and is not empty", path.display())]
+    OutputExists {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A leak check failed or could not run: no bundle was written.
+    #[error("release refused: leak check {} failed; report written to {}", layers.join(", "), report.display())]
+    LeakRefused {
+        /// `L0 structure`, ...
+        layers: Vec<String>,
+        /// Where the report was written.
+        report: PathBuf,
+    },
+}
+
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> PackageError + 'a {
+    move |source| PackageError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Options of `airlock package`.
+#[derive(Debug, Clone)]
+pub struct PackageOptions {
+    /// Run directory from `airlock train`.
+    pub run_dir: PathBuf,
+    /// Builder's private key.
+    pub key: PathBuf,
+    /// Bundle directory to create.
+    pub out: PathBuf,
+    /// Threads for scanning and hashing.
+    pub threads: usize,
+}
+
+/// A written bundle.
+#[derive(Debug, Clone)]
+pub struct PackageSummary {
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// SHA-256 of `model.safetensors`.
+    pub model_sha256: String,
+    /// The leak report.
+    pub report: LeakReport,
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// What the packager needs from the run, read once.
+struct Run {
+    record: TrainingRecord,
+    record_bytes: Vec<u8>,
+    pre: Preprocess,
+    checkpoint: Vec<u8>,
+    spec: PipelineSpec,
+    pipeline_name: String,
+}
+
+fn read_run(dir: &Path) -> Result<Run, PackageError> {
+    let bad = |what: String| PackageError::Run {
+        dir: dir.to_owned(),
+        what,
+    };
+    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| bad(format!("{name}: {e}")));
+    let record_bytes = read(RECORD_FILE)?;
+    let record: TrainingRecord =
+        serde_json::from_slice(&record_bytes).map_err(|e| bad(format!("{RECORD_FILE}: {e}")))?;
+    let pre: Preprocess = serde_json::from_slice(&read(PREPROCESS_FILE)?)
+        .map_err(|e| bad(format!("{PREPROCESS_FILE}: {e}")))?;
+    let checkpoint = read(CHECKPOINT_FILE)?;
+    let pipeline_path = PathBuf::from(&record.pipeline.path);
+    let pipeline_bytes = std::fs::read(&pipeline_path).map_err(|e| {
+        bad(format!(
+            "the pipeline file {} it was trained from: {e}",
+            pipeline_path.display()
+        ))
+    })?;
+    if sha256_hex(&pipeline_bytes) != record.pipeline.sha256 {
+        return Err(bad(format!(
+            "the pipeline file {} changed since training (its SHA-256 differs from the training record)",
+            pipeline_path.display()
+        )));
+    }
+    let spec =
+        PipelineSpec::from_toml_str(&String::from_utf8_lossy(&pipeline_bytes), &pipeline_path)
+            .map_err(|e| bad(e.to_string()))?;
+    let pipeline_name = file_name(&pipeline_path);
+    Ok(Run {
+        record,
+        record_bytes,
+        pre,
+        checkpoint,
+        spec,
+        pipeline_name,
+    })
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Layer widths `[d_input, hidden..., 1]` of the recorded architecture.
+fn widths(record: &TrainingRecord) -> Vec<usize> {
+    let mut w = vec![record.hyperparameters.features.len()];
+    w.extend(&record.hyperparameters.model.hidden);
+    w.push(1);
+    w
+}
+
+/// Every tensor the architecture declares, with its shape.
+fn declared(widths: &[usize]) -> Vec<(String, Vec<usize>)> {
+    widths
+        .windows(2)
+        .enumerate()
+        .flat_map(|(i, w)| {
+            [
+                (format!("layers.{i}.weight"), vec![w[1], w[0]]),
+                (format!("layers.{i}.bias"), vec![w[1]]),
+            ]
+        })
+        .collect()
+}
+
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn le(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Collects one layer's findings and counts.
+struct LayerBuilder {
+    layer: LeakLayer,
+    total: u64,
+}
+
+impl LayerBuilder {
+    fn new(id: &str, name: &str) -> Self {
+        Self {
+            layer: LeakLayer {
+                id: id.into(),
+                name: name.into(),
+                verdict: Verdict::Pass,
+                parameters: BTreeMap::new(),
+                counts: BTreeMap::new(),
+                findings: Vec::new(),
+                error: None,
+            },
+            total: 0,
+        }
+    }
+    fn param(&mut self, k: &str, v: serde_json::Value) {
+        self.layer.parameters.insert(k.into(), v);
+    }
+    fn count(&mut self, k: &str, v: impl Into<serde_json::Value>) {
+        self.layer.counts.insert(k.into(), v.into());
+    }
+    fn find(&mut self, kind: &str, location: String, record: Option<u64>, column: Option<String>) {
+        self.total += 1;
+        if self.layer.findings.len() < MAX_FINDINGS {
+            self.layer.findings.push(Finding {
+                kind: kind.into(),
+                location,
+                record,
+                column,
+            });
+        }
+    }
+    fn error(&mut self, e: String) {
+        self.layer.error.get_or_insert(e);
+    }
+    fn finish(mut self) -> LeakLayer {
+        self.layer
+            .counts
+            .insert("findings".into(), self.total.into());
+        self.layer.verdict = if self.layer.error.is_some() {
+            Verdict::Error
+        } else if self.total > 0 {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        };
+        self.layer
+    }
+}
+
+/// The training data as the leak checks need it.
+struct Data {
+    features: Vec<f32>,
+    standardized: Vec<f32>,
+    labels: Vec<f32>,
+    text_columns: Vec<String>,
+    text_values: Vec<String>,
+    rows: usize,
+}
+
+fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
+    let [file] = run.record.dataset.files.as_slice() else {
+        return Err(format!(
+            "expected one dataset file, the record lists {}",
+            run.record.dataset.files.len()
+        ));
+    };
+    let path = Path::new(&file.path);
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("training data {}: {e}", path.display()))?;
+    if sha256_hex(&bytes) != file.sha256 {
+        return Err(format!(
+            "training data {} changed since training (SHA-256 differs)",
+            path.display()
+        ));
+    }
+    let inputs = vec![ReportInput {
+        role: "training-data".into(),
+        name: file_name(path),
+        sha256: file.sha256.clone(),
+    }];
+    let h = &run.record.hyperparameters;
+    let table = airlock_trainer::load_table(path, &h.features, Some(&h.label))
+        .map_err(|e| e.to_string())?;
+    let rows = table.rows();
+    // Identifier columns as text, exactly as the CSV holds them.
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut idx = Vec::new();
+    for id in &run.spec.data.identifiers {
+        let i = header
+            .iter()
+            .position(|h| h == id)
+            .ok_or_else(|| format!("identifier column {id:?} is not in the training data"))?;
+        idx.push(i);
+    }
+    let mut text_values = Vec::with_capacity(rows * idx.len());
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| e.to_string())?;
+        text_values.extend(idx.iter().map(|&i| rec.get(i).unwrap_or("").to_owned()));
+    }
+    let standardized = run.pre.apply(&table.features, 0..rows);
+    Ok((
+        Data {
+            labels: table.labels.clone().unwrap_or_default(),
+            features: table.features,
+            standardized,
+            text_columns: run.spec.data.identifiers.clone(),
+            text_values,
+            rows,
+        },
+        inputs,
+    ))
+}
+
+/// Package a run into a bundle at `opts.out`.
+pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
+    let signer = Signer::load(&opts.key)?;
+    if std::fs::read_dir(&opts.out).is_ok_and(|mut d| d.next().is_some()) || opts.out.is_file() {
+        return Err(PackageError::OutputExists {
+            path: opts.out.clone(),
+        });
+    }
+    let run = read_run(&opts.run_dir)?;
+    let record = &run.record;
+    let widths = widths(record);
+    let declared = declared(&widths);
+    let threads = opts.threads.max(1);
+
+    let mut inputs = vec![
+        ReportInput {
+            role: "checkpoint".into(),
+            name: CHECKPOINT_FILE.into(),
+            sha256: sha256_hex(&run.checkpoint),
+        },
+        ReportInput {
+            role: "training-record".into(),
+            name: RECORD_FILE.into(),
+            sha256: sha256_hex(&run.record_bytes),
+        },
+    ];
+
+    // L0 on the input: strict parse, and nothing but parameters and their optimizer state.
+    let mut l0 = LayerBuilder::new("L0", "structure");
+    l0.param(
+        "declared_tensors",
+        json!(declared.iter().map(|d| &d.0).collect::<Vec<_>>()),
+    );
+    l0.param(
+        "allowed_metadata",
+        json!(MODEL_METADATA.iter().map(|m| m.0).collect::<Vec<_>>()),
+    );
+    let ckpt = match st::parse(&run.checkpoint) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            l0.error(format!("{CHECKPOINT_FILE}: {e}"));
+            None
+        }
+    };
+    let mut params = None;
+    if let Some(ckpt) = &ckpt {
+        params = check_checkpoint(ckpt, &declared, &mut l0);
+    }
+
+    // Strip, fold, write canonically.
+    let mut model_bytes = Vec::new();
+    let mut folded = None;
+    if let Some(p) = &params {
+        match fold::fold(p, &run.pre) {
+            Ok(f) => {
+                let tensors: Vec<OwnedTensor> = f
+                    .layers
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, l)| {
+                        [
+                            OwnedTensor {
+                                name: format!("layers.{i}.weight"),
+                                dtype: Dtype::F32,
+                                shape: vec![l.d_out, l.d_in],
+                                data: le(&l.weight),
+                            },
+                            OwnedTensor {
+                                name: format!("layers.{i}.bias"),
+                                dtype: Dtype::F32,
+                                shape: vec![l.d_out],
+                                data: le(&l.bias),
+                            },
+                        ]
+                    })
+                    .collect();
+                let meta: BTreeMap<String, String> = MODEL_METADATA
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect();
+                match st::write_canonical(&tensors, &meta) {
+                    Ok(b) => model_bytes = b,
+                    Err(e) => l0.error(format!("writing {MODEL_FILE}: {e}")),
+                }
+                folded = Some(f);
+            }
+            Err(e) => l0.error(e.to_string()),
+        }
+    }
+    // L0 on the output: rebuilt from the declaration, so it must hold exactly that.
+    let model = if model_bytes.is_empty() {
+        None
+    } else {
+        st::parse(&model_bytes).ok()
+    };
+    if let Some(m) = &model {
+        check_model(m, &declared, &mut l0);
+    } else if l0.layer.error.is_none() {
+        l0.error(format!("{MODEL_FILE} could not be rebuilt"));
+    }
+
+    let card = model_card(&run, &widths, &declared);
+    let card_bytes = pretty(&card);
+
+    // Training data for L2 and L3 (fail closed if it is gone or changed).
+    let data = load_data(&run);
+    if let Ok((_, data_inputs)) = &data {
+        inputs.extend(data_inputs.iter().cloned());
+    }
+
+    // Fold check: the folded model must compute what the trained one did.
+    if let (Some(p), Some(f), Ok((d, _))) = (&params, &folded, &data) {
+        let n = d.rows.min(2000);
+        let w = widths[0];
+        let a = p.forward_host(&d.standardized[..n * w]);
+        let b = f.forward_host(&d.features[..n * w]);
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        l0.count("fold_max_abs_logit_diff", f64::from(diff));
+        if diff > 1e-3 {
+            l0.error(format!(
+                "folding changed the model's outputs by up to {diff}"
+            ));
+        }
+    }
+
+    // L1: PII patterns in every string and in printable runs of every tensor.
+    let mut l1 = LayerBuilder::new("L1", "pii-patterns");
+    l1.param(
+        "patterns",
+        json!([
+            "email",
+            "card-number (Luhn)",
+            "ssn",
+            "iban (mod 97)",
+            "phone"
+        ]),
+    );
+    l1.param("min_printable_run", json!(8));
+    let scanned = std::cell::Cell::new(0u64);
+    let scan_strings = |l1: &mut LayerBuilder, text: &[u8], place: &str| {
+        scanned.set(scanned.get() + text.len() as u64);
+        for hit in find_pii(text) {
+            l1.find(
+                hit.kind.name(),
+                format!("{place} at byte {}", hit.range.start),
+                None,
+                None,
+            );
+        }
+    };
+    for (file, name) in [(&ckpt, CHECKPOINT_FILE), (&model, MODEL_FILE)] {
+        if let Some(f) = file {
+            scan_strings(
+                &mut l1,
+                f.header_text().as_bytes(),
+                &format!("{name} header"),
+            );
+            for (k, v) in &f.metadata {
+                scan_strings(&mut l1, k.as_bytes(), &format!("{name} metadata key"));
+                scan_strings(&mut l1, v.as_bytes(), &format!("{name} metadata {k:?}"));
+            }
+            for t in &f.tensors {
+                let bytes = f.data(t);
+                scanned.set(scanned.get() + bytes.len() as u64);
+                for hit in find_pii_in_bytes(bytes) {
+                    l1.find(
+                        hit.kind.name(),
+                        format!("{name} tensor {:?} at byte {}", t.name, hit.range.start),
+                        None,
+                        None,
+                    );
+                }
+            }
+        }
+    }
+    scan_strings(&mut l1, &card_bytes, MODEL_CARD_FILE);
+    l1.count("bytes_scanned", scanned.get());
+
+    // L2: exact training records anywhere in what was read and what would ship.
+    let mut l2 = LayerBuilder::new("L2", "exact-records");
+    let params_l2 = RecordParams::default();
+    l2.param("min_text_len", json!(params_l2.min_text_len));
+    l2.param("numeric_window", json!(params_l2.window));
+    l2.param("encodings", json!(["f32", "f16", "bf16"]));
+    l2.param("numeric_forms", json!(["raw", "standardized"]));
+    // L3 needs the data too.
+    let mut l3 = LayerBuilder::new("L3", "membership-inference");
+    let leak = run.spec.leak;
+    l3.param("attack", json!("loss-threshold"));
+    l3.param("max_auc", json!(leak.max_membership_auc));
+    l3.param("max_advantage", json!(leak.max_membership_advantage));
+    match &data {
+        Err(e) => {
+            l2.error(e.clone());
+            l3.error(e.clone());
+        }
+        Ok((d, _)) => {
+            let h = &record.hyperparameters;
+            let index = RecordIndex::build(
+                &RecordSource {
+                    text_columns: &d.text_columns,
+                    text_values: &d.text_values,
+                    numeric_columns: &h.features,
+                    numeric_raw: &d.features,
+                    numeric_standardized: &d.standardized,
+                },
+                params_l2,
+            );
+            let stats = index.stats();
+            l2.count("records", d.rows as u64);
+            l2.count("text_patterns", stats.text_patterns as u64);
+            l2.count("text_skipped_short", stats.text_skipped_short as u64);
+            l2.count("numeric_windows", stats.numeric_windows as u64);
+            l2.count(
+                "numeric_skipped_low_information",
+                stats.numeric_skipped_low_information as u64,
+            );
+            let mut scanned = 0u64;
+            let mut scan = |l2: &mut LayerBuilder, bytes: &[u8], place: String| {
+                scanned += bytes.len() as u64;
+                for m in index.scan(bytes, threads) {
+                    let kind = match m.kind {
+                        MatchKind::Text => "text-record".to_owned(),
+                        MatchKind::Numeric {
+                            encoding,
+                            standardized,
+                        } => format!(
+                            "numeric-record ({}{})",
+                            serde_json::to_value(encoding)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default(),
+                            if standardized {
+                                ", standardized"
+                            } else {
+                                ", raw"
+                            }
+                        ),
+                    };
+                    l2.find(
+                        &kind,
+                        format!("{place} at byte {}", m.offset),
+                        Some(m.row as u64),
+                        Some(m.column),
+                    );
+                }
+            };
+            for (file, name) in [(&ckpt, CHECKPOINT_FILE), (&model, MODEL_FILE)] {
+                if let Some(f) = file {
+                    scan(
+                        &mut l2,
+                        f.header_text().as_bytes(),
+                        format!("{name} header"),
+                    );
+                    for t in &f.tensors {
+                        scan(&mut l2, f.data(t), format!("{name} tensor {:?}", t.name));
+                    }
+                }
+            }
+            scan(&mut l2, &card_bytes, MODEL_CARD_FILE.to_owned());
+            l2.count("bytes_scanned", scanned);
+
+            // L3 on the model that would ship.
+            match &folded {
+                None => l3.error("no model to attack (see L0)".into()),
+                Some(f) => {
+                    let s = &record.splits;
+                    let (train, _, hold) = airlock_trainer::split_rows(
+                        d.rows,
+                        s.train as usize,
+                        s.validation as usize,
+                        record.seed,
+                    );
+                    let losses = |rows: &[usize]| -> Vec<f64> {
+                        let w = widths[0];
+                        let x: Vec<f32> = rows
+                            .iter()
+                            .flat_map(|&r| d.features[r * w..(r + 1) * w].iter().copied())
+                            .collect();
+                        f.forward_host(&x)
+                            .iter()
+                            .zip(rows)
+                            .map(|(&z, &r)| bce(z, d.labels[r]))
+                            .collect()
+                    };
+                    match loss_threshold_attack(&losses(&train), &losses(&hold)) {
+                        None => l3.error("the train or holdout split is empty".into()),
+                        Some(r) => {
+                            l3.count("members", r.members as u64);
+                            l3.count("non_members", r.non_members as u64);
+                            l3.count("auc", r.auc);
+                            l3.count("advantage", r.advantage);
+                            if r.auc > leak.max_membership_auc {
+                                l3.find(
+                                    "membership-auc-above-threshold",
+                                    format!("AUC {:.4} > {}", r.auc, leak.max_membership_auc),
+                                    None,
+                                    None,
+                                );
+                            }
+                            if r.advantage > leak.max_membership_advantage {
+                                l3.find(
+                                    "membership-advantage-above-threshold",
+                                    format!(
+                                        "advantage {:.4} > {}",
+                                        r.advantage, leak.max_membership_advantage
+                                    ),
+                                    None,
+                                    None,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let layers = vec![l0.finish(), l1.finish(), l2.finish(), l3.finish()];
+    let verdict = if layers.iter().all(|l| l.verdict == Verdict::Pass) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    if !model_bytes.is_empty() {
+        inputs.push(ReportInput {
+            role: "model".into(),
+            name: MODEL_FILE.into(),
+            sha256: sha256_hex(&model_bytes),
+        });
+    }
+    inputs.push(ReportInput {
+        role: "model-card".into(),
+        name: MODEL_CARD_FILE.into(),
+        sha256: sha256_hex(&card_bytes),
+    });
+    let report = LeakReport {
+        schema_version: BUNDLE_FORMAT_VERSION,
+        verdict,
+        inputs,
+        layers,
+    };
+    let report_bytes = pretty(&report);
+
+    if verdict != Verdict::Pass {
+        let path = PathBuf::from(format!("{}.leak-report.json", opts.out.display()));
+        write_file(&path, &report_bytes)?;
+        return Err(PackageError::LeakRefused {
+            layers: report
+                .layers
+                .iter()
+                .filter(|l| l.verdict != Verdict::Pass)
+                .map(|l| format!("{} {} ({})", l.id, l.name, verdict_word(l.verdict)))
+                .collect(),
+            report: path,
+        });
+    }
+
+    // Sign.
+    let model_sha = sha256_hex(&model_bytes);
+    let subject = |name: &str, sha: String| Subject {
+        name: name.into(),
+        digest: [("sha256".to_owned(), sha)].into_iter().collect(),
+    };
+    let statement = Statement {
+        type_: STATEMENT_TYPE.into(),
+        subject: vec![
+            subject(MODEL_FILE, model_sha.clone()),
+            subject(MODEL_CARD_FILE, sha256_hex(&card_bytes)),
+            subject(LEAK_REPORT_FILE, sha256_hex(&report_bytes)),
+        ],
+        predicate_type: RELEASE_PREDICATE_TYPE.into(),
+        predicate: ReleasePredicate {
+            model_name: record.model_name.clone(),
+            model_version: record.model_version.clone(),
+            pipeline_sha256: record.pipeline.sha256.clone(),
+            training_record_sha256: sha256_hex(&run.record_bytes),
+            leak_verdict: verdict,
+            git_commit: record.git_commit.clone(),
+            model_shards: shard_digests(&model_bytes, SHARD_SIZE, threads),
+        },
+    };
+    let statement_bytes = pretty(&statement);
+    let statement_env = dsse::sign(IN_TOTO_PAYLOAD_TYPE, &statement_bytes, &signer);
+    let provenance = provenance(&run, &model_sha, signer.key_id());
+    let provenance_env = dsse::sign(IN_TOTO_PAYLOAD_TYPE, &pretty(&provenance), &signer);
+
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (MODEL_FILE, model_bytes),
+        (MODEL_CARD_FILE, card_bytes),
+        (LEAK_REPORT_FILE, report_bytes),
+        (STATEMENT_FILE, statement_bytes),
+        (STATEMENT_DSSE_FILE, pretty(&statement_env)),
+        (PROVENANCE_DSSE_FILE, pretty(&provenance_env)),
+    ];
+    write_bundle(&opts.out, &files)?;
+    Ok(PackageSummary {
+        bundle: opts.out.clone(),
+        model_sha256: model_sha,
+        report,
+    })
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::Error => "could not run",
+    }
+}
+
+/// L0 on the checkpoint: returns the declared parameters when they are all present.
+fn check_checkpoint(
+    ckpt: &SafetensorsFile<'_>,
+    declared: &[(String, Vec<usize>)],
+    l0: &mut LayerBuilder,
+) -> Option<MlpParams> {
+    let names: BTreeSet<&str> = declared.iter().map(|d| d.0.as_str()).collect();
+    let mut allowed: BTreeMap<String, &Vec<usize>> = BTreeMap::new();
+    for (n, shape) in declared {
+        for m in ["exp_avg", "exp_avg_sq"] {
+            allowed.insert(format!("optimizer.{n}.{m}"), shape);
+        }
+    }
+    let (mut optimizer, mut other) = (0u64, 0u64);
+    for t in &ckpt.tensors {
+        if names.contains(t.name.as_str()) {
+            continue;
+        }
+        match allowed.get(&t.name) {
+            Some(shape) if t.dtype == Dtype::F32 && &&t.shape == shape => optimizer += 1,
+            _ => {
+                other += 1;
+                l0.find(
+                    "unexpected-tensor",
+                    format!("{CHECKPOINT_FILE} tensor {:?}", t.name),
+                    None,
+                    None,
+                );
+            }
+        }
+    }
+    l0.count("checkpoint_tensors", ckpt.tensors.len() as u64);
+    l0.count("optimizer_state_tensors_dropped", optimizer);
+    l0.count("unexpected_tensors", other);
+    l0.count(
+        "checkpoint_metadata_keys_dropped",
+        ckpt.metadata.len() as u64,
+    );
+
+    let mut layers = Vec::new();
+    let mut ok = true;
+    for pair in declared.chunks(2) {
+        let mut get = |(name, shape): &(String, Vec<usize>)| -> Option<Vec<f32>> {
+            match ckpt.tensor(name) {
+                Some(t) if t.dtype == Dtype::F32 && &t.shape == shape => {
+                    let data = ckpt.data(t);
+                    // A parameter byte-identical to another tensor (say, Adam's moments
+                    // renamed as the weight) is not a trained parameter.
+                    if ckpt
+                        .tensors
+                        .iter()
+                        .any(|o| o.name != t.name && !data.is_empty() && ckpt.data(o) == data)
+                    {
+                        l0.find(
+                            "parameter-duplicates-another-tensor",
+                            format!("{CHECKPOINT_FILE} tensor {name:?}"),
+                            None,
+                            None,
+                        );
+                    }
+                    Some(f32s(data))
+                }
+                Some(t) => {
+                    l0.error(format!("{CHECKPOINT_FILE} tensor {name:?} is {} {:?}, the architecture declares F32 {shape:?}", t.dtype.name(), t.shape));
+                    None
+                }
+                None => {
+                    l0.error(format!(
+                        "{CHECKPOINT_FILE} lacks the declared parameter {name:?}"
+                    ));
+                    None
+                }
+            }
+        };
+        let (w, b) = (get(&pair[0]), get(&pair[1]));
+        match (w, b) {
+            (Some(weight), Some(bias)) => layers.push(DenseLayer {
+                d_in: pair[0].1[1],
+                d_out: pair[0].1[0],
+                weight,
+                bias,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(MlpParams { layers })
+}
+
+/// L0 on the rebuilt model: exactly the declared tensors, allow-listed metadata, canonical bytes.
+fn check_model(m: &SafetensorsFile<'_>, declared: &[(String, Vec<usize>)], l0: &mut LayerBuilder) {
+    let want: BTreeMap<&str, &Vec<usize>> = declared.iter().map(|(n, s)| (n.as_str(), s)).collect();
+    for t in &m.tensors {
+        if want.get(t.name.as_str()) != Some(&&t.shape) || t.dtype != Dtype::F32 {
+            l0.find(
+                "unexpected-tensor",
+                format!("{MODEL_FILE} tensor {:?}", t.name),
+                None,
+                None,
+            );
+        }
+    }
+    if m.tensors.len() != declared.len() {
+        l0.find(
+            "missing-tensor",
+            format!(
+                "{MODEL_FILE} has {} of {} declared tensors",
+                m.tensors.len(),
+                declared.len()
+            ),
+            None,
+            None,
+        );
+    }
+    for (k, v) in &m.metadata {
+        if !MODEL_METADATA.iter().any(|(ak, av)| ak == k && av == v) {
+            l0.find(
+                "metadata-not-allowed",
+                format!("{MODEL_FILE} metadata {k:?}"),
+                None,
+                None,
+            );
+        }
+    }
+    if !st::is_canonical(m) {
+        l0.find("not-canonical", MODEL_FILE.into(), None, None);
+    }
+    l0.count("model_tensors", m.tensors.len() as u64);
+}
+
+fn model_card(run: &Run, widths: &[usize], declared: &[(String, Vec<usize>)]) -> ModelCard {
+    let r = &run.record;
+    ModelCard {
+        schema_version: BUNDLE_FORMAT_VERSION,
+        name: r.model_name.clone(),
+        version: r.model_version.clone(),
+        intended_use: run.spec.release.intended_use.clone(),
+        architecture: Architecture {
+            kind: "mlp".into(),
+            layer_widths: widths.to_vec(),
+            activation: "relu".into(),
+            tensors: declared
+                .iter()
+                .map(|(n, s)| TensorSpec {
+                    name: n.clone(),
+                    dtype: "F32".into(),
+                    shape: s.clone(),
+                })
+                .collect(),
+        },
+        inputs: r
+            .hyperparameters
+            .features
+            .iter()
+            .map(|f| InputFeature {
+                name: f.clone(),
+                dtype: "float32".into(),
+            })
+            .collect(),
+        output: ModelOutput {
+            label: r.hyperparameters.label.clone(),
+            classes: vec!["0".into(), "1".into()],
+            transform: "sigmoid".into(),
+        },
+        metrics: CardMetrics {
+            roc_auc: r.holdout.roc_auc,
+            accuracy: r.holdout.accuracy,
+            loss: r.holdout.loss,
+            holdout_rows: r.splits.holdout,
+            positive_rate: r.holdout.positive_rate,
+        },
+        training: TrainingSummary {
+            epochs: r.epochs.clone(),
+            roc_curve: r.holdout.roc_curve.clone(),
+            split_rows: [r.splits.train, r.splits.validation, r.splits.holdout],
+        },
+    }
+}
+
+fn provenance(run: &Run, model_sha: &str, builder: &str) -> Statement<serde_json::Value> {
+    let r = &run.record;
+    let mut deps = vec![
+        json!({"name": format!("training-record:{RECORD_FILE}"), "digest": {"sha256": sha256_hex(&run.record_bytes)}}),
+    ];
+    for f in &r.dataset.files {
+        deps.push(json!({"name": format!("training-data:{}", file_name(Path::new(&f.path))), "digest": {"sha256": f.sha256}}));
+    }
+    if let Some(c) = &r.git_commit {
+        deps.push(json!({"name": "source", "digest": {"gitCommit": c}}));
+    }
+    Statement {
+        type_: STATEMENT_TYPE.into(),
+        subject: vec![Subject {
+            name: MODEL_FILE.into(),
+            digest: [("sha256".to_owned(), model_sha.to_owned())]
+                .into_iter()
+                .collect(),
+        }],
+        predicate_type: SLSA_PROVENANCE_TYPE.into(),
+        predicate: json!({
+            "buildDefinition": {
+                "buildType": "https://airlock.dev/build/train-and-package/v1",
+                "externalParameters": {
+                    "pipeline": {"name": run.pipeline_name, "sha256": r.pipeline.sha256},
+                },
+                "internalParameters": {
+                    "seed": r.seed,
+                    "backend": r.backend.name,
+                    "device": r.backend.device,
+                    "epochs": r.hyperparameters.epochs,
+                    "batch_size": r.hyperparameters.batch_size,
+                },
+                "resolvedDependencies": deps,
+            },
+            "runDetails": {
+                "builder": {"id": format!("https://airlock.dev/builder/key/{builder}"), "version": {"airlock": r.airlock_version}},
+                "metadata": {"startedOn": r.started_at, "finishedOn": r.finished_at},
+            },
+        }),
+    }
+}
+
+/// Pretty JSON with a final newline.
+pub(crate) fn pretty<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut b = serde_json::to_vec_pretty(v)
+        .unwrap_or_else(|e| unreachable!("bundle documents serialize: {e}"));
+    b.push(b'\n');
+    b
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PackageError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io("create a file in", &dir))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(io("write", path))?;
+    tmp.as_file().sync_all().map_err(io("sync", path))?;
+    tmp.persist(path).map_err(|e| PackageError::Io {
+        action: "write",
+        path: path.to_owned(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// Write the bundle into a staging directory and rename it into place.
+fn write_bundle(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), PackageError> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(io("create directory", &parent))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".airlock-bundle-")
+        .tempdir_in(&parent)
+        .map_err(io("create a staging directory in", &parent))?;
+    for (name, bytes) in files {
+        let p = staging.path().join(name);
+        std::fs::write(&p, bytes).map_err(io("write", &p))?;
+        std::fs::File::open(&p)
+            .and_then(|f| f.sync_all())
+            .map_err(io("sync", &p))?;
+    }
+    std::fs::create_dir(staging.path().join(APPROVALS_DIR))
+        .map_err(io("create", &staging.path().join(APPROVALS_DIR)))?;
+    let staged = staging.keep();
+    if out.exists() {
+        std::fs::remove_dir(out).map_err(io("replace", out))?;
+    }
+    std::fs::rename(&staged, out).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staged);
+        PackageError::Io {
+            action: "move the bundle into",
+            path: out.to_owned(),
+            source: e,
+        }
+    })
+}

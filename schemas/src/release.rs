@@ -1,0 +1,339 @@
+//! Documents of a release bundle: the model card, the leak report, in-toto statements
+//! with their DSSE envelopes, and the trust policy that says whose signatures count.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{EpochMetrics, RocPoint};
+
+/// Version of the bundle document formats; bumped on any incompatible change.
+pub const BUNDLE_FORMAT_VERSION: u32 = 1;
+/// in-toto Statement v1 `_type`.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// `predicateType` of airlock's release predicate.
+pub const RELEASE_PREDICATE_TYPE: &str = "https://airlock.dev/attestation/release/v1";
+/// `predicateType` of SLSA provenance v1.
+pub const SLSA_PROVENANCE_TYPE: &str = "https://slsa.dev/provenance/v1";
+/// DSSE payload type of in-toto statements.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// `model-card.json`: what the model is and how it did, without a single raw value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    /// [`BUNDLE_FORMAT_VERSION`].
+    pub schema_version: u32,
+    /// Model name.
+    pub name: String,
+    /// Model version.
+    pub version: String,
+    /// What the model is for.
+    pub intended_use: Option<String>,
+    /// How to rebuild the model from `model.safetensors`.
+    pub architecture: Architecture,
+    /// Input columns, in order: raw values (standardization is folded into the weights).
+    pub inputs: Vec<InputFeature>,
+    /// What the model outputs.
+    pub output: ModelOutput,
+    /// Metrics on rows never used in training.
+    pub metrics: CardMetrics,
+    /// Aggregate training curves, for reviewers.
+    pub training: TrainingSummary,
+}
+
+/// Architecture of the released model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Architecture {
+    /// `mlp`.
+    pub kind: String,
+    /// Widths from input to output, e.g. `[12, 64, 32, 1]`.
+    pub layer_widths: Vec<usize>,
+    /// Activation between layers: `relu`.
+    pub activation: String,
+    /// Every tensor in `model.safetensors`, with its shape (`[out, in]` for weights).
+    pub tensors: Vec<TensorSpec>,
+}
+
+/// Name, dtype and shape of one released tensor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    /// Tensor name.
+    pub name: String,
+    /// safetensors dtype, `F32`.
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+}
+
+/// One input column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputFeature {
+    /// Column name.
+    pub name: String,
+    /// `float32`.
+    pub dtype: String,
+}
+
+/// The model's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelOutput {
+    /// Label column the model predicts.
+    pub label: String,
+    /// Output classes, negative first.
+    pub classes: Vec<String>,
+    /// The raw output is a logit; `sigmoid` gives the probability of the positive class.
+    pub transform: String,
+}
+
+/// Holdout metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CardMetrics {
+    /// Area under the ROC curve.
+    pub roc_auc: f64,
+    /// Accuracy at threshold 0.5.
+    pub accuracy: f64,
+    /// Binary cross-entropy.
+    pub loss: f64,
+    /// Rows in the holdout split.
+    pub holdout_rows: u64,
+    /// Fraction of positive labels in the holdout split.
+    pub positive_rate: f64,
+}
+
+/// Aggregate training figures for the review page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSummary {
+    /// Per-epoch losses and accuracies.
+    pub epochs: Vec<EpochMetrics>,
+    /// Holdout ROC curve (at most 101 points).
+    pub roc_curve: Vec<RocPoint>,
+    /// Training / validation / holdout rows.
+    pub split_rows: [u64; 3],
+}
+
+/// A leak check's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Nothing found.
+    Pass,
+    /// Something found: the release is refused.
+    Fail,
+    /// The check could not run: fail closed, the release is refused.
+    Error,
+}
+
+/// `leak-report.json`: every leak check, its parameters, inputs, counts and verdict.
+/// Findings name places (file, tensor, offset, record index, column), never content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeakReport {
+    /// [`BUNDLE_FORMAT_VERSION`].
+    pub schema_version: u32,
+    /// `pass` only when every layer passed.
+    pub verdict: Verdict,
+    /// What was checked and against what, by digest.
+    pub inputs: Vec<ReportInput>,
+    /// L0–L3, in order.
+    pub layers: Vec<LeakLayer>,
+}
+
+/// An input of the leak checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportInput {
+    /// Role: `checkpoint`, `training-data`, `model`, `model-card`...
+    pub role: String,
+    /// File name (not a full path: paths stay on-prem).
+    pub name: String,
+    /// SHA-256 of its bytes.
+    pub sha256: String,
+}
+
+/// One leak-check layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeakLayer {
+    /// `L0`, `L1`, `L2` or `L3`.
+    pub id: String,
+    /// `structure`, `pii-patterns`, `exact-records`, `membership-inference`.
+    pub name: String,
+    /// Outcome.
+    pub verdict: Verdict,
+    /// Parameters the check ran with.
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    /// Counts and measured figures.
+    pub counts: BTreeMap<String, serde_json::Value>,
+    /// What was found (at most 100 listed; `counts` has the totals).
+    pub findings: Vec<Finding>,
+    /// Why the check could not run, when the verdict is `error`.
+    pub error: Option<String>,
+}
+
+/// One finding: where, and what kind, never the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    /// Kind of finding, e.g. `unexpected-tensor`, `email`, `text-record`, `numeric-record`.
+    pub kind: String,
+    /// Where: file and tensor, metadata key, or byte offset.
+    pub location: String,
+    /// 0-based record index in the training data, for record matches.
+    pub record: Option<u64>,
+    /// Column name, for record matches.
+    pub column: Option<String>,
+}
+
+/// in-toto Statement v1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Statement<P> {
+    /// [`STATEMENT_TYPE`].
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// The artifacts the statement is about.
+    pub subject: Vec<Subject>,
+    /// URI naming the predicate's schema.
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    /// The claim.
+    pub predicate: P,
+}
+
+/// An in-toto subject: a name and its digests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    /// File name within the bundle.
+    pub name: String,
+    /// Algorithm → lowercase hex digest (`sha256`).
+    pub digest: BTreeMap<String, String>,
+}
+
+/// airlock's release predicate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasePredicate {
+    /// Model name.
+    pub model_name: String,
+    /// Model version.
+    pub model_version: String,
+    /// SHA-256 of the pipeline file.
+    pub pipeline_sha256: String,
+    /// SHA-256 of the run's `training-record.json`.
+    pub training_record_sha256: String,
+    /// Combined leak verdict (always `pass` in a signed bundle).
+    pub leak_verdict: Verdict,
+    /// Git commit the pipeline was trained at.
+    pub git_commit: Option<String>,
+    /// Per-shard digests of `model.safetensors`, so verification can use every core.
+    pub model_shards: ShardDigests,
+}
+
+/// SHA-256 of consecutive fixed-size pieces of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardDigests {
+    /// File length in bytes.
+    pub length: u64,
+    /// Bytes per shard (the last may be shorter).
+    pub shard_size: u64,
+    /// Lowercase hex SHA-256 per shard, in file order.
+    pub sha256: Vec<String>,
+}
+
+/// A DSSE envelope (`https://github.com/secure-systems-lab/dsse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Media type of the payload.
+    #[serde(rename = "payloadType")]
+    pub payload_type: String,
+    /// Standard base64 of the payload bytes.
+    pub payload: String,
+    /// Signatures over PAE(payloadType, payload).
+    pub signatures: Vec<EnvelopeSignature>,
+}
+
+/// One DSSE signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeSignature {
+    /// Key id: hex SHA-256 of the public key's SPKI DER.
+    pub keyid: String,
+    /// Standard base64 of the ed25519 signature.
+    pub sig: String,
+}
+
+/// `trust.toml`: the keys whose signatures count, by role, and the approval threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustPolicy {
+    /// Distinct officer approvals a release needs (k of n).
+    #[serde(default)]
+    pub approvals_required: u32,
+    /// Trusted public keys.
+    #[serde(default)]
+    pub keys: Vec<TrustedKey>,
+}
+
+/// A trusted public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedKey {
+    /// Who holds it.
+    pub name: String,
+    /// What its signatures may do.
+    pub role: KeyRole,
+    /// SPKI PEM file, relative to the policy file.
+    pub public_key: PathBuf,
+}
+
+/// Roles of trusted keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyRole {
+    /// Signs release bundles (CI).
+    Builder,
+    /// Approves or rejects releases (compliance officers).
+    Officer,
+    /// Publishes to the cloud and signs the audit log.
+    Publisher,
+}
+
+/// Leak-check thresholds in a pipeline file (`[leak]`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeakSpec {
+    /// L3: highest membership-inference AUC allowed.
+    #[serde(default = "default_mia_auc")]
+    pub max_membership_auc: f64,
+    /// L3: highest membership advantage (max TPR − FPR) allowed.
+    #[serde(default = "default_mia_advantage")]
+    pub max_membership_advantage: f64,
+}
+
+fn default_mia_auc() -> f64 {
+    0.60
+}
+fn default_mia_advantage() -> f64 {
+    0.15
+}
+
+impl Default for LeakSpec {
+    fn default() -> Self {
+        Self {
+            max_membership_auc: default_mia_auc(),
+            max_membership_advantage: default_mia_advantage(),
+        }
+    }
+}
