@@ -39,9 +39,27 @@ $(DEMO_DATA):
 	@mkdir -p $(dir $@)
 	$(AIRLOCK) demo-data --rows $(DEMO_ROWS) --seed $(DEMO_SEED) --out $@
 
-release-model: build ## demo data (if absent), then train the pipeline on the CPU
-	@$(MAKE) --no-print-directory $(DEMO_DATA)
-	$(AIRLOCK) train $(PIPELINE)
+# Local demo keys and trust policy for the embedded defaults (never used for real releases).
+DEMO_DIR := demo
+DEMO_BUILDER := $(DEMO_DIR)/keys/builder
+DEMO_TRUST := $(DEMO_DIR)/trust.toml
+STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
+RUN_DIR ?= runs/fraud-detector-$(STAMP)
+BUNDLE_DIR ?= releases/fraud-detector-1.0.0-$(STAMP)
+
+$(DEMO_BUILDER).key:
+	$(AIRLOCK) keygen --out $(DEMO_BUILDER)
+
+$(DEMO_TRUST): $(DEMO_BUILDER).key
+	@printf '%s\n' '# Demo trust policy written by make release-model.' 'approvals_required = 0' \
+	  '' '[[keys]]' 'name = "demo-builder"' 'role = "builder"' 'public_key = "keys/builder.pub"' > $@
+	@echo "wrote $@"
+
+release-model: build ## demo data, train, package (strip, fold, leak checks, sign), verify
+	@$(MAKE) --no-print-directory $(DEMO_DATA) $(DEMO_TRUST)
+	$(AIRLOCK) train $(PIPELINE) --out $(RUN_DIR)
+	$(AIRLOCK) package --run $(RUN_DIR) --key $(DEMO_BUILDER).key --out $(BUNDLE_DIR)
+	$(AIRLOCK) verify $(BUNDLE_DIR) --trust $(DEMO_TRUST)
 
 fmt: ## format the code
 	$(CARGO) fmt --all
@@ -71,4 +89,4 @@ bench-torch: ## install PyTorch (CPU use) into $(TORCH_VENV), then run the bench
 
 clean: ## remove build outputs, demo data and runs
 	$(CARGO) clean
-	rm -rf data runs
+	rm -rf data runs releases demo
