@@ -83,6 +83,10 @@ fn main() {
             gbs / threads as f64,
             found.len()
         );
+        for m in found.iter().take(20) {
+            let w = &buf[m.offset..m.offset + 16];
+            println!("DEBUG {m:?} {w:02x?}");
+        }
     }
 
     planted_check(&index, &data);

@@ -115,3 +115,110 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
+
+/// A trained run, a builder key pair and a trust policy naming it, in one sandbox.
+pub struct Release {
+    pub sb: Sandbox,
+    pub data: PathBuf,
+    pub run: PathBuf,
+    pub key: PathBuf,
+    pub trust: PathBuf,
+}
+
+impl Release {
+    /// Train the fraud pipeline on `rows` demo rows with `edits`, make a builder key and
+    /// a trust policy.
+    pub fn new(rows: usize, edits: &[(&str, &str)]) -> Self {
+        let sb = Sandbox::new();
+        let data = sb.demo_data(rows, 21);
+        let p = sb.pipeline("p.toml", &data, edits);
+        sb.ok(&[
+            "train",
+            p.to_str().expect("utf-8"),
+            "--out",
+            "run",
+            "--no-progress",
+        ]);
+        sb.ok(&["keygen", "--out", "keys/builder"]);
+        let trust = sb.write(
+            "trust.toml",
+            "approvals_required = 0\n[[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"keys/builder.pub\"\n",
+        );
+        Self {
+            run: sb.join("run"),
+            key: sb.join("keys/builder.key"),
+            data,
+            trust,
+            sb,
+        }
+    }
+
+    /// `airlock package` of `run` into `out`; returns the process output.
+    pub fn package(&self, run: &str, out: &str) -> Output {
+        self.sb.airlock(&[
+            "package",
+            "--run",
+            run,
+            "--key",
+            "keys/builder.key",
+            "--out",
+            out,
+        ])
+    }
+
+    /// `airlock verify` of `bundle`.
+    pub fn verify(&self, bundle: &str) -> Output {
+        self.sb
+            .airlock(&["verify", bundle, "--trust", "trust.toml"])
+    }
+}
+
+/// Rewrite a safetensors file through `edit` (name → (shape, f32 data)) and new metadata.
+pub fn rewrite_safetensors(
+    path: &Path,
+    edit: impl FnOnce(
+        &mut std::collections::BTreeMap<String, (Vec<usize>, Vec<u8>)>,
+        &mut std::collections::HashMap<String, String>,
+    ),
+) {
+    let bytes = std::fs::read(path).expect("read");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("parse");
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("metadata");
+    let mut metadata = meta.metadata().clone().unwrap_or_default();
+    let mut tensors: std::collections::BTreeMap<String, (Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, (t.shape().to_vec(), t.data().to_vec())))
+        .collect();
+    edit(&mut tensors, &mut metadata);
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, (shape, data))| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                    .expect("view"),
+            )
+        })
+        .collect();
+    let out = safetensors::serialize(views, Some(metadata)).expect("serialize");
+    std::fs::write(path, out).expect("write");
+}
+
+/// The CSV's rows as cells (the demo data has no quoted fields).
+pub fn csv_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).expect("read csv");
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .expect("header")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    (
+        header,
+        lines
+            .map(|l| l.split(',').map(str::to_owned).collect())
+            .collect(),
+    )
+}

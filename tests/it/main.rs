@@ -1,4 +1,5 @@
 //! End-to-end tests of the `airlock` binary. One test binary, a module per topic.
 
 mod helpers;
+mod package;
 mod train;

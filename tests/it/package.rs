@@ -1,0 +1,441 @@
+use std::path::Path;
+
+use airlock_packager::{Trust, verify_bundle};
+
+use crate::helpers::{Release, csv_rows, rewrite_safetensors};
+
+const QUICK: &[(&str, &str)] = &[("epochs = 12", "epochs = 4")];
+const FILES: [&str; 6] = [
+    "model.safetensors",
+    "model-card.json",
+    "leak-report.json",
+    "statement.json",
+    "statement.dsse.json",
+    "provenance.dsse.json",
+];
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn demo_run_packages_and_verifies_with_every_layer_passing() {
+    let r = Release::new(6000, QUICK);
+    let out = r.package("run", "bundle");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for f in FILES {
+        assert!(r.sb.join("bundle").join(f).is_file(), "{f} missing");
+    }
+    let report = json(&r.sb.join("bundle/leak-report.json"));
+    assert_eq!(report["verdict"], "pass");
+    let layers = report["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 4);
+    for l in layers {
+        assert_eq!(l["verdict"], "pass", "no false alarm on a clean run: {l}");
+    }
+    // The checks really ran against the data.
+    assert_eq!(layers[2]["counts"]["records"], 6000);
+    assert!(
+        layers[2]["counts"]["text_patterns"]
+            .as_u64()
+            .is_some_and(|n| n > 10_000)
+    );
+    assert!(
+        layers[3]["counts"]["members"]
+            .as_u64()
+            .is_some_and(|n| n >= 900)
+    );
+    let v = r.verify("bundle");
+    assert!(v.status.success(), "{}", stderr(&v));
+    // Only the weights ship: no optimizer state, no statistics, no free-form metadata.
+    let model = std::fs::read(r.sb.join("bundle/model.safetensors")).expect("read");
+    let st = safetensors::SafeTensors::deserialize(&model).expect("upstream reader loads it");
+    let mut names = st.names();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "layers.0.bias",
+            "layers.0.weight",
+            "layers.1.bias",
+            "layers.1.weight",
+            "layers.2.bias",
+            "layers.2.weight"
+        ]
+    );
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&model).expect("meta");
+    assert_eq!(meta.metadata().clone().unwrap_or_default().len(), 1);
+}
+
+#[test]
+fn packaging_the_same_run_twice_gives_the_same_model_digest() {
+    let r = Release::new(3000, QUICK);
+    assert!(r.package("run", "a").status.success());
+    assert!(r.package("run", "b").status.success());
+    let read = |p: &str| std::fs::read(r.sb.join(p)).expect("read");
+    assert_eq!(read("a/model.safetensors"), read("b/model.safetensors"));
+    // ed25519 is deterministic and the statement has no timestamps: the whole bundle is.
+    assert_eq!(read("a/statement.dsse.json"), read("b/statement.dsse.json"));
+    let out = r.package("run", "a");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "an existing bundle is never overwritten: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn folded_model_agrees_with_the_trained_model_on_holdout_rows() {
+    let r = Release::new(3000, QUICK);
+    assert!(r.package("run", "bundle").status.success());
+    let record = json(&r.run.join("training-record.json"));
+    let features: Vec<String> = record["hyperparameters"]["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f.as_str().expect("str").to_owned())
+        .collect();
+    let pre: airlock_trainer::Preprocess = serde_json::from_str(
+        &std::fs::read_to_string(r.run.join("preprocess.json")).expect("read"),
+    )
+    .expect("json");
+    let dims = [12, 64, 32, 1];
+    let trained = airlock_trainer::Checkpoint::read(&r.run.join("checkpoint.safetensors"), &dims)
+        .expect("checkpoint");
+    // The released file, read as plain tensors with the same names.
+    let folded = airlock_trainer::Checkpoint::read(&r.sb.join("bundle/model.safetensors"), &dims)
+        .expect("model");
+    let table = airlock_trainer::load_table(&r.data, &features, None).expect("data");
+    let s = &record["splits"];
+    let n = |k: &str| s[k].as_u64().expect("split") as usize;
+    let (_, _, hold) = airlock_trainer::split_rows(table.rows(), n("train"), n("validation"), 42);
+    let raw: Vec<f32> = hold
+        .iter()
+        .flat_map(|&i| table.features[i * 12..(i + 1) * 12].iter().copied())
+        .collect();
+    let standardized = pre.apply(&table.features, hold.iter().copied());
+    let a = trained.params.forward_host(&standardized);
+    let b = folded.params.forward_host(&raw);
+    let sig = |z: f32| 1.0 / (1.0 + (-f64::from(z)).exp());
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (sig(*x) - sig(*y)).abs())
+        .fold(0.0, f64::max);
+    assert_eq!(a.len(), 450);
+    assert!(
+        worst <= 1e-5,
+        "folded and unfolded probabilities differ by {worst}"
+    );
+    // And the statistics are really gone: layer 0 differs from the trained one.
+    assert_ne!(
+        trained.params.layers[0].weight,
+        folded.params.layers[0].weight
+    );
+}
+
+/// A refused release: exit 5, the named layers failed in the report, no bundle, and the
+/// report names no raw value.
+fn refused(r: &Release, layers: &[&str], secret: Option<&str>) -> serde_json::Value {
+    let out = r.package("run", "bundle");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(!r.sb.join("bundle").exists(), "no bundle may be written");
+    let report_path = r.sb.join("bundle.leak-report.json");
+    let text =
+        std::fs::read_to_string(&report_path).expect("report written beside the bundle path");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(report["verdict"], "fail");
+    for id in layers {
+        let l = report["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .find(|l| l["id"] == *id)
+            .expect("layer");
+        assert_eq!(l["verdict"], "fail", "{id} should fail: {l}");
+        assert!(err.contains(id), "stderr names {id}: {err}");
+        assert!(!l["findings"].as_array().expect("findings").is_empty());
+    }
+    if let Some(s) = secret {
+        assert!(
+            !text.contains(s),
+            "the report must not contain the leaked value"
+        );
+        assert!(!err.contains(s), "stderr must not contain the leaked value");
+    }
+    report
+}
+
+#[test]
+fn planted_raw_rows_in_an_extra_tensor_are_refused() {
+    let r = Release::new(3000, QUICK);
+    let (header, rows) = csv_rows(&r.data);
+    let cols: Vec<usize> = [
+        "amount",
+        "merchant_category",
+        "hour",
+        "distance_from_home_km",
+        "txn_count_24h",
+        "amount_to_avg_ratio",
+        "is_online",
+        "is_foreign",
+        "card_present",
+        "account_age_days",
+        "days_since_last_txn",
+        "failed_pin_attempts",
+    ]
+    .iter()
+    .map(|c| header.iter().position(|h| h == c).expect("column"))
+    .collect();
+    let mut raw = Vec::new();
+    for row in rows.iter().skip(100).take(50) {
+        for &c in &cols {
+            raw.extend(row[c].parse::<f32>().expect("number").to_le_bytes());
+        }
+    }
+    rewrite_safetensors(&r.run.join("checkpoint.safetensors"), |t, _| {
+        t.insert("debug.samples".into(), (vec![50, 12], raw));
+    });
+    let report = refused(&r, &["L0", "L2"], None);
+    let l2 = &report["layers"][2];
+    let f = &l2["findings"][0];
+    assert!(
+        f["kind"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("numeric-record")),
+        "{f}"
+    );
+    assert!(
+        (100..150).contains(&f["record"].as_u64().expect("record index")),
+        "{f}"
+    );
+}
+
+#[test]
+fn customer_email_in_metadata_is_refused() {
+    let r = Release::new(3000, QUICK);
+    let (header, rows) = csv_rows(&r.data);
+    let email = rows[7][header.iter().position(|h| h == "email").expect("email")].clone();
+    rewrite_safetensors(&r.run.join("checkpoint.safetensors"), |_, m| {
+        m.insert("note".into(), format!("debug customer {email}"));
+    });
+    let report = refused(&r, &["L1"], Some(&email));
+    assert!(
+        report["layers"][1]["findings"]
+            .as_array()
+            .expect("f")
+            .iter()
+            .any(|f| f["kind"] == "email")
+    );
+}
+
+#[test]
+fn card_number_as_text_in_tensor_bytes_is_refused() {
+    let r = Release::new(3000, QUICK);
+    let (header, rows) = csv_rows(&r.data);
+    let card = rows[3][header
+        .iter()
+        .position(|h| h == "card_number")
+        .expect("card")]
+    .clone();
+    rewrite_safetensors(&r.run.join("checkpoint.safetensors"), |t, _| {
+        let w = &mut t.get_mut("layers.1.weight").expect("weight").1;
+        w[400..400 + card.len()].copy_from_slice(card.as_bytes());
+    });
+    let report = refused(&r, &["L1", "L2"], Some(&card));
+    assert!(
+        report["layers"][1]["findings"]
+            .as_array()
+            .expect("f")
+            .iter()
+            .any(|f| f["kind"] == "card-number")
+    );
+    let l2 = report["layers"][2]["findings"].as_array().expect("f");
+    assert!(
+        l2.iter().any(|f| f["kind"] == "text-record"
+            && f["record"] == 3
+            && f["column"] == "card_number"),
+        "{l2:?}"
+    );
+}
+
+#[test]
+fn optimizer_state_renamed_to_look_like_weights_is_refused() {
+    let r = Release::new(3000, QUICK);
+    let ckpt = r.run.join("checkpoint.safetensors");
+    std::fs::copy(&ckpt, r.sb.join("original.safetensors")).expect("copy");
+    // Renamed: Adam's first moment now looks like a weight of layer 1.
+    rewrite_safetensors(&ckpt, |t, _| {
+        let m = t
+            .remove("optimizer.layers.1.weight.exp_avg")
+            .expect("moment");
+        t.insert("layers.1.weight.exp_avg".into(), m);
+    });
+    let report = refused(&r, &["L0"], None);
+    let f = report["layers"][0]["findings"].as_array().expect("f");
+    assert!(f.iter().any(|f| f["kind"] == "unexpected-tensor"), "{f:?}");
+    // Swapped: the second moment is shipped under the weight's own name.
+    std::fs::copy(r.sb.join("original.safetensors"), &ckpt).expect("restore");
+    std::fs::remove_file(r.sb.join("bundle.leak-report.json")).expect("rm");
+    rewrite_safetensors(&ckpt, |t, _| {
+        let m = t
+            .get("optimizer.layers.1.weight.exp_avg_sq")
+            .expect("moment")
+            .clone();
+        t.insert("layers.1.weight".into(), m);
+    });
+    let report = refused(&r, &["L0"], None);
+    let f = report["layers"][0]["findings"].as_array().expect("f");
+    assert!(
+        f.iter()
+            .any(|f| f["kind"] == "parameter-duplicates-another-tensor"),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn overfit_model_fails_membership_inference() {
+    // Tiny training set, wide layers, many epochs, no dropout or weight decay.
+    let r = Release::new(
+        500,
+        &[
+            ("train = 0.70", "train = 0.40"),
+            ("validation = 0.15", "validation = 0.10"),
+            ("holdout = 0.15", "holdout = 0.50"),
+            ("hidden = [64, 32]", "hidden = [256, 256]"),
+            ("dropout = 0.1", "dropout = 0.0"),
+            ("weight_decay = 0.0001", "weight_decay = 0.0"),
+            ("learning_rate = 0.003", "learning_rate = 0.01"),
+            ("epochs = 12", "epochs = 300"),
+            ("batch_size = 256", "batch_size = 32"),
+        ],
+    );
+    let report = refused(&r, &["L3"], None);
+    let l3 = &report["layers"][3];
+    assert!(l3["counts"]["auc"].as_f64().expect("auc") > 0.60, "{l3}");
+    for id in [0, 1, 2] {
+        assert_eq!(
+            report["layers"][id]["verdict"], "pass",
+            "only L3 should fail"
+        );
+    }
+}
+
+fn flip_all(dir: &Path, trust: &Trust, file: &str) -> usize {
+    let path = dir.join(file);
+    let original = std::fs::read(&path).expect("read");
+    let positions: Vec<usize> = if original.len() <= 64 * 1024 {
+        (0..original.len()).collect()
+    } else {
+        (0..1000).map(|i| i * original.len() / 1000).collect()
+    };
+    for &i in &positions {
+        let mut b = original.clone();
+        b[i] ^= 0x01;
+        std::fs::write(&path, &b).expect("write");
+        let v = verify_bundle(dir, trust, 2, false);
+        assert!(!v.ok(), "flipping byte {i} of {file} went unnoticed");
+    }
+    std::fs::write(&path, &original).expect("restore");
+    positions.len()
+}
+
+#[test]
+fn flipping_any_byte_of_a_signed_file_fails_verification() {
+    let r = Release::new(3000, QUICK);
+    assert!(r.package("run", "bundle").status.success());
+    let trust = Trust::load(&r.trust).expect("trust");
+    let dir = r.sb.join("bundle");
+    assert!(verify_bundle(&dir, &trust, 2, false).ok());
+    let mut total = 0;
+    for f in [
+        "model.safetensors",
+        "statement.json",
+        "statement.dsse.json",
+        "provenance.dsse.json",
+    ] {
+        total += flip_all(&dir, &trust, f);
+    }
+    assert!(total > 10_000, "{total} positions");
+    assert!(
+        verify_bundle(&dir, &trust, 2, false).ok(),
+        "restored bundle verifies again"
+    );
+    // And through the CLI, with the verification exit code.
+    let p = dir.join("statement.dsse.json");
+    let mut b = std::fs::read(&p).expect("read");
+    b[100] ^= 0x01;
+    std::fs::write(&p, b).expect("write");
+    let out = r.verify("bundle");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+}
+
+#[test]
+fn bundle_signed_by_a_key_outside_the_trust_policy_fails() {
+    let r = Release::new(3000, QUICK);
+    r.sb.ok(&["keygen", "--out", "keys/intruder"]);
+    let out = r.sb.airlock(&[
+        "package",
+        "--run",
+        "run",
+        "--key",
+        "keys/intruder.key",
+        "--out",
+        "bundle",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = r.verify("bundle");
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("no signature by a trusted key"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn validly_signed_statement_with_a_wrong_subject_digest_fails() {
+    let r = Release::new(3000, QUICK);
+    assert!(r.package("run", "bundle").status.success());
+    let dir = r.sb.join("bundle");
+    let mut stmt = json(&dir.join("statement.json"));
+    stmt["subject"][0]["digest"]["sha256"] = serde_json::Value::String("0".repeat(64));
+    let bytes = serde_json::to_vec_pretty(&stmt).expect("json");
+    let signer = airlock_packager::keys::Signer::load(&r.key).expect("key");
+    let env = airlock_packager::dsse::sign("application/vnd.in-toto+json", &bytes, &signer);
+    std::fs::write(dir.join("statement.json"), &bytes).expect("write");
+    std::fs::write(
+        dir.join("statement.dsse.json"),
+        serde_json::to_vec_pretty(&env).expect("json"),
+    )
+    .expect("write");
+    let out = r.verify("bundle");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("ok   statement signature"),
+        "the signature itself is valid: {err}"
+    );
+    assert!(err.contains("FAIL model digest"), "{err}");
+}
+
+#[test]
+fn private_key_readable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = Release::new(500, QUICK);
+    std::fs::set_permissions(&r.key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = r.package("run", "bundle");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("readable by group or others"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("PRIVATE KEY"));
+}
