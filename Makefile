@@ -21,7 +21,7 @@ DEMO_SEED ?= 7
 BENCH_THREADS ?= 2
 TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
 
-.PHONY: help build build-cuda check-cuda release-model lint fmt test schemas bench bench-torch clean
+.PHONY: help build build-cuda check-cuda release-model lint fmt test test-deps schemas bench bench-torch clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,8 +69,11 @@ lint: ## rustfmt and clippy (with and without CUDA), warnings are errors
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --workspace --all-targets --features cuda -- -D warnings
 
-test: lint ## lint, then every test, then the CUDA build's device test
-	$(CARGO) test --locked --workspace
+test-deps: ## install the Python tools the tests run against (venv in ~/.cache/airlock)
+	tests/setup-python.sh >/dev/null
+
+test: lint test-deps ## lint, then every test, then the CUDA build's device test
+	AIRLOCK_TEST_PYTHON="$$(tests/setup-python.sh)" $(CARGO) test --locked --workspace
 	@# The CUDA build must compile without a GPU or toolkit, and refuse a missing device clearly.
 	$(CARGO) test --locked --features cuda --test it cuda_device
 

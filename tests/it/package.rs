@@ -453,3 +453,77 @@ fn private_key_readable_by_others_is_refused() {
     );
     assert!(!stderr(&out).contains("PRIVATE KEY"));
 }
+
+/// The test venv's python (tests/setup-python.sh; `make test` runs it first).
+fn test_python() -> std::path::PathBuf {
+    let p = std::env::var_os("AIRLOCK_TEST_PYTHON").map_or_else(
+        || {
+            Path::new(&std::env::var_os("HOME").expect("HOME"))
+                .join(".cache/airlock/py-venv/bin/python")
+        },
+        std::path::PathBuf::from,
+    );
+    assert!(
+        p.is_file(),
+        "{} is missing: run tests/setup-python.sh (make test does)",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn independent_implementations_agree_with_ours() {
+    let r = Release::new(3000, QUICK);
+    assert!(r.package("run", "bundle").status.success());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/check_bundle.py");
+    let run = |bundle: &str| {
+        std::process::Command::new(test_python())
+            .arg(&script)
+            .arg(r.sb.join(bundle))
+            .arg(r.sb.join("keys/builder.pub"))
+            .output()
+            .expect("run python")
+    };
+    let out = run("bundle");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+
+    // Same key id as ours.
+    let signer = airlock_packager::keys::Signer::load(&r.key).expect("key");
+    assert_eq!(theirs["keyid"], signer.key_id());
+    // Same tensors, read by the reference safetensors reader and by ours.
+    let bytes = std::fs::read(r.sb.join("bundle/model.safetensors")).expect("read");
+    let ours = airlock_packager::safetensors::parse(&bytes).expect("ours parses");
+    let theirs = theirs["tensors"].as_object().expect("tensors");
+    assert_eq!(theirs.len(), ours.tensors.len());
+    for t in &ours.tensors {
+        let th = &theirs[&t.name];
+        assert_eq!(th[0], "float32", "{}", t.name);
+        assert_eq!(th[1], serde_json::json!(t.shape), "{}", t.name);
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(ours.data(t)))
+        };
+        assert_eq!(th[2], digest.as_str(), "{}", t.name);
+    }
+
+    // And it rejects what ours rejects: a forged payload.
+    let p = r.sb.join("bundle/statement.dsse.json");
+    let mut env = json(&p);
+    let forged = airlock_packager::dsse::pae("x", b"y");
+    use base64::Engine as _;
+    env["payload"] = base64::engine::general_purpose::STANDARD
+        .encode(forged)
+        .into();
+    std::fs::write(&p, serde_json::to_vec(&env).expect("json")).expect("write");
+    let out = run("bundle");
+    assert!(
+        !out.status.success(),
+        "the independent verifier must reject a forged payload"
+    );
+    assert!(
+        stderr(&out).contains("DSSE verification failed"),
+        "{}",
+        stderr(&out)
+    );
+}
