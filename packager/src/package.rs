@@ -20,7 +20,7 @@ use crate::leak::membership::{bce, loss_threshold_attack};
 use crate::leak::pii::{find_pii, find_pii_in_bytes};
 use crate::leak::records::{MatchKind, RecordIndex, RecordParams, RecordSource};
 use crate::safetensors::{self as st, Dtype, OwnedTensor, SafetensorsFile};
-use crate::shards::shard_digests;
+use crate::shards::whole_and_shard_digests;
 use crate::{dsse, fold};
 
 /// Bundle file names.
@@ -702,7 +702,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     }
 
     // Sign.
-    let model_sha = sha256_hex(&model_bytes);
+    let (model_sha, model_shards) = whole_and_shard_digests(&model_bytes, SHARD_SIZE, threads);
     let subject = |name: &str, sha: String| Subject {
         name: name.into(),
         digest: [("sha256".to_owned(), sha)].into_iter().collect(),
@@ -722,7 +722,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
             training_record_sha256: sha256_hex(&run.record_bytes),
             leak_verdict: verdict,
             git_commit: record.git_commit.clone(),
-            model_shards: shard_digests(&model_bytes, SHARD_SIZE, threads),
+            model_shards,
         },
     };
     let statement_bytes = pretty(&statement);

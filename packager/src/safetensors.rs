@@ -593,6 +593,28 @@ fn plausible_prefix(bytes: &[u8]) -> bool {
 /// Foreign formats are refused first (see [`sniff_foreign_format`]). Every tensor must be
 /// well formed and the tensors, ordered by offset, must tile the data buffer exactly.
 pub fn parse(bytes: &[u8]) -> Result<SafetensorsFile<'_>, SafetensorsError> {
+    parse_with_len(bytes, bytes.len())
+}
+
+/// Parses and validates the header of a file of `file_len` bytes from a `prefix` holding
+/// at least its first `8 + N` bytes, checking the layout against `file_len` without the
+/// data. [`SafetensorsFile::data`] of the result is empty for tensors beyond the prefix.
+/// Lets a verifier that streams the data through its hashes check the format without
+/// holding the whole file in memory.
+pub fn parse_header(
+    prefix: &[u8],
+    file_len: usize,
+) -> Result<SafetensorsFile<'_>, SafetensorsError> {
+    if prefix.len() > file_len {
+        return Err(SafetensorsError::TrailingData {
+            data_end: file_len,
+            buffer_len: prefix.len(),
+        });
+    }
+    parse_with_len(prefix, file_len)
+}
+
+fn parse_with_len(bytes: &[u8], file_len: usize) -> Result<SafetensorsFile<'_>, SafetensorsError> {
     if let Some(format) = sniff_foreign_format(bytes) {
         return Err(SafetensorsError::ForeignFormat { format });
     }
@@ -605,7 +627,7 @@ pub fn parse(bytes: &[u8]) -> Result<SafetensorsFile<'_>, SafetensorsError> {
     }
     let out_of_bounds = || SafetensorsError::HeaderOutOfBounds {
         header_len: claimed,
-        file_len: bytes.len(),
+        file_len,
     };
     let header_len = usize::try_from(claimed).map_err(|_| out_of_bounds())?;
     let data_start = header_len.checked_add(8).ok_or_else(out_of_bounds)?;
@@ -614,7 +636,10 @@ pub fn parse(bytes: &[u8]) -> Result<SafetensorsFile<'_>, SafetensorsError> {
         std::str::from_utf8(header_bytes).map_err(|e| SafetensorsError::HeaderNotUtf8 {
             offset: e.valid_up_to(),
         })?;
-    let data = bytes.get(data_start..).unwrap_or(&[]);
+    if data_start > file_len {
+        return Err(out_of_bounds());
+    }
+    let data_len = file_len - data_start;
 
     let entries = match parse_json(header)? {
         Json::Object(entries) => entries,
@@ -664,20 +689,20 @@ pub fn parse(bytes: &[u8]) -> Result<SafetensorsFile<'_>, SafetensorsError> {
                 },
             });
         }
-        if span.end > data.len() {
+        if span.end > data_len {
             return Err(SafetensorsError::DataTruncated {
                 tensor: span.name.clone(),
                 end: span.end,
-                buffer_len: data.len(),
+                buffer_len: data_len,
             });
         }
         cursor = span.end;
         prev = Some(span);
     }
-    if cursor < data.len() {
+    if cursor < data_len {
         return Err(SafetensorsError::TrailingData {
             data_end: cursor,
-            buffer_len: data.len(),
+            buffer_len: data_len,
         });
     }
 
@@ -1029,6 +1054,11 @@ pub fn write_canonical(
 /// name order with no gaps, and `parse` already checked that the data buffer is exactly
 /// that long, so equal headers mean equal files.
 pub fn is_canonical(file: &SafetensorsFile<'_>) -> bool {
+    is_canonical_len(file, file.bytes.len())
+}
+
+/// [`is_canonical`] for a file of `file_len` bytes parsed with [`parse_header`].
+pub fn is_canonical_len(file: &SafetensorsFile<'_>, file_len: usize) -> bool {
     let mut layout: Vec<Layout<'_>> = file
         .tensors
         .iter()
@@ -1049,7 +1079,7 @@ pub fn is_canonical(file: &SafetensorsFile<'_>) -> bool {
     let expected_len = total.and_then(|n| n.checked_add(header.len())?.checked_add(8));
     file.bytes.get(..8) == Some(&(header.len() as u64).to_le_bytes()[..])
         && file.bytes.get(8..file.data_start()) == Some(&header[..])
-        && expected_len == Some(file.bytes.len())
+        && expected_len == Some(file_len)
 }
 
 /// A parsed JSON value. Objects keep their keys in file order; numbers keep their text,

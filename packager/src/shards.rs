@@ -46,7 +46,7 @@ pub fn check_shards(bytes: &[u8], expected: &ShardDigests, threads: usize) -> Ve
 }
 
 /// Map `f` over `items` on up to `threads` scoped threads, keeping order.
-pub fn parallel_map<T: Sync, R: Send + Default + Clone>(
+pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     f: impl Fn(&T) -> R + Sync,
@@ -56,7 +56,7 @@ pub fn parallel_map<T: Sync, R: Send + Default + Clone>(
         return items.iter().map(&f).collect();
     }
     let next = AtomicUsize::new(0);
-    let mut out = vec![R::default(); items.len()];
+    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
     let results: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
@@ -77,7 +77,143 @@ pub fn parallel_map<T: Sync, R: Send + Default + Clone>(
             .collect()
     });
     for (i, r) in results.into_iter().flatten() {
-        out[i] = r;
+        out[i] = Some(r);
     }
-    out
+    out.into_iter().flatten().collect()
+}
+
+/// Bytes read and hashed per step: small enough to stay in the core's cache between the
+/// copy from the page cache and the hash.
+const PIECE: usize = 1 << 20;
+
+/// Digest the file at `path` in `shard_size` shards on `threads` threads, streaming each
+/// shard through a small per-thread buffer. Nothing like the whole file is ever held in
+/// memory: fresh memory for a large file costs more in page faults than hashing it.
+pub fn stream_shard_digests(
+    path: &std::path::Path,
+    shard_size: u64,
+    threads: usize,
+) -> std::io::Result<ShardDigests> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let size = shard_size.max(1);
+    let count = usize::try_from(len.div_ceil(size).max(1))
+        .map_err(|_| std::io::Error::other("too many shards"))?;
+    let shards: Vec<(u64, u64)> = (0..count as u64)
+        .map(|i| (i * size, ((i + 1) * size).min(len)))
+        .collect();
+    let results = parallel_map(
+        &shards,
+        threads,
+        |&(start, end)| -> Result<String, String> {
+            let mut buf = vec![0u8; PIECE];
+            let mut h = Sha256::new();
+            let mut at = start;
+            while at < end {
+                let n = usize::try_from((end - at).min(PIECE as u64)).unwrap_or(PIECE);
+                file.read_exact_at(&mut buf[..n], at)
+                    .map_err(|e| e.to_string())?;
+                h.update(&buf[..n]);
+                at += n as u64;
+            }
+            Ok(hex::encode(h.finalize()))
+        },
+    );
+    let sha256 = results
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(std::io::Error::other)?;
+    Ok(ShardDigests {
+        length: len,
+        shard_size,
+        sha256,
+    })
+}
+
+/// Whole-file SHA-256 of `path`, streamed.
+pub fn stream_digest(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; PIECE];
+    let mut h = Sha256::new();
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// The first `8 + N` bytes of a safetensors file (its length prefix and header), with N
+/// capped at the strict reader's limit, and the file's length.
+pub fn read_safetensors_prefix(path: &std::path::Path) -> std::io::Result<(Vec<u8>, usize)> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let len = usize::try_from(file.metadata()?.len())
+        .map_err(|_| std::io::Error::other("file too large"))?;
+    let mut n = [0u8; 8];
+    if len < 8 {
+        return Ok((std::fs::read(path)?, len));
+    }
+    file.read_exact_at(&mut n, 0)?;
+    let header = u64::from_le_bytes(n).min(crate::safetensors::MAX_HEADER_SIZE as u64 + 1);
+    let want = usize::try_from(header)
+        .unwrap_or(usize::MAX)
+        .saturating_add(8)
+        .min(len);
+    let mut prefix = vec![0u8; want];
+    file.read_exact_at(&mut prefix, 0)?;
+    Ok((prefix, len))
+}
+
+/// Whole-file SHA-256 (for `sha256sum` users) and shard digests of `bytes`, computed at
+/// the same time: the whole-file digest on one thread, the shards on the others.
+pub fn whole_and_shard_digests(
+    bytes: &[u8],
+    shard_size: u64,
+    threads: usize,
+) -> (String, ShardDigests) {
+    if threads < 2 {
+        return (
+            hex::encode(Sha256::digest(bytes)),
+            shard_digests(bytes, shard_size, 1),
+        );
+    }
+    std::thread::scope(|s| {
+        let whole = s.spawn(|| hex::encode(Sha256::digest(bytes)));
+        let shards = shard_digests(bytes, shard_size, threads - 1);
+        (
+            whole
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            shards,
+        )
+    })
+}
+
+/// [`whole_and_shard_digests`] for a file, streamed: the whole-file digest on one thread
+/// while the others digest the shards.
+pub fn stream_whole_and_shard_digests(
+    path: &std::path::Path,
+    shard_size: u64,
+    threads: usize,
+) -> std::io::Result<(String, ShardDigests)> {
+    if threads < 2 {
+        return Ok((
+            stream_digest(path)?,
+            stream_shard_digests(path, shard_size, 1)?,
+        ));
+    }
+    std::thread::scope(|s| {
+        let whole = s.spawn(|| stream_digest(path));
+        let shards = stream_shard_digests(path, shard_size, threads - 1)?;
+        Ok((
+            whole
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+            shards,
+        ))
+    })
 }

@@ -16,7 +16,7 @@ use crate::package::{
     APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, MODEL_METADATA,
     PROVENANCE_DSSE_FILE, STATEMENT_DSSE_FILE, STATEMENT_FILE,
 };
-use crate::shards::check_shards;
+use crate::shards::{read_safetensors_prefix, stream_digest, stream_shard_digests};
 use crate::{dsse, safetensors as st};
 
 /// Why a trust policy could not be used.
@@ -304,20 +304,47 @@ pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: boo
                 );
                 continue;
             };
-            let bytes = match read(dir, &s.name) {
-                Ok(b) => b,
-                Err(e) => {
-                    v.push("subject digest", Err(e));
-                    continue;
-                }
-            };
             if s.name == MODEL_FILE {
                 let shards = &stmt.predicate.model_shards;
-                let bad = check_shards(&bytes, shards, threads);
+                if shards.shard_size < 4096 || shards.sha256.is_empty() {
+                    v.push(
+                        "model shard digests",
+                        Err(format!(
+                            "implausible shard layout ({} bytes per shard)",
+                            shards.shard_size
+                        )),
+                    );
+                    continue;
+                }
+                let path = dir.join(MODEL_FILE);
+                let got = match stream_shard_digests(&path, shards.shard_size, threads) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        v.push("model shard digests", Err(format!("{MODEL_FILE}: {e}")));
+                        continue;
+                    }
+                };
+                let bad: Vec<usize> =
+                    if got.length != shards.length || got.sha256.len() != shards.sha256.len() {
+                        vec![usize::MAX]
+                    } else {
+                        got.sha256
+                            .iter()
+                            .zip(&shards.sha256)
+                            .enumerate()
+                            .filter(|(_, (a, b))| a != b)
+                            .map(|(i, _)| i)
+                            .collect()
+                    };
                 v.push(
                     "model shard digests",
                     if bad.is_empty() {
                         Ok(format!("{} shards", shards.sha256.len()))
+                    } else if bad == [usize::MAX] {
+                        Err(format!(
+                            "{MODEL_FILE} is {} bytes, the statement says {}",
+                            got.length, shards.length
+                        ))
                     } else {
                         Err(format!(
                             "{MODEL_FILE} differs from the signed shard digests (shards {bad:?})"
@@ -326,20 +353,33 @@ pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: boo
                 );
                 let single = shards.sha256.len() == 1;
                 if single || full_digest {
-                    let got = sha256_hex(&bytes);
+                    let whole = if single {
+                        Ok(got.sha256[0].clone())
+                    } else {
+                        stream_digest(&path).map_err(|e| e.to_string())
+                    };
                     v.push(
                         "model digest",
-                        if got == *want {
-                            Ok(want.clone())
-                        } else {
-                            Err(format!(
-                                "{MODEL_FILE}: SHA-256 is {got}, the statement says {want}"
-                            ))
-                        },
+                        whole.and_then(|g| {
+                            if g == *want {
+                                Ok(want.clone())
+                            } else {
+                                Err(format!(
+                                    "{MODEL_FILE}: SHA-256 is {g}, the statement says {want}"
+                                ))
+                            }
+                        }),
                     );
                 }
-                v.push("model format", check_model(&bytes, dir));
+                v.push("model format", check_model(&path, dir));
             } else {
+                let bytes = match read(dir, &s.name) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        v.push("subject digest", Err(e));
+                        continue;
+                    }
+                };
                 let got = sha256_hex(&bytes);
                 v.push(
                     "subject digest",
@@ -419,9 +459,10 @@ pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: boo
 }
 
 /// The model parses strictly, is canonical, and holds exactly what the model card declares.
-fn check_model(bytes: &[u8], dir: &Path) -> Result<String, String> {
-    let m = st::parse(bytes).map_err(|e| format!("{MODEL_FILE}: {e}"))?;
-    if !st::is_canonical(&m) {
+fn check_model(path: &Path, dir: &Path) -> Result<String, String> {
+    let (prefix, len) = read_safetensors_prefix(path).map_err(|e| format!("{MODEL_FILE}: {e}"))?;
+    let m = st::parse_header(&prefix, len).map_err(|e| format!("{MODEL_FILE}: {e}"))?;
+    if !st::is_canonical_len(&m, len) {
         return Err(format!("{MODEL_FILE} is not in canonical form"));
     }
     for (k, val) in &m.metadata {

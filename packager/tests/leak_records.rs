@@ -345,6 +345,24 @@ fn random_floats_and_zeros_raise_no_alarm() {
 }
 
 #[test]
+fn half_precision_weights_widened_to_f32_raise_no_alarm() {
+    // Their low halves are structured (all zero for bf16, low 13 bits zero for f16): the
+    // index must not hold f16/bf16 windows that such halves can complete.
+    let data = Data::demo(2000, 8);
+    let idx = index(&data);
+    for keep in [0xFFFF_0000u32, 0xFFFF_E000] {
+        let buf: Vec<u8> = random_floats(8 << 20, 13)
+            .chunks_exact(4)
+            .flat_map(|c| {
+                let v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                (v & keep).to_le_bytes()
+            })
+            .collect();
+        assert_eq!(idx.scan(&buf, 2), vec![], "mask {keep:#x}");
+    }
+}
+
+#[test]
 fn multi_thread_scan_equals_single_thread_scan_across_chunk_boundaries() {
     let data = Data::demo(400, 5);
     let idx = index(&data);

@@ -137,9 +137,11 @@ pub struct IndexStats {
     /// and byte content).
     pub numeric_windows: usize,
     /// Encoded numeric windows not indexed because they carry too little information to
-    /// identify a row (fewer than 3 distinct encoded values, or fewer than 2 for a window
-    /// of 2; or raw values that are all integers below 256 in magnitude); counted once per
-    /// encoding.
+    /// identify a row, counted once per encoding: fewer than 3 distinct encoded values
+    /// (fewer than 2 for a window of 2); raw values that are all integers below 256 in
+    /// magnitude; or, for f16/bf16, every other value a "round" 16-bit pattern (low 13 bits
+    /// zero, e.g. 0 or 2) that the low halves of half-precision weights widened to f32
+    /// produce on their own.
     pub numeric_skipped_low_information: usize,
 }
 
@@ -330,24 +332,26 @@ impl RecordIndex {
 
     fn scan_numeric(&self, bytes: &[u8], start: usize, end: usize, out: &mut Vec<RecordMatch>) {
         debug_assert!(start.is_multiple_of(4));
-        let words = &self.filter.words[..];
-        let shift = self.filter.shift;
+        let filter = &self.filter;
         let hm = self.half_key_mask;
         let fm = self.f32_key_mask;
         let single = hm == fm;
         let mut o = start;
-        // Hot loop: one 16-byte load yields the 8-byte keys at o, o+2, o+4 and o+6.
+        // Hot loop: the 8-byte keys at o, o+2, o+4 and o+6 from one 14-byte slice (one
+        // bounds check), each probed with one load of the filter.
         while o + 8 <= end {
-            let Some(chunk) = bytes.get(o..).and_then(|b| b.first_chunk::<16>()) else {
+            let Some(b) = bytes.get(o..o + 14) else {
                 break;
             };
-            let v = u128::from_le_bytes(*chunk);
             for k in 0..4 {
-                let x = (v >> (16 * k)) as u64;
+                let Some(key) = b[2 * k..].first_chunk::<8>() else {
+                    break;
+                };
+                let x = u64::from_le_bytes(*key);
                 let hit = if single {
-                    probe(words, shift, x & hm)
+                    filter.contains(x & hm)
                 } else {
-                    probe(words, shift, x & hm) || (k % 2 == 0 && probe(words, shift, x & fm))
+                    filter.contains(x & hm) || (k % 2 == 0 && filter.contains(x & fm))
                 };
                 if hit {
                     self.verify_at(bytes, o + 2 * k, out);
@@ -362,7 +366,7 @@ impl RecordIndex {
             let avail = (bytes.len() - o).min(8);
             key[..avail].copy_from_slice(&bytes[o..o + avail]);
             let x = u64::from_le_bytes(key);
-            if probe(words, shift, x & hm) || (o.is_multiple_of(4) && probe(words, shift, x & fm)) {
+            if filter.contains(x & hm) || (o.is_multiple_of(4) && filter.contains(x & fm)) {
                 self.verify_at(bytes, o, out);
             }
             o += 2;
@@ -608,7 +612,10 @@ fn build_numeric(
                         let le = e.to_le_bytes();
                         buf[k * elem..(k + 1) * elem].copy_from_slice(&le[..elem]);
                     }
-                    if small_ints || distinct_values(&bits) < min_distinct {
+                    if small_ints
+                        || distinct_values(&bits) < min_distinct
+                        || (class == Class::Half && matches_upcast_low_halves(&bits))
+                    {
                         skipped += 1;
                         continue;
                     }
@@ -625,6 +632,17 @@ fn build_numeric(
         }
     }
     (b, skipped)
+}
+
+/// Whether a window of 16-bit values could be matched by the low halves of f32 values
+/// that were widened from f16 or bf16 (weights trained in half precision and saved as f32
+/// are common). Read at a 2-byte offset, such a buffer shows a low half (low 13 bits zero:
+/// ±0, ±2, …) at every other position, so a window whose even (or odd) positions all hold
+/// such values needs only its other half to match by chance, and with a few hundred
+/// thousand rows that happens in every large model.
+fn matches_upcast_low_halves(bits: &[u32]) -> bool {
+    let low = |b: &u32| b & 0x1FFF == 0;
+    bits.iter().step_by(2).all(low) || bits.iter().skip(1).step_by(2).all(low)
 }
 
 /// Distinct values in `bits`, counting no further than 3.
@@ -647,7 +665,30 @@ struct NumEntry {
     tag: u8,
 }
 
-const EMPTY: u32 = u32::MAX;
+/// An empty slot of the window tables. A slot holds a group index in its low 32 bits and
+/// the high 32 bits of the window's hash above them, so that most unsuccessful lookups are
+/// answered by the slot array alone.
+const EMPTY: u64 = u64::MAX;
+
+fn slot(group: usize, hash: u64) -> u64 {
+    (hash & 0xFFFF_FFFF_0000_0000) | u64::from(to_u32(group, "numeric windows"))
+}
+
+/// Window equality without a call to `memcmp` for the common sizes.
+#[inline]
+fn same_window(a: &[u8], b: &[u8]) -> bool {
+    match (a.first_chunk::<16>(), b.first_chunk::<16>()) {
+        (Some(x), Some(y)) if a.len() == 16 && b.len() == 16 => {
+            u128::from_le_bytes(*x) == u128::from_le_bytes(*y)
+        }
+        _ => match (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+            (Some(x), Some(y)) if a.len() == 8 && b.len() == 8 => {
+                u64::from_le_bytes(*x) == u64::from_le_bytes(*y)
+            }
+            _ => a == b,
+        },
+    }
+}
 
 /// Hash of a whole window, for the exact-match table.
 fn hash_window(w: &[u8]) -> u64 {
@@ -674,7 +715,7 @@ fn hash_window(w: &[u8]) -> u64 {
 struct NumBuilder {
     wlen: usize,
     blob: Vec<u8>,
-    slots: Vec<u32>,
+    slots: Vec<u64>,
     mask: usize,
     group_tags: Vec<u8>,
     pending: Vec<(u32, NumEntry)>,
@@ -697,23 +738,26 @@ impl NumBuilder {
 
     fn insert(&mut self, window: &[u8], entry: NumEntry) {
         let tag_bit = 1u8 << entry.tag;
-        let mut s = hash_window(window) as usize & self.mask;
+        let h = hash_window(window);
+        let mut s = h as usize & self.mask;
         loop {
-            let g = self.slots[s];
-            if g == EMPTY {
-                let g = to_u32(self.group_tags.len(), "numeric windows");
-                self.slots[s] = g;
+            let v = self.slots[s];
+            if v == EMPTY {
+                let g = self.group_tags.len();
+                self.slots[s] = slot(g, h);
                 self.blob.extend_from_slice(window);
                 self.group_tags.push(tag_bit);
-                self.pending.push((g, entry));
+                self.pending.push((to_u32(g, "numeric windows"), entry));
                 return;
             }
-            let gi = g as usize;
-            if &self.blob[gi * self.wlen..(gi + 1) * self.wlen] == window {
+            let gi = (v & 0xFFFF_FFFF) as usize;
+            if v >> 32 == h >> 32
+                && same_window(&self.blob[gi * self.wlen..(gi + 1) * self.wlen], window)
+            {
                 // Keep the first row/column per encoding: rows are inserted in order.
                 if self.group_tags[gi] & tag_bit == 0 {
                     self.group_tags[gi] |= tag_bit;
-                    self.pending.push((g, entry));
+                    self.pending.push((to_u32(gi, "numeric windows"), entry));
                 }
                 return;
             }
@@ -751,12 +795,12 @@ impl NumBuilder {
         let mask = cap - 1;
         let mut slots = vec![EMPTY; cap];
         for g in 0..groups {
-            let w = &self.blob[g * self.wlen..(g + 1) * self.wlen];
-            let mut s = hash_window(w) as usize & mask;
+            let h = hash_window(&self.blob[g * self.wlen..(g + 1) * self.wlen]);
+            let mut s = h as usize & mask;
             while slots[s] != EMPTY {
                 s = (s + 1) & mask;
             }
-            slots[s] = to_u32(g, "numeric windows");
+            slots[s] = slot(g, h);
         }
         NumTable {
             wlen: self.wlen,
@@ -774,8 +818,8 @@ struct NumTable {
     wlen: usize,
     /// Group g's window bytes at `g * wlen`.
     blob: Vec<u8>,
-    /// Open addressing, linear probing; group index or EMPTY.
-    slots: Vec<u32>,
+    /// Open addressing, linear probing; see [`EMPTY`] for the layout.
+    slots: Vec<u64>,
     mask: usize,
     entry_start: Vec<u32>,
     entries: Vec<NumEntry>,
@@ -803,14 +847,18 @@ impl NumTable {
         if self.groups() == 0 {
             return &[];
         }
-        let mut s = hash_window(window) as usize & self.mask;
+        let h = hash_window(window);
+        let mut s = h as usize & self.mask;
         loop {
-            let g = self.slots[s];
-            if g == EMPTY {
+            let v = self.slots[s];
+            if v == EMPTY {
                 return &[];
             }
-            let gi = g as usize;
-            if &self.blob[gi * self.wlen..(gi + 1) * self.wlen] == window {
+            let gi = (v & 0xFFFF_FFFF) as usize;
+            // The exact bytes decide: a hash (or fingerprint) collision is never a match.
+            if v >> 32 == h >> 32
+                && same_window(&self.blob[gi * self.wlen..(gi + 1) * self.wlen], window)
+            {
                 let a = self.entry_start[gi] as usize;
                 let b = self.entry_start[gi + 1] as usize;
                 return &self.entries[a..b];
@@ -820,49 +868,67 @@ impl NumTable {
     }
 }
 
-/// Blocked Bloom filter: two bits in one 64-bit word per key, so a probe is one load.
+/// Blocked Bloom filter: a key sets 4 bits of one 64-bit word, so a probe is one load.
+/// The 4 bits come from a small table of masks (L1-resident) instead of being computed,
+/// which keeps the per-probe arithmetic to one multiply and a few shifts.
 struct Prefilter {
     words: Vec<u64>,
     /// 64 - log2(words.len()): the word index is the top bits of the hash.
     shift: u32,
+    masks: Box<[u64; MASKS]>,
 }
 
-/// At most 8 MiB of filter: beyond that it no longer fits the last-level cache of common
-/// machines and every probe would go to memory.
+/// At most 8 MiB of filter (16 bits per key for half a million rows of the demo table):
+/// beyond that it no longer fits the last-level cache of common machines and every probe
+/// would go to memory.
 const MAX_FILTER_WORDS_LOG2: u32 = 20;
+const MASKS: usize = 1024;
+const BITS_PER_KEY: u32 = 4;
 
 impl Prefilter {
     fn with_capacity(keys: usize) -> Self {
-        // About 16 bits per key: with 2 bits set per key, ~2% of random probes pass.
-        let want_words = (keys.saturating_mul(16) / 64).max(64);
+        // About 20 bits per key: with 4 bits set per key, fewer than 1 in 500 random
+        // probes pass.
+        let want_words = (keys.saturating_mul(20) / 64).max(64);
         let log2 = want_words
             .next_power_of_two()
             .trailing_zeros()
             .min(MAX_FILTER_WORDS_LOG2);
+        let mut masks = Box::new([0u64; MASKS]);
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for m in masks.iter_mut() {
+            while m.count_ones() < BITS_PER_KEY {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *m |= 1 << (x % 64);
+            }
+        }
         Self {
             words: vec![0; 1 << log2],
             shift: 64 - log2,
+            masks,
         }
     }
 
+    #[inline(always)]
+    fn pos(&self, key: u64) -> (usize, u64) {
+        let h = (key ^ (key >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let w = (h >> self.shift) as usize;
+        // The bits just below the word index select the mask.
+        let m = self.masks[((h >> (self.shift - 10)) as usize) & (MASKS - 1)];
+        (w, m)
+    }
+
     fn insert(&mut self, key: u64) {
-        let (w, m) = filter_pos(self.shift, key);
+        let (w, m) = self.pos(key);
         self.words[w] |= m;
     }
-}
 
-#[inline(always)]
-fn filter_pos(shift: u32, key: u64) -> (usize, u64) {
-    let h = (key ^ (key >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let w = (h >> shift) as usize;
-    let b1 = (h >> (shift - 6)) & 63;
-    let b2 = (h >> (shift - 12)) & 63;
-    (w, (1u64 << b1) | (1u64 << b2))
-}
-
-#[inline(always)]
-fn probe(words: &[u64], shift: u32, key: u64) -> bool {
-    let (w, m) = filter_pos(shift, key);
-    // `w < words.len()` by construction; `get` keeps the hot loop free of panics.
-    words.get(w).is_some_and(|&x| x & m == m)
+    #[inline(always)]
+    fn contains(&self, key: u64) -> bool {
+        let (w, m) = self.pos(key);
+        // `w < words.len()` by construction; `get` keeps the hot loop free of panics.
+        self.words.get(w).is_some_and(|&x| x & m == m)
+    }
 }
