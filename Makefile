@@ -21,7 +21,7 @@ DEMO_SEED ?= 7
 BENCH_THREADS ?= 2
 TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
 
-.PHONY: help build build-cuda check-cuda release-model lint fmt test test-deps schemas bench bench-torch clean
+.PHONY: help build build-cuda check-cuda release-model lint fmt test test-deps schemas bench bench-torch fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,10 +80,22 @@ test: lint test-deps ## lint, then every test, then the CUDA build's device test
 schemas: ## regenerate schemas/json from the Rust types
 	AIRLOCK_UPDATE_SCHEMAS=1 $(CARGO) test --locked -p airlock-schemas --test schemas
 
-bench: ## training throughput per CPU backend (rows/s), plus PyTorch if $(TORCH_VENV) has it
+# Size of the synthetic model for the sign/verify and leak-scan benchmarks.
+BENCH_MIB ?= 1024
+
+bench: ## training rows/s (+ PyTorch if installed), sign/verify GB/s vs openssl, leak-scan GB/s
 	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null; then \
 	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_throughput
+	$(CARGO) bench --locked -p airlock-packager --bench sign_verify -- $(BENCH_MIB)
+	$(CARGO) bench --locked -p airlock-packager --bench leak_scan -- $(BENCH_MIB)
+
+FUZZ_SECONDS ?= 300
+
+fuzz: ## fuzz the strict safetensors reader (cargo-fuzz; not in CI)
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	@# cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+	cd packager/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run safetensors_parse -- -max_total_time=$(FUZZ_SECONDS)
 
 bench-torch: ## install PyTorch (CPU use) into $(TORCH_VENV), then run the benchmark
 	@[ -x $(TORCH_VENV)/bin/python ] || python3 -m venv $(TORCH_VENV)
