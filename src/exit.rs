@@ -9,7 +9,8 @@ Exit codes:
   1  failure of the environment (I/O, a bug)
   2  usage error (bad flags)
   3  invalid input (pipeline file, data, device, output directory, key, trust policy)
-  4  verification failed (the bundle does not verify against the trust policy)
+  4  verification failed (the bundle does not verify against the trust policy, or lacks
+     the required approvals)
   5  release refused by a leak check (the leak report names the layer)";
 
 /// How a command failed.
@@ -51,6 +52,15 @@ impl Failure {
                     .is_some()
             {
                 return Self::BadInput;
+            }
+            if let Some(e) = cause.downcast_ref::<airlock_packager::approvals::ApprovalError>() {
+                return match e {
+                    airlock_packager::approvals::ApprovalError::BundleInvalid { .. } => {
+                        Self::Verification
+                    }
+                    airlock_packager::approvals::ApprovalError::Io { .. } => Self::Environment,
+                    _ => Self::BadInput,
+                };
             }
             if let Some(e) = cause.downcast_ref::<airlock_packager::PackageError>() {
                 return match e {

@@ -33,8 +33,35 @@ enum Command {
     Keygen(KeygenArgs),
     /// Strip, fold, leak-check and sign a training run into a release bundle.
     Package(PackageArgs),
-    /// Verify a release bundle: digests, builder signatures, subjects, leak verdict.
+    /// Verify a release bundle: digests, builder signatures, subjects, leak verdict (and,
+    /// with --require-approvals, the officers' k-of-n approvals).
     Verify(VerifyArgs),
+    /// Approve a release as a compliance officer: signs approvals/<key id>.dsse.json.
+    Approve(DecideArgs),
+    /// Reject a release as a compliance officer: one valid rejection blocks it.
+    Reject(DecideArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DecideArgs {
+    /// Release bundle directory.
+    #[arg(value_name = "BUNDLE_DIR")]
+    bundle: PathBuf,
+    /// Trust policy: the bundle must verify against it, and the key must be an officer's.
+    #[arg(long, value_name = "trust.toml")]
+    trust: PathBuf,
+    /// The officer's private key (PKCS#8 PEM, mode 0600).
+    #[arg(long, value_name = "officer.key")]
+    key: PathBuf,
+    /// The officer's name, as it should appear in the record.
+    #[arg(long)]
+    name: String,
+    /// Why: shown to reviewers and auditors.
+    #[arg(long)]
+    reason: String,
+    /// When the decision stops counting: 30d, 12h, 90m, or an RFC 3339 time.
+    #[arg(long, value_name = "DURATION|TIME")]
+    expires: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +103,9 @@ struct VerifyArgs {
     /// Threads for hashing [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Also require the trust policy's k distinct, valid officer approvals and no valid rejection.
+    #[arg(long)]
+    require_approvals: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -128,6 +158,28 @@ fn main() -> ExitCode {
             failure.code()
         }
     }
+}
+
+fn time_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+fn decide(a: DecideArgs, decision: airlock_schemas::Decision) -> anyhow::Result<()> {
+    let trust = airlock_packager::Trust::load(&a.trust)?;
+    let path = airlock_packager::approvals::decide(
+        &airlock_packager::approvals::DecisionRequest {
+            bundle: a.bundle,
+            key: a.key,
+            name: a.name,
+            reason: a.reason,
+            decision,
+            expires: a.expires,
+        },
+        &trust,
+        cores(),
+    )?;
+    eprintln!("recorded: {}", path.display());
+    Ok(())
 }
 
 fn cores() -> usize {
@@ -209,13 +261,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     c.detail
                 );
             }
-            if v.ok() {
+            let mut approved = true;
+            if a.require_approvals {
+                let s = airlock_packager::approvals::evaluate(&a.bundle, &trust, &v, time_now());
+                eprintln!(
+                    "  {} approvals: {} of {} required{}",
+                    if s.approved() { "ok  " } else { "FAIL" },
+                    s.approvals,
+                    s.required,
+                    if s.rejected {
+                        ", and a valid rejection blocks the release"
+                    } else {
+                        ""
+                    }
+                );
+                for d in &s.decisions {
+                    eprintln!(
+                        "       {} {} by {} ({}): {}",
+                        if d.counts { "counts " } else { "ignored" },
+                        d.decision.map_or("?", |d| match d {
+                            airlock_schemas::Decision::Approve => "approve",
+                            airlock_schemas::Decision::Reject => "reject",
+                        }),
+                        d.officer.as_deref().unwrap_or("?"),
+                        d.file,
+                        d.why
+                    );
+                }
+                approved = s.approved();
+            }
+            if v.ok() && approved {
                 println!("verified: {}", a.bundle.display());
                 Ok(())
             } else {
                 Err(exit::VerificationFailed(a.bundle.display().to_string()).into())
             }
         }
+        Command::Approve(a) => decide(a, airlock_schemas::Decision::Approve),
+        Command::Reject(a) => decide(a, airlock_schemas::Decision::Reject),
         Command::Predict(a) => {
             let probs = airlock_trainer::predict_csv(&a.run, &a.input)?;
             let stdout = std::io::stdout();

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod approvals;
 pub mod dsse;
 pub mod fold;
 pub mod keys;

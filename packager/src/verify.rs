@@ -63,6 +63,10 @@ pub struct LoadedKey {
     pub key_id: String,
     /// The key.
     pub key: VerifyingKey,
+    /// Valid from (RFC 3339).
+    pub not_before: Option<String>,
+    /// Valid until (RFC 3339).
+    pub not_after: Option<String>,
 }
 
 /// A trust policy with its keys loaded.
@@ -105,9 +109,17 @@ impl Trust {
                     role: k.role,
                     key_id: key_id(&key),
                     key,
+                    not_before: k.not_before.clone(),
+                    not_after: k.not_after.clone(),
                 })
             })
-            .collect::<Result<_, TrustError>>()?;
+            .collect::<Result<Vec<_>, TrustError>>()?;
+        validate(&policy, &keys, &String::from_utf8_lossy(&bytes)).map_err(|message| {
+            TrustError::Parse {
+                path: path.to_owned(),
+                message,
+            }
+        })?;
         Ok(Self {
             policy,
             sha256: hex::encode(Sha256::digest(&bytes)),
@@ -131,6 +143,71 @@ impl Trust {
             .find(|k| k.key_id == id)
             .map(|k| k.name.as_str())
     }
+}
+
+/// What TOML cannot check. Messages name the line of the offending value.
+fn validate(policy: &TrustPolicy, keys: &[LoadedKey], text: &str) -> Result<(), String> {
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map_or_else(String::new, |i| format!("line {}: ", i + 1))
+    };
+    let mut names = BTreeSet::new();
+    for k in &policy.keys {
+        if !names.insert(k.name.as_str()) {
+            return Err(format!(
+                "{}key name {:?} is listed twice",
+                line_of(&format!("{:?}", k.name)),
+                k.name
+            ));
+        }
+        let mut window = Vec::new();
+        for (what, v) in [("not_before", &k.not_before), ("not_after", &k.not_after)] {
+            if let Some(v) = v {
+                let t =
+                    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                        .map_err(|_| {
+                            format!(
+                                "{}{what} {v:?} of key {:?} is not an RFC 3339 time",
+                                line_of(v),
+                                k.name
+                            )
+                        })?;
+                window.push(t);
+            }
+        }
+        if let [a, b] = window[..]
+            && a >= b
+        {
+            return Err(format!(
+                "{}key {:?}: not_before is not before not_after",
+                line_of(&format!("{:?}", k.name)),
+                k.name
+            ));
+        }
+    }
+    for r in &policy.revoked {
+        if r.len() != 64 || !r.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "{}revoked entry {r:?} is not a key id (64 hex digits)",
+                line_of(r)
+            ));
+        }
+    }
+    let officers: BTreeSet<&str> = keys
+        .iter()
+        .filter(|k| k.role == KeyRole::Officer)
+        .map(|k| k.key_id.as_str())
+        .collect();
+    if policy.approvals_required as usize > officers.len() {
+        return Err(format!(
+            "{}approvals_required = {} but the policy lists only {} distinct officer keys",
+            line_of("approvals_required"),
+            policy.approvals_required,
+            officers.len()
+        ));
+    }
+    Ok(())
 }
 
 /// One verification check and its outcome.

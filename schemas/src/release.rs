@@ -284,6 +284,9 @@ pub struct TrustPolicy {
     /// Trusted public keys.
     #[serde(default)]
     pub keys: Vec<TrustedKey>,
+    /// Key ids (hex SHA-256 of the SPKI DER) whose signatures no longer count.
+    #[serde(default)]
+    pub revoked: Vec<String>,
 }
 
 /// A trusted public key.
@@ -296,6 +299,12 @@ pub struct TrustedKey {
     pub role: KeyRole,
     /// SPKI PEM file, relative to the policy file.
     pub public_key: PathBuf,
+    /// The key counts only from this time on (RFC 3339).
+    #[serde(default)]
+    pub not_before: Option<String>,
+    /// The key counts only until this time (RFC 3339).
+    #[serde(default)]
+    pub not_after: Option<String>,
 }
 
 /// Roles of trusted keys.
@@ -336,4 +345,38 @@ impl Default for LeakSpec {
             max_membership_advantage: default_mia_advantage(),
         }
     }
+}
+
+/// `predicateType` of an officer's decision.
+pub const APPROVAL_PREDICATE_TYPE: &str = "https://airlock.dev/attestation/approval/v1";
+
+/// An officer's decision on a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// The model may leave the premises.
+    Approve,
+    /// It may not: one valid rejection blocks the release.
+    Reject,
+}
+
+/// Predicate of `approvals/<key id>.dsse.json`, whose subjects are `statement.json` and
+/// `model.safetensors` by SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPredicate {
+    /// Approve or reject.
+    pub decision: Decision,
+    /// The officer's name as they gave it.
+    pub officer: String,
+    /// Why.
+    pub reason: String,
+    /// When, RFC 3339 UTC.
+    pub time: String,
+    /// Until when an approval counts, RFC 3339 UTC (none: no expiry).
+    pub expires: Option<String>,
+    /// Model name of the release decided on.
+    pub model_name: String,
+    /// Model version of the release decided on.
+    pub model_version: String,
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `airlock` binary. One test binary, a module per topic.
 
+mod approve;
 mod helpers;
 mod package;
 mod train;

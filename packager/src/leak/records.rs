@@ -359,7 +359,7 @@ impl RecordIndex {
             }
             o += 8;
         }
-        // Tail: the last offsets, where fewer than 16 bytes remain; keys are zero-padded
+        // Tail: the last offsets, where fewer than 14 bytes remain; keys are zero-padded
         // and windows that do not fit are rejected by `verify_at`.
         while o < end {
             let mut key = [0u8; 8];

@@ -1,0 +1,472 @@
+//! Officer decisions: `airlock approve` / `airlock reject`, and counting them against the
+//! trust policy's k-of-n threshold.
+
+use airlock_schemas::Decision;
+
+/// How one decision file was judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionStatus {
+    /// File name under `approvals/`.
+    pub file: String,
+    /// Key id that signed it (when the envelope could be read).
+    pub keyid: Option<String>,
+    /// The trust policy's name for that key, if listed.
+    pub key_name: Option<String>,
+    /// The officer's name as written in the decision.
+    pub officer: Option<String>,
+    /// Approve or reject.
+    pub decision: Option<Decision>,
+    /// The officer's reason.
+    pub reason: Option<String>,
+    /// When it was made (RFC 3339).
+    pub time: Option<String>,
+    /// When it expires (RFC 3339), if ever.
+    pub expires: Option<String>,
+    /// Whether it counts toward (or, for a rejection, against) the release.
+    pub counts: bool,
+    /// Why it counts or why not, in words for the review page and `verify`.
+    pub why: String,
+}
+
+/// All decisions on a bundle, judged.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApprovalSummary {
+    /// k: distinct officer approvals needed.
+    pub required: u32,
+    /// Distinct officers whose approval counts.
+    pub approvals: usize,
+    /// Whether a valid rejection exists.
+    pub rejected: bool,
+    /// Every decision file, in file-name order.
+    pub decisions: Vec<DecisionStatus>,
+}
+
+impl ApprovalSummary {
+    /// Approved: k distinct valid approvals and no valid rejection.
+    pub fn approved(&self) -> bool {
+        !self.rejected && self.approvals >= self.required as usize
+    }
+}
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use airlock_schemas::{
+    APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole,
+    STATEMENT_TYPE, Statement, Subject,
+};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::keys::{KeyError, Signer};
+use crate::verify::{Trust, Verification, verify_bundle};
+use crate::{APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE, dsse};
+
+/// Why a decision could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// The officer's key.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The bundle does not verify: nobody may approve it.
+    #[error("refusing to record a decision on {}: it does not verify ({failed})", bundle.display())]
+    BundleInvalid {
+        /// The bundle.
+        bundle: PathBuf,
+        /// The failed checks.
+        failed: String,
+    },
+    /// The key may not decide.
+    #[error("refusing to record a decision with key {keyid}: {why}")]
+    NotAnOfficer {
+        /// The key id.
+        keyid: String,
+        /// Why.
+        why: String,
+    },
+    /// A bad `--expires`.
+    #[error(
+        "invalid --expires {given:?}: expected a duration like 30d, 12h, 90m or an RFC 3339 time in the future"
+    )]
+    Expires {
+        /// What was given.
+        given: String,
+    },
+    /// File system.
+    #[error("cannot write {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Parse `30d`, `12h`, `90m`, `3600s` or an RFC 3339 time into an absolute expiry.
+pub fn parse_expiry(given: &str, from: OffsetDateTime) -> Option<OffsetDateTime> {
+    if let Ok(t) = OffsetDateTime::parse(given, &Rfc3339) {
+        return (t > from).then_some(t);
+    }
+    let (num, unit) = given.split_at(given.len().checked_sub(1)?);
+    let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
+    let secs = match unit {
+        "d" => n.checked_mul(86_400)?,
+        "h" => n.checked_mul(3_600)?,
+        "m" => n.checked_mul(60)?,
+        "s" => n,
+        _ => return None,
+    };
+    from.checked_add(time::Duration::seconds(secs))
+}
+
+/// What the officer decides.
+#[derive(Debug, Clone)]
+pub struct DecisionRequest {
+    /// The bundle.
+    pub bundle: PathBuf,
+    /// The officer's private key.
+    pub key: PathBuf,
+    /// The officer's name.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+    /// Approve or reject.
+    pub decision: Decision,
+    /// `--expires`, for approvals.
+    pub expires: Option<String>,
+}
+
+/// Record a decision: `approvals/<key id>.dsse.json`, replacing an earlier decision by the
+/// same key. Refuses a bundle that does not verify, and keys that are not officers'.
+pub fn decide(
+    req: &DecisionRequest,
+    trust: &Trust,
+    threads: usize,
+) -> Result<PathBuf, ApprovalError> {
+    let signer = Signer::load(&req.key)?;
+    let keyid = signer.key_id().to_owned();
+    let roles: Vec<KeyRole> = trust
+        .keys
+        .iter()
+        .filter(|k| k.key_id == keyid)
+        .map(|k| k.role)
+        .collect();
+    if roles.contains(&KeyRole::Builder) {
+        return Err(ApprovalError::NotAnOfficer {
+            keyid,
+            why: "the trust policy lists it as a builder key, and a builder can never approve its own release".into(),
+        });
+    }
+    if !roles.contains(&KeyRole::Officer) {
+        return Err(ApprovalError::NotAnOfficer {
+            keyid,
+            why: "the trust policy does not list it as an officer key".into(),
+        });
+    }
+    if trust
+        .policy
+        .revoked
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(&keyid))
+    {
+        return Err(ApprovalError::NotAnOfficer {
+            keyid,
+            why: "the trust policy revokes it".into(),
+        });
+    }
+    let v = verify_bundle(&req.bundle, trust, threads, false);
+    if !v.ok() {
+        return Err(ApprovalError::BundleInvalid {
+            bundle: req.bundle.clone(),
+            failed: v
+                .checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| format!("{}: {}", c.name, c.detail))
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    }
+    let (Some(stmt), model_sha) = (v.statement.as_ref(), release_model_digest(&v)) else {
+        return Err(ApprovalError::BundleInvalid {
+            bundle: req.bundle.clone(),
+            failed: "no verified statement".into(),
+        });
+    };
+    let at = now();
+    let expires = match (&req.expires, req.decision) {
+        (Some(e), _) => {
+            Some(parse_expiry(e, at).ok_or_else(|| ApprovalError::Expires { given: e.clone() })?)
+        }
+        (None, _) => None,
+    };
+    let statement = Statement {
+        type_: STATEMENT_TYPE.into(),
+        subject: vec![
+            Subject {
+                name: STATEMENT_FILE.into(),
+                digest: [(
+                    "sha256".to_owned(),
+                    hex::encode(Sha256::digest(&v.statement_bytes)),
+                )]
+                .into_iter()
+                .collect(),
+            },
+            Subject {
+                name: MODEL_FILE.into(),
+                digest: [("sha256".to_owned(), model_sha.unwrap_or_default())]
+                    .into_iter()
+                    .collect(),
+            },
+        ],
+        predicate_type: APPROVAL_PREDICATE_TYPE.into(),
+        predicate: ApprovalPredicate {
+            decision: req.decision,
+            officer: req.name.clone(),
+            reason: req.reason.clone(),
+            time: rfc3339(at),
+            expires: expires.map(rfc3339),
+            model_name: stmt.predicate.model_name.clone(),
+            model_version: stmt.predicate.model_version.clone(),
+        },
+    };
+    let env = dsse::sign(
+        IN_TOTO_PAYLOAD_TYPE,
+        &crate::package::pretty(&statement),
+        &signer,
+    );
+    let dir = req.bundle.join(APPROVALS_DIR);
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ApprovalError::Io { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let path = dir.join(format!("{keyid}.dsse.json"));
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
+    std::io::Write::write_all(&mut tmp, &crate::package::pretty(&env)).map_err(io(&path))?;
+    tmp.as_file().sync_all().map_err(io(&path))?;
+    tmp.persist(&path).map_err(|e| ApprovalError::Io {
+        path: path.clone(),
+        source: e.error,
+    })?;
+    Ok(path)
+}
+
+fn release_model_digest(v: &Verification) -> Option<String> {
+    v.statement
+        .as_ref()?
+        .subject
+        .iter()
+        .find(|s| s.name == MODEL_FILE)?
+        .digest
+        .get("sha256")
+        .cloned()
+}
+
+/// Judge every decision under `approvals/` of a bundle that verified as `v`.
+pub fn evaluate(
+    bundle: &Path,
+    trust: &Trust,
+    v: &Verification,
+    at: OffsetDateTime,
+) -> ApprovalSummary {
+    let mut summary = ApprovalSummary {
+        required: trust.policy.approvals_required,
+        ..ApprovalSummary::default()
+    };
+    let statement_sha = hex::encode(Sha256::digest(&v.statement_bytes));
+    let model_sha = release_model_digest(v);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(bundle.join(APPROVALS_DIR))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    // key id → (time, decision index) of its latest valid decision.
+    let mut latest: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for path in files {
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut st = DecisionStatus {
+            file,
+            keyid: None,
+            key_name: None,
+            officer: None,
+            decision: None,
+            reason: None,
+            time: None,
+            expires: None,
+            counts: false,
+            why: String::new(),
+        };
+        st.why = judge(
+            &path,
+            trust,
+            &statement_sha,
+            model_sha.as_deref(),
+            v.statement.is_some(),
+            at,
+            &mut st,
+        )
+        .err()
+        .unwrap_or_default();
+        if st.why.is_empty() {
+            let keyid = st.keyid.clone().unwrap_or_default();
+            let time = st.time.clone().unwrap_or_default();
+            let idx = summary.decisions.len();
+            match latest.get(&keyid) {
+                Some((t, prev)) if *t >= time => {
+                    st.why = format!(
+                        "superseded by this officer's later decision in {}",
+                        summary.decisions[*prev].file
+                    );
+                }
+                Some((_, prev)) => {
+                    let prev = *prev;
+                    summary.decisions[prev].counts = false;
+                    summary.decisions[prev].why =
+                        format!("superseded by this officer's later decision in {}", st.file);
+                    latest.insert(keyid, (time, idx));
+                    st.counts = true;
+                }
+                None => {
+                    latest.insert(keyid, (time, idx));
+                    st.counts = true;
+                }
+            }
+        }
+        summary.decisions.push(st);
+    }
+    for d in &mut summary.decisions {
+        if d.counts {
+            match d.decision {
+                Some(Decision::Approve) => {
+                    summary.approvals += 1;
+                    d.why = "valid approval by an officer key".into();
+                }
+                Some(Decision::Reject) => {
+                    summary.rejected = true;
+                    d.why = "valid rejection: blocks the release".into();
+                }
+                None => d.counts = false,
+            }
+        }
+    }
+    summary
+}
+
+fn judge(
+    path: &Path,
+    trust: &Trust,
+    statement_sha: &str,
+    model_sha: Option<&str>,
+    release_verified: bool,
+    at: OffsetDateTime,
+    st: &mut DecisionStatus,
+) -> Result<(), String> {
+    if !release_verified {
+        return Err("the release itself does not verify".into());
+    }
+    if !st.file.ends_with(".dsse.json") || !path.is_file() {
+        return Err("not a decision file (<key id>.dsse.json)".into());
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
+    let env: Envelope = serde_json::from_slice(&bytes)
+        .map_err(|_| "tampered or corrupt: not a DSSE envelope".to_owned())?;
+    let keyid = env
+        .signatures
+        .first()
+        .map(|s| s.keyid.clone())
+        .ok_or("no signature")?;
+    st.keyid = Some(keyid.clone());
+    let listed: Vec<&crate::LoadedKey> = trust.keys.iter().filter(|k| k.key_id == keyid).collect();
+    st.key_name = listed.first().map(|k| k.name.clone());
+    let Some(officer) = listed.iter().find(|k| k.role == KeyRole::Officer) else {
+        return Err(if listed.is_empty() {
+            "signed by a key that is not in the trust policy".into()
+        } else {
+            format!(
+                "signed by a {} key: only officer keys count",
+                role_word(listed[0].role)
+            )
+        });
+    };
+    if listed.iter().any(|k| k.role == KeyRole::Builder) {
+        return Err("signed by a key the policy also lists as builder: a builder never counts as an officer".into());
+    }
+    let verified = dsse::verify(&env, IN_TOTO_PAYLOAD_TYPE, &[(keyid.clone(), officer.key)])
+        .map_err(|e| format!("tampered: {e}"))?;
+    let stmt: Statement<ApprovalPredicate> = serde_json::from_slice(&verified.payload)
+        .map_err(|e| format!("not an approval statement: {e}"))?;
+    if stmt.type_ != STATEMENT_TYPE || stmt.predicate_type != APPROVAL_PREDICATE_TYPE {
+        return Err("not an approval statement".into());
+    }
+    let p = &stmt.predicate;
+    st.officer = Some(p.officer.clone());
+    st.decision = Some(p.decision);
+    st.reason = Some(p.reason.clone());
+    st.time = Some(p.time.clone());
+    st.expires = p.expires.clone();
+    let subject = |name: &str| {
+        stmt.subject
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.digest.get("sha256"))
+            .map(String::as_str)
+    };
+    if subject(STATEMENT_FILE) != Some(statement_sha)
+        || subject(MODEL_FILE) != model_sha
+        || model_sha.is_none()
+    {
+        return Err("decides on a different release (copied from another bundle?)".into());
+    }
+    if trust
+        .policy
+        .revoked
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(&keyid))
+    {
+        return Err("the officer's key is revoked".into());
+    }
+    let parse =
+        |s: &str| OffsetDateTime::parse(s, &Rfc3339).map_err(|_| format!("invalid time {s:?}"));
+    let made = parse(&p.time)?;
+    if made > at + time::Duration::minutes(5) {
+        return Err("dated in the future".into());
+    }
+    if let Some(nb) = &officer.not_before
+        && (at < parse(nb)? || made < parse(nb)?)
+    {
+        return Err(format!("the officer's key is not valid before {nb}"));
+    }
+    if let Some(na) = &officer.not_after
+        && at > parse(na)?
+    {
+        return Err(format!("the officer's key expired at {na}"));
+    }
+    if let Some(exp) = &p.expires
+        && at > parse(exp)?
+    {
+        return Err(format!("expired at {exp}"));
+    }
+    Ok(())
+}
+
+fn role_word(r: KeyRole) -> &'static str {
+    match r {
+        KeyRole::Builder => "builder",
+        KeyRole::Officer => "officer",
+        KeyRole::Publisher => "publisher",
+    }
+}

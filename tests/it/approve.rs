@@ -1,0 +1,322 @@
+//! k-of-n officer approvals on a 2-of-3 policy.
+
+use std::path::Path;
+
+use crate::helpers::Release;
+
+const QUICK: &[(&str, &str)] = &[("epochs = 12", "epochs = 3")];
+
+/// A packaged bundle and a 2-of-3 officer policy (alice, bob, carol).
+fn setup(extra_policy: &str) -> Release {
+    let r = Release::new(2000, QUICK);
+    for o in ["alice", "bob", "carol"] {
+        r.sb.ok(&["keygen", "--out", &format!("keys/{o}")]);
+    }
+    let mut policy = String::from("approvals_required = 2\n");
+    policy.push_str(extra_policy);
+    for (name, role) in [
+        ("ci", "builder"),
+        ("alice", "officer"),
+        ("bob", "officer"),
+        ("carol", "officer"),
+    ] {
+        let file = if name == "ci" { "builder" } else { name };
+        policy.push_str(&format!(
+            "\n[[keys]]\nname = \"{name}\"\nrole = \"{role}\"\npublic_key = \"keys/{file}.pub\"\n"
+        ));
+    }
+    r.sb.write("trust.toml", &policy);
+    let out = r.package("run", "bundle");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r
+}
+
+fn decide(r: &Release, verb: &str, officer: &str, extra: &[&str]) -> std::process::Output {
+    let key = format!("keys/{officer}.key");
+    let mut args = vec![
+        verb,
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--key",
+        &key,
+        "--name",
+        officer,
+        "--reason",
+        "reviewed the card and the leak report",
+    ];
+    args.extend_from_slice(extra);
+    r.sb.airlock(&args)
+}
+
+fn approve(r: &Release, officer: &str) {
+    let out = decide(r, "approve", officer, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// (exit code, stderr) of `verify --require-approvals`.
+fn gate(r: &Release) -> (Option<i32>, String) {
+    let out = r.sb.airlock(&[
+        "verify",
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--require-approvals",
+    ]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn key_id(r: &Release, name: &str) -> String {
+    let k = airlock_packager::keys::load_public_key(&r.sb.join(&format!("keys/{name}.pub")))
+        .expect("pub");
+    airlock_packager::keys::key_id(&k)
+}
+
+fn approval_file(r: &Release, name: &str) -> std::path::PathBuf {
+    r.sb.join(&format!("bundle/approvals/{}.dsse.json", key_id(r, name)))
+}
+
+#[test]
+fn one_approval_does_not_suffice_and_two_do() {
+    let r = setup("");
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("0 of 2 required"), "{err}");
+    approve(&r, "alice");
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("1 of 2 required"), "{err}");
+    approve(&r, "bob");
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("2 of 2 required"), "{err}");
+    // Plain verification does not need approvals.
+    assert!(r.verify("bundle").status.success());
+}
+
+#[test]
+fn the_same_officer_twice_counts_once() {
+    let r = setup("");
+    approve(&r, "alice");
+    let f = approval_file(&r, "alice");
+    std::fs::copy(&f, r.sb.join("bundle/approvals/alice-again.dsse.json")).expect("copy");
+    // A second decision by the same officer replaces the first (same file).
+    approve(&r, "alice");
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("1 of 2 required"), "{err}");
+    assert!(err.contains("superseded"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(r.sb.join("bundle/approvals"))
+            .expect("dir")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_builder_key_never_counts_as_an_officer() {
+    let r = setup("");
+    let out = decide(&r, "approve", "builder", &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("builder"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Forged into the bundle by hand, it still does not count.
+    approve(&r, "alice");
+    let alice = std::fs::read(approval_file(&r, "alice")).expect("read");
+    let env: airlock_schemas::Envelope = serde_json::from_slice(&alice).expect("env");
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(&env.payload)
+        .expect("b64");
+    let builder = airlock_packager::keys::Signer::load(&r.key).expect("builder key");
+    let forged = airlock_packager::dsse::sign(&env.payload_type, &payload, &builder);
+    std::fs::write(
+        r.sb.join(&format!("bundle/approvals/{}.dsse.json", builder.key_id())),
+        serde_json::to_vec(&forged).expect("json"),
+    )
+    .expect("write");
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("1 of 2 required"), "{err}");
+    assert!(
+        err.contains("builder key: only officer keys count"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_revoked_key_does_not_count() {
+    let r = setup("");
+    approve(&r, "alice");
+    approve(&r, "carol");
+    assert_eq!(gate(&r).0, Some(0));
+    let policy = std::fs::read_to_string(r.sb.join("trust.toml")).expect("read");
+    let policy = policy.replacen(
+        "approvals_required = 2\n",
+        &format!(
+            "approvals_required = 2\nrevoked = [\"{}\"]\n",
+            key_id(&r, "carol")
+        ),
+        1,
+    );
+    r.sb.write("trust.toml", &policy);
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("revoked"), "{err}");
+    // And a revoked key cannot record new decisions.
+    assert_eq!(decide(&r, "approve", "carol", &[]).status.code(), Some(3));
+}
+
+#[test]
+fn an_expired_approval_does_not_count() {
+    let r = setup("");
+    approve(&r, "alice");
+    let out = decide(&r, "approve", "bob", &["--expires", "1s"]);
+    assert!(out.status.success());
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("expired at"), "{err}");
+    let out = decide(&r, "approve", "bob", &["--expires", "yesterday"]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn one_valid_rejection_blocks() {
+    let r = setup("");
+    approve(&r, "alice");
+    approve(&r, "bob");
+    let out = decide(&r, "reject", "carol", &[]);
+    assert!(out.status.success());
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("valid rejection blocks"), "{err}");
+}
+
+#[test]
+fn an_approval_copied_from_another_bundle_does_not_count() {
+    let r = setup("");
+    // Another release: the same pipeline with another seed.
+    let p2 =
+        r.sb.pipeline("p2.toml", &r.data, &[QUICK[0], ("seed = 42", "seed = 7")]);
+    r.sb.ok(&[
+        "train",
+        p2.to_str().expect("utf-8"),
+        "--out",
+        "run2",
+        "--no-progress",
+    ]);
+    assert!(r.package("run2", "bundle2").status.success());
+    let out = r.sb.airlock(&[
+        "approve",
+        "bundle2",
+        "--trust",
+        "trust.toml",
+        "--key",
+        "keys/bob.key",
+        "--name",
+        "bob",
+        "--reason",
+        "ok",
+    ]);
+    assert!(out.status.success());
+    approve(&r, "alice");
+    let bob = format!("{}.dsse.json", key_id(&r, "bob"));
+    std::fs::copy(
+        r.sb.join("bundle2/approvals").join(&bob),
+        r.sb.join("bundle/approvals").join(&bob),
+    )
+    .expect("copy");
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("different release"), "{err}");
+}
+
+#[test]
+fn a_tampered_approval_does_not_count_and_is_reported() {
+    let r = setup("");
+    approve(&r, "alice");
+    approve(&r, "bob");
+    let f = approval_file(&r, "bob");
+    let text = std::fs::read_to_string(&f).expect("read");
+    let mut env: serde_json::Value = serde_json::from_str(&text).expect("json");
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let payload = String::from_utf8(
+        b64.decode(env["payload"].as_str().expect("payload"))
+            .expect("b64"),
+    )
+    .expect("utf-8");
+    let payload = payload.replace("reviewed the card", "rubber-stamped the card");
+    env["payload"] = b64.encode(payload).into();
+    std::fs::write(&f, serde_json::to_vec(&env).expect("json")).expect("write");
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("tampered"), "{err}");
+    assert!(err.contains("1 of 2 required"), "{err}");
+}
+
+#[test]
+fn approving_a_bundle_that_does_not_verify_is_refused() {
+    let r = setup("");
+    let m = r.sb.join("bundle/model.safetensors");
+    let mut b = std::fs::read(&m).expect("read");
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    std::fs::write(&m, b).expect("write");
+    let out = decide(&r, "approve", "alice", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!Path::new(&approval_file(&r, "alice")).exists());
+}
+
+#[test]
+fn trust_policy_errors_name_the_line() {
+    let r = setup("");
+    let policy = std::fs::read_to_string(r.sb.join("trust.toml")).expect("read");
+    r.sb.write(
+        "bad.toml",
+        &policy.replacen(
+            "role = \"officer\"",
+            "role = \"officer\"\nnot_after = \"next tuesday\"",
+            1,
+        ),
+    );
+    let out = r.sb.airlock(&["verify", "bundle", "--trust", "bad.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("line 11") && err.contains("not an RFC 3339 time"),
+        "{err}"
+    );
+    r.sb.write(
+        "bad2.toml",
+        &policy.replacen("approvals_required = 2", "approvals_required = 5", 1),
+    );
+    let out = r.sb.airlock(&["verify", "bundle", "--trust", "bad2.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("line 1") && err.contains("only 3 distinct officer keys"),
+        "{err}"
+    );
+}
