@@ -14,9 +14,6 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 AIRLOCK := $(TARGET_DIR)/debug/airlock
 PIPELINE ?= pipelines/fraud-detector.toml
-DEMO_DATA := data/transactions.csv
-DEMO_ROWS ?= 50000
-DEMO_SEED ?= 7
 # The benchmark's thread count (burn's CPU backends and PyTorch alike).
 BENCH_THREADS ?= 2
 TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
@@ -35,31 +32,8 @@ build-cuda: ## build with the CUDA backend (needs no GPU or CUDA toolkit to comp
 check-cuda: ## type-check the CUDA backend code (faster than build-cuda)
 	$(CARGO) check --locked --features cuda --all-targets
 
-$(DEMO_DATA):
-	@mkdir -p $(dir $@)
-	$(AIRLOCK) demo-data --rows $(DEMO_ROWS) --seed $(DEMO_SEED) --out $@
-
-# Local demo keys and trust policy for the embedded defaults (never used for real releases).
-DEMO_DIR := demo
-DEMO_BUILDER := $(DEMO_DIR)/keys/builder
-DEMO_TRUST := $(DEMO_DIR)/trust.toml
-STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
-RUN_DIR ?= runs/fraud-detector-$(STAMP)
-BUNDLE_DIR ?= releases/fraud-detector-1.0.0-$(STAMP)
-
-$(DEMO_BUILDER).key:
-	$(AIRLOCK) keygen --out $(DEMO_BUILDER)
-
-$(DEMO_TRUST): $(DEMO_BUILDER).key
-	@printf '%s\n' '# Demo trust policy written by make release-model.' 'approvals_required = 0' \
-	  '' '[[keys]]' 'name = "demo-builder"' 'role = "builder"' 'public_key = "keys/builder.pub"' > $@
-	@echo "wrote $@"
-
-release-model: build ## demo data, train, package (strip, fold, leak checks, sign), verify
-	@$(MAKE) --no-print-directory $(DEMO_DATA) $(DEMO_TRUST)
-	$(AIRLOCK) train $(PIPELINE) --out $(RUN_DIR)
-	$(AIRLOCK) package --run $(RUN_DIR) --key $(DEMO_BUILDER).key --out $(BUNDLE_DIR)
-	$(AIRLOCK) verify $(BUNDLE_DIR) --trust $(DEMO_TRUST)
+release-model: build ## train, package (leak checks, sign), approval gate: `airlock run` (DEMO without [signing])
+	$(AIRLOCK) run $(PIPELINE)
 
 fmt: ## format the code
 	$(CARGO) fmt --all

@@ -11,7 +11,8 @@ Exit codes:
   3  invalid input (pipeline file, data, device, output directory, key, trust policy)
   4  verification failed (the bundle does not verify against the trust policy, or lacks
      the required approvals)
-  5  release refused by a leak check (the leak report names the layer)";
+  5  release refused by a leak check (the leak report names the layer)
+  6  release packaged and signed, waiting for officer approvals (airlock run)";
 
 /// How a command failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,14 @@ pub enum Failure {
     Verification,
     /// A leak check refused the release.
     LeakRefused,
+    /// The release waits at the approval gate.
+    AwaitingApproval,
 }
+
+/// `airlock run` stopped at the approval gate.
+#[derive(Debug, thiserror::Error)]
+#[error("release {0} is waiting for officer approvals")]
+pub struct AwaitingApproval(pub String);
 
 /// A bundle failed verification (the checks were printed).
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +48,9 @@ impl Failure {
     /// Classify an error chain by the typed errors in it.
     pub fn classify(err: &anyhow::Error) -> Self {
         for cause in err.chain() {
+            if cause.downcast_ref::<AwaitingApproval>().is_some() {
+                return Self::AwaitingApproval;
+            }
             if cause.downcast_ref::<VerificationFailed>().is_some() {
                 return Self::Verification;
             }
@@ -104,6 +115,7 @@ impl Failure {
             Self::BadInput => 3,
             Self::Verification => 4,
             Self::LeakRefused => 5,
+            Self::AwaitingApproval => 6,
         })
     }
 }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod exit;
+mod pipeline_run;
 
 use exit::Failure;
 
@@ -23,6 +24,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a pipeline end to end: train, package, approval gate. Without a [signing]
+    /// section in the pipeline this is a DEMO with local keys and automatic demo approval.
+    Run(RunArgs),
     /// Write a synthetic card-transaction table (with realistic identifiers) to train on.
     DemoData(DemoDataArgs),
     /// Train a pipeline's model on-prem and write a run directory.
@@ -109,6 +113,19 @@ struct VerifyArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Pipeline file (for example pipelines/fraud-detector.toml).
+    #[arg(value_name = "PIPELINE.toml")]
+    pipeline: PathBuf,
+    /// Directory for runs/, releases/ and demo/.
+    #[arg(long, default_value = ".")]
+    workdir: PathBuf,
+    /// No progress bars.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Debug, clap::Args)]
 struct DemoDataArgs {
     /// Number of data rows.
     #[arg(long, default_value_t = 50_000)]
@@ -188,6 +205,12 @@ fn cores() -> usize {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(a) => pipeline_run::run(&pipeline_run::RunOptions {
+            pipeline: a.pipeline,
+            workdir: a.workdir,
+            progress: !a.no_progress && std::io::stderr().is_terminal(),
+            threads: cores(),
+        }),
         Command::DemoData(a) => {
             let s = airlock_trainer::demo::write_demo_csv(&a.out, a.rows, a.seed)
                 .with_context(|| format!("cannot write demo data to {}", a.out.display()))?;

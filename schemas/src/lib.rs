@@ -6,7 +6,7 @@ mod training_record;
 
 pub use pipeline::{
     DataSpec, ModelKind, ModelSpec, OptimizerKind, OptimizerSpec, PipelineError, PipelineSpec,
-    ReleaseSpec, SplitSpec, TrainingSpec,
+    ReleaseSpec, SigningSpec, SplitSpec, TrainingSpec,
 };
 pub use release::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, BUNDLE_FORMAT_VERSION, CardMetrics,

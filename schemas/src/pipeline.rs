@@ -28,6 +28,20 @@ pub struct PipelineSpec {
     /// Leak-check thresholds for the packager (defaults when absent).
     #[serde(default)]
     pub leak: crate::LeakSpec,
+    /// Real signing keys. Without this section `airlock run` is a DEMO: it makes local demo
+    /// keys and approves with demo officers. With it, releases wait for real officers.
+    #[serde(default)]
+    pub signing: Option<SigningSpec>,
+}
+
+/// The keys a real release is signed and approved with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSpec {
+    /// Trust policy (builder and officer keys, k of n), relative to the pipeline file.
+    pub trust: PathBuf,
+    /// The CI builder's private key, relative to the pipeline file.
+    pub builder_key: PathBuf,
 }
 
 /// Name and version of the model a pipeline releases.
@@ -304,6 +318,14 @@ impl PipelineSpec {
             return Err("training.batch_size must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// `path` resolved against the directory of the pipeline file.
+    pub fn resolve(&self, pipeline_path: &Path, path: &Path) -> PathBuf {
+        match pipeline_path.parent() {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_owned(),
+        }
     }
 
     /// The data source resolved against the directory of the pipeline file.

@@ -3,4 +3,5 @@
 mod approve;
 mod helpers;
 mod package;
+mod pipeline_run;
 mod train;
