@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod exit;
 mod pipeline_run;
+mod review_cmd;
 
 use exit::Failure;
 
@@ -40,10 +41,28 @@ enum Command {
     /// Verify a release bundle: digests, builder signatures, subjects, leak verdict (and,
     /// with --require-approvals, the officers' k-of-n approvals).
     Verify(VerifyArgs),
+    /// Write a compliance officer's review page (self-contained HTML) and print a summary.
+    Review(ReviewArgs),
     /// Approve a release as a compliance officer: signs approvals/<key id>.dsse.json.
     Approve(DecideArgs),
     /// Reject a release as a compliance officer: one valid rejection blocks it.
     Reject(DecideArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReviewArgs {
+    /// Release bundle directory.
+    #[arg(value_name = "BUNDLE_DIR")]
+    bundle: PathBuf,
+    /// Trust policy to check signatures and approvals against.
+    #[arg(long, value_name = "trust.toml")]
+    trust: PathBuf,
+    /// The HTML page to write.
+    #[arg(long, value_name = "review.html")]
+    out: PathBuf,
+    /// The release this one replaces, to show what changed.
+    #[arg(long, value_name = "OLD_BUNDLE_DIR")]
+    previous: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -319,6 +338,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Err(exit::VerificationFailed(a.bundle.display().to_string()).into())
             }
+        }
+        Command::Review(a) => {
+            let text = review_cmd::review(&review_cmd::ReviewOptions {
+                bundle: a.bundle,
+                trust: a.trust,
+                out: a.out.clone(),
+                previous: a.previous,
+                threads: cores(),
+            })?;
+            print!("{text}");
+            eprintln!("wrote {}", a.out.display());
+            Ok(())
         }
         Command::Approve(a) => decide(a, airlock_schemas::Decision::Approve),
         Command::Reject(a) => decide(a, airlock_schemas::Decision::Reject),

@@ -6,6 +6,7 @@ pub mod fold;
 pub mod keys;
 pub mod leak;
 mod package;
+pub mod review;
 pub mod safetensors;
 pub mod shards;
 mod verify;

@@ -320,3 +320,49 @@ fn trust_policy_errors_name_the_line() {
         "{err}"
     );
 }
+
+#[test]
+fn review_writes_a_self_contained_page_and_a_terminal_summary() {
+    let r = setup("");
+    approve(&r, "alice");
+    let p2 =
+        r.sb.pipeline("p2.toml", &r.data, &[QUICK[0], ("seed = 42", "seed = 9")]);
+    r.sb.ok(&[
+        "train",
+        p2.to_str().expect("utf-8"),
+        "--out",
+        "run2",
+        "--no-progress",
+    ]);
+    assert!(r.package("run2", "old").status.success());
+    let out = r.sb.ok(&[
+        "review",
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--out",
+        "review.html",
+        "--previous",
+        "old",
+    ]);
+    assert!(out.contains("1 of 2"), "{out}");
+    let html = std::fs::read_to_string(r.sb.join("review.html")).expect("page");
+    for needle in [
+        "id=\"loss-chart\"",
+        "id=\"roc-chart\"",
+        "id=\"approvals\"",
+        "data-layer=\"L3\"",
+        "alice",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from the page");
+    }
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "nothing outside the file"
+    );
+    let err = r.sb.fails(
+        &["review", "nope", "--trust", "trust.toml", "--out", "x.html"],
+        3,
+    );
+    assert!(err.contains("not a bundle directory"), "{err}");
+}
