@@ -43,8 +43,9 @@ lint: ## rustfmt and clippy (with and without CUDA), warnings are errors
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --workspace --all-targets --features cuda -- -D warnings
 
-test-deps: ## install the Python tools the tests run against (venv in ~/.cache/airlock)
+test-deps: ## install what the tests run against: a Python venv (~/.cache/airlock), Debian's chromium
 	tests/setup-python.sh >/dev/null
+	tests/setup-browser.sh >/dev/null
 
 test: lint test-deps ## lint, then every test, then the CUDA build's device test
 	AIRLOCK_TEST_PYTHON="$$(tests/setup-python.sh)" $(CARGO) test --locked --workspace
