@@ -20,20 +20,7 @@ const TEXT: [&str; 8] = [
     "zip",
     "age",
 ];
-const NUMERIC: [&str; 12] = [
-    "amount",
-    "merchant_category",
-    "hour",
-    "distance_from_home_km",
-    "txn_count_24h",
-    "amount_to_avg_ratio",
-    "is_online",
-    "is_foreign",
-    "card_present",
-    "account_age_days",
-    "days_since_last_txn",
-    "failed_pin_attempts",
-];
+const NUMERIC: [&str; 12] = airlock_trainer::demo::DEMO_FEATURES;
 
 fn main() {
     // Cargo appends `--bench`; the first numeric argument is the buffer size.

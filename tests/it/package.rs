@@ -176,23 +176,10 @@ fn refused(r: &Release, layers: &[&str], secret: Option<&str>) -> serde_json::Va
 fn planted_raw_rows_in_an_extra_tensor_are_refused() {
     let r = Release::new(3000, QUICK);
     let (header, rows) = csv_rows(&r.data);
-    let cols: Vec<usize> = [
-        "amount",
-        "merchant_category",
-        "hour",
-        "distance_from_home_km",
-        "txn_count_24h",
-        "amount_to_avg_ratio",
-        "is_online",
-        "is_foreign",
-        "card_present",
-        "account_age_days",
-        "days_since_last_txn",
-        "failed_pin_attempts",
-    ]
-    .iter()
-    .map(|c| header.iter().position(|h| h == c).expect("column"))
-    .collect();
+    let cols: Vec<usize> = airlock_trainer::demo::DEMO_FEATURES
+        .iter()
+        .map(|c| header.iter().position(|h| h == c).expect("column"))
+        .collect();
     let mut raw = Vec::new();
     for row in rows.iter().skip(100).take(50) {
         for &c in &cols {

@@ -35,6 +35,35 @@ pub const DEMO_COLUMNS: [&str; 22] = [
     "fraud",
 ];
 
+/// The demo table's identifier columns (direct and quasi-identifiers), as the shipped
+/// pipeline lists them.
+pub const DEMO_IDENTIFIERS: [&str; 8] = [
+    "full_name",
+    "email",
+    "card_number",
+    "ssn",
+    "iban",
+    "phone",
+    "age",
+    "zip",
+];
+
+/// The demo table's numeric feature columns, in the shipped pipeline's order.
+pub const DEMO_FEATURES: [&str; 12] = [
+    "amount",
+    "merchant_category",
+    "hour",
+    "distance_from_home_km",
+    "txn_count_24h",
+    "amount_to_avg_ratio",
+    "is_online",
+    "is_foreign",
+    "card_present",
+    "account_age_days",
+    "days_since_last_txn",
+    "failed_pin_attempts",
+];
+
 const FIRST: [&str; 40] = [
     "James",
     "Mary",
