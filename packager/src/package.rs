@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 use crate::keys::{KeyError, Signer};
 use crate::leak::membership::{bce, loss_threshold_attack};
 use crate::leak::pii::{find_pii, find_pii_in_bytes};
-use crate::leak::records::{MatchKind, RecordIndex, RecordParams, RecordSource};
+use crate::leak::records::{
+    Encoding, MatchKind, RecordIndex, RecordMatch, RecordParams, RecordSource,
+};
 use crate::safetensors::{self as st, Dtype, OwnedTensor, SafetensorsFile};
 use crate::shards::whole_and_shard_digests;
 use crate::{dsse, fold};
@@ -561,48 +563,63 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
                 stats.numeric_skipped_low_information as u64,
             );
             let mut scanned = 0u64;
-            let mut scan = |l2: &mut LayerBuilder, bytes: &[u8], place: String| {
-                scanned += bytes.len() as u64;
-                for m in index.scan(bytes, threads) {
-                    let kind = match m.kind {
-                        MatchKind::Text => "text-record".to_owned(),
-                        MatchKind::Numeric {
-                            encoding,
-                            standardized,
-                        } => format!(
-                            "numeric-record ({}{})",
-                            serde_json::to_value(encoding)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_owned))
-                                .unwrap_or_default(),
-                            if standardized {
-                                ", standardized"
-                            } else {
-                                ", raw"
-                            }
-                        ),
+            let columns = &h.features;
+            let mut scan =
+                |l2: &mut LayerBuilder, bytes: &[u8], place: String, half_native: bool| {
+                    scanned += bytes.len() as u64;
+                    let found = index.scan(bytes, threads);
+                    let found = if half_native {
+                        found
+                    } else {
+                        corroborate_half(found, columns)
                     };
-                    l2.find(
-                        &kind,
-                        format!("{place} at byte {}", m.offset),
-                        Some(m.row as u64),
-                        Some(m.column),
-                    );
-                }
-            };
+                    for m in found {
+                        let kind = match m.kind {
+                            MatchKind::Text => "text-record".to_owned(),
+                            MatchKind::Numeric {
+                                encoding,
+                                standardized,
+                            } => format!(
+                                "numeric-record ({}{})",
+                                serde_json::to_value(encoding)
+                                    .ok()
+                                    .and_then(|v| v.as_str().map(str::to_owned))
+                                    .unwrap_or_default(),
+                                if standardized {
+                                    ", standardized"
+                                } else {
+                                    ", raw"
+                                }
+                            ),
+                        };
+                        l2.find(
+                            &kind,
+                            format!("{place} at byte {}", m.offset),
+                            Some(m.row as u64),
+                            Some(m.column),
+                        );
+                    }
+                };
             for (file, name) in [(&ckpt, CHECKPOINT_FILE), (&model, MODEL_FILE)] {
                 if let Some(f) = file {
                     scan(
                         &mut l2,
                         f.header_text().as_bytes(),
                         format!("{name} header"),
+                        false,
                     );
                     for t in &f.tensors {
-                        scan(&mut l2, f.data(t), format!("{name} tensor {:?}", t.name));
+                        let half = matches!(t.dtype, Dtype::F16 | Dtype::BF16);
+                        scan(
+                            &mut l2,
+                            f.data(t),
+                            format!("{name} tensor {:?}", t.name),
+                            half,
+                        );
                     }
                 }
             }
-            scan(&mut l2, &card_bytes, MODEL_CARD_FILE.to_owned());
+            scan(&mut l2, &card_bytes, MODEL_CARD_FILE.to_owned(), false);
             l2.count("bytes_scanned", scanned);
 
             // L3 on the model that would ship.
@@ -744,6 +761,48 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         model_sha256: model_sha,
         report,
     })
+}
+
+/// Outside half-precision tensors, keep an f16/bf16 window match only when a neighbouring
+/// window of the same row matches too (at least 5 consecutive values).
+///
+/// An 8-byte half window at every 2-byte offset of f32 data carries only about 50 bits that
+/// are hard to match by chance: against 100k rows, random f32 weights give about one chance
+/// match per GiB. Two overlapping windows of one row (10 bytes) do not happen by chance,
+/// while a row really copied as f16 or bf16 yields every one of its windows.
+fn corroborate_half(found: Vec<RecordMatch>, columns: &[String]) -> Vec<RecordMatch> {
+    use std::collections::HashSet;
+    let col = |m: &RecordMatch| columns.iter().position(|c| *c == m.column);
+    let is_half = |m: &RecordMatch| {
+        matches!(
+            m.kind,
+            MatchKind::Numeric {
+                encoding: Encoding::F16 | Encoding::Bf16,
+                ..
+            }
+        )
+    };
+    let keys: HashSet<(usize, usize, Option<usize>, MatchKind)> = found
+        .iter()
+        .filter(|m| is_half(m))
+        .map(|m| (m.offset, m.row, col(m), m.kind))
+        .collect();
+    found
+        .into_iter()
+        .filter(|m| {
+            if !is_half(m) {
+                return true;
+            }
+            let Some(c) = col(m) else { return true };
+            let next = (m.offset + 2, m.row, Some(c + 1), m.kind);
+            let prev = m
+                .offset
+                .checked_sub(2)
+                .zip(c.checked_sub(1))
+                .map(|(o, c)| (o, m.row, Some(c), m.kind));
+            keys.contains(&next) || prev.is_some_and(|p| keys.contains(&p))
+        })
+        .collect()
 }
 
 fn verdict_word(v: Verdict) -> &'static str {
@@ -1032,4 +1091,41 @@ fn write_bundle(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), PackageErro
             source: e,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(offset: usize, row: usize, column: &str, encoding: Encoding) -> RecordMatch {
+        RecordMatch {
+            row,
+            column: column.into(),
+            kind: MatchKind::Numeric {
+                encoding,
+                standardized: false,
+            },
+            offset,
+        }
+    }
+
+    #[test]
+    fn isolated_half_matches_outside_half_tensors_are_chance() {
+        let cols: Vec<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let found = vec![
+            // A chance match: no neighbour.
+            m(100, 7, "a", Encoding::F16),
+            // A copied row: windows at consecutive 2-byte offsets.
+            m(200, 3, "a", Encoding::Bf16),
+            m(202, 3, "b", Encoding::Bf16),
+            // f32 windows are long enough alone.
+            m(300, 9, "b", Encoding::F32),
+        ];
+        let kept = corroborate_half(found, &cols);
+        let offsets: Vec<usize> = kept.iter().map(|m| m.offset).collect();
+        assert_eq!(offsets, [200, 202, 300]);
+    }
 }
