@@ -124,6 +124,7 @@ pub fn review(opts: &ReviewOptions) -> anyhow::Result<String> {
                 provenance: provenance.as_ref(),
             }),
         demo,
+        trust: Some(&opts.trust),
     };
     let html = render_html(&input);
     let dir = match opts.out.parent() {

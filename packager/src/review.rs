@@ -48,6 +48,8 @@ pub struct ReviewInput<'a> {
     pub previous: Option<Previous<'a>>,
     /// Demo release (local demo keys): shown prominently as DEMO on the page.
     pub demo: bool,
+    /// The trust policy file, as the officer should pass it to `airlock approve`.
+    pub trust: Option<&'a Path>,
 }
 
 /// The release a new one replaces: what the "What changed" section compares against.
@@ -1561,6 +1563,10 @@ fn approvals_section(h: &mut String, input: &ReviewInput<'_>) {
     h.push_str("</tbody>\n</table>\n");
 
     let bundle = escape(&shell_quote(&input.bundle.display().to_string()));
+    let trust = input.trust.map_or_else(
+        || "&lt;trust.toml&gt;".to_owned(),
+        |t| escape(&shell_quote(&t.display().to_string())),
+    );
     h.push_str(
         "<h3>To decide</h3>\n<p>Run one of these on the machine that holds your officer key, \
          with your own key file, name and reason. Your signature covers the exact digests \
@@ -1568,11 +1574,11 @@ fn approvals_section(h: &mut String, input: &ReviewInput<'_>) {
     );
     w!(
         h,
-        "<pre class=\"command\" id=\"approve-command\">airlock approve {bundle} --trust &lt;trust.toml&gt; --key &lt;officer.key&gt; --name \"&lt;name&gt;\" --reason \"&lt;why&gt;\"</pre>\n"
+        "<pre class=\"command\" id=\"approve-command\">airlock approve {bundle} --trust {trust} --key &lt;officer.key&gt; --name \"&lt;name&gt;\" --reason \"&lt;why&gt;\"</pre>\n"
     );
     w!(
         h,
-        "<pre class=\"command\" id=\"reject-command\">airlock reject {bundle} --trust &lt;trust.toml&gt; --key &lt;officer.key&gt; --name \"&lt;name&gt;\" --reason \"&lt;why&gt;\"</pre>\n"
+        "<pre class=\"command\" id=\"reject-command\">airlock reject {bundle} --trust {trust} --key &lt;officer.key&gt; --name \"&lt;name&gt;\" --reason \"&lt;why&gt;\"</pre>\n"
     );
     h.push_str("</section>\n");
 }
@@ -2040,6 +2046,7 @@ mod tests {
             approvals: &f.approvals,
             previous: None,
             demo: false,
+            trust: None,
         }
     }
 

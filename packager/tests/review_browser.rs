@@ -517,6 +517,7 @@ fn review_page_renders_in_chromium_without_a_single_request() {
             provenance: Some(&old_provenance),
         }),
         demo: true,
+        trust: None,
     };
     let html = render_html(&input);
     let text = render_text(&input);
