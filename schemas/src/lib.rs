@@ -9,11 +9,12 @@ pub use pipeline::{
     ReleaseSpec, SigningSpec, SplitSpec, TrainingSpec,
 };
 pub use release::{
-    APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, BUNDLE_FORMAT_VERSION, CardMetrics,
-    Decision, Envelope, EnvelopeSignature, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, KeyRole,
-    LeakLayer, LeakReport, LeakSpec, ModelCard, ModelOutput, RELEASE_PREDICATE_TYPE,
-    ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement,
-    Subject, TensorSpec, TrainingSummary, TrustPolicy, TrustedKey, Verdict,
+    APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, AuditEntry, AuditHead,
+    BUNDLE_FORMAT_VERSION, CardMetrics, Decision, Envelope, EnvelopeSignature, Finding,
+    IN_TOTO_PAYLOAD_TYPE, InputFeature, KeyRole, LeakLayer, LeakReport, LeakSpec, ModelCard,
+    ModelOutput, RELEASE_PREDICATE_TYPE, ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE,
+    STATEMENT_TYPE, ShardDigests, Statement, Subject, TensorSpec, TrainingSummary, TrustPolicy,
+    TrustedKey, Verdict,
 };
 pub use training_record::{
     BackendInfo, DatasetFile, DatasetFingerprint, EpochMetrics, FileDigest, HoldoutMetrics,
@@ -36,6 +37,8 @@ pub fn json_schemas() -> Vec<(&'static str, schemars::Schema)> {
         ),
         ("dsse-envelope", schemars::schema_for!(Envelope)),
         ("trust-policy", schemars::schema_for!(TrustPolicy)),
+        ("audit-entry", schemars::schema_for!(AuditEntry)),
+        ("audit-head", schemars::schema_for!(AuditHead)),
         (
             "approval-statement",
             schemars::schema_for!(Statement<ApprovalPredicate>),

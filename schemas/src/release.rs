@@ -380,3 +380,45 @@ pub struct ApprovalPredicate {
     /// Model version of the release decided on.
     pub model_version: String,
 }
+
+/// One entry of the residency audit log (a JSON line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEntry {
+    /// 1-based position in the log.
+    pub seq: u64,
+    /// When, RFC 3339 UTC.
+    pub time: String,
+    /// Key id of the publisher key that acted.
+    pub actor: String,
+    /// `publish`, `deploy` or `refuse`.
+    pub action: String,
+    /// Artifact name → SHA-256 of what crossed (or would have).
+    pub artifacts: BTreeMap<String, String>,
+    /// Destination URI.
+    pub destination: String,
+    /// Region (and account) the destination reported, when it was asked.
+    pub verified_region: Option<String>,
+    /// Key ids of the officer approvals that counted.
+    pub approvals: Vec<String>,
+    /// SHA-256 of the trust policy.
+    pub trust_policy_sha256: String,
+    /// SHA-256 of the residency policy.
+    pub residency_policy_sha256: String,
+    /// `ok`, or why not.
+    pub outcome: String,
+    /// SHA-256 of the previous entry's line (64 zeros for the first).
+    pub prev: String,
+}
+
+/// The signed head of an audit log: the last entry, by position and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditHead {
+    /// Entries in the log.
+    pub seq: u64,
+    /// SHA-256 of the last entry's line.
+    pub entry_sha256: String,
+    /// When the head was signed.
+    pub time: String,
+}
