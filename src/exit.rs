@@ -12,7 +12,8 @@ Exit codes:
   4  verification failed (the bundle does not verify against the trust policy, or lacks
      the required approvals)
   5  release refused by a leak check (the leak report names the layer)
-  6  release packaged and signed, waiting for officer approvals (airlock run)";
+  6  release packaged and signed, waiting for officer approvals (airlock run)
+  7  publish refused by the residency policy (nothing was sent)";
 
 /// How a command failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub enum Failure {
     LeakRefused,
     /// The release waits at the approval gate.
     AwaitingApproval,
+    /// The residency policy refused the destination.
+    ResidencyRefused,
 }
 
 /// `airlock run` stopped at the approval gate.
@@ -73,6 +76,15 @@ impl Failure {
                     _ => Self::BadInput,
                 };
             }
+            if let Some(e) = cause.downcast_ref::<airlock_publisher::publish::PublishError>() {
+                use airlock_publisher::publish::PublishError as P;
+                return match e {
+                    P::NotApproved { .. } => Self::Verification,
+                    P::ResidencyRefused { .. } => Self::ResidencyRefused,
+                    P::Registry(_) | P::Audit(_) | P::Io { .. } => Self::Environment,
+                    _ => Self::BadInput,
+                };
+            }
             if let Some(e) = cause.downcast_ref::<airlock_packager::PackageError>() {
                 return match e {
                     airlock_packager::PackageError::LeakRefused { .. } => Self::LeakRefused,
@@ -116,6 +128,7 @@ impl Failure {
             Self::Verification => 4,
             Self::LeakRefused => 5,
             Self::AwaitingApproval => 6,
+            Self::ResidencyRefused => 7,
         })
     }
 }

@@ -47,6 +47,52 @@ enum Command {
     Approve(DecideArgs),
     /// Reject a release as a compliance officer: one valid rejection blocks it.
     Reject(DecideArgs),
+    /// Publish a verified, approved bundle to a registry the residency policy allows.
+    Publish(PublishArgs),
+    /// Check or show a residency audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct PublishArgs {
+    /// Release bundle directory.
+    #[arg(value_name = "BUNDLE_DIR")]
+    bundle: PathBuf,
+    /// Registry: file:///absolute/path.
+    #[arg(long, value_name = "URI")]
+    to: String,
+    /// Trust policy (builder, officer and publisher keys; approvals required).
+    #[arg(long, value_name = "trust.toml")]
+    trust: PathBuf,
+    /// Residency policy: where releases may go.
+    #[arg(long, value_name = "residency.toml")]
+    residency: PathBuf,
+    /// Audit log to append to (created if absent).
+    #[arg(long, value_name = "FILE")]
+    audit_log: PathBuf,
+    /// The publisher's private key (signs the audit log's head).
+    #[arg(long, value_name = "publisher.key")]
+    key: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify a log offline: hash chain, and its head signed by a publisher key.
+    Verify {
+        /// The audit log.
+        #[arg(value_name = "LOG")]
+        log: PathBuf,
+        /// Trust policy naming the publisher keys.
+        #[arg(long, value_name = "trust.toml")]
+        trust: PathBuf,
+    },
+    /// Print a log's entries as a table (no verification: use `audit verify`).
+    Show {
+        /// The audit log.
+        #[arg(value_name = "LOG")]
+        log: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -349,6 +395,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             print!("{text}");
             eprintln!("wrote {}", a.out.display());
+            Ok(())
+        }
+        Command::Publish(a) => {
+            let s =
+                airlock_publisher::publish::publish(&airlock_publisher::publish::PublishOptions {
+                    bundle: a.bundle,
+                    to: a.to.clone(),
+                    trust: a.trust,
+                    residency: a.residency,
+                    audit_log: a.audit_log,
+                    key: a.key,
+                    threads: cores(),
+                })?;
+            eprintln!(
+                "uploaded {} blobs ({} bytes), {} already present; index {}; audit entry {}",
+                s.uploaded, s.uploaded_bytes, s.skipped, s.index, s.audit_seq
+            );
+            println!("{}/{}", a.to.trim_end_matches('/'), s.index);
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { log, trust }) => {
+            let trust = airlock_packager::Trust::load(&trust)?;
+            match airlock_publisher::audit::verify(&log, &trust) {
+                Ok(entries) => {
+                    println!(
+                        "verified: {} entries, head signed by a publisher key",
+                        entries.len()
+                    );
+                    Ok(())
+                }
+                Err(e @ airlock_publisher::audit::AuditError::Invalid { .. }) => {
+                    eprintln!("  FAIL {e}");
+                    Err(exit::VerificationFailed(log.display().to_string()).into())
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Audit(AuditCommand::Show { log }) => {
+            let text = std::fs::read_to_string(&log)
+                .with_context(|| format!("cannot read {}", log.display()))?;
+            let (entries, _) = airlock_publisher::audit::parse_chain(&text)
+                .map_err(|p| exit::BadInputError(format!("{}: {p}", log.display())))?;
+            print!("{}", airlock_publisher::audit::table(&entries));
             Ok(())
         }
         Command::Approve(a) => decide(a, airlock_schemas::Decision::Approve),

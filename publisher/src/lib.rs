@@ -1,3 +1,5 @@
 #![doc = include_str!("../README.md")]
 
 pub mod audit;
+pub mod publish;
+pub mod registry;

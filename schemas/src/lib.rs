@@ -10,11 +10,11 @@ pub use pipeline::{
 };
 pub use release::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, AuditEntry, AuditHead,
-    BUNDLE_FORMAT_VERSION, CardMetrics, Decision, Envelope, EnvelopeSignature, Finding,
-    IN_TOTO_PAYLOAD_TYPE, InputFeature, KeyRole, LeakLayer, LeakReport, LeakSpec, ModelCard,
-    ModelOutput, RELEASE_PREDICATE_TYPE, ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE,
-    STATEMENT_TYPE, ShardDigests, Statement, Subject, TensorSpec, TrainingSummary, TrustPolicy,
-    TrustedKey, Verdict,
+    BUNDLE_FORMAT_VERSION, CardMetrics, Decision, DestinationRule, Envelope, EnvelopeSignature,
+    Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, KeyRole, LeakLayer, LeakReport, LeakSpec,
+    ModelCard, ModelOutput, RELEASE_PREDICATE_TYPE, ReleaseIndex, ReleasePredicate, ReportInput,
+    ResidencyPolicy, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement, Subject,
+    TensorSpec, TrainingSummary, TrustPolicy, TrustedKey, Verdict,
 };
 pub use training_record::{
     BackendInfo, DatasetFile, DatasetFingerprint, EpochMetrics, FileDigest, HoldoutMetrics,
@@ -39,6 +39,8 @@ pub fn json_schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("trust-policy", schemars::schema_for!(TrustPolicy)),
         ("audit-entry", schemars::schema_for!(AuditEntry)),
         ("audit-head", schemars::schema_for!(AuditHead)),
+        ("residency-policy", schemars::schema_for!(ResidencyPolicy)),
+        ("release-index", schemars::schema_for!(ReleaseIndex)),
         (
             "approval-statement",
             schemars::schema_for!(Statement<ApprovalPredicate>),

@@ -422,3 +422,44 @@ pub struct AuditHead {
     /// When the head was signed.
     pub time: String,
 }
+
+/// `residency.toml`: where data-derived artifacts may go, per destination kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResidencyPolicy {
+    /// Model registries (`file://`, `s3://`).
+    pub registry: DestinationRule,
+    /// SageMaker model registry and endpoints.
+    #[serde(default)]
+    pub sagemaker: Option<DestinationRule>,
+}
+
+/// Allowed places for one kind of destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationRule {
+    /// Allowed regions, as the destination reports them (`eu-west-1`; `local` for a
+    /// `file://` registry on the premises).
+    pub regions: Vec<String>,
+    /// Allowed account ids; empty: any account.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+}
+
+/// `models/<name>/<version>/release.json` in a registry: the index of a published release,
+/// written after every blob it names is in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseIndex {
+    /// Model name.
+    pub name: String,
+    /// Model version.
+    pub version: String,
+    /// Bundle file name (`model.safetensors`, `approvals/<key id>.dsse.json`...) → SHA-256
+    /// of its blob under `blobs/sha256/`.
+    pub files: BTreeMap<String, String>,
+    /// When it was published, RFC 3339 UTC.
+    pub published_at: String,
+    /// Key id of the publisher.
+    pub publisher: String,
+}

@@ -4,4 +4,5 @@ mod approve;
 mod helpers;
 mod package;
 mod pipeline_run;
+mod publish;
 mod train;

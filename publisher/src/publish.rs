@@ -1,0 +1,356 @@
+//! `airlock publish`: a verified, approved bundle into a registry the residency policy
+//! allows, every step (refusals included) in the audit log.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use airlock_packager::keys::{KeyError, Signer};
+use airlock_packager::{APPROVALS_DIR, MODEL_FILE, Trust, approvals, verify_bundle};
+use airlock_schemas::{KeyRole, ReleaseIndex, ResidencyPolicy};
+use sha2::{Digest, Sha256};
+
+use crate::audit::{AuditError, NewEntry, append, head_path};
+use crate::registry::{RegistryError, file_sha256, index_key, open};
+
+/// Why a publish did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The publisher key.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The trust policy.
+    #[error(transparent)]
+    Trust(#[from] airlock_packager::TrustError),
+    /// The residency policy file.
+    #[error("invalid residency policy {}: {message}", path.display())]
+    Residency {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The key may not publish.
+    #[error("key {keyid} is not a publisher key of the trust policy")]
+    NotAPublisher {
+        /// Key id.
+        keyid: String,
+    },
+    /// The bundle does not verify or lacks approvals (recorded in the audit log).
+    #[error("refused to publish {}: {why}", bundle.display())]
+    NotApproved {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// The destination is not allowed (recorded in the audit log; nothing was sent).
+    #[error("refused to publish to {destination}: {why}")]
+    ResidencyRefused {
+        /// Destination URI.
+        destination: String,
+        /// Why.
+        why: String,
+    },
+    /// The version is already published with other content.
+    #[error(
+        "{destination} already holds {name} {version} with different content; publish a new version"
+    )]
+    VersionExists {
+        /// Destination.
+        destination: String,
+        /// Model name.
+        name: String,
+        /// Version.
+        version: String,
+    },
+    /// Registry failure.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Audit log failure: nothing is published without its record.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// Bundle files.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Options of `airlock publish`.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// The bundle.
+    pub bundle: PathBuf,
+    /// Registry URI.
+    pub to: String,
+    /// Trust policy.
+    pub trust: PathBuf,
+    /// Residency policy.
+    pub residency: PathBuf,
+    /// Audit log file.
+    pub audit_log: PathBuf,
+    /// Publisher's private key.
+    pub key: PathBuf,
+    /// Threads for verification.
+    pub threads: usize,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone)]
+pub struct PublishSummary {
+    /// Blobs uploaded.
+    pub uploaded: usize,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Blobs already present with the right digest.
+    pub skipped: usize,
+    /// The index key.
+    pub index: String,
+    /// The audit entry's seq.
+    pub audit_seq: u64,
+}
+
+fn sha256_file(path: &Path) -> Result<String, PublishError> {
+    std::fs::read(path)
+        .map(|b| hex::encode(Sha256::digest(b)))
+        .map_err(|source| PublishError::Io {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Every file of the bundle, by name relative to it (approvals included).
+fn bundle_files(bundle: &Path) -> Result<Vec<(String, PathBuf)>, PublishError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PublishError::Io { path, source }
+    };
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(bundle).map_err(io(bundle))? {
+        let e = e.map_err(io(bundle))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_file() {
+            out.push((name, e.path()));
+        } else if name == APPROVALS_DIR {
+            for a in std::fs::read_dir(e.path()).map_err(io(&e.path()))? {
+                let a = a.map_err(io(&e.path()))?;
+                if a.path().is_file() {
+                    out.push((
+                        format!("{APPROVALS_DIR}/{}", a.file_name().to_string_lossy()),
+                        a.path(),
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Publish `opts.bundle`.
+pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
+    let trust = Trust::load(&opts.trust)?;
+    let residency_bytes = std::fs::read(&opts.residency).map_err(|source| PublishError::Io {
+        path: opts.residency.clone(),
+        source,
+    })?;
+    let residency: ResidencyPolicy = toml::from_str(&String::from_utf8_lossy(&residency_bytes))
+        .map_err(|e| PublishError::Residency {
+            path: opts.residency.clone(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+    let signer = Signer::load(&opts.key)?;
+    if !trust
+        .keys
+        .iter()
+        .any(|k| k.role == KeyRole::Publisher && k.key_id == signer.key_id())
+    {
+        return Err(PublishError::NotAPublisher {
+            keyid: signer.key_id().to_owned(),
+        });
+    }
+    let registry = open(&opts.to)?;
+    let trust_sha = trust.sha256.clone();
+    let residency_sha = hex::encode(Sha256::digest(&residency_bytes));
+    let mut artifacts = BTreeMap::new();
+    if let Ok(sha) = sha256_file(&opts.bundle.join(MODEL_FILE)) {
+        artifacts.insert(MODEL_FILE.to_owned(), sha);
+    }
+    let record = |action: &str, region: Option<String>, approvals: Vec<String>, outcome: String| {
+        append(
+            &opts.audit_log,
+            NewEntry {
+                action: action.into(),
+                artifacts: artifacts.clone(),
+                destination: registry.uri(),
+                verified_region: region,
+                approvals,
+                trust_policy_sha256: trust_sha.clone(),
+                residency_policy_sha256: residency_sha.clone(),
+                outcome,
+            },
+            &signer,
+        )
+    };
+
+    // The gate: exactly what `airlock verify --require-approvals` demands.
+    let v = verify_bundle(&opts.bundle, &trust, opts.threads, false);
+    let s = approvals::evaluate(&opts.bundle, &trust, &v, time::OffsetDateTime::now_utc());
+    let counted: Vec<String> = s
+        .decisions
+        .iter()
+        .filter(|d| d.counts)
+        .filter_map(|d| d.keyid.clone())
+        .collect();
+    if !v.ok() || !s.approved() {
+        let why = if v.ok() {
+            format!(
+                "{} of {} required officer approvals{}",
+                s.approvals,
+                s.required,
+                if s.rejected {
+                    " and a valid rejection"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            format!(
+                "it does not verify ({})",
+                v.checks
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        record("refuse", None, counted, format!("refused: {why}"))?;
+        return Err(PublishError::NotApproved {
+            bundle: opts.bundle.clone(),
+            why,
+        });
+    }
+
+    // Residency: ask the destination where it is, before sending a byte.
+    let loc = registry.location()?;
+    let region_ok = residency.registry.regions.iter().any(|r| *r == loc.region);
+    let account_ok = residency.registry.accounts.is_empty()
+        || loc
+            .account
+            .as_ref()
+            .is_some_and(|a| residency.registry.accounts.contains(a));
+    if !region_ok || !account_ok {
+        let why = format!(
+            "the destination is in region {:?}{}, which the residency policy does not allow for registries (allowed: {:?})",
+            loc.region,
+            loc.account
+                .as_ref()
+                .map_or_else(String::new, |a| format!(", account {a}")),
+            residency.registry.regions
+        );
+        record(
+            "refuse",
+            Some(loc.region.clone()),
+            counted,
+            format!("refused: {why}"),
+        )?;
+        return Err(PublishError::ResidencyRefused {
+            destination: registry.uri(),
+            why,
+        });
+    }
+
+    let stmt = v.statement.as_ref().map(|s| {
+        (
+            s.predicate.model_name.clone(),
+            s.predicate.model_version.clone(),
+        )
+    });
+    let (name, version) = stmt.unwrap_or_default();
+    let mut files = BTreeMap::new();
+    let (mut uploaded, mut uploaded_bytes, mut skipped) = (0, 0u64, 0);
+    for (rel, path) in bundle_files(&opts.bundle)? {
+        let sha = file_sha256(&path).map_err(|source| PublishError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if registry.has_blob(&sha)? {
+            skipped += 1;
+        } else {
+            registry.put_blob(&sha, &path)?;
+            uploaded += 1;
+            uploaded_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        }
+        files.insert(rel, sha);
+    }
+    let key = index_key(&name, &version);
+    if let Some(existing) = registry.get_object(&key)? {
+        let same = serde_json::from_slice::<ReleaseIndex>(&existing).is_ok_and(|i| {
+            // Approvals may be added later; the release's own files must be identical.
+            i.files
+                .iter()
+                .filter(|(k, _)| !k.starts_with(APPROVALS_DIR))
+                .eq(files.iter().filter(|(k, _)| !k.starts_with(APPROVALS_DIR)))
+        });
+        if !same {
+            record(
+                "refuse",
+                Some(loc.region.clone()),
+                counted,
+                "refused: version already published with other content".into(),
+            )?;
+            return Err(PublishError::VersionExists {
+                destination: registry.uri(),
+                name,
+                version,
+            });
+        }
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let index = ReleaseIndex {
+        name,
+        version,
+        files,
+        published_at: now
+            .replace_nanosecond(0)
+            .unwrap_or(now)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        publisher: signer.key_id().to_owned(),
+    };
+    let mut index_bytes = serde_json::to_vec_pretty(&index).map_err(|e| PublishError::Io {
+        path: PathBuf::from(&key),
+        source: e.into(),
+    })?;
+    index_bytes.push(b'\n');
+    // The index goes last: until it exists, the release is not visible.
+    registry.put_object(&key, &index_bytes)?;
+    let entry = record("publish", Some(loc.region.clone()), counted, "ok".into())?;
+    let log_name = opts.audit_log.file_name().map_or_else(
+        || "audit.log".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| PublishError::Io {
+            path: p.to_owned(),
+            source,
+        })
+    };
+    registry.put_object(&format!("audit/{log_name}"), &read(&opts.audit_log)?)?;
+    registry.put_object(
+        &format!("audit/{log_name}.head.dsse.json"),
+        &read(&head_path(&opts.audit_log))?,
+    )?;
+    Ok(PublishSummary {
+        uploaded,
+        uploaded_bytes,
+        skipped,
+        index: key,
+        audit_seq: entry.seq,
+    })
+}

@@ -1,0 +1,158 @@
+//! `airlock publish` to a file registry, and `airlock audit verify/show` on the log it writes.
+
+use crate::helpers::Release;
+
+/// A packaged bundle, a 1-of-1 officer policy with a publisher key, and a residency policy.
+fn setup(regions: &str) -> Release {
+    let r = Release::new(2000, &[("epochs = 12", "epochs = 3")]);
+    for k in ["alice", "publisher"] {
+        r.sb.ok(&["keygen", "--out", &format!("keys/{k}")]);
+    }
+    r.sb.write(
+        "trust.toml",
+        "approvals_required = 1\n\
+         [[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"keys/builder.pub\"\n\
+         [[keys]]\nname = \"alice\"\nrole = \"officer\"\npublic_key = \"keys/alice.pub\"\n\
+         [[keys]]\nname = \"cd\"\nrole = \"publisher\"\npublic_key = \"keys/publisher.pub\"\n",
+    );
+    r.sb.write(
+        "residency.toml",
+        &format!("[registry]\nregions = {regions}\n"),
+    );
+    assert!(r.package("run", "bundle").status.success());
+    r
+}
+
+fn approve(r: &Release) {
+    r.sb.ok(&[
+        "approve",
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--key",
+        "keys/alice.key",
+        "--name",
+        "Alice",
+        "--reason",
+        "ok",
+    ]);
+}
+
+fn publish(r: &Release) -> std::process::Output {
+    let to = format!("file://{}", r.sb.join("registry").display());
+    r.sb.airlock(&[
+        "publish",
+        "bundle",
+        "--to",
+        &to,
+        "--trust",
+        "trust.toml",
+        "--residency",
+        "residency.toml",
+        "--audit-log",
+        "audit.log",
+        "--key",
+        "keys/publisher.key",
+    ])
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn approved_bundle_is_published_once_and_logged() {
+    let r = setup("[\"local\"]");
+    approve(&r);
+    let out = publish(&r);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("uploaded 7 blobs"),
+        "6 bundle files and 1 approval: {}",
+        stderr(&out)
+    );
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(r.sb.join("registry/models/fraud-detector/1.0.0/release.json"))
+            .expect("index"),
+    )
+    .expect("json");
+    for (name, sha) in index["files"].as_object().expect("files") {
+        let blob = std::fs::read(r.sb.join(&format!(
+            "registry/blobs/sha256/{}",
+            sha.as_str().expect("sha")
+        )))
+        .expect("blob");
+        let local = std::fs::read(r.sb.join("bundle").join(name)).expect("bundle file");
+        assert_eq!(blob, local, "{name}");
+    }
+    // Again: nothing to upload.
+    let out = publish(&r);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("uploaded 0 blobs (0 bytes), 7 already present"),
+        "{}",
+        stderr(&out)
+    );
+    // The log verifies offline, with public keys only, and a copy sits in the registry.
+    let v =
+        r.sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+    assert!(v.contains("2 entries"), "{v}");
+    let table = r.sb.ok(&["audit", "show", "audit.log"]);
+    assert!(
+        table.contains("publish") && table.contains("local"),
+        "{table}"
+    );
+    assert!(
+        r.sb.join("registry/audit/audit.log.head.dsse.json")
+            .is_file()
+    );
+    // An edited entry is named.
+    let log = std::fs::read_to_string(r.sb.join("audit.log")).expect("log");
+    std::fs::write(r.sb.join("audit.log"), log.replacen("\"ok\"", "\"OK\"", 1)).expect("write");
+    let err = r.sb.fails(
+        &["audit", "verify", "audit.log", "--trust", "trust.toml"],
+        4,
+    );
+    assert!(err.contains("entry 2"), "{err}");
+}
+
+#[test]
+fn unapproved_bundle_is_refused_and_the_refusal_logged() {
+    let r = setup("[\"local\"]");
+    let out = publish(&r);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("0 of 1 required officer approvals"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !r.sb.join("registry").exists(),
+        "nothing may reach the registry"
+    );
+    let table = r.sb.ok(&["audit", "show", "audit.log"]);
+    assert!(table.contains("refuse"), "{table}");
+    r.sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+}
+
+#[test]
+fn destination_outside_the_residency_policy_is_refused_before_any_byte() {
+    let r = setup("[\"eu-west-1\", \"eu-central-1\"]");
+    approve(&r);
+    let out = publish(&r);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("region \"local\""),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !r.sb.join("registry").exists(),
+        "nothing may reach the registry"
+    );
+    let log = std::fs::read_to_string(r.sb.join("audit.log")).expect("log");
+    assert!(
+        log.contains("\"refuse\"") && log.contains("residency policy"),
+        "{log}"
+    );
+}
