@@ -238,7 +238,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
 
     // Residency: ask the destination where it is, before sending a byte.
     let loc = registry.location()?;
-    let region_ok = residency.registry.regions.iter().any(|r| *r == loc.region);
+    let region_ok = residency.registry.regions.contains(&loc.region);
     let account_ok = residency.registry.accounts.is_empty()
         || loc
             .account
