@@ -133,6 +133,23 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
         println!("{b}");
         return Err(AwaitingApproval(b.to_string()).into());
     }
+    if demo {
+        eprintln!("== publish (DEMO: to the local file registry registry/)");
+        let root = std::path::absolute(under("registry")).context("cannot resolve registry/")?;
+        let p = airlock_publisher::publish::publish(&airlock_publisher::publish::PublishOptions {
+            bundle: bundle.clone(),
+            to: format!("file://{}", root.display()),
+            trust: trust_path.clone(),
+            residency: under("demo/residency.toml"),
+            audit_log: under("demo/audit.log"),
+            key: under("demo/keys/publisher.key"),
+            threads: opts.threads,
+        })?;
+        eprintln!(
+            "  uploaded {} blobs, {} already present; {} (audit entry {} in demo/audit.log)",
+            p.uploaded, p.skipped, p.index, p.audit_seq
+        );
+    }
     eprintln!(
         "{}released: {}",
         if demo { "DEMO " } else { "" },
@@ -142,10 +159,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Local demo keys (a builder and two officers) and a 2-of-2 trust policy, made once.
+/// Local demo keys (a builder, two officers, a publisher), made once, a 2-of-2 trust policy
+/// and a residency policy that keeps releases in the local file registry.
 fn demo_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let keys = dir.join("keys");
-    for k in ["builder"].iter().chain(DEMO_OFFICERS.iter()) {
+    for k in ["builder", "publisher"].iter().chain(DEMO_OFFICERS.iter()) {
         let prefix = keys.join(k);
         if !PathBuf::from(format!("{}.key", prefix.display())).exists() {
             airlock_packager::keys::generate(&prefix)
@@ -162,12 +180,24 @@ fn demo_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         ("demo-builder", "builder"),
         (DEMO_OFFICERS[0], "officer"),
         (DEMO_OFFICERS[1], "officer"),
+        ("demo-publisher", "publisher"),
     ] {
-        let file = if role == "builder" { "builder" } else { name };
+        let file = match role {
+            "builder" => "builder",
+            "publisher" => "publisher",
+            _ => name,
+        };
         policy.push_str(&format!(
             "\n[[keys]]\nname = \"{name}\"\nrole = \"{role}\"\npublic_key = \"keys/{file}.pub\"\n"
         ));
     }
     std::fs::write(&trust, policy).with_context(|| format!("cannot write {}", trust.display()))?;
+    let residency = dir.join("residency.toml");
+    std::fs::write(
+        &residency,
+        "# DEMO residency policy written by `airlock run`: releases stay in the local file registry.\n\
+         [registry]\nregions = [\"local\"]\n",
+    )
+    .with_context(|| format!("cannot write {}", residency.display()))?;
     Ok((trust, keys.join("builder.key")))
 }

@@ -115,6 +115,10 @@ fn pipeline_with_real_keys_stops_at_the_approval_gate() {
         0
     );
     assert!(!sb.join("demo").exists());
+    assert!(
+        !sb.join("registry").exists(),
+        "nothing is published before approval"
+    );
     assert!(!err.contains("DEMO"), "{err}");
     // An officer approves; the gate opens.
     sb.ok(&[
