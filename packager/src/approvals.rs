@@ -55,11 +55,11 @@ use airlock_schemas::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole,
     STATEMENT_TYPE, Statement, Subject,
 };
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::keys::{KeyError, Signer};
+use crate::shards::sha256_hex;
 use crate::verify::{Trust, Verification, verify_bundle};
 use crate::{APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE, dsse};
 
@@ -216,12 +216,9 @@ pub fn decide(
         subject: vec![
             Subject {
                 name: STATEMENT_FILE.into(),
-                digest: [(
-                    "sha256".to_owned(),
-                    hex::encode(Sha256::digest(&v.statement_bytes)),
-                )]
-                .into_iter()
-                .collect(),
+                digest: [("sha256".to_owned(), sha256_hex(&v.statement_bytes))]
+                    .into_iter()
+                    .collect(),
             },
             Subject {
                 name: MODEL_FILE.into(),
@@ -285,7 +282,7 @@ pub fn evaluate(
         required: trust.policy.approvals_required,
         ..ApprovalSummary::default()
     };
-    let statement_sha = hex::encode(Sha256::digest(&v.statement_bytes));
+    let statement_sha = sha256_hex(&v.statement_bytes);
     let model_sha = release_model_digest(v);
     let mut files: Vec<PathBuf> = std::fs::read_dir(bundle.join(APPROVALS_DIR))
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())

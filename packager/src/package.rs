@@ -13,15 +13,13 @@ use airlock_trainer::{
     CHECKPOINT_FILE, DenseLayer, MlpParams, PREPROCESS_FILE, Preprocess, RECORD_FILE,
 };
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::keys::{KeyError, Signer};
 use crate::leak::membership::{bce, loss_threshold_attack};
 use crate::leak::pii::{find_pii, find_pii_in_bytes};
-use crate::leak::records::{
-    Encoding, MatchKind, RecordIndex, RecordMatch, RecordParams, RecordSource,
-};
+use crate::leak::records::{MatchKind, RecordIndex, RecordParams, RecordSource};
 use crate::safetensors::{self as st, Dtype, OwnedTensor, SafetensorsFile};
+use crate::shards::sha256_hex;
 use crate::shards::whole_and_shard_digests;
 use crate::{dsse, fold};
 
@@ -120,10 +118,6 @@ pub struct PackageSummary {
     pub model_sha256: String,
     /// The leak report.
     pub report: LeakReport,
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
 }
 
 /// What the packager needs from the run, read once.
@@ -563,17 +557,10 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
                 stats.numeric_skipped_low_information as u64,
             );
             let mut scanned = 0u64;
-            let columns = &h.features;
             let mut scan =
                 |l2: &mut LayerBuilder, bytes: &[u8], place: String, half_native: bool| {
                     scanned += bytes.len() as u64;
-                    let found = index.scan(bytes, threads);
-                    let found = if half_native {
-                        found
-                    } else {
-                        corroborate_half(found, columns)
-                    };
-                    for m in found {
+                    for m in index.scan_tensor(bytes, threads, half_native) {
                         let kind = match m.kind {
                             MatchKind::Text => "text-record".to_owned(),
                             MatchKind::Numeric {
@@ -761,48 +748,6 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         model_sha256: model_sha,
         report,
     })
-}
-
-/// Outside half-precision tensors, keep an f16/bf16 window match only when a neighbouring
-/// window of the same row matches too (at least 5 consecutive values).
-///
-/// An 8-byte half window at every 2-byte offset of f32 data carries only about 50 bits that
-/// are hard to match by chance: against 100k rows, random f32 weights give about one chance
-/// match per GiB. Two overlapping windows of one row (10 bytes) do not happen by chance,
-/// while a row really copied as f16 or bf16 yields every one of its windows.
-fn corroborate_half(found: Vec<RecordMatch>, columns: &[String]) -> Vec<RecordMatch> {
-    use std::collections::HashSet;
-    let col = |m: &RecordMatch| columns.iter().position(|c| *c == m.column);
-    let is_half = |m: &RecordMatch| {
-        matches!(
-            m.kind,
-            MatchKind::Numeric {
-                encoding: Encoding::F16 | Encoding::Bf16,
-                ..
-            }
-        )
-    };
-    let keys: HashSet<(usize, usize, Option<usize>, MatchKind)> = found
-        .iter()
-        .filter(|m| is_half(m))
-        .map(|m| (m.offset, m.row, col(m), m.kind))
-        .collect();
-    found
-        .into_iter()
-        .filter(|m| {
-            if !is_half(m) {
-                return true;
-            }
-            let Some(c) = col(m) else { return true };
-            let next = (m.offset + 2, m.row, Some(c + 1), m.kind);
-            let prev = m
-                .offset
-                .checked_sub(2)
-                .zip(c.checked_sub(1))
-                .map(|(o, c)| (o, m.row, Some(c), m.kind));
-            keys.contains(&next) || prev.is_some_and(|p| keys.contains(&p))
-        })
-        .collect()
 }
 
 fn verdict_word(v: Verdict) -> &'static str {
@@ -1091,41 +1036,4 @@ fn write_bundle(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), PackageErro
             source: e,
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(offset: usize, row: usize, column: &str, encoding: Encoding) -> RecordMatch {
-        RecordMatch {
-            row,
-            column: column.into(),
-            kind: MatchKind::Numeric {
-                encoding,
-                standardized: false,
-            },
-            offset,
-        }
-    }
-
-    #[test]
-    fn isolated_half_matches_outside_half_tensors_are_chance() {
-        let cols: Vec<String> = ["a", "b", "c", "d", "e"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        let found = vec![
-            // A chance match: no neighbour.
-            m(100, 7, "a", Encoding::F16),
-            // A copied row: windows at consecutive 2-byte offsets.
-            m(200, 3, "a", Encoding::Bf16),
-            m(202, 3, "b", Encoding::Bf16),
-            // f32 windows are long enough alone.
-            m(300, 9, "b", Encoding::F32),
-        ];
-        let kept = corroborate_half(found, &cols);
-        let offsets: Vec<usize> = kept.iter().map(|m| m.offset).collect();
-        assert_eq!(offsets, [200, 202, 300]);
-    }
 }

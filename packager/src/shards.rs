@@ -13,7 +13,7 @@ pub fn shard_digests(bytes: &[u8], shard_size: u64, threads: usize) -> ShardDige
     } else {
         bytes.chunks(size).collect()
     };
-    let digests = parallel_map(&shards, threads, |s| hex::encode(Sha256::digest(s)));
+    let digests = parallel_map(&shards, threads, |s| sha256_hex(s));
     ShardDigests {
         length: bytes.len() as u64,
         shard_size,
@@ -21,28 +21,9 @@ pub fn shard_digests(bytes: &[u8], shard_size: u64, threads: usize) -> ShardDige
     }
 }
 
-/// Indices of shards of `bytes` whose digest differs from `expected` (all of them, and
-/// an extra `usize::MAX`, when the length or shard count differs).
-pub fn check_shards(bytes: &[u8], expected: &ShardDigests, threads: usize) -> Vec<usize> {
-    let size = usize::try_from(expected.shard_size).unwrap_or(0);
-    if size == 0
-        || bytes.len() as u64 != expected.length
-        || bytes.len().div_ceil(size).max(1) != expected.sha256.len()
-    {
-        return vec![usize::MAX];
-    }
-    let shards: Vec<&[u8]> = if bytes.is_empty() {
-        vec![bytes]
-    } else {
-        bytes.chunks(size).collect()
-    };
-    let ok = parallel_map(&shards, threads, |s| hex::encode(Sha256::digest(s)));
-    ok.iter()
-        .zip(&expected.sha256)
-        .enumerate()
-        .filter(|(_, (a, b))| a != b)
-        .map(|(i, _)| i)
-        .collect()
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Map `f` over `items` on up to `threads` scoped threads, keeping order.
@@ -176,13 +157,10 @@ pub fn whole_and_shard_digests(
     threads: usize,
 ) -> (String, ShardDigests) {
     if threads < 2 {
-        return (
-            hex::encode(Sha256::digest(bytes)),
-            shard_digests(bytes, shard_size, 1),
-        );
+        return (sha256_hex(bytes), shard_digests(bytes, shard_size, 1));
     }
     std::thread::scope(|s| {
-        let whole = s.spawn(|| hex::encode(Sha256::digest(bytes)));
+        let whole = s.spawn(|| sha256_hex(bytes));
         let shards = shard_digests(bytes, shard_size, threads - 1);
         (
             whole

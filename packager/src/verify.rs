@@ -9,13 +9,13 @@ use airlock_schemas::{
     ReleasePredicate, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, TrustPolicy, Verdict,
 };
 use ed25519_dalek::VerifyingKey;
-use sha2::{Digest, Sha256};
 
 use crate::keys::{KeyError, key_id, load_public_key};
 use crate::package::{
     APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, MODEL_METADATA,
     PROVENANCE_DSSE_FILE, STATEMENT_DSSE_FILE, STATEMENT_FILE,
 };
+use crate::shards::sha256_hex;
 use crate::shards::{read_safetensors_prefix, stream_digest, stream_shard_digests};
 use crate::{dsse, safetensors as st};
 
@@ -122,7 +122,7 @@ impl Trust {
         })?;
         Ok(Self {
             policy,
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            sha256: sha256_hex(&bytes),
             keys,
         })
     }
@@ -247,10 +247,6 @@ impl Verification {
         });
         ok
     }
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
 }
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>, String> {

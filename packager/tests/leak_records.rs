@@ -517,3 +517,33 @@ fn small_windows_work_with_the_tail_of_the_buffer() {
             .any(|m| m.offset == 100 && m.kind == numeric(Encoding::F32, false))
     );
 }
+
+#[test]
+fn isolated_half_matches_outside_half_tensors_are_chance() {
+    let data = Data::demo(400, 5);
+    let idx = index(&data);
+    let mut buf = random_floats(64 * 1024, 3);
+    // A whole row copied as bf16: every window matches, and they corroborate each other.
+    plant(&mut buf, 2002, &bf16_bytes(data.std_row(ROW)));
+    // A lone 4-value f16 window, as chance would produce one: nothing next to it matches.
+    plant(&mut buf, 6002, &f16_bytes(&data.std_row(ROW)[..4]));
+    let lone = |m: &RecordMatch| m.offset == 6002 && m.kind == numeric(Encoding::F16, true);
+    assert!(
+        idx.scan(&buf, 1).iter().any(lone),
+        "the raw scan reports the lone window"
+    );
+    let in_f32 = idx.scan_tensor(&buf, 1, false);
+    assert!(
+        !in_f32.iter().any(lone),
+        "outside half tensors a lone half window is chance"
+    );
+    assert!(
+        in_f32
+            .iter()
+            .any(|m| m.offset == 2002 && m.kind == numeric(Encoding::Bf16, true))
+    );
+    assert!(
+        idx.scan_tensor(&buf, 1, true).iter().any(lone),
+        "inside half tensors it counts"
+    );
+}

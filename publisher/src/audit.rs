@@ -4,9 +4,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use airlock_packager::keys::Signer;
+use airlock_packager::shards::sha256_hex;
 use airlock_packager::{Trust, dsse};
 use airlock_schemas::{AuditEntry, AuditHead, Envelope, KeyRole};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -48,10 +48,6 @@ pub enum AuditError {
 /// The head file beside a log.
 pub fn head_path(log: &Path) -> PathBuf {
     PathBuf::from(format!("{}.head.dsse.json", log.display()))
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
 }
 
 /// The entries of a log's text, checked for structure and chaining (not for signatures).

@@ -10,7 +10,9 @@ use airlock_schemas::{KeyRole, ReleaseIndex, ResidencyPolicy};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditError, NewEntry, append, head_path};
-use crate::registry::{RegistryError, file_sha256, index_key, open};
+use airlock_packager::shards::stream_digest;
+
+use crate::registry::{RegistryError, index_key, open};
 
 /// Why a publish did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -114,15 +116,6 @@ pub struct PublishSummary {
     pub audit_seq: u64,
 }
 
-fn sha256_file(path: &Path) -> Result<String, PublishError> {
-    std::fs::read(path)
-        .map(|b| hex::encode(Sha256::digest(b)))
-        .map_err(|source| PublishError::Io {
-            path: path.to_owned(),
-            source,
-        })
-}
-
 /// Every file of the bundle, by name relative to it (approvals included).
 fn bundle_files(bundle: &Path) -> Result<Vec<(String, PathBuf)>, PublishError> {
     let io = |path: &Path| {
@@ -177,7 +170,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     let trust_sha = trust.sha256.clone();
     let residency_sha = hex::encode(Sha256::digest(&residency_bytes));
     let mut artifacts = BTreeMap::new();
-    if let Ok(sha) = sha256_file(&opts.bundle.join(MODEL_FILE)) {
+    if let Ok(sha) = stream_digest(&opts.bundle.join(MODEL_FILE)) {
         artifacts.insert(MODEL_FILE.to_owned(), sha);
     }
     let record = |action: &str, region: Option<String>, approvals: Vec<String>, outcome: String| {
@@ -275,7 +268,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     let mut files = BTreeMap::new();
     let (mut uploaded, mut uploaded_bytes, mut skipped) = (0, 0u64, 0);
     for (rel, path) in bundle_files(&opts.bundle)? {
-        let sha = file_sha256(&path).map_err(|source| PublishError::Io {
+        let sha = stream_digest(&path).map_err(|source| PublishError::Io {
             path: path.clone(),
             source,
         })?;

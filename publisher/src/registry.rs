@@ -1,10 +1,10 @@
 //! Model registries: one layout, `blobs/sha256/<hex>` (content-addressed) and
 //! `models/<name>/<version>/release.json` (the index, written last), over several backends.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
 
-use sha2::{Digest, Sha256};
+use airlock_packager::shards::stream_digest;
+use std::path::{Path, PathBuf};
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,20 +87,6 @@ pub fn index_key(name: &str, version: &str) -> String {
     format!("models/{name}/{version}/release.json")
 }
 
-/// SHA-256 of a file, streamed.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
-}
-
 /// A registry in a local directory (the embedded default).
 #[derive(Debug, Clone)]
 pub struct FileRegistry {
@@ -155,7 +141,7 @@ impl Registry for FileRegistry {
 
     fn has_blob(&self, sha256: &str) -> Result<bool, RegistryError> {
         let p = self.path(&blob_key(sha256));
-        match file_sha256(&p) {
+        match stream_digest(&p) {
             Ok(got) => Ok(got == sha256),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(source) => Err(RegistryError::Io {
@@ -174,7 +160,7 @@ impl Registry for FileRegistry {
             Ok(())
         })?;
         // Read back what landed before it gets its content-addressed name.
-        let got = file_sha256(&tmp).map_err(|source| RegistryError::Io {
+        let got = stream_digest(&tmp).map_err(|source| RegistryError::Io {
             action: "read back",
             path: tmp.clone(),
             source,

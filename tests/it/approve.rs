@@ -53,6 +53,23 @@ fn decide(r: &Release, verb: &str, officer: &str, extra: &[&str]) -> std::proces
     r.sb.airlock(&args)
 }
 
+/// Package another release of the same pipeline (trained with `seed`) into `out`.
+fn other_release(r: &Release, seed: u64, out: &str) {
+    let p2 = r.sb.pipeline(
+        "p2.toml",
+        &r.data,
+        &[QUICK[0], ("seed = 42", &format!("seed = {seed}"))],
+    );
+    r.sb.ok(&[
+        "train",
+        p2.to_str().expect("utf-8"),
+        "--out",
+        "run2",
+        "--no-progress",
+    ]);
+    assert!(r.package("run2", out).status.success());
+}
+
 fn approve(r: &Release, officer: &str) {
     let out = decide(r, "approve", officer, &[]);
     assert!(
@@ -212,16 +229,7 @@ fn one_valid_rejection_blocks() {
 fn an_approval_copied_from_another_bundle_does_not_count() {
     let r = setup("");
     // Another release: the same pipeline with another seed.
-    let p2 =
-        r.sb.pipeline("p2.toml", &r.data, &[QUICK[0], ("seed = 42", "seed = 7")]);
-    r.sb.ok(&[
-        "train",
-        p2.to_str().expect("utf-8"),
-        "--out",
-        "run2",
-        "--no-progress",
-    ]);
-    assert!(r.package("run2", "bundle2").status.success());
+    other_release(&r, 7, "bundle2");
     let out = r.sb.airlock(&[
         "approve",
         "bundle2",
@@ -325,16 +333,7 @@ fn trust_policy_errors_name_the_line() {
 fn review_writes_a_self_contained_page_and_a_terminal_summary() {
     let r = setup("");
     approve(&r, "alice");
-    let p2 =
-        r.sb.pipeline("p2.toml", &r.data, &[QUICK[0], ("seed = 42", "seed = 9")]);
-    r.sb.ok(&[
-        "train",
-        p2.to_str().expect("utf-8"),
-        "--out",
-        "run2",
-        "--no-progress",
-    ]);
-    assert!(r.package("run2", "old").status.success());
+    other_release(&r, 9, "old");
     let out = r.sb.ok(&[
         "review",
         "bundle",

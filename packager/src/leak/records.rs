@@ -319,6 +319,52 @@ impl RecordIndex {
         out
     }
 
+    /// [`scan`](Self::scan) of one tensor's bytes. Outside half-precision tensors
+    /// (`half_native` false) an f16/bf16 window match is kept only when a neighbouring
+    /// window of the same row matches too (at least 5 consecutive values).
+    ///
+    /// An 8-byte half window at every 2-byte offset of f32 data carries only about 50 bits
+    /// that are hard to match by chance: against 100k rows, random f32 weights give about
+    /// one chance match per GiB. Two overlapping windows of one row (10 bytes) do not happen
+    /// by chance, while a row really copied as f16 or bf16 yields every one of its windows.
+    pub fn scan_tensor(&self, bytes: &[u8], threads: usize, half_native: bool) -> Vec<RecordMatch> {
+        let found = self.scan(bytes, threads);
+        if half_native {
+            return found;
+        }
+        let col = |m: &RecordMatch| self.numeric_columns.iter().position(|c| *c == m.column);
+        let is_half = |m: &RecordMatch| {
+            matches!(
+                m.kind,
+                MatchKind::Numeric {
+                    encoding: Encoding::F16 | Encoding::Bf16,
+                    ..
+                }
+            )
+        };
+        let keys: std::collections::HashSet<(usize, usize, Option<usize>, MatchKind)> = found
+            .iter()
+            .filter(|m| is_half(m))
+            .map(|m| (m.offset, m.row, col(m), m.kind))
+            .collect();
+        found
+            .into_iter()
+            .filter(|m| {
+                if !is_half(m) {
+                    return true;
+                }
+                let Some(c) = col(m) else { return true };
+                let next = (m.offset + 2, m.row, Some(c + 1), m.kind);
+                let prev = m
+                    .offset
+                    .checked_sub(2)
+                    .zip(c.checked_sub(1))
+                    .map(|(o, c)| (o, m.row, Some(c), m.kind));
+                keys.contains(&next) || prev.is_some_and(|p| keys.contains(&p))
+            })
+            .collect()
+    }
+
     /// Matches starting in `start..end` (`start` 4-aligned), reading up to `bytes.len()`.
     fn scan_range(&self, bytes: &[u8], start: usize, end: usize, out: &mut Vec<RecordMatch>) {
         if self.f32_table.groups() + self.half_table.groups() > 0 {
