@@ -81,7 +81,13 @@ impl Failure {
                 return match e {
                     P::NotApproved { .. } => Self::Verification,
                     P::ResidencyRefused { .. } => Self::ResidencyRefused,
-                    P::Registry(_) | P::Audit(_) | P::Io { .. } => Self::Environment,
+                    P::Registry(airlock_publisher::registry::RegistryError::Unsupported {
+                        ..
+                    })
+                    | P::Usage(_) => Self::BadInput,
+                    P::Registry(_) | P::Audit(_) | P::Io { .. } | P::Aws(_) | P::SageMaker(_) => {
+                        Self::Environment
+                    }
                     _ => Self::BadInput,
                 };
             }

@@ -59,7 +59,7 @@ struct PublishArgs {
     /// Release bundle directory.
     #[arg(value_name = "BUNDLE_DIR")]
     bundle: PathBuf,
-    /// Registry: file:///absolute/path.
+    /// Registry: file:///absolute/path or s3://bucket[/prefix].
     #[arg(long, value_name = "URI")]
     to: String,
     /// Trust policy (builder, officer and publisher keys; approvals required).
@@ -74,6 +74,67 @@ struct PublishArgs {
     /// The publisher's private key (signs the audit log's head).
     #[arg(long, value_name = "publisher.key")]
     key: PathBuf,
+    #[command(flatten)]
+    aws: AwsArgs,
+    /// Also register the release in the SageMaker Model Registry (implied by --deploy).
+    #[arg(long)]
+    sagemaker: bool,
+    /// SageMaker model package group [default: the model's name].
+    #[arg(long, value_name = "NAME")]
+    model_package_group: Option<String>,
+    /// Serving image for SageMaker (an ECR URI of an image running `airlock serve`).
+    #[arg(long, value_name = "URI", required_if_eq("sagemaker", "true"))]
+    image: Option<String>,
+    /// Deploy to this SageMaker real-time endpoint (created, or updated to this release),
+    /// and wait until it is InService.
+    #[arg(long, value_name = "ENDPOINT", requires_all = ["image", "role"])]
+    deploy: Option<String>,
+    /// IAM role SageMaker assumes to run the endpoint.
+    #[arg(long, value_name = "ARN")]
+    role: Option<String>,
+    /// Endpoint instance type.
+    #[arg(long, value_name = "TYPE", default_value = "ml.m5.large")]
+    instance_type: String,
+    /// Endpoint instance count.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    instance_count: i32,
+    /// Seconds to wait for the endpoint to come InService.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    deploy_timeout: u64,
+}
+
+/// AWS settings. Credentials and region come from the standard chain (environment,
+/// profiles, web identity, instance metadata).
+#[derive(Debug, clap::Args)]
+struct AwsArgs {
+    /// Endpoint for S3-compatible stores or local servers (also: AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// AWS region (else AWS_REGION or the profile's).
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
+    /// Checksums on uploads: sha256 (per object and per part, checked by the store) or off
+    /// (for stores that reject checksum headers). Every upload is read back either way.
+    #[arg(long, value_name = "MODE", default_value = "sha256")]
+    s3_checksums: airlock_publisher::aws::ChecksumPolicy,
+    /// Multipart part size in MiB (5 to 5120).
+    #[arg(long, value_name = "MiB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(5..=5120))]
+    part_size: u64,
+    /// Parts in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
+    upload_concurrency: u64,
+}
+
+impl AwsArgs {
+    fn options(&self) -> airlock_publisher::aws::AwsOptions {
+        airlock_publisher::aws::AwsOptions {
+            endpoint_url: self.endpoint_url.clone(),
+            region: self.region.clone(),
+            checksums: self.s3_checksums,
+            part_size: self.part_size << 20,
+            concurrency: usize::try_from(self.upload_concurrency).unwrap_or(8),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,11 +468,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     audit_log: a.audit_log,
                     key: a.key,
                     threads: cores(),
+                    aws: a.aws.options(),
+                    sagemaker: (a.sagemaker || a.deploy.is_some()).then(|| {
+                        airlock_publisher::sagemaker::SageMakerOptions {
+                            group: a.model_package_group.clone(),
+                            image: a.image.clone().unwrap_or_default(),
+                            deploy: a.deploy.clone().map(|endpoint| {
+                                airlock_publisher::sagemaker::DeployOptions {
+                                    endpoint,
+                                    role: a.role.clone().unwrap_or_default(),
+                                    instance_type: a.instance_type.clone(),
+                                    instance_count: a.instance_count,
+                                    timeout: std::time::Duration::from_secs(a.deploy_timeout),
+                                    poll: std::time::Duration::from_secs(
+                                        if a.aws.endpoint_url.is_some() { 1 } else { 15 },
+                                    ),
+                                }
+                            }),
+                        }
+                    }),
                 })?;
             eprintln!(
-                "uploaded {} blobs ({} bytes), {} already present; index {}; audit entry {}",
-                s.uploaded, s.uploaded_bytes, s.skipped, s.index, s.audit_seq
+                "uploaded {} blobs ({} bytes), {} already present; index {} (region {}); {} audit entries, last {}",
+                s.uploaded,
+                s.uploaded_bytes,
+                s.skipped,
+                s.index,
+                s.region,
+                s.audit_entries,
+                s.audit_seq
             );
+            if let Some(p) = &s.model_package {
+                eprintln!("model package {p}");
+            }
+            if let Some(e) = &s.endpoint {
+                eprintln!("endpoint {e} InService");
+            }
             println!("{}/{}", a.to.trim_end_matches('/'), s.index);
             Ok(())
         }

@@ -144,6 +144,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
             audit_log: under("demo/audit.log"),
             key: under("demo/keys/publisher.key"),
             threads: opts.threads,
+            aws: airlock_publisher::aws::AwsOptions::default(),
+            sagemaker: None,
         })?;
         eprintln!(
             "  uploaded {} blobs, {} already present; {} (audit entry {} in demo/audit.log)",

@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 pub mod audit;
+pub mod aws;
 pub mod publish;
 pub mod registry;
+pub mod s3;
+pub mod sagemaker;

@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use crate::audit::{AuditError, NewEntry, append, head_path};
 use airlock_packager::shards::stream_digest;
 
+use crate::aws::{Aws, AwsOptions};
 use crate::registry::{RegistryError, index_key, open};
+use crate::sagemaker::{Release, SageMakerError, SageMakerOptions};
 
 /// Why a publish did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,15 @@ pub enum PublishError {
     /// Registry failure.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// AWS could not be set up.
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsSetupError),
+    /// A SageMaker step failed (recorded in the audit log when it was a deploy).
+    #[error(transparent)]
+    SageMaker(#[from] SageMakerError),
+    /// Options that cannot go together.
+    #[error("{0}")]
+    Usage(String),
     /// Audit log failure: nothing is published without its record.
     #[error(transparent)]
     Audit(#[from] AuditError),
@@ -99,6 +110,10 @@ pub struct PublishOptions {
     pub key: PathBuf,
     /// Threads for verification.
     pub threads: usize,
+    /// AWS settings (used for `s3://` registries and SageMaker).
+    pub aws: AwsOptions,
+    /// Register in the SageMaker Model Registry (and deploy) as well.
+    pub sagemaker: Option<SageMakerOptions>,
 }
 
 /// What a publish did.
@@ -114,6 +129,14 @@ pub struct PublishSummary {
     pub index: String,
     /// The audit entry's seq.
     pub audit_seq: u64,
+    /// Region the registry reported.
+    pub region: String,
+    /// The SageMaker model package, when registered.
+    pub model_package: Option<String>,
+    /// The endpoint's ARN, when deployed.
+    pub endpoint: Option<String>,
+    /// Audit entries written by this publish.
+    pub audit_entries: usize,
 }
 
 /// Every file of the bundle, by name relative to it (approvals included).
@@ -166,20 +189,40 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             keyid: signer.key_id().to_owned(),
         });
     }
-    let registry = open(&opts.to)?;
+    let needs_aws = opts.sagemaker.is_some() || opts.to.starts_with("s3://");
+    if opts.sagemaker.is_some() && crate::s3::parse_uri(&opts.to).is_none() {
+        return Err(PublishError::Usage(format!(
+            "SageMaker reads model data from S3: publish to an s3:// registry, not {}",
+            opts.to
+        )));
+    }
+    let aws = if needs_aws {
+        Some(Aws::load(opts.aws.clone())?)
+    } else {
+        None
+    };
+    let registry = open(&opts.to, || {
+        aws.clone().ok_or(crate::aws::AwsSetupError::NoRegion)
+    })?;
     let trust_sha = trust.sha256.clone();
     let residency_sha = hex::encode(Sha256::digest(&residency_bytes));
     let mut artifacts = BTreeMap::new();
     if let Ok(sha) = stream_digest(&opts.bundle.join(MODEL_FILE)) {
         artifacts.insert(MODEL_FILE.to_owned(), sha);
     }
-    let record = |action: &str, region: Option<String>, approvals: Vec<String>, outcome: String| {
+    let entries = std::cell::Cell::new(0usize);
+    let record_at = |action: &str,
+                     destination: String,
+                     region: Option<String>,
+                     approvals: Vec<String>,
+                     outcome: String| {
+        entries.set(entries.get() + 1);
         append(
             &opts.audit_log,
             NewEntry {
                 action: action.into(),
                 artifacts: artifacts.clone(),
-                destination: registry.uri(),
+                destination,
                 verified_region: region,
                 approvals,
                 trust_policy_sha256: trust_sha.clone(),
@@ -188,6 +231,9 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             },
             &signer,
         )
+    };
+    let record = |action: &str, region: Option<String>, approvals: Vec<String>, outcome: String| {
+        record_at(action, registry.uri(), region, approvals, outcome)
     };
 
     // The gate: exactly what `airlock verify --require-approvals` demands.
@@ -230,7 +276,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     }
 
     // Residency: ask the destination where it is, before sending a byte.
-    let loc = registry.location()?;
+    let loc = registry.location(&residency.registry.accounts)?;
     let region_ok = residency.registry.regions.contains(&loc.region);
     let account_ok = residency.registry.accounts.is_empty()
         || loc
@@ -257,6 +303,53 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             why,
         });
     }
+    // SageMaker: its region (and account) are checked before anything is sent too.
+    let sm_target = match (&opts.sagemaker, &aws) {
+        (Some(sm), Some(aws)) => {
+            let region = aws.region();
+            // No [sagemaker] rule in the policy: SageMaker is allowed nowhere.
+            let rule = residency
+                .sagemaker
+                .clone()
+                .unwrap_or(airlock_schemas::DestinationRule {
+                    regions: Vec::new(),
+                    accounts: Vec::new(),
+                });
+            let account = if rule.accounts.is_empty() {
+                None
+            } else {
+                Some(crate::sagemaker::account(aws)?)
+            };
+            let dest = format!(
+                "sagemaker://{region}/{}",
+                sm.group.clone().unwrap_or_default()
+            );
+            let region_ok = rule.regions.contains(&region);
+            let account_ok = account.as_ref().is_none_or(|a| rule.accounts.contains(a));
+            if !region_ok || !account_ok {
+                let why = format!(
+                    "SageMaker is configured for region {region:?}{}, which the residency policy does not allow for sagemaker (allowed: {:?})",
+                    account
+                        .as_ref()
+                        .map_or_else(String::new, |a| format!(", account {a}")),
+                    rule.regions
+                );
+                record_at(
+                    "refuse",
+                    dest.clone(),
+                    Some(region),
+                    counted,
+                    format!("refused: {why}"),
+                )?;
+                return Err(PublishError::ResidencyRefused {
+                    destination: dest,
+                    why,
+                });
+            }
+            Some((sm, aws, region))
+        }
+        _ => None,
+    };
 
     let stmt = v.statement.as_ref().map(|s| {
         (
@@ -265,25 +358,37 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         )
     });
     let (name, version) = stmt.unwrap_or_default();
+    // Digest every file first: the version check below must come before any upload.
     let mut files = BTreeMap::new();
-    let (mut uploaded, mut uploaded_bytes, mut skipped) = (0, 0u64, 0);
+    let mut paths = Vec::new();
     for (rel, path) in bundle_files(&opts.bundle)? {
-        let sha = stream_digest(&path).map_err(|source| PublishError::Io {
+        let io = |source| PublishError::Io {
             path: path.clone(),
             source,
-        })?;
-        if registry.has_blob(&sha)? {
-            skipped += 1;
-        } else {
-            registry.put_blob(&sha, &path)?;
-            uploaded += 1;
-            uploaded_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        }
-        files.insert(rel, sha);
+        };
+        let sha = stream_digest(&path).map_err(io)?;
+        let len = std::fs::metadata(&path).map_err(io)?.len();
+        files.insert(rel.clone(), sha.clone());
+        paths.push((rel, path, sha, len));
+    }
+    // What is sent must be what was verified (the bundle could change in between).
+    let signed_model = v.statement.as_ref().and_then(|st| {
+        st.subject
+            .iter()
+            .find(|s| s.name == MODEL_FILE)
+            .and_then(|s| s.digest.get("sha256").cloned())
+    });
+    if signed_model.is_none() || files.get(MODEL_FILE) != signed_model.as_ref() {
+        return Err(PublishError::NotApproved {
+            bundle: opts.bundle.clone(),
+            why: format!("{MODEL_FILE} changed after it was verified"),
+        });
     }
     let key = index_key(&name, &version);
+    let mut existing_index = None;
     if let Some(existing) = registry.get_object(&key)? {
-        let same = serde_json::from_slice::<ReleaseIndex>(&existing).is_ok_and(|i| {
+        let parsed = serde_json::from_slice::<ReleaseIndex>(&existing).ok();
+        let same = parsed.as_ref().is_some_and(|i| {
             // Approvals may be added later; the release's own files must be identical.
             i.files
                 .iter()
@@ -303,28 +408,121 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
                 version,
             });
         }
+        existing_index = parsed;
     }
-    let now = time::OffsetDateTime::now_utc();
-    let index = ReleaseIndex {
-        name,
-        version,
-        files,
-        published_at: now
-            .replace_nanosecond(0)
-            .unwrap_or(now)
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        publisher: signer.key_id().to_owned(),
+    let (mut uploaded, mut uploaded_bytes, mut skipped) = (0, 0u64, 0);
+    for (rel, path, sha, len) in &paths {
+        if registry.has_blob(sha, *len)? {
+            skipped += 1;
+        } else {
+            if *len >= 64 << 20 {
+                eprintln!("  uploading {rel} ({} MiB)", len >> 20);
+            }
+            uploaded_bytes += registry.put_blob(sha, path)?;
+            uploaded += 1;
+        }
+    }
+    let index = match existing_index {
+        // Published before with exactly these files: nothing to write.
+        Some(i) if i.files == files => i,
+        _ => {
+            let now = time::OffsetDateTime::now_utc();
+            let index = ReleaseIndex {
+                name,
+                version,
+                files,
+                published_at: now
+                    .replace_nanosecond(0)
+                    .unwrap_or(now)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                publisher: signer.key_id().to_owned(),
+            };
+            let mut index_bytes =
+                serde_json::to_vec_pretty(&index).map_err(|e| PublishError::Io {
+                    path: PathBuf::from(&key),
+                    source: e.into(),
+                })?;
+            index_bytes.push(b'\n');
+            // The index goes last: until it exists, the release is not visible.
+            registry.put_object(&key, &index_bytes)?;
+            index
+        }
     };
-    let mut index_bytes = serde_json::to_vec_pretty(&index).map_err(|e| PublishError::Io {
-        path: PathBuf::from(&key),
-        source: e.into(),
-    })?;
-    index_bytes.push(b'\n');
-    // The index goes last: until it exists, the release is not visible.
-    registry.put_object(&key, &index_bytes)?;
-    let entry = record("publish", Some(loc.region.clone()), counted, "ok".into())?;
-    let log_name = opts.audit_log.file_name().map_or_else(
+    let mut entry = record(
+        "publish",
+        Some(loc.region.clone()),
+        counted.clone(),
+        "ok".into(),
+    )?;
+    let (mut model_package, mut endpoint) = (None, None);
+    if let Some((sm, aws, region)) = sm_target {
+        let bundle_prefix = format!("models/{}/{}/bundle/", index.name, index.version);
+        let model_data = registry.named_copy(&bundle_prefix, &index.files)?;
+        let statement_sha256 = hex::encode(Sha256::digest(&v.statement_bytes));
+        let rel = Release {
+            name: &index.name,
+            version: &index.version,
+            model_data: &model_data,
+            statement_sha256: &statement_sha256,
+            model_sha256: index.files.get(MODEL_FILE).map_or("", String::as_str),
+            approvals: &counted,
+            approved: s.approved(),
+        };
+        let arn = crate::sagemaker::register(aws, sm, &rel)?;
+        eprintln!("  model package {arn}");
+        entry = record_at(
+            "publish",
+            arn.clone(),
+            Some(region.clone()),
+            counted.clone(),
+            "ok".into(),
+        )?;
+        if let Some(d) = &sm.deploy {
+            let dest = format!("sagemaker://{region}/endpoint/{}", d.endpoint);
+            match crate::sagemaker::deploy(aws, sm, d, &rel, &arn) {
+                Ok(ep) => {
+                    entry = record_at(
+                        "deploy",
+                        ep.clone(),
+                        Some(region.clone()),
+                        counted.clone(),
+                        "ok: InService".into(),
+                    )?;
+                    endpoint = Some(ep);
+                }
+                Err(e) => {
+                    record_at(
+                        "deploy",
+                        dest,
+                        Some(region.clone()),
+                        counted.clone(),
+                        format!("failed: {e}"),
+                    )?;
+                    copy_audit(registry.as_ref(), &opts.audit_log)?;
+                    return Err(e.into());
+                }
+            }
+        }
+        model_package = Some(arn);
+    }
+    copy_audit(registry.as_ref(), &opts.audit_log)?;
+    Ok(PublishSummary {
+        uploaded,
+        uploaded_bytes,
+        skipped,
+        index: key,
+        audit_seq: entry.seq,
+        region: loc.region,
+        model_package,
+        endpoint,
+        audit_entries: entries.get(),
+    })
+}
+
+/// The log and its signed head, copied into the registry under `audit/`.
+fn copy_audit(registry: &dyn crate::registry::Registry, log: &Path) -> Result<(), PublishError> {
+    let log_name = log.file_name().map_or_else(
         || "audit.log".to_owned(),
         |n| n.to_string_lossy().into_owned(),
     );
@@ -334,16 +532,10 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             source,
         })
     };
-    registry.put_object(&format!("audit/{log_name}"), &read(&opts.audit_log)?)?;
+    registry.put_object(&format!("audit/{log_name}"), &read(log)?)?;
     registry.put_object(
         &format!("audit/{log_name}.head.dsse.json"),
-        &read(&head_path(&opts.audit_log))?,
+        &read(&head_path(log))?,
     )?;
-    Ok(PublishSummary {
-        uploaded,
-        uploaded_bytes,
-        skipped,
-        index: key,
-        audit_seq: entry.seq,
-    })
+    Ok(())
 }

@@ -10,12 +10,23 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The URI is not one airlock can publish to.
-    #[error(
-        "unsupported registry {uri:?}: expected file:///absolute/path (s3:// registries are not available in this build yet)"
-    )]
+    #[error("unsupported registry {uri:?}: expected file:///absolute/path or s3://bucket[/prefix]")]
     Unsupported {
         /// What was given.
         uri: String,
+    },
+    /// AWS could not be set up.
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsSetupError),
+    /// A request to a remote registry failed.
+    #[error("registry: cannot {action} {key}: {message}")]
+    Remote {
+        /// What was being done.
+        action: &'static str,
+        /// The object.
+        key: String,
+        /// The service's answer.
+        message: String,
     },
     /// File-system failure.
     #[error("registry: cannot {action} {}", path.display())]
@@ -53,28 +64,46 @@ pub struct Location {
 pub trait Registry {
     /// The registry's URI.
     fn uri(&self) -> String;
-    /// Ask the destination where it is.
-    fn location(&self) -> Result<Location, RegistryError>;
-    /// Whether `blobs/sha256/<sha256>` exists with exactly that digest.
-    fn has_blob(&self, sha256: &str) -> Result<bool, RegistryError>;
-    /// Store the file at `path` as blob `sha256`, then read it back and check it.
-    fn put_blob(&self, sha256: &str, path: &Path) -> Result<(), RegistryError>;
+    /// Ask the destination where it is. `allowed_accounts` are the account ids the residency
+    /// policy allows: a backend that cannot name its account confirms one of them.
+    fn location(&self, allowed_accounts: &[String]) -> Result<Location, RegistryError>;
+    /// Whether `blobs/sha256/<sha256>` exists, `len` bytes long, with exactly that digest.
+    fn has_blob(&self, sha256: &str, len: u64) -> Result<bool, RegistryError>;
+    /// Store the file at `path` as blob `sha256`, then read it back and check it. Returns
+    /// the bytes sent (less than the file when an interrupted upload was resumed).
+    fn put_blob(&self, sha256: &str, path: &Path) -> Result<u64, RegistryError>;
     /// Store a small object (an index, an audit head) at `key`, atomically.
     fn put_object(&self, key: &str, bytes: &[u8]) -> Result<(), RegistryError>;
     /// Read a small object, `None` when absent.
     fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>, RegistryError>;
+    /// Make the blobs `files` (name → digest) also readable by name under `prefix` (what
+    /// SageMaker mounts as the model directory), copying inside the store; returns the
+    /// prefix's URI.
+    fn named_copy(
+        &self,
+        prefix: &str,
+        files: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, RegistryError>;
 }
 
-/// Open the registry at `uri`.
-pub fn open(uri: &str) -> Result<Box<dyn Registry>, RegistryError> {
-    match uri.strip_prefix("file://") {
-        Some(path) if path.starts_with('/') => Ok(Box::new(FileRegistry {
+/// Open the registry at `uri`. `aws` is loaded only for `s3://` URIs.
+pub fn open(
+    uri: &str,
+    aws: impl FnOnce() -> Result<crate::aws::Aws, crate::aws::AwsSetupError>,
+) -> Result<Box<dyn Registry>, RegistryError> {
+    if let Some(path) = uri.strip_prefix("file://")
+        && path.starts_with('/')
+    {
+        return Ok(Box::new(FileRegistry {
             root: PathBuf::from(path),
-        })),
-        _ => Err(RegistryError::Unsupported {
-            uri: uri.to_owned(),
-        }),
+        }));
     }
+    if let Some((bucket, prefix)) = crate::s3::parse_uri(uri) {
+        return Ok(Box::new(crate::s3::S3Registry::new(aws()?, bucket, prefix)));
+    }
+    Err(RegistryError::Unsupported {
+        uri: uri.to_owned(),
+    })
 }
 
 /// The object key of a blob.
@@ -132,14 +161,14 @@ impl Registry for FileRegistry {
         format!("file://{}", self.root.display())
     }
 
-    fn location(&self) -> Result<Location, RegistryError> {
+    fn location(&self, _allowed_accounts: &[String]) -> Result<Location, RegistryError> {
         Ok(Location {
             region: "local".into(),
             account: None,
         })
     }
 
-    fn has_blob(&self, sha256: &str) -> Result<bool, RegistryError> {
+    fn has_blob(&self, sha256: &str, _len: u64) -> Result<bool, RegistryError> {
         let p = self.path(&blob_key(sha256));
         match stream_digest(&p) {
             Ok(got) => Ok(got == sha256),
@@ -152,7 +181,7 @@ impl Registry for FileRegistry {
         }
     }
 
-    fn put_blob(&self, sha256: &str, path: &Path) -> Result<(), RegistryError> {
+    fn put_blob(&self, sha256: &str, path: &Path) -> Result<u64, RegistryError> {
         let key = blob_key(sha256);
         let tmp = self.write_atomically(&key, |f| {
             let mut src = std::fs::File::open(path)?;
@@ -175,9 +204,10 @@ impl Registry for FileRegistry {
         let dest = self.path(&key);
         std::fs::rename(&tmp, &dest).map_err(|source| RegistryError::Io {
             action: "store",
-            path: dest,
+            path: dest.clone(),
             source,
-        })
+        })?;
+        Ok(std::fs::metadata(&dest).map_or(0, |m| m.len()))
     }
 
     fn put_object(&self, key: &str, bytes: &[u8]) -> Result<(), RegistryError> {
@@ -188,6 +218,26 @@ impl Registry for FileRegistry {
             path: dest,
             source,
         })
+    }
+
+    fn named_copy(
+        &self,
+        prefix: &str,
+        files: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, RegistryError> {
+        for (name, sha) in files {
+            let dest = self.path(&format!("{prefix}{name}"));
+            let src = self.path(&blob_key(sha));
+            let tmp = self.write_atomically(&format!("{prefix}{name}"), |f| {
+                std::io::copy(&mut std::fs::File::open(&src)?, f).map(|_| ())
+            })?;
+            std::fs::rename(&tmp, &dest).map_err(|source| RegistryError::Io {
+                action: "store",
+                path: dest,
+                source,
+            })?;
+        }
+        Ok(format!("{}/{prefix}", self.uri()))
     }
 
     fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>, RegistryError> {

@@ -32,10 +32,16 @@ impl Sandbox {
 
     /// Run airlock with `args` in this directory.
     pub fn airlock(&self, args: &[&str]) -> Output {
+        self.airlock_env(args, &[])
+    }
+
+    /// Run airlock with `args` and extra environment variables.
+    pub fn airlock_env(&self, args: &[&str], env: &[(String, String)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_airlock"))
             .args(args)
             .current_dir(self.path())
             .env_remove("RUST_LOG")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run airlock")
     }
@@ -221,4 +227,21 @@ pub fn csv_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
             .map(|l| l.split(',').map(str::to_owned).collect())
             .collect(),
     )
+}
+
+/// The test venv's python (tests/setup-python.sh; `make test` runs it first).
+pub fn test_python() -> PathBuf {
+    let p = std::env::var_os("AIRLOCK_TEST_PYTHON").map_or_else(
+        || {
+            Path::new(&std::env::var_os("HOME").expect("HOME"))
+                .join(".cache/airlock/py-venv/bin/python")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        p.is_file(),
+        "{} is missing: run tests/setup-python.sh (make test does)",
+        p.display()
+    );
+    p
 }

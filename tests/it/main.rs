@@ -2,7 +2,9 @@
 
 mod approve;
 mod helpers;
+mod moto;
 mod package;
 mod pipeline_run;
 mod publish;
+mod publish_s3;
 mod train;

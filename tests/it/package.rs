@@ -441,30 +441,13 @@ fn private_key_readable_by_others_is_refused() {
     assert!(!stderr(&out).contains("PRIVATE KEY"));
 }
 
-/// The test venv's python (tests/setup-python.sh; `make test` runs it first).
-fn test_python() -> std::path::PathBuf {
-    let p = std::env::var_os("AIRLOCK_TEST_PYTHON").map_or_else(
-        || {
-            Path::new(&std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/airlock/py-venv/bin/python")
-        },
-        std::path::PathBuf::from,
-    );
-    assert!(
-        p.is_file(),
-        "{} is missing: run tests/setup-python.sh (make test does)",
-        p.display()
-    );
-    p
-}
-
 #[test]
 fn independent_implementations_agree_with_ours() {
     let r = Release::new(3000, QUICK);
     assert!(r.package("run", "bundle").status.success());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/check_bundle.py");
     let run = |bundle: &str| {
-        std::process::Command::new(test_python())
+        std::process::Command::new(crate::helpers::test_python())
             .arg(&script)
             .arg(r.sb.join(bundle))
             .arg(r.sb.join("keys/builder.pub"))

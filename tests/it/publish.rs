@@ -3,7 +3,7 @@
 use crate::helpers::Release;
 
 /// A packaged bundle, a 1-of-1 officer policy with a publisher key, and a residency policy.
-fn setup(regions: &str) -> Release {
+pub fn setup(regions: &str) -> Release {
     let r = Release::new(2000, &[("epochs = 12", "epochs = 3")]);
     for k in ["alice", "publisher"] {
         r.sb.ok(&["keygen", "--out", &format!("keys/{k}")]);
@@ -23,7 +23,7 @@ fn setup(regions: &str) -> Release {
     r
 }
 
-fn approve(r: &Release) {
+pub fn approve(r: &Release) {
     r.sb.ok(&[
         "approve",
         "bundle",
@@ -56,7 +56,7 @@ fn publish(r: &Release) -> std::process::Output {
     ])
 }
 
-fn stderr(o: &std::process::Output) -> String {
+pub fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 

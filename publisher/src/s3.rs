@@ -1,0 +1,607 @@
+//! The `s3://bucket/prefix` registry (aws-sdk-s3).
+//!
+//! - Small blobs go up in one PutObject; large ones as multipart uploads with parts in
+//!   parallel, each part carrying its SHA-256 (the store refuses a part whose bytes differ).
+//! - Every blob is then read back, part by part in parallel, and each part's digest compared
+//!   with the local one: some S3-compatible stores check nothing.
+//! - An interrupted multipart upload is resumed: the parts already stored with the right
+//!   SHA-256 are kept, the others are sent again.
+//! - A blob already present is skipped when its size and recorded digest match.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::aws::{Aws, ChecksumPolicy, describe};
+use crate::registry::{Location, Registry, RegistryError, blob_key};
+
+/// Object metadata key holding a blob's SHA-256 (hex).
+pub const SHA256_META: &str = "airlock-sha256";
+
+/// A registry in an S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Registry {
+    aws: Aws,
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    /// Set once the owner is confirmed: every later request names it, so S3 itself refuses
+    /// if the bucket changed hands in between.
+    owner: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+fn s3_err(action: &'static str, key: &str, message: String) -> RegistryError {
+    RegistryError::Remote {
+        action,
+        key: key.to_owned(),
+        message,
+    }
+}
+
+/// Parse `s3://bucket[/prefix]`.
+pub fn parse_uri(uri: &str) -> Option<(String, String)> {
+    let rest = uri.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    ok.then(|| (bucket.to_owned(), prefix.trim_matches('/').to_owned()))
+}
+
+impl S3Registry {
+    /// A registry at `bucket`/`prefix`.
+    pub fn new(aws: Aws, bucket: String, prefix: String) -> Self {
+        let client = aws.s3(None);
+        Self {
+            aws,
+            client,
+            bucket,
+            prefix,
+            owner: Arc::default(),
+        }
+    }
+
+    /// The full object key of a registry key.
+    pub fn key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn owner(&self) -> Option<String> {
+        self.owner.lock().ok().and_then(|o| o.clone())
+    }
+
+    fn block<F: Future>(&self, f: F) -> F::Output {
+        self.aws.rt.block_on(f)
+    }
+
+    async fn head(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::head_object::HeadObjectOutput>, RegistryError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_expected_bucket_owner(self.owner())
+            .send()
+            .await
+        {
+            Ok(h) => Ok(Some(h)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(s3_err("look up", key, describe(&e))),
+        }
+    }
+
+    /// Upload `path` in parts, resuming an interrupted upload of the same key.
+    async fn put_multipart(
+        &self,
+        key: &str,
+        sha256: &str,
+        path: &Path,
+        len: u64,
+    ) -> Result<u64, RegistryError> {
+        let part_size = self.aws.opts.part_size.max(5 << 20);
+        let parts = len.div_ceil(part_size).max(1);
+        let checksums = self.aws.opts.checksums == ChecksumPolicy::Sha256;
+
+        // An upload of this key left by an earlier run? The key is content-addressed, so its
+        // parts belong to the same bytes; each is still checked against the local digest.
+        let mut upload_id = None;
+        let mut stored: HashMap<i32, (Option<String>, Option<String>, i64)> = HashMap::new();
+        let list = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .set_expected_bucket_owner(self.owner())
+            .send()
+            .await
+            .map_err(|e| s3_err("list uploads of", key, describe(&e)))?;
+        if let Some(u) = list.uploads().iter().find(|u| u.key() == Some(key)) {
+            upload_id = u.upload_id().map(str::to_owned);
+        }
+        if let Some(id) = &upload_id {
+            let mut marker: Option<String> = None;
+            loop {
+                let out = self
+                    .client
+                    .list_parts()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(id)
+                    .set_part_number_marker(marker.clone())
+                    .set_expected_bucket_owner(self.owner())
+                    .send()
+                    .await
+                    .map_err(|e| s3_err("list parts of", key, describe(&e)))?;
+                for p in out.parts() {
+                    if let Some(n) = p.part_number() {
+                        stored.insert(
+                            n,
+                            (
+                                p.e_tag().map(str::to_owned),
+                                p.checksum_sha256().map(str::to_owned),
+                                p.size().unwrap_or(-1),
+                            ),
+                        );
+                    }
+                }
+                marker = out.next_part_number_marker().map(str::to_owned);
+                if !out.is_truncated().unwrap_or(false) || marker.is_none() {
+                    break;
+                }
+            }
+            eprintln!(
+                "  resuming an interrupted upload of {key}: {} of {parts} parts already stored",
+                stored.len()
+            );
+        }
+        let upload_id = match upload_id {
+            Some(id) => id,
+            None => {
+                let mut req = self
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .metadata(SHA256_META, sha256)
+                    .content_type("application/octet-stream")
+                    .set_expected_bucket_owner(self.owner());
+                if checksums {
+                    req = req.checksum_algorithm(ChecksumAlgorithm::Sha256);
+                }
+                req.send()
+                    .await
+                    .map_err(|e| s3_err("start the upload of", key, describe(&e)))?
+                    .upload_id()
+                    .map(str::to_owned)
+                    .ok_or_else(|| s3_err("start the upload of", key, "no upload id".into()))?
+            }
+        };
+
+        let file = Arc::new(
+            std::fs::File::open(path).map_err(|source| RegistryError::Io {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            })?,
+        );
+        let bar = progress(len, key);
+        let sem = Arc::new(Semaphore::new(self.aws.opts.concurrency.max(1)));
+        let stored = Arc::new(stored);
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 1..=parts {
+            let permit = Arc::clone(&sem)
+                .acquire_owned()
+                .await
+                .map_err(|_| s3_err("upload", key, "upload cancelled".into()))?;
+            let (file, stored, client, bar) = (
+                Arc::clone(&file),
+                Arc::clone(&stored),
+                self.client.clone(),
+                bar.clone(),
+            );
+            let (bucket, key, upload_id, owner) = (
+                self.bucket.clone(),
+                key.to_owned(),
+                upload_id.clone(),
+                self.owner(),
+            );
+            let path = path.to_owned();
+            tasks.spawn(async move {
+                let _permit = permit;
+                let offset = (n - 1) * part_size;
+                let size = part_size.min(len - offset);
+                let (buf, digest) = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
+                    file.read_exact_at(&mut buf, offset)?;
+                    let digest = Sha256::digest(&buf);
+                    Ok::<_, std::io::Error>((buf, digest))
+                })
+                .await
+                .map_err(|e| s3_err("read a part for", &key, e.to_string()))?
+                .map_err(|source| RegistryError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })?;
+                let b64 = B64.encode(digest);
+                let part_no = i32::try_from(n).unwrap_or(i32::MAX);
+                if let Some((Some(etag), Some(sum), stored_size)) = stored.get(&part_no)
+                    && *sum == b64
+                    && u64::try_from(*stored_size).ok() == Some(size)
+                {
+                    bar.inc(size);
+                    return Ok::<_, RegistryError>((
+                        part_no,
+                        etag.clone(),
+                        b64,
+                        hex::encode(digest),
+                        0u64,
+                    ));
+                }
+                let mut req = client
+                    .upload_part()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .upload_id(&upload_id)
+                    .part_number(part_no)
+                    .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+                    .set_expected_bucket_owner(owner)
+                    .body(ByteStream::from(buf));
+                if checksums {
+                    req = req.checksum_sha256(&b64);
+                }
+                let out = req.send().await.map_err(|e| {
+                    s3_err(
+                        "upload a part of",
+                        &key,
+                        format!("part {n}: {}", describe(&e)),
+                    )
+                })?;
+                let etag = out.e_tag().map(str::to_owned).ok_or_else(|| {
+                    s3_err("upload a part of", &key, format!("part {n}: no ETag"))
+                })?;
+                bar.inc(size);
+                Ok((part_no, etag, b64, hex::encode(digest), size))
+            });
+        }
+        let mut done = Vec::with_capacity(usize::try_from(parts).unwrap_or(0));
+        let mut sent = 0u64;
+        while let Some(r) = tasks.join_next().await {
+            let (n, etag, b64, hexd, bytes) =
+                r.map_err(|e| s3_err("upload", key, e.to_string()))??;
+            sent += bytes;
+            done.push((n, etag, b64, hexd));
+        }
+        bar.finish_and_clear();
+        done.sort_by_key(|p| p.0);
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                done.iter()
+                    .map(|(n, etag, b64, _)| {
+                        let p = CompletedPart::builder().part_number(*n).e_tag(etag);
+                        if checksums { p.checksum_sha256(b64) } else { p }.build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(completed)
+            .set_expected_bucket_owner(self.owner())
+            .send()
+            .await
+            .map_err(|e| s3_err("complete the upload of", key, describe(&e)))?;
+        let part_digests: Vec<String> = done.into_iter().map(|p| p.3).collect();
+        self.read_back(key, sha256, len, part_size, &part_digests)
+            .await?;
+        Ok(sent)
+    }
+
+    /// Read the object back in parallel ranges and compare each range's digest with the
+    /// local one (equal digests for every range of equal length: equal bytes).
+    async fn read_back(
+        &self,
+        key: &str,
+        sha256: &str,
+        len: u64,
+        part_size: u64,
+        part_digests: &[String],
+    ) -> Result<(), RegistryError> {
+        let head = self.head(key).await?.ok_or_else(|| {
+            s3_err(
+                "read back",
+                key,
+                "the object is missing after upload".into(),
+            )
+        })?;
+        let stored_len = head.content_length().and_then(|l| u64::try_from(l).ok());
+        if stored_len != Some(len) {
+            return Err(RegistryError::Corrupt {
+                sha256: sha256.to_owned(),
+                got: format!(
+                    "an object of {} bytes instead of {len}",
+                    stored_len.map_or_else(|| "unknown".into(), |l| l.to_string())
+                ),
+            });
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let sem = Arc::new(Semaphore::new(self.aws.opts.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, want) in part_digests.iter().enumerate() {
+            let permit = Arc::clone(&sem)
+                .acquire_owned()
+                .await
+                .map_err(|_| s3_err("read back", key, "cancelled".into()))?;
+            let (client, bucket, key, owner, want) = (
+                self.client.clone(),
+                self.bucket.clone(),
+                key.to_owned(),
+                self.owner(),
+                want.clone(),
+            );
+            let start = i as u64 * part_size;
+            let end = (start + part_size).min(len) - 1;
+            tasks.spawn(async move {
+                let _permit = permit;
+                let out = client
+                    .get_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .range(format!("bytes={start}-{end}"))
+                    .set_expected_bucket_owner(owner)
+                    .send()
+                    .await
+                    .map_err(|e| s3_err("read back", &key, describe(&e)))?;
+                let mut body = out.body;
+                let mut h = Sha256::new();
+                let mut n = 0u64;
+                while let Some(chunk) = body
+                    .try_next()
+                    .await
+                    .map_err(|e| s3_err("read back", &key, e.to_string()))?
+                {
+                    n += chunk.len() as u64;
+                    h.update(&chunk);
+                }
+                let got = hex::encode(h.finalize());
+                Ok::<_, RegistryError>((n == end - start + 1 && got == want, start))
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            let (ok, start) = r.map_err(|e| s3_err("read back", key, e.to_string()))??;
+            if !ok {
+                return Err(RegistryError::Corrupt {
+                    sha256: sha256.to_owned(),
+                    got: format!("different bytes from offset {start}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_single(
+        &self,
+        key: &str,
+        sha256: Option<&str>,
+        bytes: Vec<u8>,
+    ) -> Result<(), RegistryError> {
+        let digest = Sha256::digest(&bytes);
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_length(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
+            .set_expected_bucket_owner(self.owner());
+        if let Some(s) = sha256 {
+            req = req.metadata(SHA256_META, s);
+        }
+        if self.aws.opts.checksums == ChecksumPolicy::Sha256 {
+            req = req.checksum_sha256(B64.encode(digest));
+        }
+        req.body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| s3_err("upload", key, describe(&e)))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_expected_bucket_owner(self.owner())
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let b = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| s3_err("download", key, e.to_string()))?;
+                Ok(Some(b.into_bytes().to_vec()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(s3_err("download", key, describe(&e))),
+        }
+    }
+}
+
+fn progress(len: u64, key: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "  {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(
+        key.rsplit('/')
+            .next()
+            .map_or_else(String::new, |k| k.chars().take(12).collect()),
+    );
+    bar
+}
+
+impl Registry for S3Registry {
+    fn uri(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+
+    fn location(&self, allowed_accounts: &[String]) -> Result<Location, RegistryError> {
+        self.block(async {
+            let out = self
+                .client
+                .get_bucket_location()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .map_err(|e| s3_err("locate bucket", &self.bucket, describe(&e)))?;
+            // An empty constraint means us-east-1; "EU" is the legacy name of eu-west-1.
+            let region = match out.location_constraint().map(|c| c.as_str()) {
+                None | Some("") => "us-east-1".to_owned(),
+                Some("EU") => "eu-west-1".to_owned(),
+                Some(r) => r.to_owned(),
+            };
+            let mut account = None;
+            for a in allowed_accounts {
+                // S3 answers 403 when the bucket's owner is not the expected account.
+                if self
+                    .client
+                    .head_bucket()
+                    .bucket(&self.bucket)
+                    .expected_bucket_owner(a)
+                    .send()
+                    .await
+                    .is_ok()
+                {
+                    account = Some(a.clone());
+                    break;
+                }
+            }
+            if let (Some(a), Ok(mut o)) = (&account, self.owner.lock()) {
+                *o = Some(a.clone());
+            }
+            Ok(Location { region, account })
+        })
+    }
+
+    fn has_blob(&self, sha256: &str, len: u64) -> Result<bool, RegistryError> {
+        let key = self.key(&blob_key(sha256));
+        self.block(async {
+            Ok(self.head(&key).await?.is_some_and(|h| {
+                h.content_length().and_then(|l| u64::try_from(l).ok()) == Some(len)
+                    && h.metadata()
+                        .and_then(|m| m.get(SHA256_META))
+                        .map(String::as_str)
+                        == Some(sha256)
+            }))
+        })
+    }
+
+    fn put_blob(&self, sha256: &str, path: &Path) -> Result<u64, RegistryError> {
+        let key = self.key(&blob_key(sha256));
+        let len = std::fs::metadata(path)
+            .map_err(|source| RegistryError::Io {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            })?
+            .len();
+        self.block(async {
+            if len <= self.aws.opts.part_size.max(5 << 20) {
+                let bytes = std::fs::read(path).map_err(|source| RegistryError::Io {
+                    action: "read",
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let got = hex::encode(Sha256::digest(&bytes));
+                if got != sha256 {
+                    return Err(RegistryError::Corrupt {
+                        sha256: sha256.to_owned(),
+                        got: format!("{got} (changed on disk)"),
+                    });
+                }
+                self.put_single(&key, Some(sha256), bytes).await?;
+                self.read_back(&key, sha256, len, len.max(1), &[sha256.to_owned()])
+                    .await?;
+                Ok(len)
+            } else {
+                self.put_multipart(&key, sha256, path, len).await
+            }
+        })
+    }
+
+    fn put_object(&self, key: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+        let key = self.key(key);
+        self.block(self.put_single(&key, None, bytes.to_vec()))
+    }
+
+    fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let key = self.key(key);
+        self.block(self.get(&key))
+    }
+
+    fn named_copy(
+        &self,
+        prefix: &str,
+        files: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, RegistryError> {
+        self.block(async {
+            for (name, sha) in files {
+                let dest = self.key(&format!("{prefix}{name}"));
+                let src = self.key(&blob_key(sha));
+                // Server-side copy: no byte leaves the premises again.
+                let mut req = self
+                    .client
+                    .copy_object()
+                    .bucket(&self.bucket)
+                    .key(&dest)
+                    .copy_source(format!("{}/{}", self.bucket, src))
+                    .set_expected_bucket_owner(self.owner());
+                if self.aws.opts.checksums == ChecksumPolicy::Sha256 {
+                    req = req.checksum_algorithm(ChecksumAlgorithm::Sha256);
+                }
+                req.send()
+                    .await
+                    .map_err(|e| s3_err("copy", &dest, describe(&e)))?;
+            }
+            Ok(format!("s3://{}/{}", self.bucket, self.key(prefix)))
+        })
+    }
+}
