@@ -43,7 +43,7 @@ lint: ## rustfmt and clippy (with and without CUDA), warnings are errors
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --workspace --all-targets --features cuda -- -D warnings
 
-test-deps: ## install what the tests run against: a Python venv (~/.cache/airlock), Debian's chromium
+test-deps: ## install what the tests run against: a Python venv with moto (~/.cache/airlock), Debian's chromium
 	tests/setup-python.sh >/dev/null
 	tests/setup-browser.sh >/dev/null
 
@@ -58,12 +58,13 @@ schemas: ## regenerate schemas/json from the Rust types
 # Size of the synthetic model for the sign/verify and leak-scan benchmarks.
 BENCH_MIB ?= 1024
 
-bench: ## training rows/s (+ PyTorch if installed), sign/verify GB/s vs openssl, leak-scan GB/s
+bench: ## training rows/s (+ PyTorch), sign/verify and leak-scan GB/s, S3 upload MB/s vs boto3
 	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null; then \
 	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_throughput
 	$(CARGO) bench --locked -p airlock-packager --bench sign_verify -- $(BENCH_MIB)
 	$(CARGO) bench --locked -p airlock-packager --bench leak_scan -- $(BENCH_MIB)
+	AIRLOCK_BENCH_PYTHON="$$(tests/setup-python.sh)" $(CARGO) bench --locked --bench publish -- $(BENCH_MIB)
 
 FUZZ_SECONDS ?= 300
 

@@ -48,7 +48,7 @@ enum Command {
     /// Reject a release as a compliance officer: one valid rejection blocks it.
     Reject(DecideArgs),
     /// Publish a verified, approved bundle to a registry the residency policy allows.
-    Publish(PublishArgs),
+    Publish(Box<PublishArgs>),
     /// Check or show a residency audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -117,8 +117,9 @@ struct AwsArgs {
     /// (for stores that reject checksum headers). Every upload is read back either way.
     #[arg(long, value_name = "MODE", default_value = "sha256")]
     s3_checksums: airlock_publisher::aws::ChecksumPolicy,
-    /// Multipart part size in MiB (5 to 5120).
-    #[arg(long, value_name = "MiB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(5..=5120))]
+    /// Multipart part size in MiB (5 to 5120; raised as needed to stay within S3's 10,000
+    /// parts).
+    #[arg(long, value_name = "MiB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(5..=5120))]
     part_size: u64,
     /// Parts in flight at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -133,6 +134,7 @@ impl AwsArgs {
             checksums: self.s3_checksums,
             part_size: self.part_size << 20,
             concurrency: usize::try_from(self.upload_concurrency).unwrap_or(8),
+            static_credentials: None,
         }
     }
 }

@@ -7,9 +7,12 @@ default, asks the kernel for a free one), then serves until its standard input c
 test that started it holds the pipe, so the server stops when the test does, even when the
 test is killed.
 
-moto 5.2.5 lacks SageMaker's UpdateEndpoint. It is registered here on moto's own backend,
-and only on the version it was written against: another moto version fails loudly rather
-than run with a patch that may no longer fit.
+Two patches, applied only to the moto version they were written against (another version
+fails loudly rather than run with a patch that may no longer fit):
+- moto 5.2.5 lacks SageMaker's UpdateEndpoint: it is registered on moto's own backend.
+- moto 5.2.5 answers S3 ListParts with a <ListPartsResponse> root where S3 sends
+  <ListPartsResult>; boto3 does not mind, the Rust SDK (rightly) refuses it. The root is
+  renamed.
 """
 
 import argparse
@@ -84,11 +87,28 @@ def register_update_endpoint() -> None:
     SageMakerResponse.update_endpoint = update_endpoint_response
 
 
+def fix_list_parts_root() -> None:
+    from moto.s3.responses import S3Response
+
+    original = S3Response.list_parts
+
+    def list_parts(self):
+        status, headers, body = original(self)
+        if isinstance(body, str):
+            body = body.replace("ListPartsResponse", "ListPartsResult")
+        elif isinstance(body, bytes):
+            body = body.replace(b"ListPartsResponse", b"ListPartsResult")
+        return status, headers, body
+
+    S3Response.list_parts = list_parts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
     register_update_endpoint()
+    fix_list_parts_root()
 
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,

@@ -45,6 +45,9 @@ pub struct AwsOptions {
     pub part_size: u64,
     /// Parts in flight at once.
     pub concurrency: usize,
+    /// Fixed credentials (access key id, secret) instead of the standard chain: for tests
+    /// and benches against local servers. `airlock` itself always uses the chain.
+    pub static_credentials: Option<(String, String)>,
 }
 
 impl Default for AwsOptions {
@@ -53,8 +56,9 @@ impl Default for AwsOptions {
             endpoint_url: None,
             region: None,
             checksums: ChecksumPolicy::Sha256,
-            part_size: 16 << 20,
+            part_size: 8 << 20,
             concurrency: 8,
+            static_credentials: None,
         }
     }
 }
@@ -111,6 +115,15 @@ impl Aws {
             }
             if let Some(u) = &opts.endpoint_url {
                 loader = loader.endpoint_url(u.clone());
+            }
+            if let Some((id, secret)) = &opts.static_credentials {
+                loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                    id.clone(),
+                    secret.clone(),
+                    None,
+                    None,
+                    "static",
+                ));
             }
             loader.load().await
         });

@@ -411,16 +411,29 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         existing_index = parsed;
     }
     let (mut uploaded, mut uploaded_bytes, mut skipped) = (0, 0u64, 0);
-    for (rel, path, sha, len) in &paths {
-        if registry.has_blob(sha, *len)? {
-            skipped += 1;
-        } else {
-            if *len >= 64 << 20 {
-                eprintln!("  uploading {rel} ({} MiB)", len >> 20);
+    let upload = |uploaded: &mut usize, uploaded_bytes: &mut u64, skipped: &mut usize| {
+        for (rel, path, sha, len) in &paths {
+            if registry.has_blob(sha, *len)? {
+                *skipped += 1;
+            } else {
+                if *len >= 64 << 20 {
+                    eprintln!("  uploading {rel} ({} MiB)", len >> 20);
+                }
+                *uploaded_bytes += registry.put_blob(sha, path)?;
+                *uploaded += 1;
             }
-            uploaded_bytes += registry.put_blob(sha, path)?;
-            uploaded += 1;
         }
+        Ok::<_, RegistryError>(())
+    };
+    if let Err(e) = upload(&mut uploaded, &mut uploaded_bytes, &mut skipped) {
+        // Bytes may have left: the attempt is on record, though no release is visible.
+        record(
+            "publish",
+            Some(loc.region.clone()),
+            counted,
+            format!("failed: {e} (no release index written)"),
+        )?;
+        return Err(e.into());
     }
     let index = match existing_index {
         // Published before with exactly these files: nothing to write.

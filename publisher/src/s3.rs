@@ -18,6 +18,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use md5::Digest as _;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
@@ -26,6 +27,22 @@ use crate::registry::{Location, Registry, RegistryError, blob_key};
 
 /// Object metadata key holding a blob's SHA-256 (hex).
 pub const SHA256_META: &str = "airlock-sha256";
+
+/// What an upload sent, for the read-back.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    /// Object length.
+    pub len: u64,
+    /// Part size (the whole object for single uploads).
+    pub part_size: u64,
+    /// SHA-256 (hex) of each part, in order.
+    pub part_digests: Vec<String>,
+    /// Bytes sent (less than `len` when a resumed upload kept stored parts).
+    pub sent: u64,
+}
+
+/// A part of an unfinished upload: ETag, SHA-256 (base64) when the store reports it, size.
+type StoredPart = (Option<String>, Option<String>, i64);
 
 /// A registry in an S3 bucket.
 #[derive(Debug, Clone)]
@@ -112,6 +129,45 @@ impl S3Registry {
         }
     }
 
+    /// The parts of an unfinished upload: number → (ETag, SHA-256 if reported, size).
+    async fn stored_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<HashMap<i32, StoredPart>, RegistryError> {
+        let mut stored = HashMap::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .set_expected_bucket_owner(self.owner())
+                .send()
+                .await
+                .map_err(|e| s3_err("list parts of", key, describe(&e)))?;
+            for p in out.parts() {
+                if let Some(n) = p.part_number() {
+                    stored.insert(
+                        n,
+                        (
+                            p.e_tag().map(str::to_owned),
+                            p.checksum_sha256().map(str::to_owned),
+                            p.size().unwrap_or(-1),
+                        ),
+                    );
+                }
+            }
+            marker = out.next_part_number_marker().map(str::to_owned);
+            if !out.is_truncated().unwrap_or(false) || marker.is_none() {
+                return Ok(stored);
+            }
+        }
+    }
+
     /// Upload `path` in parts, resuming an interrupted upload of the same key.
     async fn put_multipart(
         &self,
@@ -119,15 +175,21 @@ impl S3Registry {
         sha256: &str,
         path: &Path,
         len: u64,
-    ) -> Result<u64, RegistryError> {
-        let part_size = self.aws.opts.part_size.max(5 << 20);
+    ) -> Result<Uploaded, RegistryError> {
+        // S3 allows 10,000 parts of 5 MiB to 5 GiB: grow the part for very large blobs.
+        let part_size = self
+            .aws
+            .opts
+            .part_size
+            .max(5 << 20)
+            .max(len.div_ceil(10_000).next_multiple_of(1 << 20));
         let parts = len.div_ceil(part_size).max(1);
         let checksums = self.aws.opts.checksums == ChecksumPolicy::Sha256;
 
         // An upload of this key left by an earlier run? The key is content-addressed, so its
         // parts belong to the same bytes; each is still checked against the local digest.
         let mut upload_id = None;
-        let mut stored: HashMap<i32, (Option<String>, Option<String>, i64)> = HashMap::new();
+        let mut stored: HashMap<i32, StoredPart> = HashMap::new();
         let list = self
             .client
             .list_multipart_uploads()
@@ -141,40 +203,22 @@ impl S3Registry {
             upload_id = u.upload_id().map(str::to_owned);
         }
         if let Some(id) = &upload_id {
-            let mut marker: Option<String> = None;
-            loop {
-                let out = self
-                    .client
-                    .list_parts()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(id)
-                    .set_part_number_marker(marker.clone())
-                    .set_expected_bucket_owner(self.owner())
-                    .send()
-                    .await
-                    .map_err(|e| s3_err("list parts of", key, describe(&e)))?;
-                for p in out.parts() {
-                    if let Some(n) = p.part_number() {
-                        stored.insert(
-                            n,
-                            (
-                                p.e_tag().map(str::to_owned),
-                                p.checksum_sha256().map(str::to_owned),
-                                p.size().unwrap_or(-1),
-                            ),
-                        );
-                    }
+            match self.stored_parts(key, id).await {
+                Ok(parts_stored) => {
+                    stored = parts_stored;
+                    eprintln!(
+                        "  resuming an interrupted upload of {key}: {} of {parts} parts already stored",
+                        stored.len()
+                    );
                 }
-                marker = out.next_part_number_marker().map(str::to_owned);
-                if !out.is_truncated().unwrap_or(false) || marker.is_none() {
-                    break;
+                Err(e) => {
+                    // Resuming saves time only: start again rather than fail.
+                    eprintln!(
+                        "  cannot resume the interrupted upload of {key} ({e}); starting again"
+                    );
+                    upload_id = None;
                 }
             }
-            eprintln!(
-                "  resuming an interrupted upload of {key}: {} of {parts} parts already stored",
-                stored.len()
-            );
         }
         let upload_id = match upload_id {
             Some(id) => id,
@@ -247,9 +291,15 @@ impl S3Registry {
                 })?;
                 let b64 = B64.encode(digest);
                 let part_no = i32::try_from(n).unwrap_or(i32::MAX);
-                if let Some((Some(etag), Some(sum), stored_size)) = stored.get(&part_no)
-                    && *sum == b64
+                // A stored part is kept when the store's SHA-256 of it matches, or, from stores
+                // that do not report checksums, when its ETag is the part's MD5 (S3's ETag of
+                // an unencrypted part). Read-back checks every byte afterwards either way.
+                if let Some((Some(etag), sum, stored_size)) = stored.get(&part_no)
                     && u64::try_from(*stored_size).ok() == Some(size)
+                    && match sum {
+                        Some(sum) => *sum == b64,
+                        None => etag.trim_matches('"') == hex::encode(md5::Md5::digest(&buf)),
+                    }
                 {
                     bar.inc(size);
                     return Ok::<_, RegistryError>((
@@ -260,7 +310,7 @@ impl S3Registry {
                         0u64,
                     ));
                 }
-                let mut req = client
+                let req = client
                     .upload_part()
                     .bucket(&bucket)
                     .key(&key)
@@ -269,10 +319,19 @@ impl S3Registry {
                     .content_length(i64::try_from(size).unwrap_or(i64::MAX))
                     .set_expected_bucket_owner(owner)
                     .body(ByteStream::from(buf));
-                if checksums {
-                    req = req.checksum_sha256(&b64);
-                }
-                let out = req.send().await.map_err(|e| {
+                // With a SHA-256 checksum header (signed, and checked by the store against
+                // the body) the SigV4 payload hash would be a second SHA-256 of the same
+                // bytes: skip it. Without checksums the payload stays signed.
+                let out = if checksums {
+                    req.checksum_sha256(&b64)
+                        .customize()
+                        .disable_payload_signing()
+                        .send()
+                        .await
+                } else {
+                    req.send().await
+                };
+                let out = out.map_err(|e| {
                     s3_err(
                         "upload a part of",
                         &key,
@@ -316,10 +375,56 @@ impl S3Registry {
             .send()
             .await
             .map_err(|e| s3_err("complete the upload of", key, describe(&e)))?;
-        let part_digests: Vec<String> = done.into_iter().map(|p| p.3).collect();
-        self.read_back(key, sha256, len, part_size, &part_digests)
-            .await?;
-        Ok(sent)
+        Ok(Uploaded {
+            len,
+            part_size,
+            part_digests: done.into_iter().map(|p| p.3).collect(),
+            sent,
+        })
+    }
+
+    /// Upload blob `sha256` from `path` without reading it back (see [`Self::check_blob`];
+    /// [`Registry::put_blob`] does both).
+    pub fn upload_blob(&self, sha256: &str, path: &Path) -> Result<Uploaded, RegistryError> {
+        let key = self.key(&blob_key(sha256));
+        let len = std::fs::metadata(path)
+            .map_err(|source| RegistryError::Io {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            })?
+            .len();
+        self.block(async {
+            if len <= self.aws.opts.part_size.max(5 << 20) {
+                let bytes = std::fs::read(path).map_err(|source| RegistryError::Io {
+                    action: "read",
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let got = hex::encode(Sha256::digest(&bytes));
+                if got != sha256 {
+                    return Err(RegistryError::Corrupt {
+                        sha256: sha256.to_owned(),
+                        got: format!("{got} (changed on disk)"),
+                    });
+                }
+                self.put_single(&key, Some(sha256), bytes).await?;
+                Ok(Uploaded {
+                    len,
+                    part_size: len.max(1),
+                    part_digests: vec![sha256.to_owned()],
+                    sent: len,
+                })
+            } else {
+                self.put_multipart(&key, sha256, path, len).await
+            }
+        })
+    }
+
+    /// Read an uploaded blob back, in parallel ranges, and compare with what was sent.
+    pub fn check_blob(&self, sha256: &str, up: &Uploaded) -> Result<(), RegistryError> {
+        let key = self.key(&blob_key(sha256));
+        self.block(self.read_back(&key, sha256, up.len, up.part_size, &up.part_digests))
     }
 
     /// Read the object back in parallel ranges and compare each range's digest with the
@@ -352,24 +457,23 @@ impl S3Registry {
         if len == 0 {
             return Ok(());
         }
-        let sem = Arc::new(Semaphore::new(self.aws.opts.concurrency.max(1)));
+        // A few long ranged GETs (one per stream), each hashed part by part as it arrives:
+        // fewer requests than one per part, the same per-part comparison.
+        let n = part_digests.len();
+        let streams = self.aws.opts.concurrency.clamp(1, n.max(1));
+        let per = n.div_ceil(streams);
         let mut tasks = tokio::task::JoinSet::new();
-        for (i, want) in part_digests.iter().enumerate() {
-            let permit = Arc::clone(&sem)
-                .acquire_owned()
-                .await
-                .map_err(|_| s3_err("read back", key, "cancelled".into()))?;
-            let (client, bucket, key, owner, want) = (
+        for first in (0..n).step_by(per.max(1)) {
+            let wants: Vec<String> = part_digests[first..(first + per).min(n)].to_vec();
+            let (client, bucket, key, owner) = (
                 self.client.clone(),
                 self.bucket.clone(),
                 key.to_owned(),
                 self.owner(),
-                want.clone(),
             );
-            let start = i as u64 * part_size;
-            let end = (start + part_size).min(len) - 1;
+            let start = first as u64 * part_size;
+            let end = ((first + wants.len()) as u64 * part_size).min(len) - 1;
             tasks.spawn(async move {
-                let _permit = permit;
                 let out = client
                     .get_object()
                     .bucket(&bucket)
@@ -381,17 +485,40 @@ impl S3Registry {
                     .map_err(|e| s3_err("read back", &key, describe(&e)))?;
                 let mut body = out.body;
                 let mut h = Sha256::new();
-                let mut n = 0u64;
+                let (mut part, mut pos, mut in_part) = (0usize, start, 0u64);
+                let part_len = |i: usize| part_size.min(len - (start + i as u64 * part_size));
+                let mut bad = None;
                 while let Some(chunk) = body
                     .try_next()
                     .await
                     .map_err(|e| s3_err("read back", &key, e.to_string()))?
                 {
-                    n += chunk.len() as u64;
-                    h.update(&chunk);
+                    let mut c = &chunk[..];
+                    while !c.is_empty() {
+                        if part >= wants.len() {
+                            bad.get_or_insert(pos);
+                            break;
+                        }
+                        let take = usize::try_from(part_len(part) - in_part)
+                            .unwrap_or(usize::MAX)
+                            .min(c.len());
+                        h.update(&c[..take]);
+                        c = &c[take..];
+                        in_part += take as u64;
+                        pos += take as u64;
+                        if in_part == part_len(part) {
+                            if hex::encode(h.finalize_reset()) != wants[part] {
+                                bad.get_or_insert(start + part as u64 * part_size);
+                            }
+                            part += 1;
+                            in_part = 0;
+                        }
+                    }
                 }
-                let got = hex::encode(h.finalize());
-                Ok::<_, RegistryError>((n == end - start + 1 && got == want, start))
+                if part < wants.len() {
+                    bad.get_or_insert(pos);
+                }
+                Ok::<_, RegistryError>((bad.is_none(), bad.unwrap_or(start)))
             });
         }
         while let Some(r) = tasks.join_next().await {
@@ -423,13 +550,18 @@ impl S3Registry {
         if let Some(s) = sha256 {
             req = req.metadata(SHA256_META, s);
         }
-        if self.aws.opts.checksums == ChecksumPolicy::Sha256 {
-            req = req.checksum_sha256(B64.encode(digest));
-        }
-        req.body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| s3_err("upload", key, describe(&e)))?;
+        let req = req.body(ByteStream::from(bytes));
+        // As for parts: the signed checksum header covers the body.
+        let out = if self.aws.opts.checksums == ChecksumPolicy::Sha256 {
+            req.checksum_sha256(B64.encode(digest))
+                .customize()
+                .disable_payload_signing()
+                .send()
+                .await
+        } else {
+            req.send().await
+        };
+        out.map_err(|e| s3_err("upload", key, describe(&e)))?;
         Ok(())
     }
 
@@ -535,36 +667,9 @@ impl Registry for S3Registry {
     }
 
     fn put_blob(&self, sha256: &str, path: &Path) -> Result<u64, RegistryError> {
-        let key = self.key(&blob_key(sha256));
-        let len = std::fs::metadata(path)
-            .map_err(|source| RegistryError::Io {
-                action: "read",
-                path: path.to_owned(),
-                source,
-            })?
-            .len();
-        self.block(async {
-            if len <= self.aws.opts.part_size.max(5 << 20) {
-                let bytes = std::fs::read(path).map_err(|source| RegistryError::Io {
-                    action: "read",
-                    path: path.to_owned(),
-                    source,
-                })?;
-                let got = hex::encode(Sha256::digest(&bytes));
-                if got != sha256 {
-                    return Err(RegistryError::Corrupt {
-                        sha256: sha256.to_owned(),
-                        got: format!("{got} (changed on disk)"),
-                    });
-                }
-                self.put_single(&key, Some(sha256), bytes).await?;
-                self.read_back(&key, sha256, len, len.max(1), &[sha256.to_owned()])
-                    .await?;
-                Ok(len)
-            } else {
-                self.put_multipart(&key, sha256, path, len).await
-            }
-        })
+        let up = self.upload_blob(sha256, path)?;
+        self.check_blob(sha256, &up)?;
+        Ok(up.sent)
     }
 
     fn put_object(&self, key: &str, bytes: &[u8]) -> Result<(), RegistryError> {

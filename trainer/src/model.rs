@@ -67,30 +67,57 @@ impl MlpParams {
 
     /// Logits for row-major `x` (`rows × d_input`), in f64 on the host. Slow but
     /// independent of any backend: a reference to check other paths against.
+    ///
+    /// Rows go through in blocks, so each weight row is read once per block rather than
+    /// once per row (a 200 MB model is otherwise re-streamed from memory for every row),
+    /// and each layer's outputs are split across the machine's cores.
     pub fn forward_host(&self, x: &[f32]) -> Vec<f32> {
+        const BLOCK: usize = 32;
         let d = self.d_input();
-        x.chunks(d)
-            .map(|row| {
-                let mut h: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
-                let last = self.layers.len() - 1;
-                for (li, l) in self.layers.iter().enumerate() {
-                    let mut out: Vec<f64> = l.bias.iter().map(|&b| f64::from(b)).collect();
-                    for (o, acc) in out.iter_mut().enumerate() {
-                        let w = &l.weight[o * l.d_in..(o + 1) * l.d_in];
-                        *acc += w
-                            .iter()
-                            .zip(&h)
-                            .map(|(&w, &x)| f64::from(w) * x)
-                            .sum::<f64>();
+        if d == 0 {
+            return Vec::new();
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let last = self.layers.len().saturating_sub(1);
+        let mut logits = Vec::with_capacity(x.len() / d);
+        for block in x.chunks(BLOCK * d) {
+            let rows = block.len() / d;
+            let mut h: Vec<f64> = block.iter().map(|&v| f64::from(v)).collect();
+            let mut width = d;
+            for (li, l) in self.layers.iter().enumerate() {
+                let d_out = l.bias.len();
+                // out is row-major rows × d_out; threads take disjoint ranges of outputs.
+                let mut out_t = vec![0.0f64; d_out * rows];
+                let per = d_out.div_ceil(threads.min(d_out).max(1));
+                let h_ref = &h;
+                std::thread::scope(|scope| {
+                    for (t, chunk) in out_t.chunks_mut(per * rows).enumerate() {
+                        scope.spawn(move || {
+                            // chunk is output-major: (o - o0) * rows + r.
+                            for (k, acc) in chunk.chunks_mut(rows).enumerate() {
+                                let o = t * per + k;
+                                let w = &l.weight[o * l.d_in..(o + 1) * l.d_in];
+                                let b = f64::from(l.bias[o]);
+                                for (r, a) in acc.iter_mut().enumerate() {
+                                    *a = b + dot(w, &h_ref[r * width..(r + 1) * width]);
+                                }
+                            }
+                        });
                     }
-                    if li != last {
-                        out.iter_mut().for_each(|v| *v = v.max(0.0));
+                });
+                let mut next = vec![0.0f64; rows * d_out];
+                for o in 0..d_out {
+                    for r in 0..rows {
+                        let v = out_t[o * rows + r];
+                        next[r * d_out + o] = if li != last { v.max(0.0) } else { v };
                     }
-                    h = out;
                 }
-                h[0] as f32
-            })
-            .collect()
+                h = next;
+                width = d_out;
+            }
+            logits.extend((0..rows).map(|r| h[r * width] as f32));
+        }
+        logits
     }
 
     /// Build the burn module on `device`.
@@ -177,4 +204,22 @@ impl<B: Backend> Mlp<B> {
                 .collect(),
         }
     }
+}
+
+/// f64 dot product of f32 weights and f64 activations, in four lanes (vectorizable; the
+/// order of additions is fixed, so results are reproducible).
+fn dot(w: &[f32], x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (wc, wr) = w.split_at(w.len() - w.len() % 4);
+    let (xc, xr) = x.split_at(wc.len());
+    for (w4, x4) in wc.chunks_exact(4).zip(xc.chunks_exact(4)) {
+        for i in 0..4 {
+            acc[i] += f64::from(w4[i]) * x4[i];
+        }
+    }
+    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (&w, &x) in wr.iter().zip(xr) {
+        s += f64::from(w) * x;
+    }
+    s
 }

@@ -118,18 +118,43 @@ pub fn printable_runs(bytes: &[u8], min_len: usize) -> Vec<Range<usize>> {
     runs
 }
 
-/// Convenience: [`find_pii`] over every printable run of `bytes` (min_len 8), ranges
-/// relative to `bytes`.
+/// [`find_pii`] over every printable run of binary `bytes` (tensor payloads; min_len 8),
+/// ranges relative to `bytes`.
+///
+/// Float tensors are not text, yet hundreds of megabytes of them hold short printable runs
+/// by chance, and e-mail's shape is easy to hit: small floats put `-`, `.` or `/` in every
+/// fourth byte (the exponent), so strings like `e@J.TL` turn up every ~15 MB of optimizer
+/// state. In binary payloads an e-mail therefore counts only when it is at least
+/// [`MIN_BINARY_EMAIL`] bytes long and its domain is in one case, as addresses written
+/// into a byte tensor are; the checksummed patterns (cards, IBANs) need no such rule.
 pub fn find_pii_in_bytes(bytes: &[u8]) -> Vec<PiiHit> {
     let mut hits = Vec::new();
     for run in printable_runs(bytes, 8) {
         let base = run.start;
-        hits.extend(find_pii(&bytes[run]).into_iter().map(|h| PiiHit {
-            kind: h.kind,
-            range: h.range.start + base..h.range.end + base,
-        }));
+        let text = &bytes[run];
+        hits.extend(
+            find_pii(text)
+                .into_iter()
+                .filter(|h| {
+                    h.kind != PiiKind::Email || plausible_binary_email(&text[h.range.clone()])
+                })
+                .map(|h| PiiHit {
+                    kind: h.kind,
+                    range: h.range.start + base..h.range.end + base,
+                }),
+        );
     }
     hits
+}
+
+/// Shortest e-mail address reported inside binary payloads.
+pub const MIN_BINARY_EMAIL: usize = 10;
+
+fn plausible_binary_email(addr: &[u8]) -> bool {
+    let domain = addr.rsplit(|&b| b == b'@').next().unwrap_or_default();
+    let lower = domain.iter().any(u8::is_ascii_lowercase);
+    let upper = domain.iter().any(u8::is_ascii_uppercase);
+    addr.len() >= MIN_BINARY_EMAIL && !(lower && upper)
 }
 
 fn at(text: &[u8], i: usize) -> Option<u8> {
@@ -692,6 +717,28 @@ mod tests {
         );
         one("<a@b.co>", PiiKind::Email, "a@b.co");
         assert!(kinds("pkg@1.2.3 user@localhost @handle a@b.c x@-a.com").is_empty());
+    }
+
+    #[test]
+    fn emails_in_binary_payloads_need_a_plausible_shape() {
+        // Byte strings seen in the optimizer state of a 53M-parameter checkpoint.
+        for noise in [
+            &b"\x8a8\t8@aI7.Jr\xb7"[..],
+            b"\x93\x15\xb5*=X\xf6.\x93H`0e@J.TL\xd9/",
+            b"\xd8%1-m\x95\x15-q@U.Hu+/\xd8",
+            b"\xab\x1b2@C.is\xab.\xd2\xf8",
+        ] {
+            assert!(find_pii_in_bytes(noise).is_empty(), "{noise:?}");
+        }
+        // Real addresses written into a byte tensor are still found, in either case.
+        for text in [
+            &b"\x00\x01john.smith@example.com\x00"[..],
+            b"\xffMARY.LEE@BANK.CO.UK\xff",
+        ] {
+            let hits = find_pii_in_bytes(text);
+            assert_eq!(hits.len(), 1, "{text:?}");
+            assert_eq!(hits[0].kind, PiiKind::Email);
+        }
     }
 
     #[test]

@@ -1,0 +1,304 @@
+//! `make bench`: publishing to S3 on a local moto server (tests/moto_server.py).
+//!
+//! 1. Upload throughput of one blob (default 1 GiB of random bytes) by airlock's S3
+//!    registry (multipart, parallel parts, SHA-256 per part), then its read-back check, next
+//!    to boto3's `upload_file` of the same file to the same server in the same run.
+//! 2. The wall time of an `airlock publish` that has nothing to upload (a real release,
+//!    published once before).
+//!
+//! Usage: cargo bench --bench publish [-- MIB [PART_MIB [CONCURRENCY]]]. The python with moto and boto3 comes from
+//! AIRLOCK_BENCH_PYTHON (make bench sets it from tests/setup-python.sh).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use airlock_publisher::aws::{Aws, AwsOptions};
+use airlock_publisher::s3::S3Registry;
+use rand::RngCore;
+use rand::SeedableRng;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+const BUCKET: &str = "airlock-bench";
+const REGION: &str = "eu-west-1";
+
+struct Moto(Child, u16);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("AIRLOCK_BENCH_PYTHON").map_or_else(
+        || {
+            Path::new(&std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/airlock/py-venv/bin/python")
+        },
+        PathBuf::from,
+    )
+}
+
+fn start_moto() -> Res<Moto> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moto_server.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+    let port = line
+        .trim()
+        .strip_prefix("MOTO_PORT ")
+        .ok_or_else(|| format!("moto did not start: {line:?}"))?
+        .parse()?;
+    Ok(Moto(child, port))
+}
+
+const ROUNDS: usize = 2;
+
+/// AWS settings for the moto at `url`, with the bench bucket created there.
+fn bucket(url: &str, part_mib: u64, concurrency: usize) -> Res<Aws> {
+    let aws = Aws::load(AwsOptions {
+        endpoint_url: Some(url.to_owned()),
+        region: Some(REGION.into()),
+        static_credentials: Some(("bench".into(), "bench".into())),
+        part_size: part_mib << 20,
+        concurrency,
+        ..AwsOptions::default()
+    })?;
+    aws.rt.block_on(
+        aws.s3(None)
+            .create_bucket()
+            .bucket(BUCKET)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
+                    .build(),
+            )
+            .send(),
+    )?;
+    Ok(aws)
+}
+
+/// Seconds boto3's `upload_file` takes for `blob` (bucket created first, not timed).
+fn boto3_upload(url: &str, blob: &Path, extra_args: &str) -> Res<f64> {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import sys, time, boto3\n\
+             s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name=sys.argv[2],\n\
+                               aws_access_key_id='bench', aws_secret_access_key='bench')\n\
+             s3.create_bucket(Bucket=sys.argv[4],\n\
+                              CreateBucketConfiguration={'LocationConstraint': sys.argv[2]})\n\
+             extra = eval(sys.argv[5])\n\
+             t = time.perf_counter()\n\
+             s3.upload_file(sys.argv[3], sys.argv[4], 'boto3/blob', ExtraArgs=extra)\n\
+             print(time.perf_counter() - t)\n",
+            url,
+            REGION,
+            blob.to_str().ok_or("non-UTF-8 path")?,
+            BUCKET,
+            extra_args,
+        ])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "boto3 upload_file: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
+fn mbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / secs / 1e6
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let mib: u64 = args.first().map_or(Ok(1024), |s| s.parse())?;
+    let part_mib: u64 = args.get(1).map_or(Ok(8), |s| s.parse())?;
+    let concurrency: usize = args.get(2).map_or(Ok(8), |s| s.parse())?;
+    let dir = tempfile::tempdir()?;
+
+    // The blob.
+    let blob = dir.path().join("blob.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&blob)?);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut buf = vec![0u8; 1 << 20];
+        for _ in 0..mib {
+            rng.fill_bytes(&mut buf);
+            f.write_all(&buf)?;
+        }
+        f.flush()?;
+        // On disk before any timing: no writeback competing with the uploads.
+        f.get_ref().sync_all()?;
+    }
+    let len = std::fs::metadata(&blob)?.len();
+    let sha = airlock_packager::shards::stream_digest(&blob)?;
+
+    println!(
+        "upload of a {mib} MiB blob to moto on 127.0.0.1 ({part_mib} MiB parts, {concurrency} in flight, SHA-256 per part); \
+         each client on a fresh server, {ROUNDS} rounds alternating, best round shown"
+    );
+    let (mut ours, mut check, mut boto_default, mut boto_sha) =
+        (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    for round in 0..ROUNDS {
+        // Each client gets a fresh server: moto keeps everything in memory, and a server
+        // already holding a GiB is slower for whoever comes second.
+        let moto = start_moto()?;
+        let url = format!("http://127.0.0.1:{}", moto.1);
+        let aws = bucket(&url, part_mib, concurrency)?;
+        let registry = S3Registry::new(aws, BUCKET.into(), "airlock".into());
+        let t = Instant::now();
+        let up = registry.upload_blob(&sha, &blob)?;
+        ours = ours.min(t.elapsed().as_secs_f64());
+        if round == 0 {
+            // Read-back once: moto answers ranged GETs slowly, whatever the client.
+            let t = Instant::now();
+            registry.check_blob(&sha, &up)?;
+            check = check.min(t.elapsed().as_secs_f64());
+        }
+        drop(registry);
+        drop(moto);
+        for (extra, best) in [
+            ("{}", &mut boto_default),
+            ("{'ChecksumAlgorithm': 'SHA256'}", &mut boto_sha),
+        ] {
+            let moto = start_moto()?;
+            let url = format!("http://127.0.0.1:{}", moto.1);
+            *best = best.min(boto3_upload(&url, &blob, extra)?);
+        }
+    }
+    println!(
+        "  airlock upload               {:>7.1} MB/s  ({ours:.2} s)",
+        mbps(len, ours)
+    );
+    println!(
+        "  airlock read-back            {:>7.1} MB/s  ({check:.2} s; every part's SHA-256 compared)",
+        mbps(len, check)
+    );
+    println!(
+        "  boto3 upload_file            {:>7.1} MB/s  ({boto_default:.2} s; defaults: 8 MiB parts, 10 threads, CRC32)",
+        mbps(len, boto_default)
+    );
+    println!(
+        "  boto3 upload_file SHA-256    {:>7.1} MB/s  ({boto_sha:.2} s; ChecksumAlgorithm=SHA256)",
+        mbps(len, boto_sha)
+    );
+    println!(
+        "  airlock upload vs boto3: {:.2}x (defaults), {:.2}x (both SHA-256); with read-back {:.2}x",
+        boto_default / ours,
+        boto_sha / ours,
+        boto_default / (ours + check)
+    );
+    drop(std::fs::remove_file(&blob));
+
+    // A publish with nothing to upload: a real (small) release, published once before.
+    let moto = start_moto()?;
+    let url = format!("http://127.0.0.1:{}", moto.1);
+    bucket(&url, part_mib, concurrency)?;
+    let bin = env!("CARGO_BIN_EXE_airlock");
+    let run = |args: &[&str]| -> Res<std::process::Output> {
+        let out = Command::new(bin)
+            .args(args)
+            .current_dir(dir.path())
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_REGION", REGION)
+            .env("AWS_ENDPOINT_URL", &url)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()?;
+        if !out.status.success() {
+            return Err(
+                format!("airlock {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into(),
+            );
+        }
+        Ok(out)
+    };
+    run(&["demo-data", "--rows", "5000", "--out", "data.csv"])?;
+    let pipeline = include_str!("../pipelines/fraud-detector.toml")
+        .replace("../data/transactions.csv", "data.csv")
+        .replace("epochs = 12", "epochs = 2");
+    std::fs::write(dir.path().join("p.toml"), pipeline)?;
+    run(&["train", "p.toml", "--out", "run", "--no-progress"])?;
+    for k in ["builder", "alice", "publisher"] {
+        run(&["keygen", "--out", k])?;
+    }
+    std::fs::write(
+        dir.path().join("trust.toml"),
+        "approvals_required = 1\n\
+         [[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"builder.pub\"\n\
+         [[keys]]\nname = \"alice\"\nrole = \"officer\"\npublic_key = \"alice.pub\"\n\
+         [[keys]]\nname = \"cd\"\nrole = \"publisher\"\npublic_key = \"publisher.pub\"\n",
+    )?;
+    std::fs::write(
+        dir.path().join("residency.toml"),
+        "[registry]\nregions = [\"eu-west-1\"]\n",
+    )?;
+    run(&[
+        "package",
+        "--run",
+        "run",
+        "--key",
+        "builder.key",
+        "--out",
+        "bundle",
+    ])?;
+    run(&[
+        "approve",
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--key",
+        "alice.key",
+        "--name",
+        "A",
+        "--reason",
+        "bench",
+    ])?;
+    let publish = [
+        "publish",
+        "bundle",
+        "--to",
+        "s3://airlock-bench/releases",
+        "--trust",
+        "trust.toml",
+        "--residency",
+        "residency.toml",
+        "--audit-log",
+        "audit.log",
+        "--key",
+        "publisher.key",
+    ];
+    run(&publish)?;
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let out = run(&publish)?;
+        times.push(t.elapsed().as_secs_f64());
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !err.contains("uploaded 0 blobs") {
+            return Err(format!("the re-publish uploaded something: {err}").into());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "publish with nothing to upload (7 blobs present, whole command incl. verify and audit): median {:.0} ms, min {:.0} ms",
+        times[times.len() / 2] * 1e3,
+        times[0] * 1e3
+    );
+    Ok(())
+}
