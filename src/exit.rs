@@ -91,6 +91,14 @@ impl Failure {
                     _ => Self::BadInput,
                 };
             }
+            if let Some(e) = cause.downcast_ref::<airlock_publisher::pull::PullError>() {
+                use airlock_publisher::pull::PullError as P;
+                return match e {
+                    P::Refused { .. } => Self::Verification,
+                    P::Registry(_) | P::Io { .. } => Self::Environment,
+                    _ => Self::BadInput,
+                };
+            }
             if let Some(e) = cause.downcast_ref::<airlock_packager::PackageError>() {
                 return match e {
                     airlock_packager::PackageError::LeakRefused { .. } => Self::LeakRefused,

@@ -49,6 +49,9 @@ enum Command {
     Reject(DecideArgs),
     /// Publish a verified, approved bundle to a registry the residency policy allows.
     Publish(Box<PublishArgs>),
+    /// Download a release from a registry; installed only once signature, approvals, leak
+    /// verdict and every digest verify.
+    Pull(PullArgs),
     /// Check or show a residency audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -101,6 +104,25 @@ struct PublishArgs {
     /// Seconds to wait for the endpoint to come InService.
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     deploy_timeout: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct PullArgs {
+    /// REGISTRY/models/NAME[@VERSION], e.g. s3://bucket/prod/models/fraud-detector@1.0.0;
+    /// without a version, the newest release that verifies and is approved.
+    #[arg(value_name = "URI")]
+    uri: String,
+    /// Trust policy (builder and officer keys; approvals required).
+    #[arg(long, value_name = "trust.toml")]
+    trust: PathBuf,
+    /// Directory to install the release in (replaced only by a verified release).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Allow replacing a newer verified release in DIR with an older one.
+    #[arg(long)]
+    allow_downgrade: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 /// AWS settings. Credentials and region come from the standard chain (environment,
@@ -507,6 +529,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("endpoint {e} InService");
             }
             println!("{}/{}", a.to.trim_end_matches('/'), s.index);
+            Ok(())
+        }
+        Command::Pull(a) => {
+            let s = airlock_publisher::pull::pull(&airlock_publisher::pull::PullOptions {
+                uri: a.uri,
+                trust: a.trust,
+                out: a.out.clone(),
+                allow_downgrade: a.allow_downgrade,
+                threads: cores(),
+                aws: a.aws.options(),
+            })?;
+            eprintln!(
+                "verified and installed {} {} ({} bytes, {} approvals) in {}",
+                s.name,
+                s.version,
+                s.bytes,
+                s.approvals,
+                a.out.display()
+            );
+            println!("{}", a.out.display());
             Ok(())
         }
         Command::Audit(AuditCommand::Verify { log, trust }) => {

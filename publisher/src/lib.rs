@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod aws;
 pub mod publish;
+pub mod pull;
 pub mod registry;
 pub mod s3;
 pub mod sagemaker;

@@ -76,6 +76,10 @@ pub trait Registry {
     fn put_object(&self, key: &str, bytes: &[u8]) -> Result<(), RegistryError>;
     /// Read a small object, `None` when absent.
     fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>, RegistryError>;
+    /// Keys under `prefix` (registry-relative), sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, RegistryError>;
+    /// Download blob `sha256` to `dest` (a new file). The caller checks the digest.
+    fn get_blob(&self, sha256: &str, dest: &Path) -> Result<u64, RegistryError>;
     /// Make the blobs `files` (name → digest) also readable by name under `prefix` (what
     /// SageMaker mounts as the model directory), copying inside the store; returns the
     /// prefix's URI.
@@ -216,6 +220,45 @@ impl Registry for FileRegistry {
         std::fs::rename(&tmp, &dest).map_err(|source| RegistryError::Io {
             action: "store",
             path: dest,
+            source,
+        })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, RegistryError> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+            for e in std::fs::read_dir(dir)? {
+                let e = e?;
+                let p = e.path();
+                if e.file_type()?.is_dir() {
+                    walk(root, &p, out)?;
+                } else if let Ok(rel) = p.strip_prefix(root) {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+            Ok(())
+        }
+        let dir = self.path(prefix);
+        let mut out = Vec::new();
+        match walk(&self.root, &dir, &mut out) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(RegistryError::Io {
+                    action: "list",
+                    path: dir,
+                    source,
+                });
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn get_blob(&self, sha256: &str, dest: &Path) -> Result<u64, RegistryError> {
+        let src = self.path(&blob_key(sha256));
+        std::fs::copy(&src, dest).map_err(|source| RegistryError::Io {
+            action: "read",
+            path: src,
             source,
         })
     }

@@ -682,6 +682,133 @@ impl Registry for S3Registry {
         self.block(self.get(&key))
     }
 
+    fn list(&self, prefix: &str) -> Result<Vec<String>, RegistryError> {
+        let full = self.key(prefix);
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        self.block(async {
+            let mut out = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&full)
+                    .set_continuation_token(token.clone())
+                    .set_expected_bucket_owner(self.owner())
+                    .send()
+                    .await
+                    .map_err(|e| s3_err("list", &full, describe(&e)))?;
+                out.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|o| o.key())
+                        .filter_map(|k| k.strip_prefix(&strip).map(str::to_owned)),
+                );
+                token = page.next_continuation_token().map(str::to_owned);
+                if token.is_none() {
+                    break;
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+    }
+
+    fn get_blob(&self, sha256: &str, dest: &Path) -> Result<u64, RegistryError> {
+        let key = self.key(&blob_key(sha256));
+        let io = |action: &'static str| {
+            let path = dest.to_owned();
+            move |source| RegistryError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        self.block(async {
+            let head = self
+                .head(&key)
+                .await?
+                .ok_or_else(|| s3_err("download", &key, "no such blob".into()))?;
+            let len = head
+                .content_length()
+                .and_then(|l| u64::try_from(l).ok())
+                .unwrap_or(0);
+            let file = Arc::new(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(dest)
+                    .map_err(io("create"))?,
+            );
+            file.set_len(len).map_err(io("size"))?;
+            // Parallel ranged GETs, each written at its offset.
+            let part = self.aws.opts.part_size.max(5 << 20).max(len.div_ceil(64));
+            let sem = Arc::new(Semaphore::new(self.aws.opts.concurrency.max(1)));
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut start = 0;
+            while start < len {
+                let end = (start + part).min(len) - 1;
+                let permit = Arc::clone(&sem)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| s3_err("download", &key, "cancelled".into()))?;
+                let (client, bucket, key, owner, file, dest) = (
+                    self.client.clone(),
+                    self.bucket.clone(),
+                    key.clone(),
+                    self.owner(),
+                    Arc::clone(&file),
+                    dest.to_owned(),
+                );
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    let out = client
+                        .get_object()
+                        .bucket(&bucket)
+                        .key(&key)
+                        .range(format!("bytes={start}-{end}"))
+                        .set_expected_bucket_owner(owner)
+                        .send()
+                        .await
+                        .map_err(|e| s3_err("download", &key, describe(&e)))?;
+                    let mut body = out.body;
+                    let mut pos = start;
+                    while let Some(chunk) = body
+                        .try_next()
+                        .await
+                        .map_err(|e| s3_err("download", &key, e.to_string()))?
+                    {
+                        if pos + chunk.len() as u64 > end + 1 {
+                            return Err(s3_err("download", &key, "longer than asked".into()));
+                        }
+                        file.write_all_at(&chunk, pos)
+                            .map_err(|source| RegistryError::Io {
+                                action: "write",
+                                path: dest.clone(),
+                                source,
+                            })?;
+                        pos += chunk.len() as u64;
+                    }
+                    if pos != end + 1 {
+                        return Err(s3_err("download", &key, "shorter than asked".into()));
+                    }
+                    Ok::<_, RegistryError>(())
+                });
+                start = end + 1;
+            }
+            while let Some(r) = tasks.join_next().await {
+                r.map_err(|e| s3_err("download", &key, e.to_string()))??;
+            }
+            file.sync_all().map_err(io("sync"))?;
+            Ok(len)
+        })
+    }
+
     fn named_copy(
         &self,
         prefix: &str,

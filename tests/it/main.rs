@@ -7,4 +7,5 @@ mod package;
 mod pipeline_run;
 mod publish;
 mod publish_s3;
+mod pull;
 mod train;

@@ -162,6 +162,18 @@ impl Moto {
         })
     }
 
+    pub fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
+        let s3 = self.s3(REGION);
+        self.block(
+            s3.put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(bytes.into())
+                .send(),
+        )
+        .expect("put object");
+    }
+
     fn api(&self, method: &str, path: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
         write!(

@@ -1,0 +1,391 @@
+//! `airlock pull`: a release out of a registry, trusted only once it verifies.
+//!
+//! The files land in a temporary directory beside the destination; the builder signature,
+//! the approval threshold, the leak verdict and every digest (the model per shard, on every
+//! core) are checked there, and only then is it renamed into place. A failure leaves
+//! nothing that looks like a model.
+
+use std::path::{Path, PathBuf};
+
+use airlock_packager::shards::stream_digest;
+use airlock_packager::{
+    APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE, Trust, approvals, verify_bundle,
+};
+use airlock_schemas::{ReleaseIndex, ReleasePredicate, Statement};
+
+use crate::aws::{Aws, AwsOptions};
+use crate::registry::{Registry, RegistryError, index_key, open};
+
+/// Why a pull did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The URI.
+    #[error("{0}")]
+    Usage(String),
+    /// Trust policy.
+    #[error(transparent)]
+    Trust(#[from] airlock_packager::TrustError),
+    /// Registry failure.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// No such release.
+    #[error("{0}")]
+    NotFound(String),
+    /// What was downloaded does not verify (nothing was installed).
+    #[error("refused {release}: {why}")]
+    Refused {
+        /// Which release.
+        release: String,
+        /// Why.
+        why: String,
+    },
+    /// Local files.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Options of `airlock pull`.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// `REGISTRY/models/NAME[@VERSION]`.
+    pub uri: String,
+    /// Trust policy.
+    pub trust: PathBuf,
+    /// Destination directory.
+    pub out: PathBuf,
+    /// Replace a newer verified release in `out` with an older one.
+    pub allow_downgrade: bool,
+    /// Threads for verification.
+    pub threads: usize,
+    /// AWS settings for `s3://` registries.
+    pub aws: AwsOptions,
+}
+
+/// What was pulled.
+#[derive(Debug, Clone)]
+pub struct PullSummary {
+    /// Model name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// Approvals that counted.
+    pub approvals: usize,
+}
+
+/// Split `REGISTRY/models/NAME[@VERSION]`.
+pub fn parse_uri(uri: &str) -> Option<(String, String, Option<String>)> {
+    let (reg, rest) = uri.rsplit_once("/models/")?;
+    let rest = rest.trim_end_matches('/');
+    let (name, version) = match rest.split_once('@') {
+        Some((n, v)) => (n, Some(v.to_owned())),
+        None => (rest, None),
+    };
+    let ok = |s: &str| {
+        !s.is_empty()
+            && !s.contains('/')
+            && s != "."
+            && s != ".."
+            && s.bytes().all(|b| b.is_ascii_graphic())
+    };
+    (ok(name) && version.as_deref().is_none_or(ok) && !reg.is_empty())
+        .then(|| (reg.to_owned(), name.to_owned(), version))
+}
+
+/// Order versions: dot-separated numbers numerically, anything else as text.
+pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |s: &str| -> Vec<Result<u64, String>> {
+        s.split(['.', '-', '+'])
+            .map(|p| p.parse::<u64>().map_err(|_| p.to_owned()))
+            .collect()
+    };
+    let (pa, pb) = (parts(a), parts(b));
+    for (x, y) in pa.iter().zip(&pb) {
+        let o = match (x, y) {
+            (Ok(x), Ok(y)) => x.cmp(y),
+            (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
+            (Err(_), Ok(_)) => std::cmp::Ordering::Less,
+            (Err(x), Err(y)) => x.cmp(y),
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    pa.len().cmp(&pb.len())
+}
+
+fn safe_name(name: &str) -> bool {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    };
+    match name.split_once('/') {
+        None => plain(name),
+        Some((dir, file)) => dir == APPROVALS_DIR && plain(file),
+    }
+}
+
+fn statement_of(dir: &Path) -> Option<Statement<ReleasePredicate>> {
+    serde_json::from_slice(&std::fs::read(dir.join(STATEMENT_FILE)).ok()?).ok()
+}
+
+/// Download the release at `key` into `tmp` and verify it; returns (bytes, approvals).
+fn fetch_verified(
+    registry: &dyn Registry,
+    name: &str,
+    version: &str,
+    trust: &Trust,
+    tmp: &Path,
+    threads: usize,
+) -> Result<(u64, usize), PullError> {
+    let release = format!("{name} {version}");
+    let refused = |why: String| PullError::Refused {
+        release: release.clone(),
+        why,
+    };
+    let key = index_key(name, version);
+    let bytes = registry
+        .get_object(&key)?
+        .ok_or_else(|| PullError::NotFound(format!("{} has no {key}", registry.uri())))?;
+    let index: ReleaseIndex = serde_json::from_slice(&bytes)
+        .map_err(|e| refused(format!("its index is not a release index: {e}")))?;
+    if index.name != name || index.version != version {
+        return Err(refused(format!(
+            "the index at {key} describes {} {}",
+            index.name, index.version
+        )));
+    }
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| PullError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir_all(tmp.join(APPROVALS_DIR)).map_err(io("create", tmp))?;
+    let mut total = 0;
+    for (file, sha) in &index.files {
+        if !safe_name(file) {
+            return Err(refused(format!(
+                "its index names an unexpected file {file:?}"
+            )));
+        }
+        let dest = tmp.join(file);
+        total += registry.get_blob(sha, &dest)?;
+        // The model's digest is checked (whole and per shard, in parallel) by verification
+        // against the signed statement; the small files are checked against the index here.
+        if file != MODEL_FILE {
+            let got = stream_digest(&dest).map_err(io("read", &dest))?;
+            if &got != sha {
+                return Err(refused(format!(
+                    "{file} reads back with digest {got}, the index says {sha}"
+                )));
+            }
+        }
+    }
+    let v = verify_bundle(tmp, trust, threads, true);
+    if !v.ok() {
+        let failed: Vec<String> = v
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        return Err(refused(format!(
+            "it does not verify ({})",
+            failed.join("; ")
+        )));
+    }
+    let st = v
+        .statement
+        .as_ref()
+        .ok_or_else(|| refused("no statement".into()))?;
+    if st.predicate.model_name != name || st.predicate.model_version != version {
+        return Err(refused(format!(
+            "its signed statement is for {} {}, not what the index is filed under",
+            st.predicate.model_name, st.predicate.model_version
+        )));
+    }
+    let model_sha = st
+        .subject
+        .iter()
+        .find(|s| s.name == MODEL_FILE)
+        .and_then(|s| s.digest.get("sha256"));
+    if model_sha != index.files.get(MODEL_FILE) {
+        return Err(refused(
+            "the index's model digest is not the signed one".into(),
+        ));
+    }
+    let s = approvals::evaluate(tmp, trust, &v, time::OffsetDateTime::now_utc());
+    if !s.approved() {
+        return Err(refused(format!(
+            "{} of {} required officer approvals{}",
+            s.approvals,
+            s.required,
+            if s.rejected {
+                " and a valid rejection"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok((total, s.approvals))
+}
+
+/// Pull a release.
+pub fn pull(opts: &PullOptions) -> Result<PullSummary, PullError> {
+    let (reg_uri, name, version) = parse_uri(&opts.uri).ok_or_else(|| {
+        PullError::Usage(format!(
+            "expected REGISTRY/models/NAME[@VERSION] (file:///path/models/fraud-detector@1.0.0, s3://bucket/prefix/models/fraud-detector), got {:?}",
+            opts.uri
+        ))
+    })?;
+    let trust = Trust::load(&opts.trust)?;
+    let registry = open(&reg_uri, || Aws::load(opts.aws.clone()))?;
+    let out = std::path::absolute(&opts.out).map_err(|source| PullError::Io {
+        action: "resolve",
+        path: opts.out.clone(),
+        source,
+    })?;
+    let parent = out.parent().unwrap_or(Path::new("/")).to_owned();
+    std::fs::create_dir_all(&parent).map_err(|source| PullError::Io {
+        action: "create",
+        path: parent.clone(),
+        source,
+    })?;
+    let candidates = match &version {
+        Some(v) => vec![v.clone()],
+        None => {
+            let prefix = format!("models/{name}/");
+            let mut vs: Vec<String> = registry
+                .list(&prefix)?
+                .into_iter()
+                .filter_map(|k| {
+                    k.strip_prefix(&prefix)?
+                        .strip_suffix("/release.json")
+                        .filter(|v| !v.contains('/'))
+                        .map(str::to_owned)
+                })
+                .collect();
+            vs.sort_by(|a, b| version_cmp(b, a));
+            if vs.is_empty() {
+                return Err(PullError::NotFound(format!(
+                    "{reg_uri} has no release of {name}"
+                )));
+            }
+            vs
+        }
+    };
+    let mut last_err = None;
+    for v in &candidates {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(
+                ".{}.pull-",
+                out.file_name()
+                    .map_or_else(|| "model".into(), |n| n.to_string_lossy())
+            ))
+            .tempdir_in(&parent)
+            .map_err(|source| PullError::Io {
+                action: "create a directory in",
+                path: parent.clone(),
+                source,
+            })?;
+        match fetch_verified(
+            registry.as_ref(),
+            &name,
+            v,
+            &trust,
+            tmp.path(),
+            opts.threads,
+        ) {
+            Ok((bytes, approvals)) => {
+                install(&out, tmp, v, &trust, opts)?;
+                return Ok(PullSummary {
+                    name: name.clone(),
+                    version: v.clone(),
+                    bytes,
+                    approvals,
+                });
+            }
+            // Without a version: the newest release that verifies and is approved.
+            Err(e @ PullError::Refused { .. }) if version.is_none() => {
+                eprintln!("  skipping {name} {v}: {e}");
+                last_err = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| PullError::NotFound(format!("no release of {name}"))))
+}
+
+/// Rename the verified `tmp` into `out`, refusing a rollback.
+fn install(
+    out: &Path,
+    tmp: tempfile::TempDir,
+    version: &str,
+    trust: &Trust,
+    opts: &PullOptions,
+) -> Result<(), PullError> {
+    if out.exists() {
+        if let Some(st) = statement_of(out) {
+            let current = &st.predicate.model_version;
+            let newer = version_cmp(current, version).is_gt();
+            if newer && !opts.allow_downgrade && verify_bundle(out, trust, opts.threads, false).ok()
+            {
+                return Err(PullError::Refused {
+                    release: format!("{} {version}", st.predicate.model_name),
+                    why: format!(
+                        "{} holds the newer verified release {current}; pass --allow-downgrade to roll back",
+                        out.display()
+                    ),
+                });
+            }
+        }
+        let old = out.with_file_name(format!(
+            ".{}.replaced-{}",
+            out.file_name()
+                .map_or_else(|| "model".into(), |n| n.to_string_lossy()),
+            std::process::id()
+        ));
+        std::fs::rename(out, &old).map_err(|source| PullError::Io {
+            action: "move aside",
+            path: out.to_owned(),
+            source,
+        })?;
+        let kept = tmp.keep();
+        if let Err(source) = std::fs::rename(&kept, out) {
+            let _ = std::fs::rename(&old, out);
+            let _ = std::fs::remove_dir_all(&kept);
+            return Err(PullError::Io {
+                action: "install",
+                path: out.to_owned(),
+                source,
+            });
+        }
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        let kept = tmp.keep();
+        std::fs::rename(&kept, out).map_err(|source| {
+            let _ = std::fs::remove_dir_all(&kept);
+            PullError::Io {
+                action: "install",
+                path: out.to_owned(),
+                source,
+            }
+        })?;
+    }
+    Ok(())
+}
