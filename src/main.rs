@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod exit;
 mod pipeline_run;
 mod review_cmd;
+mod serve;
 
 use exit::Failure;
 
@@ -52,6 +53,9 @@ enum Command {
     /// Download a release from a registry; installed only once signature, approvals, leak
     /// verdict and every digest verify.
     Pull(PullArgs),
+    /// Serve a verified, approved bundle over HTTP (SageMaker's container contract:
+    /// GET /ping, POST /invocations); refuses to start on anything that does not verify.
+    Serve(ServeArgs),
     /// Check or show a residency audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -104,6 +108,22 @@ struct PublishArgs {
     /// Seconds to wait for the endpoint to come InService.
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     deploy_timeout: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The bundle to serve.
+    #[arg(long, value_name = "DIR", default_value = "/opt/ml/model")]
+    model_dir: PathBuf,
+    /// Trust policy (builder and officer keys; approvals required).
+    #[arg(long, value_name = "trust.toml")]
+    trust: PathBuf,
+    /// Port.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    bind: std::net::IpAddr,
 }
 
 #[derive(Debug, clap::Args)]
@@ -531,6 +551,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}/{}", a.to.trim_end_matches('/'), s.index);
             Ok(())
         }
+        Command::Serve(a) => serve::serve(&serve::ServeOptions {
+            model_dir: a.model_dir,
+            trust: a.trust,
+            listen: std::net::SocketAddr::new(a.bind, a.port),
+            threads: cores(),
+        }),
         Command::Pull(a) => {
             let s = airlock_publisher::pull::pull(&airlock_publisher::pull::PullOptions {
                 uri: a.uri,

@@ -8,4 +8,5 @@ mod pipeline_run;
 mod publish;
 mod publish_s3;
 mod pull;
+mod serve;
 mod train;

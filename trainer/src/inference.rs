@@ -67,3 +67,37 @@ pub fn predict_csv(run_dir: &Path, input: &Path) -> Result<Vec<f32>, PredictErro
     let logits = predict_logits(&model, &x, features.len(), &device);
     Ok(logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect())
 }
+
+/// A model ready to score rows of raw features (a bundle's folded model): what
+/// `airlock serve` batches requests through.
+#[derive(Debug)]
+pub struct Scorer {
+    model: crate::model::Mlp<Flex>,
+    width: usize,
+    device: burn::tensor::Device<Flex>,
+}
+
+impl Scorer {
+    /// Build the burn module for `params` on the CPU.
+    pub fn new(params: &crate::MlpParams) -> Self {
+        let device = Default::default();
+        Self {
+            model: params.to_module::<Flex>(&device),
+            width: params.d_input(),
+            device,
+        }
+    }
+
+    /// Input width.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Probabilities of the positive class for row-major `x` (`rows × width`).
+    pub fn probabilities(&self, x: &[f32]) -> Vec<f32> {
+        predict_logits(&self.model, x, self.width, &self.device)
+            .iter()
+            .map(|&z| 1.0 / (1.0 + (-z).exp()))
+            .collect()
+    }
+}

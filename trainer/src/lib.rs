@@ -16,7 +16,7 @@ pub use checkpoint::{AdamMoments, CHECKPOINT_FILE, Checkpoint, CheckpointError};
 pub use data::{DataError, Table, load_table};
 pub use device::{Backend, DeviceError, DeviceSpec};
 pub use error::TrainError;
-pub use inference::{PredictError, predict_csv};
+pub use inference::{PredictError, Scorer, predict_csv};
 pub use metrics::{accuracy, log_loss, roc_auc, roc_curve};
 pub use model::{DenseLayer, MlpParams};
 pub use preprocess::{FeatureStats, PREPROCESS_FILE, Preprocess};

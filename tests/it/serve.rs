@@ -1,0 +1,405 @@
+//! `airlock serve`: refuses what does not verify; serves what `airlock predict` computes;
+//! holds up under 100 concurrent clients; drains on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{Release, csv_rows};
+use crate::publish::{approve, setup, stderr};
+
+struct Server {
+    child: Child,
+    port: u16,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(r: &Release, dir: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args([
+            "serve",
+            "--model-dir",
+            dir,
+            "--trust",
+            "trust.toml",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .current_dir(r.sb.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start airlock serve");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut server = Server {
+        child,
+        port: 0,
+        log: rx,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = server
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("airlock serve did not say where it listens");
+        if let Some(addr) = line.strip_prefix("listening on http://") {
+            let port = addr
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("port");
+            server.port = port;
+            return server;
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange on a kept-alive connection: (status, body).
+fn exchange(
+    s: &mut BufReader<TcpStream>,
+    method: &str,
+    path: &str,
+    ctype: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let w = s.get_mut();
+    w.write_all(req.as_bytes()).expect("send");
+    w.write_all(body).expect("send body");
+    let mut line = String::new();
+    s.read_line(&mut line).expect("status line");
+    let status: u16 = line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        s.read_line(&mut h).expect("header");
+        if h == "\r\n" || h.is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut buf = vec![0; len];
+    s.read_exact(&mut buf).expect("body");
+    (status, String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn connect(port: u16) -> BufReader<TcpStream> {
+    BufReader::new(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+}
+
+#[test]
+fn serve_refuses_to_start_on_a_tampered_unapproved_or_missing_bundle() {
+    let r = setup("[\"local\"]");
+    // Unapproved.
+    let out = r.sb.airlock(&[
+        "serve",
+        "--model-dir",
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--port",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("0 of 1 required officer approvals, refusing to start"),
+        "{}",
+        stderr(&out)
+    );
+    // Missing.
+    let out = r.sb.airlock(&[
+        "serve",
+        "--model-dir",
+        "nothing",
+        "--trust",
+        "trust.toml",
+        "--port",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refusing to start"),
+        "{}",
+        stderr(&out)
+    );
+    // Tampered: one byte of the approved model.
+    approve(&r);
+    let path = r.sb.join("bundle/model.safetensors");
+    let mut b = std::fs::read(&path).expect("model");
+    let at = b.len() - 7;
+    b[at] ^= 0x10;
+    std::fs::write(&path, b).expect("write");
+    let out = r.sb.airlock(&[
+        "serve",
+        "--model-dir",
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--port",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not verify, refusing to start"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn serve_predicts_what_predict_does_and_holds_100_concurrent_clients() {
+    let r = setup("[\"local\"]");
+    approve(&r);
+    // The holdout rows, as the run split them.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(r.run.join("training-record.json")).expect("record"))
+            .expect("json");
+    let features: Vec<String> = record["hyperparameters"]["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f.as_str().expect("str").to_owned())
+        .collect();
+    let (header, rows) = csv_rows(&r.data);
+    let s = &record["splits"];
+    let n = |k: &str| s[k].as_u64().expect("split") as usize;
+    let seed = record["seed"].as_u64().expect("seed");
+    let (_, _, hold) = airlock_trainer::split_rows(rows.len(), n("train"), n("validation"), seed);
+    let mut csv = header.join(",") + "\n";
+    for &i in &hold {
+        csv += &(rows[i].join(",") + "\n");
+    }
+    r.sb.write("holdout.csv", &csv);
+    let expected: Vec<f64> =
+        r.sb.ok(&["predict", "--run", "run", "--input", "holdout.csv"])
+            .lines()
+            .skip(1)
+            .map(|l| l.parse().expect("probability"))
+            .collect();
+    assert_eq!(expected.len(), hold.len());
+
+    let server = start(&r, "bundle");
+    let col = |f: &str| header.iter().position(|h| h == f).expect("column");
+    let cols: Vec<usize> = features.iter().map(|f| col(f)).collect();
+    let instances: Vec<serde_json::Value> = hold
+        .iter()
+        .map(|&i| {
+            serde_json::Value::Object(
+                features
+                    .iter()
+                    .zip(&cols)
+                    .map(|(f, &c)| {
+                        (
+                            f.clone(),
+                            serde_json::json!(rows[i][c].parse::<f64>().expect("number")),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let body = serde_json::json!({ "instances": instances }).to_string();
+    let mut conn = connect(server.port);
+    let (status, resp) = exchange(
+        &mut conn,
+        "POST",
+        "/invocations",
+        "application/json",
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let preds: serde_json::Value = serde_json::from_str(&resp).expect("json");
+    let got: Vec<f64> = preds["predictions"]
+        .as_array()
+        .expect("predictions")
+        .iter()
+        .map(|p| p["probability"].as_f64().expect("p"))
+        .collect();
+    let worst = got
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert_eq!(got.len(), expected.len());
+    assert!(
+        worst <= 1e-5,
+        "JSON predictions differ from airlock predict by {worst}"
+    );
+    // The same rows as CSV, features in the model card's order.
+    let csv_body: String = hold
+        .iter()
+        .map(|&i| {
+            cols.iter()
+                .map(|&c| rows[i][c].clone())
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    let (status, resp) = exchange(
+        &mut conn,
+        "POST",
+        "/invocations",
+        "text/csv",
+        csv_body.as_bytes(),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let preds: serde_json::Value = serde_json::from_str(&resp).expect("json");
+    let got: Vec<f64> = preds["predictions"]
+        .as_array()
+        .expect("predictions")
+        .iter()
+        .map(|p| p["probability"].as_f64().expect("p"))
+        .collect();
+    let worst = got
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= 1e-5,
+        "CSV predictions differ from airlock predict by {worst}"
+    );
+
+    // Bad requests get a 4xx with a message.
+    let one = |k: &str, v: serde_json::Value| {
+        let mut o = instances[0].clone();
+        o.as_object_mut().expect("obj").insert(k.to_owned(), v);
+        serde_json::json!({ "instances": [o] }).to_string()
+    };
+    let mut missing = instances[0].clone();
+    missing.as_object_mut().expect("obj").remove(&features[0]);
+    for (ctype, body, code, msg) in [
+        (
+            "application/json",
+            one("ssn", serde_json::json!(1)),
+            400,
+            "unknown feature",
+        ),
+        (
+            "application/json",
+            serde_json::json!({ "instances": [missing] }).to_string(),
+            400,
+            "missing feature",
+        ),
+        (
+            "application/json",
+            one(&features[1], serde_json::json!("high")),
+            400,
+            "not a finite number",
+        ),
+        (
+            "application/json",
+            "{\"instances\": [".to_owned(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            "text/csv",
+            "1,2,3\n".to_owned(),
+            400,
+            "3 values, expected 12",
+        ),
+        (
+            "text/csv",
+            csv_body.replacen(',', ",x", 1),
+            400,
+            "not a finite number",
+        ),
+        ("application/xml", "<x/>".to_owned(), 415, "content type"),
+        ("text/csv", "1,".repeat(4 << 20), 413, "over"),
+    ] {
+        let mut c = connect(server.port);
+        let (status, resp) = exchange(&mut c, "POST", "/invocations", ctype, body.as_bytes());
+        assert_eq!(
+            status,
+            code,
+            "{ctype} {}: {resp}",
+            &body[..body.len().min(60)]
+        );
+        assert!(resp.contains(msg), "{resp}");
+    }
+    let (status, resp) = exchange(&mut conn, "GET", "/ping", "text/plain", b"");
+    assert_eq!(status, 200, "{resp}");
+
+    // 100 concurrent clients for 10 seconds, 1-row JSON requests on kept-alive connections.
+    let one_row = serde_json::json!({ "instances": [instances[0].clone()] }).to_string();
+    let port = server.port;
+    let stop = Instant::now() + Duration::from_secs(10);
+    let clients: Vec<_> = (0..100)
+        .map(|_| {
+            let body = one_row.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut bad) = (0u64, 0u64);
+                let mut c = connect(port);
+                while Instant::now() < stop {
+                    let (status, _) = exchange(
+                        &mut c,
+                        "POST",
+                        "/invocations",
+                        "application/json",
+                        body.as_bytes(),
+                    );
+                    if status == 200 { ok += 1 } else { bad += 1 }
+                }
+                (ok, bad)
+            })
+        })
+        .collect();
+    let (mut ok, mut bad) = (0, 0);
+    for c in clients {
+        let (o, b) = c.join().expect("client thread");
+        ok += o;
+        bad += b;
+    }
+    assert_eq!(bad, 0, "{bad} errors in {} requests", ok + bad);
+    assert!(ok > 100, "only {ok} requests answered");
+    eprintln!(
+        "100 clients, 10 s: {ok} requests, {bad} errors ({:.0} req/s)",
+        ok as f64 / 10.0
+    );
+
+    // SIGTERM: drains and stops.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut server = server;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit}");
+    let log: Vec<String> = server.log.try_iter().collect();
+    assert!(log.iter().any(|l| l == "stopped"), "{log:?}");
+}
