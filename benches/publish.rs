@@ -5,6 +5,8 @@
 //!    to boto3's `upload_file` of the same file to the same server in the same run.
 //! 2. The wall time of an `airlock publish` that has nothing to upload (a real release,
 //!    published once before).
+//! 3. `airlock serve` on that release under a load generator on loopback (32 keep-alive
+//!    clients): requests/s, p50 and p99 latency for 1-row and 256-row JSON requests.
 //!
 //! Usage: cargo bench --bench publish [-- MIB [PART_MIB [CONCURRENCY]]]. The python with moto and boto3 comes from
 //! AIRLOCK_BENCH_PYTHON (make bench sets it from tests/setup-python.sh).
@@ -300,5 +302,114 @@ fn main() -> Res<()> {
         times[times.len() / 2] * 1e3,
         times[0] * 1e3
     );
+
+    // airlock serve on the same release, under a load generator on loopback.
+    let mut child = Command::new(bin)
+        .args([
+            "serve",
+            "--model-dir",
+            "bundle",
+            "--trust",
+            "trust.toml",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let mut port = 0u16;
+    let mut err = BufReader::new(child.stderr.take().ok_or("no stderr")?);
+    let mut line = String::new();
+    while err.read_line(&mut line)? > 0 {
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            port = a
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            break;
+        }
+        line.clear();
+    }
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let features: Vec<String> = serde_json::from_slice::<serde_json::Value>(&std::fs::read(
+        dir.path().join("bundle/model-card.json"),
+    )?)?["inputs"]
+        .as_array()
+        .ok_or("no inputs")?
+        .iter()
+        .filter_map(|i| i["name"].as_str().map(str::to_owned))
+        .collect();
+    let row: serde_json::Map<String, serde_json::Value> = features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.clone(), serde_json::json!(i as f64 * 0.5)))
+        .collect();
+    for rows in [1usize, 256] {
+        let body = serde_json::json!({ "instances": vec![row.clone(); rows] }).to_string();
+        let (clients, secs) = (32, 5.0);
+        let stop = Instant::now() + std::time::Duration::from_secs_f64(secs);
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let body = body.clone();
+                std::thread::spawn(move || -> Result<Vec<f64>, String> {
+                    let mut c = BufReader::new(
+                        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?,
+                    );
+                    let _ = c.get_ref().set_nodelay(true);
+                    let mut lat = Vec::new();
+                    while Instant::now() < stop {
+                        let t = Instant::now();
+                        write!(
+                            c.get_mut(),
+                            "POST /invocations HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .map_err(|e| e.to_string())?;
+                        let (mut len, mut ok) = (0usize, false);
+                        let mut h = String::new();
+                        loop {
+                            h.clear();
+                            c.read_line(&mut h).map_err(|e| e.to_string())?;
+                            if h.starts_with("HTTP/1.1 200") {
+                                ok = true;
+                            }
+                            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                            if h == "\r\n" || h.is_empty() {
+                                break;
+                            }
+                        }
+                        let mut buf = vec![0; len];
+                        std::io::Read::read_exact(&mut c, &mut buf).map_err(|e| e.to_string())?;
+                        if !ok {
+                            return Err("a request failed".into());
+                        }
+                        lat.push(t.elapsed().as_secs_f64());
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        let mut lat = Vec::new();
+        for h in handles {
+            lat.extend(h.join().map_err(|_| "client panicked")??);
+        }
+        lat.sort_by(f64::total_cmp);
+        let q = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize] * 1e3;
+        println!(
+            "serve, {rows}-row JSON requests, {clients} keep-alive clients for {secs} s: {:.0} req/s ({:.0} rows/s), p50 {:.2} ms, p99 {:.2} ms",
+            lat.len() as f64 / secs,
+            (lat.len() * rows) as f64 / secs,
+            q(0.5),
+            q(0.99)
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
     Ok(())
 }
