@@ -65,6 +65,88 @@ fn start_moto() -> Res<Moto> {
 
 const ROUNDS: usize = 2;
 
+/// `clients` keep-alive connections POSTing `body` to /invocations on `port` for `secs`;
+/// every request's latency in seconds. Any non-200 answer is an error.
+fn load(port: u16, body: &str, clients: usize, secs: f64) -> Res<Vec<f64>> {
+    let stop = Instant::now() + std::time::Duration::from_secs_f64(secs);
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let body = body.to_owned();
+            std::thread::spawn(move || -> Result<Vec<f64>, String> {
+                let mut lat = Vec::new();
+                let mut c: Option<BufReader<std::net::TcpStream>> = None;
+                while Instant::now() < stop {
+                    let conn = match &mut c {
+                        Some(c) => c,
+                        None => {
+                            let s = std::net::TcpStream::connect(("127.0.0.1", port))
+                                .map_err(|e| e.to_string())?;
+                            let _ = s.set_nodelay(true);
+                            c.insert(BufReader::new(s))
+                        }
+                    };
+                    let t = Instant::now();
+                    write!(
+                        conn.get_mut(),
+                        "POST /invocations HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .map_err(|e| e.to_string())?;
+                    let (mut len, mut ok, mut close) = (0usize, false, false);
+                    let mut h = String::new();
+                    loop {
+                        h.clear();
+                        conn.read_line(&mut h).map_err(|e| e.to_string())?;
+                        let l = h.to_ascii_lowercase();
+                        if l.starts_with("http/1.1 200") {
+                            ok = true;
+                        }
+                        if let Some(v) = l.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        if l.starts_with("connection:") && l.contains("close") {
+                            close = true;
+                        }
+                        if h == "\r\n" || h.is_empty() {
+                            break;
+                        }
+                    }
+                    let mut buf = vec![0; len];
+                    std::io::Read::read_exact(conn, &mut buf).map_err(|e| e.to_string())?;
+                    if !ok {
+                        return Err("a request failed".into());
+                    }
+                    lat.push(t.elapsed().as_secs_f64());
+                    if close {
+                        c = None;
+                    }
+                }
+                Ok(lat)
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for h in handles {
+        lat.extend(h.join().map_err(|_| "client panicked")??);
+    }
+    lat.sort_by(f64::total_cmp);
+    Ok(lat)
+}
+
+fn report(what: &str, lat: &[f64], rows: usize, secs: f64) {
+    let q = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+            .map_or(0.0, |v| v * 1e3)
+    };
+    println!(
+        "  {what:<48} {:>8.0} req/s {:>9.0} rows/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+        lat.len() as f64 / secs,
+        (lat.len() * rows) as f64 / secs,
+        q(0.5),
+        q(0.99)
+    );
+}
+
 /// AWS settings for the moto at `url`, with the bench bucket created there.
 fn bucket(url: &str, part_mib: u64, concurrency: usize) -> Res<Aws> {
     let aws = Aws::load(AwsOptions {
@@ -343,72 +425,81 @@ fn main() -> Res<()> {
         .iter()
         .filter_map(|i| i["name"].as_str().map(str::to_owned))
         .collect();
+    println!("serving the release on loopback, 32 keep-alive clients, 5 s per case:");
     let row: serde_json::Map<String, serde_json::Value> = features
         .iter()
         .enumerate()
         .map(|(i, f)| (f.clone(), serde_json::json!(i as f64 * 0.5)))
         .collect();
+    // The Python baseline (Flask + PyTorch under gunicorn) on the same bundle, when the
+    // torch venv (make bench-torch) has what it needs.
+    let torch = std::env::var_os("AIRLOCK_BENCH_TORCH").map(PathBuf::from);
+    let mut baseline = None;
+    if let Some(py) = torch.filter(|py| {
+        Command::new(py)
+            .args(["-c", "import flask, gunicorn, torch, safetensors"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }) {
+        let gport = {
+            let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+            l.local_addr()?.port()
+        };
+        let gunicorn = py.with_file_name("gunicorn");
+        let bundle = dir.path().join("bundle");
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let child = Command::new(gunicorn)
+            .args([
+                "--chdir",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/benches"),
+                "-k",
+                "gthread",
+                "-w",
+                &workers.to_string(),
+                "--threads",
+                "16",
+                "-b",
+                &format!("127.0.0.1:{gport}"),
+                &format!("torch_serve:create_app({:?})", bundle.display().to_string()),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let ready = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", gport)).is_err() {
+            if ready.elapsed().as_secs() > 60 {
+                return Err("gunicorn did not start".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        baseline = Some((Moto(child, gport), workers));
+    }
     for rows in [1usize, 256] {
         let body = serde_json::json!({ "instances": vec![row.clone(); rows] }).to_string();
         let (clients, secs) = (32, 5.0);
-        let stop = Instant::now() + std::time::Duration::from_secs_f64(secs);
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                let body = body.clone();
-                std::thread::spawn(move || -> Result<Vec<f64>, String> {
-                    let mut c = BufReader::new(
-                        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?,
-                    );
-                    let _ = c.get_ref().set_nodelay(true);
-                    let mut lat = Vec::new();
-                    while Instant::now() < stop {
-                        let t = Instant::now();
-                        write!(
-                            c.get_mut(),
-                            "POST /invocations HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        )
-                        .map_err(|e| e.to_string())?;
-                        let (mut len, mut ok) = (0usize, false);
-                        let mut h = String::new();
-                        loop {
-                            h.clear();
-                            c.read_line(&mut h).map_err(|e| e.to_string())?;
-                            if h.starts_with("HTTP/1.1 200") {
-                                ok = true;
-                            }
-                            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
-                            if h == "\r\n" || h.is_empty() {
-                                break;
-                            }
-                        }
-                        let mut buf = vec![0; len];
-                        std::io::Read::read_exact(&mut c, &mut buf).map_err(|e| e.to_string())?;
-                        if !ok {
-                            return Err("a request failed".into());
-                        }
-                        lat.push(t.elapsed().as_secs_f64());
-                    }
-                    Ok(lat)
-                })
-            })
-            .collect();
-        let mut lat = Vec::new();
-        for h in handles {
-            lat.extend(h.join().map_err(|_| "client panicked")??);
-        }
-        lat.sort_by(f64::total_cmp);
-        let q = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize] * 1e3;
-        println!(
-            "serve, {rows}-row JSON requests, {clients} keep-alive clients for {secs} s: {:.0} req/s ({:.0} rows/s), p50 {:.2} ms, p99 {:.2} ms",
-            lat.len() as f64 / secs,
-            (lat.len() * rows) as f64 / secs,
-            q(0.5),
-            q(0.99)
+        let ours = load(port, &body, clients, secs)?;
+        report(
+            &format!("airlock serve, {rows}-row requests"),
+            &ours,
+            rows,
+            secs,
         );
+        if let Some((g, workers)) = &baseline {
+            let theirs = load(g.1, &body, clients, secs)?;
+            report(
+                &format!("Flask+PyTorch ({workers} gunicorn workers), {rows}-row"),
+                &theirs,
+                rows,
+                secs,
+            );
+            println!(
+                "  ratio airlock/Flask+PyTorch, {rows}-row requests: {:.1}x",
+                ours.len() as f64 / theirs.len().max(1) as f64
+            );
+        }
     }
+    drop(baseline);
     let _ = child.kill();
     let _ = child.wait();
     Ok(())

@@ -154,7 +154,14 @@ fn plausible_binary_email(addr: &[u8]) -> bool {
     let domain = addr.rsplit(|&b| b == b'@').next().unwrap_or_default();
     let lower = domain.iter().any(u8::is_ascii_lowercase);
     let upper = domain.iter().any(u8::is_ascii_uppercase);
-    addr.len() >= MIN_BINARY_EMAIL && !(lower && upper)
+    // The exponent byte of a small float32 is in `,` ..= `9`; when every 4th byte of the
+    // match is one, its dots and dashes are exponents, not an address (4.3 GB of optimizer
+    // state still held two such 10-byte "addresses").
+    let float_stride = (0..4).any(|phase| {
+        let mut at = addr.iter().skip(phase).step_by(4).peekable();
+        at.peek().is_some() && addr.len() > phase + 4 && at.all(|b| (b',' ..= b'9').contains(b))
+    });
+    addr.len() >= MIN_BINARY_EMAIL && !(lower && upper) && !float_stride
 }
 
 fn at(text: &[u8], i: usize) -> Option<u8> {
@@ -727,6 +734,9 @@ mod tests {
             b"\x93\x15\xb5*=X\xf6.\x93H`0e@J.TL\xd9/",
             b"\xd8%1-m\x95\x15-q@U.Hu+/\xd8",
             b"\xab\x1b2@C.is\xab.\xd2\xf8",
+            // 4.3 GB of optimizer state: separators exactly on the exponent bytes.
+            b"\x0c\x16*Z\r\x93/O@Q-FAP.OZ\xe4.\xe7&",
+            b"\x94b,b.o-P@R.SJ\xc2,\x88",
         ] {
             assert!(find_pii_in_bytes(noise).is_empty(), "{noise:?}");
         }
