@@ -58,12 +58,13 @@ schemas: ## regenerate schemas/json from the Rust types
 # Size of the synthetic model for the sign/verify and leak-scan benchmarks.
 BENCH_MIB ?= 1024
 
-bench: ## training rows/s (+ PyTorch), sign/verify and leak-scan GB/s, S3 upload MB/s vs boto3
+bench: ## training rows/s, sign/verify, leak-scan, S3 upload vs boto3, serve vs Flask+PyTorch, pull
 	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null; then \
 	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_throughput
 	$(CARGO) bench --locked -p airlock-packager --bench sign_verify -- $(BENCH_MIB)
 	$(CARGO) bench --locked -p airlock-packager --bench leak_scan -- $(BENCH_MIB)
+	@if [ -x $(TORCH_VENV)/bin/python ]; then export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	AIRLOCK_BENCH_PYTHON="$$(tests/setup-python.sh)" $(CARGO) bench --locked --bench publish -- $(BENCH_MIB)
 
 FUZZ_SECONDS ?= 300
@@ -76,6 +77,9 @@ fuzz: ## fuzz the strict safetensors reader (cargo-fuzz; not in CI)
 bench-torch: ## install PyTorch (CPU use) into $(TORCH_VENV), then run the benchmark
 	@[ -x $(TORCH_VENV)/bin/python ] || python3 -m venv $(TORCH_VENV)
 	$(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null || $(TORCH_VENV)/bin/pip install -q torch
+	@# The serving baseline: Flask + PyTorch under gunicorn (benches/torch_serve.py).
+	$(TORCH_VENV)/bin/python -c 'import flask, gunicorn, safetensors' 2>/dev/null || \
+	  $(TORCH_VENV)/bin/pip install -q flask==3.1.3 gunicorn==23.0.0 safetensors==0.8.0
 	@$(MAKE) --no-print-directory bench
 
 clean: ## remove build outputs, demo data and runs

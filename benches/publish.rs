@@ -431,10 +431,32 @@ fn main() -> Res<()> {
         .enumerate()
         .map(|(i, f)| (f.clone(), serde_json::json!(i as f64 * 0.5)))
         .collect();
+    let bodies: Vec<(usize, String)> = [1usize, 256]
+        .iter()
+        .map(|&rows| {
+            (
+                rows,
+                serde_json::json!({ "instances": vec![row.clone(); rows] }).to_string(),
+            )
+        })
+        .collect();
+    let (clients, secs) = (32, 5.0);
+    let mut ours = Vec::new();
+    for (rows, body) in &bodies {
+        let lat = load(port, body, clients, secs)?;
+        report(
+            &format!("airlock serve, {rows}-row requests"),
+            &lat,
+            *rows,
+            secs,
+        );
+        ours.push(lat.len());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
     // The Python baseline (Flask + PyTorch under gunicorn) on the same bundle, when the
-    // torch venv (make bench-torch) has what it needs.
+    // torch venv (make bench-torch) has what it needs; measured alone, after airlock.
     let torch = std::env::var_os("AIRLOCK_BENCH_TORCH").map(PathBuf::from);
-    let mut baseline = None;
     if let Some(py) = torch.filter(|py| {
         Command::new(py)
             .args(["-c", "import flask, gunicorn, torch, safetensors"])
@@ -466,41 +488,138 @@ fn main() -> Res<()> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
+        let g = Moto(child, gport);
+        // Every worker booted (torch imported) before the clock starts.
         let ready = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", gport)).is_err() {
-            if ready.elapsed().as_secs() > 60 {
+        while load(g.1, &bodies[0].1, workers * 4, 0.5).is_err() {
+            if ready.elapsed().as_secs() > 120 {
                 return Err("gunicorn did not start".into());
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        baseline = Some((Moto(child, gport), workers));
-    }
-    for rows in [1usize, 256] {
-        let body = serde_json::json!({ "instances": vec![row.clone(); rows] }).to_string();
-        let (clients, secs) = (32, 5.0);
-        let ours = load(port, &body, clients, secs)?;
-        report(
-            &format!("airlock serve, {rows}-row requests"),
-            &ours,
-            rows,
-            secs,
-        );
-        if let Some((g, workers)) = &baseline {
-            let theirs = load(g.1, &body, clients, secs)?;
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        for ((rows, body), ours) in bodies.iter().zip(&ours) {
+            let theirs = load(g.1, body, clients, secs)?;
             report(
                 &format!("Flask+PyTorch ({workers} gunicorn workers), {rows}-row"),
                 &theirs,
-                rows,
+                *rows,
                 secs,
             );
             println!(
                 "  ratio airlock/Flask+PyTorch, {rows}-row requests: {:.1}x",
-                ours.len() as f64 / theirs.len().max(1) as f64
+                *ours as f64 / theirs.len().max(1) as f64
             );
         }
     }
-    drop(baseline);
-    let _ = child.kill();
-    let _ = child.wait();
+    pull_bench(bin, mib, part_mib, concurrency)
+}
+
+/// Pull-and-verify of a real release whose model is about `mib` MiB (a 12→w→w→1 MLP, one
+/// epoch on 400 rows), from a file registry and from S3 on moto.
+fn pull_bench(bin: &str, mib: u64, part_mib: u64, concurrency: usize) -> Res<()> {
+    let dir = tempfile::tempdir()?;
+    let moto = start_moto()?;
+    let url = format!("http://127.0.0.1:{}", moto.1);
+    bucket(&url, part_mib, concurrency)?;
+    let run = |args: &[&str]| -> Res<f64> {
+        let t = Instant::now();
+        let out = Command::new(bin)
+            .args(args)
+            .current_dir(dir.path())
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_REGION", REGION)
+            .env("AWS_ENDPOINT_URL", &url)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()?;
+        if !out.status.success() {
+            return Err(
+                format!("airlock {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into(),
+            );
+        }
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let width = (((mib << 20) / 4) as f64).sqrt().round() as u64;
+    println!(
+        "pull and verify: building a release with a {width}x{width} hidden layer (~{mib} MiB)..."
+    );
+    run(&["demo-data", "--rows", "400", "--out", "data.csv"])?;
+    std::fs::write(
+        dir.path().join("p.toml"),
+        include_str!("../pipelines/fraud-detector.toml")
+            .replace("../data/transactions.csv", "data.csv")
+            .replace("hidden = [64, 32]", &format!("hidden = [{width}, {width}]"))
+            .replace("epochs = 12", "epochs = 1"),
+    )?;
+    run(&["train", "p.toml", "--out", "run", "--no-progress"])?;
+    for k in ["builder", "alice", "publisher"] {
+        run(&["keygen", "--out", k])?;
+    }
+    std::fs::write(
+        dir.path().join("trust.toml"),
+        "approvals_required = 1\n\
+         [[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"builder.pub\"\n\
+         [[keys]]\nname = \"alice\"\nrole = \"officer\"\npublic_key = \"alice.pub\"\n\
+         [[keys]]\nname = \"cd\"\nrole = \"publisher\"\npublic_key = \"publisher.pub\"\n",
+    )?;
+    std::fs::write(
+        dir.path().join("residency.toml"),
+        "[registry]\nregions = [\"local\", \"eu-west-1\"]\n",
+    )?;
+    run(&[
+        "package",
+        "--run",
+        "run",
+        "--key",
+        "builder.key",
+        "--out",
+        "bundle",
+    ])?;
+    run(&[
+        "approve",
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--key",
+        "alice.key",
+        "--name",
+        "A",
+        "--reason",
+        "bench",
+    ])?;
+    let len = std::fs::metadata(dir.path().join("bundle/model.safetensors"))?.len();
+    let reg = format!("file://{}", dir.path().join("registry").display());
+    for to in [reg.as_str(), "s3://airlock-bench/releases"] {
+        run(&[
+            "publish",
+            "bundle",
+            "--to",
+            to,
+            "--trust",
+            "trust.toml",
+            "--residency",
+            "residency.toml",
+            "--audit-log",
+            "audit.log",
+            "--key",
+            "publisher.key",
+        ])?;
+        let _ = std::fs::remove_dir_all(dir.path().join("pulled"));
+        let secs = run(&[
+            "pull",
+            &format!("{to}/models/fraud-detector@1.0.0"),
+            "--trust",
+            "trust.toml",
+            "--out",
+            "pulled",
+        ])?;
+        println!(
+            "  airlock pull from {:<5} {:>7.1} MB/s  ({secs:.2} s for {:.0} MiB: download, signature, approvals, digests whole and per shard)",
+            &to[..to.find(':').unwrap_or(0)],
+            mbps(len, secs),
+            len as f64 / f64::from(1 << 20)
+        );
+    }
     Ok(())
 }

@@ -124,6 +124,9 @@ struct ServeArgs {
     /// Address to bind.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
     bind: std::net::IpAddr,
+    /// Where the model runs: cpu, or cuda:N (needs a build with the cuda feature).
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    device: airlock_trainer::DeviceSpec,
 }
 
 #[derive(Debug, clap::Args)]
@@ -556,6 +559,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             trust: a.trust,
             listen: std::net::SocketAddr::new(a.bind, a.port),
             threads: cores(),
+            device: a.device,
         }),
         Command::Pull(a) => {
             let s = airlock_publisher::pull::pull(&airlock_publisher::pull::PullOptions {

@@ -32,6 +32,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Threads for verification.
     pub threads: usize,
+    /// Where the model runs.
+    pub device: airlock_trainer::DeviceSpec,
 }
 
 struct Model {
@@ -83,7 +85,7 @@ fn load(opts: &ServeOptions) -> anyhow::Result<Model> {
         [a, b] => [a.clone(), b.clone()],
         _ => ["0".to_owned(), "1".to_owned()],
     };
-    let scorer = Scorer::new(&ckpt.params);
+    let scorer = Scorer::on(&ckpt.params, opts.device)?;
     anyhow::ensure!(
         scorer.width() == features.len(),
         "the model takes {} inputs but the card lists {} features",
@@ -226,10 +228,16 @@ async fn handle(
                 Ok(x) => x,
                 Err(BadRequest(s, msg)) => return err(s, &msg),
             };
-            let m2 = Arc::clone(&m);
-            let probs = tokio::task::spawn_blocking(move || m2.scorer.probabilities(&x))
-                .await
-                .unwrap_or_default();
+            // Small requests run on the I/O worker (a thread hand-off costs more than the
+            // model); large ones on the blocking pool, so they never stall other connections.
+            let probs = if x.len() <= 64 * m.features.len() {
+                m.scorer.probabilities(&x)
+            } else {
+                let m2 = Arc::clone(&m);
+                tokio::task::spawn_blocking(move || m2.scorer.probabilities(&x))
+                    .await
+                    .unwrap_or_default()
+            };
             let preds: Vec<serde_json::Value> = probs
                 .iter()
                 .map(|&p| {

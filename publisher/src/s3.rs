@@ -746,8 +746,11 @@ impl Registry for S3Registry {
                     .map_err(io("create"))?,
             );
             file.set_len(len).map_err(io("size"))?;
-            // Parallel ranged GETs, each written at its offset.
-            let part = self.aws.opts.part_size.max(5 << 20).max(len.div_ceil(64));
+            // One long ranged GET per stream, each written at its offset.
+            let streams = self.aws.opts.concurrency.max(1) as u64;
+            let part = len
+                .div_ceil(streams)
+                .max(self.aws.opts.part_size.max(5 << 20));
             let sem = Arc::new(Semaphore::new(self.aws.opts.concurrency.max(1)));
             let mut tasks = tokio::task::JoinSet::new();
             let mut start = 0;

@@ -147,8 +147,23 @@ fn serve_refuses_to_start_on_a_tampered_unapproved_or_missing_bundle() {
         "{}",
         stderr(&out)
     );
-    // Tampered: one byte of the approved model.
+    // A GPU that is not there (or a build without CUDA): a clear error, before listening.
     approve(&r);
+    let out = r.sb.airlock(&[
+        "serve",
+        "--model-dir",
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--port",
+        "0",
+        "--device",
+        "cuda:0",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cuda:0"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("listening"), "{}", stderr(&out));
+    // Tampered: one byte of the approved model.
     let path = r.sb.join("bundle/model.safetensors");
     let mut b = std::fs::read(&path).expect("model");
     let at = b.len() - 7;

@@ -69,12 +69,21 @@ pub fn predict_csv(run_dir: &Path, input: &Path) -> Result<Vec<f32>, PredictErro
 }
 
 /// A model ready to score rows of raw features (a bundle's folded model): what
-/// `airlock serve` batches requests through.
+/// `airlock serve` batches requests through, on the CPU or (with the `cuda` feature) a GPU.
 #[derive(Debug)]
 pub struct Scorer {
-    model: crate::model::Mlp<Flex>,
+    inner: ScorerOn,
     width: usize,
-    device: burn::tensor::Device<Flex>,
+}
+
+#[derive(Debug)]
+enum ScorerOn {
+    Flex(crate::model::Mlp<Flex>, burn::tensor::Device<Flex>),
+    #[cfg(feature = "cuda")]
+    Cuda(
+        crate::model::Mlp<burn::backend::Cuda>,
+        burn::tensor::Device<burn::backend::Cuda>,
+    ),
 }
 
 impl Scorer {
@@ -82,9 +91,27 @@ impl Scorer {
     pub fn new(params: &crate::MlpParams) -> Self {
         let device = Default::default();
         Self {
-            model: params.to_module::<Flex>(&device),
+            inner: ScorerOn::Flex(params.to_module::<Flex>(&device), device),
             width: params.d_input(),
-            device,
+        }
+    }
+
+    /// Build it on `device` (`cpu`, or `cuda:N` with the `cuda` feature), after checking
+    /// the device can be used.
+    pub fn on(
+        params: &crate::MlpParams,
+        device: crate::DeviceSpec,
+    ) -> Result<Self, crate::DeviceError> {
+        match (device.resolve()?, device) {
+            #[cfg(feature = "cuda")]
+            (crate::Backend::Cuda, crate::DeviceSpec::Cuda(i)) => {
+                let d = burn::backend::cuda::CudaDevice::new(i);
+                Ok(Self {
+                    inner: ScorerOn::Cuda(params.to_module::<burn::backend::Cuda>(&d), d),
+                    width: params.d_input(),
+                })
+            }
+            _ => Ok(Self::new(params)),
         }
     }
 
@@ -95,9 +122,11 @@ impl Scorer {
 
     /// Probabilities of the positive class for row-major `x` (`rows × width`).
     pub fn probabilities(&self, x: &[f32]) -> Vec<f32> {
-        predict_logits(&self.model, x, self.width, &self.device)
-            .iter()
-            .map(|&z| 1.0 / (1.0 + (-z).exp()))
-            .collect()
+        let logits = match &self.inner {
+            ScorerOn::Flex(m, d) => predict_logits(m, x, self.width, d),
+            #[cfg(feature = "cuda")]
+            ScorerOn::Cuda(m, d) => predict_logits(m, x, self.width, d),
+        };
+        logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect()
     }
 }

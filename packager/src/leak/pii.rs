@@ -159,7 +159,7 @@ fn plausible_binary_email(addr: &[u8]) -> bool {
     // state still held two such 10-byte "addresses").
     let float_stride = (0..4).any(|phase| {
         let mut at = addr.iter().skip(phase).step_by(4).peekable();
-        at.peek().is_some() && addr.len() > phase + 4 && at.all(|b| (b',' ..= b'9').contains(b))
+        at.peek().is_some() && addr.len() > phase + 4 && at.all(|b| (b','..=b'9').contains(b))
     });
     addr.len() >= MIN_BINARY_EMAIL && !(lower && upper) && !float_stride
 }
