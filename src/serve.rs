@@ -104,33 +104,120 @@ fn load(opts: &ServeOptions) -> anyhow::Result<Model> {
 /// A 4xx with a message.
 struct BadRequest(StatusCode, String);
 
+/// `{"instances": [{feature: value, ...}, ...]}` straight into row-major features, with
+/// no intermediate JSON tree (parsing dominated the profile of 256-row requests).
 fn parse_json(m: &Model, body: &[u8]) -> Result<Vec<f32>, BadRequest> {
-    let bad = |s: String| BadRequest(StatusCode::BAD_REQUEST, s);
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
-    let instances = v
-        .get("instances")
-        .and_then(|i| i.as_array())
-        .ok_or_else(|| bad("expected {\"instances\": [{feature: value, ...}, ...]}".into()))?;
-    let mut x = Vec::with_capacity(instances.len() * m.features.len());
-    for (i, inst) in instances.iter().enumerate() {
-        let obj = inst
-            .as_object()
-            .ok_or_else(|| bad(format!("instance {i} is not an object")))?;
-        if let Some(k) = obj.keys().find(|k| !m.features.contains(k)) {
-            return Err(bad(format!("instance {i}: unknown feature {k:?}")));
+    use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    struct Body<'a>(&'a [String], &'a mut Vec<f32>);
+    struct Rows<'a>(&'a [String], &'a mut Vec<f32>);
+    struct Row<'a>(&'a [String], &'a mut Vec<f32>, usize);
+
+    impl<'de> DeserializeSeed<'de> for Body<'_> {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_map(self)
         }
-        for f in &m.features {
-            let val = obj
-                .get(f)
-                .ok_or_else(|| bad(format!("instance {i}: missing feature {f:?}")))?;
-            let n = val.as_f64().filter(|n| n.is_finite()).ok_or_else(|| {
-                bad(format!(
-                    "instance {i}: feature {f:?} is not a finite number"
-                ))
-            })?;
-            x.push(n as f32);
+    }
+    impl<'de> Visitor<'de> for Body<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("{\"instances\": [{feature: value, ...}, ...]}")
         }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut found = false;
+            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if k == "instances" && !found {
+                    map.next_value_seed(Rows(self.0, &mut *self.1))?;
+                    found = true;
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Rows<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Rows<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of instances")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while seq
+                .next_element_seed(Row(self.0, &mut *self.1, i))?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Row<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Row<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "instance {} as an object of feature values", self.2)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let (features, x, i) = (self.0, self.1, self.2);
+            let start = x.len();
+            x.resize(start + features.len(), f32::NAN);
+            let mut seen = vec![false; features.len()];
+            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                let Some(j) = features.iter().position(|f| *f == k) else {
+                    return Err(A::Error::custom(format!(
+                        "instance {i}: unknown feature {k:?}"
+                    )));
+                };
+                let v: serde_json::Value = map.next_value()?;
+                let n = v.as_f64().filter(|n| n.is_finite()).ok_or_else(|| {
+                    A::Error::custom(format!(
+                        "instance {i}: feature {k:?} is not a finite number"
+                    ))
+                })?;
+                x[start + j] = n as f32;
+                seen[j] = true;
+            }
+            if let Some(j) = seen.iter().position(|s| !s) {
+                return Err(A::Error::custom(format!(
+                    "instance {i}: missing feature {:?}",
+                    features[j]
+                )));
+            }
+            Ok(())
+        }
+    }
+
+    let mut x = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let found = Body(&m.features, &mut x)
+        .deserialize(&mut de)
+        .and_then(|found| de.end().map(|()| found))
+        .map_err(|e| {
+            let msg = match e.classify() {
+                serde_json::error::Category::Data => e.to_string(),
+                _ => format!("malformed JSON: {e}"),
+            };
+            BadRequest(StatusCode::BAD_REQUEST, msg)
+        })?;
+    if !found {
+        return Err(BadRequest(
+            StatusCode::BAD_REQUEST,
+            "expected {\"instances\": [{feature: value, ...}, ...]}".into(),
+        ));
     }
     Ok(x)
 }
