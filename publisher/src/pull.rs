@@ -176,25 +176,68 @@ fn fetch_verified(
         }
     };
     std::fs::create_dir_all(tmp.join(APPROVALS_DIR)).map_err(io("create", tmp))?;
-    let mut total = 0;
-    for (file, sha) in &index.files {
+    for file in index.files.keys() {
         if !safe_name(file) {
             return Err(refused(format!(
                 "its index names an unexpected file {file:?}"
             )));
         }
+    }
+    let mut total = 0;
+    // The small files first: a release whose signature or approvals do not hold is refused
+    // before its model is downloaded.
+    for (file, sha) in index.files.iter().filter(|(f, _)| *f != MODEL_FILE) {
         let dest = tmp.join(file);
         total += registry.get_blob(sha, &dest)?;
-        // The model's digest is checked (whole and per shard, in parallel) by verification
-        // against the signed statement; the small files are checked against the index here.
-        if file != MODEL_FILE {
-            let got = stream_digest(&dest).map_err(io("read", &dest))?;
-            if &got != sha {
-                return Err(refused(format!(
-                    "{file} reads back with digest {got}, the index says {sha}"
-                )));
-            }
+        let got = stream_digest(&dest).map_err(io("read", &dest))?;
+        if &got != sha {
+            return Err(refused(format!(
+                "{file} reads back with digest {got}, the index says {sha}"
+            )));
         }
+    }
+    let early = verify_bundle(tmp, trust, threads, false);
+    if let Some(c) = early
+        .checks
+        .iter()
+        .find(|c| !c.ok && (c.name.starts_with("statement") || c.name == "leak verdict"))
+    {
+        return Err(refused(format!(
+            "it does not verify ({}: {}); the model was not downloaded",
+            c.name, c.detail
+        )));
+    }
+    // The signed statement must be the release the index is filed under, and approved.
+    let gate = |v: &airlock_packager::Verification, when: &str| -> Result<usize, PullError> {
+        let st = v
+            .statement
+            .as_ref()
+            .ok_or_else(|| refused(format!("no signed statement{when}")))?;
+        if st.predicate.model_name != name || st.predicate.model_version != version {
+            return Err(refused(format!(
+                "its signed statement is for {} {}, not what the index is filed under{when}",
+                st.predicate.model_name, st.predicate.model_version
+            )));
+        }
+        let s = approvals::evaluate(tmp, trust, v, time::OffsetDateTime::now_utc());
+        if !s.approved() {
+            return Err(refused(format!(
+                "{} of {} required officer approvals{}{when}",
+                s.approvals,
+                s.required,
+                if s.rejected {
+                    " and a valid rejection"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(s.approvals)
+    };
+    gate(&early, "; the model was not downloaded")?;
+    if let Some(sha) = index.files.get(MODEL_FILE) {
+        // Checked whole and per shard, in parallel, against the signed statement below.
+        total += registry.get_blob(sha, &tmp.join(MODEL_FILE))?;
     }
     let v = verify_bundle(tmp, trust, threads, true);
     if !v.ok() {
@@ -209,16 +252,11 @@ fn fetch_verified(
             failed.join("; ")
         )));
     }
+    let approvals = gate(&v, "")?;
     let st = v
         .statement
         .as_ref()
         .ok_or_else(|| refused("no statement".into()))?;
-    if st.predicate.model_name != name || st.predicate.model_version != version {
-        return Err(refused(format!(
-            "its signed statement is for {} {}, not what the index is filed under",
-            st.predicate.model_name, st.predicate.model_version
-        )));
-    }
     let model_sha = st
         .subject
         .iter()
@@ -229,20 +267,7 @@ fn fetch_verified(
             "the index's model digest is not the signed one".into(),
         ));
     }
-    let s = approvals::evaluate(tmp, trust, &v, time::OffsetDateTime::now_utc());
-    if !s.approved() {
-        return Err(refused(format!(
-            "{} of {} required officer approvals{}",
-            s.approvals,
-            s.required,
-            if s.rejected {
-                " and a valid rejection"
-            } else {
-                ""
-            }
-        )));
-    }
-    Ok((total, s.approvals))
+    Ok((total, approvals))
 }
 
 /// Pull a release.

@@ -152,7 +152,7 @@ fn refusals(
     put(idx1, serde_json::to_vec(&stripped).expect("json"));
     refused(
         &pull(r, &uri1, "unapproved", env, &[]),
-        "0 of 1 required officer approvals",
+        "0 of 1 required officer approvals; the model was not downloaded",
     );
     no_model(r, "unapproved");
     put(idx1, index1);
