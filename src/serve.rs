@@ -291,6 +291,18 @@ async fn handle(
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase();
+            // Refuse a declared oversize body before reading any of it.
+            let declared = req
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > MAX_BODY as u64) {
+                return err(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request body over {MAX_BODY} bytes"),
+                );
+            }
             let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => {
