@@ -26,9 +26,10 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 const BUCKET: &str = "airlock-bench";
 const REGION: &str = "eu-west-1";
 
-struct Moto(Child, u16);
+/// A server process on a loopback port, killed when dropped.
+struct Server(Child, u16);
 
-impl Drop for Moto {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -45,7 +46,7 @@ fn python() -> PathBuf {
     )
 }
 
-fn start_moto() -> Res<Moto> {
+fn start_moto() -> Res<Server> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moto_server.py");
     let mut child = Command::new(python())
         .arg(script)
@@ -60,7 +61,7 @@ fn start_moto() -> Res<Moto> {
         .strip_prefix("MOTO_PORT ")
         .ok_or_else(|| format!("moto did not start: {line:?}"))?
         .parse()?;
-    Ok(Moto(child, port))
+    Ok(Server(child, port))
 }
 
 const ROUNDS: usize = 2;
@@ -488,7 +489,7 @@ fn main() -> Res<()> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let g = Moto(child, gport);
+        let g = Server(child, gport);
         // Every worker booted (torch imported) before the clock starts.
         let ready = Instant::now();
         while load(g.1, &bodies[0].1, workers * 4, 0.5).is_err() {
