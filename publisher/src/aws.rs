@@ -194,7 +194,13 @@ where
             }
         }
         SdkError::DispatchFailure(d) => {
-            let mut msg = "cannot reach the service".to_owned();
+            // Connection trouble, or something before it (credentials, above all).
+            let mut msg = if d.is_io() || d.is_timeout() {
+                "cannot reach the service"
+            } else {
+                "the request could not be sent"
+            }
+            .to_owned();
             let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
             while let Some(s) = src {
                 msg.push_str(": ");
