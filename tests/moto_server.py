@@ -30,7 +30,6 @@ def register_update_endpoint() -> None:
     from moto.sagemaker.exceptions import ValidationError
     from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
     from moto.sagemaker.responses import SageMakerResponse
-    from moto.moto_api._internal import mock_random  # noqa: F401  (moto internals present)
     from moto.core.utils import utcnow
 
     if moto.__version__ != EXPECTED_MOTO:
