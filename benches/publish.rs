@@ -203,6 +203,84 @@ fn boto3_upload(url: &str, blob: &Path, extra_args: &str) -> Res<f64> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
 
+/// Run airlock in `dir` against the moto at `url`; fails on a non-zero exit.
+fn airlock(bin: &str, dir: &Path, url: &str, args: &[&str]) -> Res<std::process::Output> {
+    let out = Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_REGION", REGION)
+        .env("AWS_ENDPOINT_URL", url)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("airlock {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(out)
+}
+
+/// A trained, packaged and approved release in `dir/bundle` (`rows` demo rows, the shipped
+/// pipeline with `edits`), with keys, a 1-of-1 trust policy and a residency policy.
+fn approved_release(
+    bin: &str,
+    dir: &Path,
+    url: &str,
+    rows: usize,
+    edits: &[(&str, &str)],
+) -> Res<()> {
+    let run = |args: &[&str]| airlock(bin, dir, url, args).map(|_| ());
+    run(&[
+        "demo-data",
+        "--rows",
+        &rows.to_string(),
+        "--out",
+        "data.csv",
+    ])?;
+    let mut pipeline = include_str!("../pipelines/fraud-detector.toml")
+        .replace("../data/transactions.csv", "data.csv");
+    for (from, to) in edits {
+        pipeline = pipeline.replace(from, to);
+    }
+    std::fs::write(dir.join("p.toml"), pipeline)?;
+    run(&["train", "p.toml", "--out", "run", "--no-progress"])?;
+    for k in ["builder", "alice", "publisher"] {
+        run(&["keygen", "--out", k])?;
+    }
+    std::fs::write(
+        dir.join("trust.toml"),
+        "approvals_required = 1\n\
+         [[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"builder.pub\"\n\
+         [[keys]]\nname = \"alice\"\nrole = \"officer\"\npublic_key = \"alice.pub\"\n\
+         [[keys]]\nname = \"cd\"\nrole = \"publisher\"\npublic_key = \"publisher.pub\"\n",
+    )?;
+    std::fs::write(
+        dir.join("residency.toml"),
+        "[registry]\nregions = [\"local\", \"eu-west-1\"]\n",
+    )?;
+    run(&[
+        "package",
+        "--run",
+        "run",
+        "--key",
+        "builder.key",
+        "--out",
+        "bundle",
+    ])?;
+    run(&[
+        "approve",
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--key",
+        "alice.key",
+        "--name",
+        "A",
+        "--reason",
+        "bench",
+    ])
+}
+
 fn mbps(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / secs / 1e6
 }
@@ -296,64 +374,14 @@ fn main() -> Res<()> {
     let url = format!("http://127.0.0.1:{}", moto.1);
     bucket(&url, part_mib, concurrency)?;
     let bin = env!("CARGO_BIN_EXE_airlock");
-    let run = |args: &[&str]| -> Res<std::process::Output> {
-        let out = Command::new(bin)
-            .args(args)
-            .current_dir(dir.path())
-            .env("AWS_ACCESS_KEY_ID", "bench")
-            .env("AWS_SECRET_ACCESS_KEY", "bench")
-            .env("AWS_REGION", REGION)
-            .env("AWS_ENDPOINT_URL", &url)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()?;
-        if !out.status.success() {
-            return Err(
-                format!("airlock {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into(),
-            );
-        }
-        Ok(out)
-    };
-    run(&["demo-data", "--rows", "5000", "--out", "data.csv"])?;
-    let pipeline = include_str!("../pipelines/fraud-detector.toml")
-        .replace("../data/transactions.csv", "data.csv")
-        .replace("epochs = 12", "epochs = 2");
-    std::fs::write(dir.path().join("p.toml"), pipeline)?;
-    run(&["train", "p.toml", "--out", "run", "--no-progress"])?;
-    for k in ["builder", "alice", "publisher"] {
-        run(&["keygen", "--out", k])?;
-    }
-    std::fs::write(
-        dir.path().join("trust.toml"),
-        "approvals_required = 1\n\
-         [[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"builder.pub\"\n\
-         [[keys]]\nname = \"alice\"\nrole = \"officer\"\npublic_key = \"alice.pub\"\n\
-         [[keys]]\nname = \"cd\"\nrole = \"publisher\"\npublic_key = \"publisher.pub\"\n",
+    let run = |args: &[&str]| airlock(bin, dir.path(), &url, args);
+    approved_release(
+        bin,
+        dir.path(),
+        &url,
+        5000,
+        &[("epochs = 12", "epochs = 2")],
     )?;
-    std::fs::write(
-        dir.path().join("residency.toml"),
-        "[registry]\nregions = [\"eu-west-1\"]\n",
-    )?;
-    run(&[
-        "package",
-        "--run",
-        "run",
-        "--key",
-        "builder.key",
-        "--out",
-        "bundle",
-    ])?;
-    run(&[
-        "approve",
-        "bundle",
-        "--trust",
-        "trust.toml",
-        "--key",
-        "alice.key",
-        "--name",
-        "A",
-        "--reason",
-        "bench",
-    ])?;
     let publish = [
         "publish",
         "bundle",
@@ -525,70 +553,24 @@ fn pull_bench(bin: &str, mib: u64, part_mib: u64, concurrency: usize) -> Res<()>
     bucket(&url, part_mib, concurrency)?;
     let run = |args: &[&str]| -> Res<f64> {
         let t = Instant::now();
-        let out = Command::new(bin)
-            .args(args)
-            .current_dir(dir.path())
-            .env("AWS_ACCESS_KEY_ID", "bench")
-            .env("AWS_SECRET_ACCESS_KEY", "bench")
-            .env("AWS_REGION", REGION)
-            .env("AWS_ENDPOINT_URL", &url)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()?;
-        if !out.status.success() {
-            return Err(
-                format!("airlock {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into(),
-            );
-        }
+        airlock(bin, dir.path(), &url, args)?;
         Ok(t.elapsed().as_secs_f64())
     };
     let width = (((mib << 20) / 4) as f64).sqrt().round() as u64;
     println!(
         "pull and verify: building a release with a {width}x{width} hidden layer (~{mib} MiB)..."
     );
-    run(&["demo-data", "--rows", "400", "--out", "data.csv"])?;
-    std::fs::write(
-        dir.path().join("p.toml"),
-        include_str!("../pipelines/fraud-detector.toml")
-            .replace("../data/transactions.csv", "data.csv")
-            .replace("hidden = [64, 32]", &format!("hidden = [{width}, {width}]"))
-            .replace("epochs = 12", "epochs = 1"),
+    let hidden = format!("hidden = [{width}, {width}]");
+    approved_release(
+        bin,
+        dir.path(),
+        &url,
+        400,
+        &[
+            ("hidden = [64, 32]", &hidden),
+            ("epochs = 12", "epochs = 1"),
+        ],
     )?;
-    run(&["train", "p.toml", "--out", "run", "--no-progress"])?;
-    for k in ["builder", "alice", "publisher"] {
-        run(&["keygen", "--out", k])?;
-    }
-    std::fs::write(
-        dir.path().join("trust.toml"),
-        "approvals_required = 1\n\
-         [[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"builder.pub\"\n\
-         [[keys]]\nname = \"alice\"\nrole = \"officer\"\npublic_key = \"alice.pub\"\n\
-         [[keys]]\nname = \"cd\"\nrole = \"publisher\"\npublic_key = \"publisher.pub\"\n",
-    )?;
-    std::fs::write(
-        dir.path().join("residency.toml"),
-        "[registry]\nregions = [\"local\", \"eu-west-1\"]\n",
-    )?;
-    run(&[
-        "package",
-        "--run",
-        "run",
-        "--key",
-        "builder.key",
-        "--out",
-        "bundle",
-    ])?;
-    run(&[
-        "approve",
-        "bundle",
-        "--trust",
-        "trust.toml",
-        "--key",
-        "alice.key",
-        "--name",
-        "A",
-        "--reason",
-        "bench",
-    ])?;
     let len = std::fs::metadata(dir.path().join("bundle/model.safetensors"))?.len();
     let reg = format!("file://{}", dir.path().join("registry").display());
     for to in [reg.as_str(), "s3://airlock-bench/releases"] {

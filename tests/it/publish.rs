@@ -23,6 +23,38 @@ pub fn setup(regions: &str) -> Release {
     r
 }
 
+/// Release 1.1.0 of the same pipeline, packaged into `out` and approved by alice.
+pub fn second_release(r: &Release, out: &str) {
+    let p2 = r.sb.pipeline(
+        "p2.toml",
+        &r.data,
+        &[
+            ("epochs = 12", "epochs = 3"),
+            ("version = \"1.0.0\"", "version = \"1.1.0\""),
+        ],
+    );
+    r.sb.ok(&[
+        "train",
+        p2.to_str().expect("utf-8"),
+        "--out",
+        "run2",
+        "--no-progress",
+    ]);
+    assert!(r.package("run2", out).status.success());
+    r.sb.ok(&[
+        "approve",
+        out,
+        "--trust",
+        "trust.toml",
+        "--key",
+        "keys/alice.key",
+        "--name",
+        "Alice",
+        "--reason",
+        "ok",
+    ]);
+}
+
 pub fn approve(r: &Release) {
     r.sb.ok(&[
         "approve",

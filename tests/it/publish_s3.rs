@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 
 use crate::helpers::Release;
 use crate::moto::{Moto, REGION};
-use crate::publish::{approve, setup, stderr};
+use crate::publish::{approve, second_release, setup, stderr};
 
 const BUCKET: &str = "airlock-releases";
 
@@ -217,34 +217,7 @@ fn sagemaker_gets_approved_packages_only_and_the_endpoint_follows_each_release()
     );
 
     // A second release updates the same endpoint, and waits for it.
-    let p2 = r.sb.pipeline(
-        "p2.toml",
-        &r.data,
-        &[
-            ("epochs = 12", "epochs = 3"),
-            ("version = \"1.0.0\"", "version = \"1.1.0\""),
-        ],
-    );
-    r.sb.ok(&[
-        "train",
-        p2.to_str().expect("utf-8"),
-        "--out",
-        "run2",
-        "--no-progress",
-    ]);
-    assert!(r.package("run2", "bundle2").status.success());
-    r.sb.ok(&[
-        "approve",
-        "bundle2",
-        "--trust",
-        "trust.toml",
-        "--key",
-        "keys/alice.key",
-        "--name",
-        "Alice",
-        "--reason",
-        "ok",
-    ]);
+    second_release(&r, "bundle2");
     let out = publish(&r, &moto, "bundle2", &deploy_args());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(

@@ -3,40 +3,13 @@
 
 use crate::helpers::Release;
 use crate::moto::{Moto, REGION};
-use crate::publish::{approve, setup, stderr};
+use crate::publish::{approve, second_release, setup, stderr};
 
 /// Two approved releases (1.0.0 in `bundle`, 1.1.0 in `bundle2`), published to `to`.
 fn two_releases(to: &str, env: &[(String, String)]) -> Release {
     let r = setup("[\"local\", \"eu-west-1\"]");
     approve(&r);
-    let p2 = r.sb.pipeline(
-        "p2.toml",
-        &r.data,
-        &[
-            ("epochs = 12", "epochs = 3"),
-            ("version = \"1.0.0\"", "version = \"1.1.0\""),
-        ],
-    );
-    r.sb.ok(&[
-        "train",
-        p2.to_str().expect("utf-8"),
-        "--out",
-        "run2",
-        "--no-progress",
-    ]);
-    assert!(r.package("run2", "bundle2").status.success());
-    r.sb.ok(&[
-        "approve",
-        "bundle2",
-        "--trust",
-        "trust.toml",
-        "--key",
-        "keys/alice.key",
-        "--name",
-        "Alice",
-        "--reason",
-        "ok",
-    ]);
+    second_release(&r, "bundle2");
     for b in ["bundle", "bundle2"] {
         let out = r.sb.airlock_env(
             &[
