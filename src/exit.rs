@@ -13,7 +13,8 @@ Exit codes:
      the required approvals)
   5  release refused by a leak check (the leak report names the layer)
   6  release packaged and signed, waiting for officer approvals (airlock run)
-  7  publish refused by the residency policy (nothing was sent)";
+  7  publish refused by the residency policy (nothing was sent)
+  130  interrupted (SIGINT or SIGTERM); `airlock run` resumes where it stopped";
 
 /// How a command failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

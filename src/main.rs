@@ -26,8 +26,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a pipeline end to end: train, package, approval gate. Without a [signing]
-    /// section in the pipeline this is a DEMO with local keys and automatic demo approval.
+    /// Run a pipeline end to end, resumably: train, package, approval gate, publish, deploy.
+    /// A stage whose inputs are unchanged is skipped. Without a [signing] section in the
+    /// pipeline this is a DEMO with local keys and automatic demo approval.
     Run(RunArgs),
     /// Write a synthetic card-transaction table (with realistic identifiers) to train on.
     DemoData(DemoDataArgs),
@@ -290,9 +291,15 @@ struct RunArgs {
     /// Pipeline file (for example pipelines/fraud-detector.toml).
     #[arg(value_name = "PIPELINE.toml")]
     pipeline: PathBuf,
-    /// Directory for runs/, releases/ and demo/.
+    /// Directory for runs/, releases/, demo/ and the stage records in .airlock/.
     #[arg(long, default_value = ".")]
     workdir: PathBuf,
+    /// Rerun this stage and every later one, even when their inputs are unchanged.
+    #[arg(long, value_enum, value_name = "STAGE")]
+    from: Option<pipeline_run::Stage>,
+    /// Stop after this stage.
+    #[arg(long, value_enum, value_name = "STAGE")]
+    until: Option<pipeline_run::Stage>,
     /// No progress bars.
     #[arg(long)]
     no_progress: bool,
@@ -383,6 +390,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             workdir: a.workdir,
             progress: !a.no_progress && std::io::stderr().is_terminal(),
             threads: cores(),
+            from: a.from,
+            until: a.until,
         }),
         Command::DemoData(a) => {
             let s = airlock_trainer::demo::write_demo_csv(&a.out, a.rows, a.seed)
@@ -534,6 +543,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             }),
                         }
                     }),
+                    deploy_only: false,
                 })?;
             eprintln!(
                 "uploaded {} blobs ({} bytes), {} already present; index {} (region {}); {} audit entries, last {}",

@@ -1,40 +1,433 @@
-//! `airlock run PIPELINE.toml`: train, package, and the approval gate, in one command.
+//! `airlock run PIPELINE.toml`: train → package → approval gate → publish → deploy, resumable.
+//!
+//! Every stage but the gate digests its inputs. A stage that completed with the same input
+//! digest before, and whose output still matches the digest recorded for it, is skipped and
+//! says so. Records live in `.airlock/stages/<stage>-<inputs sha256>.json` under the work
+//! directory, written atomically once a stage's output is complete, so an interrupted stage
+//! leaves nothing a later stage would trust: run directories and bundles are staged and
+//! renamed into place, registries only show a release once its index is written, and the
+//! audit log is never left with an entry but no signed head.
+//!
+//! The gate is evaluated on every run (approvals come and go). Without enough approvals it
+//! stops with exit 6 and prints the officers' commands; the next run resumes there.
 //!
 //! A pipeline with a `[signing]` section names real keys: the release is signed with the
-//! builder key and stops at the approval gate until k officers approve. A pipeline without
-//! it is a DEMO: airlock makes local demo keys, approves with two demo officers, and marks
-//! every output DEMO. There is no switch that turns auto-approval on for real keys.
+//! builder key and waits for k officers. A pipeline without it is a DEMO: airlock makes local
+//! demo keys, approves with two demo officers, publishes only to the local `registry/`, and
+//! marks every output DEMO. No switch turns auto-approval on for real keys.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use airlock_packager::approvals::{DecisionRequest, decide, evaluate};
+use airlock_packager::shards::stream_digest;
+use airlock_packager::{APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE};
 use airlock_schemas::{Decision, PipelineSpec};
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
 
-use crate::exit::AwaitingApproval;
+use crate::exit::{AwaitingApproval, BadInputError};
+
+/// The stages, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Stage {
+    /// Train the model on the on-prem data (a run directory under runs/).
+    Train,
+    /// Strip, leak-check and sign the run into a release bundle (under releases/).
+    Package,
+    /// Verify the bundle and count the officers' approvals.
+    Gate,
+    /// Upload to the registry (and register in SageMaker's Model Registry).
+    Publish,
+    /// Bring the SageMaker endpoint InService on the release.
+    Deploy,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Package => "package",
+            Self::Gate => "gate",
+            Self::Publish => "publish",
+            Self::Deploy => "deploy",
+        }
+    }
+}
 
 /// Options of `airlock run`.
 #[derive(Debug)]
 pub struct RunOptions {
     pub pipeline: PathBuf,
-    /// Where runs/, releases/ and demo/ go.
+    /// Where runs/, releases/, demo/ and .airlock/ go.
     pub workdir: PathBuf,
     pub progress: bool,
     pub threads: usize,
+    /// Rerun this stage and every later one even when their inputs are unchanged.
+    pub from: Option<Stage>,
+    /// Stop after this stage.
+    pub until: Option<Stage>,
 }
 
 const DEMO_OFFICERS: [&str; 2] = ["demo-officer-1", "demo-officer-2"];
+/// The run's state, under the work directory.
+pub const STATE_DIR: &str = ".airlock";
+/// Files of a run directory whose digest stands for the train stage's output.
+const RUN_FILES: [&str; 4] = [
+    airlock_trainer::CHECKPOINT_FILE,
+    airlock_trainer::PREPROCESS_FILE,
+    airlock_trainer::RECORD_FILE,
+    airlock_trainer::PIPELINE_SNAPSHOT_FILE,
+];
+
+/// What a completed stage is remembered by.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StageRecord {
+    stage: String,
+    inputs_sha256: String,
+    inputs: serde_json::Value,
+    /// The run directory, bundle, registry index or endpoint it produced.
+    output: String,
+    /// SHA-256 standing for the output's content (empty where it lives in the cloud).
+    output_sha256: String,
+    #[serde(default)]
+    details: BTreeMap<String, String>,
+    finished_at: String,
+}
+
+/// `.airlock/` of a work directory, locked for the whole run.
+struct State {
+    dir: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl State {
+    fn open(workdir: &Path) -> anyhow::Result<Self> {
+        let dir = workdir.join(STATE_DIR);
+        std::fs::create_dir_all(dir.join("stages"))
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let lock_path = dir.join("lock");
+        let lock = std::fs::File::create(&lock_path)
+            .with_context(|| format!("cannot create {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(BadInputError(format!(
+                "another `airlock run` is using {} (it holds {})",
+                workdir.display(),
+                lock_path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()));
+            }
+        }
+        Ok(Self { dir, _lock: lock })
+    }
+
+    fn path(&self, stage: Stage, digest: &str) -> PathBuf {
+        self.dir
+            .join("stages")
+            .join(format!("{}-{digest}.json", stage.name()))
+    }
+
+    fn get(&self, stage: Stage, digest: &str) -> Option<StageRecord> {
+        let bytes = std::fs::read(self.path(stage, digest)).ok()?;
+        let r: StageRecord = serde_json::from_slice(&bytes).ok()?;
+        (r.stage == stage.name() && r.inputs_sha256 == digest).then_some(r)
+    }
+
+    fn put(&self, stage: Stage, r: &StageRecord) -> anyhow::Result<()> {
+        let path = self.path(stage, &r.inputs_sha256);
+        let dir = self.dir.join("stages");
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+            .with_context(|| format!("cannot write in {}", dir.display()))?;
+        use std::io::Write as _;
+        tmp.write_all(&serde_json::to_vec_pretty(r)?)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn digest_json(v: &serde_json::Value) -> String {
+    sha256_hex(&serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn now() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// One digest over the named files of `dir`.
+fn dir_digest(dir: &Path, files: &[&str]) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.as_bytes());
+        h.update(b"\0");
+        h.update(stream_digest(&dir.join(f))?.as_bytes());
+        h.update(b"\n");
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The approval files of a bundle, by name and digest.
+fn approval_digests(bundle: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let dir = bundle.join(APPROVALS_DIR);
+    let mut out = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries {
+            let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
+            if e.path().is_file() {
+                let sha = stream_digest(&e.path())
+                    .with_context(|| format!("cannot read {}", e.path().display()))?;
+                out.insert(e.file_name().to_string_lossy().into_owned(), sha);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A directory that is in the way of a stage's output but not recorded as complete is moved
+/// aside (never deleted: it may hold an officer's approvals).
+fn move_aside(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let stale = PathBuf::from(format!(
+            "{}.stale-{}",
+            dir.display(),
+            time::OffsetDateTime::now_utc().unix_timestamp()
+        ));
+        std::fs::rename(dir, &stale)
+            .with_context(|| format!("cannot move {} aside", dir.display()))?;
+        eprintln!(
+            "  {} was not recorded as complete; moved it to {}",
+            dir.display(),
+            stale.display()
+        );
+    }
+    Ok(())
+}
+
+/// Staging directories an interrupted trainer or packager left behind.
+fn clean_staging(dirs: &[PathBuf]) {
+    for d in dirs {
+        let Ok(entries) = std::fs::read_dir(d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".airlock-run-") || name.starts_with(".airlock-bundle-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// On SIGINT or SIGTERM: let an audit append finish, say what happens next, exit 130.
+/// Nothing else needs undoing: every stage output is staged or recorded atomically.
+fn exit_on_interrupt(current: Arc<Mutex<&'static str>>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("airlock-interrupt".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let streams = rt.block_on(async {
+                Ok::<_, std::io::Error>((
+                    signal(SignalKind::interrupt())?,
+                    signal(SignalKind::terminate())?,
+                ))
+            });
+            let (mut int, mut term) = match streams {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            rt.block_on(async {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            });
+            let _quiet = airlock_publisher::audit::quiesce();
+            let stage = *current.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!(
+                "\ninterrupted during {stage}: its output is not recorded as complete, so no \
+                 later stage will use it. Run the same command again to resume."
+            );
+            std::process::exit(130);
+        })
+        .context("cannot start the interrupt handler")?;
+    ready_rx
+        .recv()
+        .context("the interrupt handler did not start")?
+        .context("cannot handle SIGINT")
+}
+
+/// Where the publish stage sends a release, paths resolved.
+#[derive(Debug, Clone)]
+struct Destination {
+    registry: String,
+    residency: PathBuf,
+    key: PathBuf,
+    audit_log: PathBuf,
+    region: Option<String>,
+    sagemaker: Option<airlock_schemas::SageMakerSpec>,
+}
+
+/// One line of the summary.
+struct Line {
+    stage: Stage,
+    what: String,
+    secs: Option<f64>,
+    detail: String,
+}
+
+struct Runner<'a> {
+    opts: &'a RunOptions,
+    state: State,
+    lines: Vec<Line>,
+    current: Arc<Mutex<&'static str>>,
+    started: Instant,
+}
+
+impl Runner<'_> {
+    fn begin(&self, stage: Stage) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = stage.name();
+    }
+
+    /// The record of a completed `stage` with these inputs whose output still checks, unless
+    /// `--from` asks to redo it.
+    fn reusable(
+        &self,
+        stage: Stage,
+        digest: &str,
+        valid: impl Fn(&StageRecord) -> bool,
+    ) -> Option<StageRecord> {
+        if self.opts.from.is_some_and(|f| stage >= f) {
+            return None;
+        }
+        self.state.get(stage, digest).filter(valid)
+    }
+
+    /// `--from` past `stage`, which has no reusable output: nothing to start from.
+    fn needs_earlier(&self, stage: Stage) -> anyhow::Result<()> {
+        if let Some(f) = self.opts.from
+            && f > stage
+        {
+            anyhow::bail!(BadInputError(format!(
+                "--from {}: the {} stage has no completed output for these inputs; run without --from",
+                f.name(),
+                stage.name()
+            )));
+        }
+        Ok(())
+    }
+
+    fn skipped(&mut self, stage: Stage, r: &StageRecord) {
+        eprintln!(
+            "== {}: skipped, inputs unchanged ({}) → {}",
+            stage.name(),
+            &r.inputs_sha256[..12],
+            r.output
+        );
+        self.lines.push(Line {
+            stage,
+            what: "skipped".into(),
+            secs: None,
+            detail: r.output.clone(),
+        });
+    }
+
+    fn ran(&mut self, stage: Stage, t: Instant, detail: String) {
+        self.lines.push(Line {
+            stage,
+            what: "ran".into(),
+            secs: Some(t.elapsed().as_secs_f64()),
+            detail,
+        });
+    }
+
+    fn record(
+        &self,
+        stage: Stage,
+        digest: &str,
+        inputs: serde_json::Value,
+        output: String,
+        output_sha256: String,
+        details: BTreeMap<String, String>,
+    ) -> anyhow::Result<StageRecord> {
+        let r = StageRecord {
+            stage: stage.name().into(),
+            inputs_sha256: digest.into(),
+            inputs,
+            output,
+            output_sha256,
+            details,
+            finished_at: now(),
+        };
+        self.state.put(stage, &r)?;
+        Ok(r)
+    }
+
+    /// `--until` reached after `stage`?
+    fn stop_after(&self, stage: Stage) -> bool {
+        self.opts.until == Some(stage)
+    }
+
+    fn summary(&self, title: &str, tail: &[String]) {
+        eprintln!(
+            "\n== summary: {title} ({:.1} s)",
+            self.started.elapsed().as_secs_f64()
+        );
+        for l in &self.lines {
+            let t = l.secs.map_or_else(String::new, |s| format!(" {s:.1} s"));
+            eprintln!(
+                "  {:<8} {:<16} {}",
+                l.stage.name(),
+                format!("{}{t}", l.what),
+                l.detail
+            );
+        }
+        for t in tail {
+            eprintln!("  {t}");
+        }
+    }
+}
 
 pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
     let spec = PipelineSpec::load(&opts.pipeline)?;
-    let stamp = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .unwrap_or_default();
-    let demo = spec.signing.is_none();
-    let tag = if demo { "-DEMO" } else { "" };
-    let name = format!("{}-{}", spec.release.name, spec.release.version);
+    if let (Some(f), Some(u)) = (opts.from, opts.until)
+        && f > u
+    {
+        anyhow::bail!(BadInputError(format!(
+            "--from {} comes after --until {}",
+            f.name(),
+            u.name()
+        )));
+    }
     let under = |p: &str| {
         if opts.workdir == Path::new(".") {
             PathBuf::from(p)
@@ -42,8 +435,27 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
             opts.workdir.join(p)
         }
     };
-    let run_dir = under("runs").join(format!("{}{tag}-{stamp}", spec.release.name));
-    let bundle = under("releases").join(format!("{name}{tag}-{stamp}"));
+    let state = State::open(&opts.workdir)?;
+    clean_staging(&[under("runs"), under("releases")]);
+    let current = Arc::new(Mutex::new("start"));
+    exit_on_interrupt(current.clone())?;
+    let mut r = Runner {
+        opts,
+        state,
+        lines: Vec::new(),
+        current,
+        started: Instant::now(),
+    };
+
+    let demo = spec.signing.is_none();
+    let tag = if demo { "-DEMO" } else { "" };
+    let name = format!("{}-{}", spec.release.name, spec.release.version);
+    let title = format!(
+        "{} {}{}",
+        spec.release.name,
+        spec.release.version,
+        if demo { " (DEMO)" } else { "" }
+    );
 
     let (trust_path, builder_key) = match &spec.signing {
         Some(s) => (
@@ -52,14 +464,16 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
         ),
         None => {
             eprintln!(
-                "DEMO: {} has no [signing] section; using local demo keys under demo/",
-                opts.pipeline.display()
+                "DEMO: {} has no [signing] section; using local demo keys under {}",
+                opts.pipeline.display(),
+                under("demo").display()
             );
             demo_keys(&under("demo"))?
         }
     };
     let trust = airlock_packager::Trust::load(&trust_path)?;
 
+    // ---- train
     let data = spec.data_source(&opts.pipeline);
     if demo && !data.exists() {
         let s = airlock_trainer::demo::write_demo_csv(&data, 50_000, 7)?;
@@ -69,30 +483,146 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
             data.display()
         );
     }
-
-    eprintln!("== train");
-    let summary = airlock_trainer::train_pipeline(&airlock_trainer::TrainOptions {
-        pipeline: opts.pipeline.clone(),
-        out: Some(run_dir),
-        device: None,
-        cpu_backend: None,
-        progress: opts.progress,
+    let data_sha = stream_digest(&data).map_err(|e| {
+        BadInputError(format!(
+            "cannot read the pipeline's data source {}: {e}",
+            data.display()
+        ))
     })?;
-    eprintln!("holdout ROC AUC {:.4}", summary.record.holdout.roc_auc);
-
-    eprintln!("== package");
-    let pkg = airlock_packager::package(&airlock_packager::PackageOptions {
-        run_dir: summary.run_dir.clone(),
-        key: builder_key,
-        out: bundle.clone(),
-        threads: opts.threads,
-    })?;
-    for l in &pkg.report.layers {
-        eprintln!("  {} {:<22} pass", l.id, l.name);
+    // Everything that shapes the model; destinations and keys do not.
+    let mut shaping = serde_json::to_value(&spec)?;
+    if let Some(o) = shaping.as_object_mut() {
+        for k in ["signing", "publish", "deploy"] {
+            o.remove(k);
+        }
+    }
+    let train_inputs = json!({
+        "airlock": env!("CARGO_PKG_VERSION"),
+        "pipeline": shaping,
+        "data_sha256": data_sha,
+    });
+    let train_digest = digest_json(&train_inputs);
+    let run_dir = under("runs").join(format!("{name}{tag}-{}", &train_digest[..12]));
+    r.begin(Stage::Train);
+    let check_run = |rec: &StageRecord| {
+        dir_digest(Path::new(&rec.output), &RUN_FILES).is_ok_and(|d| d == rec.output_sha256)
+    };
+    let train = match r.reusable(Stage::Train, &train_digest, check_run) {
+        Some(rec) => {
+            r.skipped(Stage::Train, &rec);
+            rec
+        }
+        None => {
+            r.needs_earlier(Stage::Train)?;
+            eprintln!(
+                "== train ({} epochs on {})",
+                spec.training.epochs, spec.training.device
+            );
+            let t = Instant::now();
+            move_aside(&run_dir)?;
+            let summary = airlock_trainer::train_pipeline(&airlock_trainer::TrainOptions {
+                pipeline: opts.pipeline.clone(),
+                out: Some(run_dir.clone()),
+                device: None,
+                cpu_backend: None,
+                progress: opts.progress,
+            })?;
+            let auc = summary.record.holdout.roc_auc;
+            eprintln!("  holdout ROC AUC {auc:.4}");
+            let out_sha = dir_digest(&run_dir, &RUN_FILES)
+                .with_context(|| format!("cannot read {}", run_dir.display()))?;
+            r.ran(
+                Stage::Train,
+                t,
+                format!("{} (holdout ROC AUC {auc:.4})", run_dir.display()),
+            );
+            r.record(
+                Stage::Train,
+                &train_digest,
+                train_inputs,
+                run_dir.display().to_string(),
+                out_sha,
+                BTreeMap::from([("holdout_roc_auc".into(), format!("{auc:.4}"))]),
+            )?
+        }
+    };
+    if r.stop_after(Stage::Train) {
+        r.summary(&title, &["stopped after train (--until train)".into()]);
+        return Ok(());
     }
 
-    if demo {
-        eprintln!("== approve (DEMO: automatic, by local demo officers; not a real review)");
+    // ---- package
+    let builder = airlock_packager::keys::Signer::load(&builder_key)?;
+    let package_inputs = json!({
+        "airlock": env!("CARGO_PKG_VERSION"),
+        "run_sha256": train.output_sha256,
+        "builder": builder.key_id(),
+    });
+    drop(builder);
+    let package_digest = digest_json(&package_inputs);
+    let bundle = under("releases").join(format!("{name}{tag}-{}", &package_digest[..12]));
+    r.begin(Stage::Package);
+    let check_bundle = |rec: &StageRecord| {
+        std::fs::read(Path::new(&rec.output).join(STATEMENT_FILE))
+            .is_ok_and(|b| sha256_hex(&b) == rec.output_sha256)
+    };
+    let package = match r.reusable(Stage::Package, &package_digest, check_bundle) {
+        Some(rec) => {
+            r.skipped(Stage::Package, &rec);
+            rec
+        }
+        None => {
+            r.needs_earlier(Stage::Package)?;
+            eprintln!("== package (strip, leak checks L0-L3, sign)");
+            let t = Instant::now();
+            move_aside(&bundle)?;
+            let pkg = airlock_packager::package(&airlock_packager::PackageOptions {
+                run_dir: PathBuf::from(&train.output),
+                key: builder_key.clone(),
+                out: bundle.clone(),
+                threads: opts.threads,
+            })?;
+            for l in &pkg.report.layers {
+                eprintln!("  {} {:<22} pass", l.id, l.name);
+            }
+            let statement = std::fs::read(bundle.join(STATEMENT_FILE))
+                .with_context(|| format!("cannot read {}", bundle.display()))?;
+            let model_sha = stream_digest(&bundle.join(MODEL_FILE))
+                .with_context(|| format!("cannot read {}", bundle.display()))?;
+            r.ran(Stage::Package, t, bundle.display().to_string());
+            r.record(
+                Stage::Package,
+                &package_digest,
+                package_inputs,
+                bundle.display().to_string(),
+                sha256_hex(&statement),
+                BTreeMap::from([("model_sha256".into(), model_sha)]),
+            )?
+        }
+    };
+    let bundle = PathBuf::from(&package.output);
+    if r.stop_after(Stage::Package) {
+        r.summary(&title, &["stopped after package (--until package)".into()]);
+        println!("{}", bundle.display());
+        return Ok(());
+    }
+
+    // ---- approval gate: evaluated on every run
+    r.begin(Stage::Gate);
+    eprintln!("== gate (verify the bundle, count approvals)");
+    let t = Instant::now();
+    let v = airlock_packager::verify_bundle(&bundle, &trust, opts.threads, false);
+    if !v.ok() {
+        for c in v.checks.iter().filter(|c| !c.ok) {
+            eprintln!("  FAIL {}: {}", c.name, c.detail);
+        }
+        anyhow::bail!(crate::exit::VerificationFailed(
+            bundle.display().to_string()
+        ));
+    }
+    let mut s = evaluate(&bundle, &trust, &v, time::OffsetDateTime::now_utc());
+    if demo && !s.approved() {
+        eprintln!("  DEMO: automatic approval by local demo officers; not a real review");
         for officer in DEMO_OFFICERS {
             decide(
                 &DecisionRequest {
@@ -107,58 +637,291 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
                 opts.threads,
             )?;
         }
+        s = evaluate(&bundle, &trust, &v, time::OffsetDateTime::now_utc());
     }
-
-    eprintln!("== approval gate");
-    let v = airlock_packager::verify_bundle(&bundle, &trust, opts.threads, false);
-    if !v.ok() {
-        anyhow::bail!(crate::exit::VerificationFailed(
-            bundle.display().to_string()
-        ));
-    }
-    let s = evaluate(&bundle, &trust, &v, time::OffsetDateTime::now_utc());
     eprintln!(
-        "  {} of {} required officer approvals",
-        s.approvals, s.required
+        "  {} of {} required officer approvals{}",
+        s.approvals,
+        s.required,
+        if s.rejected {
+            ", and a valid rejection"
+        } else {
+            ""
+        }
     );
     if !s.approved() {
+        r.lines.push(Line {
+            stage: Stage::Gate,
+            what: "waiting".into(),
+            secs: None,
+            detail: format!("{} of {} officer approvals", s.approvals, s.required),
+        });
         let b = bundle.display();
-        let t = trust_path.display();
-        eprintln!(
-            "\nrelease {name} is packaged, signed and waiting for approval.\n\
-             An officer reviews and decides with:\n\n  \
-             airlock review {b} --trust {t} --out review.html\n  \
-             airlock approve {b} --trust {t} --key <officer.key> --name \"<your name>\" --reason \"<why>\"\n"
+        let tp = trust_path.display();
+        let p = opts.pipeline.display();
+        r.summary(
+            &title,
+            &[format!(
+                "release {name} is packaged, signed and waiting for approval{}. Each officer \
+                 reviews and decides with:\n\n    \
+                 airlock review {b} --trust {tp} --out review.html\n    \
+                 airlock approve {b} --trust {tp} --key <officer.key> --name \"<your name>\" --reason \"<why>\"\n\n  \
+                 then run `airlock run {p}` again: it resumes at the gate.",
+                if s.rejected {
+                    " (a valid rejection blocks it)"
+                } else {
+                    ""
+                }
+            )],
         );
         println!("{b}");
         return Err(AwaitingApproval(b.to_string()).into());
     }
-    if demo {
-        eprintln!("== publish (DEMO: to the local file registry registry/)");
-        let root = std::path::absolute(under("registry")).context("cannot resolve registry/")?;
-        let p = airlock_publisher::publish::publish(&airlock_publisher::publish::PublishOptions {
-            bundle: bundle.clone(),
-            to: format!("file://{}", root.display()),
-            trust: trust_path.clone(),
-            residency: under("demo/residency.toml"),
-            audit_log: under("demo/audit.log"),
-            key: under("demo/keys/publisher.key"),
-            threads: opts.threads,
-            aws: airlock_publisher::aws::AwsOptions::default(),
-            sagemaker: None,
-        })?;
-        eprintln!(
-            "  uploaded {} blobs, {} already present; {} (audit entry {} in demo/audit.log)",
-            p.uploaded, p.skipped, p.index, p.audit_seq
-        );
+    let approvals = approval_digests(&bundle)?;
+    r.lines.push(Line {
+        stage: Stage::Gate,
+        what: "passed".into(),
+        secs: Some(t.elapsed().as_secs_f64()),
+        detail: format!("{} of {} officer approvals", s.approvals, s.required),
+    });
+    if r.stop_after(Stage::Gate) {
+        r.summary(&title, &["stopped after gate (--until gate)".into()]);
+        println!("{}", bundle.display());
+        return Ok(());
     }
-    eprintln!(
-        "{}released: {}",
-        if demo { "DEMO " } else { "" },
-        bundle.display()
+
+    // ---- publish
+    let publish = match &spec.publish {
+        Some(p) => {
+            let resolve = |f: &Path| spec.resolve(&opts.pipeline, f);
+            Destination {
+                registry: p.registry.clone(),
+                residency: resolve(&p.residency),
+                key: resolve(&p.key),
+                audit_log: resolve(&p.audit_log),
+                region: p.region.clone(),
+                sagemaker: p.sagemaker.clone(),
+            }
+        }
+        None if demo => {
+            let root = std::path::absolute(under("registry")).context("cannot resolve registry/")?;
+            Destination {
+                registry: format!("file://{}", root.display()),
+                residency: under("demo/residency.toml"),
+                key: under("demo/keys/publisher.key"),
+                audit_log: under("demo/audit.log"),
+                region: None,
+                sagemaker: None,
+            }
+        }
+        None => {
+            r.lines.push(Line {
+                stage: Stage::Publish,
+                what: "not configured".into(),
+                secs: None,
+                detail: "no [publish] section".into(),
+            });
+            r.summary(
+                &title,
+                &["approved; nothing left the premises (add [publish] to the pipeline)".into()],
+            );
+            println!("{}", bundle.display());
+            return Ok(());
+        }
+    };
+    let Destination {
+        residency,
+        key: publisher_key,
+        audit_log,
+        ..
+    } = publish.clone();
+    let residency_sha = sha256_hex(
+        &std::fs::read(&residency)
+            .with_context(|| format!("cannot read residency policy {}", residency.display()))?,
     );
-    println!("{}", bundle.display());
+    let publisher = airlock_packager::keys::Signer::load(&publisher_key)?;
+    let publish_inputs = json!({
+        "statement_sha256": package.output_sha256,
+        "approvals": approvals,
+        "registry": publish.registry,
+        "region": publish.region,
+        "sagemaker": publish.sagemaker,
+        "residency_sha256": residency_sha,
+        "trust_sha256": trust.sha256,
+        "publisher": publisher.key_id(),
+        "audit_log": std::path::absolute(&audit_log).unwrap_or(audit_log.clone()),
+    });
+    drop(publisher);
+    let publish_digest = digest_json(&publish_inputs);
+    let aws = airlock_publisher::aws::AwsOptions {
+        region: publish.region.clone(),
+        ..Default::default()
+    };
+    let sagemaker = |deploy: Option<&airlock_schemas::DeploySpec>| {
+        publish
+            .sagemaker
+            .as_ref()
+            .map(|sm| airlock_publisher::sagemaker::SageMakerOptions {
+                group: sm.model_package_group.clone(),
+                image: sm.image.clone(),
+                deploy: deploy.map(|d| airlock_publisher::sagemaker::DeployOptions {
+                    endpoint: d.endpoint.clone(),
+                    role: d.role.clone(),
+                    instance_type: d.instance_type.clone(),
+                    instance_count: i32::try_from(d.instance_count).unwrap_or(i32::MAX),
+                    timeout: std::time::Duration::from_secs(d.timeout_seconds),
+                    poll: std::time::Duration::from_secs(d.poll_seconds),
+                }),
+            })
+    };
+    let publish_opts = |deploy: Option<&airlock_schemas::DeploySpec>| {
+        airlock_publisher::publish::PublishOptions {
+            bundle: bundle.clone(),
+            to: publish.registry.clone(),
+            trust: trust_path.clone(),
+            residency: residency.clone(),
+            audit_log: audit_log.clone(),
+            key: publisher_key.clone(),
+            threads: opts.threads,
+            aws: aws.clone(),
+            sagemaker: sagemaker(deploy),
+            deploy_only: deploy.is_some(),
+        }
+    };
+    let mut audit_written = Vec::new();
+    let mut left = Vec::new();
+    r.begin(Stage::Publish);
+    let published = match r.reusable(Stage::Publish, &publish_digest, |_| true) {
+        Some(rec) => {
+            r.skipped(Stage::Publish, &rec);
+            rec
+        }
+        None => {
+            eprintln!(
+                "== publish to {}{}",
+                publish.registry,
+                if publish.sagemaker.is_some() {
+                    " and the SageMaker Model Registry"
+                } else {
+                    ""
+                }
+            );
+            let t = Instant::now();
+            let p = airlock_publisher::publish::publish(&publish_opts(None))?;
+            let index = format!("{}/{}", publish.registry.trim_end_matches('/'), p.index);
+            eprintln!(
+                "  uploaded {} files ({} bytes), {} already there; region {}",
+                p.uploaded, p.uploaded_bytes, p.skipped, p.region
+            );
+            left.push(format!(
+                "{} files, {} bytes → {} (region {})",
+                p.uploaded, p.uploaded_bytes, publish.registry, p.region
+            ));
+            if let Some(mp) = &p.model_package {
+                left.push(format!("model package → {mp}"));
+            }
+            audit_written.push((p.audit_entries, p.audit_seq));
+            let mut details = BTreeMap::from([
+                ("region".to_owned(), p.region.clone()),
+                ("uploaded_bytes".to_owned(), p.uploaded_bytes.to_string()),
+            ]);
+            if let Some(mp) = &p.model_package {
+                details.insert("model_package".into(), mp.clone());
+            }
+            r.ran(
+                Stage::Publish,
+                t,
+                match &p.model_package {
+                    Some(mp) => format!("{index}; {mp}"),
+                    None => index.clone(),
+                },
+            );
+            r.record(
+                Stage::Publish,
+                &publish_digest,
+                publish_inputs,
+                index,
+                String::new(),
+                details,
+            )?
+        }
+    };
+    if r.stop_after(Stage::Publish) || spec.deploy.is_none() {
+        if spec.deploy.is_none() {
+            r.lines.push(Line {
+                stage: Stage::Deploy,
+                what: "not configured".into(),
+                secs: None,
+                detail: "no [deploy] section".into(),
+            });
+        }
+        finish(&r, &title, &bundle, &audit_log, &audit_written, &left);
+        return Ok(());
+    }
+
+    // ---- deploy
+    let Some(deploy) = &spec.deploy else {
+        unreachable!("checked above")
+    };
+    let deploy_inputs = json!({
+        "publish_sha256": published.inputs_sha256,
+        "deploy": deploy,
+    });
+    let deploy_digest = digest_json(&deploy_inputs);
+    r.begin(Stage::Deploy);
+    match r.reusable(Stage::Deploy, &deploy_digest, |_| true) {
+        Some(rec) => r.skipped(Stage::Deploy, &rec),
+        None => {
+            eprintln!("== deploy to SageMaker endpoint {}", deploy.endpoint);
+            let t = Instant::now();
+            let p = airlock_publisher::publish::publish(&publish_opts(Some(deploy)))?;
+            let endpoint = p.endpoint.clone().unwrap_or_default();
+            audit_written.push((p.audit_entries, p.audit_seq));
+            left.push(format!("endpoint {endpoint} serves it (InService)"));
+            r.ran(Stage::Deploy, t, format!("{endpoint} InService"));
+            r.record(
+                Stage::Deploy,
+                &deploy_digest,
+                deploy_inputs,
+                endpoint,
+                String::new(),
+                BTreeMap::new(),
+            )?;
+        }
+    }
+    finish(&r, &title, &bundle, &audit_log, &audit_written, &left);
     Ok(())
+}
+
+/// The end of a run that got through: the summary, what left and the audit entries.
+fn finish(
+    r: &Runner<'_>,
+    title: &str,
+    bundle: &Path,
+    audit_log: &Path,
+    audit: &[(usize, u64)],
+    left: &[String],
+) {
+    let mut tail = Vec::new();
+    if left.is_empty() {
+        tail.push("left the premises on this run: nothing".to_owned());
+    } else {
+        tail.push("left the premises on this run:".to_owned());
+        tail.extend(left.iter().map(|l| format!("  {l}")));
+    }
+    let n: usize = audit.iter().map(|a| a.0).sum();
+    let last = audit.iter().map(|a| a.1).max().unwrap_or(0);
+    tail.push(if n == 0 {
+        format!("audit entries written: none ({})", audit_log.display())
+    } else {
+        format!(
+            "audit entries written: {n} (seq {}..={last}) in {}",
+            last + 1 - n as u64,
+            audit_log.display()
+        )
+    });
+    r.summary(title, &tail);
+    println!("{}", bundle.display());
 }
 
 /// Local demo keys (a builder, two officers, a publisher), made once, a 2-of-2 trust policy
@@ -193,13 +956,19 @@ fn demo_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
             "\n[[keys]]\nname = \"{name}\"\nrole = \"{role}\"\npublic_key = \"keys/{file}.pub\"\n"
         ));
     }
-    std::fs::write(&trust, policy).with_context(|| format!("cannot write {}", trust.display()))?;
-    let residency = dir.join("residency.toml");
-    std::fs::write(
-        &residency,
+    write_if_changed(&trust, &policy)?;
+    write_if_changed(
+        &dir.join("residency.toml"),
         "# DEMO residency policy written by `airlock run`: releases stay in the local file registry.\n\
          [registry]\nregions = [\"local\"]\n",
-    )
-    .with_context(|| format!("cannot write {}", residency.display()))?;
+    )?;
     Ok((trust, keys.join("builder.key")))
+}
+
+/// Rewriting identical bytes would be harmless, but an unchanged file keeps its time.
+fn write_if_changed(path: &Path, text: &str) -> anyhow::Result<()> {
+    if std::fs::read_to_string(path).is_ok_and(|t| t == text) {
+        return Ok(());
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -143,16 +143,24 @@ fn read_run(dir: &Path) -> Result<Run, PackageError> {
         .map_err(|e| bad(format!("{PREPROCESS_FILE}: {e}")))?;
     let checkpoint = read(CHECKPOINT_FILE)?;
     let pipeline_path = PathBuf::from(&record.pipeline.path);
-    let pipeline_bytes = std::fs::read(&pipeline_path).map_err(|e| {
+    // The run's own copy of the pipeline (a run written by an older airlock has none), so
+    // editing the file's destinations or keys after training does not orphan the run.
+    let snapshot = dir.join(airlock_trainer::PIPELINE_SNAPSHOT_FILE);
+    let read_from = if snapshot.exists() {
+        snapshot
+    } else {
+        pipeline_path.clone()
+    };
+    let pipeline_bytes = std::fs::read(&read_from).map_err(|e| {
         bad(format!(
             "the pipeline file {} it was trained from: {e}",
-            pipeline_path.display()
+            read_from.display()
         ))
     })?;
     if sha256_hex(&pipeline_bytes) != record.pipeline.sha256 {
         return Err(bad(format!(
             "the pipeline file {} changed since training (its SHA-256 differs from the training record)",
-            pipeline_path.display()
+            read_from.display()
         )));
     }
     let spec =

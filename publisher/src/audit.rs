@@ -104,6 +104,17 @@ pub struct NewEntry {
     pub outcome: String,
 }
 
+/// Held by every append in this process, from the entry's write to its signed head.
+static APPENDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Wait for an append in progress to finish and block new ones while the guard lives: a
+/// process that exits on a signal holds it, so it never leaves an entry without its head.
+pub fn quiesce() -> std::sync::MutexGuard<'static, ()> {
+    APPENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Append one entry to the log at `path` (created if absent) and re-sign its head.
 ///
 /// Holds an exclusive lock on the log for the whole append, refuses a log whose existing
@@ -117,6 +128,7 @@ pub fn append(path: &Path, entry: NewEntry, signer: &Signer) -> Result<AuditEntr
             source,
         }
     };
+    let _appending = quiesce();
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .append(true)

@@ -114,6 +114,9 @@ pub struct PublishOptions {
     pub aws: AwsOptions,
     /// Register in the SageMaker Model Registry (and deploy) as well.
     pub sagemaker: Option<SageMakerOptions>,
+    /// Only deploy: the release must already be in the registry with exactly these files
+    /// (`airlock run`'s deploy stage, after its publish stage). Nothing is uploaded.
+    pub deploy_only: bool,
 }
 
 /// What a publish did.
@@ -127,7 +130,7 @@ pub struct PublishSummary {
     pub skipped: usize,
     /// The index key.
     pub index: String,
-    /// The audit entry's seq.
+    /// The seq of the last audit entry written (0 when none was).
     pub audit_seq: u64,
     /// Region the registry reported.
     pub region: String,
@@ -410,6 +413,19 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         }
         existing_index = parsed;
     }
+    if opts.deploy_only {
+        if opts.sagemaker.as_ref().is_none_or(|sm| sm.deploy.is_none()) {
+            return Err(PublishError::Usage(
+                "deploying needs a SageMaker endpoint to deploy to".into(),
+            ));
+        }
+        if existing_index.as_ref().is_none_or(|i| i.files != files) {
+            return Err(PublishError::Usage(format!(
+                "{} does not hold {name} {version} with these files and approvals: publish it before deploying",
+                registry.uri()
+            )));
+        }
+    }
     let (mut uploaded, mut uploaded_bytes, mut skipped) = (0, 0u64, 0);
     let upload = |uploaded: &mut usize, uploaded_bytes: &mut u64, skipped: &mut usize| {
         for (rel, path, sha, len) in &paths {
@@ -425,7 +441,12 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         }
         Ok::<_, RegistryError>(())
     };
-    if let Err(e) = upload(&mut uploaded, &mut uploaded_bytes, &mut skipped) {
+    let uploaded_ok = if opts.deploy_only {
+        Ok(())
+    } else {
+        upload(&mut uploaded, &mut uploaded_bytes, &mut skipped)
+    };
+    if let Err(e) = uploaded_ok {
         // Bytes may have left: the attempt is on record, though no release is visible.
         record(
             "publish",
@@ -462,12 +483,16 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             index
         }
     };
-    let mut entry = record(
-        "publish",
-        Some(loc.region.clone()),
-        counted.clone(),
-        "ok".into(),
-    )?;
+    let mut entry = if opts.deploy_only {
+        None
+    } else {
+        Some(record(
+            "publish",
+            Some(loc.region.clone()),
+            counted.clone(),
+            "ok".into(),
+        )?)
+    };
     let (mut model_package, mut endpoint) = (None, None);
     if let Some((sm, aws, region)) = sm_target {
         let bundle_prefix = format!("models/{}/{}/bundle/", index.name, index.version);
@@ -482,26 +507,28 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             approvals: &counted,
             approved: s.approved(),
         };
-        let arn = crate::sagemaker::register(aws, sm, &rel)?;
+        let (arn, created) = crate::sagemaker::register(aws, sm, &rel)?;
         eprintln!("  model package {arn}");
-        entry = record_at(
-            "publish",
-            arn.clone(),
-            Some(region.clone()),
-            counted.clone(),
-            "ok".into(),
-        )?;
+        if created || !opts.deploy_only {
+            entry = Some(record_at(
+                "publish",
+                arn.clone(),
+                Some(region.clone()),
+                counted.clone(),
+                "ok".into(),
+            )?);
+        }
         if let Some(d) = &sm.deploy {
             let dest = format!("sagemaker://{region}/endpoint/{}", d.endpoint);
             match crate::sagemaker::deploy(aws, sm, d, &rel, &arn) {
                 Ok(ep) => {
-                    entry = record_at(
+                    entry = Some(record_at(
                         "deploy",
                         ep.clone(),
                         Some(region.clone()),
                         counted.clone(),
                         "ok: InService".into(),
-                    )?;
+                    )?);
                     endpoint = Some(ep);
                 }
                 Err(e) => {
@@ -525,7 +552,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         uploaded_bytes,
         skipped,
         index: key,
-        audit_seq: entry.seq,
+        audit_seq: entry.map_or(0, |e| e.seq),
         region: loc.region,
         model_package,
         endpoint,

@@ -150,13 +150,14 @@ pub fn account(aws: &Aws) -> Result<String, SageMakerError> {
     })
 }
 
-/// Register the release as a model package; returns its ARN. A package of the same group
-/// carrying the same statement digest is reused, so a rerun creates nothing new.
+/// Register the release as a model package; returns its ARN and whether it was created now.
+/// A package of the same group carrying the same statement digest is reused, so a rerun
+/// creates nothing new.
 pub fn register(
     aws: &Aws,
     opts: &SageMakerOptions,
     rel: &Release<'_>,
-) -> Result<String, SageMakerError> {
+) -> Result<(String, bool), SageMakerError> {
     let sm = aws.sagemaker();
     let group = opts
         .group
@@ -210,7 +211,7 @@ pub fn register(
                 .and_then(|m| m.get("airlock:statement-sha256"))
                 .is_some_and(|s| s == rel.statement_sha256)
             {
-                return Ok(arn.to_owned());
+                return Ok((arn.to_owned(), false));
             }
         }
         let status = if rel.approved {
@@ -250,7 +251,7 @@ pub fn register(
             .await
             .map_err(req(format!("create a model package in {group}")))?
             .model_package_arn()
-            .map(str::to_owned)
+            .map(|a| (a.to_owned(), true))
             .ok_or_else(|| SageMakerError::Request {
                 action: "create a model package".into(),
                 message: "no ARN in the answer".into(),

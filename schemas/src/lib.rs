@@ -5,8 +5,8 @@ mod release;
 mod training_record;
 
 pub use pipeline::{
-    DataSpec, ModelKind, ModelSpec, OptimizerKind, OptimizerSpec, PipelineError, PipelineSpec,
-    ReleaseSpec, SigningSpec, SplitSpec, TrainingSpec,
+    DataSpec, DeploySpec, ModelKind, ModelSpec, OptimizerKind, OptimizerSpec, PipelineError,
+    PipelineSpec, PublishSpec, ReleaseSpec, SageMakerSpec, SigningSpec, SplitSpec, TrainingSpec,
 };
 pub use release::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, AuditEntry, AuditHead,

@@ -32,6 +32,90 @@ pub struct PipelineSpec {
     /// keys and approves with demo officers. With it, releases wait for real officers.
     #[serde(default)]
     pub signing: Option<SigningSpec>,
+    /// Where an approved release goes (`airlock run`'s publish stage). Without it a DEMO
+    /// run publishes to the local file registry `registry/`; with it, `[signing]` is required.
+    #[serde(default)]
+    pub publish: Option<PublishSpec>,
+    /// A SageMaker real-time endpoint to serve the release from (`airlock run`'s deploy
+    /// stage). Needs `[publish.sagemaker]` and an `s3://` registry.
+    #[serde(default)]
+    pub deploy: Option<DeploySpec>,
+}
+
+/// The publish stage's destinations and the publisher's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSpec {
+    /// Registry URI: `s3://bucket[/prefix]` or `file:///absolute/path`.
+    pub registry: String,
+    /// Residency policy (which regions and accounts may receive the release), relative to
+    /// the pipeline file.
+    pub residency: PathBuf,
+    /// The publisher's private key, relative to the pipeline file. Its public key must be a
+    /// `publisher` key of the trust policy.
+    pub key: PathBuf,
+    /// The residency audit log, relative to the pipeline file.
+    #[serde(default = "default_audit_log")]
+    pub audit_log: PathBuf,
+    /// AWS region of the S3 client and SageMaker (default: the AWS configuration's).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Register the release in the SageMaker Model Registry as well.
+    #[serde(default)]
+    pub sagemaker: Option<SageMakerSpec>,
+}
+
+fn default_audit_log() -> PathBuf {
+    PathBuf::from("residency-audit.log")
+}
+
+/// SageMaker Model Registry settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SageMakerSpec {
+    /// The serving image (an ECR URI of an image that runs `airlock serve`).
+    pub image: String,
+    /// Model package group (default: the model's name).
+    #[serde(default)]
+    pub model_package_group: Option<String>,
+}
+
+/// A SageMaker real-time endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySpec {
+    /// Endpoint name: created, or updated to this release.
+    pub endpoint: String,
+    /// IAM role SageMaker assumes to pull the image and the model data.
+    pub role: String,
+    /// Instance type.
+    #[serde(default = "default_instance_type")]
+    pub instance_type: String,
+    /// Instance count.
+    #[serde(default = "default_instance_count")]
+    pub instance_count: u32,
+    /// Seconds to wait for the endpoint to be InService.
+    #[serde(default = "default_deploy_timeout")]
+    pub timeout_seconds: u64,
+    /// Seconds between two looks at the endpoint's status while waiting.
+    #[serde(default = "default_deploy_poll")]
+    pub poll_seconds: u64,
+}
+
+fn default_deploy_poll() -> u64 {
+    15
+}
+
+fn default_instance_type() -> String {
+    "ml.m5.large".to_owned()
+}
+
+fn default_instance_count() -> u32 {
+    1
+}
+
+fn default_deploy_timeout() -> u64 {
+    1800
 }
 
 /// The keys a real release is signed and approved with.
@@ -316,6 +400,44 @@ impl PipelineSpec {
         }
         if t.batch_size == 0 {
             return Err("training.batch_size must be at least 1".into());
+        }
+        if let Some(p) = &self.publish {
+            if self.signing.is_none() {
+                return Err(
+                    "[publish] needs [signing]: a DEMO release (local demo keys) is only ever \
+                     published to the local registry/"
+                        .into(),
+                );
+            }
+            if !(p.registry.starts_with("s3://") || p.registry.starts_with("file:///")) {
+                return Err(format!(
+                    "publish.registry {:?} must be s3://bucket[/prefix] or file:///absolute/path",
+                    p.registry
+                ));
+            }
+            if p.sagemaker.is_some() && !p.registry.starts_with("s3://") {
+                return Err(
+                    "[publish.sagemaker] reads model data from S3: publish.registry must be s3://"
+                        .into(),
+                );
+            }
+        }
+        if let Some(d) = &self.deploy {
+            if self.publish.as_ref().is_none_or(|p| p.sagemaker.is_none()) {
+                return Err(
+                    "[deploy] needs [publish.sagemaker] (the serving image and model package)"
+                        .into(),
+                );
+            }
+            if d.endpoint.is_empty() || d.role.is_empty() {
+                return Err("deploy.endpoint and deploy.role must not be empty".into());
+            }
+            if d.instance_count == 0 || d.timeout_seconds == 0 || d.poll_seconds == 0 {
+                return Err(
+                    "deploy.instance_count, deploy.timeout_seconds and deploy.poll_seconds must be at least 1"
+                        .into(),
+                );
+            }
         }
         Ok(())
     }

@@ -20,5 +20,8 @@ pub use inference::{PredictError, Scorer, predict_csv};
 pub use metrics::{accuracy, log_loss, roc_auc, roc_curve};
 pub use model::{DenseLayer, MlpParams};
 pub use preprocess::{FeatureStats, PREPROCESS_FILE, Preprocess};
-pub use run::{LOG_FILE, RECORD_FILE, RunSummary, TrainOptions, split_rows, train_pipeline};
+pub use run::{
+    LOG_FILE, PIPELINE_SNAPSHOT_FILE, RECORD_FILE, RunSummary, TrainOptions, split_rows,
+    train_pipeline,
+};
 pub use training::{FitInput, FitOutput, Progress, fit};

@@ -23,6 +23,8 @@ use crate::{
 
 /// File name of the training record in a run directory.
 pub const RECORD_FILE: &str = "training-record.json";
+/// File name of the copy of the pipeline file a run was trained from.
+pub const PIPELINE_SNAPSHOT_FILE: &str = "pipeline.toml";
 /// File name of the human-readable log in a run directory.
 pub const LOG_FILE: &str = "train.log";
 
@@ -273,13 +275,23 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     ckpt.write(&dir.join(CHECKPOINT_FILE))?;
     write_json(&dir.join(PREPROCESS_FILE), &pre)?;
     write_json(&dir.join(RECORD_FILE), &record)?;
+    // The exact pipeline bytes trained from (their digest is in the record): the packager
+    // reads them here, so later edits to the file's destinations or keys do not matter.
+    let snapshot = dir.join(PIPELINE_SNAPSHOT_FILE);
+    std::fs::write(&snapshot, &pipeline_bytes).map_err(|e| TrainError::io("write", &snapshot, e))?;
     reporter.line(&format!("run directory: {}", out.display()));
     reporter
         .finish()
         .map_err(|e| TrainError::io("write", &log_path, e))?;
 
     // Make the files durable before the rename publishes them.
-    for name in [CHECKPOINT_FILE, PREPROCESS_FILE, RECORD_FILE, LOG_FILE] {
+    for name in [
+        CHECKPOINT_FILE,
+        PREPROCESS_FILE,
+        RECORD_FILE,
+        PIPELINE_SNAPSHOT_FILE,
+        LOG_FILE,
+    ] {
         let p = dir.join(name);
         std::fs::File::open(&p)
             .and_then(|f| f.sync_all())
