@@ -347,6 +347,18 @@ struct PredictArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Run(a) = &cli.command
+        && let (Some(from), Some(until)) = (a.from, a.until)
+        && from > until
+    {
+        use clap::CommandFactory as _;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("--from {from:?} comes after --until {until:?}").to_lowercase(),
+            )
+            .exit();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -115,11 +115,11 @@ impl State {
             .with_context(|| format!("cannot create {}", lock_path.display()))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(BadInputError(format!(
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
                 "another `airlock run` is using {} (it holds {})",
                 workdir.display(),
                 lock_path.display()
-            ))),
+            ),
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()));
             }
@@ -419,15 +419,6 @@ impl Runner<'_> {
 
 pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
     let spec = PipelineSpec::load(&opts.pipeline)?;
-    if let (Some(f), Some(u)) = (opts.from, opts.until)
-        && f > u
-    {
-        anyhow::bail!(BadInputError(format!(
-            "--from {} comes after --until {}",
-            f.name(),
-            u.name()
-        )));
-    }
     let under = |p: &str| {
         if opts.workdir == Path::new(".") {
             PathBuf::from(p)
@@ -704,7 +695,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
             }
         }
         None if demo => {
-            let root = std::path::absolute(under("registry")).context("cannot resolve registry/")?;
+            let root =
+                std::path::absolute(under("registry")).context("cannot resolve registry/")?;
             Destination {
                 registry: format!("file://{}", root.display()),
                 residency: under("demo/residency.toml"),
@@ -774,8 +766,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
                 }),
             })
     };
-    let publish_opts = |deploy: Option<&airlock_schemas::DeploySpec>| {
-        airlock_publisher::publish::PublishOptions {
+    let publish_opts =
+        |deploy: Option<&airlock_schemas::DeploySpec>| airlock_publisher::publish::PublishOptions {
             bundle: bundle.clone(),
             to: publish.registry.clone(),
             trust: trust_path.clone(),
@@ -786,8 +778,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
             aws: aws.clone(),
             sagemaker: sagemaker(deploy),
             deploy_only: deploy.is_some(),
-        }
-    };
+        };
     let mut audit_written = Vec::new();
     let mut left = Vec::new();
     r.begin(Stage::Publish);

@@ -9,7 +9,9 @@ test is killed.
 
 Two patches, applied only to the moto version they were written against (another version
 fails loudly rather than run with a patch that may no longer fit):
-- moto 5.2.5 lacks SageMaker's UpdateEndpoint: it is registered on moto's own backend.
+- moto 5.2.5 lacks SageMaker's UpdateEndpoint: it is registered on moto's own backend. Like
+  the real service, an endpoint being created or updated reports Creating or Updating to
+  the first DescribeEndpoint calls before InService (moto creates endpoints InService).
 - moto 5.2.5 answers S3 ListParts with a <ListPartsResponse> root where S3 sends
   <ListPartsResult>; boto3 does not mind, the Rust SDK (rightly) refuses it. The root is
   renamed.
@@ -61,11 +63,20 @@ def register_update_endpoint() -> None:
         endpoint._airlock_describes_until_in_service = 2
         return endpoint
 
+    original_create = SageMakerModelBackend.create_endpoint
+
+    def create_endpoint(self, *args, **kwargs):
+        # moto creates endpoints InService at once; the real service says Creating first.
+        endpoint = original_create(self, *args, **kwargs)
+        endpoint.endpoint_status = "Creating"
+        endpoint._airlock_describes_until_in_service = 2
+        return endpoint
+
     original_describe = SageMakerModelBackend.describe_endpoint
 
     def describe_endpoint(self, endpoint_name: str):
         endpoint = self.endpoints.get(endpoint_name)
-        if endpoint is not None and endpoint.endpoint_status == "Updating":
+        if endpoint is not None and endpoint.endpoint_status in ("Creating", "Updating"):
             left = getattr(endpoint, "_airlock_describes_until_in_service", 0) - 1
             endpoint._airlock_describes_until_in_service = left
             if left <= 0:
@@ -83,6 +94,7 @@ def register_update_endpoint() -> None:
 
     SageMakerModelBackend.update_endpoint = update_endpoint
     SageMakerModelBackend.describe_endpoint = describe_endpoint
+    SageMakerModelBackend.create_endpoint = create_endpoint
     SageMakerResponse.update_endpoint = update_endpoint_response
 
 

@@ -269,15 +269,24 @@ pub fn deploy(
     package_arn: &str,
 ) -> Result<String, SageMakerError> {
     let sm = aws.sagemaker();
-    let model = resource_name(&[
-        rel.name,
-        rel.version,
-        &rel.statement_sha256[..12.min(rel.statement_sha256.len())],
-    ]);
-    let config = resource_name(&[
-        &deploy.endpoint,
-        &rel.statement_sha256[..12.min(rel.statement_sha256.len())],
-    ]);
+    // Names carry a digest of everything they are made of, so changing the image, role or
+    // instances makes new ones (and updates the endpoint) instead of reusing stale ones.
+    let short = |parts: &[&str]| {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        for p in parts {
+            h.update(p.as_bytes());
+            h.update(b"\0");
+        }
+        hex::encode(h.finalize())[..12].to_owned()
+    };
+    let model_id = short(&[rel.statement_sha256, &opts.image, &deploy.role]);
+    let model = resource_name(&[rel.name, rel.version, &model_id]);
+    let count = deploy.instance_count.to_string();
+    let config_id = short(&[&model, &deploy.instance_type, &count]);
+    // Room for the digest within the 63-character limit.
+    let endpoint_part: String = deploy.endpoint.chars().take(50).collect();
+    let config = resource_name(&[&endpoint_part, &config_id]);
     aws.rt.block_on(async {
         if sm.describe_model().model_name(&model).send().await.is_err() {
             sm.create_model()

@@ -146,3 +146,211 @@ fn pipeline_with_real_keys_stops_at_the_approval_gate() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A sandbox whose pipeline signs with real keys: builder, officers alice and bob (`k` of
+/// them required), a publisher; `extra` is appended to the pipeline after `[signing]`.
+pub fn signed_sandbox(rows: usize, edits: &[(&str, &str)], k: usize, extra: &str) -> Sandbox {
+    let sb = demo_sandbox(rows);
+    for k in ["builder", "alice", "bob", "publisher"] {
+        sb.ok(&["keygen", "--out", &format!("keys/{k}")]);
+    }
+    sb.write(
+        "trust.toml",
+        &format!(
+            "approvals_required = {k}\n\
+             [[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"keys/builder.pub\"\n\
+             [[keys]]\nname = \"alice\"\nrole = \"officer\"\npublic_key = \"keys/alice.pub\"\n\
+             [[keys]]\nname = \"bob\"\nrole = \"officer\"\npublic_key = \"keys/bob.pub\"\n\
+             [[keys]]\nname = \"cd\"\nrole = \"publisher\"\npublic_key = \"keys/publisher.pub\"\n"
+        ),
+    );
+    let mut text = std::fs::read_to_string(sb.join("pipelines/fraud-detector.toml")).expect("read");
+    for (from, to) in edits {
+        assert!(text.contains(from), "pipeline has no {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    sb.write(
+        "pipelines/fraud-detector.toml",
+        &format!(
+            "{text}\n[signing]\ntrust = \"../trust.toml\"\nbuilder_key = \"../keys/builder.key\"\n{extra}"
+        ),
+    );
+    sb
+}
+
+/// Replace `from` by `to` in the sandbox's pipeline.
+pub fn edit_pipeline(sb: &Sandbox, from: &str, to: &str) {
+    let p = "pipelines/fraud-detector.toml";
+    let text = std::fs::read_to_string(sb.join(p)).expect("read");
+    assert!(text.contains(from), "pipeline has no {from:?}");
+    sb.write(p, &text.replacen(from, to, 1));
+}
+
+/// `airlock run` of the sandbox's pipeline: (exit code, stdout, stderr).
+pub fn run(sb: &Sandbox, env: &[(String, String)], extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["run", "pipelines/fraud-detector.toml", "--no-progress"];
+    args.extend(extra);
+    let out = sb.airlock_env(&args, env);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An officer's approval of `bundle`.
+pub fn approve_as(sb: &Sandbox, officer: &str, bundle: &str) {
+    sb.ok(&[
+        "approve",
+        bundle,
+        "--trust",
+        "trust.toml",
+        "--key",
+        &format!("keys/{officer}.key"),
+        "--name",
+        officer,
+        "--reason",
+        "reviewed",
+    ]);
+}
+
+fn ran(err: &str, stage: &str) -> bool {
+    err.contains(&format!("== {stage} ")) && !err.contains(&format!("== {stage}: skipped"))
+}
+
+fn skipped(err: &str, stage: &str) -> bool {
+    err.contains(&format!("== {stage}: skipped, inputs unchanged"))
+}
+
+fn file_publish(dir: &str) -> String {
+    format!(
+        "\n[publish]\nregistry = \"file://{dir}\"\nresidency = \"../residency.toml\"\n\
+         key = \"../keys/publisher.key\"\naudit_log = \"../audit.log\"\n"
+    )
+}
+
+#[test]
+fn stages_rerun_only_when_their_inputs_change() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let reg_a = tmp.path().join("a");
+    let reg_b = tmp.path().join("b");
+    let sb = signed_sandbox(
+        2000,
+        &[("epochs = 3", "epochs = 2")],
+        1,
+        &file_publish(reg_a.to_str().expect("utf-8")),
+    );
+    sb.write("residency.toml", "[registry]\nregions = [\"local\"]\n");
+
+    // First run: everything up to the gate, then exit 6 with the officers' commands.
+    let (code, bundle, err) = run(&sb, &[], &[]);
+    assert_eq!(code, 6, "{err}");
+    assert!(ran(&err, "train") && ran(&err, "package"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "airlock approve {bundle} --trust pipelines/../trust.toml"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("airlock run pipelines/fraud-detector.toml` again"));
+    // Again without approval: still waiting, nothing redone.
+    let (code, _, err) = run(&sb, &[], &[]);
+    assert_eq!(code, 6, "{err}");
+    assert!(skipped(&err, "train") && skipped(&err, "package"), "{err}");
+
+    approve_as(&sb, "alice", &bundle);
+    let (code, out, err) = run(&sb, &[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, bundle);
+    assert!(skipped(&err, "train") && skipped(&err, "package"), "{err}");
+    assert!(ran(&err, "publish"), "{err}");
+    assert!(
+        err.contains("deploy   not configured") && err.contains("audit entries written: 1"),
+        "{err}"
+    );
+    assert!(
+        reg_a
+            .join("models/fraud-detector/1.0.0/release.json")
+            .exists()
+    );
+
+    // Nothing changed: nothing runs, nothing leaves.
+    let (code, _, err) = run(&sb, &[], &[]);
+    assert_eq!(code, 0, "{err}");
+    for s in ["train", "package", "publish"] {
+        assert!(skipped(&err, s), "{s}: {err}");
+    }
+    assert!(
+        err.contains("left the premises on this run: nothing"),
+        "{err}"
+    );
+
+    // Only the destination changed: only publish runs.
+    edit_pipeline(
+        &sb,
+        &format!("file://{}", reg_a.display()),
+        &format!("file://{}", reg_b.display()),
+    );
+    let (code, _, err) = run(&sb, &[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(skipped(&err, "train") && skipped(&err, "package"), "{err}");
+    assert!(ran(&err, "publish"), "{err}");
+    assert!(
+        reg_b
+            .join("models/fraud-detector/1.0.0/release.json")
+            .exists()
+    );
+    sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+
+    // --from reruns a stage whose inputs did not change; --until stops after one.
+    let (code, out, err) = run(&sb, &[], &["--from", "package", "--until", "package"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(skipped(&err, "train") && ran(&err, "package"), "{err}");
+    assert!(!err.contains("== gate"), "{err}");
+    assert_eq!(out, bundle, "same inputs, same place");
+    // The bundle it replaced, approval and all, is moved aside, never deleted.
+    let stale: Vec<_> = std::fs::read_dir(sb.join("releases"))
+        .expect("releases")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().contains(".stale-"))
+        .collect();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(
+        std::fs::read_dir(stale[0].join("approvals"))
+            .expect("approvals")
+            .count(),
+        1
+    );
+
+    // One hyperparameter changed: train and everything after it run again, and the new
+    // release waits for its own approval.
+    edit_pipeline(&sb, "learning_rate = 0.003", "learning_rate = 0.004");
+    let (code, out, err) = run(&sb, &[], &[]);
+    assert_eq!(code, 6, "{err}");
+    assert!(ran(&err, "train") && ran(&err, "package"), "{err}");
+    assert_ne!(out, bundle);
+
+    // Misuse.
+    let (code, _, err) = run(&sb, &[], &["--from", "publish", "--until", "train"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--from publish comes after --until train"),
+        "{err}"
+    );
+    let (code, _, err) = run(&sb, &[], &["--from", "nowhere"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn publish_section_without_signing_is_refused_before_anything_runs() {
+    let sb = demo_sandbox(500);
+    let text = std::fs::read_to_string(sb.join("pipelines/fraud-detector.toml")).expect("read");
+    sb.write(
+        "pipelines/fraud-detector.toml",
+        &format!("{text}\n{}", file_publish("/tmp/airlock-never")),
+    );
+    let (code, _, err) = run(&sb, &[], &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("[publish] needs [signing]"), "{err}");
+    assert!(!sb.join("runs").exists() && !sb.join("demo").exists());
+}

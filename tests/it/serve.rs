@@ -6,12 +6,14 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Release, csv_rows};
+use std::path::Path;
+
+use crate::helpers::{Sandbox, csv_rows};
 use crate::publish::{approve, setup, stderr};
 
-struct Server {
+pub struct Server {
+    pub port: u16,
     child: Child,
-    port: u16,
     log: std::sync::mpsc::Receiver<String>,
 }
 
@@ -22,7 +24,7 @@ impl Drop for Server {
     }
 }
 
-fn start(r: &Release, dir: &str) -> Server {
+pub fn start(sb: &Sandbox, dir: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args([
             "serve",
@@ -35,7 +37,7 @@ fn start(r: &Release, dir: &str) -> Server {
             "--bind",
             "127.0.0.1",
         ])
-        .current_dir(r.sb.path())
+        .current_dir(sb.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -106,6 +108,117 @@ fn exchange(
     let mut buf = vec![0; len];
     s.read_exact(&mut buf).expect("body");
     (status, String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The holdout rows of a run, as the run split them, with what `airlock predict` says of them.
+pub struct Holdout {
+    pub features: Vec<String>,
+    /// One JSON object per row, by feature name.
+    pub instances: Vec<serde_json::Value>,
+    /// The rows as CSV without a header, features in the model card's order.
+    pub csv_body: String,
+    /// `airlock predict` on the run directory.
+    pub expected: Vec<f64>,
+}
+
+pub fn holdout(sb: &Sandbox, run: &Path, data: &Path) -> Holdout {
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("training-record.json")).expect("record"))
+            .expect("json");
+    let features: Vec<String> = record["hyperparameters"]["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f.as_str().expect("str").to_owned())
+        .collect();
+    let (header, rows) = csv_rows(data);
+    let s = &record["splits"];
+    let n = |k: &str| s[k].as_u64().expect("split") as usize;
+    let seed = record["seed"].as_u64().expect("seed");
+    let (_, _, hold) = airlock_trainer::split_rows(rows.len(), n("train"), n("validation"), seed);
+    let mut csv = header.join(",") + "\n";
+    for &i in &hold {
+        csv += &(rows[i].join(",") + "\n");
+    }
+    sb.write("holdout.csv", &csv);
+    let expected: Vec<f64> = sb
+        .ok(&[
+            "predict",
+            "--run",
+            run.to_str().expect("utf-8"),
+            "--input",
+            "holdout.csv",
+        ])
+        .lines()
+        .skip(1)
+        .map(|l| l.parse().expect("probability"))
+        .collect();
+    assert_eq!(expected.len(), hold.len());
+    let col = |f: &str| header.iter().position(|h| h == f).expect("column");
+    let cols: Vec<usize> = features.iter().map(|f| col(f)).collect();
+    let instances = hold
+        .iter()
+        .map(|&i| {
+            serde_json::Value::Object(
+                features
+                    .iter()
+                    .zip(&cols)
+                    .map(|(f, &c)| {
+                        (
+                            f.clone(),
+                            serde_json::json!(rows[i][c].parse::<f64>().expect("number")),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let csv_body = hold
+        .iter()
+        .map(|&i| {
+            cols.iter()
+                .map(|&c| rows[i][c].clone())
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    Holdout {
+        features,
+        instances,
+        csv_body,
+        expected,
+    }
+}
+
+/// The server's predictions for the holdout rows, as JSON and as CSV, equal `airlock predict`'s.
+pub fn assert_predictions(port: u16, h: &Holdout) {
+    let body = serde_json::json!({ "instances": h.instances }).to_string();
+    let mut conn = connect(port);
+    for (what, ctype, body) in [
+        ("JSON", "application/json", &body),
+        ("CSV", "text/csv", &h.csv_body),
+    ] {
+        let (status, resp) = exchange(&mut conn, "POST", "/invocations", ctype, body.as_bytes());
+        assert_eq!(status, 200, "{resp}");
+        let preds: serde_json::Value = serde_json::from_str(&resp).expect("json");
+        let got: Vec<f64> = preds["predictions"]
+            .as_array()
+            .expect("predictions")
+            .iter()
+            .map(|p| p["probability"].as_f64().expect("p"))
+            .collect();
+        let worst = got
+            .iter()
+            .zip(&h.expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert_eq!(got.len(), h.expected.len());
+        assert!(
+            worst <= 1e-5,
+            "{what} predictions differ from airlock predict by {worst}"
+        );
+    }
 }
 
 fn connect(port: u16) -> BufReader<TcpStream> {
@@ -190,92 +303,10 @@ fn serve_refuses_to_start_on_a_tampered_unapproved_or_missing_bundle() {
 fn serve_predicts_what_predict_does_and_holds_100_concurrent_clients() {
     let r = setup("[\"local\"]");
     approve(&r);
-    // The holdout rows, as the run split them.
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(r.run.join("training-record.json")).expect("record"))
-            .expect("json");
-    let features: Vec<String> = record["hyperparameters"]["features"]
-        .as_array()
-        .expect("features")
-        .iter()
-        .map(|f| f.as_str().expect("str").to_owned())
-        .collect();
-    let (header, rows) = csv_rows(&r.data);
-    let s = &record["splits"];
-    let n = |k: &str| s[k].as_u64().expect("split") as usize;
-    let seed = record["seed"].as_u64().expect("seed");
-    let (_, _, hold) = airlock_trainer::split_rows(rows.len(), n("train"), n("validation"), seed);
-    let mut csv = header.join(",") + "\n";
-    for &i in &hold {
-        csv += &(rows[i].join(",") + "\n");
-    }
-    r.sb.write("holdout.csv", &csv);
-    let expected: Vec<f64> =
-        r.sb.ok(&["predict", "--run", "run", "--input", "holdout.csv"])
-            .lines()
-            .skip(1)
-            .map(|l| l.parse().expect("probability"))
-            .collect();
-    assert_eq!(expected.len(), hold.len());
-
-    let server = start(&r, "bundle");
-    let col = |f: &str| header.iter().position(|h| h == f).expect("column");
-    let cols: Vec<usize> = features.iter().map(|f| col(f)).collect();
-    let instances: Vec<serde_json::Value> = hold
-        .iter()
-        .map(|&i| {
-            serde_json::Value::Object(
-                features
-                    .iter()
-                    .zip(&cols)
-                    .map(|(f, &c)| {
-                        (
-                            f.clone(),
-                            serde_json::json!(rows[i][c].parse::<f64>().expect("number")),
-                        )
-                    })
-                    .collect(),
-            )
-        })
-        .collect();
-    let body = serde_json::json!({ "instances": instances }).to_string();
-    // The same rows as CSV, features in the model card's order.
-    let csv_body: String = hold
-        .iter()
-        .map(|&i| {
-            cols.iter()
-                .map(|&c| rows[i][c].clone())
-                .collect::<Vec<_>>()
-                .join(",")
-                + "\n"
-        })
-        .collect();
-    let mut conn = connect(server.port);
-    for (what, ctype, body) in [
-        ("JSON", "application/json", &body),
-        ("CSV", "text/csv", &csv_body),
-    ] {
-        let (status, resp) = exchange(&mut conn, "POST", "/invocations", ctype, body.as_bytes());
-        assert_eq!(status, 200, "{resp}");
-        let preds: serde_json::Value = serde_json::from_str(&resp).expect("json");
-        let got: Vec<f64> = preds["predictions"]
-            .as_array()
-            .expect("predictions")
-            .iter()
-            .map(|p| p["probability"].as_f64().expect("p"))
-            .collect();
-        let worst = got
-            .iter()
-            .zip(&expected)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        assert_eq!(got.len(), expected.len());
-        assert!(
-            worst <= 1e-5,
-            "{what} predictions differ from airlock predict by {worst}"
-        );
-    }
-
+    let h = holdout(&r.sb, &r.run, &r.data);
+    let server = start(&r.sb, "bundle");
+    assert_predictions(server.port, &h);
+    let (features, instances, csv_body) = (&h.features, &h.instances, &h.csv_body);
     // Bad requests get a 4xx with a message.
     let one = |k: &str, v: serde_json::Value| {
         let mut o = instances[0].clone();
@@ -344,7 +375,7 @@ fn serve_predicts_what_predict_does_and_holds_100_concurrent_clients() {
     let mut line = String::new();
     c.read_line(&mut line).expect("status line");
     assert!(line.starts_with("HTTP/1.1 413"), "{line}");
-    let (status, resp) = exchange(&mut conn, "GET", "/ping", "text/plain", b"");
+    let (status, resp) = exchange(&mut connect(server.port), "GET", "/ping", "text/plain", b"");
     assert_eq!(status, 200, "{resp}");
 
     // 100 concurrent clients for 10 seconds, 1-row JSON requests on kept-alive connections.

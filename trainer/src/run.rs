@@ -278,7 +278,8 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     // The exact pipeline bytes trained from (their digest is in the record): the packager
     // reads them here, so later edits to the file's destinations or keys do not matter.
     let snapshot = dir.join(PIPELINE_SNAPSHOT_FILE);
-    std::fs::write(&snapshot, &pipeline_bytes).map_err(|e| TrainError::io("write", &snapshot, e))?;
+    std::fs::write(&snapshot, &pipeline_bytes)
+        .map_err(|e| TrainError::io("write", &snapshot, e))?;
     reporter.line(&format!("run directory: {}", out.display()));
     reporter
         .finish()
