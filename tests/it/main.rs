@@ -8,5 +8,6 @@ mod pipeline_run;
 mod publish;
 mod publish_s3;
 mod pull;
+mod release_e2e;
 mod serve;
 mod train;

@@ -1,0 +1,324 @@
+//! The whole release against a real moto server: `airlock run` stops at the gate, officers
+//! approve, the rerun skips training and packaging, publishes to S3, registers an Approved
+//! model package and brings the endpoint InService; the cloud team pulls and serves what
+//! `airlock predict` computes; the audit log verifies. And: a SIGINT in any stage, then a
+//! rerun, finishes the release with nothing half-written trusted.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::helpers::Sandbox;
+use crate::moto::{Moto, REGION};
+use crate::pipeline_run::{approve_as, edit_pipeline, run, signed_sandbox};
+use crate::serve::{assert_predictions, holdout, start};
+
+const BUCKET: &str = "airlock-releases";
+const IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/airlock-serve:1";
+
+fn destinations() -> String {
+    format!(
+        "\n[publish]\nregistry = \"s3://{BUCKET}/prod\"\nresidency = \"../residency.toml\"\n\
+         key = \"../keys/publisher.key\"\naudit_log = \"../audit.log\"\nregion = \"{REGION}\"\n\
+         [publish.sagemaker]\nimage = \"{IMAGE}\"\n\
+         \n[deploy]\nendpoint = \"fraud-scoring\"\nrole = \"arn:aws:iam::123456789012:role/airlock-serving\"\n\
+         instance_count = 1\npoll_seconds = 1\ntimeout_seconds = 120\n"
+    )
+}
+
+fn release_sandbox(moto: &Moto, rows: usize, edits: &[(&str, &str)], k: usize) -> Sandbox {
+    moto.create_bucket(BUCKET, REGION);
+    let sb = signed_sandbox(rows, edits, k, &destinations());
+    sb.write(
+        "residency.toml",
+        "[registry]\nregions = [\"eu-west-1\"]\n[sagemaker]\nregions = [\"eu-west-1\"]\n",
+    );
+    sb
+}
+
+/// The endpoint's status and config name.
+fn endpoint(moto: &Moto) -> (String, String) {
+    let ep = moto
+        .block(
+            moto.sagemaker()
+                .describe_endpoint()
+                .endpoint_name("fraud-scoring")
+                .send(),
+        )
+        .expect("endpoint");
+    (
+        ep.endpoint_status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        ep.endpoint_config_name().unwrap_or_default().to_owned(),
+    )
+}
+
+/// The only visible entry of `dir` under the sandbox.
+fn only_entry(sb: &Sandbox, dir: &str) -> PathBuf {
+    let v: Vec<PathBuf> = std::fs::read_dir(sb.join(dir))
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            !p.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .collect();
+    assert_eq!(v.len(), 1, "{v:?}");
+    v[0].clone()
+}
+
+#[test]
+fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes() {
+    let moto = Moto::start();
+    let sb = release_sandbox(&moto, 3000, &[], 2);
+    let env = moto.env();
+
+    let (code, bundle, err) = run(&sb, &env, &[]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("0 of 2 required officer approvals"), "{err}");
+    assert!(
+        moto.list(BUCKET).is_empty(),
+        "nothing leaves before approval"
+    );
+
+    // Two officers approve; the rerun resumes at the gate.
+    approve_as(&sb, "alice", &bundle);
+    let (code, _, err) = run(&sb, &env, &[]);
+    assert_eq!(code, 6, "one approval of two is not enough: {err}");
+    approve_as(&sb, "bob", &bundle);
+    let (code, out, err) = run(&sb, &env, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, bundle);
+    for s in ["train", "package"] {
+        assert!(
+            err.contains(&format!("== {s}: skipped, inputs unchanged")),
+            "{s}: {err}"
+        );
+    }
+    assert!(
+        err.contains(&format!("== publish to s3://{BUCKET}/prod")),
+        "{err}"
+    );
+    assert!(
+        err.contains("== deploy to SageMaker endpoint fraud-scoring"),
+        "{err}"
+    );
+    assert!(err.contains("left the premises on this run:"), "{err}");
+    assert!(err.contains("audit entries written: 3"), "{err}");
+
+    // S3 holds the release; the model package is Approved; the endpoint is InService.
+    let keys: Vec<String> = moto.list(BUCKET).into_iter().map(|(k, _)| k).collect();
+    assert!(
+        keys.contains(&"prod/models/fraud-detector/1.0.0/release.json".to_owned()),
+        "{keys:?}"
+    );
+    let sm = moto.sagemaker();
+    let pkgs = moto
+        .block(
+            sm.list_model_packages()
+                .model_package_group_name("fraud-detector")
+                .send(),
+        )
+        .expect("packages");
+    assert_eq!(pkgs.model_package_summary_list().len(), 1);
+    assert_eq!(
+        pkgs.model_package_summary_list()[0]
+            .model_approval_status()
+            .map(|s| s.as_str()),
+        Some("Approved")
+    );
+    let (status, config) = endpoint(&moto);
+    assert_eq!(status, "InService");
+
+    // The cloud team pulls, serves, and gets what `airlock predict` computes on the run.
+    let pulled = sb.airlock_env(
+        &[
+            "pull",
+            &format!("s3://{BUCKET}/prod/models/fraud-detector"),
+            "--trust",
+            "trust.toml",
+            "--out",
+            "served",
+        ],
+        &env,
+    );
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let run_dir = only_entry(&sb, "runs");
+    let h = holdout(&sb, &run_dir, &sb.join("data/transactions.csv"));
+    {
+        let server = start(&sb, "served");
+        assert_predictions(server.port, &h);
+    }
+    let v = sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+    assert!(v.contains("3 entries"), "{v}");
+
+    // Only the endpoint's settings changed: only deploy runs, and the endpoint is updated.
+    edit_pipeline(&sb, "instance_count = 1", "instance_count = 2");
+    let (code, _, err) = run(&sb, &env, &[]);
+    assert_eq!(code, 0, "{err}");
+    for s in ["train", "package", "publish"] {
+        assert!(
+            err.contains(&format!("== {s}: skipped, inputs unchanged")),
+            "{s}: {err}"
+        );
+    }
+    assert!(err.contains("updating endpoint fraud-scoring"), "{err}");
+    let (status, new_config) = endpoint(&moto);
+    assert_eq!(status, "InService");
+    assert_ne!(new_config, config);
+    let v = sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+    assert!(v.contains("4 entries"), "{v}");
+}
+
+/// Run the pipeline and SIGINT it as soon as a stderr line starts with `marker`:
+/// (exit code, stderr).
+fn interrupt_at(sb: &Sandbox, env: &[(String, String)], marker: &str) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["run", "pipelines/fraud-detector.toml", "--no-progress"])
+        .current_dir(sb.path())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start airlock run");
+    let mut err = String::new();
+    let mut sent = false;
+    for line in BufReader::new(child.stderr.take().expect("stderr"))
+        .lines()
+        .map_while(Result::ok)
+    {
+        if !sent && line.starts_with(marker) {
+            let ok = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(ok.success());
+            sent = true;
+        }
+        err.push_str(&line);
+        err.push('\n');
+    }
+    assert!(sent, "never saw {marker:?}: {err}");
+    let code = child.wait().expect("wait").code().unwrap_or(-1);
+    (code, err)
+}
+
+/// The records of completed stages, by stage name.
+fn records(sb: &Sandbox, stage: &str) -> usize {
+    std::fs::read_dir(sb.join(".airlock/stages"))
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref().is_ok_and(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("{stage}-"))
+                })
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+fn visible(sb: &Sandbox, dir: &str) -> usize {
+    std::fs::read_dir(sb.join(dir)).map_or(0, |d| {
+        d.filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        })
+        .count()
+    })
+}
+
+#[test]
+fn sigint_in_any_stage_then_a_rerun_finishes_the_release() {
+    let moto = Moto::start();
+    // Big enough that each stage is still running when the signal lands.
+    let sb = release_sandbox(&moto, 20_000, &[("epochs = 3", "epochs = 40")], 1);
+    let env = moto.env();
+
+    // train: no run directory appears, nothing is recorded.
+    let (code, err) = interrupt_at(&sb, &env, "== train (");
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("interrupted during train"), "{err}");
+    assert_eq!(records(&sb, "train"), 0);
+    assert_eq!(visible(&sb, "runs"), 0, "no half-written run directory");
+
+    // package: training is redone once, then packaging is interrupted.
+    let (code, err) = interrupt_at(&sb, &env, "== package (");
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("interrupted during package"), "{err}");
+    assert!(
+        err.contains("== train ("),
+        "train was not done before: {err}"
+    );
+    assert_eq!(records(&sb, "train"), 1);
+    assert_eq!(records(&sb, "package"), 0);
+    assert_eq!(visible(&sb, "releases"), 0, "no half-written bundle");
+
+    // The gate: waits for the officer.
+    let (code, bundle, err) = run(&sb, &env, &[]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("== train: skipped"), "{err}");
+    approve_as(&sb, "alice", &bundle);
+
+    // publish: no release index is visible, the audit log still verifies.
+    let (code, err) = interrupt_at(&sb, &env, "== publish to");
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("interrupted during publish"), "{err}");
+    assert_eq!(records(&sb, "publish"), 0);
+    // The index goes last: if the signal came late enough for it to be written, every file
+    // it names is in place.
+    if let Some(index) = moto.get(BUCKET, "prod/models/fraud-detector/1.0.0/release.json") {
+        let index: serde_json::Value = serde_json::from_slice(&index).expect("index");
+        let keys: Vec<String> = moto.list(BUCKET).into_iter().map(|(k, _)| k).collect();
+        for sha in index["files"].as_object().expect("files").values() {
+            let blob = format!("prod/blobs/sha256/{}", sha.as_str().expect("sha"));
+            assert!(keys.contains(&blob), "{blob} missing under a visible index");
+        }
+    }
+    if sb.join("audit.log").exists() {
+        sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+    }
+
+    // deploy: the endpoint is still Creating when the signal lands.
+    let (code, err) = interrupt_at(&sb, &env, "== deploy to");
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("interrupted during deploy"), "{err}");
+    assert_eq!(records(&sb, "publish"), 1);
+    assert_eq!(records(&sb, "deploy"), 0);
+
+    // The rerun finishes: only deploy is left, and it waits for InService.
+    let (code, _, err) = run(&sb, &env, &[]);
+    assert_eq!(code, 0, "{err}");
+    for s in ["train", "package", "publish"] {
+        assert!(
+            err.contains(&format!("== {s}: skipped, inputs unchanged")),
+            "{s}: {err}"
+        );
+    }
+    assert_eq!(endpoint(&moto).0, "InService");
+    sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+    let pulled = sb.airlock_env(
+        &[
+            "pull",
+            &format!("s3://{BUCKET}/prod/models/fraud-detector"),
+            "--trust",
+            "trust.toml",
+            "--out",
+            "served",
+        ],
+        &env,
+    );
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+}
