@@ -14,6 +14,12 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 AIRLOCK := $(TARGET_DIR)/debug/airlock
 PIPELINE ?= pipelines/fraud-detector.toml
+# What `make release-model` pulls and serves: the DEMO pipeline's local registry and trust.
+MODEL ?= $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(PIPELINE) | head -1)
+REGISTRY ?= file://$(CURDIR)/registry
+TRUST ?= demo/trust.toml
+SERVED ?= served/$(MODEL)
+SAMPLE ?= $(basename $(PIPELINE)).sample.csv
 # The benchmark's thread count (burn's CPU backends and PyTorch alike).
 BENCH_THREADS ?= 2
 TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
@@ -32,8 +38,19 @@ build-cuda: ## build with the CUDA backend (needs no GPU or CUDA toolkit to comp
 check-cuda: ## type-check the CUDA backend code (faster than build-cuda)
 	$(CARGO) check --locked --features cuda --all-targets
 
-release-model: build ## train, package (leak checks, sign), approval gate: `airlock run` (DEMO without [signing])
+release-model: build ## the release (`airlock run`), then the cloud side on loopback: pull, serve, one prediction
 	$(AIRLOCK) run $(PIPELINE)
+	@# The cloud team's side, here on loopback: pull the release from the (DEMO: local file)
+	@# registry, verified; serve it; score the sample transactions; stop the server.
+	$(AIRLOCK) pull $(REGISTRY)/models/$(MODEL) --trust $(TRUST) --out $(SERVED)
+	@log=$$(mktemp); trap 'kill $$pid 2>/dev/null; rm -f $$log' EXIT; \
+	$(AIRLOCK) serve --model-dir $(SERVED) --trust $(TRUST) --bind 127.0.0.1 --port 0 2>$$log & pid=$$!; \
+	for _ in $$(seq 100); do grep -q '^listening on' $$log && break; \
+	  kill -0 $$pid 2>/dev/null || { cat $$log >&2; exit 1; }; sleep 0.1; done; \
+	url=$$(sed -n 's/^listening on //p' $$log); \
+	echo "POST $$url/invocations < $(SAMPLE)"; \
+	curl -sS --fail-with-body -H 'Content-Type: text/csv' --data-binary @$(SAMPLE) $$url/invocations; echo; \
+	kill -TERM $$pid; wait $$pid
 
 fmt: ## format the code
 	$(CARGO) fmt --all
@@ -84,4 +101,4 @@ bench-torch: ## install PyTorch (CPU use) into $(TORCH_VENV), then run the bench
 
 clean: ## remove build outputs, demo data and runs
 	$(CARGO) clean
-	rm -rf data runs releases demo
+	rm -rf data runs releases demo registry served .airlock
