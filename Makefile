@@ -43,7 +43,7 @@ release-model: build ## the release (`airlock run`), then the cloud side on loop
 	@# The cloud team's side, here on loopback: pull the release from the (DEMO: local file)
 	@# registry, verified; serve it; score the sample transactions; stop the server.
 	$(AIRLOCK) pull $(REGISTRY)/models/$(MODEL) --trust $(TRUST) --out $(SERVED)
-	@log=$$(mktemp); trap 'kill $$pid 2>/dev/null; rm -f $$log' EXIT; \
+	@log=$$(mktemp); trap 'kill $$pid 2>/dev/null || true; rm -f $$log' EXIT; \
 	$(AIRLOCK) serve --model-dir $(SERVED) --trust $(TRUST) --bind 127.0.0.1 --port 0 2>$$log & pid=$$!; \
 	for _ in $$(seq 100); do grep -q '^listening on' $$log && break; \
 	  kill -0 $$pid 2>/dev/null || { cat $$log >&2; exit 1; }; sleep 0.1; done; \
