@@ -160,7 +160,11 @@ fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes
     assert!(v.contains("3 entries"), "{v}");
 
     // Only the endpoint's settings changed: only deploy runs, and the endpoint is updated.
-    edit_pipeline(&sb, "instance_count = 1", "instance_count = 2");
+    edit_pipeline(
+        &sb,
+        "instance_count = 1\npoll_seconds",
+        "instance_count = 2\npoll_seconds",
+    );
     let (code, _, err) = run(&sb, &env, &[]);
     assert_eq!(code, 0, "{err}");
     for s in ["train", "package", "publish"] {
