@@ -448,6 +448,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 key: a.key,
                 out: a.out,
                 threads: a.threads.unwrap_or_else(cores),
+                progress: Some(|secs, what| eprintln!("[{secs:6.1} s] {what}")),
             })?;
             for l in &summary.report.layers {
                 eprintln!("  {} {:<22} pass", l.id, l.name);

@@ -572,6 +572,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
                 key: builder_key.clone(),
                 out: bundle.clone(),
                 threads: opts.threads,
+                progress: Some(|secs, what| eprintln!("  [{secs:6.1} s] {what}")),
             })?;
             for l in &pkg.report.layers {
                 eprintln!("  {} {:<22} pass", l.id, l.name);

@@ -107,6 +107,8 @@ pub struct PackageOptions {
     pub out: PathBuf,
     /// Threads for scanning and hashing.
     pub threads: usize,
+    /// Told each step as it starts (with the seconds since packaging began), for long runs.
+    pub progress: Option<fn(f64, &str)>,
 }
 
 /// A written bundle.
@@ -351,6 +353,13 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
             path: opts.out.clone(),
         });
     }
+    let started = std::time::Instant::now();
+    let step = |what: &str| {
+        if let Some(p) = opts.progress {
+            p(started.elapsed().as_secs_f64(), what);
+        }
+    };
+    step("reading the run");
     let run = read_run(&opts.run_dir)?;
     let record = &run.record;
     let widths = widths(record);
@@ -371,6 +380,11 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     ];
 
     // L0 on the input: strict parse, and nothing but parameters and their optimizer state.
+    step(&format!(
+        "L0 structure: {:.1} MiB checkpoint, {} declared tensors",
+        run.checkpoint.len() as f64 / f64::from(1 << 20),
+        declared.len()
+    ));
     let mut l0 = LayerBuilder::new("L0", "structure");
     l0.param(
         "declared_tensors",
@@ -473,6 +487,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     }
 
     // L1: PII patterns in every string and in printable runs of every tensor.
+    step("L1 pii-patterns: every string, and printable runs in every tensor");
     let mut l1 = LayerBuilder::new("L1", "pii-patterns");
     l1.param(
         "patterns",
@@ -526,6 +541,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     l1.count("bytes_scanned", scanned.get());
 
     // L2: exact training records anywhere in what was read and what would ship.
+    step("L2 exact-records: training rows in every byte of the checkpoint, model and card");
     let mut l2 = LayerBuilder::new("L2", "exact-records");
     let params_l2 = RecordParams::default();
     l2.param("min_text_len", json!(params_l2.min_text_len));
@@ -618,6 +634,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
             l2.count("bytes_scanned", scanned);
 
             // L3 on the model that would ship.
+            step("L3 membership-inference: training members vs holdout rows");
             match &folded {
                 None => l3.error("no model to attack (see L0)".into()),
                 Some(f) => {
@@ -750,6 +767,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         (STATEMENT_DSSE_FILE, pretty(&statement_env)),
         (PROVENANCE_DSSE_FILE, pretty(&provenance_env)),
     ];
+    step("signing and writing the bundle");
     write_bundle(&opts.out, &files)?;
     Ok(PackageSummary {
         bundle: opts.out.clone(),
