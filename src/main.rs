@@ -287,6 +287,14 @@ struct VerifyArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Stages: train → package → gate → publish → deploy. Each stage's inputs are digested and
+recorded in .airlock/stages/ when it completes; an unchanged stage is skipped.
+
+Exit codes: 0 released (or stopped by --until), 3 invalid pipeline, 4 the bundle does not
+verify, 5 a leak check refused the release, 6 waiting for officer approvals (the commands
+to run are printed; run again afterwards), 7 residency refused a destination, 130
+interrupted (run again to resume).")]
 struct RunArgs {
     /// Pipeline file (for example pipelines/fraud-detector.toml).
     #[arg(value_name = "PIPELINE.toml")]

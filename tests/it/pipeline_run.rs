@@ -354,3 +354,19 @@ fn publish_section_without_signing_is_refused_before_anything_runs() {
     assert!(err.contains("[publish] needs [signing]"), "{err}");
     assert!(!sb.join("runs").exists() && !sb.join("demo").exists());
 }
+
+#[test]
+fn a_second_run_in_the_same_work_directory_is_refused() {
+    let sb = demo_sandbox(500);
+    std::fs::create_dir_all(sb.join(".airlock")).expect("mkdir");
+    let lock = std::fs::File::create(sb.join(".airlock/lock")).expect("lock file");
+    lock.try_lock()
+        .expect("take the lock, as a running airlock would");
+    let (code, _, err) = run(&sb, &[], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("another `airlock run` is using"), "{err}");
+    assert!(!sb.join("runs").exists(), "nothing ran");
+    drop(lock);
+    let (code, _, err) = run(&sb, &[], &["--until", "train"]);
+    assert_eq!(code, 0, "{err}");
+}
