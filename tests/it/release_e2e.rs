@@ -275,8 +275,14 @@ fn sigint_in_any_stage_then_a_rerun_finishes_the_release() {
     // publish: no release index is visible, the audit log still verifies.
     let (code, err) = interrupt_at(&sb, &env, "== publish to");
     assert_eq!(code, 130, "{err}");
-    assert!(err.contains("interrupted during publish"), "{err}");
-    assert_eq!(records(&sb, "publish"), 0);
+    // A publish of this small release takes a few hundred ms; on a loaded machine the
+    // signal may land only once deploy has begun, and then publish is complete and recorded.
+    if err.contains("interrupted during publish") {
+        assert_eq!(records(&sb, "publish"), 0);
+    } else {
+        assert!(err.contains("interrupted during deploy"), "{err}");
+        assert_eq!(records(&sb, "publish"), 1);
+    }
     // The index goes last: if the signal came late enough for it to be written, every file
     // it names is in place.
     if let Some(index) = moto.get(BUCKET, "prod/models/fraud-detector/1.0.0/release.json") {
