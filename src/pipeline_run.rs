@@ -309,6 +309,8 @@ struct Runner<'a> {
     opts: &'a RunOptions,
     state: State,
     lines: Vec<Line>,
+    /// Digests of what the run released, shown under the stage lines.
+    digests: Vec<String>,
     current: Arc<Mutex<&'static str>>,
     started: Instant,
 }
@@ -411,6 +413,9 @@ impl Runner<'_> {
                 l.detail
             );
         }
+        for d in &self.digests {
+            eprintln!("  {d}");
+        }
         for t in tail {
             eprintln!("  {t}");
         }
@@ -434,6 +439,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
         opts,
         state,
         lines: Vec::new(),
+        digests: Vec::new(),
         current,
         started: Instant::now(),
     };
@@ -593,6 +599,13 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
         }
     };
     let bundle = PathBuf::from(&package.output);
+    if let Some(m) = package.details.get("model_sha256") {
+        r.digests.push(format!("{MODEL_FILE} sha256 {m}"));
+    }
+    r.digests.push(format!(
+        "{STATEMENT_FILE} sha256 {} (what the officers sign)",
+        package.output_sha256
+    ));
     if r.stop_after(Stage::Package) {
         r.summary(&title, &["stopped after package (--until package)".into()]);
         println!("{}", bundle.display());
