@@ -222,6 +222,20 @@ fn skipped(err: &str, stage: &str) -> bool {
     err.contains(&format!("== {stage}: skipped, inputs unchanged"))
 }
 
+/// Completed-stage records of `stage`.
+pub fn records(sb: &Sandbox, stage: &str) -> usize {
+    std::fs::read_dir(sb.join(".airlock/stages")).map_or(0, |d| {
+        d.filter(|e| {
+            e.as_ref().is_ok_and(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{stage}-"))
+            })
+        })
+        .count()
+    })
+}
+
 fn file_publish(dir: &str) -> String {
     format!(
         "\n[publish]\nregistry = \"file://{dir}\"\nresidency = \"../residency.toml\"\n\
@@ -329,6 +343,24 @@ fn stages_rerun_only_when_their_inputs_change() {
     assert_eq!(code, 6, "{err}");
     assert!(ran(&err, "train") && ran(&err, "package"), "{err}");
     assert_ne!(out, bundle);
+    // Approved, it goes on to publish, which refuses to overwrite 1.0.0 with other weights.
+    approve_as(&sb, "alice", &out);
+    let (code, _, err) = run(&sb, &[], &[]);
+    assert_ne!(code, 0, "{err}");
+    assert!(skipped(&err, "train") && skipped(&err, "package"), "{err}");
+    assert!(ran(&err, "publish"), "{err}");
+    assert!(
+        err.contains(
+            "already holds fraud-detector 1.0.0 with different content; publish a new version"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        records(&sb, "publish"),
+        2,
+        "the refused publish is not recorded"
+    );
+    sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
 
     // Misuse.
     let (code, _, err) = run(&sb, &[], &["--from", "publish", "--until", "train"]);

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use crate::helpers::Sandbox;
 use crate::moto::{Moto, REGION};
-use crate::pipeline_run::{approve_as, edit_pipeline, run, signed_sandbox};
+use crate::pipeline_run::{approve_as, edit_pipeline, records, run, signed_sandbox};
 use crate::serve::{assert_predictions, holdout, start};
 
 const BUCKET: &str = "airlock-releases";
@@ -212,22 +212,6 @@ fn interrupt_at(sb: &Sandbox, env: &[(String, String)], marker: &str) -> (i32, S
     assert!(sent, "never saw {marker:?}: {err}");
     let code = child.wait().expect("wait").code().unwrap_or(-1);
     (code, err)
-}
-
-/// The records of completed stages, by stage name.
-fn records(sb: &Sandbox, stage: &str) -> usize {
-    std::fs::read_dir(sb.join(".airlock/stages"))
-        .map(|d| {
-            d.filter(|e| {
-                e.as_ref().is_ok_and(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(&format!("{stage}-"))
-                })
-            })
-            .count()
-        })
-        .unwrap_or(0)
 }
 
 fn visible(sb: &Sandbox, dir: &str) -> usize {
