@@ -24,7 +24,7 @@ use std::time::Instant;
 use airlock_packager::approvals::{DecisionRequest, decide, evaluate};
 use airlock_packager::shards::stream_digest;
 use airlock_packager::{APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE};
-use airlock_schemas::{Decision, PipelineSpec};
+use airlock_schemas::{Decision, DeploySpec, PipelineSpec};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -311,6 +311,10 @@ struct Runner<'a> {
     lines: Vec<Line>,
     /// Digests of what the run released, shown under the stage lines.
     digests: Vec<String>,
+    /// What left the premises on this run, and where to.
+    crossed: Vec<String>,
+    /// (entries, last seq) of each publish call's audit entries.
+    audit: Vec<(usize, u64)>,
     current: Arc<Mutex<&'static str>>,
     started: Instant,
 }
@@ -394,6 +398,39 @@ impl Runner<'_> {
         Ok(r)
     }
 
+    fn not_configured(&mut self, stage: Stage, why: &str) {
+        self.lines.push(Line {
+            stage,
+            what: "not configured".into(),
+            secs: None,
+            detail: why.into(),
+        });
+    }
+
+    /// The end of a run that got through: the summary, what left and the audit entries.
+    fn finish(&self, title: &str, bundle: &Path, audit_log: &Path) {
+        let mut tail = Vec::new();
+        if self.crossed.is_empty() {
+            tail.push("left the premises on this run: nothing".to_owned());
+        } else {
+            tail.push("left the premises on this run:".to_owned());
+            tail.extend(self.crossed.iter().map(|l| format!("  {l}")));
+        }
+        let n: usize = self.audit.iter().map(|a| a.0).sum();
+        let last = self.audit.iter().map(|a| a.1).max().unwrap_or(0);
+        tail.push(if n == 0 {
+            format!("audit entries written: none ({})", audit_log.display())
+        } else {
+            format!(
+                "audit entries written: {n} (seq {}..={last}) in {}",
+                last + 1 - n as u64,
+                audit_log.display()
+            )
+        });
+        self.summary(title, &tail);
+        println!("{}", bundle.display());
+    }
+
     /// `--until` reached after `stage`?
     fn stop_after(&self, stage: Stage) -> bool {
         self.opts.until == Some(stage)
@@ -424,14 +461,8 @@ impl Runner<'_> {
 
 pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
     let spec = PipelineSpec::load(&opts.pipeline)?;
-    let under = |p: &str| {
-        if opts.workdir == Path::new(".") {
-            PathBuf::from(p)
-        } else {
-            opts.workdir.join(p)
-        }
-    };
     let state = State::open(&opts.workdir)?;
+    let under = |p: &str| under(&opts.workdir, p);
     clean_staging(&[under("runs"), under("releases")]);
     let current = Arc::new(Mutex::new("start"));
     exit_on_interrupt(current.clone())?;
@@ -440,20 +471,13 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
         state,
         lines: Vec::new(),
         digests: Vec::new(),
+        crossed: Vec::new(),
+        audit: Vec::new(),
         current,
         started: Instant::now(),
     };
 
     let demo = spec.signing.is_none();
-    let tag = if demo { "-DEMO" } else { "" };
-    let name = format!("{}-{}", spec.release.name, spec.release.version);
-    let title = format!(
-        "{} {}{}",
-        spec.release.name,
-        spec.release.version,
-        if demo { " (DEMO)" } else { "" }
-    );
-
     let (trust_path, builder_key) = match &spec.signing {
         Some(s) => (
             spec.resolve(&opts.pipeline, &s.trust),
@@ -468,309 +492,361 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
             demo_keys(&under("demo"))?
         }
     };
-    let trust = airlock_packager::Trust::load(&trust_path)?;
+    let p = Pipeline {
+        opts,
+        trust: airlock_packager::Trust::load(&trust_path)?,
+        trust_path,
+        builder_key,
+        name: format!(
+            "{}-{}{}",
+            spec.release.name,
+            spec.release.version,
+            if demo { "-DEMO" } else { "" }
+        ),
+        title: format!(
+            "{} {}{}",
+            spec.release.name,
+            spec.release.version,
+            if demo { " (DEMO)" } else { "" }
+        ),
+        demo,
+        spec,
+    };
 
-    // ---- train
-    let data = spec.data_source(&opts.pipeline);
-    if demo && !data.exists() {
-        let s = airlock_trainer::demo::write_demo_csv(&data, 50_000, 7)?;
-        eprintln!(
-            "DEMO: wrote {} synthetic transactions to {}",
-            s.rows,
-            data.display()
-        );
-    }
-    let data_sha = stream_digest(&data).map_err(|e| {
-        BadInputError(format!(
-            "cannot read the pipeline's data source {}: {e}",
-            data.display()
-        ))
-    })?;
-    // Everything that shapes the model; destinations and keys do not.
-    let mut shaping = serde_json::to_value(&spec)?;
-    if let Some(o) = shaping.as_object_mut() {
-        for k in ["signing", "publish", "deploy"] {
-            o.remove(k);
-        }
-    }
-    let train_inputs = json!({
-        "airlock": env!("CARGO_PKG_VERSION"),
-        "pipeline": shaping,
-        "data_sha256": data_sha,
-    });
-    let train_digest = digest_json(&train_inputs);
-    let run_dir = under("runs").join(format!("{name}{tag}-{}", &train_digest[..12]));
-    r.begin(Stage::Train);
-    let check_run = |rec: &StageRecord| {
-        dir_digest(Path::new(&rec.output), &RUN_FILES).is_ok_and(|d| d == rec.output_sha256)
-    };
-    let train = match r.reusable(Stage::Train, &train_digest, check_run) {
-        Some(rec) => {
-            r.skipped(Stage::Train, &rec);
-            rec
-        }
-        None => {
-            r.needs_earlier(Stage::Train)?;
-            eprintln!(
-                "== train ({} epochs on {})",
-                spec.training.epochs, spec.training.device
-            );
-            let t = Instant::now();
-            move_aside(&run_dir)?;
-            let summary = airlock_trainer::train_pipeline(&airlock_trainer::TrainOptions {
-                pipeline: opts.pipeline.clone(),
-                out: Some(run_dir.clone()),
-                device: None,
-                cpu_backend: None,
-                progress: opts.progress,
-            })?;
-            let auc = summary.record.holdout.roc_auc;
-            eprintln!("  holdout ROC AUC {auc:.4}");
-            let out_sha = dir_digest(&run_dir, &RUN_FILES)
-                .with_context(|| format!("cannot read {}", run_dir.display()))?;
-            r.ran(
-                Stage::Train,
-                t,
-                format!("{} (holdout ROC AUC {auc:.4})", run_dir.display()),
-            );
-            r.record(
-                Stage::Train,
-                &train_digest,
-                train_inputs,
-                run_dir.display().to_string(),
-                out_sha,
-                BTreeMap::from([("holdout_roc_auc".into(), format!("{auc:.4}"))]),
-            )?
-        }
-    };
+    let train = p.train(&mut r)?;
     if r.stop_after(Stage::Train) {
-        r.summary(&title, &["stopped after train (--until train)".into()]);
+        r.summary(&p.title, &["stopped after train (--until train)".into()]);
         return Ok(());
     }
-
-    // ---- package
-    let builder = airlock_packager::keys::Signer::load(&builder_key)?;
-    let package_inputs = json!({
-        "airlock": env!("CARGO_PKG_VERSION"),
-        "run_sha256": train.output_sha256,
-        "builder": builder.key_id(),
-    });
-    drop(builder);
-    let package_digest = digest_json(&package_inputs);
-    let bundle = under("releases").join(format!("{name}{tag}-{}", &package_digest[..12]));
-    r.begin(Stage::Package);
-    let check_bundle = |rec: &StageRecord| {
-        std::fs::read(Path::new(&rec.output).join(STATEMENT_FILE))
-            .is_ok_and(|b| sha256_hex(&b) == rec.output_sha256)
-    };
-    let package = match r.reusable(Stage::Package, &package_digest, check_bundle) {
-        Some(rec) => {
-            r.skipped(Stage::Package, &rec);
-            rec
-        }
-        None => {
-            r.needs_earlier(Stage::Package)?;
-            eprintln!("== package (strip, leak checks L0-L3, sign)");
-            let t = Instant::now();
-            move_aside(&bundle)?;
-            let pkg = airlock_packager::package(&airlock_packager::PackageOptions {
-                run_dir: PathBuf::from(&train.output),
-                key: builder_key.clone(),
-                out: bundle.clone(),
-                threads: opts.threads,
-                progress: Some(|secs, what| eprintln!("  [{secs:6.1} s] {what}")),
-            })?;
-            for l in &pkg.report.layers {
-                eprintln!("  {} {:<22} pass", l.id, l.name);
-            }
-            let statement = std::fs::read(bundle.join(STATEMENT_FILE))
-                .with_context(|| format!("cannot read {}", bundle.display()))?;
-            let model_sha = stream_digest(&bundle.join(MODEL_FILE))
-                .with_context(|| format!("cannot read {}", bundle.display()))?;
-            r.ran(Stage::Package, t, bundle.display().to_string());
-            r.record(
-                Stage::Package,
-                &package_digest,
-                package_inputs,
-                bundle.display().to_string(),
-                sha256_hex(&statement),
-                BTreeMap::from([("model_sha256".into(), model_sha)]),
-            )?
-        }
-    };
+    let package = p.package(&mut r, &train)?;
     let bundle = PathBuf::from(&package.output);
-    if let Some(m) = package.details.get("model_sha256") {
-        r.digests.push(format!("{MODEL_FILE} sha256 {m}"));
-    }
-    r.digests.push(format!(
-        "{STATEMENT_FILE} sha256 {} (what the officers sign)",
-        package.output_sha256
-    ));
     if r.stop_after(Stage::Package) {
-        r.summary(&title, &["stopped after package (--until package)".into()]);
+        r.summary(
+            &p.title,
+            &["stopped after package (--until package)".into()],
+        );
         println!("{}", bundle.display());
         return Ok(());
     }
+    let approvals = p.gate(&mut r, &bundle)?;
+    if r.stop_after(Stage::Gate) {
+        r.summary(&p.title, &["stopped after gate (--until gate)".into()]);
+        println!("{}", bundle.display());
+        return Ok(());
+    }
+    let Some(dest) = p.destination()? else {
+        r.not_configured(Stage::Publish, "no [publish] section");
+        r.summary(
+            &p.title,
+            &["approved; nothing left the premises (add [publish] to the pipeline)".into()],
+        );
+        println!("{}", bundle.display());
+        return Ok(());
+    };
+    let published = p.publish(&mut r, &dest, &package, &approvals)?;
+    match &p.spec.deploy {
+        _ if r.stop_after(Stage::Publish) => {}
+        None => r.not_configured(Stage::Deploy, "no [deploy] section"),
+        Some(deploy) => p.deploy(&mut r, &dest, &bundle, &published, deploy)?,
+    }
+    r.finish(&p.title, &bundle, &dest.audit_log);
+    Ok(())
+}
 
-    // ---- approval gate: evaluated on every run
-    r.begin(Stage::Gate);
-    eprintln!("== gate (verify the bundle, count approvals)");
-    let t = Instant::now();
-    let v = airlock_packager::verify_bundle(&bundle, &trust, opts.threads, false);
-    if !v.ok() {
-        for c in v.checks.iter().filter(|c| !c.ok) {
-            eprintln!("  FAIL {}: {}", c.name, c.detail);
+/// `p` under the work directory (as given when it is `.`, for shorter messages).
+fn under(workdir: &Path, p: &str) -> PathBuf {
+    if workdir == Path::new(".") {
+        PathBuf::from(p)
+    } else {
+        workdir.join(p)
+    }
+}
+
+/// The pipeline being run and its keys.
+struct Pipeline<'a> {
+    opts: &'a RunOptions,
+    spec: PipelineSpec,
+    demo: bool,
+    trust_path: PathBuf,
+    trust: airlock_packager::Trust,
+    builder_key: PathBuf,
+    /// `<model>-<version>[-DEMO]`, the prefix of run and bundle directories.
+    name: String,
+    title: String,
+}
+
+impl Pipeline<'_> {
+    fn under(&self, p: &str) -> PathBuf {
+        under(&self.opts.workdir, p)
+    }
+
+    fn train(&self, r: &mut Runner<'_>) -> anyhow::Result<StageRecord> {
+        let (opts, spec) = (self.opts, &self.spec);
+        let data = spec.data_source(&opts.pipeline);
+        if self.demo && !data.exists() {
+            let s = airlock_trainer::demo::write_demo_csv(&data, 50_000, 7)?;
+            eprintln!(
+                "DEMO: wrote {} synthetic transactions to {}",
+                s.rows,
+                data.display()
+            );
         }
-        anyhow::bail!(crate::exit::VerificationFailed(
-            bundle.display().to_string()
+        let data_sha = stream_digest(&data).map_err(|e| {
+            BadInputError(format!(
+                "cannot read the pipeline's data source {}: {e}",
+                data.display()
+            ))
+        })?;
+        // Everything that shapes the model; destinations and keys do not.
+        let mut shaping = serde_json::to_value(spec)?;
+        if let Some(o) = shaping.as_object_mut() {
+            for k in ["signing", "publish", "deploy"] {
+                o.remove(k);
+            }
+        }
+        let inputs = json!({
+            "airlock": env!("CARGO_PKG_VERSION"),
+            "pipeline": shaping,
+            "data_sha256": data_sha,
+        });
+        let digest = digest_json(&inputs);
+        let run_dir = self
+            .under("runs")
+            .join(format!("{}-{}", self.name, &digest[..12]));
+        r.begin(Stage::Train);
+        let check = |rec: &StageRecord| {
+            dir_digest(Path::new(&rec.output), &RUN_FILES).is_ok_and(|d| d == rec.output_sha256)
+        };
+        if let Some(rec) = r.reusable(Stage::Train, &digest, check) {
+            r.skipped(Stage::Train, &rec);
+            return Ok(rec);
+        }
+        r.needs_earlier(Stage::Train)?;
+        eprintln!(
+            "== train ({} epochs on {})",
+            spec.training.epochs, spec.training.device
+        );
+        let t = Instant::now();
+        move_aside(&run_dir)?;
+        let summary = airlock_trainer::train_pipeline(&airlock_trainer::TrainOptions {
+            pipeline: opts.pipeline.clone(),
+            out: Some(run_dir.clone()),
+            device: None,
+            cpu_backend: None,
+            progress: opts.progress,
+        })?;
+        let auc = summary.record.holdout.roc_auc;
+        eprintln!("  holdout ROC AUC {auc:.4}");
+        let out_sha = dir_digest(&run_dir, &RUN_FILES)
+            .with_context(|| format!("cannot read {}", run_dir.display()))?;
+        r.ran(
+            Stage::Train,
+            t,
+            format!("{} (holdout ROC AUC {auc:.4})", run_dir.display()),
+        );
+        r.record(
+            Stage::Train,
+            &digest,
+            inputs,
+            run_dir.display().to_string(),
+            out_sha,
+            BTreeMap::from([("holdout_roc_auc".into(), format!("{auc:.4}"))]),
+        )
+    }
+
+    fn package(&self, r: &mut Runner<'_>, train: &StageRecord) -> anyhow::Result<StageRecord> {
+        let builder = airlock_packager::keys::Signer::load(&self.builder_key)?;
+        let inputs = json!({
+            "airlock": env!("CARGO_PKG_VERSION"),
+            "run_sha256": train.output_sha256,
+            "builder": builder.key_id(),
+        });
+        drop(builder);
+        let digest = digest_json(&inputs);
+        let bundle = self
+            .under("releases")
+            .join(format!("{}-{}", self.name, &digest[..12]));
+        r.begin(Stage::Package);
+        let check = |rec: &StageRecord| {
+            std::fs::read(Path::new(&rec.output).join(STATEMENT_FILE))
+                .is_ok_and(|b| sha256_hex(&b) == rec.output_sha256)
+        };
+        let rec = match r.reusable(Stage::Package, &digest, check) {
+            Some(rec) => {
+                r.skipped(Stage::Package, &rec);
+                rec
+            }
+            None => {
+                r.needs_earlier(Stage::Package)?;
+                eprintln!("== package (strip, leak checks L0-L3, sign)");
+                let t = Instant::now();
+                move_aside(&bundle)?;
+                let pkg = airlock_packager::package(&airlock_packager::PackageOptions {
+                    run_dir: PathBuf::from(&train.output),
+                    key: self.builder_key.clone(),
+                    out: bundle.clone(),
+                    threads: self.opts.threads,
+                    progress: Some(|secs, what| eprintln!("  [{secs:6.1} s] {what}")),
+                })?;
+                for l in &pkg.report.layers {
+                    eprintln!("  {} {:<22} pass", l.id, l.name);
+                }
+                let statement = std::fs::read(bundle.join(STATEMENT_FILE))
+                    .with_context(|| format!("cannot read {}", bundle.display()))?;
+                let model_sha = stream_digest(&bundle.join(MODEL_FILE))
+                    .with_context(|| format!("cannot read {}", bundle.display()))?;
+                r.ran(Stage::Package, t, bundle.display().to_string());
+                r.record(
+                    Stage::Package,
+                    &digest,
+                    inputs,
+                    bundle.display().to_string(),
+                    sha256_hex(&statement),
+                    BTreeMap::from([("model_sha256".into(), model_sha)]),
+                )?
+            }
+        };
+        if let Some(m) = rec.details.get("model_sha256") {
+            r.digests.push(format!("{MODEL_FILE} sha256 {m}"));
+        }
+        r.digests.push(format!(
+            "{STATEMENT_FILE} sha256 {} (what the officers sign)",
+            rec.output_sha256
         ));
+        Ok(rec)
     }
-    let mut s = evaluate(&bundle, &trust, &v, time::OffsetDateTime::now_utc());
-    if demo && !s.approved() {
-        eprintln!("  DEMO: automatic approval by local demo officers; not a real review");
-        for officer in DEMO_OFFICERS {
-            decide(
-                &DecisionRequest {
-                    bundle: bundle.clone(),
-                    key: under("demo/keys").join(format!("{officer}.key")),
-                    name: format!("{officer} (DEMO)"),
-                    reason: "DEMO auto-approval by airlock's local demo officer; nobody reviewed this release".into(),
-                    decision: Decision::Approve,
-                    expires: Some("30d".into()),
-                },
-                &trust,
-                opts.threads,
-            )?;
+
+    /// Verify the bundle and count approvals (DEMO: approve with the demo officers). Returns
+    /// the approval files by digest, or stops the run at the gate with the officers' commands.
+    fn gate(&self, r: &mut Runner<'_>, bundle: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+        let (opts, trust) = (self.opts, &self.trust);
+        r.begin(Stage::Gate);
+        eprintln!("== gate (verify the bundle, count approvals)");
+        let t = Instant::now();
+        let v = airlock_packager::verify_bundle(bundle, trust, opts.threads, false);
+        if !v.ok() {
+            for c in v.checks.iter().filter(|c| !c.ok) {
+                eprintln!("  FAIL {}: {}", c.name, c.detail);
+            }
+            anyhow::bail!(crate::exit::VerificationFailed(
+                bundle.display().to_string()
+            ));
         }
-        s = evaluate(&bundle, &trust, &v, time::OffsetDateTime::now_utc());
-    }
-    eprintln!(
-        "  {} of {} required officer approvals{}",
-        s.approvals,
-        s.required,
-        if s.rejected {
-            ", and a valid rejection"
+        let mut s = evaluate(bundle, trust, &v, time::OffsetDateTime::now_utc());
+        if self.demo && !s.approved() {
+            eprintln!("  DEMO: automatic approval by local demo officers; not a real review");
+            for officer in DEMO_OFFICERS {
+                decide(
+                    &DecisionRequest {
+                        bundle: bundle.to_owned(),
+                        key: self.under("demo/keys").join(format!("{officer}.key")),
+                        name: format!("{officer} (DEMO)"),
+                        reason: "DEMO auto-approval by airlock's local demo officer; nobody reviewed this release".into(),
+                        decision: Decision::Approve,
+                        expires: Some("30d".into()),
+                    },
+                    trust,
+                    opts.threads,
+                )?;
+            }
+            s = evaluate(bundle, trust, &v, time::OffsetDateTime::now_utc());
+        }
+        let count = format!("{} of {} officer approvals", s.approvals, s.required);
+        let rejected = if s.rejected {
+            " (a valid rejection blocks it)"
         } else {
             ""
+        };
+        eprintln!(
+            "  {} of {} required officer approvals{rejected}",
+            s.approvals, s.required
+        );
+        if !s.approved() {
+            r.lines.push(Line {
+                stage: Stage::Gate,
+                what: "waiting".into(),
+                secs: None,
+                detail: count,
+            });
+            let b = bundle.display();
+            let tp = self.trust_path.display();
+            let p = opts.pipeline.display();
+            r.summary(
+                &self.title,
+                &[format!(
+                    "release {} is packaged, signed and waiting for approval{rejected}. Each \
+                     officer reviews and decides with:\n\n    \
+                     airlock review {b} --trust {tp} --out review.html\n    \
+                     airlock approve {b} --trust {tp} --key <officer.key> --name \"<your name>\" --reason \"<why>\"\n\n  \
+                     then run `airlock run {p}` again: it resumes at the gate.",
+                    self.name
+                )],
+            );
+            println!("{b}");
+            return Err(AwaitingApproval(b.to_string()).into());
         }
-    );
-    if !s.approved() {
         r.lines.push(Line {
             stage: Stage::Gate,
-            what: "waiting".into(),
-            secs: None,
-            detail: format!("{} of {} officer approvals", s.approvals, s.required),
+            what: "passed".into(),
+            secs: Some(t.elapsed().as_secs_f64()),
+            detail: count,
         });
-        let b = bundle.display();
-        let tp = trust_path.display();
-        let p = opts.pipeline.display();
-        r.summary(
-            &title,
-            &[format!(
-                "release {name} is packaged, signed and waiting for approval{}. Each officer \
-                 reviews and decides with:\n\n    \
-                 airlock review {b} --trust {tp} --out review.html\n    \
-                 airlock approve {b} --trust {tp} --key <officer.key> --name \"<your name>\" --reason \"<why>\"\n\n  \
-                 then run `airlock run {p}` again: it resumes at the gate.",
-                if s.rejected {
-                    " (a valid rejection blocks it)"
-                } else {
-                    ""
-                }
-            )],
-        );
-        println!("{b}");
-        return Err(AwaitingApproval(b.to_string()).into());
-    }
-    let approvals = approval_digests(&bundle)?;
-    r.lines.push(Line {
-        stage: Stage::Gate,
-        what: "passed".into(),
-        secs: Some(t.elapsed().as_secs_f64()),
-        detail: format!("{} of {} officer approvals", s.approvals, s.required),
-    });
-    if r.stop_after(Stage::Gate) {
-        r.summary(&title, &["stopped after gate (--until gate)".into()]);
-        println!("{}", bundle.display());
-        return Ok(());
+        approval_digests(bundle)
     }
 
-    // ---- publish
-    let publish = match &spec.publish {
-        Some(p) => {
-            let resolve = |f: &Path| spec.resolve(&opts.pipeline, f);
-            Destination {
-                registry: p.registry.clone(),
-                residency: resolve(&p.residency),
-                key: resolve(&p.key),
-                audit_log: resolve(&p.audit_log),
-                region: p.region.clone(),
-                sagemaker: p.sagemaker.clone(),
+    /// The pipeline's `[publish]` destination, or the DEMO's local registry, paths resolved.
+    fn destination(&self) -> anyhow::Result<Option<Destination>> {
+        Ok(match &self.spec.publish {
+            Some(p) => {
+                let resolve = |f: &Path| self.spec.resolve(&self.opts.pipeline, f);
+                Some(Destination {
+                    registry: p.registry.clone(),
+                    residency: resolve(&p.residency),
+                    key: resolve(&p.key),
+                    audit_log: resolve(&p.audit_log),
+                    region: p.region.clone(),
+                    sagemaker: p.sagemaker.clone(),
+                })
             }
-        }
-        None if demo => {
-            let root =
-                std::path::absolute(under("registry")).context("cannot resolve registry/")?;
-            Destination {
-                registry: format!("file://{}", root.display()),
-                residency: under("demo/residency.toml"),
-                key: under("demo/keys/publisher.key"),
-                audit_log: under("demo/audit.log"),
-                region: None,
-                sagemaker: None,
+            None if self.demo => {
+                let root = std::path::absolute(self.under("registry"))
+                    .context("cannot resolve registry/")?;
+                Some(Destination {
+                    registry: format!("file://{}", root.display()),
+                    residency: self.under("demo/residency.toml"),
+                    key: self.under("demo/keys/publisher.key"),
+                    audit_log: self.under("demo/audit.log"),
+                    region: None,
+                    sagemaker: None,
+                })
             }
-        }
-        None => {
-            r.lines.push(Line {
-                stage: Stage::Publish,
-                what: "not configured".into(),
-                secs: None,
-                detail: "no [publish] section".into(),
-            });
-            r.summary(
-                &title,
-                &["approved; nothing left the premises (add [publish] to the pipeline)".into()],
-            );
-            println!("{}", bundle.display());
-            return Ok(());
-        }
-    };
-    let Destination {
-        residency,
-        key: publisher_key,
-        audit_log,
-        ..
-    } = publish.clone();
-    let residency_sha = sha256_hex(
-        &std::fs::read(&residency)
-            .with_context(|| format!("cannot read residency policy {}", residency.display()))?,
-    );
-    let publisher = airlock_packager::keys::Signer::load(&publisher_key)?;
-    let publish_inputs = json!({
-        "statement_sha256": package.output_sha256,
-        "approvals": approvals,
-        "registry": publish.registry,
-        "region": publish.region,
-        "sagemaker": publish.sagemaker,
-        "residency_sha256": residency_sha,
-        "trust_sha256": trust.sha256,
-        "publisher": publisher.key_id(),
-        "audit_log": std::path::absolute(&audit_log).unwrap_or(audit_log.clone()),
-    });
-    drop(publisher);
-    let publish_digest = digest_json(&publish_inputs);
-    let aws = airlock_publisher::aws::AwsOptions {
-        region: publish.region.clone(),
-        ..Default::default()
-    };
-    let sagemaker = |deploy: Option<&airlock_schemas::DeploySpec>| {
-        publish
-            .sagemaker
-            .as_ref()
-            .map(|sm| airlock_publisher::sagemaker::SageMakerOptions {
+            None => None,
+        })
+    }
+
+    fn publish_options(
+        &self,
+        dest: &Destination,
+        bundle: &Path,
+        deploy: Option<&DeploySpec>,
+    ) -> airlock_publisher::publish::PublishOptions {
+        use airlock_publisher::sagemaker::{DeployOptions, SageMakerOptions};
+        airlock_publisher::publish::PublishOptions {
+            bundle: bundle.to_owned(),
+            to: dest.registry.clone(),
+            trust: self.trust_path.clone(),
+            residency: dest.residency.clone(),
+            audit_log: dest.audit_log.clone(),
+            key: dest.key.clone(),
+            threads: self.opts.threads,
+            aws: airlock_publisher::aws::AwsOptions {
+                region: dest.region.clone(),
+                ..Default::default()
+            },
+            sagemaker: dest.sagemaker.as_ref().map(|sm| SageMakerOptions {
                 group: sm.model_package_group.clone(),
                 image: sm.image.clone(),
-                deploy: deploy.map(|d| airlock_publisher::sagemaker::DeployOptions {
+                deploy: deploy.map(|d| DeployOptions {
                     endpoint: d.endpoint.clone(),
                     role: d.role.clone(),
                     instance_type: d.instance_type.clone(),
@@ -778,155 +854,120 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
                     timeout: std::time::Duration::from_secs(d.timeout_seconds),
                     poll: std::time::Duration::from_secs(d.poll_seconds),
                 }),
-            })
-    };
-    let publish_opts =
-        |deploy: Option<&airlock_schemas::DeploySpec>| airlock_publisher::publish::PublishOptions {
-            bundle: bundle.clone(),
-            to: publish.registry.clone(),
-            trust: trust_path.clone(),
-            residency: residency.clone(),
-            audit_log: audit_log.clone(),
-            key: publisher_key.clone(),
-            threads: opts.threads,
-            aws: aws.clone(),
-            sagemaker: sagemaker(deploy),
+            }),
             deploy_only: deploy.is_some(),
-        };
-    let mut audit_written = Vec::new();
-    let mut left = Vec::new();
-    r.begin(Stage::Publish);
-    let published = match r.reusable(Stage::Publish, &publish_digest, |_| true) {
-        Some(rec) => {
+        }
+    }
+
+    fn publish(
+        &self,
+        r: &mut Runner<'_>,
+        dest: &Destination,
+        package: &StageRecord,
+        approvals: &BTreeMap<String, String>,
+    ) -> anyhow::Result<StageRecord> {
+        let residency_sha = sha256_hex(&std::fs::read(&dest.residency).with_context(|| {
+            format!("cannot read residency policy {}", dest.residency.display())
+        })?);
+        let publisher = airlock_packager::keys::Signer::load(&dest.key)?;
+        let inputs = json!({
+            "statement_sha256": package.output_sha256,
+            "approvals": approvals,
+            "registry": dest.registry,
+            "region": dest.region,
+            "sagemaker": dest.sagemaker,
+            "residency_sha256": residency_sha,
+            "trust_sha256": self.trust.sha256,
+            "publisher": publisher.key_id(),
+            "audit_log": std::path::absolute(&dest.audit_log).unwrap_or(dest.audit_log.clone()),
+        });
+        drop(publisher);
+        let digest = digest_json(&inputs);
+        r.begin(Stage::Publish);
+        if let Some(rec) = r.reusable(Stage::Publish, &digest, |_| true) {
             r.skipped(Stage::Publish, &rec);
-            rec
+            return Ok(rec);
         }
-        None => {
-            eprintln!(
-                "== publish to {}{}",
-                publish.registry,
-                if publish.sagemaker.is_some() {
-                    " and the SageMaker Model Registry"
-                } else {
-                    ""
-                }
-            );
-            let t = Instant::now();
-            let p = airlock_publisher::publish::publish(&publish_opts(None))?;
-            let index = format!("{}/{}", publish.registry.trim_end_matches('/'), p.index);
-            eprintln!(
-                "  uploaded {} files ({} bytes), {} already there; region {}",
-                p.uploaded, p.uploaded_bytes, p.skipped, p.region
-            );
-            left.push(format!(
-                "{} files, {} bytes → {} (region {})",
-                p.uploaded, p.uploaded_bytes, publish.registry, p.region
-            ));
-            if let Some(mp) = &p.model_package {
-                left.push(format!("model package → {mp}"));
+        eprintln!(
+            "== publish to {}{}",
+            dest.registry,
+            if dest.sagemaker.is_some() {
+                " and the SageMaker Model Registry"
+            } else {
+                ""
             }
-            audit_written.push((p.audit_entries, p.audit_seq));
-            let mut details = BTreeMap::from([
-                ("region".to_owned(), p.region.clone()),
-                ("uploaded_bytes".to_owned(), p.uploaded_bytes.to_string()),
-            ]);
-            if let Some(mp) = &p.model_package {
-                details.insert("model_package".into(), mp.clone());
-            }
-            r.ran(
-                Stage::Publish,
-                t,
-                match &p.model_package {
-                    Some(mp) => format!("{index}; {mp}"),
-                    None => index.clone(),
-                },
-            );
-            r.record(
-                Stage::Publish,
-                &publish_digest,
-                publish_inputs,
-                index,
-                String::new(),
-                details,
-            )?
+        );
+        let t = Instant::now();
+        let bundle = Path::new(&package.output);
+        let p = airlock_publisher::publish::publish(&self.publish_options(dest, bundle, None))?;
+        let index = format!("{}/{}", dest.registry.trim_end_matches('/'), p.index);
+        eprintln!(
+            "  uploaded {} files ({} bytes), {} already there; region {}",
+            p.uploaded, p.uploaded_bytes, p.skipped, p.region
+        );
+        r.crossed.push(format!(
+            "{} files, {} bytes → {} (region {})",
+            p.uploaded, p.uploaded_bytes, dest.registry, p.region
+        ));
+        r.audit.push((p.audit_entries, p.audit_seq));
+        let mut details = BTreeMap::from([
+            ("region".to_owned(), p.region.clone()),
+            ("uploaded_bytes".to_owned(), p.uploaded_bytes.to_string()),
+        ]);
+        let mut detail = index.clone();
+        if let Some(mp) = &p.model_package {
+            r.crossed.push(format!("model package → {mp}"));
+            details.insert("model_package".into(), mp.clone());
+            detail = format!("{index}; {mp}");
         }
-    };
-    if r.stop_after(Stage::Publish) || spec.deploy.is_none() {
-        if spec.deploy.is_none() {
-            r.lines.push(Line {
-                stage: Stage::Deploy,
-                what: "not configured".into(),
-                secs: None,
-                detail: "no [deploy] section".into(),
-            });
-        }
-        finish(&r, &title, &bundle, &audit_log, &audit_written, &left);
-        return Ok(());
-    }
-
-    // ---- deploy
-    let Some(deploy) = &spec.deploy else {
-        unreachable!("checked above")
-    };
-    let deploy_inputs = json!({
-        "publish_sha256": published.inputs_sha256,
-        "deploy": deploy,
-    });
-    let deploy_digest = digest_json(&deploy_inputs);
-    r.begin(Stage::Deploy);
-    match r.reusable(Stage::Deploy, &deploy_digest, |_| true) {
-        Some(rec) => r.skipped(Stage::Deploy, &rec),
-        None => {
-            eprintln!("== deploy to SageMaker endpoint {}", deploy.endpoint);
-            let t = Instant::now();
-            let p = airlock_publisher::publish::publish(&publish_opts(Some(deploy)))?;
-            let endpoint = p.endpoint.clone().unwrap_or_default();
-            audit_written.push((p.audit_entries, p.audit_seq));
-            left.push(format!("endpoint {endpoint} serves it (InService)"));
-            r.ran(Stage::Deploy, t, format!("{endpoint} InService"));
-            r.record(
-                Stage::Deploy,
-                &deploy_digest,
-                deploy_inputs,
-                endpoint,
-                String::new(),
-                BTreeMap::new(),
-            )?;
-        }
-    }
-    finish(&r, &title, &bundle, &audit_log, &audit_written, &left);
-    Ok(())
-}
-
-/// The end of a run that got through: the summary, what left and the audit entries.
-fn finish(
-    r: &Runner<'_>,
-    title: &str,
-    bundle: &Path,
-    audit_log: &Path,
-    audit: &[(usize, u64)],
-    left: &[String],
-) {
-    let mut tail = Vec::new();
-    if left.is_empty() {
-        tail.push("left the premises on this run: nothing".to_owned());
-    } else {
-        tail.push("left the premises on this run:".to_owned());
-        tail.extend(left.iter().map(|l| format!("  {l}")));
-    }
-    let n: usize = audit.iter().map(|a| a.0).sum();
-    let last = audit.iter().map(|a| a.1).max().unwrap_or(0);
-    tail.push(if n == 0 {
-        format!("audit entries written: none ({})", audit_log.display())
-    } else {
-        format!(
-            "audit entries written: {n} (seq {}..={last}) in {}",
-            last + 1 - n as u64,
-            audit_log.display()
+        r.ran(Stage::Publish, t, detail);
+        r.record(
+            Stage::Publish,
+            &digest,
+            inputs,
+            index,
+            String::new(),
+            details,
         )
-    });
-    r.summary(title, &tail);
-    println!("{}", bundle.display());
+    }
+
+    fn deploy(
+        &self,
+        r: &mut Runner<'_>,
+        dest: &Destination,
+        bundle: &Path,
+        published: &StageRecord,
+        deploy: &DeploySpec,
+    ) -> anyhow::Result<()> {
+        let inputs = json!({
+            "publish_sha256": published.inputs_sha256,
+            "deploy": deploy,
+        });
+        let digest = digest_json(&inputs);
+        r.begin(Stage::Deploy);
+        if let Some(rec) = r.reusable(Stage::Deploy, &digest, |_| true) {
+            r.skipped(Stage::Deploy, &rec);
+            return Ok(());
+        }
+        eprintln!("== deploy to SageMaker endpoint {}", deploy.endpoint);
+        let t = Instant::now();
+        let p =
+            airlock_publisher::publish::publish(&self.publish_options(dest, bundle, Some(deploy)))?;
+        let endpoint = p.endpoint.clone().unwrap_or_default();
+        r.audit.push((p.audit_entries, p.audit_seq));
+        r.crossed
+            .push(format!("endpoint {endpoint} serves it (InService)"));
+        r.ran(Stage::Deploy, t, format!("{endpoint} InService"));
+        r.record(
+            Stage::Deploy,
+            &digest,
+            inputs,
+            endpoint,
+            String::new(),
+            BTreeMap::new(),
+        )?;
+        Ok(())
+    }
 }
 
 /// Local demo keys (a builder, two officers, a publisher), made once, a 2-of-2 trust policy
