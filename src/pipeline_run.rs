@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use airlock_packager::approvals::{DecisionRequest, decide, evaluate};
-use airlock_packager::shards::stream_digest;
+use airlock_packager::shards::{sha256_hex, stream_digest};
 use airlock_packager::{APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE};
 use airlock_schemas::{Decision, DeploySpec, PipelineSpec};
 use anyhow::Context;
@@ -151,10 +151,6 @@ impl State {
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn digest_json(v: &serde_json::Value) -> String {

@@ -218,7 +218,7 @@ fn ran(err: &str, stage: &str) -> bool {
     err.contains(&format!("== {stage} ")) && !err.contains(&format!("== {stage}: skipped"))
 }
 
-fn skipped(err: &str, stage: &str) -> bool {
+pub fn skipped(err: &str, stage: &str) -> bool {
     err.contains(&format!("== {stage}: skipped, inputs unchanged"))
 }
 

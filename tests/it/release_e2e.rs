@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use crate::helpers::Sandbox;
 use crate::moto::{Moto, REGION};
-use crate::pipeline_run::{approve_as, edit_pipeline, records, run, signed_sandbox};
+use crate::pipeline_run::{approve_as, edit_pipeline, records, run, signed_sandbox, skipped};
 use crate::serve::{assert_predictions, holdout, start};
 
 const BUCKET: &str = "airlock-releases";
@@ -54,20 +54,46 @@ fn endpoint(moto: &Moto) -> (String, String) {
     )
 }
 
-/// The only visible entry of `dir` under the sandbox.
-fn only_entry(sb: &Sandbox, dir: &str) -> PathBuf {
-    let v: Vec<PathBuf> = std::fs::read_dir(sb.join(dir))
-        .expect("dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| {
-            !p.file_name()
-                .expect("name")
-                .to_string_lossy()
-                .starts_with('.')
-        })
-        .collect();
-    assert_eq!(v.len(), 1, "{v:?}");
-    v[0].clone()
+/// The entries of `dir` under the sandbox that are not hidden (staging directories are).
+fn visible(sb: &Sandbox, dir: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(sb.join(dir)).map_or_else(
+        |_| Vec::new(),
+        |d| {
+            d.map(|e| e.expect("entry").path())
+                .filter(|p| {
+                    !p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect()
+        },
+    )
+}
+
+/// `airlock pull` of the release from the bucket into `served/`, which must succeed.
+fn pull(sb: &Sandbox, env: &[(String, String)]) {
+    let pulled = sb.airlock_env(
+        &[
+            "pull",
+            &format!("s3://{BUCKET}/prod/models/fraud-detector"),
+            "--trust",
+            "trust.toml",
+            "--out",
+            "served",
+        ],
+        env,
+    );
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+}
+
+/// Every one of `stages` said it was skipped.
+fn all_skipped(err: &str, stages: &[&str]) {
+    for s in stages {
+        assert!(skipped(err, s), "{s}: {err}");
+    }
 }
 
 #[test]
@@ -92,12 +118,7 @@ fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes
     let (code, out, err) = run(&sb, &env, &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, bundle);
-    for s in ["train", "package"] {
-        assert!(
-            err.contains(&format!("== {s}: skipped, inputs unchanged")),
-            "{s}: {err}"
-        );
-    }
+    all_skipped(&err, &["train", "package"]);
     assert!(
         err.contains(&format!("== publish to s3://{BUCKET}/prod")),
         "{err}"
@@ -134,23 +155,10 @@ fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes
     assert_eq!(status, "InService");
 
     // The cloud team pulls, serves, and gets what `airlock predict` computes on the run.
-    let pulled = sb.airlock_env(
-        &[
-            "pull",
-            &format!("s3://{BUCKET}/prod/models/fraud-detector"),
-            "--trust",
-            "trust.toml",
-            "--out",
-            "served",
-        ],
-        &env,
-    );
-    assert!(
-        pulled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pulled.stderr)
-    );
-    let run_dir = only_entry(&sb, "runs");
+    pull(&sb, &env);
+    let runs = visible(&sb, "runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run_dir = runs[0].clone();
     let h = holdout(&sb, &run_dir, &sb.join("data/transactions.csv"));
     {
         let server = start(&sb, "served");
@@ -167,12 +175,7 @@ fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes
     );
     let (code, _, err) = run(&sb, &env, &[]);
     assert_eq!(code, 0, "{err}");
-    for s in ["train", "package", "publish"] {
-        assert!(
-            err.contains(&format!("== {s}: skipped, inputs unchanged")),
-            "{s}: {err}"
-        );
-    }
+    all_skipped(&err, &["train", "package", "publish"]);
     assert!(err.contains("updating endpoint fraud-scoring"), "{err}");
     let (status, new_config) = endpoint(&moto);
     assert_eq!(status, "InService");
@@ -214,16 +217,6 @@ fn interrupt_at(sb: &Sandbox, env: &[(String, String)], marker: &str) -> (i32, S
     (code, err)
 }
 
-fn visible(sb: &Sandbox, dir: &str) -> usize {
-    std::fs::read_dir(sb.join(dir)).map_or(0, |d| {
-        d.filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        })
-        .count()
-    })
-}
-
 #[test]
 fn sigint_in_any_stage_then_a_rerun_finishes_the_release() {
     let moto = Moto::start();
@@ -236,7 +229,10 @@ fn sigint_in_any_stage_then_a_rerun_finishes_the_release() {
     assert_eq!(code, 130, "{err}");
     assert!(err.contains("interrupted during train"), "{err}");
     assert_eq!(records(&sb, "train"), 0);
-    assert_eq!(visible(&sb, "runs"), 0, "no half-written run directory");
+    assert!(
+        visible(&sb, "runs").is_empty(),
+        "no half-written run directory"
+    );
 
     // package: training is redone once, then packaging is interrupted.
     let (code, err) = interrupt_at(&sb, &env, "== package (");
@@ -248,12 +244,15 @@ fn sigint_in_any_stage_then_a_rerun_finishes_the_release() {
     );
     assert_eq!(records(&sb, "train"), 1);
     assert_eq!(records(&sb, "package"), 0);
-    assert_eq!(visible(&sb, "releases"), 0, "no half-written bundle");
+    assert!(
+        visible(&sb, "releases").is_empty(),
+        "no half-written bundle"
+    );
 
     // The gate: waits for the officer.
     let (code, bundle, err) = run(&sb, &env, &[]);
     assert_eq!(code, 6, "{err}");
-    assert!(err.contains("== train: skipped"), "{err}");
+    assert!(skipped(&err, "train"), "{err}");
     approve_as(&sb, "alice", &bundle);
 
     // publish: no release index is visible, the audit log still verifies.
@@ -291,28 +290,8 @@ fn sigint_in_any_stage_then_a_rerun_finishes_the_release() {
     // The rerun finishes: only deploy is left, and it waits for InService.
     let (code, _, err) = run(&sb, &env, &[]);
     assert_eq!(code, 0, "{err}");
-    for s in ["train", "package", "publish"] {
-        assert!(
-            err.contains(&format!("== {s}: skipped, inputs unchanged")),
-            "{s}: {err}"
-        );
-    }
+    all_skipped(&err, &["train", "package", "publish"]);
     assert_eq!(endpoint(&moto).0, "InService");
     sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
-    let pulled = sb.airlock_env(
-        &[
-            "pull",
-            &format!("s3://{BUCKET}/prod/models/fraud-detector"),
-            "--trust",
-            "trust.toml",
-            "--out",
-            "served",
-        ],
-        &env,
-    );
-    assert!(
-        pulled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pulled.stderr)
-    );
+    pull(&sb, &env);
 }
