@@ -7,7 +7,8 @@ pub mod keys;
 pub mod leak;
 mod package;
 pub mod review;
-pub mod safetensors;
+/// The strict safetensors reader and canonical writer, from the `airlock-safetensors` crate.
+pub use airlock_safetensors as safetensors;
 pub mod shards;
 mod verify;
 
