@@ -51,7 +51,6 @@ impl ApprovalSummary {
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-
 use airlock_schemas::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole,
     STATEMENT_TYPE, Statement, Subject,

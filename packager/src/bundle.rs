@@ -177,7 +177,10 @@ pub(crate) fn walk(dir: &Path) -> Result<Walk, String> {
                     .map_err(|err| format!("{}: {err}", a.path().display()))?;
                 let aname = a.file_name().to_string_lossy().into_owned();
                 let rel = format!("{APPROVALS_DIR}/{aname}");
-                let named = a.file_name().to_str().is_some_and(|n| decision_key_id(n).is_some());
+                let named = a
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| decision_key_id(n).is_some());
                 if !named {
                     w.refused.push(format!(
                         "{rel:?} ({}; only {APPROVALS_DIR}/<key id>.dsse.json decision files belong here)",
@@ -214,9 +217,10 @@ pub(crate) fn open_regular(path: &Path) -> Result<File, String> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let after = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
-    if !after.file_type().is_file() || after.dev() != before.dev() || after.ino() != before.ino()
-    {
+    let after = f
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !after.file_type().is_file() || after.dev() != before.dev() || after.ino() != before.ino() {
         return Err(format!(
             "{} was replaced while it was being read",
             path.display()
@@ -237,7 +241,9 @@ pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
 /// Read every closed-set file of `dir` except the model; returns the files read, the names
 /// refused by the walk (empty when the tree is exactly the closed set) and the names of
 /// the top-level files that are missing.
-pub(crate) fn read_closed_set(dir: &Path) -> Result<(BundleFiles, Walk, Vec<&'static str>), String> {
+pub(crate) fn read_closed_set(
+    dir: &Path,
+) -> Result<(BundleFiles, Walk, Vec<&'static str>), String> {
     let w = walk(dir)?;
     let missing: Vec<&'static str> = TOP_LEVEL_FILES
         .iter()

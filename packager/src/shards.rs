@@ -223,17 +223,23 @@ pub fn read_with_shard_digests(
                 .map(|(i, c)| ((i * size) as u64, Mutex::new(c)))
                 .collect()
         };
-        let results = parallel_map(&shards, threads, |(start, shard)| -> Result<String, String> {
-            let mut shard = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut h = Sha256::new();
-            let mut at = *start;
-            for piece in shard.chunks_mut(PIECE) {
-                file.read_exact_at(piece, at).map_err(|e| e.to_string())?;
-                h.update(&*piece);
-                at += piece.len() as u64;
-            }
-            Ok(hex::encode(h.finalize()))
-        });
+        let results = parallel_map(
+            &shards,
+            threads,
+            |(start, shard)| -> Result<String, String> {
+                let mut shard = shard
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut h = Sha256::new();
+                let mut at = *start;
+                for piece in shard.chunks_mut(PIECE) {
+                    file.read_exact_at(piece, at).map_err(|e| e.to_string())?;
+                    h.update(&*piece);
+                    at += piece.len() as u64;
+                }
+                Ok(hex::encode(h.finalize()))
+            },
+        );
         results
             .into_iter()
             .collect::<Result<Vec<_>, _>>()

@@ -116,12 +116,10 @@ impl Trust {
                         source,
                     },
                 )?;
-                let key = load_public_key(&key_path).map_err(|source| {
-                    TrustError::Key {
-                        path: path.to_owned(),
-                        name: k.name.clone(),
-                        source,
-                    }
+                let key = load_public_key(&key_path).map_err(|source| TrustError::Key {
+                    path: path.to_owned(),
+                    name: k.name.clone(),
+                    source,
                 })?;
                 Ok(LoadedKey {
                     name: k.name.clone(),
@@ -272,15 +270,13 @@ fn validate(policy: &TrustPolicy, keys: &[LoadedKey], text: &str) -> Result<(), 
         let mut window = Vec::new();
         for (what, v) in [("not_before", &k.not_before), ("not_after", &k.not_after)] {
             if let Some(v) = v {
-                let t =
-                    OffsetDateTime::parse(v, &Rfc3339)
-                        .map_err(|_| {
-                            format!(
-                                "{}{what} {v:?} of key {:?} is not an RFC 3339 time",
-                                line_of(v),
-                                k.name
-                            )
-                        })?;
+                let t = OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
+                    format!(
+                        "{}{what} {v:?} of key {:?} is not an RFC 3339 time",
+                        line_of(v),
+                        k.name
+                    )
+                })?;
                 window.push(t);
             }
         }
@@ -744,14 +740,12 @@ fn build_time(
     let env = held(files, PROVENANCE_DSSE_FILE)
         .and_then(|b| parse_json::<Envelope>(b, PROVENANCE_DSSE_FILE))?;
     let signed = verify_by_builder(&env, trust, now, PROVENANCE_DSSE_FILE)?;
-    let p: Statement<serde_json::Value> =
-        parse_json(&signed.payload, "the provenance statement")?;
+    let p: Statement<serde_json::Value> = parse_json(&signed.payload, "the provenance statement")?;
     let finished = p.predicate["runDetails"]["metadata"]["finishedOn"]
         .as_str()
         .ok_or("the provenance carries no runDetails.metadata.finishedOn time")?;
-    let t = OffsetDateTime::parse(finished, &Rfc3339).map_err(|_| {
-        format!("the provenance's finishedOn {finished:?} is not an RFC 3339 time")
-    })?;
+    let t = OffsetDateTime::parse(finished, &Rfc3339)
+        .map_err(|_| format!("the provenance's finishedOn {finished:?} is not an RFC 3339 time"))?;
     trust.usable_key(&signed.keyid, KeyRole::Builder, t, now)?;
     Ok(t)
 }
