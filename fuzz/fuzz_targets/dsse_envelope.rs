@@ -21,14 +21,22 @@ fuzz_target!(|data: &[u8]| {
     check_json_round_trip(&env);
     for sig in &env.signatures {
         if let Ok(bytes) = STANDARD.decode(&sig.sig) {
-            assert_eq!(STANDARD.encode(bytes), sig.sig, "a signature has two encodings");
+            assert_eq!(
+                STANDARD.encode(bytes),
+                sig.sig,
+                "a signature has two encodings"
+            );
         }
     }
     // `dsse::verify` decodes the payload before it checks any signature.
     let Ok(payload) = STANDARD.decode(&env.payload) else {
         return;
     };
-    assert_eq!(STANDARD.encode(&payload), env.payload, "the payload has two encodings");
+    assert_eq!(
+        STANDARD.encode(&payload),
+        env.payload,
+        "the payload has two encodings"
+    );
     let _ = json_round_trip_if_valid::<Statement<ReleasePredicate>>(&payload)
         || json_round_trip_if_valid::<Statement<ApprovalPredicate>>(&payload)
         || json_round_trip_if_valid::<AuditHead>(&payload);

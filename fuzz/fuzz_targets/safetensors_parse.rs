@@ -48,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
         "the rewrite changed a tensor's name, dtype, shape or bytes"
     );
     assert_eq!(file.tensors.len(), rewritten.tensors.len());
-    assert_eq!(file.metadata, rewritten.metadata, "the rewrite changed the metadata");
+    assert_eq!(
+        file.metadata, rewritten.metadata,
+        "the rewrite changed the metadata"
+    );
     if is_canonical(&file) {
         assert_eq!(canonical, data, "a canonical file rewrites to other bytes");
     }

@@ -1,19 +1,37 @@
 //! Shared by the fuzz targets: the JSON reader airlock's verifiers use for signed
-//! documents, and the properties every parsed document must have.
+//! documents (`airlock_schemas::strict_json`), and the properties every parsed document
+//! must have.
+
+pub mod serve;
 
 use std::fmt::Debug;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Parses a JSON document as airlock's verifiers do; `None` for what they refuse.
-pub fn read_json<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
-    serde_json::from_slice(bytes).ok()
+/// Parses a JSON document as airlock's verifiers do (the strict reader, which refuses
+/// duplicate keys); `None` for what they refuse. What the strict reader accepts, plain
+/// `serde_json` must accept as the same value: the strict reader only ever refuses more.
+pub fn read_json<T>(bytes: &[u8]) -> Option<T>
+where
+    T: DeserializeOwned + PartialEq + Debug,
+{
+    let value: T = airlock_schemas::strict_json::from_slice(bytes).ok()?;
+    let lenient: T = serde_json::from_slice(bytes)
+        .unwrap_or_else(|e| panic!("the strict reader accepts what serde_json refuses: {e}"));
+    assert_eq!(
+        lenient, value,
+        "the strict reader and serde_json read different values"
+    );
+    Some(value)
 }
 
 /// [`read_json`] on text, as the audit log's reader takes each line.
-pub fn read_json_str<T: DeserializeOwned>(text: &str) -> Option<T> {
-    serde_json::from_str(text).ok()
+pub fn read_json_str<T>(text: &str) -> Option<T>
+where
+    T: DeserializeOwned + PartialEq + Debug,
+{
+    read_json(text.as_bytes())
 }
 
 /// What was accepted serializes, the serialization is accepted and reads back as the same
