@@ -54,9 +54,11 @@ release-model: build ## the release (`airlock run`), then the cloud side on loop
 
 fmt: ## format the code
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
 
 lint: ## rustfmt and clippy (with and without CUDA), warnings are errors
 	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --workspace --all-targets --features cuda -- -D warnings
 

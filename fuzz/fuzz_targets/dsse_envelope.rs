@@ -10,8 +10,8 @@
 
 use airlock_fuzz::{check_json_round_trip, json_round_trip_if_valid, read_json};
 use airlock_schemas::{ApprovalPredicate, AuditHead, Envelope, ReleasePredicate, Statement};
-use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

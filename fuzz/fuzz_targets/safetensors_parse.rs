@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use airlock_safetensors::{
-    is_canonical, is_canonical_len, parse, parse_header, write_canonical, OwnedTensor,
-    SafetensorsFile,
+    OwnedTensor, SafetensorsFile, is_canonical, is_canonical_len, parse, parse_header,
+    write_canonical,
 };
 use libfuzzer_sys::fuzz_target;
 

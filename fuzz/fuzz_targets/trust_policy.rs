@@ -9,8 +9,8 @@ use std::fmt::Debug;
 
 use airlock_schemas::{ResidencyPolicy, TrustPolicy};
 use libfuzzer_sys::fuzz_target;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -6,8 +6,8 @@ pub mod serve;
 
 use std::fmt::Debug;
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Parses a JSON document as airlock's verifiers do (the strict reader, which refuses
 /// duplicate keys); `None` for what they refuse. What the strict reader accepts, plain
