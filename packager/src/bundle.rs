@@ -260,3 +260,59 @@ pub(crate) fn read_closed_set(
     }
     Ok((files, w, missing))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_names_are_64_lowercase_hex_and_the_suffix() {
+        let id = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            decision_key_id(&format!("{id}.dsse.json")),
+            Some(id.as_str())
+        );
+        assert_eq!(
+            decision_key_id(&format!("approvals/{id}.dsse.json")),
+            Some(id.as_str())
+        );
+        assert!(is_closed_set_name(&format!("approvals/{id}.dsse.json")));
+        for bad in [
+            format!("{}.dsse.json", id.to_uppercase()),
+            format!("{}.dsse.json", &id[1..]),
+            format!("{id}0.dsse.json"),
+            format!("{id}.json"),
+            format!("approvals/x/{id}.dsse.json"),
+            "approvals/transactions.csv".to_owned(),
+            "../model.safetensors".to_owned(),
+            "approvals".to_owned(),
+        ] {
+            assert!(!is_closed_set_name(&bad), "{bad}");
+        }
+        for top in TOP_LEVEL_FILES {
+            assert!(is_closed_set_name(top));
+        }
+    }
+
+    #[test]
+    fn open_regular_refuses_symlinks_and_fifos() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = dir.path().join("real");
+        std::fs::write(&real, b"bytes").expect("write");
+        assert_eq!(read_regular(&real).expect("a file"), b"bytes");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let err = read_regular(&link).expect_err("a symlink");
+        assert!(err.contains("a symbolic link"), "{err}");
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .expect("mkfifo")
+                .success()
+        );
+        let err = read_regular(&fifo).expect_err("a FIFO");
+        assert!(err.contains("a FIFO"), "{err}");
+    }
+}

@@ -383,4 +383,42 @@ mod tests {
             Err(KeyError::TooOpen { mode: 0o640, .. })
         ));
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn trust_files_and_folders_writable_by_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        let g = generate(&keys.join("k")).expect("generate");
+        let chmod = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+        };
+        chmod(dir.path(), 0o700);
+        check_not_writable_by_others(&g.public_key, "public key").expect("0644 in 0755");
+        for m in [0o664, 0o646, 0o622] {
+            chmod(&g.public_key, m);
+            let err = check_not_writable_by_others(&g.public_key, "public key")
+                .expect_err("writable file");
+            assert!(matches!(err, KeyError::Writable { .. }), "{err}");
+            assert!(
+                err.to_string()
+                    .contains(&g.public_key.display().to_string())
+            );
+        }
+        chmod(&g.public_key, 0o644);
+        chmod(&keys, 0o775);
+        let err =
+            check_not_writable_by_others(&g.public_key, "public key").expect_err("writable folder");
+        assert!(
+            matches!(&err, KeyError::WritableFolder { dir, .. } if *dir == keys),
+            "{err}"
+        );
+        drop_group_other_write(&keys).expect("restrict");
+        assert_eq!(
+            std::fs::metadata(&keys).expect("meta").permissions().mode() & 0o777,
+            0o755
+        );
+        check_not_writable_by_others(&g.public_key, "public key").expect("restricted again");
+    }
 }

@@ -271,3 +271,29 @@ pub fn safetensors_prefix(bytes: &[u8]) -> &[u8] {
         .min(bytes.len());
     &bytes[..want]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_and_digesting_in_one_pass_gives_the_bytes_and_the_same_digests() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for len in [0usize, 1, 4095, 4096, 4097, 3 * PIECE + 17] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+            let p = dir.path().join(format!("f{len}"));
+            std::fs::write(&p, &bytes).expect("write");
+            for (shard, threads) in [(4096u64, 1usize), (4096, 4), (PIECE as u64 * 2, 3)] {
+                let f = std::fs::File::open(&p).expect("open");
+                let (got, d) = read_with_shard_digests(&f, shard, threads).expect("read");
+                assert_eq!(got, bytes, "{len} {shard} {threads}");
+                assert_eq!(
+                    d,
+                    shard_digests(&bytes, shard, 1),
+                    "{len} {shard} {threads}"
+                );
+                assert_eq!(d, stream_shard_digests(&p, shard, threads).expect("stream"));
+            }
+        }
+    }
+}
