@@ -248,7 +248,8 @@ struct DecideArgs {
     /// Why: shown to reviewers and auditors.
     #[arg(long)]
     reason: String,
-    /// When the decision stops counting: 30d, 12h, 90m, or an RFC 3339 time.
+    /// When an approval stops counting: 30d, 12h, 90m, or an RFC 3339 time (approvals
+    /// only: a rejection never expires).
     #[arg(long, value_name = "DURATION|TIME")]
     expires: Option<String>,
 }
@@ -378,6 +379,17 @@ fn main() -> ExitCode {
             )
             .exit();
     }
+    if let Command::Reject(a) = &cli.command
+        && a.expires.is_some()
+    {
+        use clap::CommandFactory as _;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--expires applies to approvals only: a rejection cannot expire, it blocks the release until the officer replaces it with an approval",
+            )
+            .exit();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -500,7 +512,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let mut approved = true;
             if a.require_approvals {
-                let s = airlock_packager::approvals::evaluate(&a.bundle, &trust, &v, time_now());
+                let s = airlock_packager::approvals::evaluate(&trust, &v, time_now());
                 eprintln!(
                     "  {} approvals: {} of {} required{}",
                     if s.approved() { "ok  " } else { "FAIL" },

@@ -96,7 +96,7 @@ fn load(opts: &ServeOptions) -> anyhow::Result<Model> {
     for c in v.checks.iter().filter(|c| !c.ok) {
         eprintln!("  FAIL {}: {}", c.name, c.detail);
     }
-    let s = approvals::evaluate(dir, &trust, &v, time::OffsetDateTime::now_utc());
+    let s = approvals::evaluate(&trust, &v, time::OffsetDateTime::now_utc());
     if !v.ok() || !s.approved() {
         return Err(VerificationFailed(format!(
             "{}: {}, refusing to start",
