@@ -112,19 +112,23 @@ fn load(opts: &ServeOptions) -> anyhow::Result<Model> {
         ))
         .into());
     }
-    // The model is built from the bytes that were verified, never from a second read.
+    // The model is built from the bytes verify read once and verified (v.files), never
+    // from a second read of the files: one swapped since is not what runs.
     let refuse = |why: String| -> anyhow::Error {
         VerificationFailed(format!("{}: {why}, refusing to start", dir.display())).into()
     };
-    let card_bytes = model::verified_bytes(dir, &v, MODEL_CARD_FILE).map_err(refuse)?;
-    let model_bytes = model::verified_bytes(dir, &v, MODEL_FILE).map_err(refuse)?;
+    let verified = |name: &str| {
+        v.files
+            .get(name)
+            .ok_or_else(|| refuse(format!("{name} was not among the verified files")))
+    };
     let model::CardModel {
         card,
         features,
         classes,
-    } = model::card_from_bytes(&card_bytes).map_err(refuse)?;
-    let params =
-        model::params_from_bytes(&model_bytes, &card.architecture.layer_widths).map_err(refuse)?;
+    } = model::card_from_bytes(verified(MODEL_CARD_FILE)?).map_err(refuse)?;
+    let params = model::params_from_bytes(verified(MODEL_FILE)?, &card.architecture.layer_widths)
+        .map_err(refuse)?;
     let scorer = Scorer::on(&params, opts.device)?;
     Ok(Model {
         scorer,
