@@ -21,6 +21,7 @@ use crate::exit::VerificationFailed;
 mod body;
 mod listen;
 mod model;
+mod stall;
 
 /// Largest request body accepted (SageMaker's own limit for real-time invocations).
 pub const MAX_BODY: usize = 6 << 20;
@@ -49,7 +50,8 @@ pub struct Limits {
     /// from its first poll: a new or idle kept-alive connection) is closed.
     pub header_timeout: Duration,
     /// A request whose body is not complete within this time gets a 408 and the
-    /// connection is closed.
+    /// connection is closed; so is a connection whose client takes no response bytes for
+    /// this long.
     pub body_timeout: Duration,
     /// Connections open at once; more wait in the kernel's backlog.
     pub max_connections: usize,
@@ -294,7 +296,8 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
         tokio::pin!(stop);
         // A client that holds a connection without finishing its request headers (or
         // stays idle between requests) is dropped after the header timeout; one that
-        // does not finish its body gets a 408 after the body timeout; at most
+        // does not finish its body gets a 408 after the body timeout, and one that does
+        // not read its answers is dropped after that long without progress; at most
         // max_connections are open at once, the rest wait in the kernel's backlog.
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
@@ -317,7 +320,8 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
             let m = Arc::clone(&model);
             let svc =
                 hyper::service::service_fn(move |req| handle(Arc::clone(&m), body_timeout, req));
-            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let io = stall::WriteStallLimit::new(stream, body_timeout);
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 let _ = conn.await;
