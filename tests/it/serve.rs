@@ -585,7 +585,11 @@ fn serve_answers_only_with_the_weights_it_verified_while_the_model_file_is_swapp
         std::thread::spawn(move || {
             let mut swaps = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let bytes = if swaps % 2 == 0 { &forged } else { &good };
+                let bytes = if swaps.is_multiple_of(2) {
+                    &forged
+                } else {
+                    &good
+                };
                 std::fs::write(&tmp, bytes).expect("write");
                 std::fs::rename(&tmp, &model).expect("rename");
                 swaps += 1;
