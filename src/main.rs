@@ -133,7 +133,7 @@ struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value = serve::Limits::HEADER_TIMEOUT_S, value_parser = serve::parse_seconds)]
     header_timeout: std::time::Duration,
     /// Answer 408 and close the connection when a request body is not complete within
-    /// this time.
+    /// this time; close it too when the client takes no response bytes for this long.
     #[arg(long, value_name = "SECONDS", default_value = serve::Limits::BODY_TIMEOUT_S, value_parser = serve::parse_seconds)]
     body_timeout: std::time::Duration,
     /// Connections open at once; further clients wait until one closes.

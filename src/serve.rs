@@ -21,6 +21,7 @@ use crate::exit::VerificationFailed;
 mod body;
 mod listen;
 mod model;
+mod stall;
 
 /// Largest request body accepted (SageMaker's own limit for real-time invocations).
 pub const MAX_BODY: usize = 6 << 20;
@@ -49,7 +50,8 @@ pub struct Limits {
     /// from its first poll: a new or idle kept-alive connection) is closed.
     pub header_timeout: Duration,
     /// A request whose body is not complete within this time gets a 408 and the
-    /// connection is closed.
+    /// connection is closed; so is a connection whose client takes no response bytes for
+    /// this long.
     pub body_timeout: Duration,
     /// Connections open at once; more wait in the kernel's backlog.
     pub max_connections: usize,
@@ -112,19 +114,23 @@ fn load(opts: &ServeOptions) -> anyhow::Result<Model> {
         ))
         .into());
     }
-    // The model is built from the bytes that were verified, never from a second read.
+    // The model is built from the bytes verify read once and verified (v.files), never
+    // from a second read of the files: one swapped since is not what runs.
     let refuse = |why: String| -> anyhow::Error {
         VerificationFailed(format!("{}: {why}, refusing to start", dir.display())).into()
     };
-    let card_bytes = model::verified_bytes(dir, &v, MODEL_CARD_FILE).map_err(refuse)?;
-    let model_bytes = model::verified_bytes(dir, &v, MODEL_FILE).map_err(refuse)?;
+    let verified = |name: &str| {
+        v.files
+            .get(name)
+            .ok_or_else(|| refuse(format!("{name} was not among the verified files")))
+    };
     let model::CardModel {
         card,
         features,
         classes,
-    } = model::card_from_bytes(&card_bytes).map_err(refuse)?;
-    let params =
-        model::params_from_bytes(&model_bytes, &card.architecture.layer_widths).map_err(refuse)?;
+    } = model::card_from_bytes(verified(MODEL_CARD_FILE)?).map_err(refuse)?;
+    let params = model::params_from_bytes(verified(MODEL_FILE)?, &card.architecture.layer_widths)
+        .map_err(refuse)?;
     let scorer = Scorer::on(&params, opts.device)?;
     Ok(Model {
         scorer,
@@ -290,7 +296,8 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
         tokio::pin!(stop);
         // A client that holds a connection without finishing its request headers (or
         // stays idle between requests) is dropped after the header timeout; one that
-        // does not finish its body gets a 408 after the body timeout; at most
+        // does not finish its body gets a 408 after the body timeout, and one that does
+        // not read its answers is dropped after that long without progress; at most
         // max_connections are open at once, the rest wait in the kernel's backlog.
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
@@ -313,7 +320,8 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
             let m = Arc::clone(&model);
             let svc =
                 hyper::service::service_fn(move |req| handle(Arc::clone(&m), body_timeout, req));
-            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let io = stall::WriteStallLimit::new(stream, body_timeout);
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 let _ = conn.await;

@@ -1,37 +1,11 @@
-//! The served model, built from the very bytes that were verified: the model card and
-//! `model.safetensors` are each read once, and those bytes, not a second read of the
-//! files, go through the strict safetensors reader into the scorer. A file swapped on
-//! disk after verification is never served.
-
-use std::path::Path;
+//! The served model, built from the very bytes that were verified (`Verification::files`:
+//! each bundle file read once): the model card through the strict JSON reader, the model
+//! through the strict safetensors reader, into the scorer. A file swapped on disk after
+//! verification is never served.
 
 use airlock_packager::safetensors::{self as st, Dtype};
-use airlock_packager::shards::sha256_hex;
 use airlock_schemas::ModelCard;
 use airlock_trainer::{Checkpoint, DenseLayer, MlpParams};
-
-/// The bytes of bundle file `name`, read once and checked against the digest that the
-/// verified (builder-signed) release statement gives for it, so that they are the bytes
-/// the signature and the approvals are about, whatever the file holds by now.
-pub(super) fn verified_bytes(
-    dir: &Path,
-    v: &airlock_packager::Verification,
-    name: &str,
-) -> Result<Vec<u8>, String> {
-    let signed = v
-        .statement
-        .as_ref()
-        .and_then(|s| s.subject.iter().find(|s| s.name == name))
-        .and_then(|s| s.digest.get("sha256"))
-        .ok_or_else(|| format!("the verified statement has no sha256 for {name}"))?;
-    let bytes = std::fs::read(dir.join(name)).map_err(|e| format!("cannot read {name}: {e}"))?;
-    if sha256_hex(&bytes) != *signed {
-        return Err(format!(
-            "{name} changed after it was verified (its bytes are not the ones the statement signs)"
-        ));
-    }
-    Ok(bytes)
-}
 
 /// What the card says about how to run the model, checked.
 #[derive(Debug)]
@@ -48,8 +22,8 @@ pub(super) struct CardModel {
 /// exactly as written: an MLP with ReLU between layers and a sigmoid on one logit, whose
 /// first width is the number of (distinct) input features.
 pub(super) fn card_from_bytes(bytes: &[u8]) -> Result<CardModel, String> {
-    let card: ModelCard =
-        serde_json::from_slice(bytes).map_err(|e| format!("invalid model card: {e}"))?;
+    let card: ModelCard = airlock_schemas::strict_json::from_slice(bytes)
+        .map_err(|e| format!("invalid model card: {e}"))?;
     let a = &card.architecture;
     if a.kind != "mlp" || a.activation != "relu" {
         return Err(format!(

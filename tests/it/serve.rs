@@ -585,7 +585,11 @@ fn serve_answers_only_with_the_weights_it_verified_while_the_model_file_is_swapp
         std::thread::spawn(move || {
             let mut swaps = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let bytes = if swaps % 2 == 0 { &forged } else { &good };
+                let bytes = if swaps.is_multiple_of(2) {
+                    &forged
+                } else {
+                    &good
+                };
                 std::fs::write(&tmp, bytes).expect("write");
                 std::fs::rename(&tmp, &model).expect("rename");
                 swaps += 1;
@@ -741,6 +745,48 @@ fn serve_drops_clients_holding_partial_requests_and_caps_its_connections() {
         "/ping took {took:.2} s: the 3 idle connections should have held it about 1 s"
     );
     drop(idle);
+    drop(server);
+
+    // A client that pipelines requests and never reads the answers: once the server's
+    // writes have made no progress for the body timeout, it is dropped, and its slot (the
+    // only one) goes to the next client.
+    let server = launch(
+        &r.sb,
+        "bundle",
+        &[
+            "--max-connections",
+            "1",
+            "--body-timeout",
+            "1",
+            "--header-timeout",
+            "60",
+        ],
+        None,
+    )
+    .expect("start");
+    let mut greedy = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    greedy
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let pings = "GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(1000);
+    let t = Instant::now();
+    let mut sent = 0;
+    // Until both directions are full (a write waits 0.5 s) or the server hangs up.
+    while let Ok(n) = greedy.write(pings.as_bytes()) {
+        sent += n;
+        assert!(t.elapsed() < Duration::from_secs(60), "{sent} bytes sent");
+    }
+    let (status, took) = ping(server.port);
+    assert_eq!(status, 200);
+    assert!(
+        took < 10.0,
+        "/ping waited {took:.1} s behind a client that reads nothing"
+    );
+    eprintln!(
+        "a client that read nothing was dropped ({sent} bytes of requests sent in {:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+    drop(greedy);
     // Flags are checked.
     let out = r.sb.airlock(&[
         "serve",
