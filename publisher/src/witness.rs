@@ -135,12 +135,19 @@ pub fn check_log(
     registry: &dyn Registry,
     trust: &Trust,
 ) -> Result<WitnessReport, WitnessError> {
-    let head = check_registry_head(chain, name, registry, trust)?;
+    let mut problems = Vec::new();
+    let head = match check_registry_head(chain, name, registry, trust) {
+        Ok(h) => h,
+        Err(WitnessError::Refused(why)) => {
+            problems.push(why);
+            registry_head(registry, name, trust).ok().flatten()
+        }
+        Err(e) => return Err(e),
+    };
     let mut report = WitnessReport {
         head_seq: head.as_ref().map_or(0, |h| h.seq),
         ..WitnessReport::default()
     };
-    let mut problems = Vec::new();
     for (key, index) in indexes(registry)? {
         let index = match index {
             Ok(i) => i,
