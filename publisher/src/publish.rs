@@ -629,7 +629,12 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         }
         Ok::<_, PublishError>(())
     };
-    let started = start(&files, registry.uri(), &loc.region)?;
+    // (A deploy sends nothing to the registry but SageMaker's named copy, announced with it.)
+    let started = if opts.deploy_only {
+        None
+    } else {
+        Some(start(&files, registry.uri(), &loc.region)?)
+    };
     let (mut uploaded, mut uploaded_bytes, mut skipped) = (0, 0u64, 0);
     let upload = |uploaded: &mut usize, uploaded_bytes: &mut u64, skipped: &mut usize| {
         for (rel, path, sha, len) in &paths {
@@ -664,6 +669,12 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         // Published before with exactly these files: nothing to write.
         Some(i) if i.files == files => i,
         _ => {
+            let Some(started) = started else {
+                return Err(PublishError::Usage(format!(
+                    "{} does not hold {name} {version}: publish it before deploying",
+                    registry.uri()
+                )));
+            };
             let now = time::OffsetDateTime::now_utc();
             let index = ReleaseIndex {
                 name,
@@ -743,15 +754,17 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             }
         };
         eprintln!("  model package {arn}");
-        if created || !opts.deploy_only {
-            record_at(
-                AuditAction::Publish,
-                arn.clone(),
-                Some(region.clone()),
-                counted.clone(),
-                "ok".into(),
-            )?;
-        }
+        record_at(
+            AuditAction::Publish,
+            arn.clone(),
+            Some(region.clone()),
+            counted.clone(),
+            if created {
+                "ok".into()
+            } else {
+                "ok: already registered".into()
+            },
+        )?;
         if let Some(d) = &sm.deploy {
             let dest = format!("sagemaker://{region}/endpoint/{}", d.endpoint);
             start(&index.files, dest.clone(), &region)?;
