@@ -95,10 +95,11 @@ pub fn check_registry_head(
     Ok(head)
 }
 
-/// Every release index in the registry: (key, parsed index or why not).
-fn indexes(
-    registry: &dyn Registry,
-) -> Result<Vec<(String, Result<ReleaseIndex, String>)>, WitnessError> {
+/// A release index's key and the index, or why it is not one.
+type IndexEntry = (String, Result<ReleaseIndex, String>);
+
+/// Every release index in the registry.
+fn indexes(registry: &dyn Registry) -> Result<Vec<IndexEntry>, WitnessError> {
     let mut out = Vec::new();
     for key in registry.list("models/")? {
         let parts: Vec<&str> = key.split('/').collect();
@@ -172,6 +173,14 @@ pub fn check_log(
                     .push((index.name, index.version, index.audit.seq));
             }
         }
+    }
+    if head.is_none() && !report.releases.is_empty() {
+        problems.push(format!(
+            "{} holds {} release(s) recorded in audit log {name:?} but no copy of its signed head {}: the copy was removed",
+            registry.uri(),
+            report.releases.len(),
+            head_key(name)
+        ));
     }
     if head.is_none() && report.releases.is_empty() && problems.is_empty() {
         let copies: Vec<String> = registry

@@ -300,6 +300,24 @@ fn a_log_cut_back_to_an_older_signed_head_is_caught_by_the_registry_and_not_cont
         "--registry",
         &to,
     ]);
+    // A registry whose copy of the head was removed is no witness.
+    let head_copy = reg.path().join("audit").join(HEAD);
+    let kept = std::fs::read(&head_copy).expect("head copy");
+    std::fs::remove_file(&head_copy).expect("rm");
+    let err = r.sb.fails(
+        &[
+            "audit",
+            "verify",
+            "audit.log",
+            "--trust",
+            "trust.toml",
+            "--registry",
+            &to,
+        ],
+        4,
+    );
+    assert!(err.contains("no copy of its signed head"), "{err}");
+    std::fs::write(&head_copy, kept).expect("restore");
     // A log the registry never saw is named as such.
     let err = r.sb.fails(
         &[
