@@ -567,7 +567,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
                 .iter()
                 .filter(|(k, _)| !k.starts_with(APPROVALS_DIR))
                 .eq(files.iter().filter(|(k, _)| !k.starts_with(APPROVALS_DIR)))
-        });
+        }) || pre_witness_index_of(&existing, &files);
         if !same {
             record(
                 AuditAction::Refuse,
@@ -812,6 +812,20 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         endpoint,
         audit_entries: entries.get(),
     })
+}
+
+/// Whether `bytes` is an index written before indexes recorded their audit entry (no
+/// `audit` field), for exactly `files`: publishing the same files again writes it anew,
+/// with the audit entry of this publish, instead of refusing the version as taken.
+fn pre_witness_index_of(bytes: &[u8], files: &BTreeMap<String, String>) -> bool {
+    let Ok(serde_json::Value::Object(index)) = serde_json::from_slice(bytes) else {
+        return false;
+    };
+    !index.contains_key("audit")
+        && index
+            .get("files")
+            .and_then(|f| serde_json::from_value::<BTreeMap<String, String>>(f.clone()).ok())
+            .is_some_and(|f| &f == files)
 }
 
 /// The log and its signed head, copied into the registry under `audit/` (the log first: a

@@ -399,3 +399,39 @@ fn pull_refuses_a_release_whose_start_entry_is_not_in_the_registrys_audit_copy()
     let o = pull("1.1.0", "m110");
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn an_index_from_before_the_witness_is_refused_by_pull_and_rewritten_by_a_republish() {
+    let reg = tempfile::tempdir().expect("dir");
+    let to = format!("file://{}", reg.path().display());
+    let r = setup("[\"local\"]");
+    approve(&r);
+    let out = publish_to(&r, &to, "bundle", "audit.log", &[], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let idx = reg.path().join("models/fraud-detector/1.0.0/release.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&idx).expect("index")).expect("json");
+    index.as_object_mut().expect("object").remove("audit");
+    std::fs::write(&idx, serde_json::to_vec(&index).expect("json")).expect("write");
+    let pull = || {
+        r.sb.airlock(&[
+            "pull",
+            &format!("{to}/models/fraud-detector@1.0.0"),
+            "--trust",
+            "trust.toml",
+            "--out",
+            "served",
+        ])
+    };
+    let o = pull();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(!r.sb.join("served").exists());
+    // The same files published again: the index is written anew, with this publish's entry.
+    let out = publish_to(&r, &to, "bundle", "audit.log", &[], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&idx).expect("index")).expect("json");
+    assert_eq!(index["audit"]["seq"], 3, "{index}");
+    let o = pull();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
