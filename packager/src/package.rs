@@ -139,9 +139,9 @@ fn read_run(dir: &Path) -> Result<Run, PackageError> {
     };
     let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| bad(format!("{name}: {e}")));
     let record_bytes = read(RECORD_FILE)?;
-    let record: TrainingRecord =
-        serde_json::from_slice(&record_bytes).map_err(|e| bad(format!("{RECORD_FILE}: {e}")))?;
-    let pre: Preprocess = serde_json::from_slice(&read(PREPROCESS_FILE)?)
+    let record: TrainingRecord = airlock_schemas::strict_json::from_slice(&record_bytes)
+        .map_err(|e| bad(format!("{RECORD_FILE}: {e}")))?;
+    let pre: Preprocess = airlock_schemas::strict_json::from_slice(&read(PREPROCESS_FILE)?)
         .map_err(|e| bad(format!("{PREPROCESS_FILE}: {e}")))?;
     let checkpoint = read(CHECKPOINT_FILE)?;
     let pipeline_path = PathBuf::from(&record.pipeline.path);

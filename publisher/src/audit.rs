@@ -80,7 +80,7 @@ impl Chain {
         let mut prev = GENESIS.to_owned();
         for (i, line) in text.lines().enumerate() {
             let n = i + 1;
-            let e: AuditEntry = serde_json::from_str(line)
+            let e: AuditEntry = airlock_schemas::strict_json::from_str(line)
                 .map_err(|e| format!("entry at line {n} is not a valid audit entry ({e})"))?;
             if e.seq != n as u64 {
                 return Err(format!(
@@ -140,13 +140,18 @@ impl Chain {
 
 /// The head in a signed-head envelope, if its signature is a publisher key's of `trust`.
 pub fn open_signed_head(bytes: &[u8], trust: &Trust) -> Result<AuditHead, String> {
-    let env: Envelope = serde_json::from_slice(bytes)
+    let env: Envelope = airlock_schemas::strict_json::from_slice(bytes)
         .map_err(|e| format!("signed head is not a DSSE envelope ({e})"))?;
     let publishers = trust.keys_with_role(KeyRole::Publisher);
     let verified = dsse::verify(&env, HEAD_PAYLOAD_TYPE, &publishers)
         .map_err(|e| format!("signed head: {e}"))?;
-    serde_json::from_slice(&verified.payload)
-        .map_err(|e| format!("signed head is not a head ({e})"))
+    let head: AuditHead = airlock_schemas::strict_json::from_slice(&verified.payload)
+        .map_err(|e| format!("signed head is not a head ({e})"))?;
+    // The head counts only if its key was usable (unrevoked, inside its window) when it
+    // signed.
+    usable_publisher(trust, &verified.keyid, &head.time)
+        .map_err(|why| format!("signed head: {why}"))?;
+    Ok(head)
 }
 
 /// Check that the signed head at `head_file` is a publisher key's and names exactly the
@@ -458,8 +463,21 @@ pub fn verify_chain(path: &Path, trust: &Trust) -> Result<Chain, AuditError> {
                 e.seq, e.actor
             )));
         }
+        usable_publisher(trust, &e.actor, &e.time)
+            .map_err(|why| invalid(format!("entry {}: {why}", e.seq)))?;
     }
     Ok(chain)
+}
+
+/// The publisher key `keyid` counts for something it signed at `time` (RFC 3339): listed as
+/// publisher, not revoked, `time` inside its window. A log is judged at the times it was
+/// written, so a key that expired since still vouches for what it signed before.
+fn usable_publisher(trust: &Trust, keyid: &str, time: &str) -> Result<(), String> {
+    let t = OffsetDateTime::parse(time, &Rfc3339)
+        .map_err(|_| format!("time {time:?} is not an RFC 3339 time"))?;
+    trust
+        .usable_key(keyid, KeyRole::Publisher, t, t)
+        .map(|_| ())
 }
 
 /// A plain table of the entries, for `airlock audit show`.

@@ -107,7 +107,7 @@ fn indexes(registry: &dyn Registry) -> Result<Vec<IndexEntry>, WitnessError> {
             continue;
         }
         let parsed = match registry.get_object(&key)? {
-            Some(b) => serde_json::from_slice::<ReleaseIndex>(&b)
+            Some(b) => airlock_schemas::strict_json::from_slice::<ReleaseIndex>(&b)
                 .map_err(|e| format!("not a release index with an audit point ({e})")),
             None => Err("listed but absent".to_owned()),
         };

@@ -2,6 +2,7 @@
 
 mod pipeline;
 mod release;
+pub mod strict_json;
 mod training_record;
 
 pub use pipeline::{

@@ -12,3 +12,4 @@ mod pull;
 mod release_e2e;
 mod serve;
 mod train;
+mod trust_boundary;
