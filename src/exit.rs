@@ -80,7 +80,7 @@ impl Failure {
             if let Some(e) = cause.downcast_ref::<airlock_publisher::publish::PublishError>() {
                 use airlock_publisher::publish::PublishError as P;
                 return match e {
-                    P::NotApproved { .. } => Self::Verification,
+                    P::NotApproved { .. } | P::AuditRefused { .. } => Self::Verification,
                     P::ResidencyRefused { .. } => Self::ResidencyRefused,
                     P::Registry(airlock_publisher::registry::RegistryError::Unsupported {
                         ..

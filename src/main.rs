@@ -198,7 +198,9 @@ impl AwsArgs {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Verify a log offline: hash chain, and its head signed by a publisher key.
+    /// Verify a log offline: hash chain, and its head signed by a publisher key. With
+    /// --registry, also against the registry's witnesses: its copy of the signed head must
+    /// be a point of the log, and every release it holds must have its entry in the log.
     Verify {
         /// The audit log.
         #[arg(value_name = "LOG")]
@@ -206,6 +208,13 @@ enum AuditCommand {
         /// Trust policy naming the publisher keys.
         #[arg(long, value_name = "trust.toml")]
         trust: PathBuf,
+        /// A registry the log's releases went to: file:///absolute/path or
+        /// s3://bucket[/prefix]. Catches a log whose tail was cut (even with an older signed
+        /// head put back).
+        #[arg(long, value_name = "URI")]
+        registry: Option<String>,
+        #[command(flatten)]
+        aws: AwsArgs,
     },
     /// Print a log's entries as a table (no verification: use `audit verify`).
     Show {
@@ -640,15 +649,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", a.out.display());
             Ok(())
         }
-        Command::Audit(AuditCommand::Verify { log, trust }) => {
+        Command::Audit(AuditCommand::Verify {
+            log,
+            trust,
+            registry,
+            aws,
+        }) => {
             let trust = airlock_packager::Trust::load(&trust)?;
-            match airlock_publisher::audit::verify(&log, &trust) {
-                Ok(entries) => {
+            match airlock_publisher::audit::verify_chain(&log, &trust) {
+                Ok(chain) => {
                     println!(
                         "verified: {} entries, head signed by a publisher key",
-                        entries.len()
+                        chain.len()
                     );
-                    Ok(())
+                    match registry {
+                        Some(uri) => audit_witness(&log, &chain, &uri, &trust, &aws),
+                        None => Ok(()),
+                    }
                 }
                 Err(e @ airlock_publisher::audit::AuditError::Invalid { .. }) => {
                     eprintln!("  FAIL {e}");
@@ -678,5 +695,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out.flush()?;
             Ok(())
         }
+    }
+}
+
+/// `airlock audit verify --registry`: the registry's witnesses against a verified log.
+fn audit_witness(
+    log: &std::path::Path,
+    chain: &airlock_publisher::audit::Chain,
+    uri: &str,
+    trust: &airlock_packager::Trust,
+    aws: &AwsArgs,
+) -> anyhow::Result<()> {
+    use airlock_publisher::witness;
+    let registry = airlock_publisher::registry::open(uri, || {
+        airlock_publisher::aws::Aws::load(aws.options())
+    })?;
+    let name = witness::copy_name(log);
+    match witness::check_log(chain, &name, registry.as_ref(), trust) {
+        Ok(r) => {
+            println!(
+                "verified against {uri}: its copy of the signed head (entry {}) is a point of the log; {} release(s) recorded in it{}",
+                r.head_seq,
+                r.releases.len(),
+                if r.other_logs > 0 {
+                    format!(
+                        " ({} recorded in other audit logs, not checked)",
+                        r.other_logs
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            for (n, v, seq) in &r.releases {
+                println!("  {n} {v}: entry {seq}");
+            }
+            Ok(())
+        }
+        Err(witness::WitnessError::Refused(why)) => {
+            eprintln!("  FAIL {}: {why}", log.display());
+            Err(exit::VerificationFailed(log.display().to_string()).into())
+        }
+        Err(witness::WitnessError::Registry(e)) => Err(e.into()),
     }
 }

@@ -509,6 +509,12 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
         spec,
     };
 
+    // A release that cannot be published is not trained, packaged or put to the officers.
+    if opts.until.is_none_or(|u| u >= Stage::Publish)
+        && let Some(dest) = p.destination()?
+    {
+        p.preflight(&dest)?;
+    }
     let train = p.train(&mut r)?;
     if r.stop_after(Stage::Train) {
         r.summary(&p.title, &["stopped after train (--until train)".into()]);
@@ -855,6 +861,30 @@ impl Pipeline<'_> {
             }),
             deploy_only: deploy.is_some(),
         }
+    }
+
+    /// Check the publish stage's keys, residency, registry and audit log before anything
+    /// runs, sending nothing and appending nothing (no bundle is needed for that).
+    fn preflight(&self, dest: &Destination) -> anyhow::Result<()> {
+        let f = airlock_publisher::publish::preflight(&self.publish_options(
+            dest,
+            Path::new(""),
+            None,
+        ))
+        .with_context(|| {
+            format!(
+                "the release could not be published to {}, so it is not put to the officers",
+                dest.registry
+            )
+        })?;
+        eprintln!(
+            "== publish pre-flight: {} (region {}), audit log {} ({} entries): ok",
+            dest.registry,
+            f.region,
+            dest.audit_log.display(),
+            f.audit_entries
+        );
+        Ok(())
     }
 
     fn publish(

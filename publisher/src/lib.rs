@@ -7,3 +7,4 @@ pub mod pull;
 pub mod registry;
 pub mod s3;
 pub mod sagemaker;
+pub mod witness;

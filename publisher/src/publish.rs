@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 use airlock_packager::keys::{KeyError, Signer};
 use airlock_packager::{APPROVALS_DIR, MODEL_FILE, Trust, approvals, verify_bundle};
-use airlock_schemas::{KeyRole, ReleaseIndex, ResidencyPolicy};
+use airlock_schemas::{AuditAction, AuditPoint, KeyRole, ReleaseIndex, ResidencyPolicy};
 use sha2::{Digest, Sha256};
 
-use crate::audit::{AuditError, NewEntry, append, head_path};
+use crate::audit::{AuditError, AuditLog, NewEntry, head_path};
 use airlock_packager::shards::{sha256_hex, stream_digest};
 
 use crate::aws::{Aws, AwsOptions};
-use crate::registry::{RegistryError, index_key, open};
+use crate::registry::{Location, Registry, RegistryError, index_key, open};
 use crate::sagemaker::{Release, SageMakerError, SageMakerOptions};
 
 /// Why a publish did not happen.
@@ -90,6 +90,15 @@ pub enum PublishError {
     /// Audit log failure: nothing is published without its record.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The audit log was cut, rewritten or signed without the publisher key, or the
+    /// registry's copy of it is ahead of it: nothing is appended to it and nothing is sent.
+    #[error("refused to publish: audit log {}: {why}; nothing was sent", log.display())]
+    AuditRefused {
+        /// The log.
+        log: PathBuf,
+        /// Why.
+        why: String,
+    },
     /// Bundle files.
     #[error("cannot read {}", path.display())]
     Io {
@@ -166,8 +175,19 @@ fn stage_verified(
     Ok(path)
 }
 
-/// Publish `opts.bundle`.
-pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
+/// What a publish needs, loaded and checked without sending a byte: the policies, the
+/// publisher key and the destination's client.
+struct Setup {
+    trust: Trust,
+    residency: ResidencyPolicy,
+    residency_sha: String,
+    signer: Signer,
+    aws: Option<Aws>,
+    registry: Box<dyn Registry>,
+}
+
+/// Load the trust and residency policies and the publisher key, and open the registry.
+fn setup(opts: &PublishOptions) -> Result<Setup, PublishError> {
     let trust = Trust::load(&opts.trust)?;
     let residency_bytes = std::fs::read(&opts.residency).map_err(|source| PublishError::Io {
         path: opts.residency.clone(),
@@ -211,24 +231,209 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     let registry = open(&opts.to, || {
         aws.clone().ok_or(crate::aws::AwsSetupError::NoRegion)
     })?;
+    Ok(Setup {
+        trust,
+        residency_sha: hex::encode(Sha256::digest(&residency_bytes)),
+        residency,
+        signer,
+        aws,
+        registry,
+    })
+}
+
+/// Open and lock the audit log before anything else happens, and refuse one that cannot
+/// take the publish's entries: unusable, torn, its signed head not naming its last entry,
+/// or behind the registry's copy of its head (entries were cut and an older head put back).
+fn open_audit_log(
+    opts: &PublishOptions,
+    trust: &Trust,
+    registry: &dyn Registry,
+) -> Result<AuditLog, PublishError> {
+    let log = AuditLog::open(&opts.audit_log)?;
+    let refused = |why: String| PublishError::AuditRefused {
+        log: opts.audit_log.clone(),
+        why,
+    };
+    log.check_head(trust).map_err(|e| match e {
+        AuditError::Invalid { problem, .. } => refused(problem),
+        e => e.into(),
+    })?;
+    let name = crate::witness::copy_name(&opts.audit_log);
+    crate::witness::check_registry_head(log.chain(), &name, registry, trust).map_err(
+        |e| match e {
+            crate::witness::WitnessError::Registry(e) => e.into(),
+            crate::witness::WitnessError::Refused(why) => refused(why),
+        },
+    )?;
+    Ok(log)
+}
+
+/// A destination the residency policy does not allow.
+struct Disallowed {
+    destination: String,
+    region: String,
+    why: String,
+}
+
+/// Where the destinations are, by their own word, before a byte is sent.
+struct Located {
+    registry: Location,
+    /// SageMaker's region, when it is a destination.
+    sagemaker_region: Option<String>,
+    /// The first destination the residency policy does not allow.
+    disallowed: Option<Disallowed>,
+}
+
+/// Ask the registry (and SageMaker) where they are and hold them to the residency policy.
+fn locate(
+    opts: &PublishOptions,
+    residency: &ResidencyPolicy,
+    aws: Option<&Aws>,
+    registry: &dyn Registry,
+) -> Result<Located, PublishError> {
+    let loc = registry.location(&residency.registry.accounts)?;
+    let region_ok = residency.registry.regions.contains(&loc.region);
+    let account_ok = residency.registry.accounts.is_empty()
+        || loc
+            .account
+            .as_ref()
+            .is_some_and(|a| residency.registry.accounts.contains(a));
+    if !region_ok || !account_ok {
+        let why = format!(
+            "the destination is in region {:?}{}, which the residency policy does not allow for registries (allowed: {:?})",
+            loc.region,
+            loc.account
+                .as_ref()
+                .map_or_else(String::new, |a| format!(", account {a}")),
+            residency.registry.regions
+        );
+        return Ok(Located {
+            disallowed: Some(Disallowed {
+                destination: registry.uri(),
+                region: loc.region.clone(),
+                why,
+            }),
+            registry: loc,
+            sagemaker_region: None,
+        });
+    }
+    // SageMaker: its region (and account) are checked before anything is sent too.
+    let (Some(sm), Some(aws)) = (&opts.sagemaker, aws) else {
+        return Ok(Located {
+            registry: loc,
+            sagemaker_region: None,
+            disallowed: None,
+        });
+    };
+    let region = aws.region();
+    // No [sagemaker] rule in the policy: SageMaker is allowed nowhere.
+    let rule = residency
+        .sagemaker
+        .clone()
+        .unwrap_or(airlock_schemas::DestinationRule {
+            regions: Vec::new(),
+            accounts: Vec::new(),
+        });
+    let account = if rule.accounts.is_empty() {
+        None
+    } else {
+        Some(crate::sagemaker::account(aws)?)
+    };
+    let region_ok = rule.regions.contains(&region);
+    let account_ok = account.as_ref().is_none_or(|a| rule.accounts.contains(a));
+    let disallowed = (!region_ok || !account_ok).then(|| Disallowed {
+        destination: sagemaker_destination(&region, sm),
+        region: region.clone(),
+        why: format!(
+            "SageMaker is configured for region {region:?}{}, which the residency policy does not allow for sagemaker (allowed: {:?})",
+            account
+                .as_ref()
+                .map_or_else(String::new, |a| format!(", account {a}")),
+            rule.regions
+        ),
+    });
+    Ok(Located {
+        registry: loc,
+        sagemaker_region: Some(region),
+        disallowed,
+    })
+}
+
+/// The audit log's name for the SageMaker model package group in `region`.
+fn sagemaker_destination(region: &str, sm: &SageMakerOptions) -> String {
+    format!(
+        "sagemaker://{region}/{}",
+        sm.group.clone().unwrap_or_default()
+    )
+}
+
+/// What [`preflight`] found.
+#[derive(Debug, Clone)]
+pub struct Preflight {
+    /// Region the registry reported.
+    pub region: String,
+    /// Entries already in the audit log.
+    pub audit_entries: u64,
+}
+
+/// Everything `publish` checks before the bundle, with nothing sent and nothing appended:
+/// the trust and residency policies, the publisher key, the audit log (usable, its head
+/// intact, not behind the registry's copy), the registry and, with SageMaker, its region.
+/// `airlock run` calls it before the approval gate, so officers are never asked to approve
+/// a release that cannot be published.
+pub fn preflight(opts: &PublishOptions) -> Result<Preflight, PublishError> {
+    let s = setup(opts)?;
+    let log = open_audit_log(opts, &s.trust, s.registry.as_ref())?;
+    let audit_entries = log.chain().len();
+    drop(log);
+    let located = locate(opts, &s.residency, s.aws.as_ref(), s.registry.as_ref())?;
+    if let Some(d) = located.disallowed {
+        return Err(PublishError::ResidencyRefused {
+            destination: d.destination,
+            why: d.why,
+        });
+    }
+    Ok(Preflight {
+        region: located.registry.region,
+        audit_entries,
+    })
+}
+
+/// Publish `opts.bundle`.
+///
+/// Phases: [`setup`]; [`open_audit_log`] (locked until the end); the gate; [`locate`];
+/// the files and the version check; a `start` entry naming the destination and every
+/// digest, written and signed before the first byte is sent; the uploads; the log's copy
+/// and the index (which records the `start` entry) in the registry; the outcome entries;
+/// SageMaker (its own `start` entries first). After a `start` entry, every failure is
+/// recorded too.
+pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
+    let Setup {
+        trust,
+        residency,
+        residency_sha,
+        signer,
+        aws,
+        registry,
+    } = setup(opts)?;
+    let log = std::cell::RefCell::new(open_audit_log(opts, &trust, registry.as_ref())?);
     let trust_sha = trust.sha256.clone();
-    let residency_sha = hex::encode(Sha256::digest(&residency_bytes));
     let mut artifacts = BTreeMap::new();
     if let Ok(sha) = stream_digest(&opts.bundle.join(MODEL_FILE)) {
         artifacts.insert(MODEL_FILE.to_owned(), sha);
     }
     let entries = std::cell::Cell::new(0usize);
-    let record_at = |action: &str,
-                     destination: String,
-                     region: Option<String>,
-                     approvals: Vec<String>,
-                     outcome: String| {
+    let record_with = |action: AuditAction,
+                       artifacts: BTreeMap<String, String>,
+                       destination: String,
+                       region: Option<String>,
+                       approvals: Vec<String>,
+                       outcome: String| {
         entries.set(entries.get() + 1);
-        append(
-            &opts.audit_log,
+        log.borrow_mut().append(
             NewEntry {
-                action: action.into(),
-                artifacts: artifacts.clone(),
+                action,
+                artifacts,
                 destination,
                 verified_region: region,
                 approvals,
@@ -239,9 +444,24 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             &signer,
         )
     };
-    let record = |action: &str, region: Option<String>, approvals: Vec<String>, outcome: String| {
-        record_at(action, registry.uri(), region, approvals, outcome)
+    let record_at = |action: AuditAction,
+                     destination: String,
+                     region: Option<String>,
+                     approvals: Vec<String>,
+                     outcome: String| {
+        record_with(
+            action,
+            artifacts.clone(),
+            destination,
+            region,
+            approvals,
+            outcome,
+        )
     };
+    let record =
+        |action: AuditAction, region: Option<String>, approvals: Vec<String>, outcome: String| {
+            record_at(action, registry.uri(), region, approvals, outcome)
+        };
 
     // The gate: exactly what `airlock verify --require-approvals` demands.
     let v = verify_bundle(&opts.bundle, &trust, opts.threads, false);
@@ -275,7 +495,12 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
                     .join(", ")
             )
         };
-        record("refuse", None, counted, format!("refused: {why}"))?;
+        record(
+            AuditAction::Refuse,
+            None,
+            counted,
+            format!("refused: {why}"),
+        )?;
         // The details name bundle entries: they go to the operator, not into the log that
         // is copied to the registry.
         let details: Vec<String> = v
@@ -294,79 +519,24 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         });
     }
 
-    // Residency: ask the destination where it is, before sending a byte.
-    let loc = registry.location(&residency.registry.accounts)?;
-    let region_ok = residency.registry.regions.contains(&loc.region);
-    let account_ok = residency.registry.accounts.is_empty()
-        || loc
-            .account
-            .as_ref()
-            .is_some_and(|a| residency.registry.accounts.contains(a));
-    if !region_ok || !account_ok {
-        let why = format!(
-            "the destination is in region {:?}{}, which the residency policy does not allow for registries (allowed: {:?})",
-            loc.region,
-            loc.account
-                .as_ref()
-                .map_or_else(String::new, |a| format!(", account {a}")),
-            residency.registry.regions
-        );
-        record(
-            "refuse",
-            Some(loc.region.clone()),
+    // Residency: ask the destinations where they are, before sending a byte.
+    let located = locate(opts, &residency, aws.as_ref(), registry.as_ref())?;
+    if let Some(d) = located.disallowed {
+        record_at(
+            AuditAction::Refuse,
+            d.destination.clone(),
+            Some(d.region),
             counted,
-            format!("refused: {why}"),
+            format!("refused: {}", d.why),
         )?;
         return Err(PublishError::ResidencyRefused {
-            destination: registry.uri(),
-            why,
+            destination: d.destination,
+            why: d.why,
         });
     }
-    // SageMaker: its region (and account) are checked before anything is sent too.
-    let sm_target = match (&opts.sagemaker, &aws) {
-        (Some(sm), Some(aws)) => {
-            let region = aws.region();
-            // No [sagemaker] rule in the policy: SageMaker is allowed nowhere.
-            let rule = residency
-                .sagemaker
-                .clone()
-                .unwrap_or(airlock_schemas::DestinationRule {
-                    regions: Vec::new(),
-                    accounts: Vec::new(),
-                });
-            let account = if rule.accounts.is_empty() {
-                None
-            } else {
-                Some(crate::sagemaker::account(aws)?)
-            };
-            let dest = format!(
-                "sagemaker://{region}/{}",
-                sm.group.clone().unwrap_or_default()
-            );
-            let region_ok = rule.regions.contains(&region);
-            let account_ok = account.as_ref().is_none_or(|a| rule.accounts.contains(a));
-            if !region_ok || !account_ok {
-                let why = format!(
-                    "SageMaker is configured for region {region:?}{}, which the residency policy does not allow for sagemaker (allowed: {:?})",
-                    account
-                        .as_ref()
-                        .map_or_else(String::new, |a| format!(", account {a}")),
-                    rule.regions
-                );
-                record_at(
-                    "refuse",
-                    dest.clone(),
-                    Some(region),
-                    counted,
-                    format!("refused: {why}"),
-                )?;
-                return Err(PublishError::ResidencyRefused {
-                    destination: dest,
-                    why,
-                });
-            }
-            Some((sm, aws, region))
-        }
+    let loc = located.registry;
+    let sm_target = match (&opts.sagemaker, &aws, located.sagemaker_region) {
+        (Some(sm), Some(aws), Some(region)) => Some((sm, aws, region)),
         _ => None,
     };
 
@@ -409,10 +579,10 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
                 .iter()
                 .filter(|(k, _)| !k.starts_with(APPROVALS_DIR))
                 .eq(files.iter().filter(|(k, _)| !k.starts_with(APPROVALS_DIR)))
-        });
+        }) || pre_witness_index_of(&existing, &files);
         if !same {
             record(
-                "refuse",
+                AuditAction::Refuse,
                 Some(loc.region.clone()),
                 counted,
                 "refused: version already published with other content".into(),
@@ -438,6 +608,45 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             )));
         }
     }
+    // Nothing has been sent yet. From here on the log says first what is about to leave and
+    // where (a `start` entry, signed), and then how it went, failures included.
+    let log_name = crate::witness::copy_name(&opts.audit_log);
+    let start = |files: &BTreeMap<String, String>, destination: String, region: &str| {
+        let e = record_with(
+            AuditAction::Start,
+            files.clone(),
+            destination,
+            Some(region.to_owned()),
+            counted.clone(),
+            "started".into(),
+        )?;
+        Ok::<_, PublishError>(AuditPoint {
+            log: log_name.clone(),
+            seq: e.seq,
+            entry_sha256: log.borrow().chain().last_sha256().to_owned(),
+        })
+    };
+    let fail = |action: AuditAction, destination: String, region: &str, why: String| {
+        record_at(
+            action,
+            destination,
+            Some(region.to_owned()),
+            counted.clone(),
+            format!("failed: {why}"),
+        )?;
+        // The registry's witness of the log is brought up to date where it can be; the
+        // failure itself is what the caller reports.
+        if let Err(e) = copy_audit(registry.as_ref(), &opts.audit_log) {
+            eprintln!("  warning: the registry's copy of the audit log was not updated: {e}");
+        }
+        Ok::<_, PublishError>(())
+    };
+    // (A deploy sends nothing to the registry but SageMaker's named copy, announced with it.)
+    let started = if opts.deploy_only {
+        None
+    } else {
+        Some(start(&files, registry.uri(), &loc.region)?)
+    };
     let (mut uploaded, mut uploaded_bytes, mut skipped) = (0, 0u64, 0);
     let upload = |uploaded: &mut usize, uploaded_bytes: &mut u64, skipped: &mut usize| {
         let stage = tempfile::tempdir().map_err(|source| RegistryError::Io {
@@ -466,11 +675,11 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     };
     if let Err(e) = uploaded_ok {
         // Bytes may have left: the attempt is on record, though no release is visible.
-        record(
-            "publish",
-            Some(loc.region.clone()),
-            counted,
-            format!("failed: {e} (no release index written)"),
+        fail(
+            AuditAction::Publish,
+            registry.uri(),
+            &loc.region,
+            format!("{e} (no release index written)"),
         )?;
         return Err(e.into());
     }
@@ -478,6 +687,12 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         // Published before with exactly these files: nothing to write.
         Some(i) if i.files == files => i,
         _ => {
+            let Some(started) = started else {
+                return Err(PublishError::Usage(format!(
+                    "{} does not hold {name} {version}: publish it before deploying",
+                    registry.uri()
+                )));
+            };
             let now = time::OffsetDateTime::now_utc();
             let index = ReleaseIndex {
                 name,
@@ -489,6 +704,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
                     .format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_default(),
                 publisher: signer.key_id().to_owned(),
+                audit: started,
             };
             let mut index_bytes =
                 serde_json::to_vec_pretty(&index).map_err(|e| PublishError::Io {
@@ -496,25 +712,48 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
                     source: e.into(),
                 })?;
             index_bytes.push(b'\n');
-            // The index goes last: until it exists, the release is not visible.
-            registry.put_object(&key, &index_bytes)?;
+            // The log's copy (with the `start` entry the index names) before the index, and
+            // the index last: until it exists, the release is not visible, and once it is,
+            // its entry is in the registry's copy of the log.
+            let written = copy_audit(registry.as_ref(), &opts.audit_log)
+                .and_then(|()| Ok(registry.put_object(&key, &index_bytes)?));
+            if let Err(e) = written {
+                fail(
+                    AuditAction::Publish,
+                    registry.uri(),
+                    &loc.region,
+                    format!("{e} (no release index written)"),
+                )?;
+                return Err(e);
+            }
             index
         }
     };
-    let mut entry = if opts.deploy_only {
-        None
-    } else {
-        Some(record(
-            "publish",
+    if !opts.deploy_only {
+        record(
+            AuditAction::Publish,
             Some(loc.region.clone()),
             counted.clone(),
             "ok".into(),
-        )?)
-    };
+        )?;
+    }
     let (mut model_package, mut endpoint) = (None, None);
     if let Some((sm, aws, region)) = sm_target {
+        let sm_dest = sagemaker_destination(&region, sm);
+        start(&index.files, sm_dest.clone(), &region)?;
         let bundle_prefix = format!("models/{}/{}/bundle/", index.name, index.version);
-        let model_data = registry.named_copy(&bundle_prefix, &index.files)?;
+        let model_data = match registry.named_copy(&bundle_prefix, &index.files) {
+            Ok(m) => m,
+            Err(e) => {
+                fail(
+                    AuditAction::Publish,
+                    format!("{}/{bundle_prefix}", registry.uri()),
+                    &loc.region,
+                    e.to_string(),
+                )?;
+                return Err(e.into());
+            }
+        };
         let statement_sha256 = hex::encode(Sha256::digest(&v.statement_bytes));
         let rel = Release {
             name: &index.name,
@@ -525,52 +764,67 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             approvals: &counted,
             approved: s.approved(),
         };
-        let (arn, created) = crate::sagemaker::register(aws, sm, &rel)?;
+        let (arn, created) = match crate::sagemaker::register(aws, sm, &rel) {
+            Ok(r) => r,
+            Err(e) => {
+                fail(AuditAction::Publish, sm_dest, &region, e.to_string())?;
+                return Err(e.into());
+            }
+        };
         eprintln!("  model package {arn}");
-        if created || !opts.deploy_only {
-            entry = Some(record_at(
-                "publish",
-                arn.clone(),
-                Some(region.clone()),
-                counted.clone(),
-                "ok".into(),
-            )?);
-        }
+        record_at(
+            AuditAction::Publish,
+            arn.clone(),
+            Some(region.clone()),
+            counted.clone(),
+            if created {
+                "ok".into()
+            } else {
+                "ok: already registered".into()
+            },
+        )?;
         if let Some(d) = &sm.deploy {
             let dest = format!("sagemaker://{region}/endpoint/{}", d.endpoint);
+            start(&index.files, dest.clone(), &region)?;
             match crate::sagemaker::deploy(aws, sm, d, &rel, &arn) {
                 Ok(ep) => {
-                    entry = Some(record_at(
-                        "deploy",
+                    record_at(
+                        AuditAction::Deploy,
                         ep.clone(),
                         Some(region.clone()),
                         counted.clone(),
                         "ok: InService".into(),
-                    )?);
+                    )?;
                     endpoint = Some(ep);
                 }
                 Err(e) => {
-                    record_at(
-                        "deploy",
-                        dest,
-                        Some(region.clone()),
-                        counted.clone(),
-                        format!("failed: {e}"),
-                    )?;
-                    copy_audit(registry.as_ref(), &opts.audit_log)?;
+                    fail(AuditAction::Deploy, dest, &region, e.to_string())?;
                     return Err(e.into());
                 }
             }
         }
         model_package = Some(arn);
     }
-    copy_audit(registry.as_ref(), &opts.audit_log)?;
+    if let Err(e) = copy_audit(registry.as_ref(), &opts.audit_log) {
+        record(
+            AuditAction::Publish,
+            Some(loc.region.clone()),
+            counted.clone(),
+            format!("failed: {e} (the registry's copy of the audit log is behind the log)"),
+        )?;
+        return Err(e);
+    }
+    let audit_seq = if entries.get() == 0 {
+        0
+    } else {
+        log.borrow().chain().len()
+    };
     Ok(PublishSummary {
         uploaded,
         uploaded_bytes,
         skipped,
         index: key,
-        audit_seq: entry.map_or(0, |e| e.seq),
+        audit_seq,
         region: loc.region,
         model_package,
         endpoint,
@@ -578,21 +832,34 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     })
 }
 
-/// The log and its signed head, copied into the registry under `audit/`.
-fn copy_audit(registry: &dyn crate::registry::Registry, log: &Path) -> Result<(), PublishError> {
-    let log_name = log.file_name().map_or_else(
-        || "audit.log".to_owned(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+/// Whether `bytes` is an index written before indexes recorded their audit entry (no
+/// `audit` field), for exactly `files`: publishing the same files again writes it anew,
+/// with the audit entry of this publish, instead of refusing the version as taken.
+fn pre_witness_index_of(bytes: &[u8], files: &BTreeMap<String, String>) -> bool {
+    let Ok(serde_json::Value::Object(index)) = airlock_schemas::strict_json::from_slice(bytes)
+    else {
+        return false;
+    };
+    !index.contains_key("audit")
+        && index
+            .get("files")
+            .and_then(|f| serde_json::from_value::<BTreeMap<String, String>>(f.clone()).ok())
+            .is_some_and(|f| &f == files)
+}
+
+/// The log and its signed head, copied into the registry under `audit/` (the log first: a
+/// reader between the two writes finds the old head, a point of the new log).
+fn copy_audit(registry: &dyn Registry, log: &Path) -> Result<(), PublishError> {
+    let log_name = crate::witness::copy_name(log);
     let read = |p: &Path| {
         std::fs::read(p).map_err(|source| PublishError::Io {
             path: p.to_owned(),
             source,
         })
     };
-    registry.put_object(&format!("audit/{log_name}"), &read(log)?)?;
+    registry.put_object(&crate::witness::log_key(&log_name), &read(log)?)?;
     registry.put_object(
-        &format!("audit/{log_name}.head.dsse.json"),
+        &crate::witness::head_key(&log_name),
         &read(&head_path(log))?,
     )?;
     Ok(())

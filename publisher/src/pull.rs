@@ -226,6 +226,13 @@ fn fetch_verified(
         Ok(s.approvals)
     };
     gate(&early, "; the model was not downloaded")?;
+    // The publish must be on record: its `start` entry in the registry's copy of the log.
+    crate::witness::check_release(registry, &index, trust).map_err(|e| match e {
+        crate::witness::WitnessError::Registry(e) => e.into(),
+        crate::witness::WitnessError::Refused(why) => {
+            refused(format!("{why}; the model was not downloaded"))
+        }
+    })?;
     if let Some(sha) = index.files.get(MODEL_FILE) {
         // Checked whole and per shard, in parallel, against the signed statement below.
         total += registry.get_blob(sha, &tmp.join(MODEL_FILE))?;

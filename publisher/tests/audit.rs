@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use airlock_packager::Trust;
 use airlock_packager::keys::{Signer, generate};
-use airlock_publisher::audit::{NewEntry, append, head_path, verify};
+use airlock_publisher::audit::{AuditLog, Chain, NewEntry, append, head_path, verify};
+use airlock_schemas::AuditAction;
 
 struct Log {
     _dir: tempfile::TempDir,
@@ -17,9 +18,9 @@ struct Log {
 fn entry(i: usize) -> NewEntry {
     NewEntry {
         action: if i % 3 == 2 {
-            "refuse".into()
+            AuditAction::Refuse
         } else {
-            "publish".into()
+            AuditAction::Publish
         },
         artifacts: [("model.safetensors".to_owned(), format!("{i:064x}"))]
             .into_iter()
@@ -85,7 +86,7 @@ fn written_log_verifies() {
     let log = log_with(6);
     let entries = verify(&log.path, &log.trust).expect("verifies");
     assert_eq!(entries.len(), 6);
-    assert_eq!(entries[2].action, "refuse");
+    assert_eq!(entries[2].action, AuditAction::Refuse);
     assert!(head_path(&log.path).is_file());
 }
 
@@ -166,4 +167,105 @@ fn two_writers_cannot_append_at_once() {
     held.unlock().expect("unlock");
     append(&log.path, entry(1), &log.signer).expect("appends once free");
     assert_eq!(verify(&log.path, &log.trust).expect("verifies").len(), 2);
+}
+
+#[test]
+fn an_unknown_action_is_not_an_entry() {
+    let log = log_with(2);
+    let l = lines(&log.path);
+    write_lines(
+        &log.path,
+        &[l[0].replace("\"publish\"", "\"exfiltrate\""), l[1].clone()],
+    );
+    fails(&log, "entry at line 1 is not a valid audit entry");
+}
+
+#[test]
+fn a_missing_folder_is_made_and_no_empty_log_is_left_behind() {
+    let log = log_with(0);
+    let path = log.path.with_file_name("new/deeper/audit.log");
+    let mut opened = AuditLog::open(&path).expect("opens");
+    assert!(path.parent().expect("dir").is_dir(), "the folder is made");
+    assert!(!path.exists(), "the log itself waits for its first entry");
+    opened
+        .check_head(&log.trust)
+        .expect("a new log has no head");
+    opened.append(entry(0), &log.signer).expect("append");
+    drop(opened);
+    assert_eq!(verify(&path, &log.trust).expect("verifies").len(), 1);
+}
+
+#[test]
+fn a_log_that_cannot_be_a_log_is_refused_when_opened() {
+    let log = log_with(1);
+    let file_as_folder = log.path.join("audit.log");
+    let err = AuditLog::open(&file_as_folder)
+        .expect_err("its folder is a file")
+        .to_string();
+    assert!(err.contains(&file_as_folder.display().to_string()), "{err}");
+    let dir = log.path.with_file_name("a-folder.log");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let err = AuditLog::open(&dir).expect_err("a folder").to_string();
+    assert!(err.contains("a-folder.log"), "{err}");
+}
+
+#[test]
+fn an_open_log_holds_its_lock_until_dropped() {
+    let log = log_with(1);
+    let held = AuditLog::open(&log.path).expect("open");
+    let err = append(&log.path, entry(1), &log.signer)
+        .expect_err("busy")
+        .to_string();
+    assert!(err.contains("in use by another airlock process"), "{err}");
+    drop(held);
+    append(&log.path, entry(1), &log.signer).expect("appends once free");
+}
+
+#[test]
+fn a_head_that_does_not_name_the_last_entry_refuses_appending() {
+    // An entry appended without the key: the next append must not sign over it.
+    let log = log_with(3);
+    let mut l = lines(&log.path);
+    l.pop();
+    let head3 = std::fs::read(head_path(&log.path)).expect("head");
+    write_lines(&log.path, &l);
+    let opened = AuditLog::open(&log.path).expect("chains");
+    let err = opened
+        .check_head(&log.trust)
+        .expect_err("head is ahead")
+        .to_string();
+    assert!(err.contains("covers 3 entries but the log has 2"), "{err}");
+    drop(opened);
+    // A log deleted with its head left behind is not started afresh.
+    std::fs::remove_file(&log.path).expect("rm");
+    std::fs::write(head_path(&log.path), head3).expect("head");
+    let err = AuditLog::open(&log.path)
+        .expect_err("head without log")
+        .to_string();
+    assert!(
+        err.contains("the log is missing but its signed head"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_older_head_passes_alone_but_is_not_a_point_of_the_longer_log() {
+    let log = log_with(6);
+    let full = std::fs::read_to_string(&log.path).expect("read");
+    let chain = Chain::parse(&full).expect("chain");
+    let cut = Chain::parse(
+        &full
+            .lines()
+            .take(4)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .expect("prefix");
+    let (_, h6) = chain.at(6).expect("entry 6");
+    let (_, h4) = chain.at(4).expect("entry 4");
+    assert!(cut.missing_point(4, h4, "witness").is_none());
+    let why = cut.missing_point(6, h6, "witness").expect("cut");
+    assert!(why.contains("only 4 entries"), "{why}");
+    let why = chain.missing_point(4, h6, "witness").expect("other entry");
+    assert!(why.contains("entry 4 of the log differs"), "{why}");
 }

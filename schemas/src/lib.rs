@@ -10,12 +10,12 @@ pub use pipeline::{
     PipelineSpec, PublishSpec, ReleaseSpec, SageMakerSpec, SigningSpec, SplitSpec, TrainingSpec,
 };
 pub use release::{
-    APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, AuditEntry, AuditHead,
-    BUNDLE_FORMAT_VERSION, CardMetrics, Decision, DestinationRule, Envelope, EnvelopeSignature,
-    Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, KeyRole, LeakLayer, LeakReport, LeakSpec,
-    ModelCard, ModelOutput, RELEASE_PREDICATE_TYPE, ReleaseIndex, ReleasePredicate, ReportInput,
-    ResidencyPolicy, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement, Subject,
-    TensorSpec, TrainingSummary, TrustPolicy, TrustedKey, Verdict,
+    APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, AuditAction, AuditEntry, AuditHead,
+    AuditPoint, BUNDLE_FORMAT_VERSION, CardMetrics, Decision, DestinationRule, Envelope,
+    EnvelopeSignature, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, KeyRole, LeakLayer, LeakReport,
+    LeakSpec, ModelCard, ModelOutput, RELEASE_PREDICATE_TYPE, ReleaseIndex, ReleasePredicate,
+    ReportInput, ResidencyPolicy, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement,
+    Subject, TensorSpec, TrainingSummary, TrustPolicy, TrustedKey, Verdict,
 };
 pub use training_record::{
     BackendInfo, DatasetFile, DatasetFingerprint, EpochMetrics, FileDigest, HoldoutMetrics,

@@ -391,8 +391,9 @@ pub struct AuditEntry {
     pub time: String,
     /// Key id of the publisher key that acted.
     pub actor: String,
-    /// `publish`, `deploy` or `refuse`.
-    pub action: String,
+    /// What happened: `start` (about to send to `destination`), `publish`, `deploy` or
+    /// `refuse`.
+    pub action: AuditAction,
     /// Artifact name → SHA-256 of what crossed (or would have).
     pub artifacts: BTreeMap<String, String>,
     /// Destination URI.
@@ -405,10 +406,43 @@ pub struct AuditEntry {
     pub trust_policy_sha256: String,
     /// SHA-256 of the residency policy.
     pub residency_policy_sha256: String,
-    /// `ok`, or why not.
+    /// `started` (for `start`), `ok` (or `ok: ...`), `refused: why` or `failed: why`.
     pub outcome: String,
     /// SHA-256 of the previous entry's line (64 zeros for the first).
     pub prev: String,
+}
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditAction {
+    /// Written (and its head signed) before the first byte is sent to `destination`: what
+    /// is about to leave (`artifacts`) and where to. A release index records this entry.
+    Start,
+    /// Files or a model package reached `destination` (or failed to: see `outcome`).
+    Publish,
+    /// An endpoint was deployed (or failed to be).
+    Deploy,
+    /// The publish was refused; nothing was sent.
+    Refuse,
+}
+
+impl AuditAction {
+    /// The name used in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Publish => "publish",
+            Self::Deploy => "deploy",
+            Self::Refuse => "refuse",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The signed head of an audit log: the last entry, by position and hash.
@@ -462,4 +496,21 @@ pub struct ReleaseIndex {
     pub published_at: String,
     /// Key id of the publisher.
     pub publisher: String,
+    /// The audit entry that announced this publish (its `start` entry), in the publisher's
+    /// audit log, whose copy the registry keeps under `audit/`: the witness that the log
+    /// recorded the release. `airlock pull` finds it in that copy; `airlock audit verify
+    /// --registry` finds it in the log.
+    pub audit: AuditPoint,
+}
+
+/// One entry of an audit log, by position and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditPoint {
+    /// File name of the log's copy under `audit/` in the registry (the log's own file name).
+    pub log: String,
+    /// The entry's `seq`.
+    pub seq: u64,
+    /// SHA-256 of the entry's line.
+    pub entry_sha256: String,
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `airlock` binary. One test binary, a module per topic.
 
 mod approve;
+mod audit;
 mod helpers;
 mod moto;
 mod package;

@@ -128,7 +128,8 @@ fn approved_bundle_is_published_once_and_logged() {
     // The log verifies offline, with public keys only, and a copy sits in the registry.
     let v =
         r.sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
-    assert!(v.contains("2 entries"), "{v}");
+    // Each publish: its `start` entry before the first byte, then its outcome.
+    assert!(v.contains("4 entries"), "{v}");
     let table = r.sb.ok(&["audit", "show", "audit.log"]);
     assert!(
         table.contains("publish") && table.contains("local"),

@@ -99,7 +99,8 @@ fn s3_publish_puts_every_object_and_republishing_uploads_nothing() {
     assert_eq!(w.len(), 2, "{w:#?}");
     let v =
         r.sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
-    assert!(v.contains("2 entries"), "{v}");
+    // Each publish: its `start` entry before the first byte, then its outcome.
+    assert!(v.contains("4 entries"), "{v}");
 }
 
 #[test]
@@ -247,7 +248,9 @@ fn sagemaker_gets_approved_packages_only_and_the_endpoint_follows_each_release()
     // Refusal, publish, registration and deploy of each release, all in a log that verifies.
     let v =
         r.sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
-    assert!(v.contains("7 entries"), "{v}");
+    // The refusal; then per release a `start` entry before the first byte to each of the
+    // registry, the model package group and the endpoint, each followed by its outcome.
+    assert!(v.contains("13 entries"), "{v}");
     let table = r.sb.ok(&["audit", "show", "audit.log"]);
     assert_eq!(table.matches("deploy").count(), 2, "{table}");
 }

@@ -128,6 +128,17 @@ fn refusals(
         "0 of 1 required officer approvals; the model was not downloaded",
     );
     no_model(r, "unapproved");
+    put(idx1, index1.clone());
+
+    // An index whose audit entry is not in the registry's copy of the log.
+    let mut unlogged = parsed.clone();
+    unlogged["audit"]["seq"] = 999.into();
+    put(idx1, serde_json::to_vec(&unlogged).expect("json"));
+    refused(
+        &pull(r, &uri1, "unlogged", env, &[]),
+        "the publish was not recorded; the model was not downloaded",
+    );
+    no_model(r, "unlogged");
     put(idx1, index1);
 
     // A builder outside the trust policy.

@@ -128,7 +128,9 @@ fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes
         "{err}"
     );
     assert!(err.contains("left the premises on this run:"), "{err}");
-    assert!(err.contains("audit entries written: 3"), "{err}");
+    // publish: a `start` entry before the registry and before SageMaker, each with its
+    // outcome; deploy: the same for the model package (already registered) and the endpoint.
+    assert!(err.contains("audit entries written: 8"), "{err}");
 
     // S3 holds the release; the model package is Approved; the endpoint is InService.
     let keys: Vec<String> = moto.list(BUCKET).into_iter().map(|(k, _)| k).collect();
@@ -165,7 +167,27 @@ fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes
         assert_predictions(server.port, &h);
     }
     let v = sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
-    assert!(v.contains("3 entries"), "{v}");
+    assert!(v.contains("8 entries"), "{v}");
+    // And against the bucket that witnesses it.
+    let w = sb.airlock_env(
+        &[
+            "audit",
+            "verify",
+            "audit.log",
+            "--trust",
+            "trust.toml",
+            "--registry",
+            &format!("s3://{BUCKET}/prod"),
+        ],
+        &env,
+    );
+    let out = String::from_utf8_lossy(&w.stdout);
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    assert!(
+        out.contains("1 release(s) recorded in it")
+            && out.contains("fraud-detector 1.0.0: entry 1"),
+        "{out}"
+    );
 
     // Only the endpoint's settings changed: only deploy runs, and the endpoint is updated.
     edit_pipeline(
@@ -181,7 +203,7 @@ fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes
     assert_eq!(status, "InService");
     assert_ne!(new_config, config);
     let v = sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
-    assert!(v.contains("4 entries"), "{v}");
+    assert!(v.contains("12 entries"), "{v}");
 }
 
 /// Run the pipeline and SIGINT it as soon as a stderr line starts with `marker`:
