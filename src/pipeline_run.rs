@@ -852,6 +852,7 @@ impl Pipeline<'_> {
                 }),
             }),
             deploy_only: deploy.is_some(),
+            run_dir: None,
         }
     }
 

@@ -82,6 +82,26 @@ pub enum PublishError {
     /// Audit log failure: nothing is published without its record.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The leak scan found PII or training data in what would leave (nothing was sent).
+    #[error(
+        "refused to publish {}: what would leave holds PII or training data ({}); nothing was sent",
+        bundle.display(),
+        findings.join("; ")
+    )]
+    LeakRefused {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Where (never what), at most a few.
+        findings: Vec<String>,
+    },
+    /// The leak scan of what would leave could not run: fail closed (nothing was sent).
+    #[error("refused to publish {}: the leak scan of what would leave cannot run: {why}; nothing was sent", bundle.display())]
+    ScanUnavailable {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Why.
+        why: String,
+    },
     /// Bundle files.
     #[error("cannot read {}", path.display())]
     Io {
@@ -117,6 +137,9 @@ pub struct PublishOptions {
     /// Only deploy: the release must already be in the registry with exactly these files
     /// (`airlock run`'s deploy stage, after its publish stage). Nothing is uploaded.
     pub deploy_only: bool,
+    /// The run the bundle was packaged from, whose training data the leak scan of what
+    /// leaves looks for; `None`: the `BUNDLE_DIR.run.json` the packager wrote beside it.
+    pub run_dir: Option<PathBuf>,
 }
 
 /// What a publish did.
@@ -278,6 +301,14 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         });
     }
 
+    // L1 and L2 over everything that would leave, before anything is sent.
+    if let Err(r) =
+        crate::outgoing::scan_before_send(opts, &v, &registry.uri(), signer.key_id())
+    {
+        record("refuse", None, counted, r.outcome)?;
+        return Err(r.error);
+    }
+
     // Residency: ask the destination where it is, before sending a byte.
     let loc = registry.location(&residency.registry.accounts)?;
     let region_ok = residency.registry.regions.contains(&loc.region);
@@ -387,7 +418,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             why: format!("{MODEL_FILE} changed after it was verified"),
         });
     }
-    let key = index_key(&name, &version);
+    let key = index_key(&name, &version)?;
     let mut existing_index = None;
     if let Some(existing) = registry.get_object(&key)? {
         let parsed = serde_json::from_slice::<ReleaseIndex>(&existing).ok();

@@ -90,37 +90,26 @@ pub fn parse_uri(uri: &str) -> Option<(String, String, Option<String>)> {
         Some((n, v)) => (n, Some(v.to_owned())),
         None => (rest, None),
     };
-    let ok = |s: &str| {
-        !s.is_empty()
-            && !s.contains('/')
-            && s != "."
-            && s != ".."
-            && s.bytes().all(|b| b.is_ascii_graphic())
-    };
-    (ok(name) && version.as_deref().is_none_or(ok) && !reg.is_empty())
-        .then(|| (reg.to_owned(), name.to_owned(), version))
+    // A model name and a SemVer version: nothing that could become a path.
+    let ok = airlock_schemas::grammar::model_name(name).is_ok()
+        && version
+            .as_deref()
+            .is_none_or(|v| airlock_schemas::grammar::version(v).is_ok());
+    (ok && !reg.is_empty()).then(|| (reg.to_owned(), name.to_owned(), version))
 }
 
-/// Order versions: dot-separated numbers numerically, anything else as text.
+/// Order versions by SemVer 2.0 precedence: numeric identifiers numerically, a
+/// pre-release below its release, build metadata ignored. A string that is not SemVer
+/// sorts below every version that is (and such strings among themselves bytewise), so it
+/// is never the newest and never blocks an upgrade.
 pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    let parts = |s: &str| -> Vec<Result<u64, String>> {
-        s.split(['.', '-', '+'])
-            .map(|p| p.parse::<u64>().map_err(|_| p.to_owned()))
-            .collect()
-    };
-    let (pa, pb) = (parts(a), parts(b));
-    for (x, y) in pa.iter().zip(&pb) {
-        let o = match (x, y) {
-            (Ok(x), Ok(y)) => x.cmp(y),
-            (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
-            (Err(_), Ok(_)) => std::cmp::Ordering::Less,
-            (Err(x), Err(y)) => x.cmp(y),
-        };
-        if o.is_ne() {
-            return o;
-        }
+    use airlock_schemas::grammar::version;
+    match (version(a), version(b)) {
+        (Ok(x), Ok(y)) => x.cmp_precedence(&y),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Less,
+        (Err(_), Err(_)) => a.cmp(b),
     }
-    pa.len().cmp(&pb.len())
 }
 
 fn safe_name(name: &str) -> bool {
@@ -155,7 +144,7 @@ fn fetch_verified(
         release: release.clone(),
         why,
     };
-    let key = index_key(name, version);
+    let key = index_key(name, version).map_err(|e| refused(e.to_string()))?;
     let bytes = registry
         .get_object(&key)?
         .ok_or_else(|| PullError::NotFound(format!("{} has no {key}", registry.uri())))?;
@@ -274,7 +263,7 @@ fn fetch_verified(
 pub fn pull(opts: &PullOptions) -> Result<PullSummary, PullError> {
     let (reg_uri, name, version) = parse_uri(&opts.uri).ok_or_else(|| {
         PullError::Usage(format!(
-            "expected REGISTRY/models/NAME[@VERSION] (file:///path/models/fraud-detector@1.0.0, s3://bucket/prefix/models/fraud-detector), got {:?}",
+            "expected REGISTRY/models/NAME[@VERSION], NAME a model name ([a-z0-9][a-z0-9-]{{0,63}}) and VERSION SemVer 2.0 (file:///path/models/fraud-detector@1.0.0, s3://bucket/prefix/models/fraud-detector), got {:?}",
             opts.uri
         ))
     })?;
@@ -303,6 +292,14 @@ pub fn pull(opts: &PullOptions) -> Result<PullSummary, PullError> {
                         .strip_suffix("/release.json")
                         .filter(|v| !v.contains('/'))
                         .map(str::to_owned)
+                })
+                .filter(|v| {
+                    // Only SemVer versions can be releases (and be ordered).
+                    let ok = airlock_schemas::grammar::version(v).is_ok();
+                    if !ok {
+                        eprintln!("  skipping {name} {v:?}: not a SemVer 2.0 version");
+                    }
+                    ok
                 })
                 .collect();
             vs.sort_by(|a, b| version_cmp(b, a));

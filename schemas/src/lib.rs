@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod grammar;
 mod pipeline;
 mod release;
 mod training_record;
