@@ -411,3 +411,66 @@ fn install(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering;
+
+    /// SemVer 2.0 precedence: the newest release and the rollback check both use it.
+    #[test]
+    fn versions_order_by_semver_precedence() {
+        let order = [
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.0.1",
+            "1.9.0",
+            "1.10.0",
+        ];
+        for (i, a) in order.iter().enumerate() {
+            for (j, b) in order.iter().enumerate() {
+                assert_eq!(version_cmp(a, b), i.cmp(&j), "{a} vs {b}");
+            }
+        }
+        // Build metadata is ignored.
+        assert_eq!(version_cmp("1.0.0+build.2", "1.0.0+build.10"), Ordering::Equal);
+        assert_eq!(version_cmp("1.0.0+zzz", "1.0.0"), Ordering::Equal);
+        // Not SemVer: never newer than a release.
+        assert_eq!(version_cmp("v9.0.0", "1.0.0"), Ordering::Less);
+        assert_eq!(version_cmp("1.0.0", "2024.1"), Ordering::Greater);
+        // The newest of a listing.
+        let mut vs = vec!["1.0.0-rc.1", "1.0.0", "1.0.0-beta.11", "0.9.0"];
+        vs.sort_by(|a, b| version_cmp(b, a));
+        assert_eq!(vs[0], "1.0.0");
+    }
+
+    #[test]
+    fn pull_uris_need_a_model_name_and_a_semver_version() {
+        assert_eq!(
+            parse_uri("file:///r/models/fraud-detector@1.0.0-rc.1"),
+            Some((
+                "file:///r".into(),
+                "fraud-detector".into(),
+                Some("1.0.0-rc.1".into())
+            ))
+        );
+        assert!(parse_uri("s3://b/p/models/fraud-detector").is_some());
+        for uri in [
+            "file:///r/models/..@1.0.0",
+            "file:///r/models/fraud@..",
+            "file:///r/models/fraud@v1.0.0",
+            "file:///r/models/fraud@1.0.0%2f..",
+            "file:///r/models/Fraud@1.0.0",
+            "file:///r/models/fraud@1.0",
+            "file:///r/models/fr%2e%2e@1.0.0",
+            "file:///r/models/fraud\\..@1.0.0",
+        ] {
+            assert!(parse_uri(uri).is_none(), "{uri}");
+        }
+    }
+}

@@ -364,3 +364,167 @@ impl Registry for FileRegistry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names and keys that would leave the registry root, or that airlock never writes.
+    const TRAVERSALS: [&str; 14] = [
+        "models/../../etc/release.json",
+        "../outside",
+        "models/./x",
+        "/etc/passwd",
+        "models//x",
+        "models/x\\..\\..\\y",
+        "models/%2e%2e/%2fetc",
+        "models/x%2fy",
+        "models/x\0y",
+        "models/.hidden/x",
+        "models/x y",
+        "blobs/sha256/../../../x",
+        "",
+        "/",
+    ];
+
+    #[test]
+    fn keys_that_leave_the_root_are_refused() {
+        for k in TRAVERSALS {
+            if k.is_empty() {
+                continue; // the empty prefix lists the whole registry
+            }
+            assert!(
+                matches!(check_key(k), Err(RegistryError::UnsafeKey { .. })),
+                "{k:?}"
+            );
+        }
+        for k in [
+            "models/fraud-detector/1.0.0/release.json",
+            "models/fraud-detector/1.0.0-rc.1+build.5/release.json",
+            "blobs/sha256/0123abcd",
+            "models/fraud-detector/",
+            "audit/residency-audit.log.head.dsse.json",
+            "",
+        ] {
+            check_key(k).unwrap_or_else(|e| panic!("{k:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn index_keys_need_a_model_name_and_a_semver_version() {
+        assert_eq!(
+            index_key("fraud-detector", "1.2.0").ok().as_deref(),
+            Some("models/fraud-detector/1.2.0/release.json")
+        );
+        for (name, version) in [
+            ("..", "1.0.0"),
+            ("fraud", ".."),
+            ("fraud", "../../x"),
+            ("fraud", "v1.0.0"),
+            ("fraud", "1.0.0/../../x"),
+            ("fraud", "1.0.0%2f.."),
+            ("a/b", "1.0.0"),
+            ("fraud", "1.0"),
+            ("", "1.0.0"),
+            ("fraud", "1.0.0\0"),
+        ] {
+            assert!(
+                matches!(
+                    index_key(name, version),
+                    Err(RegistryError::UnsafeKey { .. })
+                ),
+                "{name:?} {version:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_registry_refuses_paths_outside_its_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("registry");
+        let reg = open(&format!("file://{}", root.display()), || {
+            Err(crate::aws::AwsSetupError::NoRegion)
+        })
+        .expect("file registry");
+        std::fs::write(dir.path().join("secret"), b"outside").expect("write");
+        for k in TRAVERSALS.iter().filter(|k| !k.is_empty()) {
+            assert!(
+                matches!(reg.put_object(k, b"x"), Err(RegistryError::UnsafeKey { .. })),
+                "put {k:?}"
+            );
+            assert!(
+                matches!(reg.get_object(k), Err(RegistryError::UnsafeKey { .. })),
+                "get {k:?}"
+            );
+        }
+        assert!(matches!(
+            reg.get_object("../secret"),
+            Err(RegistryError::UnsafeKey { .. })
+        ));
+        assert!(matches!(
+            reg.get_blob("../../secret", &dir.path().join("copy")),
+            Err(RegistryError::UnsafeKey { .. })
+        ));
+        assert!(!dir.path().join("copy").exists());
+        assert!(matches!(
+            reg.list("models/../../"),
+            Err(RegistryError::UnsafeKey { .. })
+        ));
+        let files = std::collections::BTreeMap::from([(
+            "../../escaped".to_owned(),
+            "ab".repeat(32),
+        )]);
+        assert!(matches!(
+            reg.named_copy("models/x/1.0.0/bundle/", &files),
+            Err(RegistryError::UnsafeKey { .. })
+        ));
+        // Nothing was written anywhere.
+        assert!(!root.exists());
+        assert!(!dir.path().join("escaped").exists());
+    }
+
+    #[test]
+    fn s3_registry_refuses_keys_and_prefixes_outside_its_root_before_any_request() {
+        // An endpoint nothing listens on: a request would fail with a Remote error, so an
+        // UnsafeKey error shows that none was made.
+        let aws = crate::aws::Aws::load(crate::aws::AwsOptions {
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            region: Some("eu-west-1".into()),
+            static_credentials: Some(("test".into(), "test".into())),
+            ..Default::default()
+        })
+        .expect("aws config");
+        let reg = crate::s3::S3Registry::new(aws, "bucket".into(), "prefix".into());
+        for k in TRAVERSALS.iter().filter(|k| !k.is_empty()) {
+            assert!(
+                matches!(reg.key(k), Err(RegistryError::UnsafeKey { .. })),
+                "key {k:?}"
+            );
+            assert!(
+                matches!(reg.put_object(k, b"x"), Err(RegistryError::UnsafeKey { .. })),
+                "put {k:?}"
+            );
+            assert!(
+                matches!(reg.get_object(k), Err(RegistryError::UnsafeKey { .. })),
+                "get {k:?}"
+            );
+        }
+        assert_eq!(
+            reg.key("models/m/1.0.0/release.json").ok().as_deref(),
+            Some("prefix/models/m/1.0.0/release.json")
+        );
+        for uri in [
+            "s3://bucket/../x",
+            "s3://bucket/a/../b",
+            "s3://bucket/a//b",
+            "s3://bucket/a%2f..",
+            "s3://bucket/a\\b",
+        ] {
+            assert!(crate::s3::parse_uri(uri).is_none(), "{uri}");
+        }
+        assert_eq!(
+            crate::s3::parse_uri("s3://bucket/prod/fraud/"),
+            Some(("bucket".into(), "prod/fraud".into()))
+        );
+    }
+}

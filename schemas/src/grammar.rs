@@ -26,8 +26,9 @@ pub fn model_name(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "model name {s:?} must match [a-z0-9][a-z0-9-]{{0,63}} (lowercase letters, digits and '-', \
-             starting with a letter or digit, at most 64 characters)"
+            "model name ({} characters) must match [a-z0-9][a-z0-9-]{{0,63}} (lowercase letters, \
+             digits and '-', starting with a letter or digit, at most 64 characters)",
+            s.len()
         ))
     }
 }
@@ -42,13 +43,16 @@ pub fn version(s: &str) -> Result<semver::Version, String> {
         ));
     }
     if s.starts_with(['v', 'V']) {
-        return Err(format!(
-            "version {s:?} is not SemVer 2.0: drop the 'v' prefix (for example {:?})",
-            &s[1..]
-        ));
+        return Err(
+            "version is not SemVer 2.0: drop the 'v' prefix (write 1.2.0, not v1.2.0)".into(),
+        );
     }
     semver::Version::parse(s).map_err(|e| {
-        format!("version {s:?} is not SemVer 2.0 (MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]): {e}")
+        format!(
+            "version ({} characters) is not SemVer 2.0 (MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], \
+             for example 1.2.0 or 1.3.0-rc.1): {e}",
+            s.len()
+        )
     })
 }
 
@@ -125,7 +129,7 @@ pub fn pipeline_device(s: &str) -> Result<(), String> {
     if s == "cuda" {
         return Ok(());
     }
-    recorded_device(s).map_err(|_| format!("training.device {s:?} is not one of cpu, cuda, cuda:N"))
+    recorded_device(s).map_err(|_| "training.device is not one of cpu, cuda, cuda:N".to_owned())
 }
 
 fn device_index(n: &str) -> bool {
