@@ -186,7 +186,10 @@ fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, PackageError> {
             "hyperparameters.features",
             r.hyperparameters.features == spec.data.features,
         ),
-        ("hyperparameters.label", r.hyperparameters.label == spec.data.label),
+        (
+            "hyperparameters.label",
+            r.hyperparameters.label == spec.data.label,
+        ),
     ];
     if let Some((field, _)) = consistent.iter().find(|(_, ok)| !ok) {
         return Err(bad(format!(
@@ -351,7 +354,11 @@ fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
 }
 
 /// Identifier columns as text, exactly as the CSV holds them, row-major.
-fn identifier_values(bytes: &[u8], identifiers: &[String], rows: usize) -> Result<Vec<String>, String> {
+fn identifier_values(
+    bytes: &[u8],
+    identifiers: &[String],
+    rows: usize,
+) -> Result<Vec<String>, String> {
     let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
     let header: Vec<String> = reader
         .headers()
@@ -408,12 +415,11 @@ pub fn identifier_index_for_bundle(
                     pointer.display()
                 ),
             })?;
-            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-                PackageError::Run {
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| PackageError::Run {
                     dir: bundle.to_owned(),
                     what: format!("{} is not a run pointer: {e}", pointer.display()),
-                }
-            })?;
+                })?;
             PathBuf::from(v.get("run_dir").and_then(|d| d.as_str()).ok_or_else(|| {
                 PackageError::Run {
                     dir: bundle.to_owned(),
@@ -438,8 +444,8 @@ pub fn identifier_index_for_bundle(
         return Err(bad("expected one dataset file".into()));
     };
     let path = Path::new(&file.path);
-    let bytes = std::fs::read(path)
-        .map_err(|e| bad(format!("training data {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| bad(format!("training data {}: {e}", path.display())))?;
     if sha256_hex(&bytes) != file.sha256 {
         return Err(bad(format!(
             "training data {} changed since training (SHA-256 differs)",
@@ -825,7 +831,11 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     let stats = doc_index.stats();
     l2.param(
         "text_forms",
-        json!(["exact", "case-folded, whitespace-insensitive", "digits-only"]),
+        json!([
+            "exact",
+            "case-folded, whitespace-insensitive",
+            "digits-only"
+        ]),
     );
     l2.count("identifier_values_folded", stats.folded as u64);
     l2.count("identifier_values_digits", stats.digits as u64);
@@ -876,11 +886,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
             verdict,
             model_shards.clone(),
         ));
-        let statement_env = pretty(&dsse::sign(
-            IN_TOTO_PAYLOAD_TYPE,
-            &statement_bytes,
-            &signer,
-        ));
+        let statement_env = pretty(&dsse::sign(IN_TOTO_PAYLOAD_TYPE, &statement_bytes, &signer));
         let provenance_env = pretty(&dsse::sign(
             IN_TOTO_PAYLOAD_TYPE,
             &provenance_bytes,

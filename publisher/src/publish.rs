@@ -302,9 +302,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     }
 
     // L1 and L2 over everything that would leave, before anything is sent.
-    if let Err(r) =
-        crate::outgoing::scan_before_send(opts, &v, &registry.uri(), signer.key_id())
-    {
+    if let Err(r) = crate::outgoing::scan_before_send(opts, &v, &registry.uri(), signer.key_id()) {
         record("refuse", None, counted, r.outcome)?;
         return Err(r.error);
     }

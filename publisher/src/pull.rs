@@ -438,7 +438,10 @@ mod tests {
             }
         }
         // Build metadata is ignored.
-        assert_eq!(version_cmp("1.0.0+build.2", "1.0.0+build.10"), Ordering::Equal);
+        assert_eq!(
+            version_cmp("1.0.0+build.2", "1.0.0+build.10"),
+            Ordering::Equal
+        );
         assert_eq!(version_cmp("1.0.0+zzz", "1.0.0"), Ordering::Equal);
         // Not SemVer: never newer than a release.
         assert_eq!(version_cmp("v9.0.0", "1.0.0"), Ordering::Less);

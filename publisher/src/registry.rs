@@ -449,7 +449,10 @@ mod tests {
         std::fs::write(dir.path().join("secret"), b"outside").expect("write");
         for k in TRAVERSALS.iter().filter(|k| !k.is_empty()) {
             assert!(
-                matches!(reg.put_object(k, b"x"), Err(RegistryError::UnsafeKey { .. })),
+                matches!(
+                    reg.put_object(k, b"x"),
+                    Err(RegistryError::UnsafeKey { .. })
+                ),
                 "put {k:?}"
             );
             assert!(
@@ -470,10 +473,8 @@ mod tests {
             reg.list("models/../../"),
             Err(RegistryError::UnsafeKey { .. })
         ));
-        let files = std::collections::BTreeMap::from([(
-            "../../escaped".to_owned(),
-            "ab".repeat(32),
-        )]);
+        let files =
+            std::collections::BTreeMap::from([("../../escaped".to_owned(), "ab".repeat(32))]);
         assert!(matches!(
             reg.named_copy("models/x/1.0.0/bundle/", &files),
             Err(RegistryError::UnsafeKey { .. })
@@ -501,7 +502,10 @@ mod tests {
                 "key {k:?}"
             );
             assert!(
-                matches!(reg.put_object(k, b"x"), Err(RegistryError::UnsafeKey { .. })),
+                matches!(
+                    reg.put_object(k, b"x"),
+                    Err(RegistryError::UnsafeKey { .. })
+                ),
                 "put {k:?}"
             );
             assert!(

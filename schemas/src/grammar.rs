@@ -228,12 +228,29 @@ mod tests {
 
     #[test]
     fn versions_are_semver() {
-        for ok in ["1.0.0", "0.1.0", "1.0.0-alpha.1", "1.0.0+build.5", "10.20.30"] {
+        for ok in [
+            "1.0.0",
+            "0.1.0",
+            "1.0.0-alpha.1",
+            "1.0.0+build.5",
+            "10.20.30",
+        ] {
             assert!(version(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "v1.0.0", "V1.0.0", "1.0", "1", "01.0.0", "1.0.0-01", "1.0.0-", "1.0.0/..",
-            "1.0.0 ", "..", "1.0.0%2f", "", "1.0.0-a..b",
+            "v1.0.0",
+            "V1.0.0",
+            "1.0",
+            "1",
+            "01.0.0",
+            "1.0.0-01",
+            "1.0.0-",
+            "1.0.0/..",
+            "1.0.0 ",
+            "..",
+            "1.0.0%2f",
+            "",
+            "1.0.0-a..b",
         ] {
             assert!(version(bad).is_err(), "{bad}");
         }
@@ -299,7 +316,14 @@ mod tests {
         for ok in ["cpu", "cuda:0", "cuda:12"] {
             assert!(recorded_device(ok).is_ok(), "{ok}");
         }
-        for bad in ["cuda", "gpu", "cuda:01", "cuda:-1", "cpu 123-45-6789", "cuda:1234"] {
+        for bad in [
+            "cuda",
+            "gpu",
+            "cuda:01",
+            "cuda:-1",
+            "cpu 123-45-6789",
+            "cuda:1234",
+        ] {
             assert!(recorded_device(bad).is_err(), "{bad}");
         }
         assert!(pipeline_device("cuda").is_ok());

@@ -54,16 +54,56 @@ fn pipeline_with_a_bad_name_or_version_is_refused_at_load() {
         )
     };
     for (from, to, field) in [
-        ("version = \"1.0.0\"", "version = \"v1.0.0\"", "release.version"),
-        ("version = \"1.0.0\"", "version = \"1.0\"", "release.version"),
-        ("version = \"1.0.0\"", "version = \"1.0.0/../../x\"", "release.version"),
-        ("version = \"1.0.0\"", "version = \"01.0.0\"", "release.version"),
-        ("version = \"1.0.0\"", "version = \"123-45-6789\"", "release.version"),
-        ("name = \"fraud-detector\"", "name = \"../fraud\"", "release.name"),
-        ("name = \"fraud-detector\"", "name = \"-fraud\"", "release.name"),
-        ("name = \"fraud-detector\"", "name = \"fraud_detector\"", "release.name"),
-        ("name = \"fraud-detector\"", &format!("name = \"{}\"", "a".repeat(65)), "release.name"),
-        ("device = \"cpu\"", "device = \"cpu john@example.com\"", "training.device"),
+        (
+            "version = \"1.0.0\"",
+            "version = \"v1.0.0\"",
+            "release.version",
+        ),
+        (
+            "version = \"1.0.0\"",
+            "version = \"1.0\"",
+            "release.version",
+        ),
+        (
+            "version = \"1.0.0\"",
+            "version = \"1.0.0/../../x\"",
+            "release.version",
+        ),
+        (
+            "version = \"1.0.0\"",
+            "version = \"01.0.0\"",
+            "release.version",
+        ),
+        (
+            "version = \"1.0.0\"",
+            "version = \"123-45-6789\"",
+            "release.version",
+        ),
+        (
+            "name = \"fraud-detector\"",
+            "name = \"../fraud\"",
+            "release.name",
+        ),
+        (
+            "name = \"fraud-detector\"",
+            "name = \"-fraud\"",
+            "release.name",
+        ),
+        (
+            "name = \"fraud-detector\"",
+            "name = \"fraud_detector\"",
+            "release.name",
+        ),
+        (
+            "name = \"fraud-detector\"",
+            &format!("name = \"{}\"", "a".repeat(65)),
+            "release.name",
+        ),
+        (
+            "device = \"cpu\"",
+            "device = \"cpu john@example.com\"",
+            "training.device",
+        ),
         (
             "intended_use = \"Score",
             "intended_use = \"line\\nbreak. Score",
@@ -80,7 +120,11 @@ fn pipeline_with_a_bad_name_or_version_is_refused_at_load() {
         .to_string();
     assert!(err.contains("drop the 'v' prefix"), "{err}");
     // SemVer pre-releases and build metadata are fine.
-    for v in ["1.0.0-rc.1", "2.3.4+build.7", "0.1.0-alpha.1+exp.sha.5114f85"] {
+    for v in [
+        "1.0.0-rc.1",
+        "2.3.4+build.7",
+        "0.1.0-alpha.1+exp.sha.5114f85",
+    ] {
         load("version = \"1.0.0\"", &format!("version = \"{v}\"")).expect(v);
     }
 }

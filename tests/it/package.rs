@@ -548,7 +548,11 @@ fn training_record_fields_carrying_training_data_are_refused_at_packaging() {
     }
     std::fs::write(&record_path, &original).expect("restore");
     let out = r.package("run", "bundle");
-    assert!(out.status.success(), "the untampered run packages: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "the untampered run packages: {}",
+        stderr(&out)
+    );
     // The pointer to the run sits beside the bundle, never inside it.
     let pointer = json(&r.sb.join("bundle.run.json"));
     assert_eq!(
@@ -601,15 +605,16 @@ fn training_data_in_signed_documents_is_refused_before_signing() {
         let mut record: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&record_path).expect("record"))
                 .expect("json");
-        record["pipeline"]["sha256"] =
-            airlock_packager::shards::sha256_hex(text.as_bytes()).into();
+        record["pipeline"]["sha256"] = airlock_packager::shards::sha256_hex(text.as_bytes()).into();
         std::fs::write(
             &record_path,
             serde_json::to_string_pretty(&record).expect("json"),
         )
         .expect("write");
         let report = refused(&r, &["L2"], Some(&secret));
-        let l2 = report["layers"][2]["findings"].as_array().expect("findings");
+        let l2 = report["layers"][2]["findings"]
+            .as_array()
+            .expect("findings");
         assert!(
             l2.iter().any(|f| f["kind"] == form
                 && f["column"] == column

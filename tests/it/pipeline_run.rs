@@ -414,10 +414,9 @@ fn shipped_demo_release_has_no_false_alarm() {
     sb.write("pipelines/fraud-detector.toml", FRAUD_PIPELINE);
     let bundle = sb.ok(&["run", "pipelines/fraud-detector.toml", "--no-progress"]);
     let bundle = sb.join(bundle.trim());
-    let report: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(bundle.join("leak-report.json")).expect("report"),
-    )
-    .expect("json");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("leak-report.json")).expect("report"))
+            .expect("json");
     for l in report["layers"].as_array().expect("layers") {
         assert_eq!(l["verdict"], "pass", "{l}");
         assert_eq!(l["counts"]["findings"], 0, "{l}");

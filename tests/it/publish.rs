@@ -212,8 +212,16 @@ fn approval_reason_with_training_data_is_refused_with_nothing_sent() {
         (format!("customer {ssn} asked for it"), ssn.clone()),
     ] {
         r.sb.ok(&[
-            "approve", "bundle", "--trust", "trust.toml", "--key", "keys/alice.key", "--name",
-            "Alice", "--reason", &reason,
+            "approve",
+            "bundle",
+            "--trust",
+            "trust.toml",
+            "--key",
+            "keys/alice.key",
+            "--name",
+            "Alice",
+            "--reason",
+            &reason,
         ]);
         let out = publish(&r);
         let err = stderr(&out);
@@ -250,7 +258,10 @@ fn approval_reason_with_training_data_is_refused_with_nothing_sent() {
     // A pointer to another run (not the one the signed statement names) is refused too.
     std::fs::write(
         r.sb.join("bundle.run.json"),
-        format!("{{\"run_dir\": {:?}}}", r.sb.join("elsewhere").display().to_string()),
+        format!(
+            "{{\"run_dir\": {:?}}}",
+            r.sb.join("elsewhere").display().to_string()
+        ),
     )
     .expect("write");
     std::fs::create_dir(r.sb.join("elsewhere")).expect("mkdir");
@@ -269,17 +280,24 @@ fn approval_reason_with_training_data_is_refused_with_nothing_sent() {
     .expect("write");
     let out = publish(&r);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("not the run"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("not the run"), "{}", stderr(&out));
     assert!(!r.sb.join("registry").exists());
     // With the right run named explicitly, a clean approval publishes.
     let to = format!("file://{}", r.sb.join("registry").display());
     let out = r.sb.airlock(&[
-        "publish", "bundle", "--to", &to, "--trust", "trust.toml", "--residency",
-        "residency.toml", "--audit-log", "audit.log", "--key", "keys/publisher.key", "--run",
+        "publish",
+        "bundle",
+        "--to",
+        &to,
+        "--trust",
+        "trust.toml",
+        "--residency",
+        "residency.toml",
+        "--audit-log",
+        "audit.log",
+        "--key",
+        "keys/publisher.key",
+        "--run",
         "run",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));

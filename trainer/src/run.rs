@@ -435,8 +435,8 @@ fn git_state(dir: &Path) -> (Option<String>, Option<bool>) {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
     // Only a git object id is recorded (and signed): anything else git printed is dropped.
-    let commit = git(&["rev-parse", "HEAD"])
-        .filter(|s| airlock_schemas::grammar::git_commit(s).is_ok());
+    let commit =
+        git(&["rev-parse", "HEAD"]).filter(|s| airlock_schemas::grammar::git_commit(s).is_ok());
     let dirty = commit
         .as_ref()
         .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))
