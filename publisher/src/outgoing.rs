@@ -44,13 +44,15 @@ pub fn scan_before_send(
     v: &Verification,
     destination: &str,
     publisher: &str,
-) -> Result<(), Refusal> {
-    let unavailable = |why: String| Refusal {
-        outcome: "refused: the leak scan of what would leave could not run".into(),
-        error: PublishError::ScanUnavailable {
-            bundle: opts.bundle.clone(),
-            why,
-        },
+) -> Result<(), Box<Refusal>> {
+    let unavailable = |why: String| {
+        Box::new(Refusal {
+            outcome: "refused: the leak scan of what would leave could not run".into(),
+            error: PublishError::ScanUnavailable {
+                bundle: opts.bundle.clone(),
+                why,
+            },
+        })
     };
     let st = v
         .statement
@@ -116,7 +118,7 @@ pub fn scan_before_send(
     if findings.len() > MAX_NAMED {
         named.push(format!("and {} more", findings.len() - MAX_NAMED));
     }
-    Err(Refusal {
+    Err(Box::new(Refusal {
         outcome: format!(
             "refused: the leak scan of what would leave found {} item(s) ({}); nothing was sent",
             findings.len(),
@@ -126,7 +128,7 @@ pub fn scan_before_send(
             bundle: opts.bundle.clone(),
             findings: named,
         },
-    })
+    }))
 }
 
 /// The audit log and head as they are now (the publish copies them into the registry),

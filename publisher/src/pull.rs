@@ -447,7 +447,7 @@ mod tests {
         assert_eq!(version_cmp("v9.0.0", "1.0.0"), Ordering::Less);
         assert_eq!(version_cmp("1.0.0", "2024.1"), Ordering::Greater);
         // The newest of a listing.
-        let mut vs = vec!["1.0.0-rc.1", "1.0.0", "1.0.0-beta.11", "0.9.0"];
+        let mut vs = ["1.0.0-rc.1", "1.0.0", "1.0.0-beta.11", "0.9.0"];
         vs.sort_by(|a, b| version_cmp(b, a));
         assert_eq!(vs[0], "1.0.0");
     }
