@@ -63,7 +63,14 @@ pub fn scan_before_send(
         opts.run_dir.as_deref(),
         &st.predicate.training_record_sha256,
     )
-    .map_err(|e| unavailable(e.to_string()))?;
+    .map_err(|e| {
+        unavailable(match e {
+            airlock_packager::PackageError::Run { dir, what } => {
+                format!("{}: {what}", dir.display())
+            }
+            e => e.to_string(),
+        })
+    })?;
     let mut findings = Vec::new();
     let mut files = BTreeMap::new();
     for (rel, path) in outgoing_files(&opts.bundle).map_err(unavailable)? {
