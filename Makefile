@@ -24,7 +24,7 @@ SAMPLE ?= $(basename $(PIPELINE)).sample.csv
 BENCH_THREADS ?= 2
 TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
 
-.PHONY: help build build-cuda check-cuda release-model lint fmt test test-deps schemas bench bench-torch fuzz clean
+.PHONY: help build build-cuda check-cuda release-model lint fmt test test-deps schemas bench bench-torch fuzz fuzz-smoke fuzz-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,9 +54,11 @@ release-model: build ## the release (`airlock run`), then the cloud side on loop
 
 fmt: ## format the code
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
 
 lint: ## rustfmt and clippy (with and without CUDA), warnings are errors
 	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --workspace --all-targets --features cuda -- -D warnings
 
@@ -64,10 +66,11 @@ test-deps: ## install what the tests run against: a Python venv with moto (~/.ca
 	tests/setup-python.sh >/dev/null
 	tests/setup-browser.sh >/dev/null
 
-test: lint test-deps ## lint, then every test, then the CUDA build's device test
+test: lint test-deps ## lint, then every test, the CUDA build's device test, then fuzz-smoke
 	AIRLOCK_TEST_PYTHON="$$(tests/setup-python.sh)" $(CARGO) test --locked --workspace
 	@# The CUDA build must compile without a GPU or toolkit, and refuse a missing device clearly.
 	$(CARGO) test --locked --features cuda --test it cuda_device
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 schemas: ## regenerate schemas/json from the Rust types
 	AIRLOCK_UPDATE_SCHEMAS=1 $(CARGO) test --locked -p airlock-schemas --test schemas
@@ -84,12 +87,55 @@ bench: ## training rows/s, sign/verify, leak-scan, S3 upload vs boto3, serve vs 
 	@if [ -x $(TORCH_VENV)/bin/python ]; then export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	AIRLOCK_BENCH_PYTHON="$$(tests/setup-python.sh)" $(CARGO) bench --locked --bench publish -- $(BENCH_MIB)
 
+# Fuzzing: cargo-fuzz (libFuzzer) targets in fuzz/, one per parser of untrusted input.
+# The fuzz crate links only airlock-schemas and airlock-safetensors (no burn, no AWS SDKs),
+# in its own workspace with its own Cargo.lock. cargo-fuzz is installed, pinned, under
+# ~/.cache/airlock; builds go to $(FUZZ_TARGET_DIR) (outside the clone when
+# CARGO_TARGET_DIR is, as in CI), and so does the corpus each run grows from the seeds
+# committed in fuzz/seeds/<target>/. Crashing inputs land in fuzz/artifacts/<target>/.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_HOME ?= $(HOME)/.cache/airlock/cargo-fuzz-$(CARGO_FUZZ_VERSION)
+FUZZ_TARGET_DIR ?= $(TARGET_DIR)/fuzz
+FUZZ_TARGETS ?= $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
+FUZZ_SMOKE_SECONDS ?= 30
 FUZZ_SECONDS ?= 300
+# The code under test forbids `unsafe`; ASan would halve the executions for little gain.
+# `make fuzz FUZZ_SANITIZER=address` turns it on.
+FUZZ_SANITIZER ?= none
+# cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+CARGO_FUZZ = RUSTC_BOOTSTRAP=1 $(FUZZ_HOME)/bin/cargo-fuzz fuzz
+FUZZ_BUILD_FLAGS = --sanitizer $(FUZZ_SANITIZER) --target-dir $(FUZZ_TARGET_DIR)
 
-fuzz: ## fuzz the strict safetensors reader (cargo-fuzz; not in CI)
-	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
-	@# cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
-	cd packager/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run safetensors_parse -- -max_total_time=$(FUZZ_SECONDS)
+$(FUZZ_HOME)/bin/cargo-fuzz:
+	env -u CARGO_TARGET_DIR $(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION) --root $(FUZZ_HOME)
+
+fuzz-build: $(FUZZ_HOME)/bin/cargo-fuzz ## build every fuzz target (installs cargo-fuzz if missing)
+	@# cargo-fuzz has no --locked: refuse a stale fuzz/Cargo.lock here instead.
+	$(CARGO) fetch --locked --manifest-path fuzz/Cargo.toml
+	$(CARGO_FUZZ) build $(FUZZ_BUILD_FLAGS)
+
+# One target for $(1) seconds from its seeds; its output goes to a log, whose tail (the
+# failing input and how to reproduce it) is shown when it fails.
+define fuzz-run
+	@mkdir -p $(FUZZ_TARGET_DIR)/corpus $(FUZZ_TARGET_DIR)/logs
+	@for t in $(FUZZ_TARGETS); do \
+	  corpus=$(FUZZ_TARGET_DIR)/corpus/$$t; log=$(FUZZ_TARGET_DIR)/logs/$$t.log; mkdir -p $$corpus; \
+	  printf 'fuzz: %-18s %ss ... ' $$t $(1); start=$$(date +%s); \
+	  if ! $(CARGO_FUZZ) run $(FUZZ_BUILD_FLAGS) $$t $$corpus fuzz/seeds/$$t -- \
+	      -max_total_time=$(1) -timeout=10 -print_final_stats=1 >$$log 2>&1; then \
+	    echo FAILED; tail -n 60 $$log >&2; echo "fuzz: $$t failed (log: $$log)" >&2; exit 1; fi; \
+	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
+	  rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log); \
+	  printf '%9s runs in %ss (%s/s), corpus %s files\n' "$$runs" \
+	    $$(( $$(date +%s) - start )) "$$rate" $$(ls $$corpus | wc -l); \
+	done
+endef
+
+fuzz-smoke: fuzz-build ## every fuzz target for FUZZ_SMOKE_SECONDS (30) each; part of `make test`
+	$(call fuzz-run,$(FUZZ_SMOKE_SECONDS))
+
+fuzz: fuzz-build ## every fuzz target (or FUZZ_TARGETS=...) for FUZZ_SECONDS (300) each
+	$(call fuzz-run,$(FUZZ_SECONDS))
 
 bench-torch: ## install PyTorch (CPU use) into $(TORCH_VENV), then run the benchmark
 	@[ -x $(TORCH_VENV)/bin/python ] || python3 -m venv $(TORCH_VENV)

@@ -8,8 +8,9 @@
 //! 3. `airlock serve` on that release under a load generator on loopback (32 keep-alive
 //!    clients): requests/s, p50 and p99 latency for 1-row and 256-row JSON requests.
 //!
-//! Usage: cargo bench --bench publish [-- MIB [PART_MIB [CONCURRENCY]]]. The python with moto and boto3 comes from
-//! AIRLOCK_BENCH_PYTHON (make bench sets it from tests/setup-python.sh).
+//! Usage: cargo bench --bench publish [-- [serve] [pull] [MIB [PART_MIB [CONCURRENCY]]]]. The python with moto and boto3 comes from
+//! AIRLOCK_BENCH_PYTHON (make bench sets it from tests/setup-python.sh). Naming `serve` or
+//! `pull` runs only those parts (`serve` needs no moto: `cargo bench --bench publish -- serve`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -285,11 +286,20 @@ fn mbps(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / secs / 1e6
 }
 
+/// The parts of the benchmark that run alone when named on the command line.
+const SECTIONS: [&str; 2] = ["serve", "pull"];
+
 fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args()
+    let (args, sections): (Vec<String>, Vec<String>) = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
-        .collect();
+        .partition(|a| a.parse::<u64>().is_ok());
+    if let Some(s) = sections.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        return Err(format!("unknown section {s:?}: the sections are {SECTIONS:?}").into());
+    }
+    if !sections.is_empty() {
+        return only(&sections, &args);
+    }
     let mib: u64 = args.first().map_or(Ok(1024), |s| s.parse())?;
     let part_mib: u64 = args.get(1).map_or(Ok(8), |s| s.parse())?;
     let concurrency: usize = args.get(2).map_or(Ok(8), |s| s.parse())?;
@@ -414,6 +424,13 @@ fn main() -> Res<()> {
         times[0] * 1e3
     );
 
+    serve_bench(bin, dir.path())?;
+    pull_bench(bin, mib, part_mib, concurrency)
+}
+
+/// `airlock serve` on the approved release in `dir/bundle` under a load generator on
+/// loopback, then the Flask + PyTorch baseline on the same bundle when the torch venv has it.
+fn serve_bench(bin: &str, dir: &Path) -> Res<()> {
     // airlock serve on the same release, under a load generator on loopback.
     let mut child = Command::new(bin)
         .args([
@@ -427,7 +444,7 @@ fn main() -> Res<()> {
             "--bind",
             "127.0.0.1",
         ])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()?;
@@ -447,7 +464,7 @@ fn main() -> Res<()> {
     }
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     let features: Vec<String> = serde_json::from_slice::<serde_json::Value>(&std::fs::read(
-        dir.path().join("bundle/model-card.json"),
+        dir.join("bundle/model-card.json"),
     )?)?["inputs"]
         .as_array()
         .ok_or("no inputs")?
@@ -498,7 +515,7 @@ fn main() -> Res<()> {
             l.local_addr()?.port()
         };
         let gunicorn = py.with_file_name("gunicorn");
-        let bundle = dir.path().join("bundle");
+        let bundle = dir.join("bundle");
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let child = Command::new(gunicorn)
             .args([
@@ -541,7 +558,31 @@ fn main() -> Res<()> {
             );
         }
     }
-    pull_bench(bin, mib, part_mib, concurrency)
+    Ok(())
+}
+
+/// The named sections alone: `serve` (on a fresh release; no moto needed) and `pull`.
+fn only(sections: &[String], args: &[String]) -> Res<()> {
+    let want = |s: &str| sections.iter().any(|x| x == s);
+    let mib: u64 = args.first().map_or(Ok(1024), |s| s.parse())?;
+    let part_mib: u64 = args.get(1).map_or(Ok(8), |s| s.parse())?;
+    let concurrency: usize = args.get(2).map_or(Ok(8), |s| s.parse())?;
+    let bin = env!("CARGO_BIN_EXE_airlock");
+    if want("serve") {
+        let dir = tempfile::tempdir()?;
+        approved_release(
+            bin,
+            dir.path(),
+            "http://127.0.0.1:9",
+            5000,
+            &[("epochs = 12", "epochs = 2")],
+        )?;
+        serve_bench(bin, dir.path())?;
+    }
+    if want("pull") {
+        pull_bench(bin, mib, part_mib, concurrency)?;
+    }
+    Ok(())
 }
 
 /// Pull-and-verify of a real release whose model is about `mib` MiB (a 12→w→w→1 MLP, one

@@ -132,6 +132,17 @@ struct ServeArgs {
     /// Where the model runs: cpu, or cuda:N (needs a build with the cuda feature).
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]
     device: airlock_trainer::DeviceSpec,
+    /// Close a connection whose request headers are not complete within this time (also
+    /// the idle time allowed between requests on a kept-alive connection).
+    #[arg(long, value_name = "SECONDS", default_value = serve::Limits::HEADER_TIMEOUT_S, value_parser = serve::parse_seconds)]
+    header_timeout: std::time::Duration,
+    /// Answer 408 and close the connection when a request body is not complete within
+    /// this time; close it too when the client takes no response bytes for this long.
+    #[arg(long, value_name = "SECONDS", default_value = serve::Limits::BODY_TIMEOUT_S, value_parser = serve::parse_seconds)]
+    body_timeout: std::time::Duration,
+    /// Connections open at once; further clients wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = serve::Limits::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -241,7 +252,8 @@ struct DecideArgs {
     /// Why: shown to reviewers and auditors.
     #[arg(long)]
     reason: String,
-    /// When the decision stops counting: 30d, 12h, 90m, or an RFC 3339 time.
+    /// When an approval stops counting: 30d, 12h, 90m, or an RFC 3339 time (approvals
+    /// only: a rejection never expires).
     #[arg(long, value_name = "DURATION|TIME")]
     expires: Option<String>,
 }
@@ -371,6 +383,17 @@ fn main() -> ExitCode {
             )
             .exit();
     }
+    if let Command::Reject(a) = &cli.command
+        && a.expires.is_some()
+    {
+        use clap::CommandFactory as _;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--expires applies to approvals only: a rejection cannot expire, it blocks the release until the officer replaces it with an approval",
+            )
+            .exit();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -493,7 +516,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let mut approved = true;
             if a.require_approvals {
-                let s = airlock_packager::approvals::evaluate(&a.bundle, &trust, &v, time_now());
+                let s = airlock_packager::approvals::evaluate(&trust, &v, time_now());
                 eprintln!(
                     "  {} approvals: {} of {} required{}",
                     if s.approved() { "ok  " } else { "FAIL" },
@@ -596,6 +619,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen: std::net::SocketAddr::new(a.bind, a.port),
             threads: cores(),
             device: a.device,
+            limits: serve::Limits {
+                header_timeout: a.header_timeout,
+                body_timeout: a.body_timeout,
+                max_connections: a.max_connections as usize,
+            },
         }),
         Command::Pull(a) => {
             let s = airlock_publisher::pull::pull(&airlock_publisher::pull::PullOptions {

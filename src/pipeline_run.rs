@@ -728,7 +728,7 @@ impl Pipeline<'_> {
                 bundle.display().to_string()
             ));
         }
-        let mut s = evaluate(bundle, trust, &v, time::OffsetDateTime::now_utc());
+        let mut s = evaluate(trust, &v, time::OffsetDateTime::now_utc());
         if self.demo && !s.approved() {
             eprintln!("  DEMO: automatic approval by local demo officers; not a real review");
             for officer in DEMO_OFFICERS {
@@ -745,7 +745,9 @@ impl Pipeline<'_> {
                     opts.threads,
                 )?;
             }
-            s = evaluate(bundle, trust, &v, time::OffsetDateTime::now_utc());
+            // Decisions are judged from the bytes verify read: read the bundle again.
+            let v = airlock_packager::verify_bundle(bundle, trust, opts.threads, false);
+            s = evaluate(trust, &v, time::OffsetDateTime::now_utc());
         }
         let count = format!("{} of {} officer approvals", s.approvals, s.required);
         let rejected = if s.rejected {
@@ -1000,6 +1002,16 @@ fn demo_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         ));
     }
     write_if_changed(&trust, &policy)?;
+    // A trust policy, its keys and their folders that others may write are refused, whatever
+    // the umask made them.
+    let mut restrict = vec![dir.to_owned(), keys.clone(), trust.clone()];
+    for k in ["builder", "publisher"].iter().chain(DEMO_OFFICERS.iter()) {
+        restrict.push(keys.join(format!("{k}.pub")));
+    }
+    for p in &restrict {
+        airlock_packager::keys::drop_group_other_write(p)
+            .with_context(|| format!("cannot restrict the permissions of {}", p.display()))?;
+    }
     write_if_changed(
         &dir.join("residency.toml"),
         "# DEMO residency policy written by `airlock run`: releases stay in the local file registry.\n\

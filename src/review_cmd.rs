@@ -23,7 +23,7 @@ pub struct ReviewOptions {
 fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> anyhow::Result<T> {
     let p = dir.join(name);
     let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    serde_json::from_slice(&bytes)
+    airlock_schemas::strict_json::from_slice(&bytes)
         .with_context(|| format!("{} is not a valid document", p.display()))
 }
 
@@ -42,7 +42,7 @@ fn provenance(
                 .ok()?
         }
     };
-    serde_json::from_slice::<Statement<serde_json::Value>>(&payload)
+    airlock_schemas::strict_json::from_slice::<Statement<serde_json::Value>>(&payload)
         .ok()
         .map(|s| s.predicate)
 }
@@ -57,10 +57,11 @@ pub fn review(opts: &ReviewOptions) -> anyhow::Result<String> {
         )));
     }
     let v = verify_bundle(&opts.bundle, &trust, opts.threads, false);
-    let summary = approvals::evaluate(&opts.bundle, &trust, &v, time::OffsetDateTime::now_utc());
+    let now = time::OffsetDateTime::now_utc();
+    let summary = approvals::evaluate(&trust, &v, now);
     let card: ModelCard = read_json(&opts.bundle, MODEL_CARD_FILE)?;
     let report: LeakReport = read_json(&opts.bundle, LEAK_REPORT_FILE)?;
-    let builders = trust.keys_with_role(KeyRole::Builder);
+    let builders = trust.usable_keys(KeyRole::Builder, now, now);
     let prov = provenance(&opts.bundle, Some(&builders));
     let mut files: Vec<(String, String)> = std::fs::read_dir(&opts.bundle)?
         .filter_map(Result::ok)

@@ -6,10 +6,10 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use airlock_packager::{MODEL_CARD_FILE, MODEL_FILE, Trust, approvals, verify_bundle};
-use airlock_schemas::ModelCard;
-use airlock_trainer::{Checkpoint, Scorer};
+use airlock_trainer::Scorer;
 use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -17,6 +17,11 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::exit::VerificationFailed;
+
+mod body;
+mod listen;
+mod model;
+mod stall;
 
 /// Largest request body accepted (SageMaker's own limit for real-time invocations).
 pub const MAX_BODY: usize = 6 << 20;
@@ -34,6 +39,40 @@ pub struct ServeOptions {
     pub threads: usize,
     /// Where the model runs.
     pub device: airlock_trainer::DeviceSpec,
+    /// Timeouts and the connection cap.
+    pub limits: Limits,
+}
+
+/// What one client may hold of the server, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A connection whose request headers are not complete within this time (counted
+    /// from its first poll: a new or idle kept-alive connection) is closed.
+    pub header_timeout: Duration,
+    /// A request whose body is not complete within this time gets a 408 and the
+    /// connection is closed; so is a connection whose client takes no response bytes for
+    /// this long.
+    pub body_timeout: Duration,
+    /// Connections open at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl Limits {
+    /// `--header-timeout`'s default, seconds.
+    pub const HEADER_TIMEOUT_S: &str = "10";
+    /// `--body-timeout`'s default, seconds.
+    pub const BODY_TIMEOUT_S: &str = "30";
+    /// `--max-connections`'s default.
+    pub const MAX_CONNECTIONS: u32 = 1024;
+}
+
+/// A positive, finite number of seconds (fractions allowed), for the timeout flags.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n > 0.0 && *n <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{s:?} is not a number of seconds between 0 and 86400"))
 }
 
 struct Model {
@@ -59,7 +98,7 @@ fn load(opts: &ServeOptions) -> anyhow::Result<Model> {
     for c in v.checks.iter().filter(|c| !c.ok) {
         eprintln!("  FAIL {}: {}", c.name, c.detail);
     }
-    let s = approvals::evaluate(dir, &trust, &v, time::OffsetDateTime::now_utc());
+    let s = approvals::evaluate(&trust, &v, time::OffsetDateTime::now_utc());
     if !v.ok() || !s.approved() {
         return Err(VerificationFailed(format!(
             "{}: {}, refusing to start",
@@ -75,23 +114,24 @@ fn load(opts: &ServeOptions) -> anyhow::Result<Model> {
         ))
         .into());
     }
-    let card: ModelCard = serde_json::from_slice(
-        &std::fs::read(dir.join(MODEL_CARD_FILE)).context("cannot read the model card")?,
-    )
-    .context("invalid model card")?;
-    let ckpt = Checkpoint::read(&dir.join(MODEL_FILE), &card.architecture.layer_widths)?;
-    let features: Vec<String> = card.inputs.iter().map(|i| i.name.clone()).collect();
-    let classes = match card.output.classes.as_slice() {
-        [a, b] => [a.clone(), b.clone()],
-        _ => ["0".to_owned(), "1".to_owned()],
+    // The model is built from the bytes verify read once and verified (v.files), never
+    // from a second read of the files: one swapped since is not what runs.
+    let refuse = |why: String| -> anyhow::Error {
+        VerificationFailed(format!("{}: {why}, refusing to start", dir.display())).into()
     };
-    let scorer = Scorer::on(&ckpt.params, opts.device)?;
-    anyhow::ensure!(
-        scorer.width() == features.len(),
-        "the model takes {} inputs but the card lists {} features",
-        scorer.width(),
-        features.len()
-    );
+    let verified = |name: &str| {
+        v.files
+            .get(name)
+            .ok_or_else(|| refuse(format!("{name} was not among the verified files")))
+    };
+    let model::CardModel {
+        card,
+        features,
+        classes,
+    } = model::card_from_bytes(verified(MODEL_CARD_FILE)?).map_err(refuse)?;
+    let params = model::params_from_bytes(verified(MODEL_FILE)?, &card.architecture.layer_widths)
+        .map_err(refuse)?;
+    let scorer = Scorer::on(&params, opts.device)?;
     Ok(Model {
         scorer,
         features,
@@ -99,165 +139,6 @@ fn load(opts: &ServeOptions) -> anyhow::Result<Model> {
         name: card.name,
         version: card.version,
     })
-}
-
-/// A 4xx with a message.
-struct BadRequest(StatusCode, String);
-
-/// `{"instances": [{feature: value, ...}, ...]}` straight into row-major features, with
-/// no intermediate JSON tree (parsing dominated the profile of 256-row requests).
-fn parse_json(m: &Model, body: &[u8]) -> Result<Vec<f32>, BadRequest> {
-    use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
-    use std::fmt;
-
-    struct Body<'a>(&'a [String], &'a mut Vec<f32>);
-    struct Rows<'a>(&'a [String], &'a mut Vec<f32>);
-    struct Row<'a>(&'a [String], &'a mut Vec<f32>, usize);
-
-    impl<'de> DeserializeSeed<'de> for Body<'_> {
-        type Value = bool;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-            d.deserialize_map(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Body<'_> {
-        type Value = bool;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("{\"instances\": [{feature: value, ...}, ...]}")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-            let mut found = false;
-            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                if k == "instances" && !found {
-                    map.next_value_seed(Rows(self.0, &mut *self.1))?;
-                    found = true;
-                } else {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-            Ok(found)
-        }
-    }
-    impl<'de> DeserializeSeed<'de> for Rows<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_seq(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Rows<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of instances")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            let mut i = 0;
-            while seq
-                .next_element_seed(Row(self.0, &mut *self.1, i))?
-                .is_some()
-            {
-                i += 1;
-            }
-            Ok(())
-        }
-    }
-    impl<'de> DeserializeSeed<'de> for Row<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_map(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Row<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "instance {} as an object of feature values", self.2)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let (features, x, i) = (self.0, self.1, self.2);
-            let start = x.len();
-            x.resize(start + features.len(), f32::NAN);
-            let mut seen = vec![false; features.len()];
-            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                let Some(j) = features.iter().position(|f| *f == k) else {
-                    return Err(A::Error::custom(format!(
-                        "instance {i}: unknown feature {k:?}"
-                    )));
-                };
-                let v: serde_json::Value = map.next_value()?;
-                let n = v.as_f64().filter(|n| n.is_finite()).ok_or_else(|| {
-                    A::Error::custom(format!(
-                        "instance {i}: feature {k:?} is not a finite number"
-                    ))
-                })?;
-                x[start + j] = n as f32;
-                seen[j] = true;
-            }
-            if let Some(j) = seen.iter().position(|s| !s) {
-                return Err(A::Error::custom(format!(
-                    "instance {i}: missing feature {:?}",
-                    features[j]
-                )));
-            }
-            Ok(())
-        }
-    }
-
-    let mut x = Vec::new();
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let found = Body(&m.features, &mut x)
-        .deserialize(&mut de)
-        .and_then(|found| de.end().map(|()| found))
-        .map_err(|e| {
-            let msg = match e.classify() {
-                serde_json::error::Category::Data => e.to_string(),
-                _ => format!("malformed JSON: {e}"),
-            };
-            BadRequest(StatusCode::BAD_REQUEST, msg)
-        })?;
-    if !found {
-        return Err(BadRequest(
-            StatusCode::BAD_REQUEST,
-            "expected {\"instances\": [{feature: value, ...}, ...]}".into(),
-        ));
-    }
-    Ok(x)
-}
-
-fn parse_csv(m: &Model, body: &[u8]) -> Result<Vec<f32>, BadRequest> {
-    let bad = |s: String| BadRequest(StatusCode::BAD_REQUEST, s);
-    let text = std::str::from_utf8(body).map_err(|_| bad("CSV body is not UTF-8".into()))?;
-    let mut x = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
-        }
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        // An optional header naming the features in order.
-        if i == 0
-            && cells.iter().zip(&m.features).all(|(c, f)| c == f)
-            && cells.len() == m.features.len()
-        {
-            continue;
-        }
-        if cells.len() != m.features.len() {
-            return Err(bad(format!(
-                "CSV line {}: {} values, expected {} ({})",
-                i + 1,
-                cells.len(),
-                m.features.len(),
-                m.features.join(",")
-            )));
-        }
-        for (c, f) in cells.iter().zip(&m.features) {
-            let n: f32 = c
-                .parse()
-                .ok()
-                .filter(|n: &f32| n.is_finite())
-                .ok_or_else(|| bad(format!("CSV line {}: {f} is not a finite number", i + 1)))?;
-            x.push(n);
-        }
-    }
-    Ok(x)
 }
 
 fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
@@ -272,6 +153,7 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
 
 async fn handle(
     m: Arc<Model>,
+    body_timeout: Duration,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let err = |s: StatusCode, msg: &str| Ok(json(s, &serde_json::json!({ "error": msg })));
@@ -303,29 +185,46 @@ async fn handle(
                     &format!("request body over {MAX_BODY} bytes"),
                 );
             }
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
+            let body = Limited::new(req.into_body(), MAX_BODY).collect();
+            let body = match tokio::time::timeout(body_timeout, body).await {
+                Ok(Ok(b)) => b.to_bytes(),
+                Ok(Err(_)) => {
                     return err(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         &format!("request body over {MAX_BODY} bytes"),
                     );
                 }
+                Err(_) => {
+                    let mut r = json(
+                        StatusCode::REQUEST_TIMEOUT,
+                        &serde_json::json!({ "error": format!(
+                            "request body not received within {} s",
+                            body_timeout.as_secs_f64()
+                        ) }),
+                    );
+                    r.headers_mut().insert(
+                        hyper::header::CONNECTION,
+                        hyper::header::HeaderValue::from_static("close"),
+                    );
+                    return Ok(r);
+                }
             };
             let x = match ctype.as_str() {
-                "application/json" => parse_json(&m, &body),
-                "text/csv" => parse_csv(&m, &body),
-                other => Err(BadRequest(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    format!("content type {other:?}: use application/json or text/csv"),
-                )),
+                "application/json" => body::parse_json(&m.features, &body),
+                "text/csv" => body::parse_csv(&m.features, &body),
+                other => {
+                    return err(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        &format!("content type {other:?}: use application/json or text/csv"),
+                    );
+                }
             };
             let x = match x {
                 Ok(x) if x.is_empty() => {
                     return err(StatusCode::BAD_REQUEST, "no rows in the request");
                 }
                 Ok(x) => x,
-                Err(BadRequest(s, msg)) => return err(s, &msg),
+                Err(body::BadRequest(msg)) => return err(StatusCode::BAD_REQUEST, &msg),
             };
             // Small requests run on the I/O worker (a thread hand-off costs more than the
             // model); large ones on the blocking pool, so they never stall other connections.
@@ -378,33 +277,62 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("cannot listen on {}", opts.listen))?;
+        eprintln!(
+            "limits: request headers within {} s, bodies within {} s, {} connections at once",
+            opts.limits.header_timeout.as_secs_f64(),
+            opts.limits.body_timeout.as_secs_f64(),
+            opts.limits.max_connections
+        );
         eprintln!("listening on http://{}", listener.local_addr()?);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot handle SIGTERM")?;
-        loop {
+        let stop = async {
             tokio::select! {
-                conn = listener.accept() => {
-                    let Ok((stream, _)) = conn else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let m = Arc::clone(&model);
-                    let svc = hyper::service::service_fn(move |req| handle(Arc::clone(&m), req));
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                }
-                _ = term.recv() => break,
-                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
             }
+        };
+        tokio::pin!(stop);
+        // A client that holds a connection without finishing its request headers (or
+        // stays idle between requests) is dropped after the header timeout; one that
+        // does not finish its body gets a 408 after the body timeout, and one that does
+        // not read its answers is dropped after that long without progress; at most
+        // max_connections are open at once, the rest wait in the kernel's backlog.
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(opts.limits.header_timeout);
+        let slots = Arc::new(tokio::sync::Semaphore::new(opts.limits.max_connections));
+        let body_timeout = opts.limits.body_timeout;
+        let mut backoff = listen::Backoff::default();
+        loop {
+            let slot = tokio::select! {
+                biased;
+                () = &mut stop => break,
+                slot = Arc::clone(&slots).acquire_owned() => slot.context("connection slots")?,
+            };
+            let stream = tokio::select! {
+                biased;
+                () = &mut stop => break,
+                stream = listen::accept(&listener, &mut backoff) => stream,
+            };
+            let _ = stream.set_nodelay(true);
+            let m = Arc::clone(&model);
+            let svc =
+                hyper::service::service_fn(move |req| handle(Arc::clone(&m), body_timeout, req));
+            let io = stall::WriteStallLimit::new(stream, body_timeout);
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                let _ = conn.await;
+                drop(slot);
+            });
         }
         eprintln!("stopping: draining in-flight requests");
         drop(listener);
         tokio::select! {
             () = graceful.shutdown() => {}
-            () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {
+            () = tokio::time::sleep(Duration::from_secs(30)) => {
                 eprintln!("gave up waiting for connections after 30 s");
             }
         }

@@ -93,6 +93,11 @@ pub enum ApprovalError {
         /// What was given.
         given: String,
     },
+    /// A rejection cannot expire.
+    #[error(
+        "--expires applies to approvals only: a rejection blocks the release until the officer replaces it with an approval"
+    )]
+    RejectionExpires,
     /// File system.
     #[error("cannot write {}", path.display())]
     Io {
@@ -143,7 +148,7 @@ pub struct DecisionRequest {
     pub reason: String,
     /// Approve or reject.
     pub decision: Decision,
-    /// `--expires`, for approvals.
+    /// `--expires`, for approvals only (a rejection with one is refused).
     pub expires: Option<String>,
 }
 
@@ -174,16 +179,13 @@ pub fn decide(
             why: "the trust policy does not list it as an officer key".into(),
         });
     }
-    if trust
-        .policy
-        .revoked
-        .iter()
-        .any(|r| r.eq_ignore_ascii_case(&keyid))
-    {
-        return Err(ApprovalError::NotAnOfficer {
-            keyid,
-            why: "the trust policy revokes it".into(),
-        });
+    let at = now();
+    // Revoked, not yet valid or expired: a decision it signed now would not count.
+    if let Err(why) = trust.usable_key(&keyid, KeyRole::Officer, at, at) {
+        return Err(ApprovalError::NotAnOfficer { keyid, why });
+    }
+    if req.decision == Decision::Reject && req.expires.is_some() {
+        return Err(ApprovalError::RejectionExpires);
     }
     let v = verify_bundle(&req.bundle, trust, threads, false);
     if !v.ok() {
@@ -204,12 +206,11 @@ pub fn decide(
             failed: "no verified statement".into(),
         });
     };
-    let at = now();
-    let expires = match (&req.expires, req.decision) {
-        (Some(e), _) => {
+    let expires = match &req.expires {
+        Some(e) => {
             Some(parse_expiry(e, at).ok_or_else(|| ApprovalError::Expires { given: e.clone() })?)
         }
-        (None, _) => None,
+        None => None,
     };
     let statement = Statement {
         type_: STATEMENT_TYPE.into(),
@@ -271,30 +272,23 @@ fn release_model_digest(v: &Verification) -> Option<String> {
         .cloned()
 }
 
-/// Judge every decision under `approvals/` of a bundle that verified as `v`.
-pub fn evaluate(
-    bundle: &Path,
-    trust: &Trust,
-    v: &Verification,
-    at: OffsetDateTime,
-) -> ApprovalSummary {
+/// Judge every decision file of a bundle that verified as `v`, from the bytes verify read
+/// ([`Verification::files`]): the directory is not read again.
+pub fn evaluate(trust: &Trust, v: &Verification, at: OffsetDateTime) -> ApprovalSummary {
     let mut summary = ApprovalSummary {
         required: trust.policy.approvals_required,
         ..ApprovalSummary::default()
     };
     let statement_sha = sha256_hex(&v.statement_bytes);
     let model_sha = release_model_digest(v);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(bundle.join(APPROVALS_DIR))
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
     // key id → (time, decision index) of its latest valid decision.
     let mut latest: BTreeMap<String, (String, usize)> = BTreeMap::new();
-    for path in files {
-        let file = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (name, bytes) in v.files.decisions() {
+        let file = name
+            .strip_prefix(APPROVALS_DIR)
+            .and_then(|n| n.strip_prefix('/'))
+            .unwrap_or(name)
+            .to_owned();
         let mut st = DecisionStatus {
             file,
             keyid: None,
@@ -308,7 +302,7 @@ pub fn evaluate(
             why: String::new(),
         };
         st.why = judge(
-            &path,
+            bytes,
             trust,
             &statement_sha,
             model_sha.as_deref(),
@@ -364,7 +358,7 @@ pub fn evaluate(
 }
 
 fn judge(
-    path: &Path,
+    bytes: &[u8],
     trust: &Trust,
     statement_sha: &str,
     model_sha: Option<&str>,
@@ -375,18 +369,22 @@ fn judge(
     if !release_verified {
         return Err("the release itself does not verify".into());
     }
-    if !st.file.ends_with(".dsse.json") || !path.is_file() {
+    let Some(named) = crate::bundle::decision_key_id(&st.file).map(str::to_owned) else {
         return Err("not a decision file (<key id>.dsse.json)".into());
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
-    let env: Envelope = serde_json::from_slice(&bytes)
-        .map_err(|_| "tampered or corrupt: not a DSSE envelope".to_owned())?;
-    let keyid = env
-        .signatures
-        .first()
-        .map(|s| s.keyid.clone())
-        .ok_or("no signature")?;
+    };
+    let env: Envelope = airlock_schemas::strict_json::from_slice(bytes)
+        .map_err(|e| format!("tampered or corrupt: not a DSSE envelope ({e})"))?;
+    let keyid = match env.signatures.as_slice() {
+        [s] => s.keyid.clone(),
+        [] => return Err("no signature".into()),
+        _ => return Err("more than one signature: a decision is one officer's".into()),
+    };
     st.keyid = Some(keyid.clone());
+    if keyid != named {
+        return Err(format!(
+            "signed by key {keyid}, not the key the file is named after"
+        ));
+    }
     let listed: Vec<&crate::LoadedKey> = trust.keys.iter().filter(|k| k.key_id == keyid).collect();
     st.key_name = listed.first().map(|k| k.name.clone());
     let Some(officer) = listed.iter().find(|k| k.role == KeyRole::Officer) else {
@@ -402,10 +400,21 @@ fn judge(
     if listed.iter().any(|k| k.role == KeyRole::Builder) {
         return Err("signed by a key the policy also lists as builder: a builder never counts as an officer".into());
     }
+    // A revoked key's signatures count nowhere, whatever they say: checked before reading
+    // what it signed.
+    if trust
+        .policy
+        .revoked
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(&keyid))
+    {
+        return Err("the officer's key is revoked".into());
+    }
     let verified = dsse::verify(&env, IN_TOTO_PAYLOAD_TYPE, &[(keyid.clone(), officer.key)])
         .map_err(|e| format!("tampered: {e}"))?;
-    let stmt: Statement<ApprovalPredicate> = serde_json::from_slice(&verified.payload)
-        .map_err(|e| format!("not an approval statement: {e}"))?;
+    let stmt: Statement<ApprovalPredicate> =
+        airlock_schemas::strict_json::from_slice(&verified.payload)
+            .map_err(|e| format!("not an approval statement: {e}"))?;
     if stmt.type_ != STATEMENT_TYPE || stmt.predicate_type != APPROVAL_PREDICATE_TYPE {
         return Err("not an approval statement".into());
     }
@@ -428,31 +437,19 @@ fn judge(
     {
         return Err("decides on a different release (copied from another bundle?)".into());
     }
-    if trust
-        .policy
-        .revoked
-        .iter()
-        .any(|r| r.eq_ignore_ascii_case(&keyid))
-    {
-        return Err("the officer's key is revoked".into());
-    }
     let parse =
         |s: &str| OffsetDateTime::parse(s, &Rfc3339).map_err(|_| format!("invalid time {s:?}"));
     let made = parse(&p.time)?;
     if made > at + time::Duration::minutes(5) {
         return Err("dated in the future".into());
     }
-    if let Some(nb) = &officer.not_before
-        && (at < parse(nb)? || made < parse(nb)?)
-    {
-        return Err(format!("the officer's key is not valid before {nb}"));
-    }
-    if let Some(na) = &officer.not_after
-        && at > parse(na)?
-    {
-        return Err(format!("the officer's key expired at {na}"));
-    }
-    if let Some(exp) = &p.expires
+    // Revocation and the key's window, as for every role.
+    trust
+        .usable_key(&keyid, KeyRole::Officer, made, at)
+        .map_err(|e| format!("does not count: {e}"))?;
+    // An approval may expire; a rejection blocks for good, whatever it carries.
+    if p.decision == Decision::Approve
+        && let Some(exp) = &p.expires
         && at > parse(exp)?
     {
         return Err(format!("expired at {exp}"));

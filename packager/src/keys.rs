@@ -36,6 +36,39 @@ pub enum KeyError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A trust policy or public key that others may rewrite is refused: whoever can write
+    /// it decides whose signatures count.
+    #[error(
+        "{what} {} is writable by group or others (mode {mode:o}); run `chmod go-w {}`",
+        path.display(),
+        path.display()
+    )]
+    Writable {
+        /// `trust policy` or `public key`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The folder holding a trust policy or public key is writable by others, who could
+    /// replace the file.
+    #[error(
+        "the folder {} holding {what} {} is writable by group or others (mode {mode:o}); run `chmod go-w {}`",
+        dir.display(),
+        path.display(),
+        dir.display()
+    )]
+    WritableFolder {
+        /// `trust policy` or `public key`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Its folder.
+        dir: PathBuf,
+        /// The folder's permission bits.
+        mode: u32,
+    },
     /// The file is not a PEM ed25519 key of the expected kind.
     #[error("{} is not an ed25519 {kind} key in PEM form ({reason})", path.display())]
     Malformed {
@@ -135,6 +168,69 @@ fn check_private_mode(path: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Refuse a trust policy or public key file (`what`), or the folder holding it, that group
+/// or others may write to. Only write bits are refused: `0644` files in `0755` folders are
+/// fine.
+#[cfg(unix)]
+pub fn check_not_writable_by_others(path: &Path, what: &'static str) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode_of = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .map_err(|source| KeyError::Io {
+                action: "read the permissions of",
+                path: p.to_owned(),
+                source,
+            })
+    };
+    let mode = mode_of(path)?;
+    if mode & 0o022 != 0 {
+        return Err(KeyError::Writable {
+            what,
+            path: path.to_owned(),
+            mode: mode & 0o777,
+        });
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir_mode = mode_of(dir)?;
+    if dir_mode & 0o022 != 0 {
+        return Err(KeyError::WritableFolder {
+            what,
+            path: path.to_owned(),
+            dir: dir.to_owned(),
+            mode: dir_mode & 0o777,
+        });
+    }
+    Ok(())
+}
+
+/// See the unix version: other systems have no such bits to check.
+#[cfg(not(unix))]
+pub fn check_not_writable_by_others(_path: &Path, _what: &'static str) -> Result<(), KeyError> {
+    Ok(())
+}
+
+/// Clear the group and other write bits of `path` (a file or folder airlock made for a
+/// trust policy and its keys, whatever the umask was).
+#[cfg(unix)]
+pub fn drop_group_other_write(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o022 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o022))?;
+    }
+    Ok(())
+}
+
+/// See the unix version.
+#[cfg(not(unix))]
+pub fn drop_group_other_write(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 #[cfg(not(unix))]
 fn check_private_mode(_path: &Path) -> Result<(), KeyError> {
     Ok(())
@@ -194,7 +290,13 @@ pub fn generate(prefix: &Path) -> Result<GeneratedKey, KeyError> {
             reason: e.to_string(),
         })?;
     if let Some(dir) = private_key.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        // Not writable by group or others whatever the umask: a folder holding a public key
+        // that others may write is refused by the trust policy loader.
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o755);
+        builder.create(dir).map_err(|source| KeyError::Io {
             action: "create directory",
             path: dir.to_owned(),
             source,
@@ -280,5 +382,43 @@ mod tests {
             Signer::load(&g.private_key),
             Err(KeyError::TooOpen { mode: 0o640, .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn trust_files_and_folders_writable_by_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        let g = generate(&keys.join("k")).expect("generate");
+        let chmod = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+        };
+        chmod(dir.path(), 0o700);
+        check_not_writable_by_others(&g.public_key, "public key").expect("0644 in 0755");
+        for m in [0o664, 0o646, 0o622] {
+            chmod(&g.public_key, m);
+            let err = check_not_writable_by_others(&g.public_key, "public key")
+                .expect_err("writable file");
+            assert!(matches!(err, KeyError::Writable { .. }), "{err}");
+            assert!(
+                err.to_string()
+                    .contains(&g.public_key.display().to_string())
+            );
+        }
+        chmod(&g.public_key, 0o644);
+        chmod(&keys, 0o775);
+        let err =
+            check_not_writable_by_others(&g.public_key, "public key").expect_err("writable folder");
+        assert!(
+            matches!(&err, KeyError::WritableFolder { dir, .. } if *dir == keys),
+            "{err}"
+        );
+        drop_group_other_write(&keys).expect("restrict");
+        assert_eq!(
+            std::fs::metadata(&keys).expect("meta").permissions().mode() & 0o777,
+            0o755
+        );
+        check_not_writable_by_others(&g.public_key, "public key").expect("restricted again");
     }
 }

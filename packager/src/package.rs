@@ -140,14 +140,14 @@ fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, PackageError> {
     };
     let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| bad(format!("{name}: {e}")));
     let record_bytes = read(RECORD_FILE)?;
-    let record: TrainingRecord =
-        serde_json::from_slice(&record_bytes).map_err(|e| bad(format!("{RECORD_FILE}: {e}")))?;
+    let record: TrainingRecord = airlock_schemas::strict_json::from_slice(&record_bytes)
+        .map_err(|e| bad(format!("{RECORD_FILE}: {e}")))?;
     // A run directory is an attacker input: every field that gets signed must match its
     // grammar (nothing free-form, nothing data-derived).
     record
         .validate()
         .map_err(|e| bad(format!("{RECORD_FILE} is refused: {e}")))?;
-    let pre: Preprocess = serde_json::from_slice(&read(PREPROCESS_FILE)?)
+    let pre: Preprocess = airlock_schemas::strict_json::from_slice(&read(PREPROCESS_FILE)?)
         .map_err(|e| bad(format!("{PREPROCESS_FILE}: {e}")))?;
     let checkpoint = if with_checkpoint {
         read(CHECKPOINT_FILE)?

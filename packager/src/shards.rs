@@ -195,3 +195,105 @@ pub fn stream_whole_and_shard_digests(
         ))
     })
 }
+
+/// Read the whole of `file` into memory and digest it in `shard_size` shards on `threads`
+/// threads, in one pass: each thread reads its shard piece by piece into the buffer and
+/// hashes each piece while it is still in the core's cache. Returns the bytes that were
+/// digested, so that nothing needs to read the file again. Exactly `len` bytes are read
+/// (the length seen when the file was opened); a file that shrinks meanwhile is an error.
+pub fn read_with_shard_digests(
+    file: &std::fs::File,
+    shard_size: u64,
+    threads: usize,
+) -> std::io::Result<(Vec<u8>, ShardDigests)> {
+    use std::os::unix::fs::FileExt;
+    use std::sync::Mutex;
+    let len = usize::try_from(file.metadata()?.len())
+        .map_err(|_| std::io::Error::other("file too large"))?;
+    let size = usize::try_from(shard_size.max(1)).unwrap_or(usize::MAX);
+    // Zeroed memory from the allocator is mapped lazily: the pages are touched for the
+    // first time by the threads that read into them, in parallel.
+    let mut buf = vec![0u8; len];
+    let sha256 = {
+        let shards: Vec<(u64, Mutex<&mut [u8]>)> = if len == 0 {
+            vec![(0, Mutex::new(&mut buf[..]))]
+        } else {
+            buf.chunks_mut(size)
+                .enumerate()
+                .map(|(i, c)| ((i * size) as u64, Mutex::new(c)))
+                .collect()
+        };
+        let results = parallel_map(
+            &shards,
+            threads,
+            |(start, shard)| -> Result<String, String> {
+                let mut shard = shard
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut h = Sha256::new();
+                let mut at = *start;
+                for piece in shard.chunks_mut(PIECE) {
+                    file.read_exact_at(piece, at).map_err(|e| e.to_string())?;
+                    h.update(&*piece);
+                    at += piece.len() as u64;
+                }
+                Ok(hex::encode(h.finalize()))
+            },
+        );
+        results
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(std::io::Error::other)?
+    };
+    Ok((
+        buf,
+        ShardDigests {
+            length: len as u64,
+            shard_size,
+            sha256,
+        },
+    ))
+}
+
+/// The length prefix and header of in-memory safetensors bytes (see
+/// [`read_safetensors_prefix`]): the first `8 + N` bytes, N capped at the strict reader's
+/// limit.
+pub fn safetensors_prefix(bytes: &[u8]) -> &[u8] {
+    let Some(n) = bytes.get(..8) else {
+        return bytes;
+    };
+    let mut le = [0u8; 8];
+    le.copy_from_slice(n);
+    let header = u64::from_le_bytes(le).min(crate::safetensors::MAX_HEADER_SIZE as u64 + 1);
+    let want = usize::try_from(header)
+        .unwrap_or(usize::MAX)
+        .saturating_add(8)
+        .min(bytes.len());
+    &bytes[..want]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_and_digesting_in_one_pass_gives_the_bytes_and_the_same_digests() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for len in [0usize, 1, 4095, 4096, 4097, 3 * PIECE + 17] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+            let p = dir.path().join(format!("f{len}"));
+            std::fs::write(&p, &bytes).expect("write");
+            for (shard, threads) in [(4096u64, 1usize), (4096, 4), (PIECE as u64 * 2, 3)] {
+                let f = std::fs::File::open(&p).expect("open");
+                let (got, d) = read_with_shard_digests(&f, shard, threads).expect("read");
+                assert_eq!(got, bytes, "{len} {shard} {threads}");
+                assert_eq!(
+                    d,
+                    shard_digests(&bytes, shard, 1),
+                    "{len} {shard} {threads}"
+                );
+                assert_eq!(d, stream_shard_digests(&p, shard, threads).expect("stream"));
+            }
+        }
+    }
+}

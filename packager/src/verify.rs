@@ -6,17 +6,22 @@ use std::path::{Path, PathBuf};
 
 use airlock_schemas::{
     Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole, LeakReport, ModelCard, RELEASE_PREDICATE_TYPE,
-    ReleasePredicate, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, TrustPolicy, Verdict,
+    ReleasePredicate, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement, TrustPolicy,
+    Verdict,
 };
 use ed25519_dalek::VerifyingKey;
 
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::bundle::BundleFiles;
 use crate::keys::{KeyError, key_id, load_public_key};
 use crate::package::{
     APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, MODEL_METADATA,
     PROVENANCE_DSSE_FILE, STATEMENT_DSSE_FILE, STATEMENT_FILE,
 };
 use crate::shards::sha256_hex;
-use crate::shards::{read_safetensors_prefix, stream_digest, stream_shard_digests};
+use crate::shards::{read_with_shard_digests, safetensors_prefix};
 use crate::{dsse, safetensors as st};
 
 /// Why a trust policy could not be used.
@@ -39,6 +44,9 @@ pub enum TrustError {
         /// Parser message with line and column.
         message: String,
     },
+    /// The policy file or its folder may be rewritten by others.
+    #[error(transparent)]
+    Permissions(KeyError),
     /// A listed key cannot be loaded.
     #[error("trust policy {}: key {name:?}", path.display())]
     Key {
@@ -83,6 +91,9 @@ pub struct Trust {
 impl Trust {
     /// Load `trust.toml` and the public keys it names (relative to the file).
     pub fn load(path: &Path) -> Result<Self, TrustError> {
+        // Whoever can rewrite the policy or a key it names decides whose signatures count.
+        crate::keys::check_not_writable_by_others(path, "trust policy")
+            .map_err(TrustError::Permissions)?;
         let bytes = std::fs::read(path).map_err(|source| TrustError::Read {
             path: path.to_owned(),
             source,
@@ -97,12 +108,18 @@ impl Trust {
             .keys
             .iter()
             .map(|k| {
-                let key = load_public_key(&dir.join(&k.public_key)).map_err(|source| {
-                    TrustError::Key {
+                let key_path = dir.join(&k.public_key);
+                crate::keys::check_not_writable_by_others(&key_path, "public key").map_err(
+                    |source| TrustError::Key {
                         path: path.to_owned(),
                         name: k.name.clone(),
                         source,
-                    }
+                    },
+                )?;
+                let key = load_public_key(&key_path).map_err(|source| TrustError::Key {
+                    path: path.to_owned(),
+                    name: k.name.clone(),
+                    source,
                 })?;
                 Ok(LoadedKey {
                     name: k.name.clone(),
@@ -136,6 +153,82 @@ impl Trust {
             .collect()
     }
 
+    /// The key `key_id` if its signatures count for `role`: the policy lists it with that
+    /// role, does not revoke it, and both `signed_at` (when the signature says it was made)
+    /// and `now` fall inside its validity window. Every role check of every command goes
+    /// through here; the error says, in words, why the key does not count.
+    pub fn usable_key(
+        &self,
+        key_id: &str,
+        role: KeyRole,
+        signed_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<&LoadedKey, String> {
+        let listed: Vec<&LoadedKey> = self.keys.iter().filter(|k| k.key_id == key_id).collect();
+        let Some(k) = listed.iter().find(|k| k.role == role) else {
+            return Err(match listed.first() {
+                None => format!("key {key_id} is not in the trust policy"),
+                Some(k) => format!(
+                    "key {key_id} ({:?}) is a {} key, not a {} key",
+                    k.name,
+                    role_name(k.role),
+                    role_name(role)
+                ),
+            });
+        };
+        let who = format!("the {} key {:?} ({key_id})", role_name(role), k.name);
+        if self
+            .policy
+            .revoked
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(key_id))
+        {
+            return Err(format!("{who} is revoked by the trust policy"));
+        }
+        let parse = |s: &str| OffsetDateTime::parse(s, &Rfc3339).ok();
+        if let Some(nb) = &k.not_before {
+            let Some(t) = parse(nb) else {
+                return Err(format!("{who} has an invalid not_before {nb:?}"));
+            };
+            if now < t || signed_at < t {
+                return Err(format!(
+                    "{who} is not valid before {nb} (signed at {}, now {})",
+                    rfc3339(signed_at),
+                    rfc3339(now)
+                ));
+            }
+        }
+        if let Some(na) = &k.not_after {
+            let Some(t) = parse(na) else {
+                return Err(format!("{who} has an invalid not_after {na:?}"));
+            };
+            if now > t || signed_at > t {
+                return Err(format!(
+                    "{who} expired at {na} (signed at {}, now {})",
+                    rfc3339(signed_at),
+                    rfc3339(now)
+                ));
+            }
+        }
+        Ok(k)
+    }
+
+    /// (key id, key) of every key whose signatures count for `role` at `signed_at` and
+    /// `now` (see [`Trust::usable_key`]): what [`dsse::verify`] is given.
+    pub fn usable_keys(
+        &self,
+        role: KeyRole,
+        signed_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Vec<(String, VerifyingKey)> {
+        self.keys
+            .iter()
+            .filter(|k| k.role == role)
+            .filter(|k| self.usable_key(&k.key_id, role, signed_at, now).is_ok())
+            .map(|k| (k.key_id.clone(), k.key))
+            .collect()
+    }
+
     /// Name of the key with id `id`.
     pub fn name_of(&self, id: &str) -> Option<&str> {
         self.keys
@@ -143,6 +236,19 @@ impl Trust {
             .find(|k| k.key_id == id)
             .map(|k| k.name.as_str())
     }
+}
+
+/// The role's word in messages.
+pub fn role_name(r: KeyRole) -> &'static str {
+    match r {
+        KeyRole::Builder => "builder",
+        KeyRole::Officer => "officer",
+        KeyRole::Publisher => "publisher",
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
 }
 
 /// What TOML cannot check. Messages name the line of the offending value.
@@ -164,15 +270,13 @@ fn validate(policy: &TrustPolicy, keys: &[LoadedKey], text: &str) -> Result<(), 
         let mut window = Vec::new();
         for (what, v) in [("not_before", &k.not_before), ("not_after", &k.not_after)] {
             if let Some(v) = v {
-                let t =
-                    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                        .map_err(|_| {
-                            format!(
-                                "{}{what} {v:?} of key {:?} is not an RFC 3339 time",
-                                line_of(v),
-                                k.name
-                            )
-                        })?;
+                let t = OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
+                    format!(
+                        "{}{what} {v:?} of key {:?} is not an RFC 3339 time",
+                        line_of(v),
+                        k.name
+                    )
+                })?;
                 window.push(t);
             }
         }
@@ -193,6 +297,12 @@ fn validate(policy: &TrustPolicy, keys: &[LoadedKey], text: &str) -> Result<(), 
                 line_of(r)
             ));
         }
+    }
+    if policy.approvals_required == 0 {
+        return Err(format!(
+            "{}approvals_required is 0 (or missing): every release needs at least one officer approval (the DEMO policy of `airlock run` asks for 2)",
+            line_of("approvals_required")
+        ));
     }
     let officers: BTreeSet<&str> = keys
         .iter()
@@ -230,6 +340,10 @@ pub struct Verification {
     pub statement: Option<Statement<ReleasePredicate>>,
     /// Raw bytes of the verified statement.
     pub statement_bytes: Vec<u8>,
+    /// The bundle's closed set of files as they were read, once, and verified: every check
+    /// above ran on these bytes. Files outside the closed set are never read (they fail the
+    /// "bundle files" check); the model is read only once the statement's signature held.
+    pub files: BundleFiles,
 }
 
 impl Verification {
@@ -249,65 +363,97 @@ impl Verification {
     }
 }
 
-fn read(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(dir.join(name)).map_err(|e| format!("{name}: {e}"))
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], name: &str) -> Result<T, String> {
+    airlock_schemas::strict_json::from_slice(bytes)
+        .map_err(|e| format!("{name} is not a valid document: {e}"))
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], name: &str) -> Result<T, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("{name} is not a valid document: {e}"))
+/// The bytes of `name` as read by the closed-set walk.
+fn held<'a>(files: &'a BundleFiles, name: &str) -> Result<&'a [u8], String> {
+    files
+        .get(name)
+        .ok_or_else(|| format!("{name}: not in the bundle"))
+}
+
+/// The closed-set check on decision files that needs their bytes: each is one DSSE
+/// envelope, read strictly, with one signature whose key id is the file's name. Whether the
+/// decision counts is for [`crate::approvals::evaluate`] to judge.
+fn check_decision_files(files: &BundleFiles) -> Result<usize, String> {
+    let mut n = 0;
+    for (name, bytes) in files.decisions() {
+        let id = crate::bundle::decision_key_id(name).unwrap_or_default();
+        let env: Envelope = airlock_schemas::strict_json::from_slice(bytes)
+            .map_err(|e| format!("{name} is not a DSSE envelope: {e}"))?;
+        match env.signatures.as_slice() {
+            [s] if s.keyid == id => n += 1,
+            [s] => {
+                return Err(format!(
+                    "{name} is signed by key {}, not the key it is named after",
+                    s.keyid
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "{name} carries {} signatures; a decision carries exactly one",
+                    env.signatures.len()
+                ));
+            }
+        }
+    }
+    Ok(n)
 }
 
 /// Verify the bundle at `dir` against `trust`. `full_digest` also recomputes the
 /// whole-file SHA-256 of a model larger than one shard (the signed shard digests already
 /// pin every byte; the whole-file digest is there for `sha256sum` users).
+///
+/// The bundle must be exactly its closed set of files (see [`crate::bundle`]); each file is
+/// read once, and every check runs on the bytes kept in [`Verification::files`].
 pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: bool) -> Verification {
+    verify_bundle_at(dir, trust, threads, full_digest, now_utc())
+}
+
+fn now_utc() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// [`verify_bundle`] with the builder key's validity judged at `now`.
+pub fn verify_bundle_at(
+    dir: &Path,
+    trust: &Trust,
+    threads: usize,
+    full_digest: bool,
+    now: OffsetDateTime,
+) -> Verification {
     let mut v = Verification::default();
-    let expected: BTreeSet<&str> = [
-        MODEL_FILE,
-        MODEL_CARD_FILE,
-        LEAK_REPORT_FILE,
-        STATEMENT_FILE,
-        STATEMENT_DSSE_FILE,
-        PROVENANCE_DSSE_FILE,
-        APPROVALS_DIR,
-    ]
-    .into_iter()
-    .collect();
+    let read = crate::bundle::read_closed_set(dir);
+    let mut files = BundleFiles::default();
+    let mut model_present = false;
+    let mut model_shards: Option<ShardDigests> = None;
     v.push(
         "bundle files",
-        std::fs::read_dir(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))
-            .and_then(|entries| {
-                let names: BTreeSet<String> = entries
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                let extra: Vec<&String> = names
-                    .iter()
-                    .filter(|n| !expected.contains(n.as_str()))
-                    .collect();
-                let missing: Vec<&&str> = expected
-                    .iter()
-                    .filter(|e| **e != APPROVALS_DIR && !names.contains(**e))
-                    .collect();
-                if !extra.is_empty() {
-                    Err(format!("unexpected files: {extra:?}"))
-                } else if !missing.is_empty() {
-                    Err(format!("missing files: {missing:?}"))
-                } else {
-                    Ok("exactly the expected files".into())
-                }
-            }),
+        read.and_then(|(f, walk, missing)| {
+            files = f;
+            model_present = walk.present.iter().any(|p| p == MODEL_FILE);
+            if !walk.refused.is_empty() {
+                Err(format!(
+                    "not part of a bundle (only the signed files and {APPROVALS_DIR}/<key id>.dsse.json decisions are): {}",
+                    walk.refused.join(", ")
+                ))
+            } else if !missing.is_empty() {
+                Err(format!("missing files: {missing:?}"))
+            } else {
+                check_decision_files(&files).map(|n| {
+                    format!("exactly the expected files and {n} decision files")
+                })
+            }
+        }),
     );
 
-    let builders = trust.keys_with_role(KeyRole::Builder);
-    // The release statement and its signature.
-    let signed = read(dir, STATEMENT_DSSE_FILE)
-        .and_then(|b| parse_json::<Envelope>(&b, STATEMENT_DSSE_FILE))
-        .and_then(|env| {
-            dsse::verify(&env, IN_TOTO_PAYLOAD_TYPE, &builders)
-                .map_err(|e| format!("{STATEMENT_DSSE_FILE}: {e}"))
-        });
+    // The release statement and its signature, by a builder key usable now.
+    let signed = held(&files, STATEMENT_DSSE_FILE)
+        .and_then(|b| parse_json::<Envelope>(b, STATEMENT_DSSE_FILE))
+        .and_then(|env| verify_by_builder(&env, trust, now, STATEMENT_DSSE_FILE));
     let statement_ok = v.push(
         "statement signature",
         signed
@@ -322,14 +468,15 @@ pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: boo
             .map_err(Clone::clone),
     );
     if statement_ok {
+        let signed_by = signed.as_ref().map(|s| s.keyid.clone()).unwrap_or_default();
         let signed = signed
             .as_ref()
             .map(|s| s.payload.clone())
             .unwrap_or_default();
         v.push(
             "statement.json matches the signed payload",
-            read(dir, STATEMENT_FILE).and_then(|b| {
-                if b == signed {
+            held(&files, STATEMENT_FILE).and_then(|b| {
+                if b == signed.as_slice() {
                     Ok("identical".into())
                 } else {
                     Err("statement.json differs from the signed statement".into())
@@ -338,8 +485,17 @@ pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: boo
         );
         match parse_json::<Statement<ReleasePredicate>>(&signed, "the signed statement") {
             Ok(s) if s.type_ == STATEMENT_TYPE && s.predicate_type == RELEASE_PREDICATE_TYPE => {
-                v.statement_bytes = signed;
-                v.statement = Some(s);
+                // The builder key must have been valid when it signed: the signed build
+                // time is the provenance's `runDetails.metadata.finishedOn`.
+                let when = build_time(&files, trust, now).and_then(|t| {
+                    trust
+                        .usable_key(&signed_by, KeyRole::Builder, t, now)
+                        .map(|_| format!("built at {}", rfc3339(t)))
+                });
+                if v.push("statement signer valid when it signed", when) {
+                    v.statement_bytes = signed;
+                    v.statement = Some(s);
+                }
             }
             Ok(s) => {
                 v.push(
@@ -389,13 +545,29 @@ pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: boo
                     );
                     continue;
                 }
-                let path = dir.join(MODEL_FILE);
-                let got = match stream_shard_digests(&path, shards.shard_size, threads) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        v.push("model shard digests", Err(format!("{MODEL_FILE}: {e}")));
-                        continue;
+                if model_present && !files.contains(MODEL_FILE) {
+                    // Only a model the walk saw as a regular file is read.
+                    let path = dir.join(MODEL_FILE);
+                    match crate::bundle::open_regular(&path).and_then(|f| {
+                        read_with_shard_digests(&f, shards.shard_size, threads)
+                            .map_err(|e| format!("{MODEL_FILE}: {e}"))
+                    }) {
+                        Ok((bytes, got)) => {
+                            files.insert(MODEL_FILE, bytes);
+                            model_shards = Some(got);
+                        }
+                        Err(e) => {
+                            v.push("model shard digests", Err(e));
+                            continue;
+                        }
                     }
+                }
+                let Some(got) = model_shards.take() else {
+                    v.push(
+                        "model shard digests",
+                        Err(format!("{MODEL_FILE}: not in the bundle")),
+                    );
+                    continue;
                 };
                 let bad: Vec<usize> =
                     if got.length != shards.length || got.sha256.len() != shards.sha256.len() {
@@ -424,36 +596,35 @@ pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: boo
                         ))
                     },
                 );
+                let model = files.get(MODEL_FILE).unwrap_or_default();
                 let single = shards.sha256.len() == 1;
                 if single || full_digest {
                     let whole = if single {
-                        Ok(got.sha256[0].clone())
+                        got.sha256[0].clone()
                     } else {
-                        stream_digest(&path).map_err(|e| e.to_string())
+                        sha256_hex(model)
                     };
                     v.push(
                         "model digest",
-                        whole.and_then(|g| {
-                            if g == *want {
-                                Ok(want.clone())
-                            } else {
-                                Err(format!(
-                                    "{MODEL_FILE}: SHA-256 is {g}, the statement says {want}"
-                                ))
-                            }
-                        }),
+                        if whole == *want {
+                            Ok(want.clone())
+                        } else {
+                            Err(format!(
+                                "{MODEL_FILE}: SHA-256 is {whole}, the statement says {want}"
+                            ))
+                        },
                     );
                 }
-                v.push("model format", check_model(&path, dir));
+                v.push("model format", check_model(model, &files));
             } else {
-                let bytes = match read(dir, &s.name) {
+                let bytes = match held(&files, &s.name) {
                     Ok(b) => b,
                     Err(e) => {
                         v.push("subject digest", Err(e));
                         continue;
                     }
                 };
-                let got = sha256_hex(&bytes);
+                let got = sha256_hex(bytes);
                 v.push(
                     "subject digest",
                     if got == *want {
@@ -469,8 +640,8 @@ pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: boo
         }
         v.push(
             "leak verdict",
-            read(dir, LEAK_REPORT_FILE)
-                .and_then(|b| parse_json::<LeakReport>(&b, LEAK_REPORT_FILE))
+            held(&files, LEAK_REPORT_FILE)
+                .and_then(|b| parse_json::<LeakReport>(b, LEAK_REPORT_FILE))
                 .and_then(|r| {
                     let failed: Vec<String> = r
                         .layers
@@ -500,12 +671,9 @@ pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: boo
             .cloned();
         v.push(
             "provenance",
-            read(dir, PROVENANCE_DSSE_FILE)
-                .and_then(|b| parse_json::<Envelope>(&b, PROVENANCE_DSSE_FILE))
-                .and_then(|env| {
-                    dsse::verify(&env, IN_TOTO_PAYLOAD_TYPE, &builders)
-                        .map_err(|e| format!("{PROVENANCE_DSSE_FILE}: {e}"))
-                })
+            held(&files, PROVENANCE_DSSE_FILE)
+                .and_then(|b| parse_json::<Envelope>(b, PROVENANCE_DSSE_FILE))
+                .and_then(|env| verify_by_builder(&env, trust, now, PROVENANCE_DSSE_FILE))
                 .and_then(|s| {
                     parse_json::<Statement<serde_json::Value>>(
                         &s.payload,
@@ -528,13 +696,65 @@ pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: boo
                 }),
         );
     }
+    v.files = files;
     v
 }
 
+/// Verify a builder's envelope with only the builder keys usable at `now` (listed as
+/// builder, not revoked, inside their validity window).
+fn verify_by_builder(
+    env: &Envelope,
+    trust: &Trust,
+    now: OffsetDateTime,
+    name: &str,
+) -> Result<dsse::Verified, String> {
+    let usable = trust.usable_keys(KeyRole::Builder, now, now);
+    dsse::verify(env, IN_TOTO_PAYLOAD_TYPE, &usable).map_err(|e| {
+        // Name the key that was refused, when a listed key signed it.
+        let refused: Vec<String> = env
+            .signatures
+            .iter()
+            .filter_map(|s| {
+                trust
+                    .usable_key(&s.keyid, KeyRole::Builder, now, now)
+                    .err()
+                    .filter(|_| trust.keys.iter().any(|k| k.key_id == s.keyid))
+            })
+            .collect();
+        if refused.is_empty() {
+            format!("{name}: {e}")
+        } else {
+            format!("{name}: {}", refused.join("; "))
+        }
+    })
+}
+
+/// The time the builder signed for: the provenance's `runDetails.metadata.finishedOn`
+/// (the end of the build the statement is about), from the provenance envelope verified by
+/// a builder key usable at `now` whose window also holds that time.
+fn build_time(
+    files: &BundleFiles,
+    trust: &Trust,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime, String> {
+    let env = held(files, PROVENANCE_DSSE_FILE)
+        .and_then(|b| parse_json::<Envelope>(b, PROVENANCE_DSSE_FILE))?;
+    let signed = verify_by_builder(&env, trust, now, PROVENANCE_DSSE_FILE)?;
+    let p: Statement<serde_json::Value> = parse_json(&signed.payload, "the provenance statement")?;
+    let finished = p.predicate["runDetails"]["metadata"]["finishedOn"]
+        .as_str()
+        .ok_or("the provenance carries no runDetails.metadata.finishedOn time")?;
+    let t = OffsetDateTime::parse(finished, &Rfc3339)
+        .map_err(|_| format!("the provenance's finishedOn {finished:?} is not an RFC 3339 time"))?;
+    trust.usable_key(&signed.keyid, KeyRole::Builder, t, now)?;
+    Ok(t)
+}
+
 /// The model parses strictly, is canonical, and holds exactly what the model card declares.
-fn check_model(path: &Path, dir: &Path) -> Result<String, String> {
-    let (prefix, len) = read_safetensors_prefix(path).map_err(|e| format!("{MODEL_FILE}: {e}"))?;
-    let m = st::parse_header(&prefix, len).map_err(|e| format!("{MODEL_FILE}: {e}"))?;
+fn check_model(model: &[u8], files: &BundleFiles) -> Result<String, String> {
+    let len = model.len();
+    let m = st::parse_header(safetensors_prefix(model), len)
+        .map_err(|e| format!("{MODEL_FILE}: {e}"))?;
     if !st::is_canonical_len(&m, len) {
         return Err(format!("{MODEL_FILE} is not in canonical form"));
     }
@@ -544,7 +764,7 @@ fn check_model(path: &Path, dir: &Path) -> Result<String, String> {
         }
     }
     let card: ModelCard =
-        read(dir, MODEL_CARD_FILE).and_then(|b| parse_json(&b, MODEL_CARD_FILE))?;
+        held(files, MODEL_CARD_FILE).and_then(|b| parse_json(b, MODEL_CARD_FILE))?;
     let declared: Vec<(String, String, Vec<usize>)> = card
         .architecture
         .tensors

@@ -63,7 +63,7 @@ pub fn parse_chain(text: &str) -> Result<(Vec<AuditEntry>, String), String> {
     let mut prev = GENESIS.to_owned();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
-        let e: AuditEntry = serde_json::from_str(line)
+        let e: AuditEntry = airlock_schemas::strict_json::from_str(line)
             .map_err(|e| format!("entry at line {n} is not a valid audit entry ({e})"))?;
         if e.seq != n as u64 {
             return Err(format!(
@@ -221,13 +221,17 @@ pub fn verify(path: &Path, trust: &Trust) -> Result<Vec<AuditEntry>, AuditError>
         path: head_file.clone(),
         source,
     })?;
-    let env: Envelope = serde_json::from_slice(&head_bytes)
+    let env: Envelope = airlock_schemas::strict_json::from_slice(&head_bytes)
         .map_err(|e| invalid(format!("signed head is not a DSSE envelope ({e})")))?;
     let publishers = trust.keys_with_role(KeyRole::Publisher);
     let verified = dsse::verify(&env, HEAD_PAYLOAD_TYPE, &publishers)
         .map_err(|e| invalid(format!("signed head: {e}")))?;
-    let head: AuditHead = serde_json::from_slice(&verified.payload)
+    let head: AuditHead = airlock_schemas::strict_json::from_slice(&verified.payload)
         .map_err(|e| invalid(format!("signed head is not a head ({e})")))?;
+    // The head counts only if its key was usable (unrevoked, inside its window) when it
+    // signed; so does every entry, at its own time.
+    usable_publisher(trust, &verified.keyid, &head.time)
+        .map_err(|why| invalid(format!("signed head: {why}")))?;
     if head.seq != entries.len() as u64 {
         return Err(invalid(format!(
             "the signed head covers {} entries but the log has {}: entries were deleted or appended without the publisher key",
@@ -248,8 +252,21 @@ pub fn verify(path: &Path, trust: &Trust) -> Result<Vec<AuditEntry>, AuditError>
                 e.seq, e.actor
             )));
         }
+        usable_publisher(trust, &e.actor, &e.time)
+            .map_err(|why| invalid(format!("entry {}: {why}", e.seq)))?;
     }
     Ok(entries)
+}
+
+/// The publisher key `keyid` counts for something it signed at `time` (RFC 3339): listed as
+/// publisher, not revoked, `time` inside its window. A log is judged at the times it was
+/// written, so a key that expired since still vouches for what it signed before.
+fn usable_publisher(trust: &Trust, keyid: &str, time: &str) -> Result<(), String> {
+    let t = OffsetDateTime::parse(time, &Rfc3339)
+        .map_err(|_| format!("time {time:?} is not an RFC 3339 time"))?;
+    trust
+        .usable_key(keyid, KeyRole::Publisher, t, t)
+        .map(|_| ())
 }
 
 /// A plain table of the entries, for `airlock audit show`.

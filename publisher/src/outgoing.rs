@@ -2,10 +2,10 @@
 //!
 //! `publish` runs on the premises, next to the training data. Before the first byte leaves
 //! it scans, with L1 (PII patterns) and L2 (the training data's identifier values, exact,
-//! case-folded and whitespace-insensitive, and digits-only): every bundle file but the
-//! model (the signed documents, the leak report, every approval with its officer name and
-//! reason; the model's bytes were scanned at packaging and are pinned by the signed
-//! statement), every file name, the release index it will write, the audit log and head it
+//! case-folded and whitespace-insensitive, and digits-only): every file of the bundle as
+//! verify read it (exactly the bytes publish uploads) but the model (the signed documents,
+//! the leak report, every approval with its officer name and reason; the model's bytes
+//! were scanned at packaging and are pinned by the signed statement), every file name, the release index it will write, the audit log and head it
 //! will copy, and the destinations its audit entries will name.
 //!
 //! The identifier values come from the run the bundle was packaged from: `--run RUN_DIR`,
@@ -15,7 +15,6 @@
 //! publish is refused: fail closed.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use airlock_packager::leak::outgoing::{IdentifierIndex, OutgoingFinding};
 use airlock_packager::{MODEL_FILE, Verification, identifier_index_for_bundle};
@@ -73,31 +72,29 @@ pub fn scan_before_send(
     })?;
     let mut findings = Vec::new();
     let mut files = BTreeMap::new();
-    for (rel, path) in outgoing_files(&opts.bundle).map_err(unavailable)? {
-        let shown = shown_name(&rel, files.len());
+    // Exactly the bytes publish uploads: the files verify read once and verified.
+    for (rel, bytes) in v.files.iter() {
+        let shown = shown_name(rel, files.len());
         findings.extend(index.scan_document(&format!("the name of {shown}"), rel.as_bytes()));
         if rel == MODEL_FILE {
+            // Scanned at packaging; its digest is pinned by the verified statement.
             let sha = st
                 .subject
                 .iter()
                 .find(|s| s.name == MODEL_FILE)
                 .and_then(|s| s.digest.get("sha256").cloned())
                 .unwrap_or_default();
-            files.insert(rel, sha);
+            files.insert(rel.to_owned(), sha);
             continue;
         }
-        let len = std::fs::metadata(&path)
-            .map_err(|e| unavailable(format!("{}: {e}", path.display())))?
-            .len();
-        if len > MAX_SCANNED_FILE {
+        if bytes.len() as u64 > MAX_SCANNED_FILE {
             return Err(unavailable(format!(
-                "{shown} is {len} bytes, more than the {MAX_SCANNED_FILE} a bundle file other than the model may hold"
+                "{shown} is {} bytes, more than the {MAX_SCANNED_FILE} a bundle file other than the model may hold",
+                bytes.len()
             )));
         }
-        let bytes =
-            std::fs::read(&path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
-        findings.extend(index.scan_document(&shown, &bytes));
-        files.insert(rel, hex::encode(Sha256::digest(&bytes)));
+        findings.extend(index.scan_document(&shown, bytes));
+        files.insert(rel.to_owned(), hex::encode(Sha256::digest(bytes)));
     }
     // The index as it will be written (its time aside, which is the clock's).
     let draft = ReleaseIndex {
@@ -172,34 +169,6 @@ fn scan_audit(
         places.to_string().as_bytes(),
     ));
     out
-}
-
-/// Every file under the bundle that a publish could send, by name relative to it:
-/// regular files (and what symlinks point at) at any depth up to 4.
-fn outgoing_files(bundle: &Path) -> Result<Vec<(String, PathBuf)>, String> {
-    fn walk(
-        dir: &Path,
-        prefix: &str,
-        depth: usize,
-        out: &mut Vec<(String, PathBuf)>,
-    ) -> Result<(), String> {
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for e in entries {
-            let e = e.map_err(|e| format!("{}: {e}", dir.display()))?;
-            let rel = format!("{prefix}{}", e.file_name().to_string_lossy());
-            let p = e.path();
-            if p.is_file() {
-                out.push((rel, p));
-            } else if p.is_dir() && depth < 4 {
-                walk(&p, &format!("{rel}/"), depth + 1, out)?;
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(bundle, "", 0, &mut out)?;
-    out.sort();
-    Ok(out)
 }
 
 /// A bundle file's name as findings show it: the name when it is one airlock writes, else

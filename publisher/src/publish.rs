@@ -10,7 +10,7 @@ use airlock_schemas::{KeyRole, ReleaseIndex, ResidencyPolicy};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditError, NewEntry, append, head_path};
-use airlock_packager::shards::stream_digest;
+use airlock_packager::shards::{sha256_hex, stream_digest};
 
 use crate::aws::{Aws, AwsOptions};
 use crate::registry::{RegistryError, index_key, open};
@@ -38,6 +38,14 @@ pub enum PublishError {
     NotAPublisher {
         /// Key id.
         keyid: String,
+    },
+    /// The publisher key is revoked or outside its validity window.
+    #[error("refusing to publish with key {keyid}: {why}")]
+    PublisherKeyUnusable {
+        /// Key id.
+        keyid: String,
+        /// Why it does not count.
+        why: String,
     },
     /// The bundle does not verify or lacks approvals (recorded in the audit log).
     #[error("refused to publish {}: {why}", bundle.display())]
@@ -165,32 +173,20 @@ pub struct PublishSummary {
     pub audit_entries: usize,
 }
 
-/// Every file of the bundle, by name relative to it (approvals included).
-fn bundle_files(bundle: &Path) -> Result<Vec<(String, PathBuf)>, PublishError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| PublishError::Io { path, source }
-    };
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(bundle).map_err(io(bundle))? {
-        let e = e.map_err(io(bundle))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if e.path().is_file() {
-            out.push((name, e.path()));
-        } else if name == APPROVALS_DIR {
-            for a in std::fs::read_dir(e.path()).map_err(io(&e.path()))? {
-                let a = a.map_err(io(&e.path()))?;
-                if a.path().is_file() {
-                    out.push((
-                        format!("{APPROVALS_DIR}/{}", a.file_name().to_string_lossy()),
-                        a.path(),
-                    ));
-                }
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+/// A private copy of a verified file's bytes to upload from, so that what leaves is exactly
+/// what `verify` read (the bundle on disk may change after it was verified).
+fn stage_verified(
+    stage: &tempfile::TempDir,
+    sha256: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, RegistryError> {
+    let path = stage.path().join(sha256);
+    std::fs::write(&path, bytes).map_err(|source| RegistryError::Io {
+        action: "stage a verified copy at",
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
 }
 
 /// Publish `opts.bundle`.
@@ -213,6 +209,14 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     {
         return Err(PublishError::NotAPublisher {
             keyid: signer.key_id().to_owned(),
+        });
+    }
+    // Revoked, not yet valid or expired: nothing it would sign (audit entries, heads) counts.
+    let now = time::OffsetDateTime::now_utc();
+    if let Err(why) = trust.usable_key(signer.key_id(), KeyRole::Publisher, now, now) {
+        return Err(PublishError::PublisherKeyUnusable {
+            keyid: signer.key_id().to_owned(),
+            why,
         });
     }
     let needs_aws = opts.sagemaker.is_some() || opts.to.starts_with("s3://");
@@ -264,7 +268,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
 
     // The gate: exactly what `airlock verify --require-approvals` demands.
     let v = verify_bundle(&opts.bundle, &trust, opts.threads, false);
-    let s = approvals::evaluate(&opts.bundle, &trust, &v, time::OffsetDateTime::now_utc());
+    let s = approvals::evaluate(&trust, &v, time::OffsetDateTime::now_utc());
     let counted: Vec<String> = s
         .decisions
         .iter()
@@ -391,17 +395,13 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     });
     let (name, version) = stmt.unwrap_or_default();
     // Digest every file first: the version check below must come before any upload.
+    // Only the files verify accounted for (its closed set) leave, as the bytes it verified.
     let mut files = BTreeMap::new();
     let mut paths = Vec::new();
-    for (rel, path) in bundle_files(&opts.bundle)? {
-        let io = |source| PublishError::Io {
-            path: path.clone(),
-            source,
-        };
-        let sha = stream_digest(&path).map_err(io)?;
-        let len = std::fs::metadata(&path).map_err(io)?.len();
-        files.insert(rel.clone(), sha.clone());
-        paths.push((rel, path, sha, len));
+    for (rel, bytes) in v.files.iter() {
+        let sha = sha256_hex(bytes);
+        files.insert(rel.to_owned(), sha.clone());
+        paths.push((rel.to_owned(), bytes, sha, bytes.len() as u64));
     }
     // What is sent must be what was verified (the bundle could change in between).
     let signed_model = v.statement.as_ref().and_then(|st| {
@@ -419,7 +419,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     let key = index_key(&name, &version)?;
     let mut existing_index = None;
     if let Some(existing) = registry.get_object(&key)? {
-        let parsed = serde_json::from_slice::<ReleaseIndex>(&existing).ok();
+        let parsed = airlock_schemas::strict_json::from_slice::<ReleaseIndex>(&existing).ok();
         let same = parsed.as_ref().is_some_and(|i| {
             // Approvals may be added later; the release's own files must be identical.
             i.files
@@ -457,14 +457,20 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     }
     let (mut uploaded, mut uploaded_bytes, mut skipped) = (0, 0u64, 0);
     let upload = |uploaded: &mut usize, uploaded_bytes: &mut u64, skipped: &mut usize| {
-        for (rel, path, sha, len) in &paths {
+        let stage = tempfile::tempdir().map_err(|source| RegistryError::Io {
+            action: "create a staging directory in",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        for (rel, bytes, sha, len) in &paths {
             if registry.has_blob(sha, *len)? {
                 *skipped += 1;
             } else {
                 if *len >= 64 << 20 {
                     eprintln!("  uploading {rel} ({} MiB)", len >> 20);
                 }
-                *uploaded_bytes += registry.put_blob(sha, path)?;
+                let path = stage_verified(&stage, sha, bytes)?;
+                *uploaded_bytes += registry.put_blob(sha, &path)?;
                 *uploaded += 1;
             }
         }

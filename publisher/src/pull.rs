@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use airlock_packager::bundle::is_closed_set_name;
 use airlock_packager::shards::stream_digest;
 use airlock_packager::{
     APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE, Trust, approvals, verify_bundle,
@@ -112,22 +113,8 @@ pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-fn safe_name(name: &str) -> bool {
-    let plain = |s: &str| {
-        !s.is_empty()
-            && s != "."
-            && s != ".."
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-    };
-    match name.split_once('/') {
-        None => plain(name),
-        Some((dir, file)) => dir == APPROVALS_DIR && plain(file),
-    }
-}
-
 fn statement_of(dir: &Path) -> Option<Statement<ReleasePredicate>> {
-    serde_json::from_slice(&std::fs::read(dir.join(STATEMENT_FILE)).ok()?).ok()
+    airlock_schemas::strict_json::from_slice(&std::fs::read(dir.join(STATEMENT_FILE)).ok()?).ok()
 }
 
 /// Download the release at `key` into `tmp` and verify it; returns (bytes, approvals).
@@ -148,8 +135,19 @@ fn fetch_verified(
     let bytes = registry
         .get_object(&key)?
         .ok_or_else(|| PullError::NotFound(format!("{} has no {key}", registry.uri())))?;
-    let index: ReleaseIndex = serde_json::from_slice(&bytes)
+    let index: ReleaseIndex = airlock_schemas::strict_json::from_slice(&bytes)
         .map_err(|e| refused(format!("its index is not a release index: {e}")))?;
+    // Only a bundle's closed set of names may be installed: refused before any download.
+    let outside: Vec<&String> = index
+        .files
+        .keys()
+        .filter(|f| !is_closed_set_name(f))
+        .collect();
+    if !outside.is_empty() {
+        return Err(refused(format!(
+            "its index names files that are not part of a bundle (only the signed files and {APPROVALS_DIR}/<key id>.dsse.json decisions are): {outside:?}; nothing was downloaded"
+        )));
+    }
     if index.name != name || index.version != version {
         return Err(refused(format!(
             "the index at {key} describes {} {}",
@@ -165,13 +163,6 @@ fn fetch_verified(
         }
     };
     std::fs::create_dir_all(tmp.join(APPROVALS_DIR)).map_err(io("create", tmp))?;
-    for file in index.files.keys() {
-        if !safe_name(file) {
-            return Err(refused(format!(
-                "its index names an unexpected file {file:?}"
-            )));
-        }
-    }
     let mut total = 0;
     // The small files first: a release whose signature or approvals do not hold is refused
     // before its model is downloaded.
@@ -208,7 +199,7 @@ fn fetch_verified(
                 st.predicate.model_name, st.predicate.model_version
             )));
         }
-        let s = approvals::evaluate(tmp, trust, v, time::OffsetDateTime::now_utc());
+        let s = approvals::evaluate(trust, v, time::OffsetDateTime::now_utc());
         if !s.approved() {
             return Err(refused(format!(
                 "{} of {} required officer approvals{}{when}",

@@ -40,9 +40,11 @@ fn entry(i: usize) -> NewEntry {
 fn log_with(n: usize) -> Log {
     let dir = tempfile::tempdir().expect("tempdir");
     let k = generate(&dir.path().join("publisher")).expect("keygen");
+    generate(&dir.path().join("officer")).expect("keygen");
     std::fs::write(
         dir.path().join("trust.toml"),
-        "[[keys]]\nname = \"pub\"\nrole = \"publisher\"\npublic_key = \"publisher.pub\"\n",
+        "approvals_required = 1\n[[keys]]\nname = \"pub\"\nrole = \"publisher\"\npublic_key = \"publisher.pub\"\n\
+         [[keys]]\nname = \"o\"\nrole = \"officer\"\npublic_key = \"officer.pub\"\n",
     )
     .expect("write");
     let trust = Trust::load(&dir.path().join("trust.toml")).expect("trust");

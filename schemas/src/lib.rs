@@ -3,6 +3,7 @@
 pub mod grammar;
 mod pipeline;
 mod release;
+pub mod strict_json;
 mod training_record;
 
 pub use pipeline::{

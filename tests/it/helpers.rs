@@ -146,9 +146,13 @@ impl Release {
             "--no-progress",
         ]);
         sb.ok(&["keygen", "--out", "keys/builder"]);
+        sb.ok(&["keygen", "--out", "keys/officer"]);
+        // A policy needs at least one officer approval (0 is refused); plain `verify` does
+        // not ask for it.
         let trust = sb.write(
             "trust.toml",
-            "approvals_required = 0\n[[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"keys/builder.pub\"\n",
+            "approvals_required = 1\n[[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"keys/builder.pub\"\n\
+             [[keys]]\nname = \"officer\"\nrole = \"officer\"\npublic_key = \"keys/officer.pub\"\n",
         );
         Self {
             run: sb.join("run"),

@@ -11,3 +11,4 @@ mod pull;
 mod release_e2e;
 mod serve;
 mod train;
+mod trust_boundary;
