@@ -299,9 +299,21 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             )
         };
         record("refuse", None, counted, format!("refused: {why}"))?;
+        // The details name bundle entries: they go to the operator, not into the log that
+        // is copied to the registry.
+        let details: Vec<String> = v
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
         return Err(PublishError::NotApproved {
             bundle: opts.bundle.clone(),
-            why,
+            why: if details.is_empty() {
+                why
+            } else {
+                format!("{why}; {}", details.join("; "))
+            },
         });
     }
 

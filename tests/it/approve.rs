@@ -127,18 +127,24 @@ fn the_same_officer_twice_counts_once() {
     let r = setup("");
     approve(&r, "alice");
     let f = approval_file(&r, "alice");
+    // A copy under another name is not a decision file: the bundle no longer verifies
+    // (issue 12: a bundle is exactly its closed set; this used to count as "superseded").
     std::fs::copy(&f, r.sb.join("bundle/approvals/alice-again.dsse.json")).expect("copy");
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("FAIL bundle files"), "{err}");
+    assert!(err.contains("approvals/alice-again.dsse.json"), "{err}");
+    std::fs::remove_file(r.sb.join("bundle/approvals/alice-again.dsse.json")).expect("rm");
     // A second decision by the same officer replaces the first (same file).
     approve(&r, "alice");
     let (code, err) = gate(&r);
     assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("1 of 2 required"), "{err}");
-    assert!(err.contains("superseded"), "{err}");
     assert_eq!(
         std::fs::read_dir(r.sb.join("bundle/approvals"))
             .expect("dir")
             .count(),
-        2
+        1
     );
 }
 

@@ -228,7 +228,8 @@ fn s3_publish_of_a_bundle_with_an_extra_entry_sends_no_put() {
     let r = setup("[\"eu-west-1\"]");
     approve(&r);
     let b = r.sb.join("bundle");
-    let extra: [(&str, Box<dyn Fn()>, Box<dyn Fn()>); 3] = [
+    type Step<'a> = Box<dyn Fn() + 'a>;
+    let extra: [(&str, Step<'_>, Step<'_>); 3] = [
         (
             "a copy of the training CSV under approvals/",
             Box::new(|| {
@@ -799,7 +800,7 @@ fn trust_files_and_folders_writable_by_others_are_refused() {
         } else {
             path
         };
-        assert!(stderr(&out).contains(&named), "{path}: {}", stderr(&out));
+        assert!(stderr(&out).contains(named), "{path}: {}", stderr(&out));
         chmod(&p, before);
         assert!(r.verify("bundle").status.success(), "{path} restored");
     }
