@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 
 use airlock_packager::leak::outgoing::{IdentifierIndex, OutgoingFinding};
 use airlock_packager::{MODEL_FILE, Verification, identifier_index_for_bundle};
-use airlock_schemas::ReleaseIndex;
 use sha2::{Digest, Sha256};
 
 use crate::publish::{PublishError, PublishOptions};
@@ -96,14 +95,18 @@ pub fn scan_before_send(
         findings.extend(index.scan_document(&shown, bytes));
         files.insert(rel.to_owned(), hex::encode(Sha256::digest(bytes)));
     }
-    // The index as it will be written (its time aside, which is the clock's).
-    let draft = ReleaseIndex {
-        name: st.predicate.model_name.clone(),
-        version: st.predicate.model_version.clone(),
-        files,
-        published_at: "1970-01-01T00:00:00Z".into(),
-        publisher: publisher.to_owned(),
-    };
+    // The index as it will be written (its time and audit position aside: the clock's and
+    // the log's). Built as JSON, so that fields added to the index need no change here.
+    let draft = serde_json::json!({
+        "name": st.predicate.model_name,
+        "version": st.predicate.model_version,
+        "files": files,
+        "published_at": "1970-01-01T00:00:00Z",
+        "publisher": publisher,
+        "audit": {
+            "log": opts.audit_log.file_name().map(|n| n.to_string_lossy().into_owned()),
+        },
+    });
     let draft = serde_json::to_vec_pretty(&draft).unwrap_or_default();
     findings.extend(index.scan_document("the release index", &draft));
     findings.extend(scan_audit(&index, opts, destination));
