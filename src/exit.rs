@@ -82,7 +82,11 @@ impl Failure {
                 return match e {
                     P::NotApproved { .. } | P::AuditRefused { .. } => Self::Verification,
                     P::ResidencyRefused { .. } => Self::ResidencyRefused,
+                    P::LeakRefused { .. } | P::ScanUnavailable { .. } => Self::LeakRefused,
                     P::Registry(airlock_publisher::registry::RegistryError::Unsupported {
+                        ..
+                    })
+                    | P::Registry(airlock_publisher::registry::RegistryError::UnsafeKey {
                         ..
                     })
                     | P::Usage(_) => Self::BadInput,

@@ -82,6 +82,10 @@ struct PublishArgs {
     /// The publisher's private key (signs the audit log's head).
     #[arg(long, value_name = "publisher.key")]
     key: PathBuf,
+    /// The run the bundle was packaged from: what leaves is scanned for its training data
+    /// [default: the run named in BUNDLE_DIR.run.json, which `airlock package` writes].
+    #[arg(long, value_name = "RUN_DIR")]
+    run: Option<PathBuf>,
     #[command(flatten)]
     aws: AwsArgs,
     /// Also register the release in the SageMaker Model Registry (implied by --deploy).
@@ -597,6 +601,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         }
                     }),
                     deploy_only: false,
+                    run_dir: a.run.clone(),
                 })?;
             eprintln!(
                 "uploaded {} blobs ({} bytes), {} already present; index {} (region {}); {} audit entries, last {}",

@@ -860,6 +860,7 @@ impl Pipeline<'_> {
                 }),
             }),
             deploy_only: deploy.is_some(),
+            run_dir: None,
         }
     }
 

@@ -16,7 +16,8 @@ mod verify;
 pub use bundle::BundleFiles;
 pub use package::{
     APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, PROVENANCE_DSSE_FILE,
-    PackageError, PackageOptions, PackageSummary, STATEMENT_DSSE_FILE, STATEMENT_FILE, package,
+    PackageError, PackageOptions, PackageSummary, STATEMENT_DSSE_FILE, STATEMENT_FILE,
+    identifier_index_for_bundle, package, run_pointer_path,
 };
 pub use verify::{
     Check, LoadedKey, Trust, TrustError, Verification, role_name, verify_bundle, verify_bundle_at,

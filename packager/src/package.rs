@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::keys::{KeyError, Signer};
 use crate::leak::membership::{bce, loss_threshold_attack};
+use crate::leak::outgoing::{IdentifierIndex, OutgoingFinding};
 use crate::leak::pii::{find_pii, find_pii_in_bytes};
 use crate::leak::records::{MatchKind, RecordIndex, RecordParams, RecordSource};
 use crate::safetensors::{self as st, Dtype, OwnedTensor, SafetensorsFile};
@@ -132,7 +133,7 @@ struct Run {
     pipeline_name: String,
 }
 
-fn read_run(dir: &Path) -> Result<Run, PackageError> {
+fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, PackageError> {
     let bad = |what: String| PackageError::Run {
         dir: dir.to_owned(),
         what,
@@ -141,9 +142,18 @@ fn read_run(dir: &Path) -> Result<Run, PackageError> {
     let record_bytes = read(RECORD_FILE)?;
     let record: TrainingRecord = airlock_schemas::strict_json::from_slice(&record_bytes)
         .map_err(|e| bad(format!("{RECORD_FILE}: {e}")))?;
+    // A run directory is an attacker input: every field that gets signed must match its
+    // grammar (nothing free-form, nothing data-derived).
+    record
+        .validate()
+        .map_err(|e| bad(format!("{RECORD_FILE} is refused: {e}")))?;
     let pre: Preprocess = airlock_schemas::strict_json::from_slice(&read(PREPROCESS_FILE)?)
         .map_err(|e| bad(format!("{PREPROCESS_FILE}: {e}")))?;
-    let checkpoint = read(CHECKPOINT_FILE)?;
+    let checkpoint = if with_checkpoint {
+        read(CHECKPOINT_FILE)?
+    } else {
+        Vec::new()
+    };
     let pipeline_path = PathBuf::from(&record.pipeline.path);
     // The run's own copy of the pipeline (a run written by an older airlock has none), so
     // editing the file's destinations or keys after training does not orphan the run.
@@ -168,6 +178,24 @@ fn read_run(dir: &Path) -> Result<Run, PackageError> {
     let spec =
         PipelineSpec::from_toml_str(&String::from_utf8_lossy(&pipeline_bytes), &pipeline_path)
             .map_err(|e| bad(e.to_string()))?;
+    let r = &record;
+    let consistent = [
+        ("model_name", r.model_name == spec.release.name),
+        ("model_version", r.model_version == spec.release.version),
+        (
+            "hyperparameters.features",
+            r.hyperparameters.features == spec.data.features,
+        ),
+        (
+            "hyperparameters.label",
+            r.hyperparameters.label == spec.data.label,
+        ),
+    ];
+    if let Some((field, _)) = consistent.iter().find(|(_, ok)| !ok) {
+        return Err(bad(format!(
+            "{RECORD_FILE}'s {field} is not the pipeline's it was trained from"
+        )));
+    }
     let pipeline_name = file_name(&pipeline_path);
     Ok(Run {
         record,
@@ -310,27 +338,7 @@ fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
     let table = airlock_trainer::load_table(path, &h.features, Some(&h.label))
         .map_err(|e| e.to_string())?;
     let rows = table.rows();
-    // Identifier columns as text, exactly as the CSV holds them.
-    let mut reader = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let mut idx = Vec::new();
-    for id in &run.spec.data.identifiers {
-        let i = header
-            .iter()
-            .position(|h| h == id)
-            .ok_or_else(|| format!("identifier column {id:?} is not in the training data"))?;
-        idx.push(i);
-    }
-    let mut text_values = Vec::with_capacity(rows * idx.len());
-    for rec in reader.records() {
-        let rec = rec.map_err(|e| e.to_string())?;
-        text_values.extend(idx.iter().map(|&i| rec.get(i).unwrap_or("").to_owned()));
-    }
+    let text_values = identifier_values(&bytes, &run.spec.data.identifiers, rows)?;
     let standardized = run.pre.apply(&table.features, 0..rows);
     Ok((
         Data {
@@ -343,6 +351,110 @@ fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
         },
         inputs,
     ))
+}
+
+/// Identifier columns as text, exactly as the CSV holds them, row-major.
+fn identifier_values(
+    bytes: &[u8],
+    identifiers: &[String],
+    rows: usize,
+) -> Result<Vec<String>, String> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut idx = Vec::new();
+    for id in identifiers {
+        let i = header
+            .iter()
+            .position(|h| h == id)
+            .ok_or_else(|| format!("identifier column {id:?} is not in the training data"))?;
+        idx.push(i);
+    }
+    let mut text_values = Vec::with_capacity(rows * idx.len());
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| e.to_string())?;
+        text_values.extend(idx.iter().map(|&i| rec.get(i).unwrap_or("").to_owned()));
+    }
+    Ok(text_values)
+}
+
+/// File beside a bundle (never inside it) naming the run it was packaged from, so that
+/// `airlock publish` can scan what leaves against that run's training data:
+/// `BUNDLE_DIR.run.json`.
+pub fn run_pointer_path(bundle: &Path) -> PathBuf {
+    let name = bundle
+        .file_name()
+        .map_or_else(|| "bundle".into(), |n| n.to_string_lossy().into_owned());
+    bundle.with_file_name(format!("{name}.run.json"))
+}
+
+/// The L2 identifier index of the training data of the run a bundle was packaged from,
+/// for scanning everything that leaves with it ([`IdentifierIndex::scan_document`]).
+///
+/// The run is `run_dir`, or else the one named by [`run_pointer_path`] beside the bundle.
+/// It must be the run the signed statement names: its `training-record.json` must have the
+/// SHA-256 `record_sha256` (from the verified statement), its pipeline snapshot and its
+/// training data the digests the record holds. Anything else fails: the caller refuses.
+pub fn identifier_index_for_bundle(
+    bundle: &Path,
+    run_dir: Option<&Path>,
+    record_sha256: &str,
+) -> Result<IdentifierIndex, PackageError> {
+    let run_dir = match run_dir {
+        Some(d) => d.to_owned(),
+        None => {
+            let pointer = run_pointer_path(bundle);
+            let bytes = std::fs::read(&pointer).map_err(|e| PackageError::Run {
+                dir: bundle.to_owned(),
+                what: format!(
+                    "cannot find the run it was packaged from ({}: {e}); pass --run RUN_DIR",
+                    pointer.display()
+                ),
+            })?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| PackageError::Run {
+                    dir: bundle.to_owned(),
+                    what: format!("{} is not a run pointer: {e}", pointer.display()),
+                })?;
+            PathBuf::from(v.get("run_dir").and_then(|d| d.as_str()).ok_or_else(|| {
+                PackageError::Run {
+                    dir: bundle.to_owned(),
+                    what: format!("{} names no run_dir", pointer.display()),
+                }
+            })?)
+        }
+    };
+    let run = read_run(&run_dir, false)?;
+    let bad = |what: String| PackageError::Run {
+        dir: run_dir.clone(),
+        what,
+    };
+    if sha256_hex(&run.record_bytes) != record_sha256 {
+        return Err(bad(format!(
+            "its {RECORD_FILE} is not the one the bundle's signed statement names: not the run \
+             {} was packaged from",
+            bundle.display()
+        )));
+    }
+    let [file] = run.record.dataset.files.as_slice() else {
+        return Err(bad("expected one dataset file".into()));
+    };
+    let path = Path::new(&file.path);
+    let bytes =
+        std::fs::read(path).map_err(|e| bad(format!("training data {}: {e}", path.display())))?;
+    if sha256_hex(&bytes) != file.sha256 {
+        return Err(bad(format!(
+            "training data {} changed since training (SHA-256 differs)",
+            path.display()
+        )));
+    }
+    let ids = &run.spec.data.identifiers;
+    let values = identifier_values(&bytes, ids, 0).map_err(bad)?;
+    IdentifierIndex::build(ids, &values).map_err(bad)
 }
 
 /// Package a run into a bundle at `opts.out`.
@@ -360,7 +472,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         }
     };
     step("reading the run");
-    let run = read_run(&opts.run_dir)?;
+    let run = read_run(&opts.run_dir, true)?;
     let record = &run.record;
     let widths = widths(record);
     let declared = declared(&widths);
@@ -460,6 +572,18 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
 
     let card = model_card(&run, &widths, &declared);
     let card_bytes = pretty(&card);
+    // What will be signed, drafted now so that L1 and L2 scan it before any signature: the
+    // statement (its leak report digest still a placeholder) and the provenance.
+    let (model_sha, model_shards) = whole_and_shard_digests(&model_bytes, SHARD_SIZE, threads);
+    let draft_statement = pretty(&release_statement(
+        &run,
+        &model_sha,
+        &sha256_hex(&card_bytes),
+        &"0".repeat(64),
+        Verdict::Pass,
+        model_shards.clone(),
+    ));
+    let provenance_bytes = pretty(&provenance(&run, &model_sha, signer.key_id()));
 
     // Training data for L2 and L3 (fail closed if it is gone or changed).
     let data = load_data(&run);
@@ -537,11 +661,11 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
             }
         }
     }
-    scan_strings(&mut l1, &card_bytes, MODEL_CARD_FILE);
+    // The model card is scanned with the other signed documents below.
     l1.count("bytes_scanned", scanned.get());
 
     // L2: exact training records anywhere in what was read and what would ship.
-    step("L2 exact-records: training rows in every byte of the checkpoint, model and card");
+    step("L2 exact-records: training rows in every byte of the checkpoint and the model");
     let mut l2 = LayerBuilder::new("L2", "exact-records");
     let params_l2 = RecordParams::default();
     l2.param("min_text_len", json!(params_l2.min_text_len));
@@ -630,7 +754,6 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
                     }
                 }
             }
-            scan(&mut l2, &card_bytes, MODEL_CARD_FILE.to_owned(), false);
             l2.count("bytes_scanned", scanned);
 
             // L3 on the model that would ship.
@@ -690,6 +813,43 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         }
     }
 
+    // L1 and L2 over every signed document, with the identifiers in normalized forms too.
+    step("L1, L2 on the signed documents: statement, provenance, model card");
+    let documents: [(&str, &[u8]); 3] = [
+        (MODEL_CARD_FILE, &card_bytes),
+        (STATEMENT_FILE, &draft_statement),
+        (PROVENANCE_PAYLOAD, &provenance_bytes),
+    ];
+    let doc_index = match &data {
+        Ok((d, _)) => IdentifierIndex::build(&d.text_columns, &d.text_values),
+        Err(e) => Err(e.clone()),
+    };
+    let doc_index = doc_index.unwrap_or_else(|e| {
+        l2.error(e);
+        IdentifierIndex::empty()
+    });
+    let stats = doc_index.stats();
+    l2.param(
+        "text_forms",
+        json!([
+            "exact",
+            "case-folded, whitespace-insensitive",
+            "digits-only"
+        ]),
+    );
+    l2.count("identifier_values_folded", stats.folded as u64);
+    l2.count("identifier_values_digits", stats.digits as u64);
+    for (name, bytes) in documents {
+        for f in doc_index.scan_document(name, bytes) {
+            let layer = if f.layer == "L1" { &mut l1 } else { &mut l2 };
+            layer.find(&f.kind, f.location, f.row, f.column);
+        }
+    }
+    l1.param(
+        "documents",
+        json!(documents.iter().map(|d| d.0).collect::<Vec<_>>()),
+    );
+
     let layers = vec![l0.finish(), l1.finish(), l2.finish(), l3.finish()];
     let verdict = if layers.iter().all(|l| l.verdict == Verdict::Pass) {
         Verdict::Pass
@@ -708,15 +868,52 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         name: MODEL_CARD_FILE.into(),
         sha256: sha256_hex(&card_bytes),
     });
-    let report = LeakReport {
+    let mut report = LeakReport {
         schema_version: BUNDLE_FORMAT_VERSION,
         verdict,
         inputs,
         layers,
     };
-    let report_bytes = pretty(&report);
+    let mut report_bytes = pretty(&report);
 
-    if verdict != Verdict::Pass {
+    // Sign (in memory): the exact bytes that would be written.
+    let sign = |report_bytes: &[u8]| {
+        let statement_bytes = pretty(&release_statement(
+            &run,
+            &model_sha,
+            &sha256_hex(&card_bytes),
+            &sha256_hex(report_bytes),
+            verdict,
+            model_shards.clone(),
+        ));
+        let statement_env = pretty(&dsse::sign(IN_TOTO_PAYLOAD_TYPE, &statement_bytes, &signer));
+        let provenance_env = pretty(&dsse::sign(
+            IN_TOTO_PAYLOAD_TYPE,
+            &provenance_bytes,
+            &signer,
+        ));
+        (statement_bytes, statement_env, provenance_env)
+    };
+    let (statement_bytes, statement_env, provenance_env) = sign(&report_bytes);
+    if verdict == Verdict::Pass {
+        // Last gate: every text file of the bundle, byte for byte as it would be written.
+        let mut late = Vec::new();
+        for (name, bytes) in [
+            (MODEL_CARD_FILE, &card_bytes),
+            (LEAK_REPORT_FILE, &report_bytes),
+            (STATEMENT_FILE, &statement_bytes),
+            (STATEMENT_DSSE_FILE, &statement_env),
+            (PROVENANCE_DSSE_FILE, &provenance_env),
+        ] {
+            late.extend(doc_index.scan_document(name, bytes));
+        }
+        if !late.is_empty() {
+            refuse_late(&mut report, late);
+            report_bytes = pretty(&report);
+        }
+    }
+
+    if report.verdict != Verdict::Pass {
         let path = PathBuf::from(format!("{}.leak-report.json", opts.out.display()));
         write_file(&path, &report_bytes)?;
         return Err(PackageError::LeakRefused {
@@ -730,18 +927,57 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         });
     }
 
-    // Sign.
-    let (model_sha, model_shards) = whole_and_shard_digests(&model_bytes, SHARD_SIZE, threads);
-    let subject = |name: &str, sha: String| Subject {
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (MODEL_FILE, model_bytes),
+        (MODEL_CARD_FILE, card_bytes),
+        (LEAK_REPORT_FILE, report_bytes),
+        (STATEMENT_FILE, statement_bytes),
+        (STATEMENT_DSSE_FILE, statement_env),
+        (PROVENANCE_DSSE_FILE, provenance_env),
+    ];
+    step("signing and writing the bundle");
+    // Beside the bundle, never inside it: which run it came from, for publish's scans.
+    let run_dir = std::path::absolute(&opts.run_dir).map_err(io("resolve", &opts.run_dir))?;
+    write_file(
+        &run_pointer_path(&opts.out),
+        &pretty(&json!({
+            "run_dir": run_dir.display().to_string(),
+            "training_record_sha256": sha256_hex(&run.record_bytes),
+        })),
+    )?;
+    write_bundle(&opts.out, &files)?;
+    Ok(PackageSummary {
+        bundle: opts.out.clone(),
+        model_sha256: model_sha,
+        report,
+    })
+}
+
+/// Name of the provenance payload in findings.
+const PROVENANCE_PAYLOAD: &str = "provenance.dsse.json payload";
+
+/// The release statement over the model, the card and the leak report.
+fn release_statement(
+    run: &Run,
+    model_sha: &str,
+    card_sha: &str,
+    report_sha: &str,
+    verdict: Verdict,
+    model_shards: airlock_schemas::ShardDigests,
+) -> Statement<ReleasePredicate> {
+    let record = &run.record;
+    let subject = |name: &str, sha: &str| Subject {
         name: name.into(),
-        digest: [("sha256".to_owned(), sha)].into_iter().collect(),
+        digest: [("sha256".to_owned(), sha.to_owned())]
+            .into_iter()
+            .collect(),
     };
-    let statement = Statement {
+    Statement {
         type_: STATEMENT_TYPE.into(),
         subject: vec![
-            subject(MODEL_FILE, model_sha.clone()),
-            subject(MODEL_CARD_FILE, sha256_hex(&card_bytes)),
-            subject(LEAK_REPORT_FILE, sha256_hex(&report_bytes)),
+            subject(MODEL_FILE, model_sha),
+            subject(MODEL_CARD_FILE, card_sha),
+            subject(LEAK_REPORT_FILE, report_sha),
         ],
         predicate_type: RELEASE_PREDICATE_TYPE.into(),
         predicate: ReleasePredicate {
@@ -753,27 +989,32 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
             git_commit: record.git_commit.clone(),
             model_shards,
         },
-    };
-    let statement_bytes = pretty(&statement);
-    let statement_env = dsse::sign(IN_TOTO_PAYLOAD_TYPE, &statement_bytes, &signer);
-    let provenance = provenance(&run, &model_sha, signer.key_id());
-    let provenance_env = dsse::sign(IN_TOTO_PAYLOAD_TYPE, &pretty(&provenance), &signer);
+    }
+}
 
-    let files: Vec<(&str, Vec<u8>)> = vec![
-        (MODEL_FILE, model_bytes),
-        (MODEL_CARD_FILE, card_bytes),
-        (LEAK_REPORT_FILE, report_bytes),
-        (STATEMENT_FILE, statement_bytes),
-        (STATEMENT_DSSE_FILE, pretty(&statement_env)),
-        (PROVENANCE_DSSE_FILE, pretty(&provenance_env)),
-    ];
-    step("signing and writing the bundle");
-    write_bundle(&opts.out, &files)?;
-    Ok(PackageSummary {
-        bundle: opts.out.clone(),
-        model_sha256: model_sha,
-        report,
-    })
+/// Findings of the last gate (the written bytes) turn the report into a refusal.
+fn refuse_late(report: &mut LeakReport, late: Vec<OutgoingFinding>) {
+    for f in late {
+        let id = if f.layer == "L1" { "L1" } else { "L2" };
+        if let Some(layer) = report.layers.iter_mut().find(|l| l.id == id) {
+            let n = layer
+                .counts
+                .get("findings")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            layer.counts.insert("findings".into(), (n + 1).into());
+            if layer.findings.len() < MAX_FINDINGS {
+                layer.findings.push(Finding {
+                    kind: f.kind,
+                    location: format!("{} (in the bytes to be written)", f.location),
+                    record: f.row,
+                    column: f.column,
+                });
+            }
+            layer.verdict = Verdict::Fail;
+        }
+    }
+    report.verdict = Verdict::Fail;
 }
 
 fn verdict_word(v: Verdict) -> &'static str {

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod aws;
+pub mod outgoing;
 pub mod publish;
 pub mod pull;
 pub mod registry;

@@ -99,6 +99,26 @@ pub enum PublishError {
         /// Why.
         why: String,
     },
+    /// The leak scan found PII or training data in what would leave (nothing was sent).
+    #[error(
+        "refused to publish {}: what would leave holds PII or training data ({}); nothing was sent",
+        bundle.display(),
+        findings.join("; ")
+    )]
+    LeakRefused {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Where (never what), at most a few.
+        findings: Vec<String>,
+    },
+    /// The leak scan of what would leave could not run: fail closed (nothing was sent).
+    #[error("refused to publish {}: the leak scan of what would leave cannot run: {why}; nothing was sent", bundle.display())]
+    ScanUnavailable {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Why.
+        why: String,
+    },
     /// Bundle files.
     #[error("cannot read {}", path.display())]
     Io {
@@ -134,6 +154,9 @@ pub struct PublishOptions {
     /// Only deploy: the release must already be in the registry with exactly these files
     /// (`airlock run`'s deploy stage, after its publish stage). Nothing is uploaded.
     pub deploy_only: bool,
+    /// The run the bundle was packaged from, whose training data the leak scan of what
+    /// leaves looks for; `None`: the `BUNDLE_DIR.run.json` the packager wrote beside it.
+    pub run_dir: Option<PathBuf>,
 }
 
 /// What a publish did.
@@ -519,6 +542,12 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         });
     }
 
+    // L1 and L2 over everything that would leave, before anything is sent.
+    if let Err(r) = crate::outgoing::scan_before_send(opts, &v, &registry.uri(), signer.key_id()) {
+        record(AuditAction::Refuse, None, counted, r.outcome)?;
+        return Err(r.error);
+    }
+
     // Residency: ask the destinations where they are, before sending a byte.
     let located = locate(opts, &residency, aws.as_ref(), registry.as_ref())?;
     if let Some(d) = located.disallowed {
@@ -569,7 +598,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             why: format!("{MODEL_FILE} changed after it was verified"),
         });
     }
-    let key = index_key(&name, &version);
+    let key = index_key(&name, &version)?;
     let mut existing_index = None;
     if let Some(existing) = registry.get_object(&key)? {
         let parsed = airlock_schemas::strict_json::from_slice::<ReleaseIndex>(&existing).ok();

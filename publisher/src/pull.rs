@@ -91,37 +91,26 @@ pub fn parse_uri(uri: &str) -> Option<(String, String, Option<String>)> {
         Some((n, v)) => (n, Some(v.to_owned())),
         None => (rest, None),
     };
-    let ok = |s: &str| {
-        !s.is_empty()
-            && !s.contains('/')
-            && s != "."
-            && s != ".."
-            && s.bytes().all(|b| b.is_ascii_graphic())
-    };
-    (ok(name) && version.as_deref().is_none_or(ok) && !reg.is_empty())
-        .then(|| (reg.to_owned(), name.to_owned(), version))
+    // A model name and a SemVer version: nothing that could become a path.
+    let ok = airlock_schemas::grammar::model_name(name).is_ok()
+        && version
+            .as_deref()
+            .is_none_or(|v| airlock_schemas::grammar::version(v).is_ok());
+    (ok && !reg.is_empty()).then(|| (reg.to_owned(), name.to_owned(), version))
 }
 
-/// Order versions: dot-separated numbers numerically, anything else as text.
+/// Order versions by SemVer 2.0 precedence: numeric identifiers numerically, a
+/// pre-release below its release, build metadata ignored. A string that is not SemVer
+/// sorts below every version that is (and such strings among themselves bytewise), so it
+/// is never the newest and never blocks an upgrade.
 pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    let parts = |s: &str| -> Vec<Result<u64, String>> {
-        s.split(['.', '-', '+'])
-            .map(|p| p.parse::<u64>().map_err(|_| p.to_owned()))
-            .collect()
-    };
-    let (pa, pb) = (parts(a), parts(b));
-    for (x, y) in pa.iter().zip(&pb) {
-        let o = match (x, y) {
-            (Ok(x), Ok(y)) => x.cmp(y),
-            (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
-            (Err(_), Ok(_)) => std::cmp::Ordering::Less,
-            (Err(x), Err(y)) => x.cmp(y),
-        };
-        if o.is_ne() {
-            return o;
-        }
+    use airlock_schemas::grammar::version;
+    match (version(a), version(b)) {
+        (Ok(x), Ok(y)) => x.cmp_precedence(&y),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Less,
+        (Err(_), Err(_)) => a.cmp(b),
     }
-    pa.len().cmp(&pb.len())
 }
 
 fn statement_of(dir: &Path) -> Option<Statement<ReleasePredicate>> {
@@ -142,7 +131,7 @@ fn fetch_verified(
         release: release.clone(),
         why,
     };
-    let key = index_key(name, version);
+    let key = index_key(name, version).map_err(|e| refused(e.to_string()))?;
     let bytes = registry
         .get_object(&key)?
         .ok_or_else(|| PullError::NotFound(format!("{} has no {key}", registry.uri())))?;
@@ -272,7 +261,7 @@ fn fetch_verified(
 pub fn pull(opts: &PullOptions) -> Result<PullSummary, PullError> {
     let (reg_uri, name, version) = parse_uri(&opts.uri).ok_or_else(|| {
         PullError::Usage(format!(
-            "expected REGISTRY/models/NAME[@VERSION] (file:///path/models/fraud-detector@1.0.0, s3://bucket/prefix/models/fraud-detector), got {:?}",
+            "expected REGISTRY/models/NAME[@VERSION], NAME a model name ([a-z0-9][a-z0-9-]{{0,63}}) and VERSION SemVer 2.0 (file:///path/models/fraud-detector@1.0.0, s3://bucket/prefix/models/fraud-detector), got {:?}",
             opts.uri
         ))
     })?;
@@ -301,6 +290,14 @@ pub fn pull(opts: &PullOptions) -> Result<PullSummary, PullError> {
                         .strip_suffix("/release.json")
                         .filter(|v| !v.contains('/'))
                         .map(str::to_owned)
+                })
+                .filter(|v| {
+                    // Only SemVer versions can be releases (and be ordered).
+                    let ok = airlock_schemas::grammar::version(v).is_ok();
+                    if !ok {
+                        eprintln!("  skipping {name} {v:?}: not a SemVer 2.0 version");
+                    }
+                    ok
                 })
                 .collect();
             vs.sort_by(|a, b| version_cmp(b, a));
@@ -411,4 +408,70 @@ fn install(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering;
+
+    /// SemVer 2.0 precedence: the newest release and the rollback check both use it.
+    #[test]
+    fn versions_order_by_semver_precedence() {
+        let order = [
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.0.1",
+            "1.9.0",
+            "1.10.0",
+        ];
+        for (i, a) in order.iter().enumerate() {
+            for (j, b) in order.iter().enumerate() {
+                assert_eq!(version_cmp(a, b), i.cmp(&j), "{a} vs {b}");
+            }
+        }
+        // Build metadata is ignored.
+        assert_eq!(
+            version_cmp("1.0.0+build.2", "1.0.0+build.10"),
+            Ordering::Equal
+        );
+        assert_eq!(version_cmp("1.0.0+zzz", "1.0.0"), Ordering::Equal);
+        // Not SemVer: never newer than a release.
+        assert_eq!(version_cmp("v9.0.0", "1.0.0"), Ordering::Less);
+        assert_eq!(version_cmp("1.0.0", "2024.1"), Ordering::Greater);
+        // The newest of a listing.
+        let mut vs = ["1.0.0-rc.1", "1.0.0", "1.0.0-beta.11", "0.9.0"];
+        vs.sort_by(|a, b| version_cmp(b, a));
+        assert_eq!(vs[0], "1.0.0");
+    }
+
+    #[test]
+    fn pull_uris_need_a_model_name_and_a_semver_version() {
+        assert_eq!(
+            parse_uri("file:///r/models/fraud-detector@1.0.0-rc.1"),
+            Some((
+                "file:///r".into(),
+                "fraud-detector".into(),
+                Some("1.0.0-rc.1".into())
+            ))
+        );
+        assert!(parse_uri("s3://b/p/models/fraud-detector").is_some());
+        for uri in [
+            "file:///r/models/..@1.0.0",
+            "file:///r/models/fraud@..",
+            "file:///r/models/fraud@v1.0.0",
+            "file:///r/models/fraud@1.0.0%2f..",
+            "file:///r/models/Fraud@1.0.0",
+            "file:///r/models/fraud@1.0",
+            "file:///r/models/fr%2e%2e@1.0.0",
+            "file:///r/models/fraud\\..@1.0.0",
+        ] {
+            assert!(parse_uri(uri).is_none(), "{uri}");
+        }
+    }
 }

@@ -39,6 +39,15 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+    /// A name, version or key that could make a path outside the registry (or is not a
+    /// name airlock writes) was refused before any request.
+    #[error("registry: refused key {key:?}: {why}")]
+    UnsafeKey {
+        /// The key (or name) refused, escaped.
+        key: String,
+        /// Why.
+        why: String,
+    },
     /// What was stored is not what was sent.
     #[error(
         "registry: blob {sha256} reads back with another digest ({got}); the upload was corrupted"
@@ -115,9 +124,66 @@ pub fn blob_key(sha256: &str) -> String {
     format!("blobs/sha256/{sha256}")
 }
 
-/// The object key of a release index.
-pub fn index_key(name: &str, version: &str) -> String {
-    format!("models/{name}/{version}/release.json")
+/// The object key of a release index. The name must be a model name
+/// (`[a-z0-9][a-z0-9-]{0,63}`) and the version SemVer 2.0, so neither can make a path
+/// that leaves `models/<name>/`.
+pub fn index_key(name: &str, version: &str) -> Result<String, RegistryError> {
+    let unsafe_key = |why: String| RegistryError::UnsafeKey {
+        key: format!("models/{name}/{version}"),
+        why,
+    };
+    airlock_schemas::grammar::model_name(name).map_err(unsafe_key)?;
+    airlock_schemas::grammar::version(version).map_err(unsafe_key)?;
+    let key = format!("models/{name}/{version}/release.json");
+    check_key(&key)?;
+    Ok(key)
+}
+
+/// Longest registry key accepted.
+const MAX_KEY_LEN: usize = 1024;
+
+/// Check a registry-relative key (or, with a trailing `/`, a prefix): `/`-separated
+/// segments of `[A-Za-z0-9._+-]`, none empty, none starting with `.` (so no `.` or `..`),
+/// no leading `/`, no `\`, `%`, NUL or other bytes. Every backend checks every key it is
+/// given, so no name or version can make a path or object key outside the registry root.
+pub fn check_key(key: &str) -> Result<(), RegistryError> {
+    let refuse = |why: &str| {
+        Err(RegistryError::UnsafeKey {
+            key: key.escape_debug().to_string(),
+            why: why.to_owned(),
+        })
+    };
+    if key.len() > MAX_KEY_LEN {
+        return refuse("longer than 1024 bytes");
+    }
+    if key.starts_with('/') {
+        return refuse("absolute");
+    }
+    let body = key.strip_suffix('/').unwrap_or(key);
+    if body.is_empty() {
+        return if key.is_empty() {
+            Ok(())
+        } else {
+            refuse("empty segment")
+        };
+    }
+    for seg in body.split('/') {
+        if seg.is_empty() {
+            return refuse("empty segment");
+        }
+        if seg.starts_with('.') {
+            return refuse("a segment starts with '.' ('.', '..' or hidden)");
+        }
+        if let Some(b) = seg
+            .bytes()
+            .find(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+')))
+        {
+            return refuse(&format!(
+                "byte 0x{b:02x} is not allowed (only letters, digits and . _ - + in segments)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A registry in a local directory (the embedded default).
@@ -127,8 +193,10 @@ pub struct FileRegistry {
 }
 
 impl FileRegistry {
-    fn path(&self, key: &str) -> PathBuf {
-        self.root.join(key)
+    /// The file of `key`, which must pass [`check_key`]: always under the root.
+    fn path(&self, key: &str) -> Result<PathBuf, RegistryError> {
+        check_key(key)?;
+        Ok(self.root.join(key))
     }
 
     fn write_atomically(
@@ -136,7 +204,7 @@ impl FileRegistry {
         key: &str,
         fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
     ) -> Result<PathBuf, RegistryError> {
-        let dest = self.path(key);
+        let dest = self.path(key)?;
         let dir = dest.parent().unwrap_or(&self.root).to_owned();
         let io = |action: &'static str, path: &Path| {
             let path = path.to_owned();
@@ -173,7 +241,7 @@ impl Registry for FileRegistry {
     }
 
     fn has_blob(&self, sha256: &str, _len: u64) -> Result<bool, RegistryError> {
-        let p = self.path(&blob_key(sha256));
+        let p = self.path(&blob_key(sha256))?;
         match stream_digest(&p) {
             Ok(got) => Ok(got == sha256),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -205,7 +273,7 @@ impl Registry for FileRegistry {
                 got,
             });
         }
-        let dest = self.path(&key);
+        let dest = self.path(&key)?;
         std::fs::rename(&tmp, &dest).map_err(|source| RegistryError::Io {
             action: "store",
             path: dest.clone(),
@@ -216,7 +284,7 @@ impl Registry for FileRegistry {
 
     fn put_object(&self, key: &str, bytes: &[u8]) -> Result<(), RegistryError> {
         let tmp = self.write_atomically(key, |f| f.write_all(bytes))?;
-        let dest = self.path(key);
+        let dest = self.path(key)?;
         std::fs::rename(&tmp, &dest).map_err(|source| RegistryError::Io {
             action: "store",
             path: dest,
@@ -237,7 +305,7 @@ impl Registry for FileRegistry {
             }
             Ok(())
         }
-        let dir = self.path(prefix);
+        let dir = self.path(prefix)?;
         let mut out = Vec::new();
         match walk(&self.root, &dir, &mut out) {
             Ok(()) => {}
@@ -255,7 +323,7 @@ impl Registry for FileRegistry {
     }
 
     fn get_blob(&self, sha256: &str, dest: &Path) -> Result<u64, RegistryError> {
-        let src = self.path(&blob_key(sha256));
+        let src = self.path(&blob_key(sha256))?;
         std::fs::copy(&src, dest).map_err(|source| RegistryError::Io {
             action: "read",
             path: src,
@@ -269,8 +337,8 @@ impl Registry for FileRegistry {
         files: &std::collections::BTreeMap<String, String>,
     ) -> Result<String, RegistryError> {
         for (name, sha) in files {
-            let dest = self.path(&format!("{prefix}{name}"));
-            let src = self.path(&blob_key(sha));
+            let dest = self.path(&format!("{prefix}{name}"))?;
+            let src = self.path(&blob_key(sha))?;
             let tmp = self.write_atomically(&format!("{prefix}{name}"), |f| {
                 std::io::copy(&mut std::fs::File::open(&src)?, f).map(|_| ())
             })?;
@@ -284,7 +352,7 @@ impl Registry for FileRegistry {
     }
 
     fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>, RegistryError> {
-        let p = self.path(key);
+        let p = self.path(key)?;
         match std::fs::read(&p) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -294,5 +362,173 @@ impl Registry for FileRegistry {
                 source,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names and keys that would leave the registry root, or that airlock never writes.
+    const TRAVERSALS: [&str; 14] = [
+        "models/../../etc/release.json",
+        "../outside",
+        "models/./x",
+        "/etc/passwd",
+        "models//x",
+        "models/x\\..\\..\\y",
+        "models/%2e%2e/%2fetc",
+        "models/x%2fy",
+        "models/x\0y",
+        "models/.hidden/x",
+        "models/x y",
+        "blobs/sha256/../../../x",
+        "",
+        "/",
+    ];
+
+    #[test]
+    fn keys_that_leave_the_root_are_refused() {
+        for k in TRAVERSALS {
+            if k.is_empty() {
+                continue; // the empty prefix lists the whole registry
+            }
+            assert!(
+                matches!(check_key(k), Err(RegistryError::UnsafeKey { .. })),
+                "{k:?}"
+            );
+        }
+        for k in [
+            "models/fraud-detector/1.0.0/release.json",
+            "models/fraud-detector/1.0.0-rc.1+build.5/release.json",
+            "blobs/sha256/0123abcd",
+            "models/fraud-detector/",
+            "audit/residency-audit.log.head.dsse.json",
+            "",
+        ] {
+            check_key(k).unwrap_or_else(|e| panic!("{k:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn index_keys_need_a_model_name_and_a_semver_version() {
+        assert_eq!(
+            index_key("fraud-detector", "1.2.0").ok().as_deref(),
+            Some("models/fraud-detector/1.2.0/release.json")
+        );
+        for (name, version) in [
+            ("..", "1.0.0"),
+            ("fraud", ".."),
+            ("fraud", "../../x"),
+            ("fraud", "v1.0.0"),
+            ("fraud", "1.0.0/../../x"),
+            ("fraud", "1.0.0%2f.."),
+            ("a/b", "1.0.0"),
+            ("fraud", "1.0"),
+            ("", "1.0.0"),
+            ("fraud", "1.0.0\0"),
+        ] {
+            assert!(
+                matches!(
+                    index_key(name, version),
+                    Err(RegistryError::UnsafeKey { .. })
+                ),
+                "{name:?} {version:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_registry_refuses_paths_outside_its_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("registry");
+        let reg = open(&format!("file://{}", root.display()), || {
+            Err(crate::aws::AwsSetupError::NoRegion)
+        })
+        .expect("file registry");
+        std::fs::write(dir.path().join("secret"), b"outside").expect("write");
+        for k in TRAVERSALS.iter().filter(|k| !k.is_empty()) {
+            assert!(
+                matches!(
+                    reg.put_object(k, b"x"),
+                    Err(RegistryError::UnsafeKey { .. })
+                ),
+                "put {k:?}"
+            );
+            assert!(
+                matches!(reg.get_object(k), Err(RegistryError::UnsafeKey { .. })),
+                "get {k:?}"
+            );
+        }
+        assert!(matches!(
+            reg.get_object("../secret"),
+            Err(RegistryError::UnsafeKey { .. })
+        ));
+        assert!(matches!(
+            reg.get_blob("../../secret", &dir.path().join("copy")),
+            Err(RegistryError::UnsafeKey { .. })
+        ));
+        assert!(!dir.path().join("copy").exists());
+        assert!(matches!(
+            reg.list("models/../../"),
+            Err(RegistryError::UnsafeKey { .. })
+        ));
+        let files =
+            std::collections::BTreeMap::from([("../../escaped".to_owned(), "ab".repeat(32))]);
+        assert!(matches!(
+            reg.named_copy("models/x/1.0.0/bundle/", &files),
+            Err(RegistryError::UnsafeKey { .. })
+        ));
+        // Nothing was written anywhere.
+        assert!(!root.exists());
+        assert!(!dir.path().join("escaped").exists());
+    }
+
+    #[test]
+    fn s3_registry_refuses_keys_and_prefixes_outside_its_root_before_any_request() {
+        // An endpoint nothing listens on: a request would fail with a Remote error, so an
+        // UnsafeKey error shows that none was made.
+        let aws = crate::aws::Aws::load(crate::aws::AwsOptions {
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            region: Some("eu-west-1".into()),
+            static_credentials: Some(("test".into(), "test".into())),
+            ..Default::default()
+        })
+        .expect("aws config");
+        let reg = crate::s3::S3Registry::new(aws, "bucket".into(), "prefix".into());
+        for k in TRAVERSALS.iter().filter(|k| !k.is_empty()) {
+            assert!(
+                matches!(reg.key(k), Err(RegistryError::UnsafeKey { .. })),
+                "key {k:?}"
+            );
+            assert!(
+                matches!(
+                    reg.put_object(k, b"x"),
+                    Err(RegistryError::UnsafeKey { .. })
+                ),
+                "put {k:?}"
+            );
+            assert!(
+                matches!(reg.get_object(k), Err(RegistryError::UnsafeKey { .. })),
+                "get {k:?}"
+            );
+        }
+        assert_eq!(
+            reg.key("models/m/1.0.0/release.json").ok().as_deref(),
+            Some("prefix/models/m/1.0.0/release.json")
+        );
+        for uri in [
+            "s3://bucket/../x",
+            "s3://bucket/a/../b",
+            "s3://bucket/a//b",
+            "s3://bucket/a%2f..",
+            "s3://bucket/a\\b",
+        ] {
+            assert!(crate::s3::parse_uri(uri).is_none(), "{uri}");
+        }
+        assert_eq!(
+            crate::s3::parse_uri("s3://bucket/prod/fraud/"),
+            Some(("bucket".into(), "prod/fraud".into()))
+        );
     }
 }

@@ -72,7 +72,10 @@ pub fn parse_uri(uri: &str) -> Option<(String, String)> {
         && bucket
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    ok.then(|| (bucket.to_owned(), prefix.trim_matches('/').to_owned()))
+    // The prefix is a key like any other: no `..`, `%`, empty segments...
+    let prefix = prefix.trim_matches('/');
+    let ok = ok && crate::registry::check_key(prefix).is_ok();
+    ok.then(|| (bucket.to_owned(), prefix.to_owned()))
 }
 
 impl S3Registry {
@@ -88,13 +91,15 @@ impl S3Registry {
         }
     }
 
-    /// The full object key of a registry key.
-    pub fn key(&self, key: &str) -> String {
-        if self.prefix.is_empty() {
+    /// The full object key of a registry key, which must pass
+    /// [`crate::registry::check_key`] (no `..`, `%`, `\\`, NUL, empty segments...).
+    pub fn key(&self, key: &str) -> Result<String, RegistryError> {
+        crate::registry::check_key(key)?;
+        Ok(if self.prefix.is_empty() {
             key.to_owned()
         } else {
             format!("{}/{key}", self.prefix)
-        }
+        })
     }
 
     /// The bucket.
@@ -386,7 +391,7 @@ impl S3Registry {
     /// Upload blob `sha256` from `path` without reading it back (see [`Self::check_blob`];
     /// [`Registry::put_blob`] does both).
     pub fn upload_blob(&self, sha256: &str, path: &Path) -> Result<Uploaded, RegistryError> {
-        let key = self.key(&blob_key(sha256));
+        let key = self.key(&blob_key(sha256))?;
         let len = std::fs::metadata(path)
             .map_err(|source| RegistryError::Io {
                 action: "read",
@@ -423,7 +428,7 @@ impl S3Registry {
 
     /// Read an uploaded blob back, in parallel ranges, and compare with what was sent.
     pub fn check_blob(&self, sha256: &str, up: &Uploaded) -> Result<(), RegistryError> {
-        let key = self.key(&blob_key(sha256));
+        let key = self.key(&blob_key(sha256))?;
         self.block(self.read_back(&key, sha256, up.len, up.part_size, &up.part_digests))
     }
 
@@ -654,7 +659,7 @@ impl Registry for S3Registry {
     }
 
     fn has_blob(&self, sha256: &str, len: u64) -> Result<bool, RegistryError> {
-        let key = self.key(&blob_key(sha256));
+        let key = self.key(&blob_key(sha256))?;
         self.block(async {
             Ok(self.head(&key).await?.is_some_and(|h| {
                 h.content_length().and_then(|l| u64::try_from(l).ok()) == Some(len)
@@ -673,17 +678,17 @@ impl Registry for S3Registry {
     }
 
     fn put_object(&self, key: &str, bytes: &[u8]) -> Result<(), RegistryError> {
-        let key = self.key(key);
+        let key = self.key(key)?;
         self.block(self.put_single(&key, None, bytes.to_vec()))
     }
 
     fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>, RegistryError> {
-        let key = self.key(key);
+        let key = self.key(key)?;
         self.block(self.get(&key))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, RegistryError> {
-        let full = self.key(prefix);
+        let full = self.key(prefix)?;
         let strip = if self.prefix.is_empty() {
             String::new()
         } else {
@@ -720,7 +725,7 @@ impl Registry for S3Registry {
     }
 
     fn get_blob(&self, sha256: &str, dest: &Path) -> Result<u64, RegistryError> {
-        let key = self.key(&blob_key(sha256));
+        let key = self.key(&blob_key(sha256))?;
         let io = |action: &'static str| {
             let path = dest.to_owned();
             move |source| RegistryError::Io {
@@ -819,8 +824,8 @@ impl Registry for S3Registry {
     ) -> Result<String, RegistryError> {
         self.block(async {
             for (name, sha) in files {
-                let dest = self.key(&format!("{prefix}{name}"));
-                let src = self.key(&blob_key(sha));
+                let dest = self.key(&format!("{prefix}{name}"))?;
+                let src = self.key(&blob_key(sha))?;
                 // Server-side copy: no byte leaves the premises again.
                 let mut req = self
                     .client
@@ -836,7 +841,7 @@ impl Registry for S3Registry {
                     .await
                     .map_err(|e| s3_err("copy", &dest, describe(&e)))?;
             }
-            Ok(format!("s3://{}/{}", self.bucket, self.key(prefix)))
+            Ok(format!("s3://{}/{}", self.bucket, self.key(prefix)?))
         })
     }
 }

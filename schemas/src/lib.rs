@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod grammar;
 mod pipeline;
 mod release;
 pub mod strict_json;

@@ -132,9 +132,9 @@ pub struct SigningSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseSpec {
-    /// Model name: lowercase letters, digits and `-`.
+    /// Model name: `[a-z0-9][a-z0-9-]{0,63}`.
     pub name: String,
-    /// Version (for example semantic versioning: `1.2.0`).
+    /// Version, SemVer 2.0 (`1.2.0`, `1.3.0-rc.1`; no `v` prefix).
     pub version: String,
     /// What the model is for, shown on the model card.
     #[serde(default)]
@@ -287,28 +287,24 @@ impl PipelineSpec {
     /// Check what the types cannot express. Returns the first problem found.
     pub fn validate(&self) -> Result<(), String> {
         let r = &self.release;
-        if r.name.is_empty()
-            || !r
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            return Err(format!(
-                "release.name {:?} must be non-empty lowercase letters, digits and '-'",
-                r.name
-            ));
+        // Name and version are signed into every release document and name registry
+        // paths: strict grammars, nothing free-form.
+        crate::grammar::model_name(&r.name).map_err(|e| format!("release.name: {e}"))?;
+        crate::grammar::version(&r.version).map_err(|e| format!("release.version: {e}"))?;
+        if let Some(u) = &r.intended_use {
+            crate::grammar::free_text(u).map_err(|e| format!("release.intended_use: {e}"))?;
         }
-        if r.version.is_empty()
-            || !r
-                .version
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'))
-        {
-            return Err(format!(
-                "release.version {:?} must be non-empty letters, digits and '.', '-', '+', '_'",
-                r.version
-            ));
+        crate::grammar::pipeline_device(&self.training.device)?;
+        // Column names are copied into the model card.
+        for (what, cols) in [
+            ("data.features", &self.data.features),
+            ("data.identifiers", &self.data.identifiers),
+        ] {
+            for c in cols {
+                crate::grammar::column_name(c).map_err(|e| format!("{what}: {e}"))?;
+            }
         }
+        crate::grammar::column_name(&self.data.label).map_err(|e| format!("data.label: {e}"))?;
 
         let d = &self.data;
         if d.features.is_empty() {

@@ -168,3 +168,57 @@ pub struct RocPoint {
     /// True positive rate.
     pub tpr: f64,
 }
+
+impl TrainingRecord {
+    /// Check every string field the packager copies into signed documents against its
+    /// grammar (see [`crate::grammar`]): model name, SemVer versions, digests, git commit,
+    /// RFC 3339 times, backend and device, file and column names. A run directory is an
+    /// attacker input: a record that does not match is refused, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        use crate::grammar as g;
+        let field = |name: &str| {
+            let name = name.to_owned();
+            move |e: String| format!("{name}: {e}")
+        };
+        if self.schema_version != TRAINING_RECORD_VERSION {
+            return Err(format!(
+                "schema_version {} is not {TRAINING_RECORD_VERSION}",
+                self.schema_version
+            ));
+        }
+        g::model_name(&self.model_name).map_err(field("model_name"))?;
+        g::version(&self.model_version).map_err(field("model_version"))?;
+        g::version(&self.airlock_version).map_err(field("airlock_version"))?;
+        g::sha256_hex(&self.pipeline.sha256).map_err(field("pipeline.sha256"))?;
+        g::file_name(&path_file_name(&self.pipeline.path)).map_err(field("pipeline.path"))?;
+        for (i, f) in self.dataset.files.iter().enumerate() {
+            g::sha256_hex(&f.sha256).map_err(field(&format!("dataset.files[{i}].sha256")))?;
+            g::file_name(&path_file_name(&f.path))
+                .map_err(field(&format!("dataset.files[{i}].path")))?;
+        }
+        let h = &self.hyperparameters;
+        for c in &h.features {
+            g::column_name(c).map_err(field("hyperparameters.features"))?;
+        }
+        g::column_name(&h.label).map_err(field("hyperparameters.label"))?;
+        g::backend(&self.backend.name).map_err(field("backend.name"))?;
+        g::recorded_device(&self.backend.device).map_err(field("backend.device"))?;
+        if (self.backend.name == "cuda") != self.backend.device.starts_with("cuda:") {
+            return Err(format!(
+                "backend.name {:?} does not go with backend.device {:?}",
+                self.backend.name, self.backend.device
+            ));
+        }
+        if let Some(c) = &self.git_commit {
+            g::git_commit(c).map_err(field("git_commit"))?;
+        }
+        g::rfc3339(&self.started_at).map_err(field("started_at"))?;
+        g::rfc3339(&self.finished_at).map_err(field("finished_at"))?;
+        Ok(())
+    }
+}
+
+/// The last component of a recorded path (`/`-separated), which is all that is shipped.
+fn path_file_name(p: &str) -> String {
+    p.rsplit('/').next().unwrap_or(p).to_owned()
+}

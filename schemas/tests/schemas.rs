@@ -40,3 +40,145 @@ fn shipped_pipeline_is_valid() {
     let text = include_str!("../../pipelines/fraud-detector.toml");
     airlock_schemas::PipelineSpec::from_toml_str(text, "p.toml".as_ref()).expect("valid");
 }
+
+/// Issue 12 item 3/4: the model name and version are signed and name registry paths, so a
+/// pipeline whose name or version does not match its grammar is refused when it is loaded.
+#[test]
+fn pipeline_with_a_bad_name_or_version_is_refused_at_load() {
+    let shipped = include_str!("../../pipelines/fraud-detector.toml");
+    let load = |from: &str, to: &str| {
+        assert!(shipped.contains(from), "{from}");
+        airlock_schemas::PipelineSpec::from_toml_str(
+            &shipped.replacen(from, to, 1),
+            "p.toml".as_ref(),
+        )
+    };
+    for (from, to, field) in [
+        (
+            "version = \"1.0.0\"",
+            "version = \"v1.0.0\"",
+            "release.version",
+        ),
+        (
+            "version = \"1.0.0\"",
+            "version = \"1.0\"",
+            "release.version",
+        ),
+        (
+            "version = \"1.0.0\"",
+            "version = \"1.0.0/../../x\"",
+            "release.version",
+        ),
+        (
+            "version = \"1.0.0\"",
+            "version = \"01.0.0\"",
+            "release.version",
+        ),
+        (
+            "version = \"1.0.0\"",
+            "version = \"123-45-6789\"",
+            "release.version",
+        ),
+        (
+            "name = \"fraud-detector\"",
+            "name = \"../fraud\"",
+            "release.name",
+        ),
+        (
+            "name = \"fraud-detector\"",
+            "name = \"-fraud\"",
+            "release.name",
+        ),
+        (
+            "name = \"fraud-detector\"",
+            "name = \"fraud_detector\"",
+            "release.name",
+        ),
+        (
+            "name = \"fraud-detector\"",
+            &format!("name = \"{}\"", "a".repeat(65)),
+            "release.name",
+        ),
+        (
+            "device = \"cpu\"",
+            "device = \"cpu john@example.com\"",
+            "training.device",
+        ),
+        (
+            "intended_use = \"Score",
+            "intended_use = \"line\\nbreak. Score",
+            "release.intended_use",
+        ),
+        ("label = \"fraud\"", "label = \"fraud label\"", "data.label"),
+    ] {
+        let err = load(from, to).expect_err(to).to_string();
+        assert!(err.contains(field), "{to}: {err}");
+    }
+    // The v prefix gets a pointed message.
+    let err = load("version = \"1.0.0\"", "version = \"v1.0.0\"")
+        .expect_err("v")
+        .to_string();
+    assert!(err.contains("drop the 'v' prefix"), "{err}");
+    // SemVer pre-releases and build metadata are fine.
+    for v in [
+        "1.0.0-rc.1",
+        "2.3.4+build.7",
+        "0.1.0-alpha.1+exp.sha.5114f85",
+    ] {
+        load("version = \"1.0.0\"", &format!("version = \"{v}\"")).expect(v);
+    }
+}
+
+/// A tampered training record: every signed field has a grammar.
+#[test]
+fn training_record_fields_have_grammars() {
+    let good: serde_json::Value = serde_json::json!({
+        "schema_version": 1,
+        "model_name": "fraud-detector",
+        "model_version": "1.0.0",
+        "pipeline": {"path": "/srv/p/fraud-detector.toml", "sha256": "ab".repeat(32)},
+        "dataset": {"files": [{"path": "/srv/data/transactions.csv", "sha256": "cd".repeat(32),
+            "bytes": 10, "rows": 1, "columns": ["amount", "fraud"]}]},
+        "splits": {"train": 1, "validation": 1, "holdout": 1},
+        "hyperparameters": {"model": {"kind": "mlp", "hidden": [4], "dropout": 0.0},
+            "features": ["amount"], "label": "fraud",
+            "optimizer": {"kind": "adam", "learning_rate": 0.1, "weight_decay": 0.0},
+            "epochs": 1, "batch_size": 1},
+        "seed": 1,
+        "backend": {"name": "flex", "device": "cpu", "threads": 1},
+        "epochs": [],
+        "holdout": {"loss": 0.1, "accuracy": 0.5, "roc_auc": 0.5, "positive_rate": 0.5, "roc_curve": []},
+        "train_rows_per_second": 1.0,
+        "git_commit": "0123456789abcdef0123456789abcdef01234567",
+        "git_dirty": false,
+        "airlock_version": "0.1.0",
+        "started_at": "2026-11-29T12:00:00Z",
+        "finished_at": "2026-11-29T12:00:05Z",
+    });
+    let parse = |v: &serde_json::Value| -> airlock_schemas::TrainingRecord {
+        serde_json::from_value(v.clone()).expect("record")
+    };
+    parse(&good).validate().expect("the good record");
+    for (pointer, bad) in [
+        ("/git_commit", "123-45-6789"),
+        ("/git_commit", "jane.doe@example.com"),
+        ("/backend/device", "cpu 078-05-1120"),
+        ("/backend/name", "flex john"),
+        ("/started_at", "2026-11-29T12:00:00Z 078051120"),
+        ("/finished_at", "jane.doe@example.com"),
+        ("/model_version", "v1.0.0"),
+        ("/model_name", "John Smith"),
+        ("/airlock_version", "0.1"),
+        ("/pipeline/path", "/srv/John Smith.toml"),
+        ("/dataset/files/0/path", "/srv/078-05-1120 export.csv"),
+        ("/pipeline/sha256", "not a digest"),
+    ] {
+        let mut v = good.clone();
+        *v.pointer_mut(pointer).expect(pointer) = bad.into();
+        let err = parse(&v).validate().expect_err(bad);
+        let field = pointer.trim_start_matches('/').replace('/', ".");
+        let field = field.replace(".0.", "[0].");
+        assert!(err.contains(&field), "{pointer}: {err}");
+        assert!(!err.contains(bad), "the message echoes the value: {err}");
+    }
+}

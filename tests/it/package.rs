@@ -497,3 +497,132 @@ fn independent_implementations_agree_with_ours() {
         stderr(&out)
     );
 }
+
+/// Issue 12 item 3: the fields the packager copies from the training record into the
+/// signed statement and provenance have grammars. A tampered run directory whose record
+/// carries an identifier from the training data (in the git commit, the device, a time) or
+/// a `v`-prefixed version is refused at packaging, naming the field but never the value,
+/// and nothing is written.
+#[test]
+fn training_record_fields_carrying_training_data_are_refused_at_packaging() {
+    let r = Release::new(3000, QUICK);
+    let (header, rows) = csv_rows(&r.data);
+    let col = |c: &str| header.iter().position(|h| h == c).expect("column");
+    let ssn = rows[5][col("ssn")].clone();
+    let email = rows[9][col("email")].clone();
+    let record_path = r.run.join("training-record.json");
+    let original = std::fs::read_to_string(&record_path).expect("record");
+    for (pointer, value, field) in [
+        ("/git_commit", ssn.clone(), "git_commit"),
+        ("/git_commit", email.clone(), "git_commit"),
+        ("/backend/device", format!("cpu {ssn}"), "backend.device"),
+        ("/started_at", email.clone(), "started_at"),
+        (
+            "/finished_at",
+            format!("2026-11-29T12:00:00Z {ssn}"),
+            "finished_at",
+        ),
+        ("/model_version", "v1.0.0".to_owned(), "model_version"),
+        ("/model_name", email.clone(), "model_name"),
+    ] {
+        let mut v: serde_json::Value = serde_json::from_str(&original).expect("json");
+        *v.pointer_mut(pointer).expect(pointer) = value.clone().into();
+        std::fs::write(
+            &record_path,
+            serde_json::to_string_pretty(&v).expect("json"),
+        )
+        .expect("write");
+        let out = r.package("run", "bundle");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{pointer}: {err}");
+        assert!(
+            err.contains("training-record.json") && err.contains(field),
+            "{pointer}: {err}"
+        );
+        assert!(!err.contains(&value), "the message echoes the value: {err}");
+        if field == "model_version" {
+            assert!(err.contains("drop the 'v' prefix"), "{err}");
+        }
+        assert!(!r.sb.join("bundle").exists(), "{pointer}: no bundle");
+        assert!(!r.sb.join("bundle.run.json").exists(), "{pointer}");
+    }
+    std::fs::write(&record_path, &original).expect("restore");
+    let out = r.package("run", "bundle");
+    assert!(
+        out.status.success(),
+        "the untampered run packages: {}",
+        stderr(&out)
+    );
+    // The pointer to the run sits beside the bundle, never inside it.
+    let pointer = json(&r.sb.join("bundle.run.json"));
+    assert_eq!(
+        pointer["run_dir"].as_str().map(std::path::PathBuf::from),
+        Some(std::path::absolute(&r.run).expect("absolute"))
+    );
+    assert!(!r.sb.join("bundle/bundle.run.json").exists());
+}
+
+/// Issue 12 item 3, second layer: text that passes every grammar but carries training data
+/// in another form (an SSN without its dashes, a name in capitals with extra spaces) is
+/// found by L2's normalized matching in the signed documents before anything is signed.
+#[test]
+fn training_data_in_signed_documents_is_refused_before_signing() {
+    let r = Release::new(3000, QUICK);
+    let (header, rows) = csv_rows(&r.data);
+    let col = |c: &str| header.iter().position(|h| h == c).expect("column");
+    let ssn_digits: String = rows[5][col("ssn")].replace('-', "");
+    // A name long enough to be searched for (8 bytes without its spaces).
+    let name = rows
+        .iter()
+        .map(|r| r[col("full_name")].clone())
+        .find(|n| n.replace(' ', "").len() >= 10)
+        .expect("a long name");
+    let shouted = name.to_uppercase().replace(' ', "   ");
+    let snapshot = r.run.join("pipeline.toml");
+    let original = std::fs::read_to_string(&snapshot).expect("snapshot");
+    let record_path = r.run.join("training-record.json");
+    for (planted, secret, column, form) in [
+        (
+            format!("Checked on customer {ssn_digits}."),
+            ssn_digits.clone(),
+            "ssn",
+            "numeric-identifier (digits only)",
+        ),
+        (
+            format!("Ask {shouted} about it."),
+            shouted.clone(),
+            "full_name",
+            "text-record (case-folded, whitespace-insensitive)",
+        ),
+    ] {
+        let text = original.replacen(
+            "intended_use = \"",
+            &format!("intended_use = \"{planted} "),
+            1,
+        );
+        assert_ne!(text, original);
+        std::fs::write(&snapshot, &text).expect("write");
+        let mut record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&record_path).expect("record"))
+                .expect("json");
+        record["pipeline"]["sha256"] = airlock_packager::shards::sha256_hex(text.as_bytes()).into();
+        std::fs::write(
+            &record_path,
+            serde_json::to_string_pretty(&record).expect("json"),
+        )
+        .expect("write");
+        let report = refused(&r, &["L2"], Some(&secret));
+        let l2 = report["layers"][2]["findings"]
+            .as_array()
+            .expect("findings");
+        assert!(
+            l2.iter().any(|f| f["kind"] == form
+                && f["column"] == column
+                && f["location"]
+                    .as_str()
+                    .is_some_and(|l| l.starts_with("model-card.json"))),
+            "{l2:?}"
+        );
+        std::fs::remove_file(r.sb.join("bundle.leak-report.json")).expect("rm report");
+    }
+}

@@ -189,3 +189,117 @@ fn destination_outside_the_residency_policy_is_refused_before_any_byte() {
         "{log}"
     );
 }
+
+/// Issue 12 item 3: publish scans what it would send (approvals with their officer names
+/// and reasons, the index, the audit entries) for the training data before anything is
+/// sent. A card number of the training data written with dots, or an SSN without its
+/// dashes, in an approval reason refuses the publish: exit 5, nothing in the registry, the
+/// refusal in the audit log, and the value nowhere in the messages.
+#[test]
+fn approval_reason_with_training_data_is_refused_with_nothing_sent() {
+    let r = setup("[\"local\"]");
+    let (header, rows) = crate::helpers::csv_rows(&r.data);
+    let col = |c: &str| header.iter().position(|h| h == c).expect("column");
+    let card = rows[11][col("card_number")].clone();
+    let dotted: Vec<&str> = card
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).expect("ascii"))
+        .collect();
+    let dotted = dotted.join(".");
+    let ssn = rows[12][col("ssn")].replace('-', "");
+    for (reason, secret) in [
+        (format!("checked card {dotted} by phone"), dotted.clone()),
+        (format!("customer {ssn} asked for it"), ssn.clone()),
+    ] {
+        r.sb.ok(&[
+            "approve",
+            "bundle",
+            "--trust",
+            "trust.toml",
+            "--key",
+            "keys/alice.key",
+            "--name",
+            "Alice",
+            "--reason",
+            &reason,
+        ]);
+        let out = publish(&r);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(5), "{err}");
+        assert!(
+            err.contains("PII or training data") && err.contains("approvals/"),
+            "{err}"
+        );
+        assert!(!err.contains(&secret), "the value is echoed: {err}");
+        assert!(
+            !r.sb.join("registry").exists(),
+            "nothing may be sent to the registry"
+        );
+        let log = std::fs::read_to_string(r.sb.join("audit.log")).expect("audit log");
+        let last: serde_json::Value =
+            serde_json::from_str(log.lines().last().expect("an entry")).expect("json");
+        assert_eq!(last["action"], "refuse");
+        assert!(
+            last["outcome"]
+                .as_str()
+                .is_some_and(|o| o.contains("leak scan") && o.contains("digits only")),
+            "{last}"
+        );
+        assert!(!log.contains(&secret));
+    }
+    // Without a run to scan against (the pointer beside the bundle gone), publish refuses:
+    // fail closed.
+    approve(&r);
+    std::fs::rename(r.sb.join("bundle.run.json"), r.sb.join("moved.json")).expect("mv");
+    let out = publish(&r);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--run RUN_DIR"), "{}", stderr(&out));
+    assert!(!r.sb.join("registry").exists());
+    // A pointer to another run (not the one the signed statement names) is refused too.
+    std::fs::write(
+        r.sb.join("bundle.run.json"),
+        format!(
+            "{{\"run_dir\": {:?}}}",
+            r.sb.join("elsewhere").display().to_string()
+        ),
+    )
+    .expect("write");
+    std::fs::create_dir(r.sb.join("elsewhere")).expect("mkdir");
+    for f in ["training-record.json", "preprocess.json", "pipeline.toml"] {
+        std::fs::copy(r.run.join(f), r.sb.join("elsewhere").join(f)).expect("copy");
+    }
+    let mut rec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(r.sb.join("elsewhere/training-record.json")).expect("read"),
+    )
+    .expect("json");
+    rec["seed"] = 7.into();
+    std::fs::write(
+        r.sb.join("elsewhere/training-record.json"),
+        serde_json::to_string_pretty(&rec).expect("json"),
+    )
+    .expect("write");
+    let out = publish(&r);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not the run"), "{}", stderr(&out));
+    assert!(!r.sb.join("registry").exists());
+    // With the right run named explicitly, a clean approval publishes.
+    let to = format!("file://{}", r.sb.join("registry").display());
+    let out = r.sb.airlock(&[
+        "publish",
+        "bundle",
+        "--to",
+        &to,
+        "--trust",
+        "trust.toml",
+        "--residency",
+        "residency.toml",
+        "--audit-log",
+        "audit.log",
+        "--key",
+        "keys/publisher.key",
+        "--run",
+        "run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

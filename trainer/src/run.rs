@@ -100,6 +100,20 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     // Absolute paths: the packager finds the data again from the training record.
     let source = spec.data_source(&opts.pipeline);
     let source = std::fs::canonicalize(&source).unwrap_or(source);
+    // Only these files' names leave the premises (in the signed provenance): check them
+    // before spending time on training.
+    for p in [&source, &opts.pipeline] {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        airlock_schemas::grammar::file_name(&name).map_err(|message| {
+            airlock_schemas::PipelineError::Invalid {
+                path: p.clone(),
+                message,
+            }
+        })?;
+    }
     let table = load_table(&source, &spec.data.features, Some(&spec.data.label))?;
     let labels = table.labels.clone().unwrap_or_default();
 
@@ -257,6 +271,14 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         finished_at: now(),
     };
 
+    // Every field the packager signs matches its grammar, or nothing is written.
+    record
+        .validate()
+        .map_err(|message| airlock_schemas::PipelineError::Invalid {
+            path: opts.pipeline.clone(),
+            message: format!("the training record would be invalid: {message}"),
+        })?;
+
     let ckpt = Checkpoint {
         params: fitted.params.clone(),
         optimizer_step: fitted.optimizer_step,
@@ -412,7 +434,9 @@ fn git_state(dir: &Path) -> (Option<String>, Option<bool>) {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
-    let commit = git(&["rev-parse", "HEAD"]).filter(|s| !s.is_empty());
+    // Only a git object id is recorded (and signed): anything else git printed is dropped.
+    let commit =
+        git(&["rev-parse", "HEAD"]).filter(|s| airlock_schemas::grammar::git_commit(s).is_ok());
     let dirty = commit
         .as_ref()
         .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))

@@ -2,5 +2,6 @@
 //! beyond the weights? L0 (structure) lives with the packaging code that rebuilds the model.
 
 pub mod membership;
+pub mod outgoing;
 pub mod pii;
 pub mod records;
