@@ -114,12 +114,13 @@ fuzz-build: $(FUZZ_HOME)/bin/cargo-fuzz ## build every fuzz target (installs car
 	$(CARGO) fetch --locked --manifest-path fuzz/Cargo.toml
 	$(CARGO_FUZZ) build $(FUZZ_BUILD_FLAGS)
 
-# One target for $(1) seconds from its seeds; its output goes to a log, whose tail (the
-# failing input and how to reproduce it) is shown when it fails.
+# Each target for $(1) seconds from its seeds, growing the corpus in $(2)/<target>; its
+# output goes to a log, whose tail (the failing input and how to reproduce it) is shown
+# when it fails.
 define fuzz-run
-	@mkdir -p $(FUZZ_TARGET_DIR)/corpus $(FUZZ_TARGET_DIR)/logs
+	@mkdir -p $(2) $(FUZZ_TARGET_DIR)/logs
 	@for t in $(FUZZ_TARGETS); do \
-	  corpus=$(FUZZ_TARGET_DIR)/corpus/$$t; log=$(FUZZ_TARGET_DIR)/logs/$$t.log; mkdir -p $$corpus; \
+	  corpus=$(2)/$$t; log=$(FUZZ_TARGET_DIR)/logs/$$t.log; mkdir -p $$corpus; \
 	  printf 'fuzz: %-18s %ss ... ' $$t $(1); start=$$(date +%s); \
 	  if ! $(CARGO_FUZZ) run $(FUZZ_BUILD_FLAGS) $$t $$corpus fuzz/seeds/$$t -- \
 	      -max_total_time=$(1) -timeout=10 -print_final_stats=1 >$$log 2>&1; then \
@@ -131,11 +132,14 @@ define fuzz-run
 	done
 endef
 
+# The smoke run starts from the seeds alone every time, so its cost stays the same
+# however many runs came before; `make fuzz` keeps and grows its corpus.
 fuzz-smoke: fuzz-build ## every fuzz target for FUZZ_SMOKE_SECONDS (30) each; part of `make test`
-	$(call fuzz-run,$(FUZZ_SMOKE_SECONDS))
+	rm -rf $(FUZZ_TARGET_DIR)/smoke-corpus
+	$(call fuzz-run,$(FUZZ_SMOKE_SECONDS),$(FUZZ_TARGET_DIR)/smoke-corpus)
 
 fuzz: fuzz-build ## every fuzz target (or FUZZ_TARGETS=...) for FUZZ_SECONDS (300) each
-	$(call fuzz-run,$(FUZZ_SECONDS))
+	$(call fuzz-run,$(FUZZ_SECONDS),$(FUZZ_TARGET_DIR)/corpus)
 
 bench-torch: ## install PyTorch (CPU use) into $(TORCH_VENV), then run the benchmark
 	@[ -x $(TORCH_VENV)/bin/python ] || python3 -m venv $(TORCH_VENV)
