@@ -509,7 +509,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     a.bundle.display()
                 )));
             }
-            let v = airlock_packager::verify_bundle(
+            // A report: nothing here uses the model's bytes, so they are streamed through
+            // the digests and not kept (the same checks, at the hardware limit).
+            let v = airlock_packager::verify_bundle_streamed(
                 &a.bundle,
                 &trust,
                 a.threads.unwrap_or_else(cores),

@@ -725,7 +725,8 @@ impl Pipeline<'_> {
         r.begin(Stage::Gate);
         eprintln!("== gate (verify the bundle, count approvals)");
         let t = Instant::now();
-        let v = airlock_packager::verify_bundle(bundle, trust, opts.threads, false);
+        // The gate only counts: publish verifies again and keeps the bytes it uploads.
+        let v = airlock_packager::verify_bundle_streamed(bundle, trust, opts.threads, false);
         if !v.ok() {
             for c in v.checks.iter().filter(|c| !c.ok) {
                 eprintln!("  FAIL {}: {}", c.name, c.detail);
@@ -752,7 +753,7 @@ impl Pipeline<'_> {
                 )?;
             }
             // Decisions are judged from the bytes verify read: read the bundle again.
-            let v = airlock_packager::verify_bundle(bundle, trust, opts.threads, false);
+            let v = airlock_packager::verify_bundle_streamed(bundle, trust, opts.threads, false);
             s = evaluate(trust, &v, time::OffsetDateTime::now_utc());
         }
         let count = format!("{} of {} officer approvals", s.approvals, s.required);

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use airlock_packager::review::{Previous, ReviewInput, render_html, render_text};
 use airlock_packager::{
-    LEAK_REPORT_FILE, MODEL_CARD_FILE, PROVENANCE_DSSE_FILE, Trust, approvals, dsse, verify_bundle,
+    LEAK_REPORT_FILE, MODEL_CARD_FILE, PROVENANCE_DSSE_FILE, Trust, approvals, dsse,
+    verify_bundle_streamed,
 };
 use airlock_schemas::{Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole, LeakReport, ModelCard, Statement};
 use anyhow::Context;
@@ -56,7 +57,8 @@ pub fn review(opts: &ReviewOptions) -> anyhow::Result<String> {
             opts.bundle.display()
         )));
     }
-    let v = verify_bundle(&opts.bundle, &trust, opts.threads, false);
+    // The page reports checks and digests; the model's bytes are not used, so not kept.
+    let v = verify_bundle_streamed(&opts.bundle, &trust, opts.threads, false);
     let now = time::OffsetDateTime::now_utc();
     let summary = approvals::evaluate(&trust, &v, now);
     let card: ModelCard = read_json(&opts.bundle, MODEL_CARD_FILE)?;

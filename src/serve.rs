@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_packager::{MODEL_CARD_FILE, MODEL_FILE, Trust, approvals, verify_bundle};
+use airlock_packager::{
+    MODEL_CARD_FILE, MODEL_FILE, ModelBytes, Trust, VerifyOptions, approvals, verify_bundle_with,
+};
 use airlock_trainer::Scorer;
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -94,7 +96,17 @@ fn load(opts: &ServeOptions) -> anyhow::Result<Model> {
         .into());
     }
     let trust = Trust::load(&opts.trust)?;
-    let v = verify_bundle(dir, &trust, opts.threads, true);
+    // Keep: the model is built from the bytes verify read and checked, never read again.
+    let v = verify_bundle_with(
+        dir,
+        &trust,
+        &VerifyOptions {
+            threads: opts.threads,
+            full_digest: true,
+            model: ModelBytes::Keep,
+            now: None,
+        },
+    );
     for c in v.checks.iter().filter(|c| !c.ok) {
         eprintln!("  FAIL {}: {}", c.name, c.detail);
     }
@@ -129,8 +141,10 @@ fn load(opts: &ServeOptions) -> anyhow::Result<Model> {
         features,
         classes,
     } = model::card_from_bytes(verified(MODEL_CARD_FILE)?).map_err(refuse)?;
-    let params = model::params_from_bytes(verified(MODEL_FILE)?, &card.architecture.layer_widths)
-        .map_err(refuse)?;
+    // `Verification::model`: an error, never an absent model, if the bytes were not kept.
+    let params =
+        model::params_from_bytes(v.model().map_err(refuse)?, &card.architecture.layer_widths)
+            .map_err(refuse)?;
     let scorer = Scorer::on(&params, opts.device)?;
     Ok(Model {
         scorer,

@@ -60,7 +60,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::keys::{KeyError, Signer};
 use crate::shards::sha256_hex;
-use crate::verify::{Trust, Verification, verify_bundle};
+use crate::verify::{Trust, Verification, verify_bundle_streamed};
 use crate::{APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE, dsse};
 
 /// Why a decision could not be recorded.
@@ -187,7 +187,9 @@ pub fn decide(
     if req.decision == Decision::Reject && req.expires.is_some() {
         return Err(ApprovalError::RejectionExpires);
     }
-    let v = verify_bundle(&req.bundle, trust, threads, false);
+    // A decision signs the statement's and the model's digests, not the model's bytes:
+    // the model is streamed through its digests and not kept.
+    let v = verify_bundle_streamed(&req.bundle, trust, threads, false);
     if !v.ok() {
         return Err(ApprovalError::BundleInvalid {
             bundle: req.bundle.clone(),

@@ -4,8 +4,10 @@
 //! decision files. [`read_closed_set`] walks the directory without following anything
 //! (symlinks, subdirectories, FIFOs and devices are refused wherever they are), refuses every
 //! name outside that set, and reads each file once. [`BundleFiles`] keeps the exact bytes,
-//! so that every later check, the approvals, `publish`, `serve` and `pull` use the bytes that
-//! were verified and never the disk again.
+//! so that every later check, the approvals, `publish` and `serve` use the bytes that were
+//! verified and never the disk again. The model is kept too unless the caller verified with
+//! `ModelBytes::DigestOnly` (it only reports or signs digests): then it is streamed through
+//! its digests and absent from [`BundleFiles`].
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -20,5 +20,6 @@ pub use package::{
     identifier_index_for_bundle, package, run_pointer_path,
 };
 pub use verify::{
-    Check, LoadedKey, Trust, TrustError, Verification, role_name, verify_bundle, verify_bundle_at,
+    Check, LoadedKey, ModelBytes, Trust, TrustError, Verification, VerifyOptions, role_name,
+    verify_bundle, verify_bundle_at, verify_bundle_streamed, verify_bundle_with,
 };

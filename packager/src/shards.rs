@@ -75,40 +75,142 @@ pub fn stream_shard_digests(
     shard_size: u64,
     threads: usize,
 ) -> std::io::Result<ShardDigests> {
-    use std::os::unix::fs::FileExt;
     let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
+    stream_file_shard_digests(&file, len, shard_size, threads, 0).map(|(d, _)| d)
+}
+
+/// [`stream_shard_digests`] of the first `len` bytes of an open `file` (positional reads,
+/// so the handle can be shared), also returning a copy of its first `head` bytes taken from
+/// the very buffers that were hashed. A file shorter than `len` is an error.
+fn stream_file_shard_digests(
+    file: &std::fs::File,
+    len: u64,
+    shard_size: u64,
+    threads: usize,
+    head: u64,
+) -> std::io::Result<(ShardDigests, Vec<u8>)> {
+    use std::os::unix::fs::FileExt;
     let size = shard_size.max(1);
     let count = usize::try_from(len.div_ceil(size).max(1))
         .map_err(|_| std::io::Error::other("too many shards"))?;
     let shards: Vec<(u64, u64)> = (0..count as u64)
         .map(|i| (i * size, ((i + 1) * size).min(len)))
         .collect();
+    let head = head.min(len);
     let results = parallel_map(
         &shards,
         threads,
-        |&(start, end)| -> Result<String, String> {
+        |&(start, end)| -> Result<(String, Vec<u8>), String> {
             let mut buf = vec![0u8; PIECE];
             let mut h = Sha256::new();
+            let mut kept = Vec::new();
             let mut at = start;
             while at < end {
                 let n = usize::try_from((end - at).min(PIECE as u64)).unwrap_or(PIECE);
                 file.read_exact_at(&mut buf[..n], at)
                     .map_err(|e| e.to_string())?;
                 h.update(&buf[..n]);
+                if at < head {
+                    let k = usize::try_from((head - at).min(n as u64)).unwrap_or(n);
+                    kept.extend_from_slice(&buf[..k]);
+                }
                 at += n as u64;
             }
-            Ok(hex::encode(h.finalize()))
+            Ok((hex::encode(h.finalize()), kept))
         },
     );
-    let sha256 = results
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(std::io::Error::other)?;
-    Ok(ShardDigests {
-        length: len,
-        shard_size,
-        sha256,
+    let mut sha256 = Vec::with_capacity(count);
+    let mut prefix = Vec::new();
+    for r in results {
+        let (d, kept) = r.map_err(std::io::Error::other)?;
+        sha256.push(d);
+        prefix.extend_from_slice(&kept);
+    }
+    Ok((
+        ShardDigests {
+            length: len,
+            shard_size,
+            sha256,
+        },
+        prefix,
+    ))
+}
+
+/// Whole-file SHA-256 of the first `len` bytes of an open `file`, streamed with positional
+/// reads (the handle can be shared with other readers). A file shorter than `len` is an
+/// error.
+fn stream_file_digest(file: &std::fs::File, len: u64) -> std::io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; PIECE];
+    let mut h = Sha256::new();
+    let mut at = 0;
+    while at < len {
+        let n = usize::try_from((len - at).min(PIECE as u64)).unwrap_or(PIECE);
+        file.read_exact_at(&mut buf[..n], at)?;
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// What [`stream_safetensors_digests`] computed of a safetensors file without keeping it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamedDigests {
+    /// The shard digests (its `length` is the number of bytes digested).
+    pub shards: ShardDigests,
+    /// The whole-file SHA-256, when asked for.
+    pub whole: Option<String>,
+    /// The length prefix and header (see [`safetensors_prefix`]), copied from the buffers
+    /// the shard digests were computed on: the strict header check runs on digested bytes.
+    pub prefix: Vec<u8>,
+}
+
+/// Digest an open safetensors `file` in `shard_size` shards on `threads` threads by
+/// streaming (nothing like the whole file is held: the speed of [`stream_shard_digests`]),
+/// keeping only its length prefix and header. With `whole`, the whole-file SHA-256 is
+/// computed at the same time on one of the threads. The file's length is taken once, when
+/// this starts; a file that shrinks meanwhile is an error.
+pub fn stream_safetensors_digests(
+    file: &std::fs::File,
+    shard_size: u64,
+    threads: usize,
+    whole: bool,
+) -> std::io::Result<StreamedDigests> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    // How much of the start is the prefix: 8 bytes of header length, then the header,
+    // capped at the strict reader's limit (a longer claim fails the header check anyway).
+    let head = if len < 8 {
+        len
+    } else {
+        let mut n = [0u8; 8];
+        file.read_exact_at(&mut n, 0)?;
+        let header = u64::from_le_bytes(n).min(crate::safetensors::MAX_HEADER_SIZE as u64 + 1);
+        header.saturating_add(8).min(len)
+    };
+    let ((shards, prefix), whole) = if !whole {
+        (
+            stream_file_shard_digests(file, len, shard_size, threads, head)?,
+            None,
+        )
+    } else if threads < 2 {
+        (
+            stream_file_shard_digests(file, len, shard_size, 1, head)?,
+            Some(stream_file_digest(file, len)?),
+        )
+    } else {
+        std::thread::scope(|s| -> std::io::Result<_> {
+            let w = s.spawn(|| stream_file_digest(file, len));
+            let shards = stream_file_shard_digests(file, len, shard_size, threads - 1, head);
+            let w = w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            Ok((shards?, Some(w)))
+        })?
+    };
+    Ok(StreamedDigests {
+        shards,
+        whole,
+        prefix,
     })
 }
 
@@ -293,6 +395,32 @@ mod tests {
                     "{len} {shard} {threads}"
                 );
                 assert_eq!(d, stream_shard_digests(&p, shard, threads).expect("stream"));
+            }
+        }
+    }
+
+    #[test]
+    fn streamed_safetensors_digests_equal_the_one_pass_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Header lengths: none (too short), small, and one that claims more than the file.
+        let mut files: Vec<Vec<u8>> = vec![Vec::new(), vec![7u8; 5]];
+        for (header, len) in [(2u64, 3 * PIECE + 17), (5000, 9000), (u64::MAX, 100)] {
+            let mut b: Vec<u8> = (0..len).map(|i| (i * 13 + i / 253) as u8).collect();
+            b[..8].copy_from_slice(&header.to_le_bytes());
+            files.push(b);
+        }
+        for (i, bytes) in files.iter().enumerate() {
+            let p = dir.path().join(format!("f{i}"));
+            std::fs::write(&p, bytes).expect("write");
+            let f = std::fs::File::open(&p).expect("open");
+            for (shard, threads) in [(4096u64, 1usize), (4096, 2), (4096, 4), (1 << 21, 3)] {
+                for whole in [false, true] {
+                    let s = stream_safetensors_digests(&f, shard, threads, whole).expect("stream");
+                    let (_, d) = read_with_shard_digests(&f, shard, threads).expect("read");
+                    assert_eq!(s.shards, d, "{i} {shard} {threads}");
+                    assert_eq!(s.prefix, safetensors_prefix(bytes), "{i} {shard} {threads}");
+                    assert_eq!(s.whole, whole.then(|| sha256_hex(bytes)));
+                }
             }
         }
     }

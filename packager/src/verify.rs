@@ -21,7 +21,7 @@ use crate::package::{
     PROVENANCE_DSSE_FILE, STATEMENT_DSSE_FILE, STATEMENT_FILE,
 };
 use crate::shards::sha256_hex;
-use crate::shards::{read_with_shard_digests, safetensors_prefix};
+use crate::shards::{read_with_shard_digests, safetensors_prefix, stream_safetensors_digests};
 use crate::{dsse, safetensors as st};
 
 /// Why a trust policy could not be used.
@@ -343,13 +343,71 @@ pub struct Verification {
     /// The bundle's closed set of files as they were read, once, and verified: every check
     /// above ran on these bytes. Files outside the closed set are never read (they fail the
     /// "bundle files" check); the model is read only once the statement's signature held.
+    ///
+    /// With [`ModelBytes::DigestOnly`] the model is streamed through its digests and not
+    /// kept: `files.get(MODEL_FILE)` is `None` then. Use [`Verification::model`] to get the
+    /// verified model: it is an error, never a silent absence, when the bytes were not kept.
     pub files: BundleFiles,
+    /// Whether the model's bytes were kept in `files` (what the caller asked for).
+    pub model_bytes: ModelBytes,
+}
+
+/// What `verify` does with the model's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelBytes {
+    /// Read the model once into memory, run every check on those bytes and keep them in
+    /// [`Verification::files`]: for callers that go on to use the model (`serve` builds it,
+    /// `publish` uploads it), so that what they use is exactly what was verified. The
+    /// default: no caller loses the verified bytes without asking.
+    #[default]
+    Keep,
+    /// Stream the model through its shard digests (in parallel, nothing like the whole file
+    /// in memory: about twice as fast on a large model, no page faults on a fresh buffer)
+    /// and check its header strictly on the digested prefix; the bytes are not kept
+    /// (`files.get(MODEL_FILE)` is `None`). For callers that only report or sign digests
+    /// (`airlock verify`, `review`, `approve`/`reject`, the gate of `airlock run`, `pull`'s
+    /// checks of its private download). The other, small, files are still read once and
+    /// kept.
+    DigestOnly,
+}
+
+/// How to verify a bundle: see [`verify_bundle_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyOptions {
+    /// Threads for the model's shard digests.
+    pub threads: usize,
+    /// Also recompute the whole-file SHA-256 of a model larger than one shard (the signed
+    /// shard digests already pin every byte; the whole-file digest is there for
+    /// `sha256sum` users).
+    pub full_digest: bool,
+    /// Keep the model's verified bytes, or only digest them.
+    pub model: ModelBytes,
+    /// When the builder key's validity is judged; `None`: now.
+    pub now: Option<OffsetDateTime>,
 }
 
 impl Verification {
     /// True when every check held.
     pub fn ok(&self) -> bool {
         !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+    }
+
+    /// The verified model's bytes: an error when the bundle did not verify, or when it was
+    /// verified with [`ModelBytes::DigestOnly`] (streamed, not kept). A caller that uses the
+    /// model goes through here, so that a verification that did not keep it cannot be
+    /// mistaken for one without a model.
+    pub fn model(&self) -> Result<&[u8], String> {
+        if !self.ok() {
+            return Err("the bundle does not verify".into());
+        }
+        if self.model_bytes == ModelBytes::DigestOnly {
+            return Err(format!(
+                "{MODEL_FILE} was verified by streaming (ModelBytes::DigestOnly) and its bytes were not kept"
+            ));
+        }
+        self.files
+            .get(MODEL_FILE)
+            .ok_or_else(|| format!("{MODEL_FILE} is not among the verified files"))
     }
 
     fn push(&mut self, name: &'static str, result: Result<String, String>) -> bool {
@@ -403,18 +461,45 @@ fn check_decision_files(files: &BundleFiles) -> Result<usize, String> {
     Ok(n)
 }
 
-/// Verify the bundle at `dir` against `trust`. `full_digest` also recomputes the
-/// whole-file SHA-256 of a model larger than one shard (the signed shard digests already
-/// pin every byte; the whole-file digest is there for `sha256sum` users).
+/// Verify the bundle at `dir` against `trust`, keeping the model's verified bytes
+/// ([`ModelBytes::Keep`]). `full_digest` also recomputes the whole-file SHA-256 of a model
+/// larger than one shard (the signed shard digests already pin every byte; the whole-file
+/// digest is there for `sha256sum` users).
 ///
 /// The bundle must be exactly its closed set of files (see [`crate::bundle`]); each file is
 /// read once, and every check runs on the bytes kept in [`Verification::files`].
 pub fn verify_bundle(dir: &Path, trust: &Trust, threads: usize, full_digest: bool) -> Verification {
-    verify_bundle_at(dir, trust, threads, full_digest, now_utc())
+    verify_bundle_with(
+        dir,
+        trust,
+        &VerifyOptions {
+            threads,
+            full_digest,
+            model: ModelBytes::Keep,
+            now: None,
+        },
+    )
 }
 
-fn now_utc() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+/// [`verify_bundle`] for callers that do not use the model's bytes
+/// ([`ModelBytes::DigestOnly`]): the same checks at streaming speed; the model is not in
+/// [`Verification::files`].
+pub fn verify_bundle_streamed(
+    dir: &Path,
+    trust: &Trust,
+    threads: usize,
+    full_digest: bool,
+) -> Verification {
+    verify_bundle_with(
+        dir,
+        trust,
+        &VerifyOptions {
+            threads,
+            full_digest,
+            model: ModelBytes::DigestOnly,
+            now: None,
+        },
+    )
 }
 
 /// [`verify_bundle`] with the builder key's validity judged at `now`.
@@ -425,11 +510,46 @@ pub fn verify_bundle_at(
     full_digest: bool,
     now: OffsetDateTime,
 ) -> Verification {
-    let mut v = Verification::default();
+    verify_bundle_with(
+        dir,
+        trust,
+        &VerifyOptions {
+            threads,
+            full_digest,
+            model: ModelBytes::Keep,
+            now: Some(now),
+        },
+    )
+}
+
+/// What was computed of the model, kept or streamed.
+struct ModelSeen {
+    shards: ShardDigests,
+    /// Whole-file digest, when streamed with `full_digest`.
+    whole: Option<String>,
+    /// The digested prefix, when streamed (kept: taken from the kept bytes).
+    prefix: Option<Vec<u8>>,
+}
+
+/// Verify the bundle at `dir` against `trust` as `opts` says (see [`verify_bundle`]).
+/// Both [`ModelBytes`] run the same checks.
+pub fn verify_bundle_with(dir: &Path, trust: &Trust, opts: &VerifyOptions) -> Verification {
+    let VerifyOptions {
+        threads,
+        full_digest,
+        model: keep,
+        now,
+    } = *opts;
+    let now = now.unwrap_or_else(OffsetDateTime::now_utc);
+    let mut v = Verification {
+        model_bytes: keep,
+        ..Verification::default()
+    };
     let read = crate::bundle::read_closed_set(dir);
     let mut files = BundleFiles::default();
     let mut model_present = false;
-    let mut model_shards: Option<ShardDigests> = None;
+    let mut model_seen: Option<ModelSeen> = None;
+    let mut model_read = false;
     v.push(
         "bundle files",
         read.and_then(|(f, walk, missing)| {
@@ -545,24 +665,53 @@ pub fn verify_bundle_at(
                     );
                     continue;
                 }
-                if model_present && !files.contains(MODEL_FILE) {
-                    // Only a model the walk saw as a regular file is read.
+                let single = shards.sha256.len() == 1;
+                if model_present && !model_read {
+                    // Only a model the walk saw as a regular file is read, and only once.
+                    model_read = true;
                     let path = dir.join(MODEL_FILE);
-                    match crate::bundle::open_regular(&path).and_then(|f| {
-                        read_with_shard_digests(&f, shards.shard_size, threads)
-                            .map_err(|e| format!("{MODEL_FILE}: {e}"))
-                    }) {
-                        Ok((bytes, got)) => {
+                    let f = crate::bundle::open_regular(&path);
+                    let seen = match keep {
+                        ModelBytes::Keep => f.and_then(|f| {
+                            let (bytes, got) =
+                                read_with_shard_digests(&f, shards.shard_size, threads)
+                                    .map_err(|e| format!("{MODEL_FILE}: {e}"))?;
                             files.insert(MODEL_FILE, bytes);
-                            model_shards = Some(got);
-                        }
+                            Ok(ModelSeen {
+                                shards: got,
+                                whole: None,
+                                prefix: None,
+                            })
+                        }),
+                        ModelBytes::DigestOnly => f.and_then(|f| {
+                            let s = stream_safetensors_digests(
+                                &f,
+                                shards.shard_size,
+                                threads,
+                                full_digest && !single,
+                            )
+                            .map_err(|e| format!("{MODEL_FILE}: {e}"))?;
+                            Ok(ModelSeen {
+                                shards: s.shards,
+                                whole: s.whole,
+                                prefix: Some(s.prefix),
+                            })
+                        }),
+                    };
+                    match seen {
+                        Ok(seen) => model_seen = Some(seen),
                         Err(e) => {
                             v.push("model shard digests", Err(e));
                             continue;
                         }
                     }
                 }
-                let Some(got) = model_shards.take() else {
+                let Some(ModelSeen {
+                    shards: got,
+                    whole: streamed_whole,
+                    prefix: streamed_prefix,
+                }) = model_seen.take()
+                else {
                     v.push(
                         "model shard digests",
                         Err(format!("{MODEL_FILE}: not in the bundle")),
@@ -596,13 +745,14 @@ pub fn verify_bundle_at(
                         ))
                     },
                 );
-                let model = files.get(MODEL_FILE).unwrap_or_default();
-                let single = shards.sha256.len() == 1;
+                let kept = files.get(MODEL_FILE).unwrap_or_default();
                 if single || full_digest {
                     let whole = if single {
                         got.sha256[0].clone()
+                    } else if let Some(w) = streamed_whole {
+                        w
                     } else {
-                        sha256_hex(model)
+                        sha256_hex(kept)
                     };
                     v.push(
                         "model digest",
@@ -615,7 +765,16 @@ pub fn verify_bundle_at(
                         },
                     );
                 }
-                v.push("model format", check_model(model, &files));
+                // The header is checked on bytes that were digested: the kept model, or
+                // the prefix copied from the streamed shard buffers.
+                let (prefix, len) = match &streamed_prefix {
+                    Some(p) => (
+                        safetensors_prefix(p),
+                        usize::try_from(got.length).unwrap_or(usize::MAX),
+                    ),
+                    None => (safetensors_prefix(kept), kept.len()),
+                };
+                v.push("model format", check_model(prefix, len, &files));
             } else {
                 let bytes = match held(&files, &s.name) {
                     Ok(b) => b,
@@ -750,11 +909,10 @@ fn build_time(
     Ok(t)
 }
 
-/// The model parses strictly, is canonical, and holds exactly what the model card declares.
-fn check_model(model: &[u8], files: &BundleFiles) -> Result<String, String> {
-    let len = model.len();
-    let m = st::parse_header(safetensors_prefix(model), len)
-        .map_err(|e| format!("{MODEL_FILE}: {e}"))?;
+/// The model (`prefix`: its length prefix and header; `len`: its length) parses strictly, is
+/// canonical, and holds exactly what the model card declares.
+fn check_model(prefix: &[u8], len: usize, files: &BundleFiles) -> Result<String, String> {
+    let m = st::parse_header(prefix, len).map_err(|e| format!("{MODEL_FILE}: {e}"))?;
     if !st::is_canonical_len(&m, len) {
         return Err(format!("{MODEL_FILE} is not in canonical form"));
     }
@@ -785,4 +943,212 @@ fn check_model(model: &[u8], files: &BundleFiles) -> Result<String, String> {
         ));
     }
     Ok(format!("{} tensors, canonical", m.tensors.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use airlock_schemas::{LeakLayer, Subject};
+    use serde_json::json;
+
+    use super::*;
+    use crate::keys::{Signer, generate};
+    use crate::package::pretty;
+    use crate::safetensors::{Dtype, OwnedTensor, write_canonical};
+    use crate::shards::{sha256_hex, shard_digests};
+
+    /// A model of `n` f32 weights with `metadata`, and its card's tensor list.
+    fn model(n: usize, metadata: &[(&str, &str)]) -> (Vec<u8>, serde_json::Value) {
+        let data: Vec<u8> = (0..n)
+            .flat_map(|i| (i as f32 * 0.001).to_le_bytes())
+            .collect();
+        let t = OwnedTensor {
+            name: "layers.0.weight".into(),
+            dtype: Dtype::F32,
+            shape: vec![n],
+            data,
+        };
+        let meta: BTreeMap<String, String> = metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let bytes = write_canonical(&[t], &meta).expect("canonical");
+        (
+            bytes,
+            json!([{"name": "layers.0.weight", "dtype": "F32", "shape": [n]}]),
+        )
+    }
+
+    /// A builder-signed bundle of `model` at `dir`, in `shard` byte shards.
+    fn bundle(dir: &Path, builder: &Signer, model: &[u8], tensors: serde_json::Value, shard: u64) {
+        let subject = |name: &str, bytes: &[u8]| Subject {
+            name: name.into(),
+            digest: [("sha256".to_owned(), sha256_hex(bytes))]
+                .into_iter()
+                .collect(),
+        };
+        let card = pretty(&json!({
+            "schema_version": 1, "name": "m", "version": "1.0.0", "intended_use": null,
+            "architecture": {"kind": "mlp", "layer_widths": [1], "activation": "relu", "tensors": tensors},
+            "inputs": [], "output": {"label": "y", "classes": ["0", "1"], "transform": "sigmoid"},
+            "metrics": {"roc_auc": 0.9, "accuracy": 0.9, "loss": 0.1, "holdout_rows": 1, "positive_rate": 0.5},
+            "training": {"epochs": [], "roc_curve": [], "split_rows": [1, 1, 1]},
+        }));
+        let layer = |id: &str| LeakLayer {
+            id: id.into(),
+            name: id.into(),
+            verdict: Verdict::Pass,
+            parameters: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            findings: Vec::new(),
+            error: None,
+        };
+        let report = pretty(&LeakReport {
+            schema_version: 1,
+            verdict: Verdict::Pass,
+            inputs: Vec::new(),
+            layers: ["L0", "L1", "L2", "L3"].map(layer).to_vec(),
+        });
+        let statement = pretty(&Statement {
+            type_: STATEMENT_TYPE.into(),
+            subject: vec![
+                subject(MODEL_FILE, model),
+                subject(MODEL_CARD_FILE, &card),
+                subject(LEAK_REPORT_FILE, &report),
+            ],
+            predicate_type: RELEASE_PREDICATE_TYPE.into(),
+            predicate: ReleasePredicate {
+                model_name: "m".into(),
+                model_version: "1.0.0".into(),
+                pipeline_sha256: "0".repeat(64),
+                training_record_sha256: "0".repeat(64),
+                leak_verdict: Verdict::Pass,
+                git_commit: None,
+                model_shards: shard_digests(model, shard, 1),
+            },
+        });
+        let provenance = pretty(&Statement {
+            type_: STATEMENT_TYPE.into(),
+            subject: vec![subject(MODEL_FILE, model)],
+            predicate_type: SLSA_PROVENANCE_TYPE.into(),
+            predicate: json!({"runDetails": {"metadata": {"finishedOn": "2026-01-01T00:00:00Z"}}}),
+        });
+        let sign = |b: &[u8]| pretty(&dsse::sign(IN_TOTO_PAYLOAD_TYPE, b, builder));
+        std::fs::create_dir_all(dir.join(APPROVALS_DIR)).expect("mkdir");
+        for (name, bytes) in [
+            (STATEMENT_DSSE_FILE, sign(&statement)),
+            (STATEMENT_FILE, statement),
+            (PROVENANCE_DSSE_FILE, sign(&provenance)),
+            (MODEL_CARD_FILE, card),
+            (LEAK_REPORT_FILE, report),
+            (MODEL_FILE, model.to_vec()),
+        ] {
+            std::fs::write(dir.join(name), bytes).expect("write");
+        }
+    }
+
+    fn verify(
+        dir: &Path,
+        trust: &Trust,
+        threads: usize,
+        full: bool,
+        m: ModelBytes,
+    ) -> Verification {
+        verify_bundle_with(
+            dir,
+            trust,
+            &VerifyOptions {
+                threads,
+                full_digest: full,
+                model: m,
+                now: None,
+            },
+        )
+    }
+
+    #[test]
+    fn digest_only_runs_the_same_checks_as_keep_and_leaves_the_model_out() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let keys = tmp.path().join("keys");
+        std::fs::create_dir(&keys).expect("mkdir");
+        let builder = generate(&keys.join("builder")).expect("builder key");
+        generate(&keys.join("officer")).expect("officer key");
+        let policy = tmp.path().join("trust.toml");
+        std::fs::write(
+            &policy,
+            "approvals_required = 1\n\
+             [[keys]]\nname = \"b\"\nrole = \"builder\"\npublic_key = \"keys/builder.pub\"\n\
+             [[keys]]\nname = \"o\"\nrole = \"officer\"\npublic_key = \"keys/officer.pub\"\n",
+        )
+        .expect("policy");
+        let trust = Trust::load(&policy).expect("trust");
+        let signer = Signer::load(&builder.private_key).expect("signer");
+
+        let (good, tensors) = model(3000, &MODEL_METADATA);
+        let (not_allowed, not_allowed_tensors) = model(3000, &[("format", "pt"), ("rows", "x")]);
+        let mut flipped = good.clone();
+        *flipped.last_mut().expect("bytes") ^= 1;
+        let mut cases: Vec<(&str, tempfile::TempDir, bool)> = Vec::new();
+        for (what, bytes, t, shard, tamper) in [
+            ("one shard", &good, &tensors, 1 << 20, None),
+            ("three shards", &good, &tensors, 4096, None),
+            ("last byte changed", &good, &tensors, 4096, Some(&flipped)),
+            (
+                "metadata not allowed",
+                &not_allowed,
+                &not_allowed_tensors,
+                4096,
+                None,
+            ),
+        ] {
+            let d = tempfile::tempdir_in(tmp.path()).expect("bundle dir");
+            bundle(d.path(), &signer, bytes, t.clone(), shard);
+            if let Some(t) = tamper {
+                std::fs::write(d.path().join(MODEL_FILE), t).expect("tamper");
+            }
+            cases.push((what, d, tamper.is_none() && what != "metadata not allowed"));
+        }
+        for (what, dir, should_pass) in &cases {
+            let on_disk = std::fs::read(dir.path().join(MODEL_FILE)).expect("model");
+            for threads in [1, 2, 3] {
+                for full in [false, true] {
+                    let kept = verify(dir.path(), &trust, threads, full, ModelBytes::Keep);
+                    let streamed =
+                        verify(dir.path(), &trust, threads, full, ModelBytes::DigestOnly);
+                    let at = format!("{what}, {threads} threads, full digest {full}");
+                    assert_eq!(kept.checks, streamed.checks, "{at}");
+                    assert_eq!(kept.ok(), *should_pass, "{at}: {:#?}", kept.checks);
+                    assert!(kept.checks.iter().any(|c| c.name == "model format"), "{at}");
+                    assert_eq!(kept.statement_bytes, streamed.statement_bytes, "{at}");
+                    assert_eq!(kept.model_bytes, ModelBytes::Keep);
+                    assert_eq!(streamed.model_bytes, ModelBytes::DigestOnly);
+                    // Keep holds the model; DigestOnly holds every other file, not the model.
+                    assert_eq!(kept.files.get(MODEL_FILE), Some(on_disk.as_slice()), "{at}");
+                    assert_eq!(streamed.files.get(MODEL_FILE), None, "{at}");
+                    let others: Vec<&str> =
+                        kept.files.names().filter(|n| *n != MODEL_FILE).collect();
+                    assert_eq!(streamed.files.names().collect::<Vec<_>>(), others, "{at}");
+                    for n in others {
+                        assert_eq!(kept.files.get(n), streamed.files.get(n), "{at}: {n}");
+                    }
+                    // Only a kept, verified model can be had, and asking never gives nothing.
+                    assert_eq!(kept.model().ok(), should_pass.then_some(on_disk.as_slice()));
+                    assert!(streamed.model().is_err(), "{at}");
+                }
+            }
+        }
+        // The failing cases fail on the check they are about.
+        let failed = |i: usize| {
+            let (_, dir, _) = &cases[i];
+            let v = verify(dir.path(), &trust, 2, true, ModelBytes::DigestOnly);
+            v.checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| c.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(failed(2), ["model shard digests", "model digest"]);
+        assert_eq!(failed(3), ["model format"]);
+    }
 }

@@ -56,6 +56,9 @@ pub fn scan_before_send(
         .statement
         .as_ref()
         .ok_or_else(|| unavailable("the bundle has no verified statement".into()))?;
+    // What leaves includes the model: a verification that did not keep it
+    // (`ModelBytes::DigestOnly`) cannot stand for what is sent.
+    v.model().map_err(unavailable)?;
     let index = identifier_index_for_bundle(
         &opts.bundle,
         opts.run_dir.as_deref(),

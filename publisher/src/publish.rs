@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use airlock_packager::keys::{KeyError, Signer};
-use airlock_packager::{APPROVALS_DIR, MODEL_FILE, Trust, approvals, verify_bundle};
+use airlock_packager::{
+    APPROVALS_DIR, MODEL_FILE, ModelBytes, Trust, VerifyOptions, approvals, verify_bundle_with,
+};
 use airlock_schemas::{AuditAction, AuditPoint, KeyRole, ReleaseIndex, ResidencyPolicy};
 use sha2::{Digest, Sha256};
 
@@ -487,7 +489,17 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         };
 
     // The gate: exactly what `airlock verify --require-approvals` demands.
-    let v = verify_bundle(&opts.bundle, &trust, opts.threads, false);
+    // Keep: what is uploaded (and leak-scanned) is exactly the bytes verify read and checked.
+    let v = verify_bundle_with(
+        &opts.bundle,
+        &trust,
+        &VerifyOptions {
+            threads: opts.threads,
+            full_digest: false,
+            model: ModelBytes::Keep,
+            now: None,
+        },
+    );
     let s = approvals::evaluate(&trust, &v, time::OffsetDateTime::now_utc());
     let counted: Vec<String> = s
         .decisions
@@ -539,6 +551,20 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             } else {
                 format!("{why}; {}", details.join("; "))
             },
+        });
+    }
+
+    // The verified model's bytes must be held (an error, never a release without its model).
+    if let Err(why) = v.model() {
+        record(
+            AuditAction::Refuse,
+            None,
+            counted,
+            "refused: the verified model's bytes were not kept".into(),
+        )?;
+        return Err(PublishError::NotApproved {
+            bundle: opts.bundle.clone(),
+            why,
         });
     }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use airlock_packager::bundle::is_closed_set_name;
 use airlock_packager::shards::stream_digest;
 use airlock_packager::{
-    APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE, Trust, approvals, verify_bundle,
+    APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE, Trust, approvals, verify_bundle_streamed,
 };
 use airlock_schemas::{ReleaseIndex, ReleasePredicate, Statement};
 
@@ -176,7 +176,10 @@ fn fetch_verified(
             )));
         }
     }
-    let early = verify_bundle(tmp, trust, threads, false);
+    // Pull checks its own private download and installs the files; it never uses the
+    // model's bytes (serve verifies again, keeping them, when it starts), so every verify
+    // here streams the model through its digests without keeping it.
+    let early = verify_bundle_streamed(tmp, trust, threads, false);
     if let Some(c) = early
         .checks
         .iter()
@@ -226,7 +229,7 @@ fn fetch_verified(
         // Checked whole and per shard, in parallel, against the signed statement below.
         total += registry.get_blob(sha, &tmp.join(MODEL_FILE))?;
     }
-    let v = verify_bundle(tmp, trust, threads, true);
+    let v = verify_bundle_streamed(tmp, trust, threads, true);
     if !v.ok() {
         let failed: Vec<String> = v
             .checks
@@ -363,7 +366,9 @@ fn install(
         if let Some(st) = statement_of(out) {
             let current = &st.predicate.model_version;
             let newer = version_cmp(current, version).is_gt();
-            if newer && !opts.allow_downgrade && verify_bundle(out, trust, opts.threads, false).ok()
+            if newer
+                && !opts.allow_downgrade
+                && verify_bundle_streamed(out, trust, opts.threads, false).ok()
             {
                 return Err(PullError::Refused {
                     release: format!("{} {version}", st.predicate.model_name),
