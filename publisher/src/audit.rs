@@ -456,7 +456,21 @@ pub fn verify_chain(path: &Path, trust: &Trust) -> Result<Chain, AuditError> {
     let chain = Chain::parse(&text).map_err(invalid)?;
     check_signed_head(&chain, &head_path(path), trust, false).map_err(invalid)?;
     let publishers = trust.keys_with_role(KeyRole::Publisher);
+    let mut previous: Option<(u64, OffsetDateTime)> = None;
     for e in &chain.entries {
+        // Entries are appended in time order: an entry dated before the one it follows was
+        // backdated (for example by a key signing after its window closed).
+        if let Ok(t) = OffsetDateTime::parse(&e.time, &Rfc3339) {
+            if let Some((seq, before)) = previous
+                && t < before - time::Duration::minutes(5)
+            {
+                return Err(invalid(format!(
+                    "entry {} is dated {} but follows entry {seq}, dated later: it was backdated",
+                    e.seq, e.time
+                )));
+            }
+            previous = Some((e.seq, t));
+        }
         if !publishers.iter().any(|(id, _)| *id == e.actor) {
             return Err(invalid(format!(
                 "entry {} names actor {}, not a publisher key of the trust policy",
@@ -472,9 +486,16 @@ pub fn verify_chain(path: &Path, trust: &Trust) -> Result<Chain, AuditError> {
 /// The publisher key `keyid` counts for something it signed at `time` (RFC 3339): listed as
 /// publisher, not revoked, `time` inside its window. A log is judged at the times it was
 /// written, so a key that expired since still vouches for what it signed before.
+///
+/// The signer chooses the time it writes, so a time later than now (beyond a little clock
+/// skew) is refused: otherwise a key whose window has not begun could sign with a date
+/// inside it. An expired key backdating is caught by [`verify_chain`]'s order check.
 fn usable_publisher(trust: &Trust, keyid: &str, time: &str) -> Result<(), String> {
     let t = OffsetDateTime::parse(time, &Rfc3339)
         .map_err(|_| format!("time {time:?} is not an RFC 3339 time"))?;
+    if t > OffsetDateTime::now_utc() + time::Duration::minutes(5) {
+        return Err(format!("dated in the future ({time})"));
+    }
     trust
         .usable_key(keyid, KeyRole::Publisher, t, t)
         .map(|_| ())

@@ -1,7 +1,7 @@
 //! `airlock publish`: a verified, approved bundle into a registry the residency policy
 //! allows, every step (refusals included) in the audit log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use airlock_packager::keys::{KeyError, Signer};
@@ -12,7 +12,7 @@ use airlock_schemas::{AuditAction, AuditPoint, KeyRole, ReleaseIndex, ResidencyP
 use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditError, AuditLog, NewEntry, head_path};
-use airlock_packager::shards::{sha256_hex, stream_digest};
+use airlock_packager::shards::sha256_hex;
 
 use crate::aws::{Aws, AwsOptions};
 use crate::registry::{Location, Registry, RegistryError, index_key, open};
@@ -443,8 +443,31 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     } = setup(opts)?;
     let log = std::cell::RefCell::new(open_audit_log(opts, &trust, registry.as_ref())?);
     let trust_sha = trust.sha256.clone();
+    // The gate: exactly what `airlock verify --require-approvals` demands. It runs first, so
+    // that nothing of the bundle is read but through verify's closed-set reader (no link
+    // followed, no FIFO opened).
+    // Keep: what is uploaded (and leak-scanned) is exactly the bytes verify read and checked.
+    let v = verify_bundle_with(
+        &opts.bundle,
+        &trust,
+        &VerifyOptions {
+            threads: opts.threads,
+            full_digest: false,
+            model: ModelBytes::Keep,
+            now: None,
+        },
+    );
+    let s = approvals::evaluate(&trust, &v, time::OffsetDateTime::now_utc());
+    // The model's digest for the entries: the signed one, once verify has matched the file.
     let mut artifacts = BTreeMap::new();
-    if let Ok(sha) = stream_digest(&opts.bundle.join(MODEL_FILE)) {
+    if v.ok()
+        && let Some(sha) = v.statement.as_ref().and_then(|st| {
+            st.subject
+                .iter()
+                .find(|s| s.name == MODEL_FILE)
+                .and_then(|s| s.digest.get("sha256").cloned())
+        })
+    {
         artifacts.insert(MODEL_FILE.to_owned(), sha);
     }
     let entries = std::cell::Cell::new(0usize);
@@ -488,19 +511,6 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
             record_at(action, registry.uri(), region, approvals, outcome)
         };
 
-    // The gate: exactly what `airlock verify --require-approvals` demands.
-    // Keep: what is uploaded (and leak-scanned) is exactly the bytes verify read and checked.
-    let v = verify_bundle_with(
-        &opts.bundle,
-        &trust,
-        &VerifyOptions {
-            threads: opts.threads,
-            full_digest: false,
-            model: ModelBytes::Keep,
-            now: None,
-        },
-    );
-    let s = approvals::evaluate(&trust, &v, time::OffsetDateTime::now_utc());
     let counted: Vec<String> = s
         .decisions
         .iter()
@@ -606,7 +616,19 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     // Only the files verify accounted for (its closed set) leave, as the bytes it verified.
     let mut files = BTreeMap::new();
     let mut paths = Vec::new();
+    // Of the decision files, only the approvals that count leave: any other file under
+    // approvals/ (superseded, expired, by a key the policy does not list, or not a decision
+    // at all, whatever its envelope carries) stays on the premises.
+    let leaving: BTreeSet<String> = s
+        .decisions
+        .iter()
+        .filter(|d| d.counts)
+        .map(|d| format!("{APPROVALS_DIR}/{}", d.file))
+        .collect();
     for (rel, bytes) in v.files.iter() {
+        if rel.starts_with(&format!("{APPROVALS_DIR}/")) && !leaving.contains(rel) {
+            continue;
+        }
         let sha = sha256_hex(bytes);
         files.insert(rel.to_owned(), sha.clone());
         paths.push((rel.to_owned(), bytes, sha, bytes.len() as u64));

@@ -805,3 +805,42 @@ fn trust_files_and_folders_writable_by_others_are_refused() {
         assert!(r.verify("bundle").status.success(), "{path} restored");
     }
 }
+
+/// A well-formed envelope named after some key id passes the closed set, but carries
+/// anything at all (here the training data, hex-encoded so no scanner recognizes it). Only
+/// the approvals that count may leave: it stays on the premises, and the published index
+/// and blobs are exactly the signed files and the counted approval.
+#[test]
+fn a_decision_file_that_does_not_count_never_leaves() {
+    let r = setup("[\"local\"]");
+    approve(&r);
+    let csv = std::fs::read(&r.data).expect("data");
+    let hexed: String = csv.iter().map(|b| format!("{b:02x}")).collect();
+    let stranger = "ab".repeat(32);
+    let envelope = serde_json::json!({
+        "payloadType": "application/vnd.in-toto+json",
+        "payload": STANDARD.encode(hexed.as_bytes()),
+        "signatures": [{"keyid": stranger, "sig": STANDARD.encode([0u8; 64])}],
+    });
+    let junk = r.sb.join(&format!("bundle/approvals/{stranger}.dsse.json"));
+    std::fs::write(&junk, serde_json::to_vec(&envelope).expect("json")).expect("write");
+    let out = publish_with(&r, "bundle", &file_registry(&r), "trust.toml", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(r.sb.join(INDEX)).expect("index")).expect("json");
+    let names: Vec<&String> = index["files"].as_object().expect("files").keys().collect();
+    let alice = format!("approvals/{}.dsse.json", key_id(&r, "alice"));
+    assert!(names.iter().any(|n| **n == alice), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains(&stranger)),
+        "a decision that does not count was published: {names:?}"
+    );
+    assert_eq!(names.len(), 7, "{names:?}");
+    let junk_sha = airlock_packager::shards::sha256_hex(&std::fs::read(&junk).expect("junk"));
+    let blobs = r.sb.join("registry/blobs/sha256");
+    assert!(blobs.is_dir(), "{}", blobs.display());
+    assert!(
+        !blobs.join(&junk_sha).exists(),
+        "the junk decision's bytes reached the registry"
+    );
+}
