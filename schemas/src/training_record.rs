@@ -214,9 +214,82 @@ impl TrainingRecord {
         }
         g::rfc3339(&self.started_at).map_err(field("started_at"))?;
         g::rfc3339(&self.finished_at).map_err(field("finished_at"))?;
+        self.validate_metrics()
+    }
+
+    /// The numbers that the model card copies: as free a channel as a string unless they
+    /// are bounded. One entry per configured epoch, numbered in order; every value finite,
+    /// rates in [0, 1]; the ROC curve a monotone walk of at most [`MAX_ROC_POINTS`] points
+    /// from (0, 0) to (1, 1).
+    fn validate_metrics(&self) -> Result<(), String> {
+        let finite = |name: &str, x: f64| {
+            if x.is_finite() && x >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} is not a finite, non-negative number"))
+            }
+        };
+        let rate = |name: &str, x: f64| {
+            if (0.0..=1.0).contains(&x) {
+                Ok(())
+            } else {
+                Err(format!("{name} is not a rate in [0, 1]"))
+            }
+        };
+        if self.epochs.len() != self.hyperparameters.epochs {
+            return Err(format!(
+                "epochs: {} entries, but the run trained {} epochs",
+                self.epochs.len(),
+                self.hyperparameters.epochs
+            ));
+        }
+        for (i, e) in self.epochs.iter().enumerate() {
+            let at = |f: &str| format!("epochs[{i}].{f}");
+            if e.epoch != i + 1 {
+                return Err(format!("{} is not {}", at("epoch"), i + 1));
+            }
+            finite(&at("train_loss"), e.train_loss)?;
+            finite(&at("validation_loss"), e.validation_loss)?;
+            finite(&at("seconds"), e.seconds)?;
+            rate(&at("train_accuracy"), e.train_accuracy)?;
+            rate(&at("validation_accuracy"), e.validation_accuracy)?;
+        }
+        let h = &self.holdout;
+        finite("holdout.loss", h.loss)?;
+        rate("holdout.accuracy", h.accuracy)?;
+        rate("holdout.roc_auc", h.roc_auc)?;
+        rate("holdout.positive_rate", h.positive_rate)?;
+        finite("train_rows_per_second", self.train_rows_per_second)?;
+        let curve = &h.roc_curve;
+        if curve.len() > MAX_ROC_POINTS {
+            return Err(format!(
+                "holdout.roc_curve has {} points, at most {MAX_ROC_POINTS} are recorded",
+                curve.len()
+            ));
+        }
+        let mut prev = RocPoint { fpr: 0.0, tpr: 0.0 };
+        for (i, p) in curve.iter().enumerate() {
+            rate(&format!("holdout.roc_curve[{i}].fpr"), p.fpr)?;
+            rate(&format!("holdout.roc_curve[{i}].tpr"), p.tpr)?;
+            if p.fpr < prev.fpr || p.tpr < prev.tpr {
+                return Err(format!(
+                    "holdout.roc_curve[{i}] goes back: a ROC curve only rises"
+                ));
+            }
+            prev = *p;
+        }
+        if let (Some(first), Some(last)) = (curve.first(), curve.last())
+            && (*first != RocPoint { fpr: 0.0, tpr: 0.0 }
+                || *last != RocPoint { fpr: 1.0, tpr: 1.0 })
+        {
+            return Err("holdout.roc_curve does not run from (0, 0) to (1, 1)".into());
+        }
         Ok(())
     }
 }
+
+/// The most ROC points a training record may carry (the trainer keeps 101).
+pub const MAX_ROC_POINTS: usize = 128;
 
 /// The last component of a recorded path (`/`-separated), which is all that is shipped.
 fn path_file_name(p: &str) -> String {

@@ -146,8 +146,10 @@ fn training_record_fields_have_grammars() {
             "epochs": 1, "batch_size": 1},
         "seed": 1,
         "backend": {"name": "flex", "device": "cpu", "threads": 1},
-        "epochs": [],
-        "holdout": {"loss": 0.1, "accuracy": 0.5, "roc_auc": 0.5, "positive_rate": 0.5, "roc_curve": []},
+        "epochs": [{"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.8, "validation_loss": 0.6,
+            "validation_accuracy": 0.7, "seconds": 0.1}],
+        "holdout": {"loss": 0.1, "accuracy": 0.5, "roc_auc": 0.5, "positive_rate": 0.5,
+            "roc_curve": [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.5, "tpr": 0.7}, {"fpr": 1.0, "tpr": 1.0}]},
         "train_rows_per_second": 1.0,
         "git_commit": "0123456789abcdef0123456789abcdef01234567",
         "git_dirty": false,
@@ -181,4 +183,47 @@ fn training_record_fields_have_grammars() {
         assert!(err.contains(&field), "{pointer}: {err}");
         assert!(!err.contains(bad), "the message echoes the value: {err}");
     }
+    // The numbers the card copies are bounded too: they could carry data as well as a string.
+    let numeric: Vec<(&str, serde_json::Value, &str)> = vec![
+        ("/epochs/0/epoch", 7.into(), "epochs[0].epoch"),
+        (
+            "/epochs/0/train_accuracy",
+            123456789.0.into(),
+            "epochs[0].train_accuracy",
+        ),
+        (
+            "/epochs/0/train_loss",
+            (-1.0).into(),
+            "epochs[0].train_loss",
+        ),
+        ("/holdout/roc_auc", 1.5.into(), "holdout.roc_auc"),
+        (
+            "/holdout/roc_curve/1/fpr",
+            0.0780511.into(),
+            "holdout.roc_curve",
+        ),
+        (
+            "/holdout/roc_curve/1/tpr",
+            1.2.into(),
+            "holdout.roc_curve[1].tpr",
+        ),
+        ("/hyperparameters/epochs", 2.into(), "epochs"),
+    ];
+    for (pointer, bad, field) in numeric {
+        let mut v = good.clone();
+        *v.pointer_mut(pointer).expect(pointer) = bad;
+        if pointer == "/holdout/roc_curve/1/fpr" {
+            // A point that goes back: fpr below the one before it.
+            *v.pointer_mut("/holdout/roc_curve/0/fpr").expect("fpr") = 0.5.into();
+        }
+        let err = parse(&v).validate().expect_err(pointer);
+        assert!(err.contains(field), "{pointer}: {err}");
+    }
+    let mut v = good.clone();
+    let points: Vec<serde_json::Value> = (0..=200)
+        .map(|i| serde_json::json!({"fpr": f64::from(i) / 200.0, "tpr": f64::from(i) / 200.0}))
+        .collect();
+    *v.pointer_mut("/holdout/roc_curve").expect("curve") = points.into();
+    let err = parse(&v).validate().expect_err("201 points");
+    assert!(err.contains("at most"), "{err}");
 }
