@@ -1048,6 +1048,9 @@ fn demo_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         "# DEMO residency policy written by `airlock run`: releases stay in the local file registry.\n\
          [registry]\nregions = [\"local\"]\n",
     )?;
+    let residency = dir.join("residency.toml");
+    airlock_packager::keys::drop_group_other_write(&residency)
+        .with_context(|| format!("cannot restrict the permissions of {}", residency.display()))?;
     Ok((trust, keys.join("builder.key")))
 }
 

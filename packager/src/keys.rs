@@ -191,18 +191,34 @@ pub fn check_not_writable_by_others(path: &Path, what: &'static str) -> Result<(
             mode: mode & 0o777,
         });
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let dir_mode = mode_of(dir)?;
-    if dir_mode & 0o022 != 0 {
-        return Err(KeyError::WritableFolder {
-            what,
+    let parent = |p: &Path| {
+        p.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned()
+    };
+    // The folder of the path as given (where a symlink could be swapped) and, when the path
+    // is a link, the folder of the file it resolves to (where the file could be replaced).
+    let mut dirs = vec![parent(path)];
+    let linked = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if linked {
+        let real = std::fs::canonicalize(path).map_err(|source| KeyError::Io {
+            action: "resolve",
             path: path.to_owned(),
-            dir: dir.to_owned(),
-            mode: dir_mode & 0o777,
-        });
+            source,
+        })?;
+        dirs.push(parent(&real));
+    }
+    for dir in dirs {
+        let dir_mode = mode_of(&dir)?;
+        if dir_mode & 0o022 != 0 {
+            return Err(KeyError::WritableFolder {
+                what,
+                path: path.to_owned(),
+                dir,
+                mode: dir_mode & 0o777,
+            });
+        }
     }
     Ok(())
 }
@@ -420,5 +436,26 @@ mod tests {
             0o755
         );
         check_not_writable_by_others(&g.public_key, "public key").expect("restricted again");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_public_key_in_a_writable_folder_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("tmp");
+        let shared = d.path().join("shared");
+        let safe = d.path().join("safe");
+        for dir in [&shared, &safe] {
+            std::fs::create_dir(dir).expect("mkdir");
+        }
+        let g = generate(&shared.join("k")).expect("keygen");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let link = safe.join("k.pub");
+        std::os::unix::fs::symlink(&g.public_key, &link).expect("ln");
+        let err = check_not_writable_by_others(&link, "public key")
+            .expect_err("the linked file's folder is writable by others");
+        assert!(matches!(err, KeyError::WritableFolder { .. }), "{err}");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        check_not_writable_by_others(&link, "public key").expect("both folders restricted");
     }
 }

@@ -214,6 +214,8 @@ struct Setup {
 /// Load the trust and residency policies and the publisher key, and open the registry.
 fn setup(opts: &PublishOptions) -> Result<Setup, PublishError> {
     let trust = Trust::load(&opts.trust)?;
+    // The residency policy decides where data may go: held to the trust policy's standard.
+    airlock_packager::keys::check_not_writable_by_others(&opts.residency, "residency policy")?;
     let residency_bytes = std::fs::read(&opts.residency).map_err(|source| PublishError::Io {
         path: opts.residency.clone(),
         source,
