@@ -8,9 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_packager::{
-    MODEL_CARD_FILE, MODEL_FILE, ModelBytes, Trust, VerifyOptions, approvals, verify_bundle_with,
-};
+use airlock_packager::{MODEL_CARD_FILE, MODEL_FILE, Trust, approvals, verify_bundle};
 use airlock_trainer::Scorer;
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -97,16 +95,7 @@ fn load(opts: &ServeOptions) -> anyhow::Result<Model> {
     }
     let trust = Trust::load(&opts.trust)?;
     // Keep: the model is built from the bytes verify read and checked, never read again.
-    let v = verify_bundle_with(
-        dir,
-        &trust,
-        &VerifyOptions {
-            threads: opts.threads,
-            full_digest: true,
-            model: ModelBytes::Keep,
-            now: None,
-        },
-    );
+    let v = verify_bundle(dir, &trust, opts.threads, true);
     for c in v.checks.iter().filter(|c| !c.ok) {
         eprintln!("  FAIL {}: {}", c.name, c.detail);
     }

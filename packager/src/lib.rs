@@ -21,5 +21,5 @@ pub use package::{
 };
 pub use verify::{
     Check, LoadedKey, ModelBytes, Trust, TrustError, Verification, VerifyOptions, role_name,
-    verify_bundle, verify_bundle_at, verify_bundle_streamed, verify_bundle_with,
+    verify_bundle, verify_bundle_streamed, verify_bundle_with,
 };

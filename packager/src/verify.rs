@@ -502,26 +502,6 @@ pub fn verify_bundle_streamed(
     )
 }
 
-/// [`verify_bundle`] with the builder key's validity judged at `now`.
-pub fn verify_bundle_at(
-    dir: &Path,
-    trust: &Trust,
-    threads: usize,
-    full_digest: bool,
-    now: OffsetDateTime,
-) -> Verification {
-    verify_bundle_with(
-        dir,
-        trust,
-        &VerifyOptions {
-            threads,
-            full_digest,
-            model: ModelBytes::Keep,
-            now: Some(now),
-        },
-    )
-}
-
 /// What was computed of the model, kept or streamed.
 struct ModelSeen {
     shards: ShardDigests,

@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use airlock_packager::keys::{KeyError, Signer};
-use airlock_packager::{
-    APPROVALS_DIR, MODEL_FILE, ModelBytes, Trust, VerifyOptions, approvals, verify_bundle_with,
-};
+use airlock_packager::{APPROVALS_DIR, MODEL_FILE, Trust, approvals, verify_bundle};
 use airlock_schemas::{AuditAction, AuditPoint, KeyRole, ReleaseIndex, ResidencyPolicy};
 use sha2::{Digest, Sha256};
 
@@ -449,16 +447,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     // that nothing of the bundle is read but through verify's closed-set reader (no link
     // followed, no FIFO opened).
     // Keep: what is uploaded (and leak-scanned) is exactly the bytes verify read and checked.
-    let v = verify_bundle_with(
-        &opts.bundle,
-        &trust,
-        &VerifyOptions {
-            threads: opts.threads,
-            full_digest: false,
-            model: ModelBytes::Keep,
-            now: None,
-        },
-    );
+    let v = verify_bundle(&opts.bundle, &trust, opts.threads, false);
     let s = approvals::evaluate(&trust, &v, time::OffsetDateTime::now_utc());
     // The model's digest for the entries: the signed one, once verify has matched the file.
     let mut artifacts = BTreeMap::new();
