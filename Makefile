@@ -82,8 +82,8 @@ bench: ## training rows/s, sign/verify, leak-scan, S3 upload vs boto3, serve vs 
 	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null; then \
 	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_throughput
-	$(CARGO) bench --locked -p airlock-packager --bench sign_verify -- $(BENCH_MIB)
-	$(CARGO) bench --locked -p airlock-packager --bench leak_scan -- $(BENCH_MIB)
+	$(CARGO) bench --locked -p airlock-trust --bench sign_verify -- $(BENCH_MIB)
+	$(CARGO) bench --locked -p airlock-leak --bench leak_scan -- $(BENCH_MIB)
 	@if [ -x $(TORCH_VENV)/bin/python ]; then export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	AIRLOCK_BENCH_PYTHON="$$(tests/setup-python.sh)" $(CARGO) bench --locked --bench publish -- $(BENCH_MIB)
 

@@ -320,7 +320,7 @@ fn main() -> Res<()> {
         f.get_ref().sync_all()?;
     }
     let len = std::fs::metadata(&blob)?.len();
-    let sha = airlock_packager::shards::stream_digest(&blob)?;
+    let sha = airlock_trust::shards::stream_digest(&blob)?;
 
     println!(
         "upload of a {mib} MiB blob to moto on 127.0.0.1 ({part_mib} MiB parts, {concurrency} in flight, SHA-256 per part); \

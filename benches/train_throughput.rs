@@ -8,7 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use airlock_trainer::{Backend, TrainOptions, train_pipeline};
+use airlock_infer::Backend;
+use airlock_trainer::{TrainOptions, train_pipeline};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args()
@@ -21,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("transactions.csv");
-    airlock_trainer::demo::write_demo_csv(&data, rows, 7)?;
+    airlock_model::demo::write_demo_csv(&data, rows, 7)?;
     let pipeline_text = include_str!("../pipelines/fraud-detector.toml")
         .replace(
             "../data/transactions.csv",

@@ -60,20 +60,18 @@ impl Failure {
             }
             if cause.downcast_ref::<BadInputError>().is_some()
                 || cause
-                    .downcast_ref::<airlock_packager::keys::KeyError>()
+                    .downcast_ref::<airlock_trust::keys::KeyError>()
                     .is_some()
-                || cause
-                    .downcast_ref::<airlock_packager::TrustError>()
-                    .is_some()
+                || cause.downcast_ref::<airlock_trust::TrustError>().is_some()
             {
                 return Self::BadInput;
             }
-            if let Some(e) = cause.downcast_ref::<airlock_packager::approvals::ApprovalError>() {
+            if let Some(e) = cause.downcast_ref::<airlock_trust::approvals::ApprovalError>() {
                 return match e {
-                    airlock_packager::approvals::ApprovalError::BundleInvalid { .. } => {
+                    airlock_trust::approvals::ApprovalError::BundleInvalid { .. } => {
                         Self::Verification
                     }
-                    airlock_packager::approvals::ApprovalError::Io { .. } => Self::Environment,
+                    airlock_trust::approvals::ApprovalError::Io { .. } => Self::Environment,
                     _ => Self::BadInput,
                 };
             }
@@ -118,21 +116,19 @@ impl Failure {
                     Self::Environment
                 };
             }
-            if cause.downcast_ref::<airlock_trainer::DataError>().is_some()
+            if cause.downcast_ref::<airlock_model::DataError>().is_some()
                 || cause
                     .downcast_ref::<airlock_schemas::PipelineError>()
                     .is_some()
-                || cause
-                    .downcast_ref::<airlock_trainer::DeviceError>()
-                    .is_some()
+                || cause.downcast_ref::<airlock_infer::DeviceError>().is_some()
             {
                 return Self::BadInput;
             }
-            if let Some(e) = cause.downcast_ref::<airlock_trainer::PredictError>() {
+            if let Some(e) = cause.downcast_ref::<airlock_infer::PredictError>() {
                 return match e {
-                    airlock_trainer::PredictError::Data(_)
-                    | airlock_trainer::PredictError::Run { .. }
-                    | airlock_trainer::PredictError::Checkpoint(_) => Self::BadInput,
+                    airlock_infer::PredictError::Data(_)
+                    | airlock_infer::PredictError::Run { .. }
+                    | airlock_infer::PredictError::Checkpoint(_) => Self::BadInput,
                 };
             }
         }

@@ -131,7 +131,7 @@ struct ServeArgs {
     bind: std::net::IpAddr,
     /// Where the model runs: cpu, or cuda:N (needs a build with the cuda feature).
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]
-    device: airlock_trainer::DeviceSpec,
+    device: airlock_infer::DeviceSpec,
     /// Close a connection whose request headers are not complete within this time (also
     /// the idle time allowed between requests on a kept-alive connection).
     #[arg(long, value_name = "SECONDS", default_value = serve::Limits::HEADER_TIMEOUT_S, value_parser = serve::parse_seconds)]
@@ -418,9 +418,9 @@ fn time_now() -> time::OffsetDateTime {
 }
 
 fn decide(a: DecideArgs, decision: airlock_schemas::Decision) -> anyhow::Result<()> {
-    let trust = airlock_packager::Trust::load(&a.trust)?;
-    let path = airlock_packager::approvals::decide(
-        &airlock_packager::approvals::DecisionRequest {
+    let trust = airlock_trust::Trust::load(&a.trust)?;
+    let path = airlock_trust::approvals::decide(
+        &airlock_trust::approvals::DecisionRequest {
             bundle: a.bundle,
             key: a.key,
             name: a.name,
@@ -450,7 +450,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             until: a.until,
         }),
         Command::DemoData(a) => {
-            let s = airlock_trainer::demo::write_demo_csv(&a.out, a.rows, a.seed)
+            let s = airlock_model::demo::write_demo_csv(&a.out, a.rows, a.seed)
                 .with_context(|| format!("cannot write demo data to {}", a.out.display()))?;
             eprintln!(
                 "wrote {} synthetic transactions ({} fraud, {:.1}%) to {}",
@@ -477,7 +477,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keygen(a) => {
-            let g = airlock_packager::keys::generate(&a.out)?;
+            let g = airlock_trust::keys::generate(&a.out)?;
             eprintln!(
                 "wrote {} (private, mode 0600) and {}",
                 g.private_key.display(),
@@ -502,7 +502,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Verify(a) => {
-            let trust = airlock_packager::Trust::load(&a.trust)?;
+            let trust = airlock_trust::Trust::load(&a.trust)?;
             if !a.bundle.is_dir() {
                 anyhow::bail!(exit::BadInputError(format!(
                     "{} is not a bundle directory",
@@ -511,7 +511,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             // A report: nothing here uses the model's bytes, so they are streamed through
             // the digests and not kept (the same checks, at the hardware limit).
-            let v = airlock_packager::verify_bundle_streamed(
+            let v = airlock_trust::verify_bundle_streamed(
                 &a.bundle,
                 &trust,
                 a.threads.unwrap_or_else(cores),
@@ -527,7 +527,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let mut approved = true;
             if a.require_approvals {
-                let s = airlock_packager::approvals::evaluate(&trust, &v, time_now());
+                let s = airlock_trust::approvals::evaluate(&trust, &v, time_now());
                 eprintln!(
                     "  {} approvals: {} of {} required{}",
                     if s.approved() { "ok  " } else { "FAIL" },
@@ -662,7 +662,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             registry,
             aws,
         }) => {
-            let trust = airlock_packager::Trust::load(&trust)?;
+            let trust = airlock_trust::Trust::load(&trust)?;
             match airlock_publisher::audit::verify_chain(&log, &trust) {
                 Ok(chain) => {
                     println!(
@@ -692,7 +692,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Approve(a) => decide(a, airlock_schemas::Decision::Approve),
         Command::Reject(a) => decide(a, airlock_schemas::Decision::Reject),
         Command::Predict(a) => {
-            let probs = airlock_trainer::predict_csv(&a.run, &a.input)?;
+            let probs = airlock_infer::predict_csv(&a.run, &a.input)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             writeln!(out, "probability")?;
@@ -710,7 +710,7 @@ fn audit_witness(
     log: &std::path::Path,
     chain: &airlock_publisher::audit::Chain,
     uri: &str,
-    trust: &airlock_packager::Trust,
+    trust: &airlock_trust::Trust,
     aws: &AwsArgs,
 ) -> anyhow::Result<()> {
     use airlock_publisher::witness;

@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use airlock_packager::approvals::{DecisionRequest, decide, evaluate};
-use airlock_packager::shards::{sha256_hex, stream_digest};
-use airlock_packager::{APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE};
 use airlock_schemas::{Decision, DeploySpec, PipelineSpec};
+use airlock_trust::approvals::{DecisionRequest, decide, evaluate};
+use airlock_trust::shards::{sha256_hex, stream_digest};
+use airlock_trust::{APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -78,10 +78,10 @@ const DEMO_OFFICERS: [&str; 2] = ["demo-officer-1", "demo-officer-2"];
 pub const STATE_DIR: &str = ".airlock";
 /// Files of a run directory whose digest stands for the train stage's output.
 const RUN_FILES: [&str; 4] = [
-    airlock_trainer::CHECKPOINT_FILE,
-    airlock_trainer::PREPROCESS_FILE,
-    airlock_trainer::RECORD_FILE,
-    airlock_trainer::PIPELINE_SNAPSHOT_FILE,
+    airlock_model::CHECKPOINT_FILE,
+    airlock_model::PREPROCESS_FILE,
+    airlock_model::RECORD_FILE,
+    airlock_model::PIPELINE_SNAPSHOT_FILE,
 ];
 
 /// What a completed stage is remembered by.
@@ -490,7 +490,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
     };
     let p = Pipeline {
         opts,
-        trust: airlock_packager::Trust::load(&trust_path)?,
+        trust: airlock_trust::Trust::load(&trust_path)?,
         trust_path,
         builder_key,
         name: format!(
@@ -570,7 +570,7 @@ struct Pipeline<'a> {
     spec: PipelineSpec,
     demo: bool,
     trust_path: PathBuf,
-    trust: airlock_packager::Trust,
+    trust: airlock_trust::Trust,
     builder_key: PathBuf,
     /// `<model>-<version>[-DEMO]`, the prefix of run and bundle directories.
     name: String,
@@ -586,7 +586,7 @@ impl Pipeline<'_> {
         let (opts, spec) = (self.opts, &self.spec);
         let data = spec.data_source(&opts.pipeline);
         if self.demo && !data.exists() {
-            let s = airlock_trainer::demo::write_demo_csv(&data, 50_000, 7)?;
+            let s = airlock_model::demo::write_demo_csv(&data, 50_000, 7)?;
             eprintln!(
                 "DEMO: wrote {} synthetic transactions to {}",
                 s.rows,
@@ -657,7 +657,7 @@ impl Pipeline<'_> {
     }
 
     fn package(&self, r: &mut Runner<'_>, train: &StageRecord) -> anyhow::Result<StageRecord> {
-        let builder = airlock_packager::keys::Signer::load(&self.builder_key)?;
+        let builder = airlock_trust::keys::Signer::load(&self.builder_key)?;
         let inputs = json!({
             "airlock": env!("CARGO_PKG_VERSION"),
             "run_sha256": train.output_sha256,
@@ -726,7 +726,7 @@ impl Pipeline<'_> {
         eprintln!("== gate (verify the bundle, count approvals)");
         let t = Instant::now();
         // The gate only counts: publish verifies again and keeps the bytes it uploads.
-        let v = airlock_packager::verify_bundle_streamed(bundle, trust, opts.threads, false);
+        let v = airlock_trust::verify_bundle_streamed(bundle, trust, opts.threads, false);
         if !v.ok() {
             for c in v.checks.iter().filter(|c| !c.ok) {
                 eprintln!("  FAIL {}: {}", c.name, c.detail);
@@ -753,7 +753,7 @@ impl Pipeline<'_> {
                 )?;
             }
             // Decisions are judged from the bytes verify read: read the bundle again.
-            let v = airlock_packager::verify_bundle_streamed(bundle, trust, opts.threads, false);
+            let v = airlock_trust::verify_bundle_streamed(bundle, trust, opts.threads, false);
             s = evaluate(trust, &v, time::OffsetDateTime::now_utc());
         }
         let count = format!("{} of {} officer approvals", s.approvals, s.required);
@@ -899,7 +899,7 @@ impl Pipeline<'_> {
         let residency_sha = sha256_hex(&std::fs::read(&dest.residency).with_context(|| {
             format!("cannot read residency policy {}", dest.residency.display())
         })?);
-        let publisher = airlock_packager::keys::Signer::load(&dest.key)?;
+        let publisher = airlock_trust::keys::Signer::load(&dest.key)?;
         let inputs = json!({
             "statement_sha256": package.output_sha256,
             "approvals": approvals,
@@ -1007,7 +1007,7 @@ fn demo_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     for k in ["builder", "publisher"].iter().chain(DEMO_OFFICERS.iter()) {
         let prefix = keys.join(k);
         if !PathBuf::from(format!("{}.key", prefix.display())).exists() {
-            airlock_packager::keys::generate(&prefix)
+            airlock_trust::keys::generate(&prefix)
                 .with_context(|| format!("cannot make demo key {k}"))?;
         }
     }
@@ -1040,7 +1040,7 @@ fn demo_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         restrict.push(keys.join(format!("{k}.pub")));
     }
     for p in &restrict {
-        airlock_packager::keys::drop_group_other_write(p)
+        airlock_trust::keys::drop_group_other_write(p)
             .with_context(|| format!("cannot restrict the permissions of {}", p.display()))?;
     }
     write_if_changed(
@@ -1049,7 +1049,7 @@ fn demo_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
          [registry]\nregions = [\"local\"]\n",
     )?;
     let residency = dir.join("residency.toml");
-    airlock_packager::keys::drop_group_other_write(&residency)
+    airlock_trust::keys::drop_group_other_write(&residency)
         .with_context(|| format!("cannot restrict the permissions of {}", residency.display()))?;
     Ok((trust, keys.join("builder.key")))
 }

@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock_packager::review::{Previous, ReviewInput, render_html, render_text};
-use airlock_packager::{
+use airlock_review::{Previous, ReviewInput, render_html, render_text};
+use airlock_schemas::{Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole, LeakReport, ModelCard, Statement};
+use airlock_trust::{
     LEAK_REPORT_FILE, MODEL_CARD_FILE, PROVENANCE_DSSE_FILE, Trust, approvals, dsse,
     verify_bundle_streamed,
 };
-use airlock_schemas::{Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole, LeakReport, ModelCard, Statement};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
@@ -88,7 +88,7 @@ pub fn review(opts: &ReviewOptions) -> anyhow::Result<String> {
                 .find(|k| {
                     k.role == KeyRole::Builder && v.statement.is_some() && {
                         let env: Option<Envelope> =
-                            read_json(&opts.bundle, airlock_packager::STATEMENT_DSSE_FILE).ok();
+                            read_json(&opts.bundle, airlock_trust::STATEMENT_DSSE_FILE).ok();
                         env.is_some_and(|e| e.signatures.iter().any(|s| s.keyid == k.key_id))
                     }
                 })

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_packager::{MODEL_CARD_FILE, MODEL_FILE, Trust, approvals, verify_bundle};
-use airlock_trainer::Scorer;
+use airlock_infer::Scorer;
+use airlock_trust::{MODEL_CARD_FILE, MODEL_FILE, Trust, approvals, verify_bundle};
 use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -38,7 +38,7 @@ pub struct ServeOptions {
     /// Threads for verification.
     pub threads: usize,
     /// Where the model runs.
-    pub device: airlock_trainer::DeviceSpec,
+    pub device: airlock_infer::DeviceSpec,
     /// Timeouts and the connection cap.
     pub limits: Limits,
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs headless Chromium from the Debian archive for the review-page browser test
-# (packager/tests/review_browser.rs). Idempotent: does nothing when it is already there.
+# (review/tests/review_browser.rs). Idempotent: does nothing when it is already there.
 # Prints the browser's path on stdout.
 set -euo pipefail
 

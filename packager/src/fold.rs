@@ -3,7 +3,7 @@
 //! With `x' = (x − μ) / σ`, the first layer computes `W·x' + b = W'·x + b'` where
 //! `W' = W·diag(1/σ)` and `b' = b − W'·μ`. The folded model takes raw features.
 
-use airlock_trainer::{MlpParams, Preprocess};
+use airlock_model::{MlpParams, Preprocess};
 
 /// Why folding is impossible.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

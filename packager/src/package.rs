@@ -3,45 +3,32 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use airlock_leak::identifier_values;
+use airlock_model::{
+    CHECKPOINT_FILE, DenseLayer, MlpParams, RECORD_FILE, Run, file_name, read_run,
+};
+use airlock_safetensors::{self as st, Dtype, OwnedTensor, SafetensorsFile};
 use airlock_schemas::{
     Architecture, BUNDLE_FORMAT_VERSION, CardMetrics, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature,
-    LeakLayer, LeakReport, ModelCard, ModelOutput, PipelineSpec, RELEASE_PREDICATE_TYPE,
-    ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject,
-    TensorSpec, TrainingRecord, TrainingSummary, Verdict,
+    LeakLayer, LeakReport, ModelCard, ModelOutput, RELEASE_PREDICATE_TYPE, ReleasePredicate,
+    ReportInput, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject, TensorSpec,
+    TrainingRecord, TrainingSummary, Verdict,
 };
-use airlock_trainer::{
-    CHECKPOINT_FILE, DenseLayer, MlpParams, PREPROCESS_FILE, Preprocess, RECORD_FILE,
+use airlock_trust::bundle::{
+    APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, MODEL_METADATA,
+    PROVENANCE_DSSE_FILE, SHARD_SIZE, STATEMENT_DSSE_FILE, STATEMENT_FILE,
 };
+use airlock_trust::keys::{KeyError, Signer};
+use airlock_trust::shards::{sha256_hex, whole_and_shard_digests};
+use airlock_trust::{dsse, pretty};
 use serde_json::json;
 
-use crate::keys::{KeyError, Signer};
-use crate::leak::membership::{bce, loss_threshold_attack};
-use crate::leak::outgoing::{IdentifierIndex, OutgoingFinding};
-use crate::leak::pii::{find_pii, find_pii_in_bytes};
-use crate::leak::records::{MatchKind, RecordIndex, RecordParams, RecordSource};
-use crate::safetensors::{self as st, Dtype, OwnedTensor, SafetensorsFile};
-use crate::shards::sha256_hex;
-use crate::shards::whole_and_shard_digests;
-use crate::{dsse, fold};
+use crate::fold;
+use airlock_leak::membership::{bce, loss_threshold_attack};
+use airlock_leak::outgoing::{IdentifierIndex, OutgoingFinding};
+use airlock_leak::pii::{find_pii, find_pii_in_bytes};
+use airlock_leak::records::{MatchKind, RecordIndex, RecordParams, RecordSource};
 
-/// Bundle file names.
-pub const MODEL_FILE: &str = "model.safetensors";
-/// Model card.
-pub const MODEL_CARD_FILE: &str = "model-card.json";
-/// Leak report.
-pub const LEAK_REPORT_FILE: &str = "leak-report.json";
-/// Release statement (the DSSE payload, for reading).
-pub const STATEMENT_FILE: &str = "statement.json";
-/// DSSE envelope of the statement.
-pub const STATEMENT_DSSE_FILE: &str = "statement.dsse.json";
-/// DSSE envelope of the SLSA provenance.
-pub const PROVENANCE_DSSE_FILE: &str = "provenance.dsse.json";
-/// Officer decisions.
-pub const APPROVALS_DIR: &str = "approvals";
-/// The only `__metadata__` entries a released model may carry.
-pub const MODEL_METADATA: [(&str, &str); 1] = [("format", "pt")];
-/// Shard size for per-shard digests.
-pub const SHARD_SIZE: u64 = 16 * 1024 * 1024;
 /// At most this many findings are listed per layer (counts hold the totals).
 const MAX_FINDINGS: usize = 100;
 
@@ -86,6 +73,15 @@ pub enum PackageError {
     },
 }
 
+impl From<airlock_model::RunError> for PackageError {
+    fn from(e: airlock_model::RunError) -> Self {
+        Self::Run {
+            dir: e.dir,
+            what: e.what,
+        }
+    }
+}
+
 fn io<'a>(
     action: &'static str,
     path: &'a Path,
@@ -121,97 +117,6 @@ pub struct PackageSummary {
     pub model_sha256: String,
     /// The leak report.
     pub report: LeakReport,
-}
-
-/// What the packager needs from the run, read once.
-struct Run {
-    record: TrainingRecord,
-    record_bytes: Vec<u8>,
-    pre: Preprocess,
-    checkpoint: Vec<u8>,
-    spec: PipelineSpec,
-    pipeline_name: String,
-}
-
-fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, PackageError> {
-    let bad = |what: String| PackageError::Run {
-        dir: dir.to_owned(),
-        what,
-    };
-    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| bad(format!("{name}: {e}")));
-    let record_bytes = read(RECORD_FILE)?;
-    let record: TrainingRecord = airlock_schemas::strict_json::from_slice(&record_bytes)
-        .map_err(|e| bad(format!("{RECORD_FILE}: {e}")))?;
-    // A run directory is an attacker input: every field that gets signed must match its
-    // grammar (nothing free-form, nothing data-derived).
-    record
-        .validate()
-        .map_err(|e| bad(format!("{RECORD_FILE} is refused: {e}")))?;
-    let pre: Preprocess = airlock_schemas::strict_json::from_slice(&read(PREPROCESS_FILE)?)
-        .map_err(|e| bad(format!("{PREPROCESS_FILE}: {e}")))?;
-    let checkpoint = if with_checkpoint {
-        read(CHECKPOINT_FILE)?
-    } else {
-        Vec::new()
-    };
-    let pipeline_path = PathBuf::from(&record.pipeline.path);
-    // The run's own copy of the pipeline (a run written by an older airlock has none), so
-    // editing the file's destinations or keys after training does not orphan the run.
-    let snapshot = dir.join(airlock_trainer::PIPELINE_SNAPSHOT_FILE);
-    let read_from = if snapshot.exists() {
-        snapshot
-    } else {
-        pipeline_path.clone()
-    };
-    let pipeline_bytes = std::fs::read(&read_from).map_err(|e| {
-        bad(format!(
-            "the pipeline file {} it was trained from: {e}",
-            read_from.display()
-        ))
-    })?;
-    if sha256_hex(&pipeline_bytes) != record.pipeline.sha256 {
-        return Err(bad(format!(
-            "the pipeline file {} changed since training (its SHA-256 differs from the training record)",
-            read_from.display()
-        )));
-    }
-    let spec =
-        PipelineSpec::from_toml_str(&String::from_utf8_lossy(&pipeline_bytes), &pipeline_path)
-            .map_err(|e| bad(e.to_string()))?;
-    let r = &record;
-    let consistent = [
-        ("model_name", r.model_name == spec.release.name),
-        ("model_version", r.model_version == spec.release.version),
-        (
-            "hyperparameters.features",
-            r.hyperparameters.features == spec.data.features,
-        ),
-        (
-            "hyperparameters.label",
-            r.hyperparameters.label == spec.data.label,
-        ),
-    ];
-    if let Some((field, _)) = consistent.iter().find(|(_, ok)| !ok) {
-        return Err(bad(format!(
-            "{RECORD_FILE}'s {field} is not the pipeline's it was trained from"
-        )));
-    }
-    let pipeline_name = file_name(&pipeline_path);
-    Ok(Run {
-        record,
-        record_bytes,
-        pre,
-        checkpoint,
-        spec,
-        pipeline_name,
-    })
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name().map_or_else(
-        || p.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
 }
 
 /// Layer widths `[d_input, hidden..., 1]` of the recorded architecture.
@@ -335,8 +240,8 @@ fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
         sha256: file.sha256.clone(),
     }];
     let h = &run.record.hyperparameters;
-    let table = airlock_trainer::load_table(path, &h.features, Some(&h.label))
-        .map_err(|e| e.to_string())?;
+    let table =
+        airlock_model::load_table(path, &h.features, Some(&h.label)).map_err(|e| e.to_string())?;
     let rows = table.rows();
     let text_values = identifier_values(&bytes, &run.spec.data.identifiers, rows)?;
     let standardized = run.pre.apply(&table.features, 0..rows);
@@ -351,110 +256,6 @@ fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
         },
         inputs,
     ))
-}
-
-/// Identifier columns as text, exactly as the CSV holds them, row-major.
-fn identifier_values(
-    bytes: &[u8],
-    identifiers: &[String],
-    rows: usize,
-) -> Result<Vec<String>, String> {
-    let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let mut idx = Vec::new();
-    for id in identifiers {
-        let i = header
-            .iter()
-            .position(|h| h == id)
-            .ok_or_else(|| format!("identifier column {id:?} is not in the training data"))?;
-        idx.push(i);
-    }
-    let mut text_values = Vec::with_capacity(rows * idx.len());
-    for rec in reader.records() {
-        let rec = rec.map_err(|e| e.to_string())?;
-        text_values.extend(idx.iter().map(|&i| rec.get(i).unwrap_or("").to_owned()));
-    }
-    Ok(text_values)
-}
-
-/// File beside a bundle (never inside it) naming the run it was packaged from, so that
-/// `airlock publish` can scan what leaves against that run's training data:
-/// `BUNDLE_DIR.run.json`.
-pub fn run_pointer_path(bundle: &Path) -> PathBuf {
-    let name = bundle
-        .file_name()
-        .map_or_else(|| "bundle".into(), |n| n.to_string_lossy().into_owned());
-    bundle.with_file_name(format!("{name}.run.json"))
-}
-
-/// The L2 identifier index of the training data of the run a bundle was packaged from,
-/// for scanning everything that leaves with it ([`IdentifierIndex::scan_document`]).
-///
-/// The run is `run_dir`, or else the one named by [`run_pointer_path`] beside the bundle.
-/// It must be the run the signed statement names: its `training-record.json` must have the
-/// SHA-256 `record_sha256` (from the verified statement), its pipeline snapshot and its
-/// training data the digests the record holds. Anything else fails: the caller refuses.
-pub fn identifier_index_for_bundle(
-    bundle: &Path,
-    run_dir: Option<&Path>,
-    record_sha256: &str,
-) -> Result<IdentifierIndex, PackageError> {
-    let run_dir = match run_dir {
-        Some(d) => d.to_owned(),
-        None => {
-            let pointer = run_pointer_path(bundle);
-            let bytes = std::fs::read(&pointer).map_err(|e| PackageError::Run {
-                dir: bundle.to_owned(),
-                what: format!(
-                    "cannot find the run it was packaged from ({}: {e}); pass --run RUN_DIR",
-                    pointer.display()
-                ),
-            })?;
-            let v: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(|e| PackageError::Run {
-                    dir: bundle.to_owned(),
-                    what: format!("{} is not a run pointer: {e}", pointer.display()),
-                })?;
-            PathBuf::from(v.get("run_dir").and_then(|d| d.as_str()).ok_or_else(|| {
-                PackageError::Run {
-                    dir: bundle.to_owned(),
-                    what: format!("{} names no run_dir", pointer.display()),
-                }
-            })?)
-        }
-    };
-    let run = read_run(&run_dir, false)?;
-    let bad = |what: String| PackageError::Run {
-        dir: run_dir.clone(),
-        what,
-    };
-    if sha256_hex(&run.record_bytes) != record_sha256 {
-        return Err(bad(format!(
-            "its {RECORD_FILE} is not the one the bundle's signed statement names: not the run \
-             {} was packaged from",
-            bundle.display()
-        )));
-    }
-    let [file] = run.record.dataset.files.as_slice() else {
-        return Err(bad("expected one dataset file".into()));
-    };
-    let path = Path::new(&file.path);
-    let bytes =
-        std::fs::read(path).map_err(|e| bad(format!("training data {}: {e}", path.display())))?;
-    if sha256_hex(&bytes) != file.sha256 {
-        return Err(bad(format!(
-            "training data {} changed since training (SHA-256 differs)",
-            path.display()
-        )));
-    }
-    let ids = &run.spec.data.identifiers;
-    let values = identifier_values(&bytes, ids, 0).map_err(bad)?;
-    IdentifierIndex::build(ids, &values).map_err(bad)
 }
 
 /// Package a run into a bundle at `opts.out`.
@@ -762,7 +563,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
                 None => l3.error("no model to attack (see L0)".into()),
                 Some(f) => {
                     let s = &record.splits;
-                    let (train, _, hold) = airlock_trainer::split_rows(
+                    let (train, _, hold) = airlock_model::split_rows(
                         d.rows,
                         s.train as usize,
                         s.validation as usize,
@@ -939,7 +740,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     // Beside the bundle, never inside it: which run it came from, for publish's scans.
     let run_dir = std::path::absolute(&opts.run_dir).map_err(io("resolve", &opts.run_dir))?;
     write_file(
-        &run_pointer_path(&opts.out),
+        &airlock_leak::run_pointer_path(&opts.out),
         &pretty(&json!({
             "run_dir": run_dir.display().to_string(),
             "training_record_sha256": sha256_hex(&run.record_bytes),
@@ -1244,14 +1045,6 @@ fn provenance(run: &Run, model_sha: &str, builder: &str) -> Statement<serde_json
             },
         }),
     }
-}
-
-/// Pretty JSON with a final newline.
-pub(crate) fn pretty<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    let mut b = serde_json::to_vec_pretty(v)
-        .unwrap_or_else(|e| unreachable!("bundle documents serialize: {e}"));
-    b.push(b'\n');
-    b
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PackageError> {

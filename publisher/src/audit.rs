@@ -3,10 +3,10 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use airlock_packager::keys::Signer;
-use airlock_packager::shards::sha256_hex;
-use airlock_packager::{Trust, dsse};
 use airlock_schemas::{AuditAction, AuditEntry, AuditHead, Envelope, KeyRole};
+use airlock_trust::keys::Signer;
+use airlock_trust::shards::sha256_hex;
+use airlock_trust::{Trust, dsse};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 

@@ -16,8 +16,9 @@
 
 use std::collections::BTreeMap;
 
-use airlock_packager::leak::outgoing::{IdentifierIndex, OutgoingFinding};
-use airlock_packager::{MODEL_FILE, Verification, identifier_index_for_bundle};
+use airlock_leak::identifier_index_for_bundle;
+use airlock_leak::outgoing::{IdentifierIndex, OutgoingFinding};
+use airlock_trust::{MODEL_FILE, Verification};
 use sha2::{Digest, Sha256};
 
 use crate::publish::{PublishError, PublishOptions};
@@ -64,14 +65,7 @@ pub fn scan_before_send(
         opts.run_dir.as_deref(),
         &st.predicate.training_record_sha256,
     )
-    .map_err(|e| {
-        unavailable(match e {
-            airlock_packager::PackageError::Run { dir, what } => {
-                format!("{}: {what}", dir.display())
-            }
-            e => e.to_string(),
-        })
-    })?;
+    .map_err(|e| unavailable(format!("{}: {}", e.dir.display(), e.what)))?;
     let mut findings = Vec::new();
     let mut files = BTreeMap::new();
     // Exactly the bytes publish uploads: the files verify read once and verified.
@@ -182,11 +176,11 @@ fn scan_audit(
 fn shown_name(rel: &str, i: usize) -> String {
     let known = [
         MODEL_FILE,
-        airlock_packager::MODEL_CARD_FILE,
-        airlock_packager::LEAK_REPORT_FILE,
-        airlock_packager::STATEMENT_FILE,
-        airlock_packager::STATEMENT_DSSE_FILE,
-        airlock_packager::PROVENANCE_DSSE_FILE,
+        airlock_trust::MODEL_CARD_FILE,
+        airlock_trust::LEAK_REPORT_FILE,
+        airlock_trust::STATEMENT_FILE,
+        airlock_trust::STATEMENT_DSSE_FILE,
+        airlock_trust::PROVENANCE_DSSE_FILE,
     ];
     let approval = rel
         .strip_prefix("approvals/")

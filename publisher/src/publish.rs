@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use airlock_packager::keys::{KeyError, Signer};
-use airlock_packager::{APPROVALS_DIR, MODEL_FILE, Trust, approvals, verify_bundle};
 use airlock_schemas::{AuditAction, AuditPoint, KeyRole, ReleaseIndex, ResidencyPolicy};
+use airlock_trust::keys::{KeyError, Signer};
+use airlock_trust::{APPROVALS_DIR, MODEL_FILE, Trust, approvals, verify_bundle};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditError, AuditLog, NewEntry, head_path};
-use airlock_packager::shards::sha256_hex;
+use airlock_trust::shards::sha256_hex;
 
 use crate::aws::{Aws, AwsOptions};
 use crate::registry::{Location, Registry, RegistryError, index_key, open};
@@ -24,7 +24,7 @@ pub enum PublishError {
     Key(#[from] KeyError),
     /// The trust policy.
     #[error(transparent)]
-    Trust(#[from] airlock_packager::TrustError),
+    Trust(#[from] airlock_trust::TrustError),
     /// The residency policy file.
     #[error("invalid residency policy {}: {message}", path.display())]
     Residency {
@@ -213,7 +213,7 @@ struct Setup {
 fn setup(opts: &PublishOptions) -> Result<Setup, PublishError> {
     let trust = Trust::load(&opts.trust)?;
     // The residency policy decides where data may go: held to the trust policy's standard.
-    airlock_packager::keys::check_not_writable_by_others(&opts.residency, "residency policy")?;
+    airlock_trust::keys::check_not_writable_by_others(&opts.residency, "residency policy")?;
     let residency_bytes = std::fs::read(&opts.residency).map_err(|source| PublishError::Io {
         path: opts.residency.clone(),
         source,

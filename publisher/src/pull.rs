@@ -7,12 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock_packager::bundle::is_closed_set_name;
-use airlock_packager::shards::stream_digest;
-use airlock_packager::{
+use airlock_schemas::{ReleaseIndex, ReleasePredicate, Statement};
+use airlock_trust::bundle::is_closed_set_name;
+use airlock_trust::shards::stream_digest;
+use airlock_trust::{
     APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE, Trust, approvals, verify_bundle_streamed,
 };
-use airlock_schemas::{ReleaseIndex, ReleasePredicate, Statement};
 
 use crate::aws::{Aws, AwsOptions};
 use crate::registry::{Registry, RegistryError, index_key, open};
@@ -25,7 +25,7 @@ pub enum PullError {
     Usage(String),
     /// Trust policy.
     #[error(transparent)]
-    Trust(#[from] airlock_packager::TrustError),
+    Trust(#[from] airlock_trust::TrustError),
     /// Registry failure.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -191,7 +191,7 @@ fn fetch_verified(
         )));
     }
     // The signed statement must be the release the index is filed under, and approved.
-    let gate = |v: &airlock_packager::Verification, when: &str| -> Result<usize, PullError> {
+    let gate = |v: &airlock_trust::Verification, when: &str| -> Result<usize, PullError> {
         let st = v
             .statement
             .as_ref()

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use airlock_packager::shards::stream_digest;
+use airlock_trust::shards::stream_digest;
 use std::path::{Path, PathBuf};
 
 /// Why a registry operation failed.

@@ -11,8 +11,8 @@
 
 use std::path::Path;
 
-use airlock_packager::Trust;
 use airlock_schemas::{AuditAction, AuditHead, ReleaseIndex};
+use airlock_trust::Trust;
 
 use crate::audit::{Chain, open_signed_head};
 use crate::registry::{Registry, RegistryError};

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock_packager::Trust;
-use airlock_packager::keys::{Signer, generate};
 use airlock_publisher::audit::{AuditLog, Chain, NewEntry, append, head_path, verify};
 use airlock_schemas::AuditAction;
+use airlock_trust::Trust;
+use airlock_trust::keys::{Signer, generate};
 
 struct Log {
     _dir: tempfile::TempDir,

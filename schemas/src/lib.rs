@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
 pub mod grammar;
+mod io;
 mod pipeline;
 mod release;
 pub mod strict_json;
 mod training_record;
 
+pub use io::IoError;
 pub use pipeline::{
     DataSpec, DeploySpec, ModelKind, ModelSpec, OptimizerKind, OptimizerSpec, PipelineError,
     PipelineSpec, PublishSpec, ReleaseSpec, SageMakerSpec, SigningSpec, SplitSpec, TrainingSpec,

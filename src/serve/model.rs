@@ -3,9 +3,9 @@
 //! through the strict safetensors reader, into the scorer. A file swapped on disk after
 //! verification is never served.
 
-use airlock_packager::safetensors::{self as st, Dtype};
+use airlock_model::{Checkpoint, DenseLayer, MlpParams};
+use airlock_safetensors::{self as st, Dtype};
 use airlock_schemas::ModelCard;
-use airlock_trainer::{Checkpoint, DenseLayer, MlpParams};
 
 /// What the card says about how to run the model, checked.
 #[derive(Debug)]

@@ -95,9 +95,9 @@ fn gate(r: &Release) -> (Option<i32>, String) {
 }
 
 fn key_id(r: &Release, name: &str) -> String {
-    let k = airlock_packager::keys::load_public_key(&r.sb.join(&format!("keys/{name}.pub")))
-        .expect("pub");
-    airlock_packager::keys::key_id(&k)
+    let k =
+        airlock_trust::keys::load_public_key(&r.sb.join(&format!("keys/{name}.pub"))).expect("pub");
+    airlock_trust::keys::key_id(&k)
 }
 
 fn approval_file(r: &Release, name: &str) -> std::path::PathBuf {
@@ -166,8 +166,8 @@ fn a_builder_key_never_counts_as_an_officer() {
     let payload = base64::engine::general_purpose::STANDARD
         .decode(&env.payload)
         .expect("b64");
-    let builder = airlock_packager::keys::Signer::load(&r.key).expect("builder key");
-    let forged = airlock_packager::dsse::sign(&env.payload_type, &payload, &builder);
+    let builder = airlock_trust::keys::Signer::load(&r.key).expect("builder key");
+    let forged = airlock_trust::dsse::sign(&env.payload_type, &payload, &builder);
     std::fs::write(
         r.sb.join(&format!("bundle/approvals/{}.dsse.json", builder.key_id())),
         serde_json::to_vec(&forged).expect("json"),

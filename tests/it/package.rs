@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use airlock_packager::{Trust, verify_bundle};
+use airlock_trust::{Trust, verify_bundle};
 
 use crate::helpers::{Release, csv_rows, rewrite_safetensors};
 
@@ -100,20 +100,20 @@ fn folded_model_agrees_with_the_trained_model_on_holdout_rows() {
         .iter()
         .map(|f| f.as_str().expect("str").to_owned())
         .collect();
-    let pre: airlock_trainer::Preprocess = serde_json::from_str(
+    let pre: airlock_model::Preprocess = serde_json::from_str(
         &std::fs::read_to_string(r.run.join("preprocess.json")).expect("read"),
     )
     .expect("json");
     let dims = [12, 64, 32, 1];
-    let trained = airlock_trainer::Checkpoint::read(&r.run.join("checkpoint.safetensors"), &dims)
+    let trained = airlock_model::Checkpoint::read(&r.run.join("checkpoint.safetensors"), &dims)
         .expect("checkpoint");
     // The released file, read as plain tensors with the same names.
-    let folded = airlock_trainer::Checkpoint::read(&r.sb.join("bundle/model.safetensors"), &dims)
+    let folded = airlock_model::Checkpoint::read(&r.sb.join("bundle/model.safetensors"), &dims)
         .expect("model");
-    let table = airlock_trainer::load_table(&r.data, &features, None).expect("data");
+    let table = airlock_model::load_table(&r.data, &features, None).expect("data");
     let s = &record["splits"];
     let n = |k: &str| s[k].as_u64().expect("split") as usize;
-    let (_, _, hold) = airlock_trainer::split_rows(table.rows(), n("train"), n("validation"), 42);
+    let (_, _, hold) = airlock_model::split_rows(table.rows(), n("train"), n("validation"), 42);
     let raw: Vec<f32> = hold
         .iter()
         .flat_map(|&i| table.features[i * 12..(i + 1) * 12].iter().copied())
@@ -176,7 +176,7 @@ fn refused(r: &Release, layers: &[&str], secret: Option<&str>) -> serde_json::Va
 fn planted_raw_rows_in_an_extra_tensor_are_refused() {
     let r = Release::new(3000, QUICK);
     let (header, rows) = csv_rows(&r.data);
-    let cols: Vec<usize> = airlock_trainer::demo::DEMO_FEATURES
+    let cols: Vec<usize> = airlock_model::demo::DEMO_FEATURES
         .iter()
         .map(|c| header.iter().position(|h| h == c).expect("column"))
         .collect();
@@ -408,8 +408,8 @@ fn validly_signed_statement_with_a_wrong_subject_digest_fails() {
     let mut stmt = json(&dir.join("statement.json"));
     stmt["subject"][0]["digest"]["sha256"] = serde_json::Value::String("0".repeat(64));
     let bytes = serde_json::to_vec_pretty(&stmt).expect("json");
-    let signer = airlock_packager::keys::Signer::load(&r.key).expect("key");
-    let env = airlock_packager::dsse::sign("application/vnd.in-toto+json", &bytes, &signer);
+    let signer = airlock_trust::keys::Signer::load(&r.key).expect("key");
+    let env = airlock_trust::dsse::sign("application/vnd.in-toto+json", &bytes, &signer);
     std::fs::write(dir.join("statement.json"), &bytes).expect("write");
     std::fs::write(
         dir.join("statement.dsse.json"),
@@ -459,11 +459,11 @@ fn independent_implementations_agree_with_ours() {
     let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
 
     // Same key id as ours.
-    let signer = airlock_packager::keys::Signer::load(&r.key).expect("key");
+    let signer = airlock_trust::keys::Signer::load(&r.key).expect("key");
     assert_eq!(theirs["keyid"], signer.key_id());
     // Same tensors, read by the reference safetensors reader and by ours.
     let bytes = std::fs::read(r.sb.join("bundle/model.safetensors")).expect("read");
-    let ours = airlock_packager::safetensors::parse(&bytes).expect("ours parses");
+    let ours = airlock_safetensors::parse(&bytes).expect("ours parses");
     let theirs = theirs["tensors"].as_object().expect("tensors");
     assert_eq!(theirs.len(), ours.tensors.len());
     for t in &ours.tensors {
@@ -480,7 +480,7 @@ fn independent_implementations_agree_with_ours() {
     // And it rejects what ours rejects: a forged payload.
     let p = r.sb.join("bundle/statement.dsse.json");
     let mut env = json(&p);
-    let forged = airlock_packager::dsse::pae("x", b"y");
+    let forged = airlock_trust::dsse::pae("x", b"y");
     use base64::Engine as _;
     env["payload"] = base64::engine::general_purpose::STANDARD
         .encode(forged)
@@ -605,7 +605,7 @@ fn training_data_in_signed_documents_is_refused_before_signing() {
         let mut record: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&record_path).expect("record"))
                 .expect("json");
-        record["pipeline"]["sha256"] = airlock_packager::shards::sha256_hex(text.as_bytes()).into();
+        record["pipeline"]["sha256"] = airlock_trust::shards::sha256_hex(text.as_bytes()).into();
         std::fs::write(
             &record_path,
             serde_json::to_string_pretty(&record).expect("json"),

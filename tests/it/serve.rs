@@ -168,7 +168,7 @@ pub fn holdout(sb: &Sandbox, run: &Path, data: &Path) -> Holdout {
     let s = &record["splits"];
     let n = |k: &str| s[k].as_u64().expect("split") as usize;
     let seed = record["seed"].as_u64().expect("seed");
-    let (_, _, hold) = airlock_trainer::split_rows(rows.len(), n("train"), n("validation"), seed);
+    let (_, _, hold) = airlock_model::split_rows(rows.len(), n("train"), n("validation"), seed);
     let mut csv = header.join(",") + "\n";
     for &i in &hold {
         csv += &(rows[i].join(",") + "\n");
@@ -540,7 +540,7 @@ fn probability(port: u16, body: &str) -> f64 {
 /// `model` with the output layer's bias moved far: a well-formed, canonical model with
 /// other weights, which no statement signs.
 fn forged_model(model: &[u8]) -> Vec<u8> {
-    use airlock_packager::safetensors as st;
+    use airlock_safetensors as st;
     let file = st::parse(model).expect("the bundle's model parses");
     let mut tensors = file.owned_tensors();
     let last = tensors

@@ -18,9 +18,9 @@ const BUCKET: &str = "airlock-releases";
 const INDEX: &str = "registry/models/fraud-detector/1.0.0/release.json";
 
 fn key_id(r: &Release, name: &str) -> String {
-    let k = airlock_packager::keys::load_public_key(&r.sb.join(&format!("keys/{name}.pub")))
-        .expect("pub");
-    airlock_packager::keys::key_id(&k)
+    let k =
+        airlock_trust::keys::load_public_key(&r.sb.join(&format!("keys/{name}.pub"))).expect("pub");
+    airlock_trust::keys::key_id(&k)
 }
 
 fn file_registry(r: &Release) -> String {
@@ -292,7 +292,7 @@ fn s3_publish_of_a_bundle_with_an_extra_entry_sends_no_put() {
     assert!(
         names
             .iter()
-            .all(|n| airlock_packager::bundle::is_closed_set_name(n)),
+            .all(|n| airlock_trust::bundle::is_closed_set_name(n)),
         "{names:?}"
     );
 }
@@ -356,7 +356,7 @@ fn pull_refuses_an_index_naming_anything_outside_the_closed_set() {
     assert!(
         installed
             .iter()
-            .all(|n| airlock_packager::bundle::is_closed_set_name(n)),
+            .all(|n| airlock_trust::bundle::is_closed_set_name(n)),
         "{installed:?}"
     );
 }
@@ -650,8 +650,8 @@ fn a_rejection_cannot_expire() {
     let payload = String::from_utf8(STANDARD.decode(&env.payload).expect("b64")).expect("utf-8");
     assert!(payload.contains("\"expires\": \"20"), "{payload}");
     let payload = payload.replace("\"decision\": \"approve\"", "\"decision\": \"reject\"");
-    let alice = airlock_packager::keys::Signer::load(&r.sb.join("keys/alice.key")).expect("key");
-    let forged = airlock_packager::dsse::sign(&env.payload_type, payload.as_bytes(), &alice);
+    let alice = airlock_trust::keys::Signer::load(&r.sb.join("keys/alice.key")).expect("key");
+    let forged = airlock_trust::dsse::sign(&env.payload_type, payload.as_bytes(), &alice);
     std::fs::write(&file, serde_json::to_vec(&forged).expect("json")).expect("write");
     std::thread::sleep(Duration::from_millis(2100));
     let out = gate(&r);
@@ -693,7 +693,7 @@ fn signed_json_with_a_duplicate_key_is_refused() {
 
     // The envelope of the statement, the approval envelope, and the statement itself
     // re-signed by the builder key with a member given twice (serde_json keeps the last).
-    let builder = airlock_packager::keys::Signer::load(&r.key).expect("builder");
+    let builder = airlock_trust::keys::Signer::load(&r.key).expect("builder");
     let statement = std::fs::read_to_string(r.sb.join("bundle/statement.json")).expect("st");
     let twice = statement.replacen(
         "\"model_version\":",
@@ -701,7 +701,7 @@ fn signed_json_with_a_duplicate_key_is_refused() {
         1,
     );
     assert_ne!(twice, statement);
-    let signed = airlock_packager::dsse::sign(
+    let signed = airlock_trust::dsse::sign(
         airlock_schemas::IN_TOTO_PAYLOAD_TYPE,
         twice.as_bytes(),
         &builder,
@@ -836,7 +836,7 @@ fn a_decision_file_that_does_not_count_never_leaves() {
         "a decision that does not count was published: {names:?}"
     );
     assert_eq!(names.len(), 7, "{names:?}");
-    let junk_sha = airlock_packager::shards::sha256_hex(&std::fs::read(&junk).expect("junk"));
+    let junk_sha = airlock_trust::shards::sha256_hex(&std::fs::read(&junk).expect("junk"));
     let blobs = r.sb.join("registry/blobs/sha256");
     assert!(blobs.is_dir(), "{}", blobs.display());
     assert!(

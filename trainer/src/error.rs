@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 
-use crate::{CheckpointError, DataError, DeviceError};
+use airlock_infer::DeviceError;
+use airlock_model::{CheckpointError, DataError};
 
 /// Why a training run failed.
 #[derive(Debug, thiserror::Error)]

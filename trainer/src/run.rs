@@ -10,25 +10,18 @@ use airlock_schemas::{
 };
 use burn::backend::{Autodiff, Flex, NdArray};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::seq::SliceRandom;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::training::{FitInput, FitOutput, Progress, fit, predict_logits, rng};
-use crate::{
-    Backend, CHECKPOINT_FILE, Checkpoint, DeviceSpec, PREPROCESS_FILE, Preprocess, TrainError,
-    accuracy, load_table, log_loss, roc_auc, roc_curve,
+use airlock_infer::{Backend, DeviceSpec, predict_logits, to_module};
+use airlock_model::{
+    CHECKPOINT_FILE, Checkpoint, LOG_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess,
+    RECORD_FILE, accuracy, load_table, log_loss, roc_auc, roc_curve, split_rows,
 };
 
-/// File name of the training record in a run directory.
-pub const RECORD_FILE: &str = "training-record.json";
-/// File name of the copy of the pipeline file a run was trained from.
-pub const PIPELINE_SNAPSHOT_FILE: &str = "pipeline.toml";
-/// File name of the human-readable log in a run directory.
-pub const LOG_FILE: &str = "train.log";
-
-const STREAM_SPLIT: u64 = 0;
+use crate::TrainError;
+use crate::training::{FitInput, FitOutput, Progress, fit};
 
 /// Options of `airlock train`.
 #[derive(Debug, Clone)]
@@ -203,7 +196,7 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     let hold_logits = {
         let d = Default::default();
         predict_logits(
-            &fitted.params.to_module::<Flex>(&d),
+            &to_module::<Flex>(&fitted.params, &d),
             &x_hold,
             input.width,
             &d,
@@ -335,22 +328,6 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     })
 }
 
-/// The row indices of the train, validation and holdout splits of `n` rows: a shuffle
-/// seeded by the pipeline's seed, cut at `n_train` and `n_train + n_val`. The packager
-/// calls this with the sizes in the training record to find the same members again.
-pub fn split_rows(
-    n: usize,
-    n_train: usize,
-    n_val: usize,
-    seed: u64,
-) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.shuffle(&mut rng(seed, STREAM_SPLIT));
-    let hold = idx.split_off(n_train.min(n) + n_val.min(n.saturating_sub(n_train)));
-    let val = idx.split_off(n_train.min(n));
-    (idx, val, hold)
-}
-
 fn check_out_dir(out: &Path) -> Result<(), TrainError> {
     match std::fs::read_dir(out) {
         Ok(mut entries) => {
@@ -404,7 +381,7 @@ fn fit_cuda(
     _input: &FitInput,
     _progress: &mut dyn Progress,
 ) -> Result<FitOutput, TrainError> {
-    Err(crate::DeviceError::CudaNotBuilt { device }.into())
+    Err(airlock_infer::DeviceError::CudaNotBuilt { device }.into())
 }
 
 fn threads() -> usize {

@@ -9,14 +9,14 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
+use rand::RngCore;
 use rand::seq::SliceRandom;
-use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::checkpoint::AdamMoments;
-use crate::metrics::{accuracy, log_loss};
-use crate::model::{Mlp, tensor_to_vec, weight_to_host};
-use crate::{MlpParams, TrainError};
+use airlock_infer::{Mlp, predict_logits, tensor_to_vec, to_module, weight_to_host};
+use airlock_model::{AdamMoments, MlpParams, accuracy, log_loss, rng};
+
+use crate::TrainError;
 
 /// Standardized data and settings for [`fit`].
 #[derive(Debug, Clone)]
@@ -87,16 +87,8 @@ impl Progress for () {}
 const STREAM_INIT: u64 = 1;
 const STREAM_SHUFFLE: u64 = 2;
 const STREAM_DROPOUT: u64 = 3;
-/// Rows per forward pass when evaluating.
-const EVAL_CHUNK: usize = 8192;
 /// How often (in steps) running metrics are read back for the progress display.
 const PROGRESS_EVERY: usize = 16;
-
-pub(crate) fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream(stream);
-    r
-}
 
 /// Train an MLP on backend `B` and device `device`.
 pub fn fit<B: AutodiffBackend>(
@@ -107,7 +99,7 @@ pub fn fit<B: AutodiffBackend>(
     let width = input.width;
     let n_train = input.y_train.len();
     let params = MlpParams::init(width, &input.hidden, &mut rng(input.seed, STREAM_INIT));
-    let mut model: Mlp<B> = params.to_module(device);
+    let mut model: Mlp<B> = to_module(&params, device);
     let mut optim = AdamConfig::new()
         // PyTorch's default, so that learning rates mean the same in both.
         .with_epsilon(1e-8)
@@ -251,22 +243,6 @@ fn dropout_mask<B: AutodiffBackend>(
         }
     }
     Tensor::from_data(TensorData::new(mask, [rows, width]), device)
-}
-
-/// Logits of a model (without autodiff) for row-major rows `x`.
-pub(crate) fn predict_logits<B: burn::prelude::Backend>(
-    model: &Mlp<B>,
-    x: &[f32],
-    width: usize,
-    device: &B::Device,
-) -> Vec<f32> {
-    let mut out = Vec::with_capacity(x.len() / width.max(1));
-    for chunk in x.chunks(EVAL_CHUNK * width) {
-        let rows = chunk.len() / width;
-        let t = Tensor::<B, 2>::from_data(TensorData::new(chunk.to_vec(), [rows, width]), device);
-        out.extend(tensor_to_vec(model.forward(t, None)));
-    }
-    out
 }
 
 type AdamRecord<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Mlp<B>, B>;

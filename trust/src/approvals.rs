@@ -58,10 +58,11 @@ use airlock_schemas::{
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::bundle::{APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE};
+use crate::dsse;
 use crate::keys::{KeyError, Signer};
 use crate::shards::sha256_hex;
 use crate::verify::{Trust, Verification, verify_bundle_streamed};
-use crate::{APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE, dsse};
 
 /// Why a decision could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -241,11 +242,7 @@ pub fn decide(
             model_version: stmt.predicate.model_version.clone(),
         },
     };
-    let env = dsse::sign(
-        IN_TOTO_PAYLOAD_TYPE,
-        &crate::package::pretty(&statement),
-        &signer,
-    );
+    let env = dsse::sign(IN_TOTO_PAYLOAD_TYPE, &crate::pretty(&statement), &signer);
     let dir = req.bundle.join(APPROVALS_DIR);
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -254,7 +251,7 @@ pub fn decide(
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let path = dir.join(format!("{keyid}.dsse.json"));
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
-    std::io::Write::write_all(&mut tmp, &crate::package::pretty(&env)).map_err(io(&path))?;
+    std::io::Write::write_all(&mut tmp, &crate::pretty(&env)).map_err(io(&path))?;
     tmp.as_file().sync_all().map_err(io(&path))?;
     tmp.persist(&path).map_err(|e| ApprovalError::Io {
         path: path.clone(),

@@ -186,7 +186,7 @@ pub fn stream_safetensors_digests(
     } else {
         let mut n = [0u8; 8];
         file.read_exact_at(&mut n, 0)?;
-        let header = u64::from_le_bytes(n).min(crate::safetensors::MAX_HEADER_SIZE as u64 + 1);
+        let header = u64::from_le_bytes(n).min(airlock_safetensors::MAX_HEADER_SIZE as u64 + 1);
         header.saturating_add(8).min(len)
     };
     let ((shards, prefix), whole) = if !whole {
@@ -241,7 +241,7 @@ pub fn read_safetensors_prefix(path: &std::path::Path) -> std::io::Result<(Vec<u
         return Ok((std::fs::read(path)?, len));
     }
     file.read_exact_at(&mut n, 0)?;
-    let header = u64::from_le_bytes(n).min(crate::safetensors::MAX_HEADER_SIZE as u64 + 1);
+    let header = u64::from_le_bytes(n).min(airlock_safetensors::MAX_HEADER_SIZE as u64 + 1);
     let want = usize::try_from(header)
         .unwrap_or(usize::MAX)
         .saturating_add(8)
@@ -366,7 +366,7 @@ pub fn safetensors_prefix(bytes: &[u8]) -> &[u8] {
     };
     let mut le = [0u8; 8];
     le.copy_from_slice(n);
-    let header = u64::from_le_bytes(le).min(crate::safetensors::MAX_HEADER_SIZE as u64 + 1);
+    let header = u64::from_le_bytes(le).min(airlock_safetensors::MAX_HEADER_SIZE as u64 + 1);
     let want = usize::try_from(header)
         .unwrap_or(usize::MAX)
         .saturating_add(8)

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use airlock_packager::safetensors::{
+use airlock_safetensors::{
     Dtype, MAX_HEADER_SIZE, OwnedTensor, SafetensorsError as E, is_canonical, parse,
     write_canonical,
 };

@@ -38,8 +38,8 @@ pub fn loss_threshold_attack(
     let labels: Vec<f32> = std::iter::repeat_n(1.0, k)
         .chain(std::iter::repeat_n(0.0, k))
         .collect();
-    let auc = airlock_trainer::roc_auc(&scores, &labels)?;
-    let advantage = airlock_trainer::roc_curve(&scores, &labels, usize::MAX)
+    let auc = airlock_model::roc_auc(&scores, &labels)?;
+    let advantage = airlock_model::roc_curve(&scores, &labels, usize::MAX)
         .iter()
         .map(|p| p.tpr - p.fpr)
         .fold(0.0f64, f64::max);

@@ -5,11 +5,14 @@ use std::path::{Path, PathBuf};
 use airlock_schemas::TrainingRecord;
 use burn::backend::Flex;
 
-use crate::training::predict_logits;
-use crate::{
-    CHECKPOINT_FILE, Checkpoint, CheckpointError, DataError, PREPROCESS_FILE, Preprocess,
-    RECORD_FILE, load_table,
+use airlock_model::{
+    CHECKPOINT_FILE, Checkpoint, CheckpointError, DataError, MlpParams, PREPROCESS_FILE,
+    Preprocess, RECORD_FILE, load_table,
 };
+use burn::tensor::{Tensor, TensorData};
+
+use crate::module::{Mlp, tensor_to_vec, to_module};
+use crate::{DeviceError, DeviceSpec};
 
 /// Why prediction failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +66,7 @@ pub fn predict_csv(run_dir: &Path, input: &Path) -> Result<Vec<f32>, PredictErro
     let table = load_table(input, features, None)?;
     let x = pre.apply(&table.features, 0..table.rows());
     let device = Default::default();
-    let model = ckpt.params.to_module::<Flex>(&device);
+    let model = to_module::<Flex>(&ckpt.params, &device);
     let logits = predict_logits(&model, &x, features.len(), &device);
     Ok(logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect())
 }
@@ -78,36 +81,33 @@ pub struct Scorer {
 
 #[derive(Debug)]
 enum ScorerOn {
-    Flex(crate::model::Mlp<Flex>, burn::tensor::Device<Flex>),
+    Flex(Mlp<Flex>, burn::tensor::Device<Flex>),
     #[cfg(feature = "cuda")]
     Cuda(
-        crate::model::Mlp<burn::backend::Cuda>,
+        Mlp<burn::backend::Cuda>,
         burn::tensor::Device<burn::backend::Cuda>,
     ),
 }
 
 impl Scorer {
     /// Build the burn module for `params` on the CPU.
-    pub fn new(params: &crate::MlpParams) -> Self {
+    pub fn new(params: &MlpParams) -> Self {
         let device = Default::default();
         Self {
-            inner: ScorerOn::Flex(params.to_module::<Flex>(&device), device),
+            inner: ScorerOn::Flex(to_module::<Flex>(params, &device), device),
             width: params.d_input(),
         }
     }
 
     /// Build it on `device` (`cpu`, or `cuda:N` with the `cuda` feature), after checking
     /// the device can be used.
-    pub fn on(
-        params: &crate::MlpParams,
-        device: crate::DeviceSpec,
-    ) -> Result<Self, crate::DeviceError> {
+    pub fn on(params: &MlpParams, device: DeviceSpec) -> Result<Self, DeviceError> {
         match (device.resolve()?, device) {
             #[cfg(feature = "cuda")]
-            (crate::Backend::Cuda, crate::DeviceSpec::Cuda(i)) => {
+            (crate::Backend::Cuda, DeviceSpec::Cuda(i)) => {
                 let d = burn::backend::cuda::CudaDevice::new(i);
                 Ok(Self {
-                    inner: ScorerOn::Cuda(params.to_module::<burn::backend::Cuda>(&d), d),
+                    inner: ScorerOn::Cuda(to_module::<burn::backend::Cuda>(params, &d), d),
                     width: params.d_input(),
                 })
             }
@@ -129,4 +129,23 @@ impl Scorer {
         };
         logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect()
     }
+}
+
+/// Rows per forward pass when evaluating.
+const EVAL_CHUNK: usize = 8192;
+
+/// Logits of a model (without autodiff) for row-major rows `x`.
+pub fn predict_logits<B: burn::prelude::Backend>(
+    model: &Mlp<B>,
+    x: &[f32],
+    width: usize,
+    device: &B::Device,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len() / width.max(1));
+    for chunk in x.chunks(EVAL_CHUNK * width) {
+        let rows = chunk.len() / width;
+        let t = Tensor::<B, 2>::from_data(TensorData::new(chunk.to_vec(), [rows, width]), device);
+        out.extend(tensor_to_vec(model.forward(t, None)));
+    }
+    out
 }

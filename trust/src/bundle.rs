@@ -16,10 +16,24 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::package::{
-    APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, PROVENANCE_DSSE_FILE,
-    STATEMENT_DSSE_FILE, STATEMENT_FILE,
-};
+/// Bundle file names.
+pub const MODEL_FILE: &str = "model.safetensors";
+/// Model card.
+pub const MODEL_CARD_FILE: &str = "model-card.json";
+/// Leak report.
+pub const LEAK_REPORT_FILE: &str = "leak-report.json";
+/// Release statement (the DSSE payload, for reading).
+pub const STATEMENT_FILE: &str = "statement.json";
+/// DSSE envelope of the statement.
+pub const STATEMENT_DSSE_FILE: &str = "statement.dsse.json";
+/// DSSE envelope of the SLSA provenance.
+pub const PROVENANCE_DSSE_FILE: &str = "provenance.dsse.json";
+/// Officer decisions.
+pub const APPROVALS_DIR: &str = "approvals";
+/// The only `__metadata__` entries a released model may carry.
+pub const MODEL_METADATA: [(&str, &str); 1] = [("format", "pt")];
+/// Shard size for per-shard digests.
+pub const SHARD_SIZE: u64 = 16 * 1024 * 1024;
 
 /// The signed top-level files of a bundle, in the order they are read.
 pub const TOP_LEVEL_FILES: [&str; 6] = [

@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+
 //! `airlock review`: the page a compliance officer reads before deciding whether a model may
 //! leave the premises, and a short terminal summary of the same.
 //!
@@ -16,8 +18,8 @@ use airlock_schemas::{
     Statement, Verdict,
 };
 
-use crate::Check;
-use crate::approvals::{ApprovalSummary, DecisionStatus};
+use airlock_trust::Check;
+use airlock_trust::approvals::{ApprovalSummary, DecisionStatus};
 
 /// Everything the review page shows.
 #[derive(Debug, Clone)]

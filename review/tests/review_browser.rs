@@ -15,14 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use airlock_packager::Check;
-use airlock_packager::approvals::{ApprovalSummary, DecisionStatus};
-use airlock_packager::review::{Previous, ReviewInput, render_html, render_text};
+use airlock_review::{Previous, ReviewInput, render_html, render_text};
 use airlock_schemas::{
     Architecture, CardMetrics, Decision, EpochMetrics, InputFeature, LeakLayer, LeakReport,
     ModelCard, ModelOutput, ReleasePredicate, ReportInput, RocPoint, ShardDigests, Statement,
     Subject, TensorSpec, TrainingSummary, Verdict,
 };
+use airlock_trust::Check;
+use airlock_trust::approvals::{ApprovalSummary, DecisionStatus};
 use serde_json::json;
 
 /// A hung browser must not hang the test suite.

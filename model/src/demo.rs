@@ -7,7 +7,7 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::TrainError;
+use airlock_schemas::IoError;
 
 /// Column names of the demo table, in file order.
 pub const DEMO_COLUMNS: [&str; 22] = [
@@ -160,18 +160,17 @@ const DOMAINS: [&str; 6] = [
 /// Write `rows` synthetic transactions to `out` (CSV with a header), deterministically for
 /// `seed`. Written to a temporary file beside `out` and renamed into place, so `out` is
 /// either absent or complete.
-pub fn write_demo_csv(out: &Path, rows: usize, seed: u64) -> Result<DemoSummary, TrainError> {
+pub fn write_demo_csv(out: &Path, rows: usize, seed: u64) -> Result<DemoSummary, IoError> {
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir)
-        .map_err(|source| TrainError::io("create directory", dir, source))?;
+    std::fs::create_dir_all(dir).map_err(|source| IoError::new("create directory", dir, source))?;
     let tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|source| TrainError::io("create a temporary file in", dir, source))?;
+        .map_err(|source| IoError::new("create a temporary file in", dir, source))?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(tmp));
     w.write_record(DEMO_COLUMNS)
-        .map_err(|e| TrainError::io("write", out, e.into()))?;
+        .map_err(|e| IoError::new("write", out, e.into()))?;
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut frauds = 0usize;
@@ -179,19 +178,19 @@ pub fn write_demo_csv(out: &Path, rows: usize, seed: u64) -> Result<DemoSummary,
         let t = Transaction::sample(&mut rng, i);
         frauds += usize::from(t.fraud);
         w.write_record(t.fields())
-            .map_err(|e| TrainError::io("write", out, e.into()))?;
+            .map_err(|e| IoError::new("write", out, e.into()))?;
     }
     let buf = w
         .into_inner()
-        .map_err(|e| TrainError::io("write", out, e.into_error()))?;
+        .map_err(|e| IoError::new("write", out, e.into_error()))?;
     let tmp = buf
         .into_inner()
-        .map_err(|e| TrainError::io("write", out, e.into_error()))?;
+        .map_err(|e| IoError::new("write", out, e.into_error()))?;
     tmp.as_file()
         .sync_all()
-        .map_err(|source| TrainError::io("sync", out, source))?;
+        .map_err(|source| IoError::new("sync", out, source))?;
     tmp.persist(out)
-        .map_err(|e| TrainError::io("rename into", out, e.error))?;
+        .map_err(|e| IoError::new("rename into", out, e.error))?;
     Ok(DemoSummary { rows, frauds })
 }
 

@@ -12,14 +12,12 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Instant;
 
-use airlock_packager::safetensors::{
-    Dtype, OwnedTensor, is_canonical_len, parse_header, write_canonical,
-};
-use airlock_packager::shards::{
+use airlock_safetensors::{Dtype, OwnedTensor, is_canonical_len, parse_header, write_canonical};
+use airlock_trust::shards::{
     read_with_shard_digests, safetensors_prefix, stream_safetensors_digests,
     stream_whole_and_shard_digests,
 };
-use airlock_packager::{dsse, keys};
+use airlock_trust::{dsse, keys};
 
 const SHARD: u64 = 16 * 1024 * 1024;
 

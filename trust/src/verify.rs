@@ -15,14 +15,15 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::bundle::BundleFiles;
-use crate::keys::{KeyError, key_id, load_public_key};
-use crate::package::{
+use crate::bundle::{
     APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, MODEL_METADATA,
     PROVENANCE_DSSE_FILE, STATEMENT_DSSE_FILE, STATEMENT_FILE,
 };
+use crate::dsse;
+use crate::keys::{KeyError, key_id, load_public_key};
 use crate::shards::sha256_hex;
 use crate::shards::{read_with_shard_digests, safetensors_prefix, stream_safetensors_digests};
-use crate::{dsse, safetensors as st};
+use airlock_safetensors as st;
 
 /// Why a trust policy could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -934,9 +935,9 @@ mod tests {
 
     use super::*;
     use crate::keys::{Signer, generate};
-    use crate::package::pretty;
-    use crate::safetensors::{Dtype, OwnedTensor, write_canonical};
+    use crate::pretty;
     use crate::shards::{sha256_hex, shard_digests};
+    use airlock_safetensors::{Dtype, OwnedTensor, write_canonical};
 
     /// A model of `n` f32 weights with `metadata`, and its card's tensor list.
     fn model(n: usize, metadata: &[(&str, &str)]) -> (Vec<u8>, serde_json::Value) {

@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use airlock_packager::leak::records::{RecordIndex, RecordParams, RecordSource};
-use airlock_trainer::demo::write_demo_csv;
+use airlock_leak::records::{RecordIndex, RecordParams, RecordSource};
+use airlock_model::demo::write_demo_csv;
 
 const ROWS: usize = 100_000;
 const TEXT: [&str; 8] = [
@@ -20,7 +20,7 @@ const TEXT: [&str; 8] = [
     "zip",
     "age",
 ];
-const NUMERIC: [&str; 12] = airlock_trainer::demo::DEMO_FEATURES;
+const NUMERIC: [&str; 12] = airlock_model::demo::DEMO_FEATURES;
 
 fn main() {
     // Cargo appends `--bench`; the first numeric argument is the buffer size.

@@ -1,10 +1,10 @@
 //! L2 exact records: planted rows and identifiers are found where they are, with their row
 //! and column, and nothing is found in buffers that hold none.
 
-use airlock_packager::leak::records::{
+use airlock_leak::records::{
     Encoding, MatchKind, RecordIndex, RecordMatch, RecordParams, RecordSource,
 };
-use airlock_trainer::demo::write_demo_csv;
+use airlock_model::demo::write_demo_csv;
 use half::{bf16, f16};
 
 const TEXT: [&str; 8] = [
@@ -17,7 +17,7 @@ const TEXT: [&str; 8] = [
     "zip",
     "age",
 ];
-const NUMERIC: [&str; 12] = airlock_trainer::demo::DEMO_FEATURES;
+const NUMERIC: [&str; 12] = airlock_model::demo::DEMO_FEATURES;
 
 /// The demo table split into what [`RecordSource`] borrows.
 struct Data {

@@ -1,8 +1,8 @@
 //! L1 PII patterns against realistic identifiers (the trainer's demo data) and against the
 //! technical text that model artifacts are full of.
 
-use airlock_packager::leak::pii::{PiiHit, PiiKind, find_pii, find_pii_in_bytes, printable_runs};
-use airlock_trainer::demo::{iban_mod97, luhn_check_digit, write_demo_csv};
+use airlock_leak::pii::{PiiHit, PiiKind, find_pii, find_pii_in_bytes, printable_runs};
+use airlock_model::demo::{iban_mod97, luhn_check_digit, write_demo_csv};
 
 /// Tiny deterministic generator: tests must not depend on a random crate.
 struct XorShift(u64);

@@ -1,0 +1,118 @@
+//! The identifiers of the run a bundle was packaged from: what everything that leaves
+//! with the bundle is scanned against.
+
+use std::path::{Path, PathBuf};
+
+use airlock_model::{RECORD_FILE, RunError, read_run};
+use sha2::{Digest, Sha256};
+
+use crate::outgoing::IdentifierIndex;
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Identifier columns as text, exactly as the CSV holds them, row-major.
+pub fn identifier_values(
+    bytes: &[u8],
+    identifiers: &[String],
+    rows: usize,
+) -> Result<Vec<String>, String> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut idx = Vec::new();
+    for id in identifiers {
+        let i = header
+            .iter()
+            .position(|h| h == id)
+            .ok_or_else(|| format!("identifier column {id:?} is not in the training data"))?;
+        idx.push(i);
+    }
+    let mut text_values = Vec::with_capacity(rows * idx.len());
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| e.to_string())?;
+        text_values.extend(idx.iter().map(|&i| rec.get(i).unwrap_or("").to_owned()));
+    }
+    Ok(text_values)
+}
+
+/// File beside a bundle (never inside it) naming the run it was packaged from, so that
+/// `airlock publish` can scan what leaves against that run's training data:
+/// `BUNDLE_DIR.run.json`.
+pub fn run_pointer_path(bundle: &Path) -> PathBuf {
+    let name = bundle
+        .file_name()
+        .map_or_else(|| "bundle".into(), |n| n.to_string_lossy().into_owned());
+    bundle.with_file_name(format!("{name}.run.json"))
+}
+
+/// The L2 identifier index of the training data of the run a bundle was packaged from,
+/// for scanning everything that leaves with it ([`IdentifierIndex::scan_document`]).
+///
+/// The run is `run_dir`, or else the one named by [`run_pointer_path`] beside the bundle.
+/// It must be the run the signed statement names: its `training-record.json` must have the
+/// SHA-256 `record_sha256` (from the verified statement), its pipeline snapshot and its
+/// training data the digests the record holds. Anything else fails: the caller refuses.
+pub fn identifier_index_for_bundle(
+    bundle: &Path,
+    run_dir: Option<&Path>,
+    record_sha256: &str,
+) -> Result<IdentifierIndex, RunError> {
+    let run_dir = match run_dir {
+        Some(d) => d.to_owned(),
+        None => {
+            let pointer = run_pointer_path(bundle);
+            let bytes = std::fs::read(&pointer).map_err(|e| RunError {
+                dir: bundle.to_owned(),
+                what: format!(
+                    "cannot find the run it was packaged from ({}: {e}); pass --run RUN_DIR",
+                    pointer.display()
+                ),
+            })?;
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| RunError {
+                dir: bundle.to_owned(),
+                what: format!("{} is not a run pointer: {e}", pointer.display()),
+            })?;
+            PathBuf::from(
+                v.get("run_dir")
+                    .and_then(|d| d.as_str())
+                    .ok_or_else(|| RunError {
+                        dir: bundle.to_owned(),
+                        what: format!("{} names no run_dir", pointer.display()),
+                    })?,
+            )
+        }
+    };
+    let run = read_run(&run_dir, false)?;
+    let bad = |what: String| RunError {
+        dir: run_dir.clone(),
+        what,
+    };
+    if sha256_hex(&run.record_bytes) != record_sha256 {
+        return Err(bad(format!(
+            "its {RECORD_FILE} is not the one the bundle's signed statement names: not the run \
+             {} was packaged from",
+            bundle.display()
+        )));
+    }
+    let [file] = run.record.dataset.files.as_slice() else {
+        return Err(bad("expected one dataset file".into()));
+    };
+    let path = Path::new(&file.path);
+    let bytes =
+        std::fs::read(path).map_err(|e| bad(format!("training data {}: {e}", path.display())))?;
+    if sha256_hex(&bytes) != file.sha256 {
+        return Err(bad(format!(
+            "training data {} changed since training (SHA-256 differs)",
+            path.display()
+        )));
+    }
+    let ids = &run.spec.data.identifiers;
+    let values = identifier_values(&bytes, ids, 0).map_err(bad)?;
+    IdentifierIndex::build(ids, &values).map_err(bad)
+}

@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+pub mod identifiers;
+pub mod membership;
+pub mod outgoing;
+pub mod pii;
+pub mod records;
+
+pub use identifiers::{identifier_index_for_bundle, identifier_values, run_pointer_path};

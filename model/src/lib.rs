@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+
+mod checkpoint;
+mod data;
+pub mod demo;
+mod metrics;
+mod params;
+mod preprocess;
+mod run;
+mod rundir;
+
+pub use checkpoint::{AdamMoments, CHECKPOINT_FILE, Checkpoint, CheckpointError};
+pub use data::{DataError, Table, load_table};
+pub use metrics::{accuracy, log_loss, roc_auc, roc_curve};
+pub use params::{DenseLayer, MlpParams};
+pub use preprocess::{FeatureStats, PREPROCESS_FILE, Preprocess};
+pub use run::{LOG_FILE, PIPELINE_SNAPSHOT_FILE, RECORD_FILE, rng, split_rows};
+pub use rundir::{Run, RunError, file_name, read_run};

@@ -1,0 +1,125 @@
+//! Reading a run directory as the later stages need it: once, strictly, and checked
+//! against itself.
+
+use std::path::{Path, PathBuf};
+
+use airlock_schemas::{PipelineSpec, TrainingRecord};
+use sha2::{Digest, Sha256};
+
+use crate::{CHECKPOINT_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess, RECORD_FILE};
+
+/// A run directory that is incomplete or inconsistent.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot use run {}: {what}", dir.display())]
+pub struct RunError {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// What is wrong.
+    pub what: String,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// What the packager and the leak scans need from a run directory, read once and checked
+/// for consistency (record against its grammar, pipeline snapshot against the record's
+/// digest, record against the pipeline).
+#[derive(Debug)]
+pub struct Run {
+    /// The training record.
+    pub record: TrainingRecord,
+    /// Its bytes, as read.
+    pub record_bytes: Vec<u8>,
+    /// The fitted preprocessing.
+    pub pre: Preprocess,
+    /// The checkpoint's bytes (empty unless asked for).
+    pub checkpoint: Vec<u8>,
+    /// The pipeline it was trained from.
+    pub spec: PipelineSpec,
+    /// The pipeline file's name (never its on-prem path).
+    pub pipeline_name: String,
+}
+
+/// Read the run directory `dir`; with `with_checkpoint`, its checkpoint's bytes too.
+pub fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, RunError> {
+    let bad = |what: String| RunError {
+        dir: dir.to_owned(),
+        what,
+    };
+    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| bad(format!("{name}: {e}")));
+    let record_bytes = read(RECORD_FILE)?;
+    let record: TrainingRecord = airlock_schemas::strict_json::from_slice(&record_bytes)
+        .map_err(|e| bad(format!("{RECORD_FILE}: {e}")))?;
+    // A run directory is an attacker input: every field that gets signed must match its
+    // grammar (nothing free-form, nothing data-derived).
+    record
+        .validate()
+        .map_err(|e| bad(format!("{RECORD_FILE} is refused: {e}")))?;
+    let pre: Preprocess = airlock_schemas::strict_json::from_slice(&read(PREPROCESS_FILE)?)
+        .map_err(|e| bad(format!("{PREPROCESS_FILE}: {e}")))?;
+    let checkpoint = if with_checkpoint {
+        read(CHECKPOINT_FILE)?
+    } else {
+        Vec::new()
+    };
+    let pipeline_path = PathBuf::from(&record.pipeline.path);
+    // The run's own copy of the pipeline (a run written by an older airlock has none), so
+    // editing the file's destinations or keys after training does not orphan the run.
+    let snapshot = dir.join(PIPELINE_SNAPSHOT_FILE);
+    let read_from = if snapshot.exists() {
+        snapshot
+    } else {
+        pipeline_path.clone()
+    };
+    let pipeline_bytes = std::fs::read(&read_from).map_err(|e| {
+        bad(format!(
+            "the pipeline file {} it was trained from: {e}",
+            read_from.display()
+        ))
+    })?;
+    if sha256_hex(&pipeline_bytes) != record.pipeline.sha256 {
+        return Err(bad(format!(
+            "the pipeline file {} changed since training (its SHA-256 differs from the training record)",
+            read_from.display()
+        )));
+    }
+    let spec =
+        PipelineSpec::from_toml_str(&String::from_utf8_lossy(&pipeline_bytes), &pipeline_path)
+            .map_err(|e| bad(e.to_string()))?;
+    let r = &record;
+    let consistent = [
+        ("model_name", r.model_name == spec.release.name),
+        ("model_version", r.model_version == spec.release.version),
+        (
+            "hyperparameters.features",
+            r.hyperparameters.features == spec.data.features,
+        ),
+        (
+            "hyperparameters.label",
+            r.hyperparameters.label == spec.data.label,
+        ),
+    ];
+    if let Some((field, _)) = consistent.iter().find(|(_, ok)| !ok) {
+        return Err(bad(format!(
+            "{RECORD_FILE}'s {field} is not the pipeline's it was trained from"
+        )));
+    }
+    let pipeline_name = file_name(&pipeline_path);
+    Ok(Run {
+        record,
+        record_bytes,
+        pre,
+        checkpoint,
+        spec,
+        pipeline_name,
+    })
+}
+
+/// The last component of `p` (what is recorded of a path: never the on-prem folders).
+pub fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
