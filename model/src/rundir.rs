@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock_schemas::{PipelineSpec, TrainingRecord};
+use airlock_schemas::{PipelineSpec, TrainingRecord, UriBase};
 use sha2::{Digest, Sha256};
 
 use crate::{CHECKPOINT_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess, RECORD_FILE};
@@ -39,6 +39,8 @@ pub struct Run {
     pub spec: PipelineSpec,
     /// The pipeline file's name (never its on-prem path).
     pub pipeline_name: String,
+    /// The base of the predicate and build types to sign with (`[signing] uri_base`).
+    pub uri_base: UriBase,
 }
 
 /// Read the run directory `dir`; with `with_checkpoint`, its checkpoint's bytes too.
@@ -106,7 +108,10 @@ pub fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, RunError> {
         )));
     }
     let pipeline_name = file_name(&pipeline_path);
+    let uri_base = UriBase::new(spec.signing.as_ref().and_then(|s| s.uri_base.as_deref()))
+        .map_err(|e| bad(format!("the pipeline's signing.uri_base: {e}")))?;
     Ok(Run {
+        uri_base,
         record,
         record_bytes,
         pre,

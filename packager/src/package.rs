@@ -10,9 +10,9 @@ use airlock_model::{
 use airlock_safetensors::{self as st, Dtype, OwnedTensor, SafetensorsFile};
 use airlock_schemas::{
     Architecture, BUNDLE_FORMAT_VERSION, CardMetrics, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature,
-    LeakLayer, LeakReport, ModelCard, ModelOutput, RELEASE_PREDICATE_TYPE, ReleasePredicate,
-    ReportInput, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject, TensorSpec,
-    TrainingRecord, TrainingSummary, Verdict,
+    LeakLayer, LeakReport, ModelCard, ModelOutput, ReleasePredicate, ReportInput,
+    SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject, TensorSpec, TrainingRecord,
+    TrainingSummary, Verdict,
 };
 use airlock_trust::bundle::{
     APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, MODEL_METADATA,
@@ -780,7 +780,7 @@ fn release_statement(
             subject(MODEL_CARD_FILE, card_sha),
             subject(LEAK_REPORT_FILE, report_sha),
         ],
-        predicate_type: RELEASE_PREDICATE_TYPE.into(),
+        predicate_type: run.uri_base.release_predicate(),
         predicate: ReleasePredicate {
             model_name: record.model_name.clone(),
             model_version: record.model_version.clone(),
@@ -1026,7 +1026,7 @@ fn provenance(run: &Run, model_sha: &str, builder: &str) -> Statement<serde_json
         predicate_type: SLSA_PROVENANCE_TYPE.into(),
         predicate: json!({
             "buildDefinition": {
-                "buildType": "https://airlock.dev/build/train-and-package/v1",
+                "buildType": run.uri_base.build_type(),
                 "externalParameters": {
                     "pipeline": {"name": run.pipeline_name, "sha256": r.pipeline.sha256},
                 },
@@ -1040,7 +1040,7 @@ fn provenance(run: &Run, model_sha: &str, builder: &str) -> Statement<serde_json
                 "resolvedDependencies": deps,
             },
             "runDetails": {
-                "builder": {"id": format!("https://airlock.dev/builder/key/{builder}"), "version": {"airlock": r.airlock_version}},
+                "builder": {"id": run.uri_base.builder_id(builder), "version": {"airlock": r.airlock_version}},
                 "metadata": {"startedOn": r.started_at, "finishedOn": r.finished_at},
             },
         }),

@@ -201,6 +201,50 @@ pub fn free_text(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest URI base accepted.
+pub const MAX_URI_BASE_LEN: usize = 128;
+
+/// A URI base for predicate and build types ([`crate::UriBase`]): `https://`, a lowercase
+/// DNS name (labels of `[a-z0-9-]`, not starting or ending with `-`), then optional path
+/// segments of `[A-Za-z0-9._~-]`; no port, user, query, fragment or trailing slash; at most
+/// [`MAX_URI_BASE_LEN`] bytes.
+pub fn uri_base(s: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("URI base {s:?} is refused: {why}"));
+    if s.len() > MAX_URI_BASE_LEN {
+        return bad("too long");
+    }
+    let Some(rest) = s.strip_prefix("https://") else {
+        return bad("it must start with https://");
+    };
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, None), |(h, p)| (h, Some(p)));
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    };
+    if host.is_empty() || !host.split('.').all(label_ok) {
+        return bad("the host must be a lowercase DNS name, with no port or user");
+    }
+    if let Some(path) = path {
+        let seg_ok = |g: &str| {
+            !g.is_empty()
+                && g.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"._~-".contains(&c))
+        };
+        if !path.split('/').all(seg_ok) {
+            return bad(
+                "path segments are [A-Za-z0-9._~-], with no empty segment or trailing slash",
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

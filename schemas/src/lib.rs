@@ -6,6 +6,7 @@ mod pipeline;
 mod release;
 pub mod strict_json;
 mod training_record;
+mod uri;
 
 pub use io::IoError;
 pub use pipeline::{
@@ -24,6 +25,7 @@ pub use training_record::{
     BackendInfo, DatasetFile, DatasetFingerprint, EpochMetrics, FileDigest, HoldoutMetrics,
     Hyperparameters, RocPoint, SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
 };
+pub use uri::{DEFAULT_URI_BASE, UriBase};
 
 /// Every document type with a JSON Schema under `schemas/json/`, by file stem.
 ///

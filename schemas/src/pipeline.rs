@@ -126,6 +126,11 @@ pub struct SigningSpec {
     pub trust: PathBuf,
     /// The CI builder's private key, relative to the pipeline file.
     pub builder_key: PathBuf,
+    /// Base of the predicate and build types the packager writes (see
+    /// [`crate::UriBase`]); default `https://airlock.dev`. Point it at a domain you
+    /// control; the trust policy that verifies these releases names the same base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri_base: Option<String>,
 }
 
 /// Name and version of the model a pipeline releases.
@@ -291,6 +296,9 @@ impl PipelineSpec {
         // paths: strict grammars, nothing free-form.
         crate::grammar::model_name(&r.name).map_err(|e| format!("release.name: {e}"))?;
         crate::grammar::version(&r.version).map_err(|e| format!("release.version: {e}"))?;
+        if let Some(b) = self.signing.as_ref().and_then(|s| s.uri_base.as_deref()) {
+            crate::grammar::uri_base(b).map_err(|e| format!("signing.uri_base: {e}"))?;
+        }
         if let Some(u) = &r.intended_use {
             crate::grammar::free_text(u).map_err(|e| format!("release.intended_use: {e}"))?;
         }

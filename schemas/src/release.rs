@@ -287,6 +287,10 @@ pub struct TrustPolicy {
     /// Key ids (hex SHA-256 of the SPKI DER) whose signatures no longer count.
     #[serde(default)]
     pub revoked: Vec<String>,
+    /// Base of the predicate types this policy expects and officers' decisions carry (see
+    /// [`crate::UriBase`]); default `https://airlock.dev`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri_base: Option<String>,
 }
 
 /// A trusted public key.

@@ -227,3 +227,35 @@ fn training_record_fields_have_grammars() {
     let err = parse(&v).validate().expect_err("201 points");
     assert!(err.contains("at most"), "{err}");
 }
+
+/// Issue 13: the URI base of the predicate types is one setting (`[signing] uri_base`),
+/// checked when the pipeline is loaded; without it, the default every release carries.
+#[test]
+fn signing_uri_base_is_checked_at_load() {
+    let shipped = include_str!("../../pipelines/fraud-detector.toml");
+    let with = |base: &str| {
+        format!(
+            "{shipped}\n[signing]\ntrust = \"trust.toml\"\nbuilder_key = \"b.key\"\nuri_base = \"{base}\"\n"
+        )
+    };
+    let spec = airlock_schemas::PipelineSpec::from_toml_str(
+        &with("https://ml.example-hospital.org"),
+        "p.toml".as_ref(),
+    )
+    .expect("a base of one's own domain");
+    let signing = spec.signing.expect("signing");
+    assert_eq!(
+        signing.uri_base.as_deref(),
+        Some("https://ml.example-hospital.org")
+    );
+    for bad in [
+        "http://example.org",
+        "https://example.org/",
+        "https://ex ample.org",
+    ] {
+        let e = airlock_schemas::PipelineSpec::from_toml_str(&with(bad), "p.toml".as_ref())
+            .expect_err(bad)
+            .to_string();
+        assert!(e.contains("signing.uri_base"), "{bad}: {e}");
+    }
+}

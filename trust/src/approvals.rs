@@ -52,8 +52,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use airlock_schemas::{
-    APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole,
-    STATEMENT_TYPE, Statement, Subject,
+    ApprovalPredicate, Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole, STATEMENT_TYPE, Statement, Subject,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -231,7 +230,7 @@ pub fn decide(
                     .collect(),
             },
         ],
-        predicate_type: APPROVAL_PREDICATE_TYPE.into(),
+        predicate_type: trust.uri_base.approval_predicate(),
         predicate: ApprovalPredicate {
             decision: req.decision,
             officer: req.name.clone(),
@@ -414,7 +413,7 @@ fn judge(
     let stmt: Statement<ApprovalPredicate> =
         airlock_schemas::strict_json::from_slice(&verified.payload)
             .map_err(|e| format!("not an approval statement: {e}"))?;
-    if stmt.type_ != STATEMENT_TYPE || stmt.predicate_type != APPROVAL_PREDICATE_TYPE {
+    if stmt.type_ != STATEMENT_TYPE || stmt.predicate_type != trust.uri_base.approval_predicate() {
         return Err("not an approval statement".into());
     }
     let p = &stmt.predicate;

@@ -5,9 +5,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use airlock_schemas::{
-    Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole, LeakReport, ModelCard, RELEASE_PREDICATE_TYPE,
-    ReleasePredicate, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement, TrustPolicy,
-    Verdict,
+    Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole, LeakReport, ModelCard, ReleasePredicate,
+    SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement, TrustPolicy, UriBase, Verdict,
 };
 use ed25519_dalek::VerifyingKey;
 
@@ -87,6 +86,8 @@ pub struct Trust {
     pub sha256: String,
     /// Its keys.
     pub keys: Vec<LoadedKey>,
+    /// The base of the predicate types it expects (its `uri_base`, checked).
+    pub uri_base: UriBase,
 }
 
 impl Trust {
@@ -138,10 +139,16 @@ impl Trust {
                 message,
             }
         })?;
+        let uri_base =
+            UriBase::new(policy.uri_base.as_deref()).map_err(|message| TrustError::Parse {
+                path: path.to_owned(),
+                message: format!("uri_base: {message}"),
+            })?;
         Ok(Self {
             policy,
             sha256: sha256_hex(&bytes),
             keys,
+            uri_base,
         })
     }
 
@@ -585,7 +592,10 @@ pub fn verify_bundle_with(dir: &Path, trust: &Trust, opts: &VerifyOptions) -> Ve
             }),
         );
         match parse_json::<Statement<ReleasePredicate>>(&signed, "the signed statement") {
-            Ok(s) if s.type_ == STATEMENT_TYPE && s.predicate_type == RELEASE_PREDICATE_TYPE => {
+            Ok(s)
+                if s.type_ == STATEMENT_TYPE
+                    && s.predicate_type == trust.uri_base.release_predicate() =>
+            {
                 // The builder key must have been valid when it signed: the signed build
                 // time is the provenance's `runDetails.metadata.finishedOn`.
                 let when = build_time(&files, trust, now).and_then(|t| {
@@ -963,6 +973,19 @@ mod tests {
 
     /// A builder-signed bundle of `model` at `dir`, in `shard` byte shards.
     fn bundle(dir: &Path, builder: &Signer, model: &[u8], tensors: serde_json::Value, shard: u64) {
+        let default = UriBase::default().release_predicate();
+        bundle_typed(dir, builder, model, tensors, shard, &default);
+    }
+
+    /// [`bundle`] with the release statement's `predicateType`.
+    fn bundle_typed(
+        dir: &Path,
+        builder: &Signer,
+        model: &[u8],
+        tensors: serde_json::Value,
+        shard: u64,
+        predicate_type: &str,
+    ) {
         let subject = |name: &str, bytes: &[u8]| Subject {
             name: name.into(),
             digest: [("sha256".to_owned(), sha256_hex(bytes))]
@@ -998,7 +1021,7 @@ mod tests {
                 subject(MODEL_CARD_FILE, &card),
                 subject(LEAK_REPORT_FILE, &report),
             ],
-            predicate_type: RELEASE_PREDICATE_TYPE.into(),
+            predicate_type: predicate_type.into(),
             predicate: ReleasePredicate {
                 model_name: "m".into(),
                 model_version: "1.0.0".into(),
@@ -1131,5 +1154,50 @@ mod tests {
         };
         assert_eq!(failed(2), ["model shard digests", "model digest"]);
         assert_eq!(failed(3), ["model format"]);
+    }
+
+    #[test]
+    fn the_predicate_type_must_be_under_the_policys_uri_base() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let keys = tmp.path().join("keys");
+        std::fs::create_dir(&keys).expect("mkdir");
+        let builder = generate(&keys.join("builder")).expect("builder key");
+        generate(&keys.join("officer")).expect("officer key");
+        let policy_with = |name: &str, base: Option<&str>| {
+            let p = tmp.path().join(name);
+            let line = base.map_or_else(String::new, |b| format!("uri_base = \"{b}\"\n"));
+            std::fs::write(
+                &p,
+                format!(
+                    "approvals_required = 1\n{line}\
+                     [[keys]]\nname = \"b\"\nrole = \"builder\"\npublic_key = \"keys/builder.pub\"\n\
+                     [[keys]]\nname = \"o\"\nrole = \"officer\"\npublic_key = \"keys/officer.pub\"\n"
+                ),
+            )
+            .expect("policy");
+            p
+        };
+        let ours = "https://ml.example-hospital.org";
+        let default_trust = Trust::load(&policy_with("default.toml", None)).expect("trust");
+        let our_trust = Trust::load(&policy_with("ours.toml", Some(ours))).expect("trust");
+        assert_eq!(default_trust.uri_base, UriBase::default());
+        assert_eq!(our_trust.uri_base.as_str(), ours);
+        let signer = Signer::load(&builder.private_key).expect("signer");
+        let (m, tensors) = model(100, &MODEL_METADATA);
+        let default_bundle = tempfile::tempdir_in(tmp.path()).expect("dir");
+        bundle(default_bundle.path(), &signer, &m, tensors.clone(), 1 << 20);
+        let our_bundle = tempfile::tempdir_in(tmp.path()).expect("dir");
+        let typed = format!("{ours}/attestation/release/v1");
+        bundle_typed(our_bundle.path(), &signer, &m, tensors, 1 << 20, &typed);
+        let ok = |d: &Path, t: &Trust| verify(d, t, 1, false, ModelBytes::DigestOnly).ok();
+        // A release verifies only under a policy expecting its base; the default is stable.
+        assert!(ok(default_bundle.path(), &default_trust));
+        assert!(ok(our_bundle.path(), &our_trust));
+        assert!(!ok(default_bundle.path(), &our_trust));
+        assert!(!ok(our_bundle.path(), &default_trust));
+        // A base that is not a URI the producer could control is refused when loading.
+        let bad = policy_with("bad.toml", Some("http://airlock.dev"));
+        let e = Trust::load(&bad).expect_err("http base");
+        assert!(e.to_string().contains("uri_base"), "{e}");
     }
 }
