@@ -1,7 +1,7 @@
 //! L2 scan throughput: an index over 100,000 demo training rows, scanned against a buffer
 //! of pseudo-random f32 weights (1 GiB by default) with 1 and 2 threads.
 //!
-//! `cargo bench -p airlock-packager --bench leak_scan -- [MiB]`; set `LEAK_SCAN_BREAKDOWN=1`
+//! `cargo bench -p airlock-leak --bench leak_scan -- [MiB]`; set `LEAK_SCAN_BREAKDOWN=1`
 //! to also time the text and numeric parts of the index separately.
 
 use std::time::Instant;
@@ -91,6 +91,7 @@ fn main() {
     }
 
     planted_check(&index, &data);
+    outgoing(&data);
 
     // Where the time goes: text and numeric parts of the index on their own.
     if std::env::var_os("LEAK_SCAN_BREAKDOWN").is_some() {
@@ -118,6 +119,59 @@ fn main() {
             );
         }
     }
+}
+
+/// The outgoing scan's index (publish and the packager build one per release over the
+/// identifier values) and a scan of a 64 KiB document, next to the Aho-Corasick automaton
+/// over the same values that the index used before (its build dominated packaging).
+fn outgoing(data: &Data) {
+    use airlock_leak::outgoing::{IdentifierIndex, MIN_TEXT_LEN, fold_text};
+    let t = Instant::now();
+    let index =
+        IdentifierIndex::build(&data.text_columns, &data.text_values).expect("identifier index");
+    let build = t.elapsed();
+    let doc: Vec<u8> = (0..)
+        .map(|i| format!("{{\"k{i}\": \"value number {i} of the document\"}}\n"))
+        .flat_map(String::into_bytes)
+        .take(64 << 10)
+        .collect();
+    let t = Instant::now();
+    let found = index.scan_document("doc", &doc);
+    let scan = t.elapsed();
+    println!(
+        "outgoing index over {} identifier values: build {build:.2?}, scan of 64 KiB {scan:.2?} ({} finding(s)) {:?}",
+        data.text_values.len(),
+        found.len(),
+        index.stats()
+    );
+    // The peer: the two Aho-Corasick automata (exact and folded values) built before.
+    let mut exact: Vec<&str> = data
+        .text_values
+        .iter()
+        .map(String::as_str)
+        .filter(|v| v.len() >= MIN_TEXT_LEN)
+        .collect();
+    exact.sort_unstable();
+    exact.dedup();
+    let mut folded: Vec<String> = data
+        .text_values
+        .iter()
+        .map(|v| fold_text(v))
+        .filter(|v| v.len() >= MIN_TEXT_LEN)
+        .collect();
+    folded.sort_unstable();
+    folded.dedup();
+    let t = Instant::now();
+    let a = aho_corasick::AhoCorasick::new(&exact).expect("automaton");
+    let b = aho_corasick::AhoCorasick::new(&folded).expect("automaton");
+    let ac_build = t.elapsed();
+    let t = Instant::now();
+    let n = a.find_overlapping_iter(&doc).count() + b.find_overlapping_iter(&doc).count();
+    println!(
+        "  peer: Aho-Corasick over the same values: build {ac_build:.2?}, scan of 64 KiB {:.2?} ({n} match(es)); build speed-up {:.0}x",
+        t.elapsed(),
+        ac_build.as_secs_f64() / build.as_secs_f64().max(1e-9)
+    );
 }
 
 /// Plants 50 raw rows as f32 and a few text identifiers into a small buffer and checks that

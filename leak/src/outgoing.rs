@@ -17,9 +17,8 @@
 //!
 //! Findings name the document, the byte offset, the row and the column, never a value.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 
 use super::pii::find_pii;
@@ -89,10 +88,128 @@ pub struct IdentifierIndex {
     max_digits: usize,
 }
 
+/// Distinct values of at least [`MIN_TEXT_LEN`] bytes, found by their first
+/// [`MIN_TEXT_LEN`] bytes: each position of a haystack is one probe of an open-addressing
+/// table, and the few candidates there are compared whole. Building is a sort and one pass
+/// (an Aho-Corasick automaton over a few hundred thousand values took seconds to build,
+/// for documents of a few kilobytes).
 struct Patterns {
-    ac: AhoCorasick,
-    /// Per pattern: the first (row, column) holding it.
+    /// The values, grouped by their first [`MIN_TEXT_LEN`] bytes.
+    values: Vec<Vec<u8>>,
+    /// Per value: the first (row, column) holding it.
     origins: Vec<(u32, u32)>,
+    /// The distinct prefixes (as little-endian u64), and where each one's values start in
+    /// `values` (`starts[i]..starts[i + 1]`).
+    prefixes: Vec<u64>,
+    starts: Vec<u32>,
+    /// Open addressing over `prefixes`: an index into it, or `EMPTY`.
+    slots: Vec<u32>,
+}
+
+const EMPTY_SLOT: u32 = u32::MAX;
+
+/// MurmurHash3's 64-bit finalizer: every byte of the prefix reaches every bit of the slot
+/// (values share long prefixes: emails, IBANs, phone numbers).
+fn mix(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
+fn prefix_key(w: &[u8]) -> u64 {
+    let mut k = [0u8; MIN_TEXT_LEN];
+    k.copy_from_slice(&w[..MIN_TEXT_LEN]);
+    u64::from_le_bytes(k)
+}
+
+impl Patterns {
+    /// `None` for no values. Each value is at least [`MIN_TEXT_LEN`] bytes.
+    fn new(values: Vec<(String, (u32, u32))>) -> Result<Option<Self>, String> {
+        if values.is_empty() {
+            return Ok(None);
+        }
+        if values.len() >= EMPTY_SLOT as usize / 2 {
+            return Err("too many identifier values".into());
+        }
+        let mut keyed: Vec<(u64, Vec<u8>, (u32, u32))> = Vec::with_capacity(values.len());
+        for (i, (v, origin)) in values.into_iter().enumerate() {
+            if v.len() < MIN_TEXT_LEN {
+                return Err(format!(
+                    "identifier value {i} is shorter than {MIN_TEXT_LEN} bytes"
+                ));
+            }
+            keyed.push((prefix_key(v.as_bytes()), v.into_bytes(), origin));
+        }
+        keyed.sort_unstable_by_key(|k| k.0);
+        let mut p = Self {
+            values: Vec::with_capacity(keyed.len()),
+            origins: Vec::with_capacity(keyed.len()),
+            prefixes: Vec::new(),
+            starts: Vec::new(),
+            slots: Vec::new(),
+        };
+        for (key, v, origin) in keyed {
+            if p.prefixes.last() != Some(&key) {
+                p.prefixes.push(key);
+                p.starts.push(to_u32(p.values.len()));
+            }
+            p.values.push(v);
+            p.origins.push(origin);
+        }
+        p.starts.push(to_u32(p.values.len()));
+        let size = (p.prefixes.len() * 2).next_power_of_two();
+        p.slots = vec![EMPTY_SLOT; size];
+        for (i, &key) in p.prefixes.iter().enumerate() {
+            let mut at = (mix(key) as usize) & (size - 1);
+            while p.slots[at] != EMPTY_SLOT {
+                at = (at + 1) & (size - 1);
+            }
+            p.slots[at] = to_u32(i);
+        }
+        Ok(Some(p))
+    }
+
+    /// The values starting with the prefix `key`: a range of `values`.
+    fn candidates(&self, key: u64) -> std::ops::Range<usize> {
+        let mask = self.slots.len() - 1;
+        let mut at = (mix(key) as usize) & mask;
+        loop {
+            let slot = self.slots[at];
+            if slot == EMPTY_SLOT {
+                return 0..0;
+            }
+            let i = slot as usize;
+            if self.prefixes[i] == key {
+                return self.starts[i] as usize..self.starts[i + 1] as usize;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Every (start, end, value index) occurrence in `hay`, overlapping ones included.
+    fn find_all(&self, hay: &[u8], mut found: impl FnMut(usize, usize, usize)) {
+        if hay.len() < MIN_TEXT_LEN {
+            return;
+        }
+        for (at, w) in hay.windows(MIN_TEXT_LEN).enumerate() {
+            for id in self.candidates(prefix_key(w)) {
+                let v = &self.values[id];
+                if hay[at..].starts_with(v) {
+                    found(at, at + v.len(), id);
+                }
+            }
+        }
+    }
+}
+
+/// Distinct values of `items` (in order), each with the origin of its first occurrence.
+fn distinct(mut items: Vec<(String, (u32, u32))>) -> Vec<(String, (u32, u32))> {
+    // Stable: of equal values, the first in row order stays.
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items.dedup_by(|later, first| later.0 == first.0);
+    items
 }
 
 impl std::fmt::Debug for IdentifierIndex {
@@ -141,18 +258,6 @@ fn to_u32(v: usize) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-fn automaton(patterns: &[String]) -> Result<Option<AhoCorasick>, String> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    AhoCorasick::builder()
-        .match_kind(aho_corasick::MatchKind::Standard)
-        .build(patterns)
-        .map(Some)
-        // The error names sizes and pattern numbers only.
-        .map_err(|e| format!("identifier automaton could not be built: {e}"))
-}
-
 impl IdentifierIndex {
     /// Index `values` (row-major, `columns.len()` per row). Fails (and the caller refuses)
     /// when the shapes disagree or the automaton cannot be built.
@@ -164,20 +269,18 @@ impl IdentifierIndex {
                 values.len()
             ));
         }
-        let mut exact: (Vec<String>, Vec<(u32, u32)>, HashSet<String>) = Default::default();
-        let mut folded: (Vec<String>, Vec<(u32, u32)>, HashSet<String>) = Default::default();
+        let mut exact: Vec<(String, (u32, u32))> = Vec::new();
+        let mut folded: Vec<(String, (u32, u32))> = Vec::new();
         let mut digits = HashMap::new();
         let mut max_digits = 0;
         for (i, v) in values.iter().enumerate() {
             let origin = (to_u32(i / nc.max(1)), to_u32(i % nc.max(1)));
-            if v.len() >= MIN_TEXT_LEN && exact.2.insert(v.clone()) {
-                exact.0.push(v.clone());
-                exact.1.push(origin);
+            if v.len() >= MIN_TEXT_LEN {
+                exact.push((v.clone(), origin));
             }
             let f = fold_text(v);
-            if f.len() >= MIN_TEXT_LEN && folded.2.insert(f.clone()) {
-                folded.0.push(f);
-                folded.1.push(origin);
+            if f.len() >= MIN_TEXT_LEN {
+                folded.push((f, origin));
             }
             if let Some(d) = numeric_digits(v).filter(|d| d.len() >= MIN_DIGITS) {
                 max_digits = max_digits.max(d.len());
@@ -186,14 +289,8 @@ impl IdentifierIndex {
         }
         Ok(Self {
             columns: columns.to_vec(),
-            exact: automaton(&exact.0)?.map(|ac| Patterns {
-                ac,
-                origins: exact.1,
-            }),
-            folded: automaton(&folded.0)?.map(|ac| Patterns {
-                ac,
-                origins: folded.1,
-            }),
+            exact: Patterns::new(distinct(exact))?,
+            folded: Patterns::new(distinct(folded))?,
             digits,
             max_digits,
         })
@@ -223,21 +320,20 @@ impl IdentifierIndex {
     pub fn matches(&self, bytes: &[u8]) -> Vec<(usize, Form, u32, u32)> {
         let mut out = Vec::new();
         if let Some(p) = &self.exact {
-            for m in p.ac.find_overlapping_iter(bytes) {
-                let (r, c) = p.origins[m.pattern().as_usize()];
-                out.push((m.start(), Form::Exact, r, c));
-            }
+            p.find_all(bytes, |start, _, id| {
+                let (r, c) = p.origins[id];
+                out.push((start, Form::Exact, r, c));
+            });
         }
         if let Some(p) = &self.folded {
             let (text, starts, ends) = folded_haystack(bytes);
-            for m in p.ac.find_overlapping_iter(&text) {
-                let (s, e) = (starts[m.start()], ends[m.end() - 1]);
-                if word_char_before(bytes, s) || word_char_at(bytes, e) {
-                    continue;
+            p.find_all(&text, |start, end, id| {
+                let (s, e) = (starts[start], ends[end - 1]);
+                if !(word_char_before(bytes, s) || word_char_at(bytes, e)) {
+                    let (r, c) = p.origins[id];
+                    out.push((s, Form::Folded, r, c));
                 }
-                let (r, c) = p.origins[m.pattern().as_usize()];
-                out.push((s, Form::Folded, r, c));
-            }
+            });
         }
         if !self.digits.is_empty() {
             self.digit_matches(bytes, &mut out);
@@ -576,5 +672,51 @@ mod tests {
             f.iter()
                 .all(|f| f.kind == "email" && !f.to_string().contains("jane"))
         );
+    }
+
+    /// The prefix-hash search finds exactly the occurrences an Aho-Corasick automaton finds
+    /// (overlapping ones included), on haystacks dense with near misses.
+    #[test]
+    fn prefix_search_finds_what_aho_corasick_finds() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let alphabet = b"ab1 ";
+        let word = |rng: &mut rand_chacha::ChaCha8Rng, n: usize| -> String {
+            (0..n)
+                .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+                .collect()
+        };
+        for round in 0..40 {
+            let mut values: Vec<String> = (0..rng.random_range(1..60))
+                .map(|_| {
+                    let n = rng.random_range(MIN_TEXT_LEN..MIN_TEXT_LEN + 6);
+                    word(&mut rng, n)
+                })
+                .collect();
+            values.sort();
+            values.dedup();
+            let p = Patterns::new(values.iter().map(|v| (v.clone(), (0, 0))).collect())
+                .expect("patterns")
+                .expect("some");
+            let ac = aho_corasick::AhoCorasick::new(&values).expect("automaton");
+            for _ in 0..20 {
+                let n = rng.random_range(0..300);
+                let hay = word(&mut rng, n);
+                let mut ours = Vec::new();
+                p.find_all(hay.as_bytes(), |s, e, id| {
+                    ours.push((s, e, p.values[id].clone()));
+                });
+                let mut theirs: Vec<(usize, usize, Vec<u8>)> = ac
+                    .find_overlapping_iter(hay.as_bytes())
+                    .map(|m| {
+                        let v = values[m.pattern().as_usize()].as_bytes().to_vec();
+                        (m.start(), m.end(), v)
+                    })
+                    .collect();
+                ours.sort_unstable();
+                theirs.sort_unstable();
+                assert_eq!(ours, theirs, "round {round}: {hay:?}");
+            }
+        }
     }
 }
