@@ -286,3 +286,113 @@ fn builder(v: &Verification, trust: &Trust) -> Option<(String, String)> {
         .find(|k| k.role == KeyRole::Builder && env.signatures.iter().any(|s| s.keyid == k.key_id))
         .map(|k| (k.name.clone(), k.key_id.clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use airlock_schemas::{ReleasePredicate, ShardDigests, Subject, Verdict};
+    use airlock_trust::Check;
+
+    use super::*;
+
+    fn statement(model_sha: &str) -> Statement<ReleasePredicate> {
+        Statement {
+            type_: airlock_schemas::STATEMENT_TYPE.into(),
+            subject: vec![Subject {
+                name: MODEL_FILE.into(),
+                digest: BTreeMap::from([("sha256".to_owned(), model_sha.to_owned())]),
+            }],
+            predicate_type: airlock_schemas::RELEASE_PREDICATE_TYPE.into(),
+            predicate: ReleasePredicate {
+                model_name: "m".into(),
+                model_version: "1".into(),
+                pipeline_sha256: "ab".repeat(32),
+                training_record_sha256: "cd".repeat(32),
+                leak_verdict: Verdict::Pass,
+                git_commit: None,
+                model_shards: ShardDigests {
+                    length: 1,
+                    shard_size: 1 << 20,
+                    sha256: vec![model_sha.to_owned()],
+                },
+            },
+        }
+    }
+
+    /// A streamed verification (no bytes kept) with these model checks.
+    fn verification(checks: &[(&'static str, bool)], signed: bool) -> Verification {
+        Verification {
+            checks: checks
+                .iter()
+                .map(|&(name, ok)| Check {
+                    name,
+                    ok,
+                    detail: String::new(),
+                })
+                .collect(),
+            statement: signed.then(|| statement(&"9d".repeat(32))),
+            ..Verification::default()
+        }
+    }
+
+    #[test]
+    fn the_model_digest_is_listed_only_once_its_bytes_verified() {
+        let listed = vec![(MODEL_FILE.to_owned(), "9d".repeat(32))];
+        for (checks, signed, want) in [
+            (
+                &[("model shard digests", true), ("model digest", true)][..],
+                true,
+                true,
+            ),
+            // Several shards, no whole-file digest computed: the shards pin every byte.
+            (&[("model shard digests", true)][..], true, true),
+            (
+                &[("model shard digests", false), ("model digest", true)][..],
+                true,
+                false,
+            ),
+            (
+                &[("model shard digests", true), ("model digest", false)][..],
+                true,
+                false,
+            ),
+            // The model is read only once the statement's signature held.
+            (&[][..], true, false),
+            (&[("model shard digests", true)][..], false, false),
+        ] {
+            let got = file_digests(&verification(checks, signed));
+            assert_eq!(got == listed, want, "{checks:?} signed {signed}: {got:?}");
+            if !want {
+                assert!(got.is_empty(), "{got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_document_the_verification_did_not_read_is_refused() {
+        let err = held(&BundleFiles::default(), Path::new("b"), MODEL_CARD_FILE)
+            .expect_err("nothing was read");
+        assert!(matches!(&err, ReviewError::NotRead(p) if p == Path::new("b/model-card.json")));
+        assert_eq!(
+            err.to_string(),
+            "cannot read b/model-card.json: it is not among the files the verification read"
+        );
+        assert_eq!(provenance(&BundleFiles::default(), None), None);
+        // The builder is named from the verified envelope's bytes, never from the disk.
+        let signed = verification(&[("statement signature", true)], true);
+        assert_eq!(builder(&signed, &trust()), None);
+    }
+
+    fn trust() -> Trust {
+        Trust {
+            policy: airlock_schemas::TrustPolicy {
+                approvals_required: 0,
+                keys: vec![],
+                revoked: vec![],
+            },
+            sha256: String::new(),
+            keys: vec![],
+        }
+    }
+}

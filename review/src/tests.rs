@@ -497,3 +497,210 @@ fn text_summary_is_short() {
     assert!(text.contains("signature:    valid, builder ci-builder"));
     assert!(text.contains("leak checks:  pass (L0 pass, L1 pass, L2 pass, L3 pass)"));
 }
+
+/// A string that would be markup if it reached the page unescaped: a tag, both quote kinds
+/// (an attribute break-out) and an entity.
+fn hostile(field: &str) -> String {
+    format!("<x-{field} a=\"1\" b='2'>&amp;")
+}
+
+#[test]
+fn a_hostile_string_in_every_field_comes_out_escaped() {
+    let h = hostile;
+    let mut f = fixture();
+    // The model card.
+    f.card.name = h("card-name");
+    f.card.version = h("card-version");
+    f.card.intended_use = Some(h("intended-use"));
+    f.card.architecture.kind = h("arch-kind");
+    f.card.architecture.activation = h("activation");
+    f.card.architecture.tensors[0].name = h("tensor-name");
+    f.card.architecture.tensors[0].dtype = h("tensor-dtype");
+    f.card.inputs[0].name = h("feature-name");
+    f.card.inputs[0].dtype = h("feature-dtype");
+    f.card.output.label = h("output-label");
+    f.card.output.classes = vec![h("class-a"), h("class-b")];
+    f.card.output.transform = h("transform");
+    // The leak report.
+    let layer = &mut f.report.layers[1];
+    layer.id = h("layer-id");
+    layer.name = h("layer-name");
+    layer.error = Some(h("layer-error"));
+    layer
+        .parameters
+        .insert(h("param-key"), json!(h("param-value")));
+    layer.counts.insert(h("count-key"), json!(h("count-value")));
+    layer.findings.push(Finding {
+        kind: h("finding-kind"),
+        location: h("finding-location"),
+        record: Some(7),
+        column: Some(h("finding-column")),
+    });
+    f.report.inputs.push(airlock_schemas::ReportInput {
+        role: h("input-role"),
+        name: h("input-name"),
+        sha256: h("input-sha"),
+    });
+    // The signed statement.
+    f.statement.predicate.model_name = h("statement-name");
+    f.statement.predicate.model_version = h("statement-version");
+    // The provenance.
+    f.provenance = json!({
+        "buildDefinition": {
+            "externalParameters": {"pipeline": {"name": h("pipeline-name"), "sha256": h("pipeline-sha")}},
+            "internalParameters": {h("internal-key"): h("internal-value")},
+            "resolvedDependencies": [
+                {"name": format!("training-record:{}", h("record-name")), "digest": {"sha256": h("record-sha")}},
+                {"name": format!("training-data:{}", h("data-name")), "digest": {"sha256": h("data-sha")}},
+                {"name": "source", "digest": {"gitCommit": h("git-commit")}},
+            ],
+        },
+        "runDetails": {
+            "builder": {"id": h("builder-id")},
+            "metadata": {"startedOn": h("started"), "finishedOn": h("finished")},
+        },
+    });
+    // The checks' details.
+    f.checks[0].detail = h("check-detail");
+    // The officers' decisions, with and without a key in the policy.
+    let mut d = decision(&h("officer"), Decision::Reject, true, &h("reason"));
+    d.file = h("decision-file");
+    d.keyid = Some(h("keyid-named"));
+    d.key_name = Some(h("key-name"));
+    d.time = Some(h("time"));
+    d.expires = Some(h("expires"));
+    d.why = h("why");
+    let mut unknown = decision("x", Decision::Approve, false, "r");
+    unknown.keyid = Some(h("keyid-unknown"));
+    unknown.key_name = None;
+    f.approvals.decisions = vec![d, unknown];
+    // The previous release.
+    let mut old_card = card(3, 3, 0.5);
+    old_card.name = h("previous-name");
+    old_card.version = h("previous-version");
+    old_card.architecture.tensors[1].name = h("previous-tensor");
+    let old_report = report(Verdict::Pass);
+    let mut old_prov = f.provenance.clone();
+    old_prov["buildDefinition"]["resolvedDependencies"][1]["name"] =
+        json!(format!("training-data:{}", h("previous-data")));
+
+    let bundle = std::path::PathBuf::from(h("bundle"));
+    let trust = std::path::PathBuf::from(h("trust"));
+    let previous = std::path::PathBuf::from(h("previous-bundle"));
+    let mut i = input(&f);
+    i.bundle = &bundle;
+    i.trust = Some(&trust);
+    i.files = vec![(h("file-name"), h("file-sha"))];
+    i.builder = Some((h("builder-name"), h("builder-key")));
+    i.previous = Some(Previous {
+        bundle: &previous,
+        card: &old_card,
+        report: &old_report,
+        provenance: Some(&old_prov),
+        verified: false,
+    });
+    let html = render_html(&i);
+
+    assert!(!html.contains("<x-"), "a hostile tag reached the page");
+    assert!(
+        !html.contains("a=\"1\"") && !html.contains("b='2'"),
+        "a hostile quote reached the page"
+    );
+    for field in [
+        "card-name",
+        "card-version",
+        "intended-use",
+        "arch-kind",
+        "activation",
+        "tensor-name",
+        "tensor-dtype",
+        "feature-name",
+        "feature-dtype",
+        "output-label",
+        "class-a",
+        "class-b",
+        "transform",
+        "layer-id",
+        "layer-name",
+        "layer-error",
+        "param-key",
+        "param-value",
+        "count-key",
+        "count-value",
+        "finding-kind",
+        "finding-location",
+        "finding-column",
+        "input-role",
+        "input-name",
+        "input-sha",
+        "statement-name",
+        "statement-version",
+        "pipeline-name",
+        "pipeline-sha",
+        "internal-key",
+        "internal-value",
+        "record-name",
+        "record-sha",
+        "data-name",
+        "data-sha",
+        "git-commit",
+        "builder-id",
+        "started",
+        "finished",
+        "check-detail",
+        "officer",
+        "reason",
+        "decision-file",
+        "keyid-named",
+        "key-name",
+        "time",
+        "expires",
+        "why",
+        "keyid-unknown",
+        "previous-name",
+        "previous-version",
+        "previous-tensor",
+        "previous-data",
+        "file-name",
+        "file-sha",
+        "builder-name",
+        "builder-key",
+        "bundle",
+        "trust",
+        "previous-bundle",
+    ] {
+        // Shell quoting (bundle and trust paths in the commands) and capitalizing (internal
+        // parameter names) change what follows the tag's name, never the escaping of `<`.
+        assert!(
+            html.contains(&format!("&lt;x-{field} ")),
+            "{field} is not on the page escaped"
+        );
+    }
+    // Where a string is shown as it is, it is escaped whole: quotes and the entity too.
+    assert!(html.contains("&lt;x-reason a=&quot;1&quot; b=&#39;2&#39;&gt;&amp;amp;"));
+    assert!(html.contains("id=\"previous-unverified\""));
+}
+
+#[test]
+fn an_unverified_previous_release_is_labelled() {
+    let f = fixture();
+    let old_card = card(3, 3, 0.5);
+    let old_report = report(Verdict::Pass);
+    let mut i = input(&f);
+    let previous = |verified| Previous {
+        bundle: Path::new("old"),
+        card: &old_card,
+        report: &old_report,
+        provenance: None,
+        verified,
+    };
+    i.previous = Some(previous(true));
+    assert!(!render_html(&i).contains("previous-unverified"));
+    assert!(render_text(&i).contains("  changed since 1.0.0:\n"));
+    i.previous = Some(previous(false));
+    let html = render_html(&i);
+    assert!(html.contains(
+        "<strong class=\"fail\" id=\"previous-unverified\">That release does NOT verify"
+    ));
+    assert!(render_text(&i).contains("  changed since 1.0.0 (that release does NOT verify):\n"));
+}
