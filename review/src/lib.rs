@@ -49,7 +49,8 @@ pub struct ReviewInput<'a> {
     /// `{"name": "training-record:...", ...}` and `{"name": "source", "digest": {"gitCommit": ..}}`;
     /// `buildDefinition.externalParameters.pipeline` = `{"name", "sha256"}`; `runDetails.builder.id`.
     pub provenance: Option<&'a serde_json::Value>,
-    /// (file name, sha256) of every bundle file.
+    /// (file name, sha256) of every top-level bundle file, as the verification read and
+    /// digested it (see [`command`]).
     pub files: Vec<(String, String)>,
     /// The verification checks, in order.
     pub checks: &'a [Check],
