@@ -515,6 +515,7 @@ fn review_page_renders_in_chromium_without_a_single_request() {
             card: &old_card,
             report: &old_report,
             provenance: Some(&old_provenance),
+            verified: true,
         }),
         demo: true,
         trust: None,

@@ -371,3 +371,83 @@ fn review_writes_a_self_contained_page_and_a_terminal_summary() {
     );
     assert!(err.contains("not a bundle directory"), "{err}");
 }
+
+#[test]
+fn review_labels_a_previous_release_that_does_not_verify() {
+    let r = setup("");
+    other_release(&r, 9, "old");
+    let args = [
+        "review",
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--out",
+        "review.html",
+        "--previous",
+        "old",
+    ];
+    let out = r.sb.ok(&args);
+    assert!(!out.contains("does NOT verify"), "{out}");
+    let html = std::fs::read_to_string(r.sb.join("review.html")).expect("page");
+    assert!(html.contains("id=\"changes\"") && !html.contains("previous-unverified"));
+
+    // The previous release's leak report no longer matches its signed digest.
+    let report = r.sb.join("old/leak-report.json");
+    let mut bytes = std::fs::read(&report).expect("report");
+    bytes.push(b'\n');
+    std::fs::write(&report, bytes).expect("tamper");
+    let out = r.sb.ok(&args);
+    assert!(out.contains("(that release does NOT verify):"), "{out}");
+    let html = std::fs::read_to_string(r.sb.join("review.html")).expect("page");
+    assert!(html.contains("id=\"previous-unverified\""));
+    // Still compared, as before: the comparison is labelled, not dropped.
+    assert!(html.contains("id=\"what-changed\""));
+}
+
+#[test]
+fn review_shows_the_bytes_the_verification_read() {
+    use airlock_review::command::{Options, load};
+    let r = setup("");
+    let opts = Options {
+        bundle: r.sb.join("bundle"),
+        trust: r.sb.join("trust.toml"),
+        previous: None,
+        threads: 2,
+    };
+    let loaded = load(&opts).expect("the bundle loads");
+    assert!(loaded.verification().ok());
+
+    // Swap the model card on disk between the verification and the rendering.
+    let card_path = r.sb.join("bundle/model-card.json");
+    let verified = std::fs::read(&card_path).expect("card");
+    let mut card: serde_json::Value = serde_json::from_slice(&verified).expect("card json");
+    let shown = card["name"].as_str().expect("card name").to_owned();
+    card["name"] = serde_json::json!("swapped-after-verification");
+    std::fs::write(&card_path, serde_json::to_vec_pretty(&card).expect("json")).expect("swap");
+
+    // The page shows the verified card and its digest, under a banner that is still true.
+    let page = loaded.render();
+    assert!(!page.html.contains("swapped-after-verification"));
+    assert!(
+        page.html.contains(&format!("<h1>{shown} <span")),
+        "card name shown"
+    );
+    let digest = airlock_trust::shards::sha256_hex(&verified);
+    assert!(
+        page.html.contains(&format!(
+            "<tr><td><code>model-card.json</code></td><td><code class=\"digest\">{digest}</code>"
+        )),
+        "the card's digest is that of the verified bytes"
+    );
+    assert!(page.html.contains("data-status=\"ready\""));
+    assert!(
+        page.text.contains("status:       Ready to approve"),
+        "{}",
+        page.text
+    );
+
+    // Control: a review started after the swap sees it, and says it does not verify.
+    let again = load(&opts).expect("loads").render();
+    assert!(again.html.contains("swapped-after-verification"));
+    assert!(again.html.contains("data-status=\"does-not-verify\""));
+}

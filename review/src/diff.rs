@@ -1,0 +1,266 @@
+//! What changed since the previous release: one row per compared item, shared by the page's
+//! "What changed" table and the terminal summary.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use airlock_schemas::{LeakReport, ModelCard, Verdict};
+
+use crate::format::{fmt4, grouped, verdict_word};
+use crate::provenance::{Provenance, parse_provenance};
+use crate::{Previous, ReviewInput};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChangeState {
+    Changed,
+    Unchanged,
+    Unknown,
+}
+
+impl ChangeState {
+    pub(crate) fn word(self) -> &'static str {
+        match self {
+            ChangeState::Changed => "changed",
+            ChangeState::Unchanged => "unchanged",
+            ChangeState::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Change {
+    pub(crate) area: &'static str,
+    pub(crate) item: String,
+    pub(crate) before: String,
+    pub(crate) after: String,
+    pub(crate) state: ChangeState,
+    pub(crate) note: String,
+}
+
+fn compare(area: &'static str, item: impl Into<String>, before: String, after: String) -> Change {
+    let state = if before == after {
+        ChangeState::Unchanged
+    } else {
+        ChangeState::Changed
+    };
+    Change {
+        area,
+        item: item.into(),
+        before,
+        after,
+        state,
+        note: String::new(),
+    }
+}
+
+/// A metric row: compared at the precision shown, so float noise never reads as a change.
+fn metric_change(item: &str, before: f64, after: f64, higher_is_better: bool) -> Change {
+    let mut c = compare("Holdout metrics", item, fmt4(before), fmt4(after));
+    if c.state == ChangeState::Changed && before.is_finite() && after.is_finite() {
+        let d = after - before;
+        let better = (d > 0.0) == higher_is_better;
+        c.note = format!("{d:+.4} ({})", if better { "better" } else { "worse" });
+    }
+    c
+}
+
+pub(crate) fn widths(card: &ModelCard) -> String {
+    card.architecture
+        .layer_widths
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+fn shape(dtype: &str, shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("{dtype} [{}]", dims.join(" × "))
+}
+
+/// Every compared item of `input` against `prev`, in the order the page lists them.
+pub(crate) fn changes(input: &ReviewInput<'_>, prev: &Previous<'_>) -> Vec<Change> {
+    let (old, new) = (prev.card, input.card);
+    let mut out = vec![compare(
+        "Release",
+        "Version",
+        old.version.clone(),
+        new.version.clone(),
+    )];
+    if old.name != new.name {
+        out.push(compare(
+            "Release",
+            "Model name",
+            old.name.clone(),
+            new.name.clone(),
+        ));
+    }
+    metrics(&mut out, old, new);
+    architecture(&mut out, old, new);
+    leak_checks(&mut out, prev.report, input.report);
+    build(&mut out, prev.provenance, input.provenance);
+    out
+}
+
+fn metrics(out: &mut Vec<Change>, old: &ModelCard, new: &ModelCard) {
+    out.push(metric_change(
+        "ROC AUC",
+        old.metrics.roc_auc,
+        new.metrics.roc_auc,
+        true,
+    ));
+    out.push(metric_change(
+        "Accuracy",
+        old.metrics.accuracy,
+        new.metrics.accuracy,
+        true,
+    ));
+    out.push(metric_change(
+        "Loss",
+        old.metrics.loss,
+        new.metrics.loss,
+        false,
+    ));
+    out.push(compare(
+        "Holdout metrics",
+        "Holdout rows",
+        grouped(old.metrics.holdout_rows),
+        grouped(new.metrics.holdout_rows),
+    ));
+}
+
+fn architecture(out: &mut Vec<Change>, old: &ModelCard, new: &ModelCard) {
+    out.push(compare(
+        "Architecture",
+        "Layer widths",
+        widths(old),
+        widths(new),
+    ));
+    out.push(compare(
+        "Architecture",
+        "Activation",
+        old.architecture.activation.clone(),
+        new.architecture.activation.clone(),
+    ));
+    let tensors = |c: &ModelCard| -> BTreeMap<String, String> {
+        c.architecture
+            .tensors
+            .iter()
+            .map(|t| (t.name.clone(), shape(&t.dtype, &t.shape)))
+            .collect()
+    };
+    let (old_t, new_t) = (tensors(old), tensors(new));
+    let names: BTreeSet<&String> = old_t.keys().chain(new_t.keys()).collect();
+    for name in names {
+        let get = |m: &BTreeMap<String, String>| {
+            m.get(name).cloned().unwrap_or_else(|| "absent".to_owned())
+        };
+        out.push(compare(
+            "Architecture",
+            format!("Tensor {name}"),
+            get(&old_t),
+            get(&new_t),
+        ));
+    }
+    let inputs = |c: &ModelCard| {
+        c.inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    out.push(compare(
+        "Architecture",
+        "Input columns",
+        inputs(old),
+        inputs(new),
+    ));
+    out.push(compare(
+        "Architecture",
+        "Output",
+        format!("{} ({})", old.output.label, old.output.classes.join(" / ")),
+        format!("{} ({})", new.output.label, new.output.classes.join(" / ")),
+    ));
+}
+
+fn leak_checks(out: &mut Vec<Change>, old: &LeakReport, new: &LeakReport) {
+    out.push(compare(
+        "Leak checks",
+        "Overall verdict",
+        verdict_word(old.verdict).to_owned(),
+        verdict_word(new.verdict).to_owned(),
+    ));
+    let layers = |r: &LeakReport| -> BTreeMap<String, (String, Verdict)> {
+        r.layers
+            .iter()
+            .map(|l| (l.id.clone(), (l.name.clone(), l.verdict)))
+            .collect()
+    };
+    let (old_l, new_l) = (layers(old), layers(new));
+    let ids: BTreeSet<&String> = old_l.keys().chain(new_l.keys()).collect();
+    for id in ids {
+        let name = new_l
+            .get(id)
+            .or_else(|| old_l.get(id))
+            .map(|(n, _)| n.as_str())
+            .unwrap_or_default();
+        let get = |m: &BTreeMap<String, (String, Verdict)>| {
+            m.get(id).map_or_else(
+                || "not run".to_owned(),
+                |(_, v)| verdict_word(*v).to_owned(),
+            )
+        };
+        out.push(compare(
+            "Leak checks",
+            format!("{id} {name}"),
+            get(&old_l),
+            get(&new_l),
+        ));
+    }
+}
+
+/// Training data and build inputs, from the provenance of both releases.
+fn build(out: &mut Vec<Change>, old: Option<&serde_json::Value>, new: Option<&serde_json::Value>) {
+    let (Some(old_p), Some(new_p)) = (old, new) else {
+        let why = |p: Option<&serde_json::Value>| match p {
+            Some(_) => "available",
+            None => "not verified",
+        };
+        out.push(Change {
+            area: "Training data",
+            item: "Dataset fingerprints".to_owned(),
+            before: format!("provenance {}", why(old)),
+            after: format!("provenance {}", why(new)),
+            state: ChangeState::Unknown,
+            note: "cannot compare without verified provenance on both releases".to_owned(),
+        });
+        return;
+    };
+    let (old_p, new_p) = (parse_provenance(old_p), parse_provenance(new_p));
+    let data =
+        |p: &Provenance| -> BTreeMap<String, String> { p.training_data.iter().cloned().collect() };
+    let (old_d, new_d) = (data(&old_p), data(&new_p));
+    let files: BTreeSet<&String> = old_d.keys().chain(new_d.keys()).collect();
+    for file in files {
+        let get =
+            |m: &BTreeMap<String, String>| m.get(file).cloned().unwrap_or_else(|| "absent".into());
+        out.push(compare(
+            "Training data",
+            format!("{file} (SHA-256)"),
+            get(&old_d),
+            get(&new_d),
+        ));
+    }
+    let opt = |s: &Option<String>| s.clone().unwrap_or_else(|| "not recorded".into());
+    out.push(compare(
+        "Build",
+        "Pipeline file (SHA-256)",
+        opt(&old_p.pipeline_sha256),
+        opt(&new_p.pipeline_sha256),
+    ));
+    out.push(compare(
+        "Build",
+        "Source code (git commit)",
+        opt(&old_p.git_commit),
+        opt(&new_p.git_commit),
+    ));
+}
