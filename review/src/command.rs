@@ -390,9 +390,11 @@ mod tests {
                 approvals_required: 0,
                 keys: vec![],
                 revoked: vec![],
+                uri_base: None,
             },
             sha256: String::new(),
             keys: vec![],
+            uri_base: airlock_schemas::UriBase::default(),
         }
     }
 }
