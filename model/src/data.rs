@@ -114,45 +114,16 @@ pub fn load_table(
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(bytes.as_slice());
-    let csv_err = |e: csv::Error| {
-        let line = e.position().map_or(0, csv::Position::line);
-        // The csv crate's messages describe structure (field counts, UTF-8 positions),
-        // not cell contents, so they are safe to show.
-        let message = match e.kind() {
-            csv::ErrorKind::UnequalLengths {
-                expected_len, len, ..
-            } => {
-                format!("expected {expected_len} fields, found {len}")
-            }
-            csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_owned(),
-            _ => e.to_string(),
-        };
-        DataError::Csv {
-            path: path.to_owned(),
-            line,
-            message,
-        }
-    };
     let header: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(str::to_owned).collect(),
-        Err(e) => return Err(csv_err(e)),
+        Err(e) => return Err(csv_error(path, &e)),
     };
     if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
         return Err(DataError::NoRows {
             path: path.to_owned(),
         });
     }
-    let find = |name: &str, role: &'static str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| DataError::MissingColumn {
-                path: path.to_owned(),
-                role,
-                column: name.to_owned(),
-                header: header.join(", "),
-            })
-    };
+    let find = |name: &str, role: &'static str| column(path, &header, name, role);
     let feature_idx = features
         .iter()
         .map(|f| find(f, "feature"))
@@ -167,46 +138,32 @@ pub fn load_table(
         match reader.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(csv_err(e)),
+            Err(e) => return Err(csv_error(path, &e)),
         }
         row += 1;
         let line = record.position().map_or(row + 1, csv::Position::line);
         for (&i, name) in feature_idx.iter().zip(features) {
-            let cell = record.get(i).unwrap_or("").trim();
-            let problem = if cell.is_empty() {
-                Some("empty")
-            } else {
-                match cell.parse::<f64>() {
-                    Ok(v) if v.is_finite() && (v as f32).is_finite() => {
-                        values.push(v as f32);
-                        None
-                    }
-                    Ok(_) => Some("not finite"),
-                    Err(_) => Some("not a number"),
-                }
-            };
-            if let Some(problem) = problem {
-                return Err(DataError::NotNumeric {
-                    path: path.to_owned(),
-                    row,
-                    line,
-                    column: name.clone(),
-                    problem,
-                });
-            }
-        }
-        if let (Some(i), Some(labels)) = (label_idx, labels.as_mut()) {
-            let v = match record.get(i).unwrap_or("").trim() {
-                "0" | "0.0" => 0.0,
-                "1" | "1.0" => 1.0,
-                _ => {
-                    return Err(DataError::BadLabel {
+            match feature_value(record.get(i).unwrap_or("").trim()) {
+                Ok(v) => values.push(v),
+                Err(problem) => {
+                    return Err(DataError::NotNumeric {
                         path: path.to_owned(),
                         row,
                         line,
-                        column: header[i].clone(),
+                        column: name.clone(),
+                        problem,
                     });
                 }
+            }
+        }
+        if let (Some(i), Some(labels)) = (label_idx, labels.as_mut()) {
+            let Some(v) = label_value(record.get(i).unwrap_or("").trim()) else {
+                return Err(DataError::BadLabel {
+                    path: path.to_owned(),
+                    row,
+                    line,
+                    column: header[i].clone(),
+                });
             };
             labels.push(v);
         }
@@ -228,6 +185,67 @@ pub fn load_table(
             columns: header,
         },
     })
+}
+
+/// A CSV error as a [`DataError::Csv`]: its line and a message that names no cell content.
+fn csv_error(path: &Path, e: &csv::Error) -> DataError {
+    let line = e.position().map_or(0, csv::Position::line);
+    // The csv crate's messages describe structure (field counts, UTF-8 positions),
+    // not cell contents, so they are safe to show.
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("expected {expected_len} fields, found {len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_owned(),
+        _ => e.to_string(),
+    };
+    DataError::Csv {
+        path: path.to_owned(),
+        line,
+        message,
+    }
+}
+
+/// The index of column `name` in `header`, or a [`DataError::MissingColumn`] for `role`.
+fn column(
+    path: &Path,
+    header: &[String],
+    name: &str,
+    role: &'static str,
+) -> Result<usize, DataError> {
+    header
+        .iter()
+        .position(|h| h == name)
+        .ok_or_else(|| DataError::MissingColumn {
+            path: path.to_owned(),
+            role,
+            column: name.to_owned(),
+            header: header.join(", "),
+        })
+}
+
+/// A feature cell (trimmed) as a finite `f32`, or what is wrong with it: `empty`,
+/// `not finite`, `not a number`.
+fn feature_value(cell: &str) -> Result<f32, &'static str> {
+    if cell.is_empty() {
+        return Err("empty");
+    }
+    match cell.parse::<f64>() {
+        Ok(v) if v.is_finite() && (v as f32).is_finite() => Ok(v as f32),
+        Ok(_) => Err("not finite"),
+        Err(_) => Err("not a number"),
+    }
+}
+
+/// A label cell (trimmed): `0`/`0.0` or `1`/`1.0`, else `None`.
+fn label_value(cell: &str) -> Option<f32> {
+    match cell {
+        "0" | "0.0" => Some(0.0),
+        "1" | "1.0" => Some(1.0),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

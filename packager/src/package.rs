@@ -261,25 +261,124 @@ fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
 /// Package a run into a bundle at `opts.out`.
 pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     let signer = Signer::load(&opts.key)?;
-    if std::fs::read_dir(&opts.out).is_ok_and(|mut d| d.next().is_some()) || opts.out.is_file() {
-        return Err(PackageError::OutputExists {
-            path: opts.out.clone(),
-        });
-    }
-    let started = std::time::Instant::now();
-    let step = |what: &str| {
-        if let Some(p) = opts.progress {
-            p(started.elapsed().as_secs_f64(), what);
-        }
-    };
-    step("reading the run");
+    refuse_existing_output(&opts.out)?;
+    let progress = Progress::start(opts.progress);
+    progress.step("reading the run");
     let run = read_run(&opts.run_dir, true)?;
-    let record = &run.record;
-    let widths = widths(record);
+    let widths = widths(&run.record);
     let declared = declared(&widths);
     let threads = opts.threads.max(1);
+    let mut inputs = run_inputs(&run);
 
-    let mut inputs = vec![
+    // L0 on the input: strict parse, and nothing but parameters and their optimizer state.
+    progress.step(&format!(
+        "L0 structure: {:.1} MiB checkpoint, {} declared tensors",
+        run.checkpoint.len() as f64 / f64::from(1 << 20),
+        declared.len()
+    ));
+    let mut l0 = l0_layer(&declared);
+    let ckpt = parse_checkpoint(&run.checkpoint, &mut l0);
+    let params = ckpt
+        .as_ref()
+        .and_then(|ckpt| check_checkpoint(ckpt, &declared, &mut l0));
+    // Strip, fold, write canonically.
+    let (folded, model_bytes) = strip_and_fold(params.as_ref(), &run, &mut l0);
+    // L0 on the output: rebuilt from the declaration, so it must hold exactly that.
+    let model = check_rebuilt(&model_bytes, &declared, &mut l0);
+
+    let drafts = Drafts::new(&run, &widths, &declared, &model_bytes, threads, &signer);
+
+    // Training data for L2 and L3 (fail closed if it is gone or changed).
+    let data = load_data(&run);
+    if let Ok((_, data_inputs)) = &data {
+        inputs.extend(data_inputs.iter().cloned());
+    }
+    let data = data.map(|(d, _)| d);
+    if let (Some(p), Some(f), Ok(d)) = (&params, &folded, &data) {
+        check_fold(p, f, d, widths[0], &mut l0);
+    }
+    let files = [
+        (ckpt.as_ref(), CHECKPOINT_FILE),
+        (model.as_ref(), MODEL_FILE),
+    ];
+
+    progress.step("L1 pii-patterns: every string, and printable runs in every tensor");
+    let mut l1 = l1_on_files(&files);
+
+    progress.step("L2 exact-records: training rows in every byte of the checkpoint and the model");
+    let (mut l2, l3) = l2_l3_on_data(&run, &data, &files, folded.as_ref(), threads, &progress);
+
+    // L1 and L2 over every signed document, with the identifiers in normalized forms too.
+    progress.step("L1, L2 on the signed documents: statement, provenance, model card");
+    let doc_index = scan_documents(&data, &drafts, &mut l1, &mut l2);
+
+    let layers = vec![l0.finish(), l1.finish(), l2.finish(), l3.finish()];
+    let mut report = assemble_report(layers, inputs, &model_bytes, &drafts.card_bytes);
+    let mut report_bytes = pretty(&report);
+
+    // Sign (in memory): the exact bytes that would be written.
+    let signed = sign(&run, &drafts, &report_bytes, report.verdict, &signer);
+    if report.verdict == Verdict::Pass
+        && last_gate(&mut report, &drafts, &report_bytes, &signed, &doc_index)
+    {
+        report_bytes = pretty(&report);
+    }
+    if report.verdict != Verdict::Pass {
+        return Err(refuse(&opts.out, &report, &report_bytes));
+    }
+
+    let model_sha256 = drafts.model_sha.clone();
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (MODEL_FILE, model_bytes),
+        (MODEL_CARD_FILE, drafts.card_bytes),
+        (LEAK_REPORT_FILE, report_bytes),
+        (STATEMENT_FILE, signed.statement_bytes),
+        (STATEMENT_DSSE_FILE, signed.statement_env),
+        (PROVENANCE_DSSE_FILE, signed.provenance_env),
+    ];
+    progress.step("signing and writing the bundle");
+    write_run_pointer(opts, &run)?;
+    write_bundle(&opts.out, &files)?;
+    Ok(PackageSummary {
+        bundle: opts.out.clone(),
+        model_sha256,
+        report,
+    })
+}
+
+/// Refuses an output that is a file or a directory with something in it.
+fn refuse_existing_output(out: &Path) -> Result<(), PackageError> {
+    if std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) || out.is_file() {
+        return Err(PackageError::OutputExists {
+            path: out.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Tells [`PackageOptions::progress`] each step, with the seconds since packaging began.
+struct Progress {
+    started: std::time::Instant,
+    report: Option<fn(f64, &str)>,
+}
+
+impl Progress {
+    fn start(report: Option<fn(f64, &str)>) -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            report,
+        }
+    }
+    fn step(&self, what: &str) {
+        if let Some(p) = self.report {
+            p(self.started.elapsed().as_secs_f64(), what);
+        }
+    }
+}
+
+/// The report's inputs read from the run directory itself.
+fn run_inputs(run: &Run) -> Vec<ReportInput> {
+    vec![
         ReportInput {
             role: "checkpoint".into(),
             name: CHECKPOINT_FILE.into(),
@@ -290,14 +389,11 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
             name: RECORD_FILE.into(),
             sha256: sha256_hex(&run.record_bytes),
         },
-    ];
+    ]
+}
 
-    // L0 on the input: strict parse, and nothing but parameters and their optimizer state.
-    step(&format!(
-        "L0 structure: {:.1} MiB checkpoint, {} declared tensors",
-        run.checkpoint.len() as f64 / f64::from(1 << 20),
-        declared.len()
-    ));
+/// L0, with its parameters: the declared tensors and the allowed metadata.
+fn l0_layer(declared: &[(String, Vec<usize>)]) -> LayerBuilder {
     let mut l0 = LayerBuilder::new("L0", "structure");
     l0.param(
         "declared_tensors",
@@ -307,112 +403,164 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         "allowed_metadata",
         json!(MODEL_METADATA.iter().map(|m| m.0).collect::<Vec<_>>()),
     );
-    let ckpt = match st::parse(&run.checkpoint) {
+    l0
+}
+
+/// The checkpoint, strictly parsed; a failure is L0's error.
+fn parse_checkpoint<'a>(bytes: &'a [u8], l0: &mut LayerBuilder) -> Option<SafetensorsFile<'a>> {
+    match st::parse(bytes) {
         Ok(f) => Some(f),
         Err(e) => {
             l0.error(format!("{CHECKPOINT_FILE}: {e}"));
             None
         }
-    };
-    let mut params = None;
-    if let Some(ckpt) = &ckpt {
-        params = check_checkpoint(ckpt, &declared, &mut l0);
     }
+}
 
-    // Strip, fold, write canonically.
-    let mut model_bytes = Vec::new();
-    let mut folded = None;
-    if let Some(p) = &params {
-        match fold::fold(p, &run.pre) {
-            Ok(f) => {
-                let tensors: Vec<OwnedTensor> = f
-                    .layers
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, l)| {
-                        [
-                            OwnedTensor {
-                                name: format!("layers.{i}.weight"),
-                                dtype: Dtype::F32,
-                                shape: vec![l.d_out, l.d_in],
-                                data: le(&l.weight),
-                            },
-                            OwnedTensor {
-                                name: format!("layers.{i}.bias"),
-                                dtype: Dtype::F32,
-                                shape: vec![l.d_out],
-                                data: le(&l.bias),
-                            },
-                        ]
-                    })
-                    .collect();
-                let meta: BTreeMap<String, String> = MODEL_METADATA
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect();
-                match st::write_canonical(&tensors, &meta) {
-                    Ok(b) => model_bytes = b,
-                    Err(e) => l0.error(format!("writing {MODEL_FILE}: {e}")),
+/// Folds the standardization into the parameters and writes the result canonically: the
+/// folded model and the bytes of `model.safetensors` (empty when it could not be written).
+fn strip_and_fold(
+    params: Option<&MlpParams>,
+    run: &Run,
+    l0: &mut LayerBuilder,
+) -> (Option<MlpParams>, Vec<u8>) {
+    let Some(p) = params else {
+        return (None, Vec::new());
+    };
+    match fold::fold(p, &run.pre) {
+        Ok(f) => {
+            let meta: BTreeMap<String, String> = MODEL_METADATA
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let model_bytes = match st::write_canonical(&model_tensors(&f), &meta) {
+                Ok(b) => b,
+                Err(e) => {
+                    l0.error(format!("writing {MODEL_FILE}: {e}"));
+                    Vec::new()
                 }
-                folded = Some(f);
-            }
-            Err(e) => l0.error(e.to_string()),
+            };
+            (Some(f), model_bytes)
+        }
+        Err(e) => {
+            l0.error(e.to_string());
+            (None, Vec::new())
         }
     }
-    // L0 on the output: rebuilt from the declaration, so it must hold exactly that.
+}
+
+/// The tensors of `model.safetensors`: each layer's weight and bias, as F32.
+fn model_tensors(f: &MlpParams) -> Vec<OwnedTensor> {
+    f.layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| {
+            [
+                OwnedTensor {
+                    name: format!("layers.{i}.weight"),
+                    dtype: Dtype::F32,
+                    shape: vec![l.d_out, l.d_in],
+                    data: le(&l.weight),
+                },
+                OwnedTensor {
+                    name: format!("layers.{i}.bias"),
+                    dtype: Dtype::F32,
+                    shape: vec![l.d_out],
+                    data: le(&l.bias),
+                },
+            ]
+        })
+        .collect()
+}
+
+/// L0 on the rebuilt model, parsed back; no model at all is L0's error.
+fn check_rebuilt<'a>(
+    model_bytes: &'a [u8],
+    declared: &[(String, Vec<usize>)],
+    l0: &mut LayerBuilder,
+) -> Option<SafetensorsFile<'a>> {
     let model = if model_bytes.is_empty() {
         None
     } else {
-        st::parse(&model_bytes).ok()
+        st::parse(model_bytes).ok()
     };
     if let Some(m) = &model {
-        check_model(m, &declared, &mut l0);
+        check_model(m, declared, l0);
     } else if l0.layer.error.is_none() {
         l0.error(format!("{MODEL_FILE} could not be rebuilt"));
     }
+    model
+}
 
-    let card = model_card(&run, &widths, &declared);
-    let card_bytes = pretty(&card);
-    // What will be signed, drafted now so that L1 and L2 scan it before any signature: the
-    // statement (its leak report digest still a placeholder) and the provenance.
-    let (model_sha, model_shards) = whole_and_shard_digests(&model_bytes, SHARD_SIZE, threads);
-    let draft_statement = pretty(&release_statement(
-        &run,
-        &model_sha,
-        &sha256_hex(&card_bytes),
-        &"0".repeat(64),
-        Verdict::Pass,
-        model_shards.clone(),
-    ));
-    let provenance_bytes = pretty(&provenance(&run, &model_sha, signer.key_id()));
+/// What will be signed, drafted before any signature so that L1 and L2 scan it: the model
+/// card, the statement (its leak report digest still a placeholder) and the provenance.
+struct Drafts {
+    card_bytes: Vec<u8>,
+    model_sha: String,
+    model_shards: airlock_schemas::ShardDigests,
+    draft_statement: Vec<u8>,
+    provenance_bytes: Vec<u8>,
+}
 
-    // Training data for L2 and L3 (fail closed if it is gone or changed).
-    let data = load_data(&run);
-    if let Ok((_, data_inputs)) = &data {
-        inputs.extend(data_inputs.iter().cloned());
-    }
-
-    // Fold check: the folded model must compute what the trained one did.
-    if let (Some(p), Some(f), Ok((d, _))) = (&params, &folded, &data) {
-        let n = d.rows.min(2000);
-        let w = widths[0];
-        let a = p.forward_host(&d.standardized[..n * w]);
-        let b = f.forward_host(&d.features[..n * w]);
-        let diff = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
-        l0.count("fold_max_abs_logit_diff", f64::from(diff));
-        if diff > 1e-3 {
-            l0.error(format!(
-                "folding changed the model's outputs by up to {diff}"
-            ));
+impl Drafts {
+    fn new(
+        run: &Run,
+        widths: &[usize],
+        declared: &[(String, Vec<usize>)],
+        model_bytes: &[u8],
+        threads: usize,
+        signer: &Signer,
+    ) -> Self {
+        let card_bytes = pretty(&model_card(run, widths, declared));
+        let (model_sha, model_shards) = whole_and_shard_digests(model_bytes, SHARD_SIZE, threads);
+        let draft_statement = pretty(&release_statement(
+            run,
+            &model_sha,
+            &sha256_hex(&card_bytes),
+            &"0".repeat(64),
+            Verdict::Pass,
+            model_shards.clone(),
+        ));
+        let provenance_bytes = pretty(&provenance(run, &model_sha, signer.key_id()));
+        Self {
+            card_bytes,
+            model_sha,
+            model_shards,
+            draft_statement,
+            provenance_bytes,
         }
     }
+}
 
-    // L1: PII patterns in every string and in printable runs of every tensor.
-    step("L1 pii-patterns: every string, and printable runs in every tensor");
+/// Fold check: the folded model must compute what the trained one did.
+fn check_fold(
+    params: &MlpParams,
+    folded: &MlpParams,
+    d: &Data,
+    width: usize,
+    l0: &mut LayerBuilder,
+) {
+    let n = d.rows.min(2000);
+    let a = params.forward_host(&d.standardized[..n * width]);
+    let b = folded.forward_host(&d.features[..n * width]);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    l0.count("fold_max_abs_logit_diff", f64::from(diff));
+    if diff > 1e-3 {
+        l0.error(format!(
+            "folding changed the model's outputs by up to {diff}"
+        ));
+    }
+}
+
+/// The parsed checkpoint and model, each with its file name (`None` when it did not parse).
+type Files<'f, 'a> = [(Option<&'f SafetensorsFile<'a>>, &'static str); 2];
+
+/// L1: PII patterns in every string and in printable runs of every tensor.
+fn l1_on_files(files: &Files<'_, '_>) -> LayerBuilder {
     let mut l1 = LayerBuilder::new("L1", "pii-patterns");
     l1.param(
         "patterns",
@@ -425,9 +573,9 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         ]),
     );
     l1.param("min_printable_run", json!(8));
-    let scanned = std::cell::Cell::new(0u64);
-    let scan_strings = |l1: &mut LayerBuilder, text: &[u8], place: &str| {
-        scanned.set(scanned.get() + text.len() as u64);
+    let mut scanned = 0u64;
+    let mut scan_strings = |l1: &mut LayerBuilder, text: &[u8], place: &str| {
+        scanned += text.len() as u64;
         for hit in find_pii(text) {
             l1.find(
                 hit.kind.name(),
@@ -437,192 +585,217 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
             );
         }
     };
-    for (file, name) in [(&ckpt, CHECKPOINT_FILE), (&model, MODEL_FILE)] {
-        if let Some(f) = file {
-            scan_strings(
-                &mut l1,
-                f.header_text().as_bytes(),
-                &format!("{name} header"),
-            );
-            for (k, v) in &f.metadata {
-                scan_strings(&mut l1, k.as_bytes(), &format!("{name} metadata key"));
-                scan_strings(&mut l1, v.as_bytes(), &format!("{name} metadata {k:?}"));
-            }
-            for t in &f.tensors {
-                let bytes = f.data(t);
-                scanned.set(scanned.get() + bytes.len() as u64);
-                for hit in find_pii_in_bytes(bytes) {
-                    l1.find(
-                        hit.kind.name(),
-                        format!("{name} tensor {:?} at byte {}", t.name, hit.range.start),
-                        None,
-                        None,
-                    );
-                }
+    let mut tensor_bytes = 0u64;
+    for (file, name) in files {
+        let Some(f) = file else { continue };
+        scan_strings(
+            &mut l1,
+            f.header_text().as_bytes(),
+            &format!("{name} header"),
+        );
+        for (k, v) in &f.metadata {
+            scan_strings(&mut l1, k.as_bytes(), &format!("{name} metadata key"));
+            scan_strings(&mut l1, v.as_bytes(), &format!("{name} metadata {k:?}"));
+        }
+        for t in &f.tensors {
+            let bytes = f.data(t);
+            tensor_bytes += bytes.len() as u64;
+            for hit in find_pii_in_bytes(bytes) {
+                l1.find(
+                    hit.kind.name(),
+                    format!("{name} tensor {:?} at byte {}", t.name, hit.range.start),
+                    None,
+                    None,
+                );
             }
         }
     }
     // The model card is scanned with the other signed documents below.
-    l1.count("bytes_scanned", scanned.get());
+    l1.count("bytes_scanned", scanned + tensor_bytes);
+    l1
+}
 
-    // L2: exact training records anywhere in what was read and what would ship.
-    step("L2 exact-records: training rows in every byte of the checkpoint and the model");
+/// L2 (exact training records in every byte of the checkpoint and the model) and L3
+/// (membership inference on the model that would ship); both are errors without the data.
+fn l2_l3_on_data(
+    run: &Run,
+    data: &Result<Data, String>,
+    files: &Files<'_, '_>,
+    folded: Option<&MlpParams>,
+    threads: usize,
+    progress: &Progress,
+) -> (LayerBuilder, LayerBuilder) {
     let mut l2 = LayerBuilder::new("L2", "exact-records");
     let params_l2 = RecordParams::default();
     l2.param("min_text_len", json!(params_l2.min_text_len));
     l2.param("numeric_window", json!(params_l2.window));
     l2.param("encodings", json!(["f32", "f16", "bf16"]));
     l2.param("numeric_forms", json!(["raw", "standardized"]));
-    // L3 needs the data too.
     let mut l3 = LayerBuilder::new("L3", "membership-inference");
     let leak = run.spec.leak;
     l3.param("attack", json!("loss-threshold"));
     l3.param("max_auc", json!(leak.max_membership_auc));
     l3.param("max_advantage", json!(leak.max_membership_advantage));
-    match &data {
+    match data {
         Err(e) => {
             l2.error(e.clone());
             l3.error(e.clone());
         }
-        Ok((d, _)) => {
-            let h = &record.hyperparameters;
-            let index = RecordIndex::build(
-                &RecordSource {
-                    text_columns: &d.text_columns,
-                    text_values: &d.text_values,
-                    numeric_columns: &h.features,
-                    numeric_raw: &d.features,
-                    numeric_standardized: &d.standardized,
-                },
-                params_l2,
-            );
-            let stats = index.stats();
-            l2.count("records", d.rows as u64);
-            l2.count("text_patterns", stats.text_patterns as u64);
-            l2.count("text_skipped_short", stats.text_skipped_short as u64);
-            l2.count("numeric_windows", stats.numeric_windows as u64);
-            l2.count(
-                "numeric_skipped_low_information",
-                stats.numeric_skipped_low_information as u64,
-            );
-            let mut scanned = 0u64;
-            let mut scan =
-                |l2: &mut LayerBuilder, bytes: &[u8], place: String, half_native: bool| {
-                    scanned += bytes.len() as u64;
-                    for m in index.scan_tensor(bytes, threads, half_native) {
-                        let kind = match m.kind {
-                            MatchKind::Text => "text-record".to_owned(),
-                            MatchKind::Numeric {
-                                encoding,
-                                standardized,
-                            } => format!(
-                                "numeric-record ({}{})",
-                                serde_json::to_value(encoding)
-                                    .ok()
-                                    .and_then(|v| v.as_str().map(str::to_owned))
-                                    .unwrap_or_default(),
-                                if standardized {
-                                    ", standardized"
-                                } else {
-                                    ", raw"
-                                }
-                            ),
-                        };
-                        l2.find(
-                            &kind,
-                            format!("{place} at byte {}", m.offset),
-                            Some(m.row as u64),
-                            Some(m.column),
-                        );
-                    }
-                };
-            for (file, name) in [(&ckpt, CHECKPOINT_FILE), (&model, MODEL_FILE)] {
-                if let Some(f) = file {
-                    scan(
-                        &mut l2,
-                        f.header_text().as_bytes(),
-                        format!("{name} header"),
-                        false,
-                    );
-                    for t in &f.tensors {
-                        let half = matches!(t.dtype, Dtype::F16 | Dtype::BF16);
-                        scan(
-                            &mut l2,
-                            f.data(t),
-                            format!("{name} tensor {:?}", t.name),
-                            half,
-                        );
-                    }
-                }
-            }
-            l2.count("bytes_scanned", scanned);
-
+        Ok(d) => {
+            let h = &run.record.hyperparameters;
+            l2_on_files(&mut l2, d, &h.features, files, params_l2, threads);
             // L3 on the model that would ship.
-            step("L3 membership-inference: training members vs holdout rows");
-            match &folded {
+            progress.step("L3 membership-inference: training members vs holdout rows");
+            match folded {
                 None => l3.error("no model to attack (see L0)".into()),
-                Some(f) => {
-                    let s = &record.splits;
-                    let (train, _, hold) = airlock_model::split_rows(
-                        d.rows,
-                        s.train as usize,
-                        s.validation as usize,
-                        record.seed,
-                    );
-                    let losses = |rows: &[usize]| -> Vec<f64> {
-                        let w = widths[0];
-                        let x: Vec<f32> = rows
-                            .iter()
-                            .flat_map(|&r| d.features[r * w..(r + 1) * w].iter().copied())
-                            .collect();
-                        f.forward_host(&x)
-                            .iter()
-                            .zip(rows)
-                            .map(|(&z, &r)| bce(z, d.labels[r]))
-                            .collect()
-                    };
-                    match loss_threshold_attack(&losses(&train), &losses(&hold)) {
-                        None => l3.error("the train or holdout split is empty".into()),
-                        Some(r) => {
-                            l3.count("members", r.members as u64);
-                            l3.count("non_members", r.non_members as u64);
-                            l3.count("auc", r.auc);
-                            l3.count("advantage", r.advantage);
-                            if r.auc > leak.max_membership_auc {
-                                l3.find(
-                                    "membership-auc-above-threshold",
-                                    format!("AUC {:.4} > {}", r.auc, leak.max_membership_auc),
-                                    None,
-                                    None,
-                                );
-                            }
-                            if r.advantage > leak.max_membership_advantage {
-                                l3.find(
-                                    "membership-advantage-above-threshold",
-                                    format!(
-                                        "advantage {:.4} > {}",
-                                        r.advantage, leak.max_membership_advantage
-                                    ),
-                                    None,
-                                    None,
-                                );
-                            }
-                        }
-                    }
-                }
+                Some(f) => l3_attack(&mut l3, run, d, f),
             }
         }
     }
+    (l2, l3)
+}
 
-    // L1 and L2 over every signed document, with the identifiers in normalized forms too.
-    step("L1, L2 on the signed documents: statement, provenance, model card");
+/// L2 over the checkpoint's and the model's headers and tensors.
+fn l2_on_files(
+    l2: &mut LayerBuilder,
+    d: &Data,
+    numeric_columns: &[String],
+    files: &Files<'_, '_>,
+    params: RecordParams,
+    threads: usize,
+) {
+    let index = RecordIndex::build(
+        &RecordSource {
+            text_columns: &d.text_columns,
+            text_values: &d.text_values,
+            numeric_columns,
+            numeric_raw: &d.features,
+            numeric_standardized: &d.standardized,
+        },
+        params,
+    );
+    let stats = index.stats();
+    l2.count("records", d.rows as u64);
+    l2.count("text_patterns", stats.text_patterns as u64);
+    l2.count("text_skipped_short", stats.text_skipped_short as u64);
+    l2.count("numeric_windows", stats.numeric_windows as u64);
+    l2.count(
+        "numeric_skipped_low_information",
+        stats.numeric_skipped_low_information as u64,
+    );
+    let mut scanned = 0u64;
+    let mut scan = |l2: &mut LayerBuilder, bytes: &[u8], place: String, half_native: bool| {
+        scanned += bytes.len() as u64;
+        for m in index.scan_tensor(bytes, threads, half_native) {
+            l2.find(
+                &record_kind(m.kind),
+                format!("{place} at byte {}", m.offset),
+                Some(m.row as u64),
+                Some(m.column),
+            );
+        }
+    };
+    for (file, name) in files {
+        let Some(f) = file else { continue };
+        scan(
+            l2,
+            f.header_text().as_bytes(),
+            format!("{name} header"),
+            false,
+        );
+        for t in &f.tensors {
+            let half = matches!(t.dtype, Dtype::F16 | Dtype::BF16);
+            scan(l2, f.data(t), format!("{name} tensor {:?}", t.name), half);
+        }
+    }
+    l2.count("bytes_scanned", scanned);
+}
+
+/// The finding kind of an L2 match: `text-record` or `numeric-record (f32, raw)` and the like.
+fn record_kind(kind: MatchKind) -> String {
+    match kind {
+        MatchKind::Text => "text-record".to_owned(),
+        MatchKind::Numeric {
+            encoding,
+            standardized,
+        } => format!(
+            "numeric-record ({}{})",
+            serde_json::to_value(encoding)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            if standardized {
+                ", standardized"
+            } else {
+                ", raw"
+            }
+        ),
+    }
+}
+
+/// L3: the loss-threshold attack on the folded model, training members against holdout rows.
+fn l3_attack(l3: &mut LayerBuilder, run: &Run, d: &Data, f: &MlpParams) {
+    let record = &run.record;
+    let leak = run.spec.leak;
+    let s = &record.splits;
+    let (train, _, hold) =
+        airlock_model::split_rows(d.rows, s.train as usize, s.validation as usize, record.seed);
+    let w = record.hyperparameters.features.len();
+    let losses = |rows: &[usize]| -> Vec<f64> {
+        let x: Vec<f32> = rows
+            .iter()
+            .flat_map(|&r| d.features[r * w..(r + 1) * w].iter().copied())
+            .collect();
+        f.forward_host(&x)
+            .iter()
+            .zip(rows)
+            .map(|(&z, &r)| bce(z, d.labels[r]))
+            .collect()
+    };
+    let Some(r) = loss_threshold_attack(&losses(&train), &losses(&hold)) else {
+        l3.error("the train or holdout split is empty".into());
+        return;
+    };
+    l3.count("members", r.members as u64);
+    l3.count("non_members", r.non_members as u64);
+    l3.count("auc", r.auc);
+    l3.count("advantage", r.advantage);
+    if r.auc > leak.max_membership_auc {
+        l3.find(
+            "membership-auc-above-threshold",
+            format!("AUC {:.4} > {}", r.auc, leak.max_membership_auc),
+            None,
+            None,
+        );
+    }
+    if r.advantage > leak.max_membership_advantage {
+        l3.find(
+            "membership-advantage-above-threshold",
+            format!(
+                "advantage {:.4} > {}",
+                r.advantage, leak.max_membership_advantage
+            ),
+            None,
+            None,
+        );
+    }
+}
+
+/// L1 and L2 over the drafted documents; returns the identifier index for the last gate
+/// (empty, and L2's error, without the data).
+fn scan_documents(
+    data: &Result<Data, String>,
+    drafts: &Drafts,
+    l1: &mut LayerBuilder,
+    l2: &mut LayerBuilder,
+) -> IdentifierIndex {
     let documents: [(&str, &[u8]); 3] = [
-        (MODEL_CARD_FILE, &card_bytes),
-        (STATEMENT_FILE, &draft_statement),
-        (PROVENANCE_PAYLOAD, &provenance_bytes),
+        (MODEL_CARD_FILE, &drafts.card_bytes),
+        (STATEMENT_FILE, &drafts.draft_statement),
+        (PROVENANCE_PAYLOAD, &drafts.provenance_bytes),
     ];
-    let doc_index = match &data {
-        Ok((d, _)) => IdentifierIndex::build(&d.text_columns, &d.text_values),
+    let doc_index = match data {
+        Ok(d) => IdentifierIndex::build(&d.text_columns, &d.text_values),
         Err(e) => Err(e.clone()),
     };
     let doc_index = doc_index.unwrap_or_else(|e| {
@@ -642,7 +815,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     l2.count("identifier_values_digits", stats.digits as u64);
     for (name, bytes) in documents {
         for f in doc_index.scan_document(name, bytes) {
-            let layer = if f.layer == "L1" { &mut l1 } else { &mut l2 };
+            let layer = if f.layer == "L1" { &mut *l1 } else { &mut *l2 };
             layer.find(&f.kind, f.location, f.row, f.column);
         }
     }
@@ -650,8 +823,16 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         "documents",
         json!(documents.iter().map(|d| d.0).collect::<Vec<_>>()),
     );
+    doc_index
+}
 
-    let layers = vec![l0.finish(), l1.finish(), l2.finish(), l3.finish()];
+/// The leak report: the layers, their overall verdict, and every input with its digest.
+fn assemble_report(
+    layers: Vec<LeakLayer>,
+    mut inputs: Vec<ReportInput>,
+    model_bytes: &[u8],
+    card_bytes: &[u8],
+) -> LeakReport {
     let verdict = if layers.iter().all(|l| l.verdict == Verdict::Pass) {
         Verdict::Pass
     } else {
@@ -661,83 +842,104 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         inputs.push(ReportInput {
             role: "model".into(),
             name: MODEL_FILE.into(),
-            sha256: sha256_hex(&model_bytes),
+            sha256: sha256_hex(model_bytes),
         });
     }
     inputs.push(ReportInput {
         role: "model-card".into(),
         name: MODEL_CARD_FILE.into(),
-        sha256: sha256_hex(&card_bytes),
+        sha256: sha256_hex(card_bytes),
     });
-    let mut report = LeakReport {
+    LeakReport {
         schema_version: BUNDLE_FORMAT_VERSION,
         verdict,
         inputs,
         layers,
-    };
-    let mut report_bytes = pretty(&report);
-
-    // Sign (in memory): the exact bytes that would be written.
-    let sign = |report_bytes: &[u8]| {
-        let statement_bytes = pretty(&release_statement(
-            &run,
-            &model_sha,
-            &sha256_hex(&card_bytes),
-            &sha256_hex(report_bytes),
-            verdict,
-            model_shards.clone(),
-        ));
-        let statement_env = pretty(&dsse::sign(IN_TOTO_PAYLOAD_TYPE, &statement_bytes, &signer));
-        let provenance_env = pretty(&dsse::sign(
-            IN_TOTO_PAYLOAD_TYPE,
-            &provenance_bytes,
-            &signer,
-        ));
-        (statement_bytes, statement_env, provenance_env)
-    };
-    let (statement_bytes, statement_env, provenance_env) = sign(&report_bytes);
-    if verdict == Verdict::Pass {
-        // Last gate: every text file of the bundle, byte for byte as it would be written.
-        let mut late = Vec::new();
-        for (name, bytes) in [
-            (MODEL_CARD_FILE, &card_bytes),
-            (LEAK_REPORT_FILE, &report_bytes),
-            (STATEMENT_FILE, &statement_bytes),
-            (STATEMENT_DSSE_FILE, &statement_env),
-            (PROVENANCE_DSSE_FILE, &provenance_env),
-        ] {
-            late.extend(doc_index.scan_document(name, bytes));
-        }
-        if !late.is_empty() {
-            refuse_late(&mut report, late);
-            report_bytes = pretty(&report);
-        }
     }
+}
 
-    if report.verdict != Verdict::Pass {
-        let path = PathBuf::from(format!("{}.leak-report.json", opts.out.display()));
-        write_file(&path, &report_bytes)?;
-        return Err(PackageError::LeakRefused {
-            layers: report
-                .layers
-                .iter()
-                .filter(|l| l.verdict != Verdict::Pass)
-                .map(|l| format!("{} {} ({})", l.id, l.name, verdict_word(l.verdict)))
-                .collect(),
-            report: path,
-        });
+/// The signed documents, byte for byte as they would be written.
+struct Signed {
+    statement_bytes: Vec<u8>,
+    statement_env: Vec<u8>,
+    provenance_env: Vec<u8>,
+}
+
+/// Signs the release statement (over the final report) and the provenance, in memory.
+fn sign(
+    run: &Run,
+    drafts: &Drafts,
+    report_bytes: &[u8],
+    verdict: Verdict,
+    signer: &Signer,
+) -> Signed {
+    let statement_bytes = pretty(&release_statement(
+        run,
+        &drafts.model_sha,
+        &sha256_hex(&drafts.card_bytes),
+        &sha256_hex(report_bytes),
+        verdict,
+        drafts.model_shards.clone(),
+    ));
+    let statement_env = pretty(&dsse::sign(IN_TOTO_PAYLOAD_TYPE, &statement_bytes, signer));
+    let provenance_env = pretty(&dsse::sign(
+        IN_TOTO_PAYLOAD_TYPE,
+        &drafts.provenance_bytes,
+        signer,
+    ));
+    Signed {
+        statement_bytes,
+        statement_env,
+        provenance_env,
     }
+}
 
-    let files: Vec<(&str, Vec<u8>)> = vec![
-        (MODEL_FILE, model_bytes),
-        (MODEL_CARD_FILE, card_bytes),
+/// Last gate: every text file of the bundle, byte for byte as it would be written. Findings
+/// turn the report into a refusal; returns whether they did.
+fn last_gate(
+    report: &mut LeakReport,
+    drafts: &Drafts,
+    report_bytes: &[u8],
+    signed: &Signed,
+    doc_index: &IdentifierIndex,
+) -> bool {
+    let mut late = Vec::new();
+    let written: [(&str, &[u8]); 5] = [
+        (MODEL_CARD_FILE, &drafts.card_bytes),
         (LEAK_REPORT_FILE, report_bytes),
-        (STATEMENT_FILE, statement_bytes),
-        (STATEMENT_DSSE_FILE, statement_env),
-        (PROVENANCE_DSSE_FILE, provenance_env),
+        (STATEMENT_FILE, &signed.statement_bytes),
+        (STATEMENT_DSSE_FILE, &signed.statement_env),
+        (PROVENANCE_DSSE_FILE, &signed.provenance_env),
     ];
-    step("signing and writing the bundle");
-    // Beside the bundle, never inside it: which run it came from, for publish's scans.
+    for (name, bytes) in written {
+        late.extend(doc_index.scan_document(name, bytes));
+    }
+    if late.is_empty() {
+        return false;
+    }
+    refuse_late(report, late);
+    true
+}
+
+/// Writes the refused report beside the bundle's path; the refusal names the layers.
+fn refuse(out: &Path, report: &LeakReport, report_bytes: &[u8]) -> PackageError {
+    let path = PathBuf::from(format!("{}.leak-report.json", out.display()));
+    if let Err(e) = write_file(&path, report_bytes) {
+        return e;
+    }
+    PackageError::LeakRefused {
+        layers: report
+            .layers
+            .iter()
+            .filter(|l| l.verdict != Verdict::Pass)
+            .map(|l| format!("{} {} ({})", l.id, l.name, verdict_word(l.verdict)))
+            .collect(),
+        report: path,
+    }
+}
+
+/// Beside the bundle, never inside it: which run it came from, for publish's scans.
+fn write_run_pointer(opts: &PackageOptions, run: &Run) -> Result<(), PackageError> {
     let run_dir = std::path::absolute(&opts.run_dir).map_err(io("resolve", &opts.run_dir))?;
     write_file(
         &airlock_leak::run_pointer_path(&opts.out),
@@ -745,13 +947,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
             "run_dir": run_dir.display().to_string(),
             "training_record_sha256": sha256_hex(&run.record_bytes),
         })),
-    )?;
-    write_bundle(&opts.out, &files)?;
-    Ok(PackageSummary {
-        bundle: opts.out.clone(),
-        model_sha256: model_sha,
-        report,
-    })
+    )
 }
 
 /// Name of the provenance payload in findings.

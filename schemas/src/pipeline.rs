@@ -291,6 +291,15 @@ impl PipelineSpec {
 
     /// Check what the types cannot express. Returns the first problem found.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_grammars()?;
+        self.validate_columns()?;
+        self.validate_splits()?;
+        self.validate_training()?;
+        self.validate_publishing()
+    }
+
+    /// Everything copied into signed documents matches its strict grammar.
+    fn validate_grammars(&self) -> Result<(), String> {
         let r = &self.release;
         // Name and version are signed into every release document and name registry
         // paths: strict grammars, nothing free-form.
@@ -313,7 +322,12 @@ impl PipelineSpec {
             }
         }
         crate::grammar::column_name(&self.data.label).map_err(|e| format!("data.label: {e}"))?;
+        Ok(())
+    }
 
+    /// Features, identifiers and the label: at least one feature, no column twice, no
+    /// column in two roles.
+    fn validate_columns(&self) -> Result<(), String> {
         let d = &self.data;
         if d.features.is_empty() {
             return Err("data.features is empty: the model needs at least one feature".into());
@@ -348,7 +362,11 @@ impl PipelineSpec {
                 d.label
             ));
         }
+        Ok(())
+    }
 
+    /// Each split strictly between 0 and 1, together 1.
+    fn validate_splits(&self) -> Result<(), String> {
         let s = &self.splits;
         for (name, v) in [
             ("train", s.train),
@@ -366,7 +384,11 @@ impl PipelineSpec {
                 s.train, s.validation, s.holdout
             ));
         }
+        Ok(())
+    }
 
+    /// The model, the optimizer, the leak thresholds and the training loop.
+    fn validate_training(&self) -> Result<(), String> {
         let m = &self.model;
         if m.hidden.is_empty() || m.hidden.contains(&0) {
             return Err("model.hidden must list at least one layer width, each above 0".into());
@@ -405,6 +427,11 @@ impl PipelineSpec {
         if t.batch_size == 0 {
             return Err("training.batch_size must be at least 1".into());
         }
+        Ok(())
+    }
+
+    /// `[publish]` and `[deploy]`: what each needs, and where they may go.
+    fn validate_publishing(&self) -> Result<(), String> {
         if let Some(p) = &self.publish {
             if self.signing.is_none() {
                 return Err(

@@ -17,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use airlock_infer::{Backend, DeviceSpec, predict_logits, to_module};
 use airlock_model::{
     CHECKPOINT_FILE, Checkpoint, LOG_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess,
-    RECORD_FILE, accuracy, load_table, log_loss, roc_auc, roc_curve, split_rows,
+    RECORD_FILE, Table, accuracy, load_table, log_loss, roc_auc, roc_curve, split_rows,
 };
 
 use crate::TrainError;
@@ -60,156 +60,41 @@ fn now() -> String {
 /// Everything is written to a hidden staging directory beside the target and renamed
 /// into place at the end, so a failed run leaves nothing that looks complete.
 pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
-    let started_at = now();
-    let pipeline_bytes =
-        std::fs::read(&opts.pipeline).map_err(|source| airlock_schemas::PipelineError::Read {
-            path: opts.pipeline.clone(),
-            source,
-        })?;
-    let text = String::from_utf8_lossy(&pipeline_bytes);
-    let spec = PipelineSpec::from_toml_str(&text, &opts.pipeline)?;
-    let device_str = opts
-        .device
-        .clone()
-        .unwrap_or_else(|| spec.training.device.clone());
-    let device: DeviceSpec = device_str.parse()?;
-    let backend = match (device, opts.cpu_backend) {
-        (DeviceSpec::Cpu, Some(b)) => b,
-        _ => device.resolve()?,
-    };
-
-    let out = match &opts.out {
-        Some(o) => o.clone(),
-        None => {
-            let stamp = OffsetDateTime::now_utc().unix_timestamp();
-            PathBuf::from("runs").join(format!(
-                "{}-{}-{stamp}",
-                spec.release.name, spec.release.version
-            ))
-        }
-    };
-    check_out_dir(&out)?;
-
-    // Absolute paths: the packager finds the data again from the training record.
-    let source = spec.data_source(&opts.pipeline);
-    let source = std::fs::canonicalize(&source).unwrap_or(source);
-    // Only these files' names leave the premises (in the signed provenance): check them
-    // before spending time on training.
-    for p in [&source, &opts.pipeline] {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        airlock_schemas::grammar::file_name(&name).map_err(|message| {
-            airlock_schemas::PipelineError::Invalid {
-                path: p.clone(),
-                message,
-            }
-        })?;
-    }
+    let plan = Plan::read(opts)?;
+    let spec = &plan.spec;
+    let source = data_source(spec, &opts.pipeline)?;
     let table = load_table(&source, &spec.data.features, Some(&spec.data.label))?;
     let labels = table.labels.clone().unwrap_or_default();
+    let splits = Splits::draw(spec, &source, table.rows(), &labels)?;
 
-    let n = table.rows();
-    let n_train = (n as f64 * spec.splits.train).round() as usize;
-    let n_val = (n as f64 * spec.splits.validation).round() as usize;
-    let (train_idx, val_idx, hold_idx) = split_rows(n, n_train, n_val, spec.training.seed);
-    let (train_idx, val_idx, hold_idx) = (&train_idx[..], &val_idx[..], &hold_idx[..]);
-    let split_err = |message: String| TrainError::Split {
-        path: source.clone(),
-        message,
-    };
-    for (name, rows) in [
-        ("train", train_idx),
-        ("validation", val_idx),
-        ("holdout", hold_idx),
-    ] {
-        if rows.is_empty() {
-            return Err(split_err(format!("{n} rows leave the {name} split empty")));
-        }
-        if name != "validation" {
-            let pos = rows.iter().filter(|&&r| labels[r] > 0.5).count();
-            if pos == 0 || pos == rows.len() {
-                return Err(split_err(format!(
-                    "the {name} split ({} rows) holds only one class of label {:?}",
-                    rows.len(),
-                    spec.data.label
-                )));
-            }
-        }
-    }
+    let pre = Preprocess::fit(&table.feature_names, &table.features, &splits.train);
+    let input = fit_input(spec, &table, &labels, &pre, &splits);
+    let x_hold = pre.apply(&table.features, splits.hold.iter().copied());
+    let y_hold = pick(&labels, &splits.hold);
 
-    let pre = Preprocess::fit(&table.feature_names, &table.features, train_idx);
-    let pick = |rows: &[usize]| rows.iter().map(|&r| labels[r]).collect::<Vec<_>>();
-    let input = FitInput {
-        width: table.width(),
-        x_train: pre.apply(&table.features, train_idx.iter().copied()),
-        y_train: pick(train_idx),
-        x_val: pre.apply(&table.features, val_idx.iter().copied()),
-        y_val: pick(val_idx),
-        hidden: spec.model.hidden.clone(),
-        dropout: spec.model.dropout,
-        learning_rate: spec.optimizer.learning_rate,
-        weight_decay: spec.optimizer.weight_decay,
-        epochs: spec.training.epochs,
-        batch_size: spec.training.batch_size,
-        seed: spec.training.seed,
-    };
-    let x_hold = pre.apply(&table.features, hold_idx.iter().copied());
-    let y_hold = pick(hold_idx);
-
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(|e| TrainError::io("create directory", &parent, e))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".airlock-run-")
-        .tempdir_in(&parent)
-        .map_err(|e| TrainError::io("create a staging directory in", &parent, e))?;
-    let log_path = staging.path().join(LOG_FILE);
-    let log =
-        std::fs::File::create(&log_path).map_err(|e| TrainError::io("create", &log_path, e))?;
-    let mut reporter = Reporter::new(log, opts.progress);
+    let staging = Staging::create(&plan.out, opts.progress)?;
+    let mut reporter = staging.reporter;
     reporter.line(&format!(
         "airlock {} training {} {} on {} ({}, {} threads)",
         env!("CARGO_PKG_VERSION"),
         spec.release.name,
         spec.release.version,
-        device,
-        backend,
+        plan.device,
+        plan.backend,
         threads()
     ));
     reporter.line(&format!(
         "data: {} rows from {} (sha256 {}); splits train {} / validation {} / holdout {}",
-        n,
+        table.rows(),
         source.display(),
         table.fingerprint.sha256,
-        train_idx.len(),
-        val_idx.len(),
-        hold_idx.len()
+        splits.train.len(),
+        splits.val.len(),
+        splits.hold.len()
     ));
 
-    let fitted = fit_on(backend, device, &input, &mut reporter)?;
-
-    // Holdout metrics, from the host copy of the weights through the same backend kind.
-    let hold_logits = {
-        let d = Default::default();
-        predict_logits(
-            &to_module::<Flex>(&fitted.params, &d),
-            &x_hold,
-            input.width,
-            &d,
-        )
-    };
-    let roc = roc_auc(&hold_logits, &y_hold).unwrap_or(0.5);
-    let holdout = HoldoutMetrics {
-        loss: log_loss(&hold_logits, &y_hold),
-        accuracy: accuracy(&hold_logits, &y_hold),
-        roc_auc: roc,
-        positive_rate: y_hold.iter().filter(|&&y| y > 0.5).count() as f64 / y_hold.len() as f64,
-        roc_curve: roc_curve(&hold_logits, &y_hold, 101),
-    };
+    let fitted = fit_on(plan.backend, plan.device, &input, &mut reporter)?;
+    let holdout = holdout_metrics(&fitted, &x_hold, &y_hold, input.width);
     reporter.line(&format!(
         "holdout: ROC AUC {:.4}, accuracy {:.4}, loss {:.4} ({} rows)",
         holdout.roc_auc,
@@ -217,10 +102,242 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         holdout.loss,
         y_hold.len()
     ));
-
-    let (git_commit, git_dirty) = git_state(opts.pipeline.parent().unwrap_or(Path::new(".")));
-    let rows_per_second = fitted.rows_per_second(train_idx.len());
+    let rows_per_second = fitted.rows_per_second(splits.train.len());
     reporter.line(&format!("throughput: {rows_per_second:.0} training rows/s"));
+    let record = training_record(
+        opts,
+        &plan,
+        &table,
+        &splits,
+        &fitted,
+        holdout,
+        rows_per_second,
+    )?;
+
+    let dir = staging.dir.path();
+    write_run_files(dir, &plan, &fitted, &pre, &record)?;
+    reporter.line(&format!("run directory: {}", plan.out.display()));
+    reporter
+        .finish()
+        .map_err(|e| TrainError::io("write", &staging.log_path, e))?;
+    publish_run(staging.dir, &plan.out)?;
+    Ok(RunSummary {
+        run_dir: plan.out,
+        record,
+    })
+}
+
+/// What the pipeline file asks for (and when the run started): its bytes, the spec, where it trains, where it writes.
+struct Plan {
+    started_at: String,
+    pipeline_bytes: Vec<u8>,
+    spec: PipelineSpec,
+    device: DeviceSpec,
+    backend: Backend,
+    out: PathBuf,
+}
+
+impl Plan {
+    /// Reads and checks the pipeline, resolves the device, and checks that the output
+    /// directory is free.
+    fn read(opts: &TrainOptions) -> Result<Self, TrainError> {
+        let started_at = now();
+        let pipeline_bytes = std::fs::read(&opts.pipeline).map_err(|source| {
+            airlock_schemas::PipelineError::Read {
+                path: opts.pipeline.clone(),
+                source,
+            }
+        })?;
+        let text = String::from_utf8_lossy(&pipeline_bytes);
+        let spec = PipelineSpec::from_toml_str(&text, &opts.pipeline)?;
+        let device_str = opts
+            .device
+            .clone()
+            .unwrap_or_else(|| spec.training.device.clone());
+        let device: DeviceSpec = device_str.parse()?;
+        let backend = match (device, opts.cpu_backend) {
+            (DeviceSpec::Cpu, Some(b)) => b,
+            _ => device.resolve()?,
+        };
+        let out = match &opts.out {
+            Some(o) => o.clone(),
+            None => {
+                let stamp = OffsetDateTime::now_utc().unix_timestamp();
+                PathBuf::from("runs").join(format!(
+                    "{}-{}-{stamp}",
+                    spec.release.name, spec.release.version
+                ))
+            }
+        };
+        check_out_dir(&out)?;
+        Ok(Self {
+            started_at,
+            pipeline_bytes,
+            spec,
+            device,
+            backend,
+            out,
+        })
+    }
+}
+
+/// The data file, as an absolute path: the packager finds the data again from the
+/// training record.
+fn data_source(spec: &PipelineSpec, pipeline: &Path) -> Result<PathBuf, TrainError> {
+    let source = spec.data_source(pipeline);
+    let source = std::fs::canonicalize(&source).unwrap_or(source);
+    // Only these files' names leave the premises (in the signed provenance): check them
+    // before spending time on training.
+    for p in [&source, pipeline] {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        airlock_schemas::grammar::file_name(&name).map_err(|message| {
+            airlock_schemas::PipelineError::Invalid {
+                path: p.to_owned(),
+                message,
+            }
+        })?;
+    }
+    Ok(source)
+}
+
+/// The rows of each split.
+struct Splits {
+    train: Vec<usize>,
+    val: Vec<usize>,
+    hold: Vec<usize>,
+}
+
+impl Splits {
+    /// Draws the splits; none may be empty, and the train and holdout splits must hold
+    /// both classes.
+    fn draw(
+        spec: &PipelineSpec,
+        source: &Path,
+        n: usize,
+        labels: &[f32],
+    ) -> Result<Self, TrainError> {
+        let n_train = (n as f64 * spec.splits.train).round() as usize;
+        let n_val = (n as f64 * spec.splits.validation).round() as usize;
+        let (train, val, hold) = split_rows(n, n_train, n_val, spec.training.seed);
+        let split_err = |message: String| TrainError::Split {
+            path: source.to_owned(),
+            message,
+        };
+        for (name, rows) in [("train", &train), ("validation", &val), ("holdout", &hold)] {
+            if rows.is_empty() {
+                return Err(split_err(format!("{n} rows leave the {name} split empty")));
+            }
+            if name != "validation" {
+                let pos = rows.iter().filter(|&&r| labels[r] > 0.5).count();
+                if pos == 0 || pos == rows.len() {
+                    return Err(split_err(format!(
+                        "the {name} split ({} rows) holds only one class of label {:?}",
+                        rows.len(),
+                        spec.data.label
+                    )));
+                }
+            }
+        }
+        Ok(Self { train, val, hold })
+    }
+}
+
+/// The labels of `rows`.
+fn pick(labels: &[f32], rows: &[usize]) -> Vec<f32> {
+    rows.iter().map(|&r| labels[r]).collect()
+}
+
+/// What `fit` trains on: the standardized train and validation rows and the hyperparameters.
+fn fit_input(
+    spec: &PipelineSpec,
+    table: &Table,
+    labels: &[f32],
+    pre: &Preprocess,
+    splits: &Splits,
+) -> FitInput {
+    FitInput {
+        width: table.width(),
+        x_train: pre.apply(&table.features, splits.train.iter().copied()),
+        y_train: pick(labels, &splits.train),
+        x_val: pre.apply(&table.features, splits.val.iter().copied()),
+        y_val: pick(labels, &splits.val),
+        hidden: spec.model.hidden.clone(),
+        dropout: spec.model.dropout,
+        learning_rate: spec.optimizer.learning_rate,
+        weight_decay: spec.optimizer.weight_decay,
+        epochs: spec.training.epochs,
+        batch_size: spec.training.batch_size,
+        seed: spec.training.seed,
+    }
+}
+
+/// The hidden staging directory beside the run directory, with the run's log open in it.
+struct Staging {
+    dir: tempfile::TempDir,
+    log_path: PathBuf,
+    reporter: Reporter,
+}
+
+impl Staging {
+    fn create(out: &Path, progress: bool) -> Result<Self, TrainError> {
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| TrainError::io("create directory", &parent, e))?;
+        let dir = tempfile::Builder::new()
+            .prefix(".airlock-run-")
+            .tempdir_in(&parent)
+            .map_err(|e| TrainError::io("create a staging directory in", &parent, e))?;
+        let log_path = dir.path().join(LOG_FILE);
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| TrainError::io("create", &log_path, e))?;
+        Ok(Self {
+            dir,
+            log_path,
+            reporter: Reporter::new(log, progress),
+        })
+    }
+}
+
+/// Holdout metrics, from the host copy of the weights through the same backend kind.
+fn holdout_metrics(
+    fitted: &FitOutput,
+    x_hold: &[f32],
+    y_hold: &[f32],
+    width: usize,
+) -> HoldoutMetrics {
+    let hold_logits = {
+        let d = Default::default();
+        predict_logits(&to_module::<Flex>(&fitted.params, &d), x_hold, width, &d)
+    };
+    let roc = roc_auc(&hold_logits, y_hold).unwrap_or(0.5);
+    HoldoutMetrics {
+        loss: log_loss(&hold_logits, y_hold),
+        accuracy: accuracy(&hold_logits, y_hold),
+        roc_auc: roc,
+        positive_rate: y_hold.iter().filter(|&&y| y > 0.5).count() as f64 / y_hold.len() as f64,
+        roc_curve: roc_curve(&hold_logits, y_hold, 101),
+    }
+}
+
+/// The training record; every field the packager signs matches its grammar, or nothing
+/// is written.
+fn training_record(
+    opts: &TrainOptions,
+    plan: &Plan,
+    table: &Table,
+    splits: &Splits,
+    fitted: &FitOutput,
+    holdout: HoldoutMetrics,
+    rows_per_second: f64,
+) -> Result<TrainingRecord, TrainError> {
+    let spec = &plan.spec;
+    let (git_commit, git_dirty) = git_state(opts.pipeline.parent().unwrap_or(Path::new(".")));
     let record = TrainingRecord {
         schema_version: TRAINING_RECORD_VERSION,
         model_name: spec.release.name.clone(),
@@ -230,15 +347,15 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
                 .unwrap_or_else(|_| opts.pipeline.clone())
                 .display()
                 .to_string(),
-            sha256: hex::encode(Sha256::digest(&pipeline_bytes)),
+            sha256: hex::encode(Sha256::digest(&plan.pipeline_bytes)),
         },
         dataset: DatasetFingerprint {
             files: vec![table.fingerprint.clone()],
         },
         splits: SplitSizes {
-            train: train_idx.len() as u64,
-            validation: val_idx.len() as u64,
-            holdout: hold_idx.len() as u64,
+            train: splits.train.len() as u64,
+            validation: splits.val.len() as u64,
+            holdout: splits.hold.len() as u64,
         },
         hyperparameters: Hyperparameters {
             model: spec.model.clone(),
@@ -250,8 +367,8 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         },
         seed: spec.training.seed,
         backend: BackendInfo {
-            name: backend.name().to_owned(),
-            device: device.to_string(),
+            name: plan.backend.name().to_owned(),
+            device: plan.device.to_string(),
             threads: threads(),
         },
         epochs: fitted.epochs.clone(),
@@ -260,18 +377,27 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         git_commit,
         git_dirty,
         airlock_version: env!("CARGO_PKG_VERSION").to_owned(),
-        started_at,
+        started_at: plan.started_at.clone(),
         finished_at: now(),
     };
-
-    // Every field the packager signs matches its grammar, or nothing is written.
     record
         .validate()
         .map_err(|message| airlock_schemas::PipelineError::Invalid {
             path: opts.pipeline.clone(),
             message: format!("the training record would be invalid: {message}"),
         })?;
+    Ok(record)
+}
 
+/// Writes the checkpoint, the preprocessing, the record and the pipeline snapshot into `dir`.
+fn write_run_files(
+    dir: &Path,
+    plan: &Plan,
+    fitted: &FitOutput,
+    pre: &Preprocess,
+    record: &TrainingRecord,
+) -> Result<(), TrainError> {
+    let spec = &plan.spec;
     let ckpt = Checkpoint {
         params: fitted.params.clone(),
         optimizer_step: fitted.optimizer_step,
@@ -279,28 +405,26 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         metadata: [
             ("epochs".to_owned(), spec.training.epochs.to_string()),
             ("seed".to_owned(), spec.training.seed.to_string()),
-            ("backend".to_owned(), backend.name().to_owned()),
+            ("backend".to_owned(), plan.backend.name().to_owned()),
             ("features".to_owned(), spec.data.features.join(",")),
             ("finished_at".to_owned(), record.finished_at.clone()),
         ]
         .into_iter()
         .collect(),
     };
-    let dir = staging.path();
     ckpt.write(&dir.join(CHECKPOINT_FILE))?;
-    write_json(&dir.join(PREPROCESS_FILE), &pre)?;
-    write_json(&dir.join(RECORD_FILE), &record)?;
+    write_json(&dir.join(PREPROCESS_FILE), pre)?;
+    write_json(&dir.join(RECORD_FILE), record)?;
     // The exact pipeline bytes trained from (their digest is in the record): the packager
     // reads them here, so later edits to the file's destinations or keys do not matter.
     let snapshot = dir.join(PIPELINE_SNAPSHOT_FILE);
-    std::fs::write(&snapshot, &pipeline_bytes)
-        .map_err(|e| TrainError::io("write", &snapshot, e))?;
-    reporter.line(&format!("run directory: {}", out.display()));
-    reporter
-        .finish()
-        .map_err(|e| TrainError::io("write", &log_path, e))?;
+    std::fs::write(&snapshot, &plan.pipeline_bytes)
+        .map_err(|e| TrainError::io("write", &snapshot, e))
+}
 
-    // Make the files durable before the rename publishes them.
+/// Makes the staged files durable, then renames the staging directory into place.
+fn publish_run(staging: tempfile::TempDir, out: &Path) -> Result<(), TrainError> {
+    let dir = staging.path();
     for name in [
         CHECKPOINT_FILE,
         PREPROCESS_FILE,
@@ -315,17 +439,14 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     }
     let staged = staging.keep();
     if out.exists() {
-        // An empty directory (checked above) may be replaced.
-        std::fs::remove_dir(&out).map_err(|e| TrainError::io("replace", &out, e))?;
+        // An empty directory (checked by `Plan::read`) may be replaced.
+        std::fs::remove_dir(out).map_err(|e| TrainError::io("replace", out, e))?;
     }
-    if let Err(e) = std::fs::rename(&staged, &out) {
+    if let Err(e) = std::fs::rename(&staged, out) {
         let _ = std::fs::remove_dir_all(&staged);
-        return Err(TrainError::io("move the finished run into", &out, e));
+        return Err(TrainError::io("move the finished run into", out, e));
     }
-    Ok(RunSummary {
-        run_dir: out,
-        record,
-    })
+    Ok(())
 }
 
 fn check_out_dir(out: &Path) -> Result<(), TrainError> {

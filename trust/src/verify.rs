@@ -522,25 +522,37 @@ struct ModelSeen {
 /// Verify the bundle at `dir` against `trust` as `opts` says (see [`verify_bundle`]).
 /// Both [`ModelBytes`] run the same checks.
 pub fn verify_bundle_with(dir: &Path, trust: &Trust, opts: &VerifyOptions) -> Verification {
-    let VerifyOptions {
-        threads,
-        full_digest,
-        model: keep,
-        now,
-    } = *opts;
-    let now = now.unwrap_or_else(OffsetDateTime::now_utc);
+    let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
     let mut v = Verification {
-        model_bytes: keep,
+        model_bytes: opts.model,
         ..Verification::default()
     };
-    let read = crate::bundle::read_closed_set(dir);
+    let (mut files, model_present) = check_closed_set(dir, &mut v);
+    check_statement(&files, trust, now, &mut v);
+    if let Some(stmt) = v.statement.clone() {
+        let mut model = ModelSource {
+            dir,
+            opts: *opts,
+            present: model_present,
+            read: false,
+            seen: None,
+        };
+        check_subjects(&stmt, &mut files, &mut model, &mut v);
+        check_leak_verdict(&stmt, &files, &mut v);
+        check_provenance(&stmt, &files, trust, now, &mut v);
+    }
+    v.files = files;
+    v
+}
+
+/// "bundle files": the bundle is exactly its closed set. Returns the files read (all but
+/// the model) and whether the walk saw the model as a regular file.
+fn check_closed_set(dir: &Path, v: &mut Verification) -> (BundleFiles, bool) {
     let mut files = BundleFiles::default();
     let mut model_present = false;
-    let mut model_seen: Option<ModelSeen> = None;
-    let mut model_read = false;
     v.push(
         "bundle files",
-        read.and_then(|(f, walk, missing)| {
+        crate::bundle::read_closed_set(dir).and_then(|(f, walk, missing)| {
             files = f;
             model_present = walk.present.iter().any(|p| p == MODEL_FILE);
             if !walk.refused.is_empty() {
@@ -557,9 +569,13 @@ pub fn verify_bundle_with(dir: &Path, trust: &Trust, opts: &VerifyOptions) -> Ve
             }
         }),
     );
+    (files, model_present)
+}
 
-    // The release statement and its signature, by a builder key usable now.
-    let signed = held(&files, STATEMENT_DSSE_FILE)
+/// The release statement and its signature, by a builder key usable now and valid when it
+/// signed; sets [`Verification::statement`] when all of that holds.
+fn check_statement(files: &BundleFiles, trust: &Trust, now: OffsetDateTime, v: &mut Verification) {
+    let signed = held(files, STATEMENT_DSSE_FILE)
         .and_then(|b| parse_json::<Envelope>(b, STATEMENT_DSSE_FILE))
         .and_then(|env| verify_by_builder(&env, trust, now, STATEMENT_DSSE_FILE));
     let statement_ok = v.push(
@@ -575,279 +591,320 @@ pub fn verify_bundle_with(dir: &Path, trust: &Trust, opts: &VerifyOptions) -> Ve
             })
             .map_err(Clone::clone),
     );
-    if statement_ok {
-        let signed_by = signed.as_ref().map(|s| s.keyid.clone()).unwrap_or_default();
-        let signed = signed
-            .as_ref()
-            .map(|s| s.payload.clone())
-            .unwrap_or_default();
-        v.push(
-            "statement.json matches the signed payload",
-            held(&files, STATEMENT_FILE).and_then(|b| {
-                if b == signed.as_slice() {
-                    Ok("identical".into())
-                } else {
-                    Err("statement.json differs from the signed statement".into())
-                }
-            }),
-        );
-        match parse_json::<Statement<ReleasePredicate>>(&signed, "the signed statement") {
-            Ok(s)
-                if s.type_ == STATEMENT_TYPE
-                    && s.predicate_type == trust.uri_base.release_predicate() =>
-            {
-                // The builder key must have been valid when it signed: the signed build
-                // time is the provenance's `runDetails.metadata.finishedOn`.
-                let when = build_time(&files, trust, now).and_then(|t| {
-                    trust
-                        .usable_key(&signed_by, KeyRole::Builder, t, now)
-                        .map(|_| format!("built at {}", rfc3339(t)))
-                });
-                if v.push("statement signer valid when it signed", when) {
-                    v.statement_bytes = signed;
-                    v.statement = Some(s);
-                }
+    if !statement_ok {
+        return;
+    }
+    let signed_by = signed.as_ref().map(|s| s.keyid.clone()).unwrap_or_default();
+    let signed = signed.map(|s| s.payload).unwrap_or_default();
+    v.push(
+        "statement.json matches the signed payload",
+        held(files, STATEMENT_FILE).and_then(|b| {
+            if b == signed.as_slice() {
+                Ok("identical".into())
+            } else {
+                Err("statement.json differs from the signed statement".into())
             }
-            Ok(s) => {
-                v.push(
-                    "statement type",
-                    Err(format!(
-                        "unexpected _type {:?} / predicateType {:?}",
-                        s.type_, s.predicate_type
-                    )),
-                );
-            }
-            Err(e) => {
-                v.push("statement type", Err(e));
+        }),
+    );
+    match parse_json::<Statement<ReleasePredicate>>(&signed, "the signed statement") {
+        Ok(s)
+            if s.type_ == STATEMENT_TYPE
+                && s.predicate_type == trust.uri_base.release_predicate() =>
+        {
+            // The builder key must have been valid when it signed: the signed build
+            // time is the provenance's `runDetails.metadata.finishedOn`.
+            let when = build_time(files, trust, now).and_then(|t| {
+                trust
+                    .usable_key(&signed_by, KeyRole::Builder, t, now)
+                    .map(|_| format!("built at {}", rfc3339(t)))
+            });
+            if v.push("statement signer valid when it signed", when) {
+                v.statement_bytes = signed;
+                v.statement = Some(s);
             }
         }
+        Ok(s) => {
+            v.push(
+                "statement type",
+                Err(format!(
+                    "unexpected _type {:?} / predicateType {:?}",
+                    s.type_, s.predicate_type
+                )),
+            );
+        }
+        Err(e) => {
+            v.push("statement type", Err(e));
+        }
+    }
+}
+
+/// The statement's subjects: exactly the model, the card and the report, each with the
+/// digest of the file in the bundle.
+fn check_subjects(
+    stmt: &Statement<ReleasePredicate>,
+    files: &mut BundleFiles,
+    model: &mut ModelSource<'_>,
+    v: &mut Verification,
+) {
+    let names: BTreeSet<&str> = stmt.subject.iter().map(|s| s.name.as_str()).collect();
+    let want: BTreeSet<&str> = [MODEL_FILE, MODEL_CARD_FILE, LEAK_REPORT_FILE]
+        .into_iter()
+        .collect();
+    v.push(
+        "statement subjects",
+        if names == want && stmt.subject.len() == 3 {
+            Ok("model, model card, leak report".into())
+        } else {
+            Err(format!("subjects are {names:?}"))
+        },
+    );
+    for s in &stmt.subject {
+        let Some(want) = s.digest.get("sha256") else {
+            v.push(
+                "subject digest",
+                Err(format!("{}: no sha256 digest", s.name)),
+            );
+            continue;
+        };
+        if s.name == MODEL_FILE {
+            check_model_subject(&stmt.predicate.model_shards, want, files, model, v);
+        } else {
+            v.push("subject digest", subject_digest(&s.name, want, files));
+        }
+    }
+}
+
+/// A subject other than the model: the SHA-256 of the file held.
+fn subject_digest(name: &str, want: &str, files: &BundleFiles) -> Result<String, String> {
+    let got = sha256_hex(held(files, name)?);
+    if got == want {
+        Ok(format!("{name} {want}"))
+    } else {
+        Err(format!(
+            "{name}: SHA-256 is {got}, the statement says {want}"
+        ))
+    }
+}
+
+/// The model file as the subjects reach it: read at most once, and only when the walk saw
+/// it as a regular file.
+struct ModelSource<'a> {
+    dir: &'a Path,
+    opts: VerifyOptions,
+    present: bool,
+    read: bool,
+    seen: Option<ModelSeen>,
+}
+
+impl ModelSource<'_> {
+    /// The model's digests, read with the statement's shard size (kept in `files` under
+    /// [`ModelBytes::Keep`]); an error when it cannot be read, or was already taken.
+    fn take(
+        &mut self,
+        shards: &ShardDigests,
+        files: &mut BundleFiles,
+    ) -> Result<ModelSeen, String> {
+        if self.present && !self.read {
+            self.read = true;
+            self.seen = Some(self.read_model(shards, files)?);
+        }
+        self.seen
+            .take()
+            .ok_or_else(|| format!("{MODEL_FILE}: not in the bundle"))
     }
 
-    if let Some(stmt) = v.statement.clone() {
-        let names: BTreeSet<&str> = stmt.subject.iter().map(|s| s.name.as_str()).collect();
-        let want: BTreeSet<&str> = [MODEL_FILE, MODEL_CARD_FILE, LEAK_REPORT_FILE]
-            .into_iter()
-            .collect();
-        v.push(
-            "statement subjects",
-            if names == want && stmt.subject.len() == 3 {
-                Ok("model, model card, leak report".into())
-            } else {
-                Err(format!("subjects are {names:?}"))
-            },
-        );
-        for s in &stmt.subject {
-            let Some(want) = s.digest.get("sha256") else {
-                v.push(
-                    "subject digest",
-                    Err(format!("{}: no sha256 digest", s.name)),
-                );
-                continue;
-            };
-            if s.name == MODEL_FILE {
-                let shards = &stmt.predicate.model_shards;
-                if shards.shard_size < 4096 || shards.sha256.is_empty() {
-                    v.push(
-                        "model shard digests",
-                        Err(format!(
-                            "implausible shard layout ({} bytes per shard)",
-                            shards.shard_size
-                        )),
-                    );
-                    continue;
-                }
-                let single = shards.sha256.len() == 1;
-                if model_present && !model_read {
-                    // Only a model the walk saw as a regular file is read, and only once.
-                    model_read = true;
-                    let path = dir.join(MODEL_FILE);
-                    let f = crate::bundle::open_regular(&path);
-                    let seen = match keep {
-                        ModelBytes::Keep => f.and_then(|f| {
-                            let (bytes, got) =
-                                read_with_shard_digests(&f, shards.shard_size, threads)
-                                    .map_err(|e| format!("{MODEL_FILE}: {e}"))?;
-                            files.insert(MODEL_FILE, bytes);
-                            Ok(ModelSeen {
-                                shards: got,
-                                whole: None,
-                                prefix: None,
-                            })
-                        }),
-                        ModelBytes::DigestOnly => f.and_then(|f| {
-                            let s = stream_safetensors_digests(
-                                &f,
-                                shards.shard_size,
-                                threads,
-                                full_digest && !single,
-                            )
-                            .map_err(|e| format!("{MODEL_FILE}: {e}"))?;
-                            Ok(ModelSeen {
-                                shards: s.shards,
-                                whole: s.whole,
-                                prefix: Some(s.prefix),
-                            })
-                        }),
-                    };
-                    match seen {
-                        Ok(seen) => model_seen = Some(seen),
-                        Err(e) => {
-                            v.push("model shard digests", Err(e));
-                            continue;
-                        }
-                    }
-                }
-                let Some(ModelSeen {
+    fn read_model(
+        &self,
+        shards: &ShardDigests,
+        files: &mut BundleFiles,
+    ) -> Result<ModelSeen, String> {
+        let single = shards.sha256.len() == 1;
+        let f = crate::bundle::open_regular(&self.dir.join(MODEL_FILE))?;
+        let threads = self.opts.threads;
+        match self.opts.model {
+            ModelBytes::Keep => {
+                let (bytes, got) = read_with_shard_digests(&f, shards.shard_size, threads)
+                    .map_err(|e| format!("{MODEL_FILE}: {e}"))?;
+                files.insert(MODEL_FILE, bytes);
+                Ok(ModelSeen {
                     shards: got,
-                    whole: streamed_whole,
-                    prefix: streamed_prefix,
-                }) = model_seen.take()
-                else {
-                    v.push(
-                        "model shard digests",
-                        Err(format!("{MODEL_FILE}: not in the bundle")),
-                    );
-                    continue;
-                };
-                let bad: Vec<usize> =
-                    if got.length != shards.length || got.sha256.len() != shards.sha256.len() {
-                        vec![usize::MAX]
-                    } else {
-                        got.sha256
-                            .iter()
-                            .zip(&shards.sha256)
-                            .enumerate()
-                            .filter(|(_, (a, b))| a != b)
-                            .map(|(i, _)| i)
-                            .collect()
-                    };
-                v.push(
-                    "model shard digests",
-                    if bad.is_empty() {
-                        Ok(format!("{} shards", shards.sha256.len()))
-                    } else if bad == [usize::MAX] {
-                        Err(format!(
-                            "{MODEL_FILE} is {} bytes, the statement says {}",
-                            got.length, shards.length
-                        ))
-                    } else {
-                        Err(format!(
-                            "{MODEL_FILE} differs from the signed shard digests (shards {bad:?})"
-                        ))
-                    },
-                );
-                let kept = files.get(MODEL_FILE).unwrap_or_default();
-                if single || full_digest {
-                    let whole = if single {
-                        got.sha256[0].clone()
-                    } else if let Some(w) = streamed_whole {
-                        w
-                    } else {
-                        sha256_hex(kept)
-                    };
-                    v.push(
-                        "model digest",
-                        if whole == *want {
-                            Ok(want.clone())
-                        } else {
-                            Err(format!(
-                                "{MODEL_FILE}: SHA-256 is {whole}, the statement says {want}"
-                            ))
-                        },
-                    );
-                }
-                // The header is checked on bytes that were digested: the kept model, or
-                // the prefix copied from the streamed shard buffers.
-                let (prefix, len) = match &streamed_prefix {
-                    Some(p) => (
-                        safetensors_prefix(p),
-                        usize::try_from(got.length).unwrap_or(usize::MAX),
-                    ),
-                    None => (safetensors_prefix(kept), kept.len()),
-                };
-                v.push("model format", check_model(prefix, len, &files));
-            } else {
-                let bytes = match held(&files, &s.name) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        v.push("subject digest", Err(e));
-                        continue;
-                    }
-                };
-                let got = sha256_hex(bytes);
-                v.push(
-                    "subject digest",
-                    if got == *want {
-                        Ok(format!("{} {want}", s.name))
-                    } else {
-                        Err(format!(
-                            "{}: SHA-256 is {got}, the statement says {want}",
-                            s.name
-                        ))
-                    },
-                );
+                    whole: None,
+                    prefix: None,
+                })
+            }
+            ModelBytes::DigestOnly => {
+                let s = stream_safetensors_digests(
+                    &f,
+                    shards.shard_size,
+                    threads,
+                    self.opts.full_digest && !single,
+                )
+                .map_err(|e| format!("{MODEL_FILE}: {e}"))?;
+                Ok(ModelSeen {
+                    shards: s.shards,
+                    whole: s.whole,
+                    prefix: Some(s.prefix),
+                })
             }
         }
+    }
+}
+
+/// The model subject: its shard digests, its whole digest (one shard, or `full_digest`),
+/// and its header against the model card.
+fn check_model_subject(
+    shards: &ShardDigests,
+    want: &str,
+    files: &mut BundleFiles,
+    model: &mut ModelSource<'_>,
+    v: &mut Verification,
+) {
+    if shards.shard_size < 4096 || shards.sha256.is_empty() {
         v.push(
-            "leak verdict",
-            held(&files, LEAK_REPORT_FILE)
-                .and_then(|b| parse_json::<LeakReport>(b, LEAK_REPORT_FILE))
-                .and_then(|r| {
-                    let failed: Vec<String> = r
-                        .layers
-                        .iter()
-                        .filter(|l| l.verdict != Verdict::Pass)
-                        .map(|l| l.id.clone())
-                        .collect();
-                    if r.verdict == Verdict::Pass
-                        && failed.is_empty()
-                        && r.layers.len() == 4
-                        && stmt.predicate.leak_verdict == Verdict::Pass
-                    {
-                        Ok("L0–L3 pass".into())
-                    } else {
-                        Err(format!(
-                            "leak report verdict {:?}, failed layers {failed:?}",
-                            r.verdict
-                        ))
-                    }
-                }),
+            "model shard digests",
+            Err(format!(
+                "implausible shard layout ({} bytes per shard)",
+                shards.shard_size
+            )),
         );
-        let model_sha = stmt
-            .subject
-            .iter()
-            .find(|s| s.name == MODEL_FILE)
-            .and_then(|s| s.digest.get("sha256"))
-            .cloned();
+        return;
+    }
+    let single = shards.sha256.len() == 1;
+    let seen = match model.take(shards, files) {
+        Ok(seen) => seen,
+        Err(e) => {
+            v.push("model shard digests", Err(e));
+            return;
+        }
+    };
+    v.push("model shard digests", compare_shards(&seen.shards, shards));
+    let kept = files.get(MODEL_FILE).unwrap_or_default();
+    if single || model.opts.full_digest {
+        let whole = if single {
+            seen.shards.sha256[0].clone()
+        } else if let Some(w) = seen.whole {
+            w
+        } else {
+            sha256_hex(kept)
+        };
         v.push(
-            "provenance",
-            held(&files, PROVENANCE_DSSE_FILE)
-                .and_then(|b| parse_json::<Envelope>(b, PROVENANCE_DSSE_FILE))
-                .and_then(|env| verify_by_builder(&env, trust, now, PROVENANCE_DSSE_FILE))
-                .and_then(|s| {
-                    parse_json::<Statement<serde_json::Value>>(
-                        &s.payload,
-                        "the provenance statement",
-                    )
-                })
-                .and_then(|p| {
-                    let subj = p
-                        .subject
-                        .iter()
-                        .find(|s| s.name == MODEL_FILE)
-                        .and_then(|s| s.digest.get("sha256"));
-                    if p.predicate_type != SLSA_PROVENANCE_TYPE {
-                        Err(format!("predicateType {:?}", p.predicate_type))
-                    } else if subj.is_none() || subj != model_sha.as_ref() {
-                        Err("provenance is about a different model".into())
-                    } else {
-                        Ok("SLSA provenance v1 for the model".into())
-                    }
-                }),
+            "model digest",
+            if whole == want {
+                Ok(want.to_owned())
+            } else {
+                Err(format!(
+                    "{MODEL_FILE}: SHA-256 is {whole}, the statement says {want}"
+                ))
+            },
         );
     }
-    v.files = files;
-    v
+    // The header is checked on bytes that were digested: the kept model, or
+    // the prefix copied from the streamed shard buffers.
+    let (prefix, len) = match &seen.prefix {
+        Some(p) => (
+            safetensors_prefix(p),
+            usize::try_from(seen.shards.length).unwrap_or(usize::MAX),
+        ),
+        None => (safetensors_prefix(kept), kept.len()),
+    };
+    v.push("model format", check_model(prefix, len, files));
+}
+
+/// The shard digests computed (`got`) against the signed ones.
+fn compare_shards(got: &ShardDigests, shards: &ShardDigests) -> Result<String, String> {
+    if got.length != shards.length || got.sha256.len() != shards.sha256.len() {
+        return Err(format!(
+            "{MODEL_FILE} is {} bytes, the statement says {}",
+            got.length, shards.length
+        ));
+    }
+    let bad: Vec<usize> = got
+        .sha256
+        .iter()
+        .zip(&shards.sha256)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| i)
+        .collect();
+    if bad.is_empty() {
+        Ok(format!("{} shards", shards.sha256.len()))
+    } else {
+        Err(format!(
+            "{MODEL_FILE} differs from the signed shard digests (shards {bad:?})"
+        ))
+    }
+}
+
+/// "leak verdict": the report and the statement both say that L0–L3 passed.
+fn check_leak_verdict(
+    stmt: &Statement<ReleasePredicate>,
+    files: &BundleFiles,
+    v: &mut Verification,
+) {
+    v.push(
+        "leak verdict",
+        held(files, LEAK_REPORT_FILE)
+            .and_then(|b| parse_json::<LeakReport>(b, LEAK_REPORT_FILE))
+            .and_then(|r| {
+                let failed: Vec<String> = r
+                    .layers
+                    .iter()
+                    .filter(|l| l.verdict != Verdict::Pass)
+                    .map(|l| l.id.clone())
+                    .collect();
+                if r.verdict == Verdict::Pass
+                    && failed.is_empty()
+                    && r.layers.len() == 4
+                    && stmt.predicate.leak_verdict == Verdict::Pass
+                {
+                    Ok("L0–L3 pass".into())
+                } else {
+                    Err(format!(
+                        "leak report verdict {:?}, failed layers {failed:?}",
+                        r.verdict
+                    ))
+                }
+            }),
+    );
+}
+
+/// "provenance": signed by a usable builder key, SLSA provenance about the statement's model.
+fn check_provenance(
+    stmt: &Statement<ReleasePredicate>,
+    files: &BundleFiles,
+    trust: &Trust,
+    now: OffsetDateTime,
+    v: &mut Verification,
+) {
+    let model_sha = stmt
+        .subject
+        .iter()
+        .find(|s| s.name == MODEL_FILE)
+        .and_then(|s| s.digest.get("sha256"))
+        .cloned();
+    v.push(
+        "provenance",
+        held(files, PROVENANCE_DSSE_FILE)
+            .and_then(|b| parse_json::<Envelope>(b, PROVENANCE_DSSE_FILE))
+            .and_then(|env| verify_by_builder(&env, trust, now, PROVENANCE_DSSE_FILE))
+            .and_then(|s| {
+                parse_json::<Statement<serde_json::Value>>(&s.payload, "the provenance statement")
+            })
+            .and_then(|p| {
+                let subj = p
+                    .subject
+                    .iter()
+                    .find(|s| s.name == MODEL_FILE)
+                    .and_then(|s| s.digest.get("sha256"));
+                if p.predicate_type != SLSA_PROVENANCE_TYPE {
+                    Err(format!("predicateType {:?}", p.predicate_type))
+                } else if subj.is_none() || subj != model_sha.as_ref() {
+                    Err("provenance is about a different model".into())
+                } else {
+                    Ok("SLSA provenance v1 for the model".into())
+                }
+            }),
+    );
 }
 
 /// Verify a builder's envelope with only the builder keys usable at `now` (listed as
