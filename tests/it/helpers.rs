@@ -235,17 +235,5 @@ pub fn csv_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
 
 /// The test venv's python (tests/setup-python.sh; `make test` runs it first).
 pub fn test_python() -> PathBuf {
-    let p = std::env::var_os("AIRLOCK_TEST_PYTHON").map_or_else(
-        || {
-            Path::new(&std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/airlock/py-venv/bin/python")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        p.is_file(),
-        "{} is missing: run tests/setup-python.sh (make test does)",
-        p.display()
-    );
-    p
+    airlock_testkit::test_python()
 }
