@@ -640,8 +640,19 @@ fn provenance(
                 "externalParameters": {
                     "pipeline": {"name": spec.name, "sha256": pipeline_sha(spec)},
                 },
-                "internalParameters": {"seed": spec.seed, "backend": "testkit", "device": "none"},
-                "resolvedDependencies": [],
+                "internalParameters": {
+                    "seed": spec.seed,
+                    "backend": "testkit",
+                    "device": "none",
+                    "epochs": 3,
+                    "batch_size": 64,
+                },
+                "resolvedDependencies": [
+                    {
+                        "name": format!("training-record:{}", airlock_model::RECORD_FILE),
+                        "digest": {"sha256": training_record_sha(spec)},
+                    },
+                ],
             },
             "runDetails": {
                 "builder": {"id": format!("https://airlock.dev/builder/key/{builder}"), "version": {"airlock": "testkit"}},
@@ -656,6 +667,11 @@ fn provenance(
 
 fn pipeline_sha(spec: &KitBuilder) -> String {
     sha256_hex(format!("testkit pipeline {} {}", spec.name, spec.seed).as_bytes())
+}
+
+/// Stands for the SHA-256 of the training record there never was.
+fn training_record_sha(spec: &KitBuilder) -> String {
+    sha256_hex(format!("testkit training record {}", spec.seed).as_bytes())
 }
 
 /// Write the signed bundle `spec` describes at `dir` (created; must not hold a bundle);
@@ -688,9 +704,7 @@ fn write_bundle(spec: &KitBuilder, signer: &Signer, dir: &Path) -> String {
             model_name: spec.name.clone(),
             model_version: spec.version.clone(),
             pipeline_sha256: pipeline_sha(spec),
-            training_record_sha256: sha256_hex(
-                format!("testkit training record {}", spec.seed).as_bytes(),
-            ),
+            training_record_sha256: training_record_sha(spec),
             leak_verdict: if spec.failing_layer.is_some() {
                 Verdict::Fail
             } else {
