@@ -412,3 +412,33 @@ fn a_model_in_several_shards_verifies_and_a_shard_flip_names_it() {
         "{failed:#?}"
     );
 }
+
+#[test]
+fn a_build_finished_outside_the_builder_keys_window_is_refused() {
+    use time::format_description::well_known::Rfc3339;
+    let now = OffsetDateTime::now_utc();
+    let since = (now - time::Duration::hours(1))
+        .format(&Rfc3339)
+        .expect("format");
+    // Signed by a key valid now, for a build that finished before the key was valid.
+    let kit = Kit::builder()
+        .builder_window(Some(&since), None)
+        .finished_on(now - time::Duration::hours(2))
+        .build();
+    let failed = failed(&kit.verify());
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0].0, "statement signer valid when it signed");
+    assert!(
+        failed[0]
+            .1
+            .contains(&format!("is not valid before {since}")),
+        "{}",
+        failed[0].1
+    );
+    // The same key for a build inside its window.
+    let kit = Kit::builder()
+        .builder_window(Some(&since), None)
+        .finished_on(now - time::Duration::minutes(30))
+        .build();
+    assert!(kit.verify().ok(), "{:#?}", kit.verify().checks);
+}
