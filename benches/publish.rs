@@ -19,15 +19,15 @@ use std::time::Instant;
 
 use airlock_publisher::aws::{Aws, AwsOptions};
 use airlock_publisher::s3::S3Registry;
+use airlock_testkit::moto::{Moto, REGION, aws_env};
 use rand::RngCore;
 use rand::SeedableRng;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const BUCKET: &str = "airlock-bench";
-const REGION: &str = "eu-west-1";
 
-/// A server process on a loopback port, killed when dropped.
+/// A server process (gunicorn) on a loopback port, killed when dropped.
 struct Server(Child, u16);
 
 impl Drop for Server {
@@ -38,31 +38,12 @@ impl Drop for Server {
 }
 
 fn python() -> PathBuf {
-    std::env::var_os("AIRLOCK_BENCH_PYTHON").map_or_else(
-        || {
-            Path::new(&std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/airlock/py-venv/bin/python")
-        },
-        PathBuf::from,
-    )
+    airlock_testkit::venv_python("AIRLOCK_BENCH_PYTHON")
 }
 
-fn start_moto() -> Res<Server> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moto_server.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-    let port = line
-        .trim()
-        .strip_prefix("MOTO_PORT ")
-        .ok_or_else(|| format!("moto did not start: {line:?}"))?
-        .parse()?;
-    Ok(Server(child, port))
+/// A fresh moto server (the test kit's, as the tests start it) on a free loopback port.
+fn start_moto() -> Res<Moto> {
+    Ok(Moto::try_start_with(&python(), 0)?)
 }
 
 const ROUNDS: usize = 2;
@@ -149,28 +130,17 @@ fn report(what: &str, lat: &[f64], rows: usize, secs: f64) {
     );
 }
 
-/// AWS settings for the moto at `url`, with the bench bucket created there.
-fn bucket(url: &str, part_mib: u64, concurrency: usize) -> Res<Aws> {
-    let aws = Aws::load(AwsOptions {
-        endpoint_url: Some(url.to_owned()),
+/// AWS settings for `moto`, with the bench bucket created there.
+fn bucket(moto: &Moto, part_mib: u64, concurrency: usize) -> Res<Aws> {
+    moto.try_create_bucket(BUCKET, REGION)?;
+    Ok(Aws::load(AwsOptions {
+        endpoint_url: Some(moto.url()),
         region: Some(REGION.into()),
         static_credentials: Some(("bench".into(), "bench".into())),
         part_size: part_mib << 20,
         concurrency,
         ..AwsOptions::default()
-    })?;
-    aws.rt.block_on(
-        aws.s3(None)
-            .create_bucket()
-            .bucket(BUCKET)
-            .create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
-                    .build(),
-            )
-            .send(),
-    )?;
-    Ok(aws)
+    })?)
 }
 
 /// Seconds boto3's `upload_file` takes for `blob` (bucket created first, not timed).
@@ -209,11 +179,7 @@ fn airlock(bin: &str, dir: &Path, url: &str, args: &[&str]) -> Res<std::process:
     let out = Command::new(bin)
         .args(args)
         .current_dir(dir)
-        .env("AWS_ACCESS_KEY_ID", "bench")
-        .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .env("AWS_REGION", REGION)
-        .env("AWS_ENDPOINT_URL", url)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(aws_env(url))
         .output()?;
     if !out.status.success() {
         return Err(format!("airlock {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
@@ -332,8 +298,7 @@ fn main() -> Res<()> {
         // Each client gets a fresh server: moto keeps everything in memory, and a server
         // already holding a GiB is slower for whoever comes second.
         let moto = start_moto()?;
-        let url = format!("http://127.0.0.1:{}", moto.1);
-        let aws = bucket(&url, part_mib, concurrency)?;
+        let aws = bucket(&moto, part_mib, concurrency)?;
         let registry = S3Registry::new(aws, BUCKET.into(), "airlock".into());
         let t = Instant::now();
         let up = registry.upload_blob(&sha, &blob)?;
@@ -351,8 +316,7 @@ fn main() -> Res<()> {
             ("{'ChecksumAlgorithm': 'SHA256'}", &mut boto_sha),
         ] {
             let moto = start_moto()?;
-            let url = format!("http://127.0.0.1:{}", moto.1);
-            *best = best.min(boto3_upload(&url, &blob, extra)?);
+            *best = best.min(boto3_upload(&moto.url(), &blob, extra)?);
         }
     }
     println!(
@@ -381,8 +345,8 @@ fn main() -> Res<()> {
 
     // A publish with nothing to upload: a real (small) release, published once before.
     let moto = start_moto()?;
-    let url = format!("http://127.0.0.1:{}", moto.1);
-    bucket(&url, part_mib, concurrency)?;
+    let url = moto.url();
+    bucket(&moto, part_mib, concurrency)?;
     let bin = env!("CARGO_BIN_EXE_airlock");
     let run = |args: &[&str]| airlock(bin, dir.path(), &url, args);
     approved_release(
@@ -590,8 +554,8 @@ fn only(sections: &[String], args: &[String]) -> Res<()> {
 fn pull_bench(bin: &str, mib: u64, part_mib: u64, concurrency: usize) -> Res<()> {
     let dir = tempfile::tempdir()?;
     let moto = start_moto()?;
-    let url = format!("http://127.0.0.1:{}", moto.1);
-    bucket(&url, part_mib, concurrency)?;
+    let url = moto.url();
+    bucket(&moto, part_mib, concurrency)?;
     let run = |args: &[&str]| -> Res<f64> {
         let t = Instant::now();
         airlock(bin, dir.path(), &url, args)?;

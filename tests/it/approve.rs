@@ -1,38 +1,27 @@
-//! k-of-n officer approvals on a 2-of-3 policy.
+//! k-of-n officer approvals on a 2-of-3 policy, through the CLI, on a test-kit bundle
+//! (signed as `airlock package` signs, without training: what these tests are about is the
+//! decisions, not the model).
 
 use std::path::Path;
 
-use crate::helpers::Release;
+use airlock_testkit::Kit;
 
-const QUICK: &[(&str, &str)] = &[("epochs = 12", "epochs = 3")];
+use crate::helpers::Sandbox;
 
-/// A packaged bundle and a 2-of-3 officer policy (alice, bob, carol).
-fn setup(extra_policy: &str) -> Release {
-    let r = Release::new(2000, QUICK);
-    for o in ["alice", "bob", "carol"] {
-        r.sb.ok(&["keygen", "--out", &format!("keys/{o}")]);
-    }
-    let mut policy = String::from("approvals_required = 2\n");
-    policy.push_str(extra_policy);
-    for (name, role) in [
-        ("ci", "builder"),
-        ("alice", "officer"),
-        ("bob", "officer"),
-        ("carol", "officer"),
-    ] {
-        let file = if name == "ci" { "builder" } else { name };
-        policy.push_str(&format!(
-            "\n[[keys]]\nname = \"{name}\"\nrole = \"{role}\"\npublic_key = \"keys/{file}.pub\"\n"
-        ));
-    }
-    r.sb.write("trust.toml", &policy);
-    let out = r.package("run", "bundle");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    r
+/// A sandbox holding a signed bundle (`bundle/`), its keys (`keys/`) and a 2-of-3 officer
+/// policy (`trust.toml`: builder ci, officers alice, bob, carol).
+struct Release {
+    sb: Sandbox,
+    kit: Kit,
+}
+
+fn setup() -> Release {
+    let sb = Sandbox::new();
+    let kit = Kit::builder()
+        .officers(&["alice", "bob", "carol"])
+        .approvals_required(2)
+        .build_in(sb.path());
+    Release { sb, kit }
 }
 
 fn decide(r: &Release, verb: &str, officer: &str, extra: &[&str]) -> std::process::Output {
@@ -53,21 +42,9 @@ fn decide(r: &Release, verb: &str, officer: &str, extra: &[&str]) -> std::proces
     r.sb.airlock(&args)
 }
 
-/// Package another release of the same pipeline (trained with `seed`) into `out`.
+/// Another release of the same model (other weights), signed by the same builder, at `out`.
 fn other_release(r: &Release, seed: u64, out: &str) {
-    let p2 = r.sb.pipeline(
-        "p2.toml",
-        &r.data,
-        &[QUICK[0], ("seed = 42", &format!("seed = {seed}"))],
-    );
-    r.sb.ok(&[
-        "train",
-        p2.to_str().expect("utf-8"),
-        "--out",
-        "run2",
-        "--no-progress",
-    ]);
-    assert!(r.package("run2", out).status.success());
+    r.kit.another_release(seed, out);
 }
 
 fn approve(r: &Release, officer: &str) {
@@ -95,18 +72,16 @@ fn gate(r: &Release) -> (Option<i32>, String) {
 }
 
 fn key_id(r: &Release, name: &str) -> String {
-    let k =
-        airlock_trust::keys::load_public_key(&r.sb.join(&format!("keys/{name}.pub"))).expect("pub");
-    airlock_trust::keys::key_id(&k)
+    r.kit.key_id(name)
 }
 
 fn approval_file(r: &Release, name: &str) -> std::path::PathBuf {
-    r.sb.join(&format!("bundle/approvals/{}.dsse.json", key_id(r, name)))
+    r.kit.decision_file(name)
 }
 
 #[test]
 fn one_approval_does_not_suffice_and_two_do() {
-    let r = setup("");
+    let r = setup();
     let (code, err) = gate(&r);
     assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("0 of 2 required"), "{err}");
@@ -119,12 +94,16 @@ fn one_approval_does_not_suffice_and_two_do() {
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("2 of 2 required"), "{err}");
     // Plain verification does not need approvals.
-    assert!(r.verify("bundle").status.success());
+    assert!(
+        r.sb.airlock(&["verify", "bundle", "--trust", "trust.toml"])
+            .status
+            .success()
+    );
 }
 
 #[test]
 fn the_same_officer_twice_counts_once() {
-    let r = setup("");
+    let r = setup();
     approve(&r, "alice");
     let f = approval_file(&r, "alice");
     // A copy under another name is not a decision file: the bundle no longer verifies
@@ -150,7 +129,7 @@ fn the_same_officer_twice_counts_once() {
 
 #[test]
 fn a_builder_key_never_counts_as_an_officer() {
-    let r = setup("");
+    let r = setup();
     let out = decide(&r, "approve", "builder", &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(
@@ -166,7 +145,8 @@ fn a_builder_key_never_counts_as_an_officer() {
     let payload = base64::engine::general_purpose::STANDARD
         .decode(&env.payload)
         .expect("b64");
-    let builder = airlock_trust::keys::Signer::load(&r.key).expect("builder key");
+    let builder =
+        airlock_trust::keys::Signer::load(&r.kit.builder.private_key).expect("builder key");
     let forged = airlock_trust::dsse::sign(&env.payload_type, &payload, &builder);
     std::fs::write(
         r.sb.join(&format!("bundle/approvals/{}.dsse.json", builder.key_id())),
@@ -184,7 +164,7 @@ fn a_builder_key_never_counts_as_an_officer() {
 
 #[test]
 fn a_revoked_key_does_not_count() {
-    let r = setup("");
+    let r = setup();
     approve(&r, "alice");
     approve(&r, "carol");
     assert_eq!(gate(&r).0, Some(0));
@@ -207,7 +187,7 @@ fn a_revoked_key_does_not_count() {
 
 #[test]
 fn an_expired_approval_does_not_count() {
-    let r = setup("");
+    let r = setup();
     approve(&r, "alice");
     let out = decide(&r, "approve", "bob", &["--expires", "1s"]);
     assert!(out.status.success());
@@ -221,7 +201,7 @@ fn an_expired_approval_does_not_count() {
 
 #[test]
 fn one_valid_rejection_blocks() {
-    let r = setup("");
+    let r = setup();
     approve(&r, "alice");
     approve(&r, "bob");
     let out = decide(&r, "reject", "carol", &[]);
@@ -233,7 +213,7 @@ fn one_valid_rejection_blocks() {
 
 #[test]
 fn an_approval_copied_from_another_bundle_does_not_count() {
-    let r = setup("");
+    let r = setup();
     // Another release: the same pipeline with another seed.
     other_release(&r, 7, "bundle2");
     let out = r.sb.airlock(&[
@@ -263,7 +243,7 @@ fn an_approval_copied_from_another_bundle_does_not_count() {
 
 #[test]
 fn a_tampered_approval_does_not_count_and_is_reported() {
-    let r = setup("");
+    let r = setup();
     approve(&r, "alice");
     approve(&r, "bob");
     let f = approval_file(&r, "bob");
@@ -287,7 +267,7 @@ fn a_tampered_approval_does_not_count_and_is_reported() {
 
 #[test]
 fn approving_a_bundle_that_does_not_verify_is_refused() {
-    let r = setup("");
+    let r = setup();
     let m = r.sb.join("bundle/model.safetensors");
     let mut b = std::fs::read(&m).expect("read");
     let last = b.len() - 1;
@@ -305,7 +285,7 @@ fn approving_a_bundle_that_does_not_verify_is_refused() {
 
 #[test]
 fn trust_policy_errors_name_the_line() {
-    let r = setup("");
+    let r = setup();
     let policy = std::fs::read_to_string(r.sb.join("trust.toml")).expect("read");
     r.sb.write(
         "bad.toml",
@@ -337,7 +317,7 @@ fn trust_policy_errors_name_the_line() {
 
 #[test]
 fn review_writes_a_self_contained_page_and_a_terminal_summary() {
-    let r = setup("");
+    let r = setup();
     approve(&r, "alice");
     other_release(&r, 9, "old");
     let out = r.sb.ok(&[
@@ -374,7 +354,7 @@ fn review_writes_a_self_contained_page_and_a_terminal_summary() {
 
 #[test]
 fn review_labels_a_previous_release_that_does_not_verify() {
-    let r = setup("");
+    let r = setup();
     other_release(&r, 9, "old");
     let args = [
         "review",
@@ -407,7 +387,7 @@ fn review_labels_a_previous_release_that_does_not_verify() {
 #[test]
 fn review_shows_the_bytes_the_verification_read() {
     use airlock_review::command::{Options, load};
-    let r = setup("");
+    let r = setup();
     let opts = Options {
         bundle: r.sb.join("bundle"),
         trust: r.sb.join("trust.toml"),

@@ -122,13 +122,13 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     v
 }
 
-/// A trained run, a builder key pair and a trust policy naming it, in one sandbox.
+/// A trained run, a builder key pair and a trust policy naming it (`trust.toml`), in one
+/// sandbox.
 pub struct Release {
     pub sb: Sandbox,
     pub data: PathBuf,
     pub run: PathBuf,
     pub key: PathBuf,
-    pub trust: PathBuf,
 }
 
 impl Release {
@@ -149,7 +149,7 @@ impl Release {
         sb.ok(&["keygen", "--out", "keys/officer"]);
         // A policy needs at least one officer approval (0 is refused); plain `verify` does
         // not ask for it.
-        let trust = sb.write(
+        sb.write(
             "trust.toml",
             "approvals_required = 1\n[[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"keys/builder.pub\"\n\
              [[keys]]\nname = \"officer\"\nrole = \"officer\"\npublic_key = \"keys/officer.pub\"\n",
@@ -158,7 +158,6 @@ impl Release {
             run: sb.join("run"),
             key: sb.join("keys/builder.key"),
             data,
-            trust,
             sb,
         }
     }
@@ -235,17 +234,5 @@ pub fn csv_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
 
 /// The test venv's python (tests/setup-python.sh; `make test` runs it first).
 pub fn test_python() -> PathBuf {
-    let p = std::env::var_os("AIRLOCK_TEST_PYTHON").map_or_else(
-        || {
-            Path::new(&std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/airlock/py-venv/bin/python")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        p.is_file(),
-        "{} is missing: run tests/setup-python.sh (make test does)",
-        p.display()
-    );
-    p
+    airlock_testkit::test_python()
 }

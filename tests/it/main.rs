@@ -3,6 +3,7 @@
 mod approve;
 mod audit;
 mod helpers;
+mod kit;
 mod moto;
 mod package;
 mod pipeline_run;

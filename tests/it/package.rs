@@ -1,8 +1,9 @@
 use std::path::Path;
 
+use airlock_testkit::Kit;
 use airlock_trust::{Trust, verify_bundle};
 
-use crate::helpers::{Release, csv_rows, rewrite_safetensors};
+use crate::helpers::{Release, Sandbox, csv_rows, rewrite_safetensors};
 
 const QUICK: &[(&str, &str)] = &[("epochs = 12", "epochs = 4")];
 const FILES: [&str; 6] = [
@@ -349,10 +350,12 @@ fn flip_all(dir: &Path, trust: &Trust, file: &str) -> usize {
 
 #[test]
 fn flipping_any_byte_of_a_signed_file_fails_verification() {
-    let r = Release::new(3000, QUICK);
-    assert!(r.package("run", "bundle").status.success());
-    let trust = Trust::load(&r.trust).expect("trust");
-    let dir = r.sb.join("bundle");
+    // Verification alone: a test-kit bundle, signed as `airlock package` signs (same
+    // documents, same 12-64-32-1 model), without training.
+    let sb = Sandbox::new();
+    let kit = Kit::builder().build_in(sb.path());
+    let trust = Trust::load(&kit.trust_file).expect("trust");
+    let dir = kit.bundle.clone();
     assert!(verify_bundle(&dir, &trust, 2, false).ok());
     let mut total = 0;
     for f in [
@@ -373,7 +376,7 @@ fn flipping_any_byte_of_a_signed_file_fails_verification() {
     let mut b = std::fs::read(&p).expect("read");
     b[100] ^= 0x01;
     std::fs::write(&p, b).expect("write");
-    let out = r.verify("bundle");
+    let out = sb.airlock(&["verify", "bundle", "--trust", "trust.toml"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
 }
 
@@ -402,13 +405,14 @@ fn bundle_signed_by_a_key_outside_the_trust_policy_fails() {
 
 #[test]
 fn validly_signed_statement_with_a_wrong_subject_digest_fails() {
-    let r = Release::new(3000, QUICK);
-    assert!(r.package("run", "bundle").status.success());
-    let dir = r.sb.join("bundle");
+    // Verification alone: a test-kit bundle (signed as `airlock package` signs, no training).
+    let sb = Sandbox::new();
+    let kit = Kit::builder().build_in(sb.path());
+    let dir = kit.bundle.clone();
     let mut stmt = json(&dir.join("statement.json"));
     stmt["subject"][0]["digest"]["sha256"] = serde_json::Value::String("0".repeat(64));
     let bytes = serde_json::to_vec_pretty(&stmt).expect("json");
-    let signer = airlock_trust::keys::Signer::load(&r.key).expect("key");
+    let signer = airlock_trust::keys::Signer::load(&kit.builder.private_key).expect("key");
     let env = airlock_trust::dsse::sign("application/vnd.in-toto+json", &bytes, &signer);
     std::fs::write(dir.join("statement.json"), &bytes).expect("write");
     std::fs::write(
@@ -416,7 +420,7 @@ fn validly_signed_statement_with_a_wrong_subject_digest_fails() {
         serde_json::to_vec_pretty(&env).expect("json"),
     )
     .expect("write");
-    let out = r.verify("bundle");
+    let out = sb.airlock(&["verify", "bundle", "--trust", "trust.toml"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(

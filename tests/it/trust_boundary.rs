@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::helpers::Release;
+use airlock_testkit::Kit;
+
+use crate::helpers::{Release, Sandbox};
 use crate::moto::{Moto, REGION};
 use crate::publish::{approve, setup, stderr};
 
@@ -578,21 +580,28 @@ fn every_keys_revocation_and_window_bind_every_role_in_every_command() {
     ]);
 }
 
-/// A 1-of-2 policy (alice, bob) for the decision tests.
-fn two_officers() -> Release {
-    let r = setup("[\"local\"]");
-    r.sb.ok(&["keygen", "--out", "keys/bob"]);
-    let p = std::fs::read_to_string(r.sb.join("trust.toml")).expect("trust");
-    r.sb.write(
-        "trust.toml",
-        &format!(
-            "{p}[[keys]]\nname = \"bob\"\nrole = \"officer\"\npublic_key = \"keys/bob.pub\"\n"
-        ),
-    );
-    r
+/// A sandbox holding a test-kit bundle (signed as `airlock package` signs, no training),
+/// its keys and a trust policy: builder ci, `officers`, `k` of them required. For the tests
+/// that are about decisions and trust files, not about the model.
+fn kit(officers: &[&str], k: u32) -> (Sandbox, Kit) {
+    let sb = Sandbox::new();
+    let kit = Kit::builder()
+        .officers(officers)
+        .approvals_required(k)
+        .build_in(sb.path());
+    (sb, kit)
 }
 
-fn decide(r: &Release, verb: &str, who: &str, extra: &[&str]) -> Output {
+fn verify(sb: &Sandbox) -> Output {
+    sb.airlock(&["verify", "bundle", "--trust", "trust.toml"])
+}
+
+/// A 1-of-2 policy (alice, bob) for the decision tests.
+fn two_officers() -> (Sandbox, Kit) {
+    kit(&["alice", "bob"], 1)
+}
+
+fn decide(sb: &Sandbox, verb: &str, who: &str, extra: &[&str]) -> Output {
     let key = format!("keys/{who}.key");
     let mut args = vec![
         verb,
@@ -607,11 +616,11 @@ fn decide(r: &Release, verb: &str, who: &str, extra: &[&str]) -> Output {
         "r",
     ];
     args.extend_from_slice(extra);
-    r.sb.airlock(&args)
+    sb.airlock(&args)
 }
 
-fn gate(r: &Release) -> Output {
-    r.sb.airlock(&[
+fn gate(sb: &Sandbox) -> Output {
+    sb.airlock(&[
         "verify",
         "bundle",
         "--trust",
@@ -622,53 +631,50 @@ fn gate(r: &Release) -> Output {
 
 #[test]
 fn a_rejection_cannot_expire() {
-    let r = two_officers();
+    let (sb, kit) = two_officers();
     // The CLI refuses the flag.
-    let out = decide(&r, "reject", "alice", &["--expires", "30d"]);
+    let out = decide(&sb, "reject", "alice", &["--expires", "30d"]);
     expect(&out, 2, "a rejection cannot expire", "reject --expires");
     assert!(
-        !r.sb.join("bundle/approvals").exists()
-            || std::fs::read_dir(r.sb.join("bundle/approvals"))
+        !sb.join("bundle/approvals").exists()
+            || std::fs::read_dir(sb.join("bundle/approvals"))
                 .expect("dir")
                 .next()
                 .is_none()
     );
     // A rejection that carries an expiry (signed by the officer's key by other means)
     // blocks even after that time.
-    assert!(decide(&r, "approve", "bob", &[]).status.success());
+    assert!(decide(&sb, "approve", "bob", &[]).status.success());
     assert!(
-        decide(&r, "approve", "alice", &["--expires", "1s"])
+        decide(&sb, "approve", "alice", &["--expires", "1s"])
             .status
             .success()
     );
-    let file = r.sb.join(&format!(
-        "bundle/approvals/{}.dsse.json",
-        key_id(&r, "alice")
-    ));
+    let file = kit.decision_file("alice");
     let env: airlock_schemas::Envelope =
         serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("envelope");
     let payload = String::from_utf8(STANDARD.decode(&env.payload).expect("b64")).expect("utf-8");
     assert!(payload.contains("\"expires\": \"20"), "{payload}");
     let payload = payload.replace("\"decision\": \"approve\"", "\"decision\": \"reject\"");
-    let alice = airlock_trust::keys::Signer::load(&r.sb.join("keys/alice.key")).expect("key");
+    let alice = airlock_trust::keys::Signer::load(&kit.key("alice").private_key).expect("key");
     let forged = airlock_trust::dsse::sign(&env.payload_type, payload.as_bytes(), &alice);
     std::fs::write(&file, serde_json::to_vec(&forged).expect("json")).expect("write");
     std::thread::sleep(Duration::from_millis(2100));
-    let out = gate(&r);
+    let out = gate(&sb);
     expect(&out, 4, "valid rejection", "an expired rejection");
 }
 
 #[test]
 fn a_policy_that_asks_for_no_approvals_is_refused() {
-    let r = setup("[\"local\"]");
-    let p = std::fs::read_to_string(r.sb.join("trust.toml")).expect("trust");
-    r.sb.write(
+    let (sb, _kit) = kit(&["alice"], 1);
+    let p = std::fs::read_to_string(sb.join("trust.toml")).expect("trust");
+    sb.write(
         "zero.toml",
         &p.replacen("approvals_required = 1", "approvals_required = 0", 1),
     );
-    r.sb.write("none.toml", &p.replacen("approvals_required = 1\n", "", 1));
+    sb.write("none.toml", &p.replacen("approvals_required = 1\n", "", 1));
     for t in ["zero.toml", "none.toml"] {
-        let out = r.sb.airlock(&["verify", "bundle", "--trust", t]);
+        let out = sb.airlock(&["verify", "bundle", "--trust", t]);
         expect(&out, 3, "approvals_required is 0", t);
         assert!(stderr(&out).contains(t), "{}", stderr(&out));
     }
@@ -775,7 +781,7 @@ fn signed_json_with_a_duplicate_key_is_refused() {
 #[test]
 fn trust_files_and_folders_writable_by_others_are_refused() {
     use std::os::unix::fs::PermissionsExt;
-    let r = setup("[\"local\"]");
+    let (sb, _kit) = kit(&["alice"], 1);
     let chmod = |p: &Path, mode: u32| {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
     };
@@ -788,10 +794,10 @@ fn trust_files_and_folders_writable_by_others_are_refused() {
         ("keys", 0o777, "the folder"),
         ("", 0o770, "the folder"),
     ] {
-        let p = r.sb.join(path);
+        let p = sb.join(path);
         let before = mode(&p);
         chmod(&p, open);
-        let out = r.verify("bundle");
+        let out = verify(&sb);
         expect(&out, 3, "writable by group or others", path);
         assert!(stderr(&out).contains(why), "{path}: {}", stderr(&out));
         // Paths are named as given: the policy is `trust.toml` in the current folder.
@@ -802,7 +808,7 @@ fn trust_files_and_folders_writable_by_others_are_refused() {
         };
         assert!(stderr(&out).contains(named), "{path}: {}", stderr(&out));
         chmod(&p, before);
-        assert!(r.verify("bundle").status.success(), "{path} restored");
+        assert!(verify(&sb).status.success(), "{path} restored");
     }
 }
 
