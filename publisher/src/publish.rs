@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use airlock_schemas::{
     AuditAction, AuditEntry, AuditPoint, KeyRole, ReleaseIndex, ResidencyPolicy,
 };
+use airlock_schemas::{ErrorKind, IoError};
 use airlock_trust::keys::{KeyError, Signer};
 use airlock_trust::{
     APPROVALS_DIR, Admitted, GateOptions, MODEL_FILE, Refusal, Trust, admit, approvals,
@@ -124,14 +125,34 @@ pub enum PublishError {
         why: String,
     },
     /// Bundle files.
-    #[error("cannot read {}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl PublishError {
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Key(e) => e.kind(),
+            Self::Trust(e) => e.kind(),
+            Self::Residency { .. }
+            | Self::NotAPublisher { .. }
+            | Self::PublisherKeyUnusable { .. }
+            | Self::VersionExists { .. }
+            | Self::Usage(_) => ErrorKind::BadInput,
+            Self::NotApproved { .. } | Self::AuditRefused { .. } => ErrorKind::VerificationFailed,
+            Self::ResidencyRefused { .. } => ErrorKind::ResidencyRefused,
+            Self::Registry(e) => e.kind(),
+            Self::Aws(e) => e.kind(),
+            Self::SageMaker(e) => e.kind(),
+            // The log could not take the publish's entries (unreadable, busy, torn): the
+            // environment's failure. A log refused by its head or the registry's copy is
+            // AuditRefused.
+            Self::Audit(_) => ErrorKind::Environment,
+            Self::LeakRefused { .. } | Self::ScanUnavailable { .. } => ErrorKind::LeakRefused,
+            Self::Io(e) => e.kind(),
+        }
+    }
 }
 
 /// Options of `airlock publish`.
@@ -194,11 +215,8 @@ fn stage_verified(
     bytes: &[u8],
 ) -> Result<PathBuf, RegistryError> {
     let path = stage.path().join(sha256);
-    std::fs::write(&path, bytes).map_err(|source| RegistryError::Io {
-        action: "stage a verified copy at",
-        path: path.clone(),
-        source,
-    })?;
+    std::fs::write(&path, bytes)
+        .map_err(|source| RegistryError::io("stage a verified copy at", &path, source))?;
     Ok(path)
 }
 
@@ -218,10 +236,8 @@ fn setup(opts: &PublishOptions) -> Result<Setup, PublishError> {
     let trust = Trust::load(&opts.trust)?;
     // The residency policy decides where data may go: held to the trust policy's standard.
     airlock_trust::keys::check_not_writable_by_others(&opts.residency, "residency policy")?;
-    let residency_bytes = std::fs::read(&opts.residency).map_err(|source| PublishError::Io {
-        path: opts.residency.clone(),
-        source,
-    })?;
+    let residency_bytes = std::fs::read(&opts.residency)
+        .map_err(|source| PublishError::Io(IoError::new("read", &opts.residency, source)))?;
     let residency: ResidencyPolicy = toml::from_str(&String::from_utf8_lossy(&residency_bytes))
         .map_err(|e| PublishError::Residency {
             path: opts.residency.clone(),
@@ -793,10 +809,12 @@ struct Uploads {
 
 /// Upload the blobs the registry lacks, each from a private copy of its verified bytes.
 fn upload(registry: &dyn Registry, blobs: &[Blob<'_>]) -> Result<Uploads, RegistryError> {
-    let stage = tempfile::tempdir().map_err(|source| RegistryError::Io {
-        action: "create a staging directory in",
-        path: std::env::temp_dir(),
-        source,
+    let stage = tempfile::tempdir().map_err(|source| {
+        RegistryError::io(
+            "create a staging directory in",
+            &std::env::temp_dir(),
+            source,
+        )
     })?;
     let mut done = Uploads::default();
     for b in blobs {
@@ -862,10 +880,8 @@ fn write_index(
         )));
     };
     let index = new_index(t, files, p.signer.key_id(), started);
-    let mut index_bytes = serde_json::to_vec_pretty(&index).map_err(|e| PublishError::Io {
-        path: PathBuf::from(&t.key),
-        source: e.into(),
-    })?;
+    let mut index_bytes = serde_json::to_vec_pretty(&index)
+        .map_err(|e| PublishError::Io(IoError::new("read", &PathBuf::from(&t.key), e.into())))?;
     index_bytes.push(b'\n');
     let written = copy_audit(p.registry, &p.opts.audit_log)
         .and_then(|()| Ok(p.registry.put_object(&t.key, &index_bytes)?));
@@ -1080,10 +1096,7 @@ fn pre_witness_index_of(bytes: &[u8], files: &BTreeMap<String, String>) -> bool 
 fn copy_audit(registry: &dyn Registry, log: &Path) -> Result<(), PublishError> {
     let log_name = crate::witness::copy_name(log);
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| PublishError::Io {
-            path: p.to_owned(),
-            source,
-        })
+        std::fs::read(p).map_err(|source| PublishError::Io(IoError::new("read", p, source)))
     };
     registry.put_object(&crate::witness::log_key(&log_name), &read(log)?)?;
     registry.put_object(

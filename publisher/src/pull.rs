@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use airlock_schemas::{ErrorKind, IoError};
 use airlock_schemas::{ReleaseIndex, ReleasePredicate, Statement};
 use airlock_trust::bundle::is_closed_set_name;
 use airlock_trust::shards::stream_digest;
@@ -42,16 +43,23 @@ pub enum PullError {
         why: String,
     },
     /// Local files.
-    #[error("cannot {action} {}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl PullError {
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Usage(_) | Self::NotFound(_) => ErrorKind::BadInput,
+            Self::Trust(e) => e.kind(),
+            // Every registry failure of a pull is the environment's, an unsupported
+            // registry URI included (publish calls that one bad input).
+            Self::Registry(_) => ErrorKind::Remote,
+            Self::Refused { .. } => ErrorKind::VerificationFailed,
+            Self::Io(e) => e.kind(),
+        }
+    }
 }
 
 /// Options of `airlock pull`.
@@ -283,11 +291,7 @@ impl Fetch<'_> {
 
 /// A closure for `map_err`: `action` on `path` failed.
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PullError + 'a {
-    move |source| PullError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| PullError::Io(IoError::new(action, path, source))
 }
 
 /// The versions to try, newest first: the one asked for, or every SemVer release of
@@ -420,31 +424,20 @@ fn install(
                 .map_or_else(|| "model".into(), |n| n.to_string_lossy()),
             std::process::id()
         ));
-        std::fs::rename(out, &old).map_err(|source| PullError::Io {
-            action: "move aside",
-            path: out.to_owned(),
-            source,
-        })?;
+        std::fs::rename(out, &old)
+            .map_err(|source| PullError::Io(IoError::new("move aside", out, source)))?;
         let kept = tmp.keep();
         if let Err(source) = std::fs::rename(&kept, out) {
             let _ = std::fs::rename(&old, out);
             let _ = std::fs::remove_dir_all(&kept);
-            return Err(PullError::Io {
-                action: "install",
-                path: out.to_owned(),
-                source,
-            });
+            return Err(PullError::Io(IoError::new("install", out, source)));
         }
         let _ = std::fs::remove_dir_all(&old);
     } else {
         let kept = tmp.keep();
         std::fs::rename(&kept, out).map_err(|source| {
             let _ = std::fs::remove_dir_all(&kept);
-            PullError::Io {
-                action: "install",
-                path: out.to_owned(),
-                source,
-            }
+            PullError::Io(IoError::new("install", out, source))
         })?;
     }
     Ok(())

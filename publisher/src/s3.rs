@@ -269,11 +269,8 @@ impl S3Registry {
                 HashMap::new(),
             ),
         };
-        let file = std::fs::File::open(path).map_err(|source| RegistryError::Io {
-            action: "read",
-            path: path.to_owned(),
-            source,
-        })?;
+        let file =
+            std::fs::File::open(path).map_err(|source| RegistryError::io("read", path, source))?;
         let job = PartJob {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
@@ -359,19 +356,12 @@ impl S3Registry {
     pub fn upload_blob(&self, sha256: &str, path: &Path) -> Result<Uploaded, RegistryError> {
         let key = self.key(&blob_key(sha256))?;
         let len = std::fs::metadata(path)
-            .map_err(|source| RegistryError::Io {
-                action: "read",
-                path: path.to_owned(),
-                source,
-            })?
+            .map_err(|source| RegistryError::io("read", path, source))?
             .len();
         self.block(async {
             if len <= self.aws.opts.part_size.max(5 << 20) {
-                let bytes = std::fs::read(path).map_err(|source| RegistryError::Io {
-                    action: "read",
-                    path: path.to_owned(),
-                    source,
-                })?;
+                let bytes = std::fs::read(path)
+                    .map_err(|source| RegistryError::io("read", path, source))?;
                 let got = hex::encode(Sha256::digest(&bytes));
                 if got != sha256 {
                     return Err(RegistryError::Corrupt {
@@ -606,11 +596,7 @@ impl PartJob {
         })
         .await
         .map_err(|e| s3_err("read a part for", &self.key, e.to_string()))?
-        .map_err(|source| RegistryError::Io {
-            action: "read",
-            path: self.path.clone(),
-            source,
-        })?;
+        .map_err(|source| RegistryError::io("read", &self.path, source))?;
         let number = i32::try_from(n).unwrap_or(i32::MAX);
         let mut done = DonePart {
             number,
@@ -823,11 +809,7 @@ impl Registry for S3Registry {
         let key = self.key(&blob_key(sha256))?;
         let io = |action: &'static str| {
             let path = dest.to_owned();
-            move |source| RegistryError::Io {
-                action,
-                path,
-                source,
-            }
+            move |source| RegistryError::io(action, &path, source)
         };
         self.block(async {
             let head = self
@@ -890,11 +872,7 @@ impl Registry for S3Registry {
                             return Err(s3_err("download", &key, "longer than asked".into()));
                         }
                         file.write_all_at(&chunk, pos)
-                            .map_err(|source| RegistryError::Io {
-                                action: "write",
-                                path: dest.clone(),
-                                source,
-                            })?;
+                            .map_err(|source| RegistryError::io("write", &dest, source))?;
                         pos += chunk.len() as u64;
                     }
                     if pos != end + 1 {
