@@ -343,6 +343,50 @@ impl Registry for FileRegistry {
 mod tests {
     use super::*;
 
+    /// A registry's file-system failure names the registry, the action and the path, and
+    /// keeps the I/O error as its cause (the CLI prints the chain).
+    #[test]
+    fn registry_io_errors_say_registry_and_keep_their_cause() {
+        let e = RegistryError::io(
+            "store",
+            Path::new("/r/blobs/x"),
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        assert_eq!(e.to_string(), "registry: cannot store /r/blobs/x");
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(
+            cause,
+            Some(std::io::Error::from(std::io::ErrorKind::PermissionDenied).to_string())
+        );
+        assert_eq!(e.kind(), ErrorKind::Io);
+    }
+
+    /// Publish calls a registry URI it cannot use bad input (exit 3), pull the
+    /// environment's failure (exit 1), as they always did.
+    #[test]
+    fn an_unsupported_registry_is_bad_input_to_publish_and_remote_to_pull() {
+        let unsupported = || RegistryError::Unsupported {
+            uri: "ftp://x".into(),
+        };
+        assert_eq!(unsupported().kind(), ErrorKind::BadInput);
+        assert_eq!(
+            crate::publish::PublishError::from(unsupported()).kind(),
+            ErrorKind::BadInput
+        );
+        assert_eq!(
+            crate::pull::PullError::from(unsupported()).kind(),
+            ErrorKind::Remote
+        );
+        let corrupt = RegistryError::Corrupt {
+            sha256: "a".into(),
+            got: "b".into(),
+        };
+        assert_eq!(
+            crate::publish::PublishError::from(corrupt).kind(),
+            ErrorKind::Remote
+        );
+    }
+
     /// Names and keys that would leave the registry root, or that airlock never writes.
     const TRAVERSALS: [&str; 14] = [
         "models/../../etc/release.json",

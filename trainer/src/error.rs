@@ -72,3 +72,59 @@ impl TrainError {
         self.kind() == ErrorKind::BadInput
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bad input is the pipeline's, the data's, the device choice's, the output
+    /// directory's or the split's; the checkpoint, the file system and a diverged run are
+    /// not (the CLI's exit codes 3 and 1).
+    #[test]
+    fn bad_input_is_the_inputs_fault_only() {
+        let p = Path::new("/x");
+        let bad = [
+            TrainError::OutputExists { path: p.into() },
+            TrainError::Split {
+                path: p.into(),
+                message: "m".into(),
+            },
+            TrainError::Pipeline(airlock_schemas::PipelineError::Parse {
+                path: p.into(),
+                message: "m".into(),
+            }),
+            TrainError::Data(DataError::NoRows { path: p.into() }),
+        ];
+        for e in bad {
+            assert!(e.is_bad_input(), "{e}");
+        }
+        let not_bad = [
+            (
+                TrainError::io("write", p, std::io::Error::other("e")),
+                ErrorKind::Io,
+            ),
+            (
+                TrainError::Checkpoint(CheckpointError::Mismatch {
+                    path: p.into(),
+                    message: "m".into(),
+                }),
+                ErrorKind::Environment,
+            ),
+            (
+                TrainError::Diverged {
+                    epoch: 1,
+                    loss: f64::NAN,
+                },
+                ErrorKind::Failed,
+            ),
+        ];
+        for (e, kind) in not_bad {
+            assert!(!e.is_bad_input(), "{e}");
+            assert_eq!(e.kind(), kind, "{e}");
+        }
+        assert_eq!(
+            TrainError::io("write", p, std::io::Error::other("e")).to_string(),
+            "cannot write /x"
+        );
+    }
+}
