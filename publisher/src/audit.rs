@@ -3,8 +3,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use airlock_schemas::{AuditAction, AuditEntry, AuditHead, Envelope, KeyRole};
-use airlock_schemas::{ErrorKind, IoError};
+use airlock_schemas::{AuditAction, AuditEntry, AuditHead, Envelope, ErrorKind, IoError, KeyRole};
 use airlock_trust::keys::Signer;
 use airlock_trust::shards::sha256_hex;
 use airlock_trust::{Trust, dsse};

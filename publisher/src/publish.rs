@@ -5,9 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use airlock_schemas::{
-    AuditAction, AuditEntry, AuditPoint, KeyRole, ReleaseIndex, ResidencyPolicy,
+    AuditAction, AuditEntry, AuditPoint, ErrorKind, IoError, KeyRole, ReleaseIndex, ResidencyPolicy,
 };
-use airlock_schemas::{ErrorKind, IoError};
 use airlock_trust::keys::{KeyError, Signer};
 use airlock_trust::{
     APPROVALS_DIR, Admitted, GateOptions, MODEL_FILE, Refusal, Trust, admit, approvals,

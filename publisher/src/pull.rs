@@ -7,8 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock_schemas::{ErrorKind, IoError};
-use airlock_schemas::{ReleaseIndex, ReleasePredicate, Statement};
+use airlock_schemas::{ErrorKind, IoError, ReleaseIndex, ReleasePredicate, Statement};
 use airlock_trust::bundle::is_closed_set_name;
 use airlock_trust::shards::stream_digest;
 use airlock_trust::{
