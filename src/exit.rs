@@ -140,3 +140,49 @@ fn library_kind(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(e: impl Into<anyhow::Error>) -> ExitCode {
+        Failure::classify(&e.into()).code()
+    }
+
+    /// The kinds keep the exit codes of the failures they name, and the first known error
+    /// in a chain decides.
+    #[test]
+    fn kinds_keep_their_exit_codes() {
+        use airlock_publisher::registry::RegistryError;
+        let unsupported = || RegistryError::Unsupported {
+            uri: "ftp://x".into(),
+        };
+        let publish = airlock_publisher::publish::PublishError::from(unsupported());
+        assert_eq!(code(publish), ExitCode::from(3));
+        let pull = airlock_publisher::pull::PullError::from(unsupported());
+        assert_eq!(code(pull), ExitCode::from(1));
+        let refused = airlock_publisher::publish::PublishError::ResidencyRefused {
+            destination: "s3://b".into(),
+            why: "w".into(),
+        };
+        assert_eq!(
+            code(anyhow::Error::from(refused).context("publishing")),
+            ExitCode::from(7)
+        );
+        let leak = airlock_packager::PackageError::LeakRefused {
+            layers: vec!["L1 pii".into()],
+            report: "r".into(),
+        };
+        assert_eq!(code(leak), ExitCode::from(5));
+        // A registry error alone is looked through: no kind of its own decides.
+        assert_eq!(code(unsupported()), ExitCode::from(1));
+        assert_eq!(
+            Failure::of_kind(ErrorKind::VerificationFailed).code(),
+            ExitCode::from(4)
+        );
+        assert_eq!(
+            Failure::of_kind(ErrorKind::Failed).code(),
+            ExitCode::from(1)
+        );
+    }
+}
