@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use airlock_schemas::ErrorKind;
+
 /// Shown at the end of `airlock --help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -49,7 +51,9 @@ pub struct VerificationFailed(pub String);
 pub struct BadInputError(pub String);
 
 impl Failure {
-    /// Classify an error chain by the typed errors in it.
+    /// Classify an error chain by the typed errors in it: the first error in the chain
+    /// that airlock knows says which failure it is (the CLI's own, or a library error's
+    /// [`ErrorKind`]); a chain without one is the environment's.
     pub fn classify(err: &anyhow::Error) -> Self {
         for cause in err.chain() {
             if cause.downcast_ref::<AwaitingApproval>().is_some() {
@@ -58,81 +62,27 @@ impl Failure {
             if cause.downcast_ref::<VerificationFailed>().is_some() {
                 return Self::Verification;
             }
-            if cause.downcast_ref::<BadInputError>().is_some()
-                || cause
-                    .downcast_ref::<airlock_trust::keys::KeyError>()
-                    .is_some()
-                || cause.downcast_ref::<airlock_trust::TrustError>().is_some()
-            {
+            if cause.downcast_ref::<BadInputError>().is_some() {
                 return Self::BadInput;
             }
-            if let Some(e) = cause.downcast_ref::<airlock_trust::approvals::ApprovalError>() {
-                return match e {
-                    airlock_trust::approvals::ApprovalError::BundleInvalid { .. } => {
-                        Self::Verification
-                    }
-                    airlock_trust::approvals::ApprovalError::Io { .. } => Self::Environment,
-                    _ => Self::BadInput,
-                };
-            }
-            if let Some(e) = cause.downcast_ref::<airlock_publisher::publish::PublishError>() {
-                use airlock_publisher::publish::PublishError as P;
-                return match e {
-                    P::NotApproved { .. } | P::AuditRefused { .. } => Self::Verification,
-                    P::ResidencyRefused { .. } => Self::ResidencyRefused,
-                    P::LeakRefused { .. } | P::ScanUnavailable { .. } => Self::LeakRefused,
-                    P::Registry(airlock_publisher::registry::RegistryError::Unsupported {
-                        ..
-                    })
-                    | P::Registry(airlock_publisher::registry::RegistryError::UnsafeKey {
-                        ..
-                    })
-                    | P::Usage(_) => Self::BadInput,
-                    P::Registry(_) | P::Audit(_) | P::Io { .. } | P::Aws(_) | P::SageMaker(_) => {
-                        Self::Environment
-                    }
-                    _ => Self::BadInput,
-                };
-            }
-            if let Some(e) = cause.downcast_ref::<airlock_publisher::pull::PullError>() {
-                use airlock_publisher::pull::PullError as P;
-                return match e {
-                    P::Refused { .. } => Self::Verification,
-                    P::Registry(_) | P::Io { .. } => Self::Environment,
-                    _ => Self::BadInput,
-                };
-            }
-            if let Some(e) = cause.downcast_ref::<airlock_packager::PackageError>() {
-                return match e {
-                    airlock_packager::PackageError::LeakRefused { .. } => Self::LeakRefused,
-                    airlock_packager::PackageError::Io { .. } => Self::Environment,
-                    _ => Self::BadInput,
-                };
-            }
-            if let Some(e) = cause.downcast_ref::<airlock_trainer::TrainError>() {
-                return if e.is_bad_input() {
-                    Self::BadInput
-                } else {
-                    Self::Environment
-                };
-            }
-            if cause.downcast_ref::<airlock_model::DataError>().is_some()
-                || cause
-                    .downcast_ref::<airlock_schemas::PipelineError>()
-                    .is_some()
-                || cause.downcast_ref::<airlock_infer::DeviceError>().is_some()
-            {
-                return Self::BadInput;
-            }
-            if let Some(e) = cause.downcast_ref::<airlock_infer::PredictError>() {
-                return match e {
-                    airlock_infer::PredictError::Data(_)
-                    | airlock_infer::PredictError::Run { .. }
-                    | airlock_infer::PredictError::Checkpoint(_) => Self::BadInput,
-                };
+            if let Some(kind) = library_kind(cause) {
+                return Self::of_kind(kind);
             }
         }
         Self::Environment
+    }
+
+    /// The failure of a library error of kind `kind`.
+    pub fn of_kind(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::Io | ErrorKind::Remote | ErrorKind::Environment | ErrorKind::Failed => {
+                Self::Environment
+            }
+            ErrorKind::BadInput => Self::BadInput,
+            ErrorKind::VerificationFailed => Self::Verification,
+            ErrorKind::LeakRefused => Self::LeakRefused,
+            ErrorKind::ResidencyRefused => Self::ResidencyRefused,
+        }
     }
 
     /// The process exit code.
@@ -145,5 +95,94 @@ impl Failure {
             Self::AwaitingApproval => 6,
             Self::ResidencyRefused => 7,
         })
+    }
+}
+
+/// The kind of `cause` when it is one of the library errors that decide a command's
+/// failure. The errors these wrap (checkpoint, registry, audit, AWS errors...) are judged
+/// by their wrapper's `kind()`; met alone in a chain they are looked through, to their
+/// cause.
+fn library_kind(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    use airlock_publisher::{publish::PublishError, pull::PullError};
+    use airlock_trust::{TrustError, approvals::ApprovalError, keys::KeyError};
+    if let Some(e) = cause.downcast_ref::<KeyError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = cause.downcast_ref::<TrustError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = cause.downcast_ref::<ApprovalError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = cause.downcast_ref::<PublishError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = cause.downcast_ref::<PullError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = cause.downcast_ref::<airlock_packager::PackageError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = cause.downcast_ref::<airlock_trainer::TrainError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = cause.downcast_ref::<airlock_model::DataError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = cause.downcast_ref::<airlock_schemas::PipelineError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = cause.downcast_ref::<airlock_infer::DeviceError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = cause.downcast_ref::<airlock_infer::PredictError>() {
+        return Some(e.kind());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(e: impl Into<anyhow::Error>) -> ExitCode {
+        Failure::classify(&e.into()).code()
+    }
+
+    /// The kinds keep the exit codes of the failures they name, and the first known error
+    /// in a chain decides.
+    #[test]
+    fn kinds_keep_their_exit_codes() {
+        use airlock_publisher::registry::RegistryError;
+        let unsupported = || RegistryError::Unsupported {
+            uri: "ftp://x".into(),
+        };
+        let publish = airlock_publisher::publish::PublishError::from(unsupported());
+        assert_eq!(code(publish), ExitCode::from(3));
+        let pull = airlock_publisher::pull::PullError::from(unsupported());
+        assert_eq!(code(pull), ExitCode::from(1));
+        let refused = airlock_publisher::publish::PublishError::ResidencyRefused {
+            destination: "s3://b".into(),
+            why: "w".into(),
+        };
+        assert_eq!(
+            code(anyhow::Error::from(refused).context("publishing")),
+            ExitCode::from(7)
+        );
+        let leak = airlock_packager::PackageError::LeakRefused {
+            layers: vec!["L1 pii".into()],
+            report: "r".into(),
+        };
+        assert_eq!(code(leak), ExitCode::from(5));
+        // A registry error alone is looked through: no kind of its own decides.
+        assert_eq!(code(unsupported()), ExitCode::from(1));
+        assert_eq!(
+            Failure::of_kind(ErrorKind::VerificationFailed).code(),
+            ExitCode::from(4)
+        );
+        assert_eq!(
+            Failure::of_kind(ErrorKind::Failed).code(),
+            ExitCode::from(1)
+        );
     }
 }

@@ -72,6 +72,18 @@ pub enum DeviceError {
     },
 }
 
+impl DeviceError {
+    /// What kind of failure this is: always [`airlock_schemas::ErrorKind::BadInput`] (the
+    /// device asked for cannot be used: choose another).
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        match self {
+            Self::Parse { .. } | Self::CudaNotBuilt { .. } | Self::Unavailable { .. } => {
+                airlock_schemas::ErrorKind::BadInput
+            }
+        }
+    }
+}
+
 impl FromStr for DeviceSpec {
     type Err = DeviceError;
 

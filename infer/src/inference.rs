@@ -33,6 +33,19 @@ pub enum PredictError {
     Data(#[from] DataError),
 }
 
+impl PredictError {
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        match self {
+            Self::Run { .. } => airlock_schemas::ErrorKind::BadInput,
+            // The run directory given holds a checkpoint that cannot be read or used: the
+            // run is bad input, whatever the checkpoint error says.
+            Self::Checkpoint(_) => airlock_schemas::ErrorKind::BadInput,
+            Self::Data(e) => e.kind(),
+        }
+    }
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T, PredictError> {
     let path = dir.join(name);
     let text = std::fs::read_to_string(&path).map_err(|e| PredictError::Run {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use airlock_schemas::{ErrorKind, IoError};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::{DenseLayer, MlpParams};
@@ -40,17 +41,9 @@ pub struct Checkpoint {
 /// Why a checkpoint could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// File-system failure.
-    #[error("cannot {action} checkpoint {}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// File-system failure (its action names the checkpoint: `write checkpoint`).
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// The safetensors container is malformed.
     #[error("checkpoint {} is not valid safetensors", path.display())]
     Format {
@@ -68,6 +61,16 @@ pub enum CheckpointError {
         /// What does not match.
         message: String,
     },
+}
+
+impl CheckpointError {
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Io(e) => e.kind(),
+            Self::Format { .. } | Self::Mismatch { .. } => ErrorKind::BadInput,
+        }
+    }
 }
 
 fn to_le(v: &[f32]) -> Vec<u8> {
@@ -130,21 +133,15 @@ impl Checkpoint {
             path: path.to_owned(),
             source,
         })?;
-        std::fs::write(path, bytes).map_err(|source| CheckpointError::Io {
-            action: "write",
-            path: path.to_owned(),
-            source,
-        })
+        std::fs::write(path, bytes)
+            .map_err(|source| CheckpointError::Io(IoError::new("write checkpoint", path, source)))
     }
 
     /// Read the model parameters of an MLP with the given layer widths
     /// (`[d_input, hidden..., 1]`) from `path`. Optimizer state is read too, when present.
     pub fn read(path: &Path, dims: &[usize]) -> Result<Self, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
-            action: "read",
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|source| CheckpointError::Io(IoError::new("read checkpoint", path, source)))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|source| CheckpointError::Format {
             path: path.to_owned(),
             source,

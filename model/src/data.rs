@@ -74,6 +74,21 @@ pub enum DataError {
     },
 }
 
+impl DataError {
+    /// What kind of failure this is: always [`airlock_schemas::ErrorKind::BadInput`] (a
+    /// data file that cannot be read is the operator's to fix, like a malformed one).
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        match self {
+            Self::Read { .. }
+            | Self::Csv { .. }
+            | Self::MissingColumn { .. }
+            | Self::NotNumeric { .. }
+            | Self::BadLabel { .. }
+            | Self::NoRows { .. } => airlock_schemas::ErrorKind::BadInput,
+        }
+    }
+}
+
 /// Features (row-major `rows × features.len()`) and optional labels read from a CSV.
 #[derive(Debug, Clone)]
 pub struct Table {

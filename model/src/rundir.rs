@@ -18,6 +18,14 @@ pub struct RunError {
     pub what: String,
 }
 
+impl RunError {
+    /// What kind of failure this is: always [`airlock_schemas::ErrorKind::BadInput`] (the
+    /// run directory given is incomplete or inconsistent).
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        airlock_schemas::ErrorKind::BadInput
+    }
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

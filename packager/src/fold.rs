@@ -24,6 +24,16 @@ pub enum FoldError {
     },
 }
 
+impl FoldError {
+    /// What kind of failure this is: always [`airlock_schemas::ErrorKind::BadInput`] (the
+    /// run's statistics do not fit its model).
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        match self {
+            Self::Width { .. } | Self::BadStd { .. } => airlock_schemas::ErrorKind::BadInput,
+        }
+    }
+}
+
 /// Return `params` with `pre` folded into layer 0 (computed in f64, stored as f32).
 pub fn fold(params: &MlpParams, pre: &Preprocess) -> Result<MlpParams, FoldError> {
     let mut out = params.clone();

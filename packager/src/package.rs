@@ -47,16 +47,8 @@ pub enum PackageError {
         what: String,
     },
     /// File-system failure.
-    #[error("cannot {action} {}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// On what.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] airlock_schemas::IoError),
     /// The output already exists.
     #[error("bundle directory {} already exists and is not empty", path.display())]
     OutputExists {
@@ -73,6 +65,19 @@ pub enum PackageError {
     },
 }
 
+impl PackageError {
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        use airlock_schemas::ErrorKind;
+        match self {
+            Self::Key(e) => e.kind(),
+            Self::Run { .. } | Self::OutputExists { .. } => ErrorKind::BadInput,
+            Self::Io(e) => e.kind(),
+            Self::LeakRefused { .. } => ErrorKind::LeakRefused,
+        }
+    }
+}
+
 impl From<airlock_model::RunError> for PackageError {
     fn from(e: airlock_model::RunError) -> Self {
         Self::Run {
@@ -86,11 +91,7 @@ fn io<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> PackageError + 'a {
-    move |source| PackageError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| PackageError::Io(airlock_schemas::IoError::new(action, path, source))
 }
 
 /// Options of `airlock package`.
@@ -1252,11 +1253,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PackageError> {
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io("create a file in", &dir))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(io("write", path))?;
     tmp.as_file().sync_all().map_err(io("sync", path))?;
-    tmp.persist(path).map_err(|e| PackageError::Io {
-        action: "write",
-        path: path.to_owned(),
-        source: e.error,
-    })?;
+    tmp.persist(path).map_err(|e| io("write", path)(e.error))?;
     Ok(())
 }
 
@@ -1286,10 +1283,6 @@ fn write_bundle(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), PackageErro
     }
     std::fs::rename(&staged, out).map_err(|e| {
         let _ = std::fs::remove_dir_all(&staged);
-        PackageError::Io {
-            action: "move the bundle into",
-            path: out.to_owned(),
-            source: e,
-        }
+        io("move the bundle into", out)(e)
     })
 }

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use airlock_schemas::{AuditAction, AuditEntry, AuditHead, Envelope, KeyRole};
+use airlock_schemas::{AuditAction, AuditEntry, AuditHead, Envelope, ErrorKind, IoError, KeyRole};
 use airlock_trust::keys::Signer;
 use airlock_trust::shards::sha256_hex;
 use airlock_trust::{Trust, dsse};
@@ -19,16 +19,8 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// File-system failure.
-    #[error("cannot {action} {}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// Another process holds the log.
     #[error("audit log {} is in use by another airlock process", path.display())]
     Busy {
@@ -43,6 +35,17 @@ pub enum AuditError {
         /// The first problem, naming the entry.
         problem: String,
     },
+}
+
+impl AuditError {
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Io(e) => e.kind(),
+            Self::Busy { .. } => ErrorKind::Environment,
+            Self::Invalid { .. } => ErrorKind::VerificationFailed,
+        }
+    }
 }
 
 /// The head file beside a log.
@@ -247,11 +250,7 @@ impl AuditLog {
     pub fn open(path: &Path) -> Result<Self, AuditError> {
         let io = |action: &'static str, p: &Path| {
             let p = p.to_owned();
-            move |source| AuditError::Io {
-                action,
-                path: p,
-                source,
-            }
+            move |source| AuditError::Io(IoError::new(action, &p, source))
         };
         match std::fs::metadata(path) {
             Ok(m) if !m.is_file() => {
@@ -332,11 +331,7 @@ impl AuditLog {
         let path = self.path.clone();
         let io = |action: &'static str| {
             let path = path.clone();
-            move |source| AuditError::Io {
-                action,
-                path,
-                source,
-            }
+            move |source| AuditError::Io(IoError::new(action, &path, source))
         };
         let _appending = quiesce();
         if self.file.is_none() {
@@ -420,11 +415,9 @@ fn lock(file: &std::fs::File, path: &Path) -> Result<(), AuditError> {
         Err(std::fs::TryLockError::WouldBlock) => Err(AuditError::Busy {
             path: path.to_owned(),
         }),
-        Err(std::fs::TryLockError::Error(source)) => Err(AuditError::Io {
-            action: "lock",
-            path: path.to_owned(),
-            source,
-        }),
+        Err(std::fs::TryLockError::Error(source)) => {
+            Err(AuditError::Io(IoError::new("lock", path, source)))
+        }
     }
 }
 
@@ -448,11 +441,8 @@ pub fn verify_chain(path: &Path, trust: &Trust) -> Result<Chain, AuditError> {
         path: path.to_owned(),
         problem,
     };
-    let text = std::fs::read_to_string(path).map_err(|source| AuditError::Io {
-        action: "read",
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| AuditError::Io(IoError::new("read", path, source)))?;
     let chain = Chain::parse(&text).map_err(invalid)?;
     check_signed_head(&chain, &head_path(path), trust, false).map_err(invalid)?;
     let publishers = trust.keys_with_role(KeyRole::Publisher);

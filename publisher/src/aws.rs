@@ -87,6 +87,17 @@ pub enum AwsSetupError {
     NoRegion,
 }
 
+impl AwsSetupError {
+    /// What kind of failure this is: always
+    /// [`airlock_schemas::ErrorKind::Environment`] (the machine's runtime or AWS
+    /// configuration).
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        match self {
+            Self::Runtime(_) | Self::NoRegion => airlock_schemas::ErrorKind::Environment,
+        }
+    }
+}
+
 impl Aws {
     /// Load the configuration (reads the environment and profile files; makes no request).
     pub fn load(opts: AwsOptions) -> Result<Self, AwsSetupError> {

@@ -4,9 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use airlock_schemas::{AuditAction, AuditPoint, KeyRole, ReleaseIndex, ResidencyPolicy};
+use airlock_schemas::{
+    AuditAction, AuditEntry, AuditPoint, ErrorKind, IoError, KeyRole, ReleaseIndex, ResidencyPolicy,
+};
 use airlock_trust::keys::{KeyError, Signer};
-use airlock_trust::{APPROVALS_DIR, MODEL_FILE, Trust, approvals, verify_bundle};
+use airlock_trust::{
+    APPROVALS_DIR, Admitted, GateOptions, MODEL_FILE, Refusal, Trust, admit, approvals,
+};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditError, AuditLog, NewEntry, head_path};
@@ -120,14 +124,34 @@ pub enum PublishError {
         why: String,
     },
     /// Bundle files.
-    #[error("cannot read {}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl PublishError {
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Key(e) => e.kind(),
+            Self::Trust(e) => e.kind(),
+            Self::Residency { .. }
+            | Self::NotAPublisher { .. }
+            | Self::PublisherKeyUnusable { .. }
+            | Self::VersionExists { .. }
+            | Self::Usage(_) => ErrorKind::BadInput,
+            Self::NotApproved { .. } | Self::AuditRefused { .. } => ErrorKind::VerificationFailed,
+            Self::ResidencyRefused { .. } => ErrorKind::ResidencyRefused,
+            Self::Registry(e) => e.kind(),
+            Self::Aws(e) => e.kind(),
+            Self::SageMaker(e) => e.kind(),
+            // The log could not take the publish's entries (unreadable, busy, torn): the
+            // environment's failure. A log refused by its head or the registry's copy is
+            // AuditRefused.
+            Self::Audit(_) => ErrorKind::Environment,
+            Self::LeakRefused { .. } | Self::ScanUnavailable { .. } => ErrorKind::LeakRefused,
+            Self::Io(e) => e.kind(),
+        }
+    }
 }
 
 /// Options of `airlock publish`.
@@ -190,11 +214,8 @@ fn stage_verified(
     bytes: &[u8],
 ) -> Result<PathBuf, RegistryError> {
     let path = stage.path().join(sha256);
-    std::fs::write(&path, bytes).map_err(|source| RegistryError::Io {
-        action: "stage a verified copy at",
-        path: path.clone(),
-        source,
-    })?;
+    std::fs::write(&path, bytes)
+        .map_err(|source| RegistryError::io("stage a verified copy at", &path, source))?;
     Ok(path)
 }
 
@@ -214,10 +235,8 @@ fn setup(opts: &PublishOptions) -> Result<Setup, PublishError> {
     let trust = Trust::load(&opts.trust)?;
     // The residency policy decides where data may go: held to the trust policy's standard.
     airlock_trust::keys::check_not_writable_by_others(&opts.residency, "residency policy")?;
-    let residency_bytes = std::fs::read(&opts.residency).map_err(|source| PublishError::Io {
-        path: opts.residency.clone(),
-        source,
-    })?;
+    let residency_bytes = std::fs::read(&opts.residency)
+        .map_err(|source| PublishError::Io(IoError::new("read", &opts.residency, source)))?;
     let residency: ResidencyPolicy = toml::from_str(&String::from_utf8_lossy(&residency_bytes))
         .map_err(|e| PublishError::Residency {
             path: opts.residency.clone(),
@@ -424,14 +443,548 @@ pub fn preflight(opts: &PublishOptions) -> Result<Preflight, PublishError> {
     })
 }
 
+/// One publish once its audit log is open: the log, locked until the end, and what every
+/// entry it appends shares (the publisher key, the policies' digests, the model's signed
+/// digest and the approvals that counted, once the gate has judged them).
+struct Publisher<'a> {
+    opts: &'a PublishOptions,
+    registry: &'a dyn Registry,
+    log: AuditLog,
+    signer: Signer,
+    trust_sha: String,
+    residency_sha: String,
+    /// The model's digest for the entries: the signed one, once verify matched the file.
+    artifacts: BTreeMap<String, String>,
+    /// The key ids of the decisions that counted.
+    approvals: Vec<String>,
+    /// Entries appended so far.
+    entries: usize,
+}
+
+impl Publisher<'_> {
+    /// Append an entry naming `artifacts`.
+    fn append(
+        &mut self,
+        action: AuditAction,
+        artifacts: BTreeMap<String, String>,
+        destination: String,
+        region: Option<String>,
+        outcome: String,
+    ) -> Result<AuditEntry, PublishError> {
+        self.entries += 1;
+        Ok(self.log.append(
+            NewEntry {
+                action,
+                artifacts,
+                destination,
+                verified_region: region,
+                approvals: self.approvals.clone(),
+                trust_policy_sha256: self.trust_sha.clone(),
+                residency_policy_sha256: self.residency_sha.clone(),
+                outcome,
+            },
+            &self.signer,
+        )?)
+    }
+
+    /// Append an entry naming the model, for `destination`.
+    fn record_at(
+        &mut self,
+        action: AuditAction,
+        destination: String,
+        region: Option<String>,
+        outcome: String,
+    ) -> Result<(), PublishError> {
+        self.append(action, self.artifacts.clone(), destination, region, outcome)?;
+        Ok(())
+    }
+
+    /// Append an entry naming the model, for the registry.
+    fn record(
+        &mut self,
+        action: AuditAction,
+        region: Option<String>,
+        outcome: String,
+    ) -> Result<(), PublishError> {
+        self.record_at(action, self.registry.uri(), region, outcome)
+    }
+
+    /// The `start` entry: what is about to leave (`files`) and where, signed before the
+    /// first byte is sent; the release index records where it is in the log.
+    fn start(
+        &mut self,
+        files: &BTreeMap<String, String>,
+        destination: String,
+        region: &str,
+    ) -> Result<AuditPoint, PublishError> {
+        let entry = self.append(
+            AuditAction::Start,
+            files.clone(),
+            destination,
+            Some(region.to_owned()),
+            "started".into(),
+        )?;
+        Ok(AuditPoint {
+            log: crate::witness::copy_name(&self.opts.audit_log),
+            seq: entry.seq,
+            entry_sha256: self.log.chain().last_sha256().to_owned(),
+        })
+    }
+
+    /// A failure after a `start` entry: on record, and the registry's witness of the log
+    /// brought up to date where it can be (the failure itself is what the caller reports).
+    fn fail(
+        &mut self,
+        action: AuditAction,
+        destination: String,
+        region: &str,
+        why: String,
+    ) -> Result<(), PublishError> {
+        self.record_at(
+            action,
+            destination,
+            Some(region.to_owned()),
+            format!("failed: {why}"),
+        )?;
+        if let Err(e) = copy_audit(self.registry, &self.opts.audit_log) {
+            eprintln!("  warning: the registry's copy of the audit log was not updated: {e}");
+        }
+        Ok(())
+    }
+
+    /// A refusal before anything was sent: on record, then the error.
+    fn refuse(
+        &mut self,
+        region: Option<String>,
+        outcome: String,
+        error: PublishError,
+    ) -> PublishError {
+        match self.record(AuditAction::Refuse, region, outcome) {
+            Ok(()) => error,
+            Err(e) => e,
+        }
+    }
+}
+
+/// The key ids of the decisions that count.
+fn counted(approvals: &approvals::ApprovalSummary) -> Vec<String> {
+    approvals
+        .decisions
+        .iter()
+        .filter(|d| d.counts)
+        .filter_map(|d| d.keyid.clone())
+        .collect()
+}
+
+/// The gate: exactly what `airlock verify --require-approvals` demands, through
+/// [`airlock_trust::admit`]. It runs first, so that nothing of the bundle is read but
+/// through verify's closed-set reader (no link followed, no FIFO opened), and it keeps the
+/// model: what is uploaded (and leak-scanned) is exactly the bytes verify read and checked.
+/// A refusal is recorded (its reasons in words, the failed checks' details only in the
+/// error: they name bundle entries, and the log is copied to the registry).
+fn gate(p: &mut Publisher<'_>, trust: &Trust) -> Result<Admitted, PublishError> {
+    let refusal = match admit(&p.opts.bundle, trust, &GateOptions::keep(p.opts.threads)) {
+        Ok(admitted) => {
+            p.artifacts =
+                BTreeMap::from([(MODEL_FILE.to_owned(), admitted.model_sha256().to_owned())]);
+            p.approvals = counted(admitted.approvals());
+            return Ok(admitted);
+        }
+        Err(refusal) => refusal,
+    };
+    let why = match &refusal {
+        Refusal::NotApproved {
+            verification,
+            approvals,
+        } => {
+            p.approvals = counted(approvals);
+            // It verified: the entries name the signed model.
+            if let Some(sha) = signed_model_sha256(verification) {
+                p.artifacts.insert(MODEL_FILE.to_owned(), sha);
+            }
+            refusal.to_string()
+        }
+        Refusal::DoesNotVerify(v) => {
+            p.approvals = counted(&approvals::evaluate(
+                trust,
+                v,
+                time::OffsetDateTime::now_utc(),
+            ));
+            let failed: Vec<&str> = v.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+            format!("it does not verify ({})", failed.join(", "))
+        }
+    };
+    let details = refusal.failed_checks();
+    let error = PublishError::NotApproved {
+        bundle: p.opts.bundle.clone(),
+        why: if details.is_empty() {
+            why.clone()
+        } else {
+            format!("{why}; {}", details.join("; "))
+        },
+    };
+    Err(p.refuse(None, format!("refused: {why}"), error))
+}
+
+/// The model's digest in a verified statement.
+fn signed_model_sha256(v: &airlock_trust::Verification) -> Option<String> {
+    v.statement.as_ref().and_then(|st| {
+        st.subject
+            .iter()
+            .find(|s| s.name == MODEL_FILE)
+            .and_then(|s| s.digest.get("sha256").cloned())
+    })
+}
+
+/// Before anything is sent: the verified model's bytes are held (an error, never a
+/// release without its model), and L1 and L2 find nothing in what would leave.
+fn check_outgoing(p: &mut Publisher<'_>, admitted: &Admitted) -> Result<(), PublishError> {
+    if let Err(why) = admitted.model() {
+        let error = PublishError::NotApproved {
+            bundle: p.opts.bundle.clone(),
+            why,
+        };
+        return Err(p.refuse(
+            None,
+            "refused: the verified model's bytes were not kept".into(),
+            error,
+        ));
+    }
+    let destination = p.registry.uri();
+    if let Err(r) =
+        crate::outgoing::scan_before_send(p.opts, admitted, &destination, p.signer.key_id())
+    {
+        return Err(p.refuse(None, r.outcome, r.error));
+    }
+    Ok(())
+}
+
+/// Residency: where the destinations are, by their own word, before a byte is sent; a
+/// destination the policy does not allow is recorded and refused.
+fn check_residency(
+    p: &mut Publisher<'_>,
+    residency: &ResidencyPolicy,
+    aws: Option<&Aws>,
+) -> Result<Located, PublishError> {
+    let mut located = locate(p.opts, residency, aws, p.registry)?;
+    if let Some(d) = located.disallowed.take() {
+        p.record_at(
+            AuditAction::Refuse,
+            d.destination.clone(),
+            Some(d.region),
+            format!("refused: {}", d.why),
+        )?;
+        return Err(PublishError::ResidencyRefused {
+            destination: d.destination,
+            why: d.why,
+        });
+    }
+    Ok(located)
+}
+
+/// A file that leaves: its name, the verified bytes and their SHA-256.
+struct Blob<'a> {
+    rel: &'a str,
+    bytes: &'a [u8],
+    sha256: String,
+}
+
+/// What leaves: only the files verify accounted for (its closed set), as the bytes it
+/// verified; of the decision files, only the approvals that count. Any other file under
+/// approvals/ (superseded, expired, by a key the policy does not list, or not a decision
+/// at all, whatever its envelope carries) stays on the premises.
+struct Leaving<'a> {
+    /// Name → SHA-256: the release index's files.
+    files: BTreeMap<String, String>,
+    /// In upload order.
+    blobs: Vec<Blob<'a>>,
+}
+
+/// Digest every file that leaves: the version check must come before any upload.
+fn leaving<'a>(bundle: &Path, admitted: &'a Admitted) -> Result<Leaving<'a>, PublishError> {
+    let counting: BTreeSet<String> = admitted
+        .approvals()
+        .decisions
+        .iter()
+        .filter(|d| d.counts)
+        .map(|d| format!("{APPROVALS_DIR}/{}", d.file))
+        .collect();
+    let mut out = Leaving {
+        files: BTreeMap::new(),
+        blobs: Vec::new(),
+    };
+    for (rel, bytes) in admitted.files().iter() {
+        if rel.starts_with(&format!("{APPROVALS_DIR}/")) && !counting.contains(rel) {
+            continue;
+        }
+        let sha256 = sha256_hex(bytes);
+        out.files.insert(rel.to_owned(), sha256.clone());
+        out.blobs.push(Blob { rel, bytes, sha256 });
+    }
+    // What is sent must be what was verified (the bundle could change in between).
+    if out.files.get(MODEL_FILE).map(String::as_str) != Some(admitted.model_sha256()) {
+        return Err(PublishError::NotApproved {
+            bundle: bundle.to_owned(),
+            why: format!("{MODEL_FILE} changed after it was verified"),
+        });
+    }
+    Ok(out)
+}
+
+/// The release's name, version and index key, as signed.
+struct Target {
+    name: String,
+    version: String,
+    key: String,
+}
+
+/// The version check: an index already at `t.key` must be for the same files (approvals
+/// may be added later), else the version is taken (recorded and refused). Returns the
+/// index found.
+fn check_version(
+    p: &mut Publisher<'_>,
+    t: &Target,
+    files: &BTreeMap<String, String>,
+    region: &str,
+) -> Result<Option<ReleaseIndex>, PublishError> {
+    let Some(existing) = p.registry.get_object(&t.key)? else {
+        return Ok(None);
+    };
+    let parsed = airlock_schemas::strict_json::from_slice::<ReleaseIndex>(&existing).ok();
+    let same = parsed.as_ref().is_some_and(|i| {
+        // Approvals may be added later; the release's own files must be identical.
+        i.files
+            .iter()
+            .filter(|(k, _)| !k.starts_with(APPROVALS_DIR))
+            .eq(files.iter().filter(|(k, _)| !k.starts_with(APPROVALS_DIR)))
+    }) || pre_witness_index_of(&existing, files);
+    if !same {
+        let error = PublishError::VersionExists {
+            destination: p.registry.uri(),
+            name: t.name.clone(),
+            version: t.version.clone(),
+        };
+        return Err(p.refuse(
+            Some(region.to_owned()),
+            "refused: version already published with other content".into(),
+            error,
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A deploy sends nothing to the registry: the release must already be there with exactly
+/// these files, and there must be an endpoint to deploy to.
+fn check_deploy_only(
+    opts: &PublishOptions,
+    registry: &dyn Registry,
+    t: &Target,
+    files: &BTreeMap<String, String>,
+    existing: Option<&ReleaseIndex>,
+) -> Result<(), PublishError> {
+    if opts.sagemaker.as_ref().is_none_or(|sm| sm.deploy.is_none()) {
+        return Err(PublishError::Usage(
+            "deploying needs a SageMaker endpoint to deploy to".into(),
+        ));
+    }
+    if existing.is_none_or(|i| &i.files != files) {
+        return Err(PublishError::Usage(format!(
+            "{} does not hold {} {} with these files and approvals: publish it before deploying",
+            registry.uri(),
+            t.name,
+            t.version
+        )));
+    }
+    Ok(())
+}
+
+/// What the uploads did.
+#[derive(Default)]
+struct Uploads {
+    uploaded: usize,
+    uploaded_bytes: u64,
+    skipped: usize,
+}
+
+/// Upload the blobs the registry lacks, each from a private copy of its verified bytes.
+fn upload(registry: &dyn Registry, blobs: &[Blob<'_>]) -> Result<Uploads, RegistryError> {
+    let stage = tempfile::tempdir().map_err(|source| {
+        RegistryError::io(
+            "create a staging directory in",
+            &std::env::temp_dir(),
+            source,
+        )
+    })?;
+    let mut done = Uploads::default();
+    for b in blobs {
+        let len = b.bytes.len() as u64;
+        if registry.has_blob(&b.sha256, len)? {
+            done.skipped += 1;
+        } else {
+            if len >= 64 << 20 {
+                eprintln!("  uploading {} ({} MiB)", b.rel, len >> 20);
+            }
+            let path = stage_verified(&stage, &b.sha256, b.bytes)?;
+            done.uploaded_bytes += registry.put_blob(&b.sha256, &path)?;
+            done.uploaded += 1;
+        }
+    }
+    Ok(done)
+}
+
+/// The release index for `files`, naming the `start` entry of this publish.
+fn new_index(
+    t: &Target,
+    files: BTreeMap<String, String>,
+    publisher: &str,
+    audit: AuditPoint,
+) -> ReleaseIndex {
+    let now = time::OffsetDateTime::now_utc();
+    ReleaseIndex {
+        name: t.name.clone(),
+        version: t.version.clone(),
+        files,
+        published_at: now
+            .replace_nanosecond(0)
+            .unwrap_or(now)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        publisher: publisher.to_owned(),
+        audit,
+    }
+}
+
+/// Write the index (unless the registry already holds one for exactly these files): the
+/// log's copy (with the `start` entry the index names) first, and the index last: until it
+/// exists the release is not visible, and once it is, its entry is in the registry's copy
+/// of the log. A failure is recorded.
+fn write_index(
+    p: &mut Publisher<'_>,
+    t: &Target,
+    files: BTreeMap<String, String>,
+    existing: Option<ReleaseIndex>,
+    started: Option<AuditPoint>,
+    region: &str,
+) -> Result<ReleaseIndex, PublishError> {
+    if let Some(i) = existing.filter(|i| i.files == files) {
+        // Published before with exactly these files: nothing to write.
+        return Ok(i);
+    }
+    let Some(started) = started else {
+        return Err(PublishError::Usage(format!(
+            "{} does not hold {} {}: publish it before deploying",
+            p.registry.uri(),
+            t.name,
+            t.version
+        )));
+    };
+    let index = new_index(t, files, p.signer.key_id(), started);
+    let mut index_bytes = serde_json::to_vec_pretty(&index)
+        .map_err(|e| PublishError::Io(IoError::new("read", &PathBuf::from(&t.key), e.into())))?;
+    index_bytes.push(b'\n');
+    let written = copy_audit(p.registry, &p.opts.audit_log)
+        .and_then(|()| Ok(p.registry.put_object(&t.key, &index_bytes)?));
+    if let Err(e) = written {
+        p.fail(
+            AuditAction::Publish,
+            p.registry.uri(),
+            region,
+            format!("{e} (no release index written)"),
+        )?;
+        return Err(e);
+    }
+    Ok(index)
+}
+
+/// Where SageMaker is, when it is a destination.
+struct SageMakerTarget<'a> {
+    sm: &'a SageMakerOptions,
+    aws: &'a Aws,
+    region: String,
+}
+
+/// Register the release in the SageMaker Model Registry from a named copy of its files,
+/// and deploy it when asked, each step announced by its own `start` entry and its outcome
+/// (failures included) recorded. Returns the model package's and the endpoint's ARNs.
+fn to_sagemaker(
+    p: &mut Publisher<'_>,
+    target: &SageMakerTarget<'_>,
+    index: &ReleaseIndex,
+    admitted: &Admitted,
+    registry_region: &str,
+) -> Result<(String, Option<String>), PublishError> {
+    let SageMakerTarget { sm, aws, region } = target;
+    let sm_dest = sagemaker_destination(region, sm);
+    p.start(&index.files, sm_dest.clone(), region)?;
+    let bundle_prefix = format!("models/{}/{}/bundle/", index.name, index.version);
+    let model_data = match p.registry.named_copy(&bundle_prefix, &index.files) {
+        Ok(m) => m,
+        Err(e) => {
+            let dest = format!("{}/{bundle_prefix}", p.registry.uri());
+            p.fail(AuditAction::Publish, dest, registry_region, e.to_string())?;
+            return Err(e.into());
+        }
+    };
+    let statement_sha256 = hex::encode(Sha256::digest(admitted.statement_bytes()));
+    let approvals = p.approvals.clone();
+    let rel = Release {
+        name: &index.name,
+        version: &index.version,
+        model_data: &model_data,
+        statement_sha256: &statement_sha256,
+        model_sha256: index.files.get(MODEL_FILE).map_or("", String::as_str),
+        approvals: &approvals,
+        approved: admitted.approvals().approved(),
+    };
+    let (arn, created) = match crate::sagemaker::register(aws, sm, &rel) {
+        Ok(r) => r,
+        Err(e) => {
+            p.fail(AuditAction::Publish, sm_dest, region, e.to_string())?;
+            return Err(e.into());
+        }
+    };
+    eprintln!("  model package {arn}");
+    let outcome = if created {
+        "ok"
+    } else {
+        "ok: already registered"
+    };
+    p.record_at(
+        AuditAction::Publish,
+        arn.clone(),
+        Some(region.clone()),
+        outcome.into(),
+    )?;
+    let Some(d) = &sm.deploy else {
+        return Ok((arn, None));
+    };
+    let dest = format!("sagemaker://{region}/endpoint/{}", d.endpoint);
+    p.start(&index.files, dest.clone(), region)?;
+    match crate::sagemaker::deploy(aws, sm, d, &rel, &arn) {
+        Ok(ep) => {
+            p.record_at(
+                AuditAction::Deploy,
+                ep.clone(),
+                Some(region.clone()),
+                "ok: InService".into(),
+            )?;
+            Ok((arn, Some(ep)))
+        }
+        Err(e) => {
+            p.fail(AuditAction::Deploy, dest, region, e.to_string())?;
+            Err(e.into())
+        }
+    }
+}
+
 /// Publish `opts.bundle`.
 ///
-/// Phases: [`setup`]; [`open_audit_log`] (locked until the end); the gate; [`locate`];
-/// the files and the version check; a `start` entry naming the destination and every
-/// digest, written and signed before the first byte is sent; the uploads; the log's copy
-/// and the index (which records the `start` entry) in the registry; the outcome entries;
-/// SageMaker (its own `start` entries first). After a `start` entry, every failure is
-/// recorded too.
+/// Phases: [`setup`]; [`open_audit_log`] (locked until the end); [`gate`];
+/// [`check_outgoing`]; [`check_residency`]; [`leaving`] and [`check_version`]; a `start`
+/// entry naming the destination and every digest, written and signed before the first byte
+/// is sent; [`upload`]; [`write_index`] (the log's copy, then the index that records the
+/// `start` entry); the outcome entries; [`to_sagemaker`] (its own `start` entries first).
+/// After a `start` entry, every failure is recorded too.
 pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     let Setup {
         trust,
@@ -441,462 +994,84 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
         aws,
         registry,
     } = setup(opts)?;
-    let log = std::cell::RefCell::new(open_audit_log(opts, &trust, registry.as_ref())?);
-    let trust_sha = trust.sha256.clone();
-    // The gate: exactly what `airlock verify --require-approvals` demands. It runs first, so
-    // that nothing of the bundle is read but through verify's closed-set reader (no link
-    // followed, no FIFO opened).
-    // Keep: what is uploaded (and leak-scanned) is exactly the bytes verify read and checked.
-    let v = verify_bundle(&opts.bundle, &trust, opts.threads, false);
-    let s = approvals::evaluate(&trust, &v, time::OffsetDateTime::now_utc());
-    // The model's digest for the entries: the signed one, once verify has matched the file.
-    let mut artifacts = BTreeMap::new();
-    if v.ok()
-        && let Some(sha) = v.statement.as_ref().and_then(|st| {
-            st.subject
-                .iter()
-                .find(|s| s.name == MODEL_FILE)
-                .and_then(|s| s.digest.get("sha256").cloned())
-        })
-    {
-        artifacts.insert(MODEL_FILE.to_owned(), sha);
-    }
-    let entries = std::cell::Cell::new(0usize);
-    let record_with = |action: AuditAction,
-                       artifacts: BTreeMap<String, String>,
-                       destination: String,
-                       region: Option<String>,
-                       approvals: Vec<String>,
-                       outcome: String| {
-        entries.set(entries.get() + 1);
-        log.borrow_mut().append(
-            NewEntry {
-                action,
-                artifacts,
-                destination,
-                verified_region: region,
-                approvals,
-                trust_policy_sha256: trust_sha.clone(),
-                residency_policy_sha256: residency_sha.clone(),
-                outcome,
-            },
-            &signer,
-        )
+    let registry = registry.as_ref();
+    let mut p = Publisher {
+        opts,
+        registry,
+        log: open_audit_log(opts, &trust, registry)?,
+        signer,
+        trust_sha: trust.sha256.clone(),
+        residency_sha,
+        artifacts: BTreeMap::new(),
+        approvals: Vec::new(),
+        entries: 0,
     };
-    let record_at = |action: AuditAction,
-                     destination: String,
-                     region: Option<String>,
-                     approvals: Vec<String>,
-                     outcome: String| {
-        record_with(
-            action,
-            artifacts.clone(),
-            destination,
-            region,
-            approvals,
-            outcome,
-        )
-    };
-    let record =
-        |action: AuditAction, region: Option<String>, approvals: Vec<String>, outcome: String| {
-            record_at(action, registry.uri(), region, approvals, outcome)
-        };
-
-    let counted: Vec<String> = s
-        .decisions
-        .iter()
-        .filter(|d| d.counts)
-        .filter_map(|d| d.keyid.clone())
-        .collect();
-    if !v.ok() || !s.approved() {
-        let why = if v.ok() {
-            format!(
-                "{} of {} required officer approvals{}",
-                s.approvals,
-                s.required,
-                if s.rejected {
-                    " and a valid rejection"
-                } else {
-                    ""
-                }
-            )
-        } else {
-            format!(
-                "it does not verify ({})",
-                v.checks
-                    .iter()
-                    .filter(|c| !c.ok)
-                    .map(|c| c.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        record(
-            AuditAction::Refuse,
-            None,
-            counted,
-            format!("refused: {why}"),
-        )?;
-        // The details name bundle entries: they go to the operator, not into the log that
-        // is copied to the registry.
-        let details: Vec<String> = v
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{}: {}", c.name, c.detail))
-            .collect();
-        return Err(PublishError::NotApproved {
-            bundle: opts.bundle.clone(),
-            why: if details.is_empty() {
-                why
-            } else {
-                format!("{why}; {}", details.join("; "))
-            },
-        });
-    }
-
-    // The verified model's bytes must be held (an error, never a release without its model).
-    if let Err(why) = v.model() {
-        record(
-            AuditAction::Refuse,
-            None,
-            counted,
-            "refused: the verified model's bytes were not kept".into(),
-        )?;
-        return Err(PublishError::NotApproved {
-            bundle: opts.bundle.clone(),
-            why,
-        });
-    }
-
-    // L1 and L2 over everything that would leave, before anything is sent.
-    if let Err(r) = crate::outgoing::scan_before_send(opts, &v, &registry.uri(), signer.key_id()) {
-        record(AuditAction::Refuse, None, counted, r.outcome)?;
-        return Err(r.error);
-    }
-
-    // Residency: ask the destinations where they are, before sending a byte.
-    let located = locate(opts, &residency, aws.as_ref(), registry.as_ref())?;
-    if let Some(d) = located.disallowed {
-        record_at(
-            AuditAction::Refuse,
-            d.destination.clone(),
-            Some(d.region),
-            counted,
-            format!("refused: {}", d.why),
-        )?;
-        return Err(PublishError::ResidencyRefused {
-            destination: d.destination,
-            why: d.why,
-        });
-    }
-    let loc = located.registry;
+    let admitted = gate(&mut p, &trust)?;
+    check_outgoing(&mut p, &admitted)?;
+    let located = check_residency(&mut p, &residency, aws.as_ref())?;
+    let region = located.registry.region;
     let sm_target = match (&opts.sagemaker, &aws, located.sagemaker_region) {
-        (Some(sm), Some(aws), Some(region)) => Some((sm, aws, region)),
+        (Some(sm), Some(aws), Some(region)) => Some(SageMakerTarget { sm, aws, region }),
         _ => None,
     };
-
-    let stmt = v.statement.as_ref().map(|s| {
-        (
-            s.predicate.model_name.clone(),
-            s.predicate.model_version.clone(),
-        )
-    });
-    let (name, version) = stmt.unwrap_or_default();
-    // Digest every file first: the version check below must come before any upload.
-    // Only the files verify accounted for (its closed set) leave, as the bytes it verified.
-    let mut files = BTreeMap::new();
-    let mut paths = Vec::new();
-    // Of the decision files, only the approvals that count leave: any other file under
-    // approvals/ (superseded, expired, by a key the policy does not list, or not a decision
-    // at all, whatever its envelope carries) stays on the premises.
-    let leaving: BTreeSet<String> = s
-        .decisions
-        .iter()
-        .filter(|d| d.counts)
-        .map(|d| format!("{APPROVALS_DIR}/{}", d.file))
-        .collect();
-    for (rel, bytes) in v.files.iter() {
-        if rel.starts_with(&format!("{APPROVALS_DIR}/")) && !leaving.contains(rel) {
-            continue;
-        }
-        let sha = sha256_hex(bytes);
-        files.insert(rel.to_owned(), sha.clone());
-        paths.push((rel.to_owned(), bytes, sha, bytes.len() as u64));
-    }
-    // What is sent must be what was verified (the bundle could change in between).
-    let signed_model = v.statement.as_ref().and_then(|st| {
-        st.subject
-            .iter()
-            .find(|s| s.name == MODEL_FILE)
-            .and_then(|s| s.digest.get("sha256").cloned())
-    });
-    if signed_model.is_none() || files.get(MODEL_FILE) != signed_model.as_ref() {
-        return Err(PublishError::NotApproved {
-            bundle: opts.bundle.clone(),
-            why: format!("{MODEL_FILE} changed after it was verified"),
-        });
-    }
-    let key = index_key(&name, &version)?;
-    let mut existing_index = None;
-    if let Some(existing) = registry.get_object(&key)? {
-        let parsed = airlock_schemas::strict_json::from_slice::<ReleaseIndex>(&existing).ok();
-        let same = parsed.as_ref().is_some_and(|i| {
-            // Approvals may be added later; the release's own files must be identical.
-            i.files
-                .iter()
-                .filter(|(k, _)| !k.starts_with(APPROVALS_DIR))
-                .eq(files.iter().filter(|(k, _)| !k.starts_with(APPROVALS_DIR)))
-        }) || pre_witness_index_of(&existing, &files);
-        if !same {
-            record(
-                AuditAction::Refuse,
-                Some(loc.region.clone()),
-                counted,
-                "refused: version already published with other content".into(),
-            )?;
-            return Err(PublishError::VersionExists {
-                destination: registry.uri(),
-                name,
-                version,
-            });
-        }
-        existing_index = parsed;
-    }
+    let Leaving { files, blobs } = leaving(&opts.bundle, &admitted)?;
+    let st = &admitted.statement().predicate;
+    let target = Target {
+        key: index_key(&st.model_name, &st.model_version)?,
+        name: st.model_name.clone(),
+        version: st.model_version.clone(),
+    };
+    let existing = check_version(&mut p, &target, &files, &region)?;
     if opts.deploy_only {
-        if opts.sagemaker.as_ref().is_none_or(|sm| sm.deploy.is_none()) {
-            return Err(PublishError::Usage(
-                "deploying needs a SageMaker endpoint to deploy to".into(),
-            ));
-        }
-        if existing_index.as_ref().is_none_or(|i| i.files != files) {
-            return Err(PublishError::Usage(format!(
-                "{} does not hold {name} {version} with these files and approvals: publish it before deploying",
-                registry.uri()
-            )));
-        }
+        check_deploy_only(opts, registry, &target, &files, existing.as_ref())?;
     }
     // Nothing has been sent yet. From here on the log says first what is about to leave and
-    // where (a `start` entry, signed), and then how it went, failures included.
-    let log_name = crate::witness::copy_name(&opts.audit_log);
-    let start = |files: &BTreeMap<String, String>, destination: String, region: &str| {
-        let e = record_with(
-            AuditAction::Start,
-            files.clone(),
-            destination,
-            Some(region.to_owned()),
-            counted.clone(),
-            "started".into(),
-        )?;
-        Ok::<_, PublishError>(AuditPoint {
-            log: log_name.clone(),
-            seq: e.seq,
-            entry_sha256: log.borrow().chain().last_sha256().to_owned(),
-        })
-    };
-    let fail = |action: AuditAction, destination: String, region: &str, why: String| {
-        record_at(
-            action,
-            destination,
-            Some(region.to_owned()),
-            counted.clone(),
-            format!("failed: {why}"),
-        )?;
-        // The registry's witness of the log is brought up to date where it can be; the
-        // failure itself is what the caller reports.
-        if let Err(e) = copy_audit(registry.as_ref(), &opts.audit_log) {
-            eprintln!("  warning: the registry's copy of the audit log was not updated: {e}");
-        }
-        Ok::<_, PublishError>(())
-    };
-    // (A deploy sends nothing to the registry but SageMaker's named copy, announced with it.)
-    let started = if opts.deploy_only {
-        None
+    // where (a `start` entry, signed), and then how it went, failures included. (A deploy
+    // sends nothing to the registry but SageMaker's named copy, announced with it.)
+    let (started, uploads) = if opts.deploy_only {
+        (None, Uploads::default())
     } else {
-        Some(start(&files, registry.uri(), &loc.region)?)
-    };
-    let (mut uploaded, mut uploaded_bytes, mut skipped) = (0, 0u64, 0);
-    let upload = |uploaded: &mut usize, uploaded_bytes: &mut u64, skipped: &mut usize| {
-        let stage = tempfile::tempdir().map_err(|source| RegistryError::Io {
-            action: "create a staging directory in",
-            path: std::env::temp_dir(),
-            source,
-        })?;
-        for (rel, bytes, sha, len) in &paths {
-            if registry.has_blob(sha, *len)? {
-                *skipped += 1;
-            } else {
-                if *len >= 64 << 20 {
-                    eprintln!("  uploading {rel} ({} MiB)", len >> 20);
-                }
-                let path = stage_verified(&stage, sha, bytes)?;
-                *uploaded_bytes += registry.put_blob(sha, &path)?;
-                *uploaded += 1;
+        let started = p.start(&files, registry.uri(), &region)?;
+        match upload(registry, &blobs) {
+            Ok(u) => (Some(started), u),
+            Err(e) => {
+                // Bytes may have left: the attempt is on record, though no release is visible.
+                let why = format!("{e} (no release index written)");
+                p.fail(AuditAction::Publish, registry.uri(), &region, why)?;
+                return Err(e.into());
             }
         }
-        Ok::<_, RegistryError>(())
     };
-    let uploaded_ok = if opts.deploy_only {
-        Ok(())
-    } else {
-        upload(&mut uploaded, &mut uploaded_bytes, &mut skipped)
-    };
-    if let Err(e) = uploaded_ok {
-        // Bytes may have left: the attempt is on record, though no release is visible.
-        fail(
-            AuditAction::Publish,
-            registry.uri(),
-            &loc.region,
-            format!("{e} (no release index written)"),
-        )?;
-        return Err(e.into());
-    }
-    let index = match existing_index {
-        // Published before with exactly these files: nothing to write.
-        Some(i) if i.files == files => i,
-        _ => {
-            let Some(started) = started else {
-                return Err(PublishError::Usage(format!(
-                    "{} does not hold {name} {version}: publish it before deploying",
-                    registry.uri()
-                )));
-            };
-            let now = time::OffsetDateTime::now_utc();
-            let index = ReleaseIndex {
-                name,
-                version,
-                files,
-                published_at: now
-                    .replace_nanosecond(0)
-                    .unwrap_or(now)
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-                publisher: signer.key_id().to_owned(),
-                audit: started,
-            };
-            let mut index_bytes =
-                serde_json::to_vec_pretty(&index).map_err(|e| PublishError::Io {
-                    path: PathBuf::from(&key),
-                    source: e.into(),
-                })?;
-            index_bytes.push(b'\n');
-            // The log's copy (with the `start` entry the index names) before the index, and
-            // the index last: until it exists, the release is not visible, and once it is,
-            // its entry is in the registry's copy of the log.
-            let written = copy_audit(registry.as_ref(), &opts.audit_log)
-                .and_then(|()| Ok(registry.put_object(&key, &index_bytes)?));
-            if let Err(e) = written {
-                fail(
-                    AuditAction::Publish,
-                    registry.uri(),
-                    &loc.region,
-                    format!("{e} (no release index written)"),
-                )?;
-                return Err(e);
-            }
-            index
-        }
-    };
+    let index = write_index(&mut p, &target, files, existing, started, &region)?;
     if !opts.deploy_only {
-        record(
-            AuditAction::Publish,
-            Some(loc.region.clone()),
-            counted.clone(),
-            "ok".into(),
-        )?;
+        p.record(AuditAction::Publish, Some(region.clone()), "ok".into())?;
     }
-    let (mut model_package, mut endpoint) = (None, None);
-    if let Some((sm, aws, region)) = sm_target {
-        let sm_dest = sagemaker_destination(&region, sm);
-        start(&index.files, sm_dest.clone(), &region)?;
-        let bundle_prefix = format!("models/{}/{}/bundle/", index.name, index.version);
-        let model_data = match registry.named_copy(&bundle_prefix, &index.files) {
-            Ok(m) => m,
-            Err(e) => {
-                fail(
-                    AuditAction::Publish,
-                    format!("{}/{bundle_prefix}", registry.uri()),
-                    &loc.region,
-                    e.to_string(),
-                )?;
-                return Err(e.into());
-            }
-        };
-        let statement_sha256 = hex::encode(Sha256::digest(&v.statement_bytes));
-        let rel = Release {
-            name: &index.name,
-            version: &index.version,
-            model_data: &model_data,
-            statement_sha256: &statement_sha256,
-            model_sha256: index.files.get(MODEL_FILE).map_or("", String::as_str),
-            approvals: &counted,
-            approved: s.approved(),
-        };
-        let (arn, created) = match crate::sagemaker::register(aws, sm, &rel) {
-            Ok(r) => r,
-            Err(e) => {
-                fail(AuditAction::Publish, sm_dest, &region, e.to_string())?;
-                return Err(e.into());
-            }
-        };
-        eprintln!("  model package {arn}");
-        record_at(
-            AuditAction::Publish,
-            arn.clone(),
-            Some(region.clone()),
-            counted.clone(),
-            if created {
-                "ok".into()
-            } else {
-                "ok: already registered".into()
-            },
-        )?;
-        if let Some(d) = &sm.deploy {
-            let dest = format!("sagemaker://{region}/endpoint/{}", d.endpoint);
-            start(&index.files, dest.clone(), &region)?;
-            match crate::sagemaker::deploy(aws, sm, d, &rel, &arn) {
-                Ok(ep) => {
-                    record_at(
-                        AuditAction::Deploy,
-                        ep.clone(),
-                        Some(region.clone()),
-                        counted.clone(),
-                        "ok: InService".into(),
-                    )?;
-                    endpoint = Some(ep);
-                }
-                Err(e) => {
-                    fail(AuditAction::Deploy, dest, &region, e.to_string())?;
-                    return Err(e.into());
-                }
-            }
+    let (model_package, endpoint) = match &sm_target {
+        Some(t) => {
+            let (arn, endpoint) = to_sagemaker(&mut p, t, &index, &admitted, &region)?;
+            (Some(arn), endpoint)
         }
-        model_package = Some(arn);
-    }
-    if let Err(e) = copy_audit(registry.as_ref(), &opts.audit_log) {
-        record(
-            AuditAction::Publish,
-            Some(loc.region.clone()),
-            counted.clone(),
-            format!("failed: {e} (the registry's copy of the audit log is behind the log)"),
-        )?;
+        None => (None, None),
+    };
+    if let Err(e) = copy_audit(registry, &opts.audit_log) {
+        let why = format!("failed: {e} (the registry's copy of the audit log is behind the log)");
+        p.record(AuditAction::Publish, Some(region), why)?;
         return Err(e);
     }
-    let audit_seq = if entries.get() == 0 {
-        0
-    } else {
-        log.borrow().chain().len()
-    };
     Ok(PublishSummary {
-        uploaded,
-        uploaded_bytes,
-        skipped,
-        index: key,
-        audit_seq,
-        region: loc.region,
+        uploaded: uploads.uploaded,
+        uploaded_bytes: uploads.uploaded_bytes,
+        skipped: uploads.skipped,
+        index: target.key,
+        audit_seq: if p.entries == 0 {
+            0
+        } else {
+            p.log.chain().len()
+        },
+        region,
         model_package,
         endpoint,
-        audit_entries: entries.get(),
+        audit_entries: p.entries,
     })
 }
 
@@ -920,10 +1095,7 @@ fn pre_witness_index_of(bytes: &[u8], files: &BTreeMap<String, String>) -> bool 
 fn copy_audit(registry: &dyn Registry, log: &Path) -> Result<(), PublishError> {
     let log_name = crate::witness::copy_name(log);
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| PublishError::Io {
-            path: p.to_owned(),
-            source,
-        })
+        std::fs::read(p).map_err(|source| PublishError::Io(IoError::new("read", p, source)))
     };
     registry.put_object(&crate::witness::log_key(&log_name), &read(log)?)?;
     registry.put_object(

@@ -7,11 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock_schemas::{ReleaseIndex, ReleasePredicate, Statement};
+use airlock_schemas::{ErrorKind, IoError, ReleaseIndex, ReleasePredicate, Statement};
 use airlock_trust::bundle::is_closed_set_name;
 use airlock_trust::shards::stream_digest;
 use airlock_trust::{
-    APPROVALS_DIR, MODEL_FILE, STATEMENT_FILE, Trust, approvals, verify_bundle_streamed,
+    APPROVALS_DIR, GateOptions, MODEL_FILE, Refusal, STATEMENT_FILE, Trust, admit, approvals,
+    verify_bundle_streamed,
 };
 
 use crate::aws::{Aws, AwsOptions};
@@ -41,16 +42,23 @@ pub enum PullError {
         why: String,
     },
     /// Local files.
-    #[error("cannot {action} {}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl PullError {
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Usage(_) | Self::NotFound(_) => ErrorKind::BadInput,
+            Self::Trust(e) => e.kind(),
+            // Every registry failure of a pull is the environment's, an unsupported
+            // registry URI included (publish calls that one bad input).
+            Self::Registry(_) => ErrorKind::Remote,
+            Self::Refused { .. } => ErrorKind::VerificationFailed,
+            Self::Io(e) => e.kind(),
+        }
+    }
 }
 
 /// Options of `airlock pull`.
@@ -117,95 +125,108 @@ fn statement_of(dir: &Path) -> Option<Statement<ReleasePredicate>> {
     airlock_schemas::strict_json::from_slice(&std::fs::read(dir.join(STATEMENT_FILE)).ok()?).ok()
 }
 
-/// Download the release at `key` into `tmp` and verify it; returns (bytes, approvals).
-fn fetch_verified(
-    registry: &dyn Registry,
-    name: &str,
-    version: &str,
-    trust: &Trust,
-    tmp: &Path,
+/// One release being fetched into a private directory and checked there.
+struct Fetch<'a> {
+    registry: &'a dyn Registry,
+    name: &'a str,
+    version: &'a str,
+    trust: &'a Trust,
+    tmp: &'a Path,
     threads: usize,
-) -> Result<(u64, usize), PullError> {
-    let release = format!("{name} {version}");
-    let refused = |why: String| PullError::Refused {
-        release: release.clone(),
-        why,
-    };
-    let key = index_key(name, version).map_err(|e| refused(e.to_string()))?;
-    let bytes = registry
-        .get_object(&key)?
-        .ok_or_else(|| PullError::NotFound(format!("{} has no {key}", registry.uri())))?;
-    let index: ReleaseIndex = airlock_schemas::strict_json::from_slice(&bytes)
-        .map_err(|e| refused(format!("its index is not a release index: {e}")))?;
-    // Only a bundle's closed set of names may be installed: refused before any download.
-    let outside: Vec<&String> = index
-        .files
-        .keys()
-        .filter(|f| !is_closed_set_name(f))
-        .collect();
-    if !outside.is_empty() {
-        return Err(refused(format!(
-            "its index names files that are not part of a bundle (only the signed files and {APPROVALS_DIR}/<key id>.dsse.json decisions are): {outside:?}; nothing was downloaded"
-        )));
-    }
-    if index.name != name || index.version != version {
-        return Err(refused(format!(
-            "the index at {key} describes {} {}",
-            index.name, index.version
-        )));
-    }
-    let io = |action: &'static str, path: &Path| {
-        let path = path.to_owned();
-        move |source| PullError::Io {
-            action,
-            path,
-            source,
+}
+
+impl Fetch<'_> {
+    /// This release refused, for `why`.
+    fn refused(&self, why: String) -> PullError {
+        PullError::Refused {
+            release: format!("{} {}", self.name, self.version),
+            why,
         }
-    };
-    std::fs::create_dir_all(tmp.join(APPROVALS_DIR)).map_err(io("create", tmp))?;
-    let mut total = 0;
-    // The small files first: a release whose signature or approvals do not hold is refused
-    // before its model is downloaded.
-    for (file, sha) in index.files.iter().filter(|(f, _)| *f != MODEL_FILE) {
-        let dest = tmp.join(file);
-        total += registry.get_blob(sha, &dest)?;
-        let got = stream_digest(&dest).map_err(io("read", &dest))?;
-        if &got != sha {
-            return Err(refused(format!(
-                "{file} reads back with digest {got}, the index says {sha}"
+    }
+
+    /// The release index, refused unless it is for this release and names only a bundle's
+    /// closed set of files (before anything is downloaded).
+    fn index(&self) -> Result<ReleaseIndex, PullError> {
+        let key = index_key(self.name, self.version).map_err(|e| self.refused(e.to_string()))?;
+        let bytes = self
+            .registry
+            .get_object(&key)?
+            .ok_or_else(|| PullError::NotFound(format!("{} has no {key}", self.registry.uri())))?;
+        let index: ReleaseIndex = airlock_schemas::strict_json::from_slice(&bytes)
+            .map_err(|e| self.refused(format!("its index is not a release index: {e}")))?;
+        let outside: Vec<&String> = index
+            .files
+            .keys()
+            .filter(|f| !is_closed_set_name(f))
+            .collect();
+        if !outside.is_empty() {
+            return Err(self.refused(format!(
+                "its index names files that are not part of a bundle (only the signed files and {APPROVALS_DIR}/<key id>.dsse.json decisions are): {outside:?}; nothing was downloaded"
             )));
         }
+        if index.name != self.name || index.version != self.version {
+            return Err(self.refused(format!(
+                "the index at {key} describes {} {}",
+                index.name, index.version
+            )));
+        }
+        Ok(index)
     }
-    // Pull checks its own private download and installs the files; it never uses the
-    // model's bytes (serve verifies again, keeping them, when it starts), so every verify
-    // here streams the model through its digests without keeping it.
-    let early = verify_bundle_streamed(tmp, trust, threads, false);
-    if let Some(c) = early
-        .checks
-        .iter()
-        .find(|c| !c.ok && (c.name.starts_with("statement") || c.name == "leak verdict"))
-    {
-        return Err(refused(format!(
-            "it does not verify ({}: {}); the model was not downloaded",
-            c.name, c.detail
-        )));
+
+    /// Download every file but the model and check each digest; returns the bytes read.
+    fn small_files(&self, index: &ReleaseIndex) -> Result<u64, PullError> {
+        std::fs::create_dir_all(self.tmp.join(APPROVALS_DIR)).map_err(io("create", self.tmp))?;
+        let mut total = 0;
+        for (file, sha) in index.files.iter().filter(|(f, _)| *f != MODEL_FILE) {
+            let dest = self.tmp.join(file);
+            total += self.registry.get_blob(sha, &dest)?;
+            let got = stream_digest(&dest).map_err(io("read", &dest))?;
+            if &got != sha {
+                return Err(self.refused(format!(
+                    "{file} reads back with digest {got}, the index says {sha}"
+                )));
+            }
+        }
+        Ok(total)
     }
-    // The signed statement must be the release the index is filed under, and approved.
-    let gate = |v: &airlock_trust::Verification, when: &str| -> Result<usize, PullError> {
-        let st = v
-            .statement
-            .as_ref()
-            .ok_or_else(|| refused(format!("no signed statement{when}")))?;
-        if st.predicate.model_name != name || st.predicate.model_version != version {
-            return Err(refused(format!(
+
+    /// The signed statement must be the release the index is filed under.
+    fn check_names(
+        &self,
+        st: Option<&Statement<ReleasePredicate>>,
+        when: &str,
+    ) -> Result<(), PullError> {
+        let st = st.ok_or_else(|| self.refused(format!("no signed statement{when}")))?;
+        if st.predicate.model_name != self.name || st.predicate.model_version != self.version {
+            return Err(self.refused(format!(
                 "its signed statement is for {} {}, not what the index is filed under{when}",
                 st.predicate.model_name, st.predicate.model_version
             )));
         }
-        let s = approvals::evaluate(trust, v, time::OffsetDateTime::now_utc());
+        Ok(())
+    }
+
+    /// Before the model is downloaded: the statement, the leak verdict, the release's name
+    /// and its approvals, as far as the files without the model show them. A release
+    /// whose signature or approvals do not hold is refused without its model.
+    fn early_checks(&self) -> Result<(), PullError> {
+        const WHEN: &str = "; the model was not downloaded";
+        let early = verify_bundle_streamed(self.tmp, self.trust, self.threads, false);
+        if let Some(c) = early
+            .checks
+            .iter()
+            .find(|c| !c.ok && (c.name.starts_with("statement") || c.name == "leak verdict"))
+        {
+            return Err(self.refused(format!(
+                "it does not verify ({}: {}){WHEN}",
+                c.name, c.detail
+            )));
+        }
+        self.check_names(early.statement.as_ref(), WHEN)?;
+        let s = approvals::evaluate(self.trust, &early, time::OffsetDateTime::now_utc());
         if !s.approved() {
-            return Err(refused(format!(
-                "{} of {} required officer approvals{}{when}",
+            return Err(self.refused(format!(
+                "{} of {} required officer approvals{}{WHEN}",
                 s.approvals,
                 s.required,
                 if s.rejected {
@@ -215,49 +236,108 @@ fn fetch_verified(
                 }
             )));
         }
-        Ok(s.approvals)
-    };
-    gate(&early, "; the model was not downloaded")?;
-    // The publish must be on record: its `start` entry in the registry's copy of the log.
-    crate::witness::check_release(registry, &index, trust).map_err(|e| match e {
-        crate::witness::WitnessError::Registry(e) => e.into(),
-        crate::witness::WitnessError::Refused(why) => {
-            refused(format!("{why}; the model was not downloaded"))
-        }
-    })?;
-    if let Some(sha) = index.files.get(MODEL_FILE) {
-        // Checked whole and per shard, in parallel, against the signed statement below.
-        total += registry.get_blob(sha, &tmp.join(MODEL_FILE))?;
+        Ok(())
     }
-    let v = verify_bundle_streamed(tmp, trust, threads, true);
-    if !v.ok() {
-        let failed: Vec<String> = v
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{}: {}", c.name, c.detail))
-            .collect();
-        return Err(refused(format!(
-            "it does not verify ({})",
-            failed.join("; ")
+
+    /// The gate, once every file is here: [`admit`] (every digest, the model's whole and
+    /// per shard in parallel, streamed: pull never uses the model's bytes, serve verifies
+    /// again, keeping them, when it starts), the release's name, and the index's model
+    /// digest the signed one. Returns the approvals that counted.
+    fn gate(&self, index: &ReleaseIndex) -> Result<usize, PullError> {
+        let opts = GateOptions {
+            full_digest: true,
+            ..GateOptions::digest_only(self.threads)
+        };
+        let admitted = match admit(self.tmp, self.trust, &opts) {
+            Ok(admitted) => admitted,
+            Err(r @ Refusal::DoesNotVerify(_)) => {
+                return Err(self.refused(format!(
+                    "it does not verify ({})",
+                    r.failed_checks().join("; ")
+                )));
+            }
+            Err(r @ Refusal::NotApproved { .. }) => {
+                self.check_names(r.verification().statement.as_ref(), "")?;
+                return Err(self.refused(r.to_string()));
+            }
+        };
+        self.check_names(Some(admitted.statement()), "")?;
+        if index.files.get(MODEL_FILE).map(String::as_str) != Some(admitted.model_sha256()) {
+            return Err(self.refused("the index's model digest is not the signed one".into()));
+        }
+        Ok(admitted.approvals().approvals)
+    }
+
+    /// Download the release into `tmp` and verify it; returns (bytes, approvals).
+    fn run(&self) -> Result<(u64, usize), PullError> {
+        let index = self.index()?;
+        let mut total = self.small_files(&index)?;
+        self.early_checks()?;
+        // The publish must be on record: its `start` entry in the registry's copy of the log.
+        crate::witness::check_release(self.registry, &index, self.trust).map_err(|e| match e {
+            crate::witness::WitnessError::Registry(e) => e.into(),
+            crate::witness::WitnessError::Refused(why) => {
+                self.refused(format!("{why}; the model was not downloaded"))
+            }
+        })?;
+        if let Some(sha) = index.files.get(MODEL_FILE) {
+            total += self.registry.get_blob(sha, &self.tmp.join(MODEL_FILE))?;
+        }
+        let approvals = self.gate(&index)?;
+        Ok((total, approvals))
+    }
+}
+
+/// A closure for `map_err`: `action` on `path` failed.
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PullError + 'a {
+    move |source| PullError::Io(IoError::new(action, path, source))
+}
+
+/// The versions to try, newest first: the one asked for, or every SemVer release of
+/// `name` in the registry.
+fn candidates(
+    registry: &dyn Registry,
+    reg_uri: &str,
+    name: &str,
+    version: Option<&String>,
+) -> Result<Vec<String>, PullError> {
+    if let Some(v) = version {
+        return Ok(vec![v.clone()]);
+    }
+    let prefix = format!("models/{name}/");
+    let mut vs: Vec<String> = registry
+        .list(&prefix)?
+        .into_iter()
+        .filter_map(|k| {
+            k.strip_prefix(&prefix)?
+                .strip_suffix("/release.json")
+                .filter(|v| !v.contains('/'))
+                .map(str::to_owned)
+        })
+        .filter(|v| {
+            // Only SemVer versions can be releases (and be ordered).
+            let ok = airlock_schemas::grammar::version(v).is_ok();
+            if !ok {
+                eprintln!("  skipping {name} {v:?}: not a SemVer 2.0 version");
+            }
+            ok
+        })
+        .collect();
+    vs.sort_by(|a, b| version_cmp(b, a));
+    if vs.is_empty() {
+        return Err(PullError::NotFound(format!(
+            "{reg_uri} has no release of {name}"
         )));
     }
-    let approvals = gate(&v, "")?;
-    let st = v
-        .statement
-        .as_ref()
-        .ok_or_else(|| refused("no statement".into()))?;
-    let model_sha = st
-        .subject
-        .iter()
-        .find(|s| s.name == MODEL_FILE)
-        .and_then(|s| s.digest.get("sha256"));
-    if model_sha != index.files.get(MODEL_FILE) {
-        return Err(refused(
-            "the index's model digest is not the signed one".into(),
-        ));
-    }
-    Ok((total, approvals))
+    Ok(vs)
+}
+
+/// The destination, absolute, and its parent (created), where the private download goes.
+fn destination(out: &Path) -> Result<(PathBuf, PathBuf), PullError> {
+    let out = std::path::absolute(out).map_err(io("resolve", out))?;
+    let parent = out.parent().unwrap_or(Path::new("/")).to_owned();
+    std::fs::create_dir_all(&parent).map_err(io("create", &parent))?;
+    Ok((out, parent))
 }
 
 /// Pull a release.
@@ -270,48 +350,8 @@ pub fn pull(opts: &PullOptions) -> Result<PullSummary, PullError> {
     })?;
     let trust = Trust::load(&opts.trust)?;
     let registry = open(&reg_uri, || Aws::load(opts.aws.clone()))?;
-    let out = std::path::absolute(&opts.out).map_err(|source| PullError::Io {
-        action: "resolve",
-        path: opts.out.clone(),
-        source,
-    })?;
-    let parent = out.parent().unwrap_or(Path::new("/")).to_owned();
-    std::fs::create_dir_all(&parent).map_err(|source| PullError::Io {
-        action: "create",
-        path: parent.clone(),
-        source,
-    })?;
-    let candidates = match &version {
-        Some(v) => vec![v.clone()],
-        None => {
-            let prefix = format!("models/{name}/");
-            let mut vs: Vec<String> = registry
-                .list(&prefix)?
-                .into_iter()
-                .filter_map(|k| {
-                    k.strip_prefix(&prefix)?
-                        .strip_suffix("/release.json")
-                        .filter(|v| !v.contains('/'))
-                        .map(str::to_owned)
-                })
-                .filter(|v| {
-                    // Only SemVer versions can be releases (and be ordered).
-                    let ok = airlock_schemas::grammar::version(v).is_ok();
-                    if !ok {
-                        eprintln!("  skipping {name} {v:?}: not a SemVer 2.0 version");
-                    }
-                    ok
-                })
-                .collect();
-            vs.sort_by(|a, b| version_cmp(b, a));
-            if vs.is_empty() {
-                return Err(PullError::NotFound(format!(
-                    "{reg_uri} has no release of {name}"
-                )));
-            }
-            vs
-        }
-    };
+    let (out, parent) = destination(&opts.out)?;
+    let candidates = candidates(registry.as_ref(), &reg_uri, &name, version.as_ref())?;
     let mut last_err = None;
     for v in &candidates {
         let tmp = tempfile::Builder::new()
@@ -321,19 +361,17 @@ pub fn pull(opts: &PullOptions) -> Result<PullSummary, PullError> {
                     .map_or_else(|| "model".into(), |n| n.to_string_lossy())
             ))
             .tempdir_in(&parent)
-            .map_err(|source| PullError::Io {
-                action: "create a directory in",
-                path: parent.clone(),
-                source,
-            })?;
-        match fetch_verified(
-            registry.as_ref(),
-            &name,
-            v,
-            &trust,
-            tmp.path(),
-            opts.threads,
-        ) {
+            .map_err(io("create a directory in", &parent))?;
+        let fetched = Fetch {
+            registry: registry.as_ref(),
+            name: &name,
+            version: v,
+            trust: &trust,
+            tmp: tmp.path(),
+            threads: opts.threads,
+        }
+        .run();
+        match fetched {
             Ok((bytes, approvals)) => {
                 install(&out, tmp, v, &trust, opts)?;
                 return Ok(PullSummary {
@@ -385,31 +423,20 @@ fn install(
                 .map_or_else(|| "model".into(), |n| n.to_string_lossy()),
             std::process::id()
         ));
-        std::fs::rename(out, &old).map_err(|source| PullError::Io {
-            action: "move aside",
-            path: out.to_owned(),
-            source,
-        })?;
+        std::fs::rename(out, &old)
+            .map_err(|source| PullError::Io(IoError::new("move aside", out, source)))?;
         let kept = tmp.keep();
         if let Err(source) = std::fs::rename(&kept, out) {
             let _ = std::fs::rename(&old, out);
             let _ = std::fs::remove_dir_all(&kept);
-            return Err(PullError::Io {
-                action: "install",
-                path: out.to_owned(),
-                source,
-            });
+            return Err(PullError::Io(IoError::new("install", out, source)));
         }
         let _ = std::fs::remove_dir_all(&old);
     } else {
         let kept = tmp.keep();
         std::fs::rename(&kept, out).map_err(|source| {
             let _ = std::fs::remove_dir_all(&kept);
-            PullError::Io {
-                action: "install",
-                path: out.to_owned(),
-                source,
-            }
+            PullError::Io(IoError::new("install", out, source))
         })?;
     }
     Ok(())

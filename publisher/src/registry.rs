@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use airlock_schemas::{ErrorKind, IoError};
 use airlock_trust::shards::stream_digest;
 use std::path::{Path, PathBuf};
 
@@ -28,17 +29,9 @@ pub enum RegistryError {
         /// The service's answer.
         message: String,
     },
-    /// File-system failure.
-    #[error("registry: cannot {action} {}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// File-system failure (its message starts `registry: `: see [`RegistryError::io`]).
+    #[error(transparent)]
+    Io(IoError),
     /// A name, version or key that could make a path outside the registry (or is not a
     /// name airlock writes) was refused before any request.
     #[error("registry: refused key {key:?}: {why}")]
@@ -58,6 +51,23 @@ pub enum RegistryError {
         /// What it read back as.
         got: String,
     },
+}
+
+impl RegistryError {
+    /// A file-system failure of the registry: `action` on `path`.
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io(IoError::new(action, path, source).within("registry"))
+    }
+
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Unsupported { .. } | Self::UnsafeKey { .. } => ErrorKind::BadInput,
+            Self::Aws(e) => e.kind(),
+            Self::Remote { .. } | Self::Corrupt { .. } => ErrorKind::Remote,
+            Self::Io(e) => e.kind(),
+        }
+    }
 }
 
 /// Where a destination says it is.
@@ -208,22 +218,16 @@ impl FileRegistry {
         let dir = dest.parent().unwrap_or(&self.root).to_owned();
         let io = |action: &'static str, path: &Path| {
             let path = path.to_owned();
-            move |source| RegistryError::Io {
-                action,
-                path,
-                source,
-            }
+            move |source| RegistryError::io(action, &path, source)
         };
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let mut tmp =
             tempfile::NamedTempFile::new_in(&dir).map_err(io("create a file in", &dir))?;
         fill(tmp.as_file_mut()).map_err(io("write", &dest))?;
         tmp.as_file().sync_all().map_err(io("sync", &dest))?;
-        let (_, tmp_path) = tmp.keep().map_err(|e| RegistryError::Io {
-            action: "write",
-            path: dest.clone(),
-            source: e.error,
-        })?;
+        let (_, tmp_path) = tmp
+            .keep()
+            .map_err(|e| RegistryError::io("write", &dest, e.error))?;
         Ok(tmp_path)
     }
 }
@@ -245,11 +249,7 @@ impl Registry for FileRegistry {
         match stream_digest(&p) {
             Ok(got) => Ok(got == sha256),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(RegistryError::Io {
-                action: "read",
-                path: p,
-                source,
-            }),
+            Err(source) => Err(RegistryError::io("read", &p, source)),
         }
     }
 
@@ -261,11 +261,8 @@ impl Registry for FileRegistry {
             Ok(())
         })?;
         // Read back what landed before it gets its content-addressed name.
-        let got = stream_digest(&tmp).map_err(|source| RegistryError::Io {
-            action: "read back",
-            path: tmp.clone(),
-            source,
-        })?;
+        let got =
+            stream_digest(&tmp).map_err(|source| RegistryError::io("read back", &tmp, source))?;
         if got != sha256 {
             let _ = std::fs::remove_file(&tmp);
             return Err(RegistryError::Corrupt {
@@ -274,22 +271,14 @@ impl Registry for FileRegistry {
             });
         }
         let dest = self.path(&key)?;
-        std::fs::rename(&tmp, &dest).map_err(|source| RegistryError::Io {
-            action: "store",
-            path: dest.clone(),
-            source,
-        })?;
+        std::fs::rename(&tmp, &dest).map_err(|source| RegistryError::io("store", &dest, source))?;
         Ok(std::fs::metadata(&dest).map_or(0, |m| m.len()))
     }
 
     fn put_object(&self, key: &str, bytes: &[u8]) -> Result<(), RegistryError> {
         let tmp = self.write_atomically(key, |f| f.write_all(bytes))?;
         let dest = self.path(key)?;
-        std::fs::rename(&tmp, &dest).map_err(|source| RegistryError::Io {
-            action: "store",
-            path: dest,
-            source,
-        })
+        std::fs::rename(&tmp, &dest).map_err(|source| RegistryError::io("store", &dest, source))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, RegistryError> {
@@ -311,11 +300,7 @@ impl Registry for FileRegistry {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
-                return Err(RegistryError::Io {
-                    action: "list",
-                    path: dir,
-                    source,
-                });
+                return Err(RegistryError::io("list", &dir, source));
             }
         }
         out.sort();
@@ -324,11 +309,7 @@ impl Registry for FileRegistry {
 
     fn get_blob(&self, sha256: &str, dest: &Path) -> Result<u64, RegistryError> {
         let src = self.path(&blob_key(sha256))?;
-        std::fs::copy(&src, dest).map_err(|source| RegistryError::Io {
-            action: "read",
-            path: src,
-            source,
-        })
+        std::fs::copy(&src, dest).map_err(|source| RegistryError::io("read", &src, source))
     }
 
     fn named_copy(
@@ -342,11 +323,8 @@ impl Registry for FileRegistry {
             let tmp = self.write_atomically(&format!("{prefix}{name}"), |f| {
                 std::io::copy(&mut std::fs::File::open(&src)?, f).map(|_| ())
             })?;
-            std::fs::rename(&tmp, &dest).map_err(|source| RegistryError::Io {
-                action: "store",
-                path: dest,
-                source,
-            })?;
+            std::fs::rename(&tmp, &dest)
+                .map_err(|source| RegistryError::io("store", &dest, source))?;
         }
         Ok(format!("{}/{prefix}", self.uri()))
     }
@@ -356,11 +334,7 @@ impl Registry for FileRegistry {
         match std::fs::read(&p) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(RegistryError::Io {
-                action: "read",
-                path: p,
-                source,
-            }),
+            Err(source) => Err(RegistryError::io("read", &p, source)),
         }
     }
 }
@@ -368,6 +342,50 @@ impl Registry for FileRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A registry's file-system failure names the registry, the action and the path, and
+    /// keeps the I/O error as its cause (the CLI prints the chain).
+    #[test]
+    fn registry_io_errors_say_registry_and_keep_their_cause() {
+        let e = RegistryError::io(
+            "store",
+            Path::new("/r/blobs/x"),
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        assert_eq!(e.to_string(), "registry: cannot store /r/blobs/x");
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(
+            cause,
+            Some(std::io::Error::from(std::io::ErrorKind::PermissionDenied).to_string())
+        );
+        assert_eq!(e.kind(), ErrorKind::Io);
+    }
+
+    /// Publish calls a registry URI it cannot use bad input (exit 3), pull the
+    /// environment's failure (exit 1), as they always did.
+    #[test]
+    fn an_unsupported_registry_is_bad_input_to_publish_and_remote_to_pull() {
+        let unsupported = || RegistryError::Unsupported {
+            uri: "ftp://x".into(),
+        };
+        assert_eq!(unsupported().kind(), ErrorKind::BadInput);
+        assert_eq!(
+            crate::publish::PublishError::from(unsupported()).kind(),
+            ErrorKind::BadInput
+        );
+        assert_eq!(
+            crate::pull::PullError::from(unsupported()).kind(),
+            ErrorKind::Remote
+        );
+        let corrupt = RegistryError::Corrupt {
+            sha256: "a".into(),
+            got: "b".into(),
+        };
+        assert_eq!(
+            crate::publish::PublishError::from(corrupt).kind(),
+            ErrorKind::Remote
+        );
+    }
 
     /// Names and keys that would leave the registry root, or that airlock never writes.
     const TRAVERSALS: [&str; 14] = [

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -173,28 +173,26 @@ impl S3Registry {
         }
     }
 
-    /// Upload `path` in parts, resuming an interrupted upload of the same key.
-    async fn put_multipart(
-        &self,
-        key: &str,
-        sha256: &str,
-        path: &Path,
-        len: u64,
-    ) -> Result<Uploaded, RegistryError> {
-        // S3 allows 10,000 parts of 5 MiB to 5 GiB: grow the part for very large blobs.
+    /// The part size and count for a blob of `len` bytes: S3 allows 10,000 parts of 5 MiB to
+    /// 5 GiB, so the part grows for very large blobs.
+    fn part_plan(&self, len: u64) -> (u64, u64) {
         let part_size = self
             .aws
             .opts
             .part_size
             .max(5 << 20)
             .max(len.div_ceil(10_000).next_multiple_of(1 << 20));
-        let parts = len.div_ceil(part_size).max(1);
-        let checksums = self.aws.opts.checksums == ChecksumPolicy::Sha256;
+        (part_size, len.div_ceil(part_size).max(1))
+    }
 
-        // An upload of this key left by an earlier run? The key is content-addressed, so its
-        // parts belong to the same bytes; each is still checked against the local digest.
-        let mut upload_id = None;
-        let mut stored: HashMap<i32, StoredPart> = HashMap::new();
+    /// An upload of this key left by an earlier run, and its stored parts. The key is
+    /// content-addressed, so its parts belong to the same bytes; each is still checked
+    /// against the local digest.
+    async fn unfinished(
+        &self,
+        key: &str,
+        parts: u64,
+    ) -> Result<Option<(String, HashMap<i32, StoredPart>)>, RegistryError> {
         let list = self
             .client
             .list_multipart_uploads()
@@ -204,168 +202,138 @@ impl S3Registry {
             .send()
             .await
             .map_err(|e| s3_err("list uploads of", key, describe(&e)))?;
-        if let Some(u) = list.uploads().iter().find(|u| u.key() == Some(key)) {
-            upload_id = u.upload_id().map(str::to_owned);
-        }
-        if let Some(id) = &upload_id {
-            match self.stored_parts(key, id).await {
-                Ok(parts_stored) => {
-                    stored = parts_stored;
-                    eprintln!(
-                        "  resuming an interrupted upload of {key}: {} of {parts} parts already stored",
-                        stored.len()
-                    );
-                }
-                Err(e) => {
-                    // Resuming saves time only: start again rather than fail.
-                    eprintln!(
-                        "  cannot resume the interrupted upload of {key} ({e}); starting again"
-                    );
-                    upload_id = None;
-                }
-            }
-        }
-        let upload_id = match upload_id {
-            Some(id) => id,
-            None => {
-                let mut req = self
-                    .client
-                    .create_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .metadata(SHA256_META, sha256)
-                    .content_type("application/octet-stream")
-                    .set_expected_bucket_owner(self.owner());
-                if checksums {
-                    req = req.checksum_algorithm(ChecksumAlgorithm::Sha256);
-                }
-                req.send()
-                    .await
-                    .map_err(|e| s3_err("start the upload of", key, describe(&e)))?
-                    .upload_id()
-                    .map(str::to_owned)
-                    .ok_or_else(|| s3_err("start the upload of", key, "no upload id".into()))?
-            }
+        let Some(id) = list
+            .uploads()
+            .iter()
+            .find(|u| u.key() == Some(key))
+            .and_then(|u| u.upload_id())
+        else {
+            return Ok(None);
         };
+        match self.stored_parts(key, id).await {
+            Ok(stored) => {
+                eprintln!(
+                    "  resuming an interrupted upload of {key}: {} of {parts} parts already stored",
+                    stored.len()
+                );
+                Ok(Some((id.to_owned(), stored)))
+            }
+            Err(e) => {
+                // Resuming saves time only: start again rather than fail.
+                eprintln!("  cannot resume the interrupted upload of {key} ({e}); starting again");
+                Ok(None)
+            }
+        }
+    }
 
-        let file = Arc::new(
-            std::fs::File::open(path).map_err(|source| RegistryError::Io {
-                action: "read",
-                path: path.to_owned(),
-                source,
-            })?,
-        );
-        let bar = progress(len, key);
+    /// Start a multipart upload of blob `sha256` at `key`; returns its id.
+    async fn create_upload(
+        &self,
+        key: &str,
+        sha256: &str,
+        checksums: bool,
+    ) -> Result<String, RegistryError> {
+        let mut req = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .metadata(SHA256_META, sha256)
+            .content_type("application/octet-stream")
+            .set_expected_bucket_owner(self.owner());
+        if checksums {
+            req = req.checksum_algorithm(ChecksumAlgorithm::Sha256);
+        }
+        req.send()
+            .await
+            .map_err(|e| s3_err("start the upload of", key, describe(&e)))?
+            .upload_id()
+            .map(str::to_owned)
+            .ok_or_else(|| s3_err("start the upload of", key, "no upload id".into()))
+    }
+
+    /// Upload `path` in parts, resuming an interrupted upload of the same key.
+    async fn put_multipart(
+        &self,
+        key: &str,
+        sha256: &str,
+        path: &Path,
+        len: u64,
+    ) -> Result<Uploaded, RegistryError> {
+        let (part_size, parts) = self.part_plan(len);
+        let checksums = self.aws.opts.checksums == ChecksumPolicy::Sha256;
+        let (upload_id, stored) = match self.unfinished(key, parts).await? {
+            Some(resumed) => resumed,
+            None => (
+                self.create_upload(key, sha256, checksums).await?,
+                HashMap::new(),
+            ),
+        };
+        let file =
+            std::fs::File::open(path).map_err(|source| RegistryError::io("read", path, source))?;
+        let job = PartJob {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id,
+            owner: self.owner(),
+            path: path.to_owned(),
+            file: Arc::new(file),
+            stored: Arc::new(stored),
+            bar: progress(len, key),
+            part_size,
+            len,
+            checksums,
+        };
+        let mut done = self.send_parts(&job, parts).await?;
+        job.bar.finish_and_clear();
+        done.sort_by_key(|p| p.number);
+        self.complete(&job, &done).await?;
+        Ok(Uploaded {
+            len,
+            part_size,
+            sent: done.iter().map(|p| p.sent).sum(),
+            part_digests: done.into_iter().map(|p| p.sha256_hex).collect(),
+        })
+    }
+
+    /// Send parts 1..=`parts`, at most `concurrency` at a time.
+    async fn send_parts(&self, job: &PartJob, parts: u64) -> Result<Vec<DonePart>, RegistryError> {
         let sem = Arc::new(Semaphore::new(self.aws.opts.concurrency.max(1)));
-        let stored = Arc::new(stored);
         let mut tasks = tokio::task::JoinSet::new();
         for n in 1..=parts {
             let permit = Arc::clone(&sem)
                 .acquire_owned()
                 .await
-                .map_err(|_| s3_err("upload", key, "upload cancelled".into()))?;
-            let (file, stored, client, bar) = (
-                Arc::clone(&file),
-                Arc::clone(&stored),
-                self.client.clone(),
-                bar.clone(),
-            );
-            let (bucket, key, upload_id, owner) = (
-                self.bucket.clone(),
-                key.to_owned(),
-                upload_id.clone(),
-                self.owner(),
-            );
-            let path = path.to_owned();
+                .map_err(|_| s3_err("upload", &job.key, "upload cancelled".into()))?;
+            let job = job.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                let offset = (n - 1) * part_size;
-                let size = part_size.min(len - offset);
-                let (buf, digest) = tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
-                    file.read_exact_at(&mut buf, offset)?;
-                    let digest = Sha256::digest(&buf);
-                    Ok::<_, std::io::Error>((buf, digest))
-                })
-                .await
-                .map_err(|e| s3_err("read a part for", &key, e.to_string()))?
-                .map_err(|source| RegistryError::Io {
-                    action: "read",
-                    path,
-                    source,
-                })?;
-                let b64 = B64.encode(digest);
-                let part_no = i32::try_from(n).unwrap_or(i32::MAX);
-                // A stored part is kept when the store's SHA-256 of it matches, or, from stores
-                // that do not report checksums, when its ETag is the part's MD5 (S3's ETag of
-                // an unencrypted part). Read-back checks every byte afterwards either way.
-                if let Some((Some(etag), sum, stored_size)) = stored.get(&part_no)
-                    && u64::try_from(*stored_size).ok() == Some(size)
-                    && match sum {
-                        Some(sum) => *sum == b64,
-                        None => etag.trim_matches('"') == hex::encode(md5::Md5::digest(&buf)),
-                    }
-                {
-                    bar.inc(size);
-                    return Ok::<_, RegistryError>((
-                        part_no,
-                        etag.clone(),
-                        b64,
-                        hex::encode(digest),
-                        0u64,
-                    ));
-                }
-                let req = client
-                    .upload_part()
-                    .bucket(&bucket)
-                    .key(&key)
-                    .upload_id(&upload_id)
-                    .part_number(part_no)
-                    .content_length(i64::try_from(size).unwrap_or(i64::MAX))
-                    .set_expected_bucket_owner(owner)
-                    .body(ByteStream::from(buf));
-                // With a SHA-256 checksum header (signed, and checked by the store against
-                // the body) the SigV4 payload hash would be a second SHA-256 of the same
-                // bytes: skip it. Without checksums the payload stays signed.
-                let out = if checksums {
-                    req.checksum_sha256(&b64)
-                        .customize()
-                        .disable_payload_signing()
-                        .send()
-                        .await
-                } else {
-                    req.send().await
-                };
-                let out = out.map_err(|e| {
-                    s3_err(
-                        "upload a part of",
-                        &key,
-                        format!("part {n}: {}", describe(&e)),
-                    )
-                })?;
-                let etag = out.e_tag().map(str::to_owned).ok_or_else(|| {
-                    s3_err("upload a part of", &key, format!("part {n}: no ETag"))
-                })?;
-                bar.inc(size);
-                Ok((part_no, etag, b64, hex::encode(digest), size))
+                job.part(n).await
             });
         }
         let mut done = Vec::with_capacity(usize::try_from(parts).unwrap_or(0));
-        let mut sent = 0u64;
         while let Some(r) = tasks.join_next().await {
-            let (n, etag, b64, hexd, bytes) =
-                r.map_err(|e| s3_err("upload", key, e.to_string()))??;
-            sent += bytes;
-            done.push((n, etag, b64, hexd));
+            done.push(r.map_err(|e| s3_err("upload", &job.key, e.to_string()))??);
         }
-        bar.finish_and_clear();
-        done.sort_by_key(|p| p.0);
+        Ok(done)
+    }
+
+    /// Complete the upload from its parts, in order.
+    async fn complete(&self, job: &PartJob, done: &[DonePart]) -> Result<(), RegistryError> {
         let completed = CompletedMultipartUpload::builder()
             .set_parts(Some(
                 done.iter()
-                    .map(|(n, etag, b64, _)| {
-                        let p = CompletedPart::builder().part_number(*n).e_tag(etag);
-                        if checksums { p.checksum_sha256(b64) } else { p }.build()
+                    .map(|d| {
+                        let p = CompletedPart::builder()
+                            .part_number(d.number)
+                            .e_tag(&d.etag);
+                        if job.checksums {
+                            p.checksum_sha256(&d.sha256_b64)
+                        } else {
+                            p
+                        }
+                        .build()
                     })
                     .collect(),
             ))
@@ -373,19 +341,14 @@ impl S3Registry {
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
-            .key(key)
-            .upload_id(&upload_id)
+            .key(&job.key)
+            .upload_id(&job.upload_id)
             .multipart_upload(completed)
             .set_expected_bucket_owner(self.owner())
             .send()
             .await
-            .map_err(|e| s3_err("complete the upload of", key, describe(&e)))?;
-        Ok(Uploaded {
-            len,
-            part_size,
-            part_digests: done.into_iter().map(|p| p.3).collect(),
-            sent,
-        })
+            .map_err(|e| s3_err("complete the upload of", &job.key, describe(&e)))?;
+        Ok(())
     }
 
     /// Upload blob `sha256` from `path` without reading it back (see [`Self::check_blob`];
@@ -393,19 +356,12 @@ impl S3Registry {
     pub fn upload_blob(&self, sha256: &str, path: &Path) -> Result<Uploaded, RegistryError> {
         let key = self.key(&blob_key(sha256))?;
         let len = std::fs::metadata(path)
-            .map_err(|source| RegistryError::Io {
-                action: "read",
-                path: path.to_owned(),
-                source,
-            })?
+            .map_err(|source| RegistryError::io("read", path, source))?
             .len();
         self.block(async {
             if len <= self.aws.opts.part_size.max(5 << 20) {
-                let bytes = std::fs::read(path).map_err(|source| RegistryError::Io {
-                    action: "read",
-                    path: path.to_owned(),
-                    source,
-                })?;
+                let bytes = std::fs::read(path)
+                    .map_err(|source| RegistryError::io("read", path, source))?;
                 let got = hex::encode(Sha256::digest(&bytes));
                 if got != sha256 {
                     return Err(RegistryError::Corrupt {
@@ -594,6 +550,131 @@ impl S3Registry {
     }
 }
 
+/// What each part's task of a multipart upload needs.
+#[derive(Clone)]
+struct PartJob {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    owner: Option<String>,
+    path: PathBuf,
+    file: Arc<std::fs::File>,
+    /// The parts an interrupted upload already stored.
+    stored: Arc<HashMap<i32, StoredPart>>,
+    bar: indicatif::ProgressBar,
+    part_size: u64,
+    len: u64,
+    /// Send (and complete with) each part's SHA-256.
+    checksums: bool,
+}
+
+/// A part in the store.
+struct DonePart {
+    number: i32,
+    etag: String,
+    /// SHA-256, base64 (the checksum S3 takes).
+    sha256_b64: String,
+    /// SHA-256, hex (for the read-back).
+    sha256_hex: String,
+    /// Bytes sent (0 for a part an interrupted upload already stored).
+    sent: u64,
+}
+
+impl PartJob {
+    /// Part `n` (1-based): read it, keep it when an interrupted upload already stored it
+    /// intact, else send it.
+    async fn part(self, n: u64) -> Result<DonePart, RegistryError> {
+        let offset = (n - 1) * self.part_size;
+        let size = self.part_size.min(self.len - offset);
+        let file = Arc::clone(&self.file);
+        let (buf, digest) = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
+            file.read_exact_at(&mut buf, offset)?;
+            let digest = Sha256::digest(&buf);
+            Ok::<_, std::io::Error>((buf, digest))
+        })
+        .await
+        .map_err(|e| s3_err("read a part for", &self.key, e.to_string()))?
+        .map_err(|source| RegistryError::io("read", &self.path, source))?;
+        let number = i32::try_from(n).unwrap_or(i32::MAX);
+        let mut done = DonePart {
+            number,
+            etag: String::new(),
+            sha256_b64: B64.encode(digest),
+            sha256_hex: hex::encode(digest),
+            sent: 0,
+        };
+        if let Some(etag) = self.stored_intact(number, size, &done.sha256_b64, &buf) {
+            self.bar.inc(size);
+            done.etag = etag;
+            return Ok(done);
+        }
+        done.etag = self.send(n, size, &done.sha256_b64, buf).await?;
+        done.sent = size;
+        self.bar.inc(size);
+        Ok(done)
+    }
+
+    /// The ETag of part `number` when an interrupted upload stored it intact: the store's
+    /// SHA-256 of it matches, or, from stores that do not report checksums, its ETag is the
+    /// part's MD5 (S3's ETag of an unencrypted part). Read-back checks every byte afterwards
+    /// either way.
+    fn stored_intact(&self, number: i32, size: u64, b64: &str, buf: &[u8]) -> Option<String> {
+        let (Some(etag), sum, stored_size) = self.stored.get(&number)? else {
+            return None;
+        };
+        let same = u64::try_from(*stored_size).ok() == Some(size)
+            && match sum {
+                Some(sum) => sum == b64,
+                None => etag.trim_matches('"') == hex::encode(md5::Md5::digest(buf)),
+            };
+        same.then(|| etag.clone())
+    }
+
+    /// Send part `n`; returns its ETag.
+    async fn send(
+        &self,
+        n: u64,
+        size: u64,
+        b64: &str,
+        buf: Vec<u8>,
+    ) -> Result<String, RegistryError> {
+        let req = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(i32::try_from(n).unwrap_or(i32::MAX))
+            .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+            .set_expected_bucket_owner(self.owner.clone())
+            .body(ByteStream::from(buf));
+        // With a SHA-256 checksum header (signed, and checked by the store against the
+        // body) the SigV4 payload hash would be a second SHA-256 of the same bytes: skip
+        // it. Without checksums the payload stays signed.
+        let out = if self.checksums {
+            req.checksum_sha256(b64)
+                .customize()
+                .disable_payload_signing()
+                .send()
+                .await
+        } else {
+            req.send().await
+        };
+        let out = out.map_err(|e| {
+            s3_err(
+                "upload a part of",
+                &self.key,
+                format!("part {n}: {}", describe(&e)),
+            )
+        })?;
+        out.e_tag()
+            .map(str::to_owned)
+            .ok_or_else(|| s3_err("upload a part of", &self.key, format!("part {n}: no ETag")))
+    }
+}
+
 fn progress(len: u64, key: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
@@ -728,11 +809,7 @@ impl Registry for S3Registry {
         let key = self.key(&blob_key(sha256))?;
         let io = |action: &'static str| {
             let path = dest.to_owned();
-            move |source| RegistryError::Io {
-                action,
-                path,
-                source,
-            }
+            move |source| RegistryError::io(action, &path, source)
         };
         self.block(async {
             let head = self
@@ -795,11 +872,7 @@ impl Registry for S3Registry {
                             return Err(s3_err("download", &key, "longer than asked".into()));
                         }
                         file.write_all_at(&chunk, pos)
-                            .map_err(|source| RegistryError::Io {
-                                action: "write",
-                                path: dest.clone(),
-                                source,
-                            })?;
+                            .map_err(|source| RegistryError::io("write", &dest, source))?;
                         pos += chunk.len() as u64;
                     }
                     if pos != end + 1 {

@@ -74,6 +74,17 @@ pub enum SageMakerError {
     },
 }
 
+impl SageMakerError {
+    /// What kind of failure this is: always [`airlock_schemas::ErrorKind::Remote`].
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        match self {
+            Self::Request { .. } | Self::EndpointFailed { .. } | Self::Timeout { .. } => {
+                airlock_schemas::ErrorKind::Remote
+            }
+        }
+    }
+}
+
 fn req<E, R>(
     action: impl Into<String>,
 ) -> impl FnOnce(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> SageMakerError

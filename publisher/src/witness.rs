@@ -28,6 +28,16 @@ pub enum WitnessError {
     Refused(String),
 }
 
+impl WitnessError {
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        match self {
+            Self::Registry(e) => e.kind(),
+            Self::Refused(_) => airlock_schemas::ErrorKind::VerificationFailed,
+        }
+    }
+}
+
 /// The name of a log's copy under `audit/` in a registry: the log's file name.
 pub fn copy_name(log: &Path) -> String {
     log.file_name().map_or_else(

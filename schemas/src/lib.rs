@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod error_kind;
 pub mod grammar;
 mod io;
 mod pipeline;
@@ -8,6 +9,7 @@ pub mod strict_json;
 mod training_record;
 mod uri;
 
+pub use error_kind::ErrorKind;
 pub use io::IoError;
 pub use pipeline::{
     DataSpec, DeploySpec, ModelKind, ModelSpec, OptimizerKind, OptimizerSpec, PipelineError,

@@ -266,6 +266,18 @@ pub enum PipelineError {
     },
 }
 
+impl PipelineError {
+    /// What kind of failure this is: always [`crate::ErrorKind::BadInput`] (a pipeline
+    /// file that cannot be read is the operator's to fix, like one that does not parse).
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Self::Read { .. } | Self::Parse { .. } | Self::Invalid { .. } => {
+                crate::ErrorKind::BadInput
+            }
+        }
+    }
+}
+
 impl PipelineSpec {
     /// Parse and validate a pipeline from TOML text; `path` is only used in messages.
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Self, PipelineError> {

@@ -28,6 +28,16 @@ pub enum StrictJsonError {
     Invalid(#[from] serde_json::Error),
 }
 
+impl StrictJsonError {
+    /// What kind of failure this is: always [`crate::ErrorKind::BadInput`] (the document
+    /// is refused).
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            Self::DuplicateKey { .. } | Self::Invalid(_) => crate::ErrorKind::BadInput,
+        }
+    }
+}
+
 /// Parse `bytes` as a `T`, refusing duplicate keys at any depth and trailing bytes.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StrictJsonError> {
     check_no_duplicates(bytes)?;

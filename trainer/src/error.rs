@@ -2,6 +2,7 @@ use std::path::{Path, PathBuf};
 
 use airlock_infer::DeviceError;
 use airlock_model::{CheckpointError, DataError};
+use airlock_schemas::{ErrorKind, IoError};
 
 /// Why a training run failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,16 +20,8 @@ pub enum TrainError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// A file-system operation failed.
-    #[error("cannot {action} {}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// On what.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// The output directory already holds something; airlock never overwrites a run.
     #[error("run directory {} already exists and is not empty; choose another --out", path.display())]
     OutputExists {
@@ -55,23 +48,83 @@ pub enum TrainError {
 
 impl TrainError {
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
-        Self::Io {
-            action,
-            path: path.to_owned(),
-            source,
+        Self::Io(IoError::new(action, path, source))
+    }
+
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Pipeline(e) => e.kind(),
+            Self::Data(e) => e.kind(),
+            Self::Device(e) => e.kind(),
+            // The checkpoint the trainer itself writes and reads back: a failure is the
+            // machine's, whatever the checkpoint error says.
+            Self::Checkpoint(_) => ErrorKind::Environment,
+            Self::Io(e) => e.kind(),
+            Self::OutputExists { .. } | Self::Split { .. } => ErrorKind::BadInput,
+            Self::Diverged { .. } => ErrorKind::Failed,
         }
     }
 
     /// Whether the failure is the input's fault (pipeline, data, device choice) rather
-    /// than the environment's: the CLI maps it to its own exit code.
+    /// than the environment's: [`ErrorKind::BadInput`].
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            Self::Pipeline(_)
-                | Self::Data(_)
-                | Self::Device(_)
-                | Self::OutputExists { .. }
-                | Self::Split { .. }
-        )
+        self.kind() == ErrorKind::BadInput
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bad input is the pipeline's, the data's, the device choice's, the output
+    /// directory's or the split's; the checkpoint, the file system and a diverged run are
+    /// not (the CLI's exit codes 3 and 1).
+    #[test]
+    fn bad_input_is_the_inputs_fault_only() {
+        let p = Path::new("/x");
+        let bad = [
+            TrainError::OutputExists { path: p.into() },
+            TrainError::Split {
+                path: p.into(),
+                message: "m".into(),
+            },
+            TrainError::Pipeline(airlock_schemas::PipelineError::Parse {
+                path: p.into(),
+                message: "m".into(),
+            }),
+            TrainError::Data(DataError::NoRows { path: p.into() }),
+        ];
+        for e in bad {
+            assert!(e.is_bad_input(), "{e}");
+        }
+        let not_bad = [
+            (
+                TrainError::io("write", p, std::io::Error::other("e")),
+                ErrorKind::Io,
+            ),
+            (
+                TrainError::Checkpoint(CheckpointError::Mismatch {
+                    path: p.into(),
+                    message: "m".into(),
+                }),
+                ErrorKind::Environment,
+            ),
+            (
+                TrainError::Diverged {
+                    epoch: 1,
+                    loss: f64::NAN,
+                },
+                ErrorKind::Failed,
+            ),
+        ];
+        for (e, kind) in not_bad {
+            assert!(!e.is_bad_input(), "{e}");
+            assert_eq!(e.kind(), kind, "{e}");
+        }
+        assert_eq!(
+            TrainError::io("write", p, std::io::Error::other("e")).to_string(),
+            "cannot write /x"
+        );
     }
 }

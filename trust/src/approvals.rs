@@ -51,6 +51,7 @@ impl ApprovalSummary {
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use airlock_schemas::IoError;
 use airlock_schemas::{
     ApprovalPredicate, Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole, STATEMENT_TYPE, Statement, Subject,
 };
@@ -99,14 +100,23 @@ pub enum ApprovalError {
     )]
     RejectionExpires,
     /// File system.
-    #[error("cannot write {}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl ApprovalError {
+    /// What kind of failure this is (the CLI's exit code follows from it).
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        use airlock_schemas::ErrorKind;
+        match self {
+            Self::Key(e) => e.kind(),
+            Self::BundleInvalid { .. } => ErrorKind::VerificationFailed,
+            Self::NotAnOfficer { .. } | Self::Expires { .. } | Self::RejectionExpires => {
+                ErrorKind::BadInput
+            }
+            Self::Io(e) => e.kind(),
+        }
+    }
 }
 
 fn now() -> OffsetDateTime {
@@ -245,17 +255,15 @@ pub fn decide(
     let dir = req.bundle.join(APPROVALS_DIR);
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| ApprovalError::Io { path, source }
+        move |source| ApprovalError::Io(IoError::new("write", &path, source))
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let path = dir.join(format!("{keyid}.dsse.json"));
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
     std::io::Write::write_all(&mut tmp, &crate::pretty(&env)).map_err(io(&path))?;
     tmp.as_file().sync_all().map_err(io(&path))?;
-    tmp.persist(&path).map_err(|e| ApprovalError::Io {
-        path: path.clone(),
-        source: e.error,
-    })?;
+    tmp.persist(&path)
+        .map_err(|e| ApprovalError::Io(IoError::new("write", &path, e.error)))?;
     Ok(path)
 }
 

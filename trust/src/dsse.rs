@@ -38,6 +38,19 @@ pub enum DsseError {
     },
 }
 
+impl DsseError {
+    /// What kind of failure this is: always
+    /// [`airlock_schemas::ErrorKind::VerificationFailed`].
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        match self {
+            Self::PayloadType { .. }
+            | Self::Base64 { .. }
+            | Self::UntrustedKey { .. }
+            | Self::BadSignature { .. } => airlock_schemas::ErrorKind::VerificationFailed,
+        }
+    }
+}
+
 /// Pre-authentication encoding: `"DSSEv1" SP len(type) SP type SP len(body) SP body`.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);

@@ -10,20 +10,14 @@ use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use airlock_schemas::{ErrorKind, IoError};
+
 /// Why a key could not be made, read or used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// File-system failure.
-    #[error("cannot {action} {}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// A private key file that others can read is refused.
     #[error(
         "private key {} is readable by group or others (mode {mode:o}); run `chmod 600 {}`",
@@ -90,6 +84,23 @@ pub enum KeyError {
     Random(String),
 }
 
+impl KeyError {
+    /// What kind of failure this is: always [`ErrorKind::BadInput`]. A key file that
+    /// cannot be read or written, has the wrong mode or is malformed is the operator's to
+    /// fix (exit code 3 for every key failure, the random number generator's included).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Io(_)
+            | Self::TooOpen { .. }
+            | Self::Writable { .. }
+            | Self::WritableFolder { .. }
+            | Self::Malformed { .. }
+            | Self::Exists { .. }
+            | Self::Random(_) => ErrorKind::BadInput,
+        }
+    }
+}
+
 /// Hex SHA-256 of the public key's SPKI DER encoding.
 pub fn key_id(key: &VerifyingKey) -> String {
     let der = key
@@ -134,11 +145,8 @@ impl Signer {
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         check_private_mode(path)?;
         let pem = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-                action: "read private key",
-                path: path.to_owned(),
-                source,
-            })?,
+            std::fs::read_to_string(path)
+                .map_err(|source| KeyError::Io(IoError::new("read private key", path, source)))?,
         );
         let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| KeyError::Malformed {
             path: path.to_owned(),
@@ -153,11 +161,8 @@ impl Signer {
 #[cfg(unix)]
 fn check_private_mode(path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|source| KeyError::Io {
-        action: "read private key",
-        path: path.to_owned(),
-        source,
-    })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|source| KeyError::Io(IoError::new("read private key", path, source)))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyError::TooOpen {
@@ -177,11 +182,7 @@ pub fn check_not_writable_by_others(path: &Path, what: &'static str) -> Result<(
     let mode_of = |p: &Path| {
         std::fs::metadata(p)
             .map(|m| m.permissions().mode() & 0o7777)
-            .map_err(|source| KeyError::Io {
-                action: "read the permissions of",
-                path: p.to_owned(),
-                source,
-            })
+            .map_err(|source| KeyError::Io(IoError::new("read the permissions of", p, source)))
     };
     let mode = mode_of(path)?;
     if mode & 0o022 != 0 {
@@ -202,11 +203,8 @@ pub fn check_not_writable_by_others(path: &Path, what: &'static str) -> Result<(
     let mut dirs = vec![parent(path)];
     let linked = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     if linked {
-        let real = std::fs::canonicalize(path).map_err(|source| KeyError::Io {
-            action: "resolve",
-            path: path.to_owned(),
-            source,
-        })?;
+        let real = std::fs::canonicalize(path)
+            .map_err(|source| KeyError::Io(IoError::new("resolve", path, source)))?;
         dirs.push(parent(&real));
     }
     for dir in dirs {
@@ -254,11 +252,8 @@ fn check_private_mode(_path: &Path) -> Result<(), KeyError> {
 
 /// Load an SPKI PEM public key (what `openssl pkey -pubin` reads).
 pub fn load_public_key(path: &Path) -> Result<VerifyingKey, KeyError> {
-    let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-        action: "read public key",
-        path: path.to_owned(),
-        source,
-    })?;
+    let pem = std::fs::read_to_string(path)
+        .map_err(|source| KeyError::Io(IoError::new("read public key", path, source)))?;
     VerifyingKey::from_public_key_pem(&pem).map_err(|e| KeyError::Malformed {
         path: path.to_owned(),
         kind: "public (SPKI)",
@@ -312,11 +307,9 @@ pub fn generate(prefix: &Path) -> Result<GeneratedKey, KeyError> {
         // that others may write is refused by the trust policy loader.
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o755);
-        builder.create(dir).map_err(|source| KeyError::Io {
-            action: "create directory",
-            path: dir.to_owned(),
-            source,
-        })?;
+        builder
+            .create(dir)
+            .map_err(|source| KeyError::Io(IoError::new("create directory", dir, source)))?;
     }
     write_new(&private_key, pem.as_bytes(), 0o600)?;
     if let Err(e) = write_new(&public_key, public_pem.as_bytes(), 0o644) {
@@ -341,11 +334,7 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
     }
     #[cfg(not(unix))]
     let _ = mode;
-    let io = |source| KeyError::Io {
-        action: "write",
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| KeyError::Io(IoError::new("write", path, source));
     let mut f = opts.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             KeyError::Exists {

@@ -60,6 +60,19 @@ pub enum TrustError {
     },
 }
 
+impl TrustError {
+    /// What kind of failure this is: always [`airlock_schemas::ErrorKind::BadInput`] (the
+    /// trust policy given cannot be used).
+    pub fn kind(&self) -> airlock_schemas::ErrorKind {
+        match self {
+            Self::Read { .. } | Self::Parse { .. } | Self::Key { .. } => {
+                airlock_schemas::ErrorKind::BadInput
+            }
+            Self::Permissions(e) => e.kind(),
+        }
+    }
+}
+
 /// A trusted key, loaded.
 #[derive(Debug, Clone)]
 pub struct LoadedKey {
