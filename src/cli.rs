@@ -1,6 +1,10 @@
 //! The command line: clap's types for every subcommand and its flags. What each command
 //! does is in `commands/`.
 
+// The doc comments here are clap's help text, written for a terminal: rustdoc's markup
+// (links in [brackets], <placeholders> read as HTML tags) does not apply to them.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -321,10 +325,10 @@ pub struct RunArgs {
     pub workdir: PathBuf,
     /// Rerun this stage and every later one, even when their inputs are unchanged.
     #[arg(long, value_enum, value_name = "STAGE")]
-    pub from: Option<crate::pipeline_run::Stage>,
+    pub from: Option<airlock_pipeline::Stage>,
     /// Stop after this stage.
     #[arg(long, value_enum, value_name = "STAGE")]
-    pub until: Option<crate::pipeline_run::Stage>,
+    pub until: Option<airlock_pipeline::Stage>,
     /// No progress bars.
     #[arg(long)]
     pub no_progress: bool,

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 mod cli;
 mod commands;
 mod exit;
-mod pipeline_run;
 mod review_cmd;
 mod serve;
 
