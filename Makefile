@@ -2,7 +2,7 @@
 #
 #   make release-model   set up and run the release pipeline on embedded defaults
 #   make test            every check and test (what CI runs)
-#   make man             the man page, at $(TARGET_DIR)/man/airlock.1
+#   make man             the man pages, in $(TARGET_DIR)/man/ (man -l .../airlock.1)
 #
 # Build outputs go to $(CARGO_TARGET_DIR) when set (CI points it outside the clone so
 # compiled dependencies are reused between runs), else to ./target.
@@ -53,13 +53,11 @@ release-model: build ## the release (`airlock run`), then the cloud side on loop
 	curl -sS --fail-with-body -H 'Content-Type: text/csv' --data-binary @$(SAMPLE) $$url/invocations; echo; \
 	kill -TERM $$pid; wait $$pid
 
-# The man page: where `make man` writes it (`man $(MAN_DIR)/airlock.1` reads it).
+# Where `make man` writes the man pages (`man -l $(MAN_DIR)/airlock.1` reads one).
 MAN_DIR ?= $(TARGET_DIR)/man
 
-man: build ## write the man page: <target dir>/man/airlock.1 (MAN_DIR=... to change)
-	mkdir -p $(MAN_DIR)
-	$(AIRLOCK) man > $(MAN_DIR)/airlock.1
-	@echo "wrote $(MAN_DIR)/airlock.1"
+man: build ## write the man pages: <target dir>/man/airlock.1, airlock-run.1, ... (MAN_DIR=...)
+	$(AIRLOCK) man --out-dir $(MAN_DIR)
 
 fmt: ## format the code
 	$(CARGO) fmt --all

@@ -55,6 +55,25 @@ pub enum Command {
     /// Check or show a residency audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print a completion script for a shell (bash, zsh, fish, powershell or elvish).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write a page per command to a directory.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Write airlock.1 and a page per subcommand (airlock-run.1, ...) here instead.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, clap::Args)]

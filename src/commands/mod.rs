@@ -4,9 +4,11 @@
 use crate::cli::{AuditCommand, Command};
 
 mod audit;
+mod completions;
 mod decide;
 mod demo_data;
 mod keygen;
+mod man;
 mod package;
 mod predict;
 mod publish;
@@ -40,6 +42,8 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
             aws,
         }) => audit::verify(&log, &trust, registry.as_deref(), &aws),
         Command::Audit(AuditCommand::Show { log }) => audit::show(&log),
+        Command::Completions(a) => completions::run(&a),
+        Command::Man(a) => man::run(&a),
     }
 }
 
