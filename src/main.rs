@@ -8,6 +8,7 @@ use std::process::ExitCode;
 mod cli;
 mod commands;
 mod exit;
+mod logging;
 mod review_cmd;
 mod serve;
 
@@ -15,6 +16,7 @@ use exit::Failure;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse_checked();
+    logging::init(cli.log_format);
     match commands::dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

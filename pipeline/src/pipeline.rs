@@ -45,7 +45,7 @@ impl<'a> Pipeline<'a> {
             ),
             None => {
                 let dir = under(&opts.workdir, "demo");
-                eprintln!(
+                tracing::warn!(
                     "DEMO: {} has no [signing] section; using local demo keys under {}",
                     opts.pipeline.display(),
                     dir.display()

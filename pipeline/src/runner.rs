@@ -86,7 +86,7 @@ impl Runner<'_> {
 
     /// `stage` was skipped: its record stands.
     pub fn skipped(&mut self, stage: Stage, r: &StageRecord) {
-        eprintln!(
+        tracing::info!(
             "== {}: skipped, inputs unchanged ({}) → {}",
             stage.name(),
             &r.inputs_sha256[..12],

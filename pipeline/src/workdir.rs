@@ -24,7 +24,7 @@ pub(crate) fn move_aside(dir: &Path) -> anyhow::Result<()> {
         ));
         std::fs::rename(dir, &stale)
             .with_context(|| format!("cannot move {} aside", dir.display()))?;
-        eprintln!(
+        tracing::warn!(
             "  {} was not recorded as complete; moved it to {}",
             dir.display(),
             stale.display()

@@ -9,7 +9,7 @@ pub fn run(a: PackageArgs) -> anyhow::Result<()> {
         key: a.key,
         out: a.out,
         threads: a.threads.unwrap_or_else(super::cores),
-        progress: Some(|secs, what| eprintln!("[{secs:6.1} s] {what}")),
+        progress: Some(|secs, what| tracing::info!("[{secs:6.1} s] {what}")),
     })?;
     for l in &summary.report.layers {
         eprintln!("  {} {:<22} pass", l.id, l.name);

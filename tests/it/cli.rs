@@ -29,9 +29,9 @@ fn bash_completions_offer_every_subcommand_and_their_flags() {
     let top = script
         .lines()
         .map(str::trim)
-        .find(|l| l.starts_with("opts=\"-h -V --help --version "))
+        .find(|l| l.starts_with("opts=\"-h -V ") && l.contains(" demo-data "))
         .unwrap_or_else(|| panic!("no top-level completions: {script}"));
-    for sub in SUBCOMMANDS.iter().chain(&["completions"]) {
+    for sub in SUBCOMMANDS.iter().chain(&["completions", "--log-format"]) {
         assert!(
             top.split(['"', ' ']).any(|w| w == *sub),
             "{sub} is not offered: {top}"
@@ -112,5 +112,50 @@ fn the_man_command_is_not_in_the_help() {
     assert!(
         help.contains("completions") && !help.contains("\n  man "),
         "{help}"
+    );
+}
+
+#[test]
+fn log_format_json_and_rust_log_shape_the_notes_but_not_the_summary() {
+    let sb = crate::pipeline_run::demo_sandbox(500);
+    let until_train = ["--until", "train", "--log-format", "json"];
+    let (code, _, err) = crate::pipeline_run::run(&sb, &[], &until_train);
+    assert_eq!(code, 0, "{err}");
+    // Notes and warnings are JSON objects, one a line; the summary is as ever.
+    let events: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let note = |level: &str, start: &str| {
+        events.iter().any(|e| {
+            e["level"] == level && e["message"].as_str().is_some_and(|m| m.starts_with(start))
+        })
+    };
+    assert!(
+        note(
+            "WARN",
+            "DEMO: pipelines/fraud-detector.toml has no [signing]"
+        ),
+        "{err}"
+    );
+    assert!(note("INFO", "== train ("), "{err}");
+    assert!(!err.lines().any(|l| l.starts_with("== train")), "{err}");
+    assert!(
+        err.contains("\n== summary: fraud-detector 1.0.0 (DEMO)"),
+        "{err}"
+    );
+    // RUST_LOG=warn: the warning stays, the progress note goes; plain lines by default.
+    let env = [("RUST_LOG".to_owned(), "warn".to_owned())];
+    let (code, _, err) = crate::pipeline_run::run(&sb, &env, &["--until", "train"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.starts_with("DEMO: pipelines/fraud-detector.toml has no [signing]"),
+        "{err}"
+    );
+    assert!(!err.contains("== train: skipped"), "{err}");
+    assert!(
+        err.contains("  train    skipped"),
+        "the summary still says so: {err}"
     );
 }

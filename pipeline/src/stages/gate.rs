@@ -24,7 +24,7 @@ impl Pipeline<'_> {
         bundle: &Path,
     ) -> anyhow::Result<BTreeMap<String, String>> {
         r.begin(Stage::Gate);
-        eprintln!("== gate (verify the bundle, count approvals)");
+        tracing::info!("== gate (verify the bundle, count approvals)");
         let t = Instant::now();
         let mut s = match self.judge(bundle) {
             Ok(s) => s,
@@ -48,9 +48,10 @@ impl Pipeline<'_> {
         } else {
             ""
         };
-        eprintln!(
+        tracing::info!(
             "  {} of {} required officer approvals{rejected}",
-            s.approvals, s.required
+            s.approvals,
+            s.required
         );
         if !s.approved() {
             return Err(self.waiting(r, bundle, count, rejected));
@@ -81,7 +82,7 @@ impl Pipeline<'_> {
 
     /// DEMO: the local demo officers approve.
     fn demo_approve(&self, bundle: &Path) -> anyhow::Result<()> {
-        eprintln!("  DEMO: automatic approval by local demo officers; not a real review");
+        tracing::warn!("  DEMO: automatic approval by local demo officers; not a real review");
         for officer in DEMO_OFFICERS {
             decide(
                 &DecisionRequest {

@@ -63,7 +63,7 @@ impl Pipeline<'_> {
         let bundle = self
             .under("releases")
             .join(format!("{}-{}", self.name, &digest[..12]));
-        eprintln!("== package (strip, leak checks L0-L3, sign)");
+        tracing::info!("== package (strip, leak checks L0-L3, sign)");
         let t = Instant::now();
         move_aside(&bundle)?;
         let pkg = airlock_packager::package(&airlock_packager::PackageOptions {
@@ -71,10 +71,10 @@ impl Pipeline<'_> {
             key: self.builder_key.clone(),
             out: bundle.clone(),
             threads: self.opts.threads,
-            progress: Some(|secs, what| eprintln!("  [{secs:6.1} s] {what}")),
+            progress: Some(|secs, what| tracing::info!("  [{secs:6.1} s] {what}")),
         })?;
         for l in &pkg.report.layers {
-            eprintln!("  {} {:<22} pass", l.id, l.name);
+            tracing::info!("  {} {:<22} pass", l.id, l.name);
         }
         let statement = std::fs::read(bundle.join(STATEMENT_FILE))
             .with_context(|| format!("cannot read {}", bundle.display()))?;

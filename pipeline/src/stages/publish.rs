@@ -62,7 +62,7 @@ impl Pipeline<'_> {
                 dest.registry
             )
         })?;
-        eprintln!(
+        tracing::info!(
             "== publish pre-flight: {} (region {}), audit log {} ({} entries): ok",
             dest.registry,
             f.region,
@@ -112,7 +112,7 @@ impl Pipeline<'_> {
             r.skipped(Stage::Publish, &rec);
             return Ok(rec);
         }
-        eprintln!(
+        tracing::info!(
             "== publish to {}{}",
             dest.registry,
             if dest.sagemaker.is_some() {
@@ -125,9 +125,12 @@ impl Pipeline<'_> {
         let bundle = Path::new(&package.output);
         let p = publish(&self.publish_options(dest, bundle, None))?;
         let index = format!("{}/{}", dest.registry.trim_end_matches('/'), p.index);
-        eprintln!(
+        tracing::info!(
             "  uploaded {} files ({} bytes), {} already there; region {}",
-            p.uploaded, p.uploaded_bytes, p.skipped, p.region
+            p.uploaded,
+            p.uploaded_bytes,
+            p.skipped,
+            p.region
         );
         r.crossed.push(format!(
             "{} files, {} bytes → {} (region {})",
@@ -174,7 +177,7 @@ impl Pipeline<'_> {
             r.skipped(Stage::Deploy, &rec);
             return Ok(());
         }
-        eprintln!("== deploy to SageMaker endpoint {}", deploy.endpoint);
+        tracing::info!("== deploy to SageMaker endpoint {}", deploy.endpoint);
         let t = Instant::now();
         let p = publish(&self.publish_options(dest, bundle, Some(deploy)))?;
         let endpoint = p.endpoint.clone().unwrap_or_default();

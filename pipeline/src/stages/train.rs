@@ -41,9 +41,10 @@ impl Pipeline<'_> {
         }
         r.needs_earlier(Stage::Train)?;
         let training = &self.spec.training;
-        eprintln!(
+        tracing::info!(
             "== train ({} epochs on {})",
-            training.epochs, training.device
+            training.epochs,
+            training.device
         );
         let t = Instant::now();
         move_aside(&run_dir)?;
@@ -55,7 +56,7 @@ impl Pipeline<'_> {
             progress: self.opts.progress,
         })?;
         let auc = summary.record.holdout.roc_auc;
-        eprintln!("  holdout ROC AUC {auc:.4}");
+        tracing::info!("  holdout ROC AUC {auc:.4}");
         let out_sha = dir_digest(&run_dir, &RUN_FILES)
             .with_context(|| format!("cannot read {}", run_dir.display()))?;
         r.ran(
@@ -80,7 +81,7 @@ impl Pipeline<'_> {
         let data = spec.data_source(&self.opts.pipeline);
         if self.demo && !data.exists() {
             let s = airlock_model::demo::write_demo_csv(&data, 50_000, 7)?;
-            eprintln!(
+            tracing::info!(
                 "DEMO: wrote {} synthetic transactions to {}",
                 s.rows,
                 data.display()
