@@ -1,27 +1,69 @@
 //! `airlock verify`: every check of a bundle, and with --require-approvals its k-of-n.
 
-use airlock_trust::approvals::ApprovalSummary;
+use airlock_trust::approvals::{ApprovalSummary, evaluate};
+use airlock_trust::{GateOptions, Refusal, Trust, Verification, admit};
 
 use crate::cli::VerifyArgs;
 use crate::exit;
 
 /// Print every check; fail (exit 4) unless all hold (and the approvals count).
 pub fn run(a: &VerifyArgs) -> anyhow::Result<()> {
-    let trust = airlock_trust::Trust::load(&a.trust)?;
+    let trust = Trust::load(&a.trust)?;
     if !a.bundle.is_dir() {
         anyhow::bail!(exit::BadInputError(format!(
             "{} is not a bundle directory",
             a.bundle.display()
         )));
     }
-    // A report: nothing here uses the model's bytes, so they are streamed through
-    // the digests and not kept (the same checks, at the hardware limit).
-    let v = airlock_trust::verify_bundle_streamed(
-        &a.bundle,
-        &trust,
-        a.threads.unwrap_or_else(super::cores),
-        a.full_digest,
-    );
+    let threads = a.threads.unwrap_or_else(super::cores);
+    let verified = if a.require_approvals {
+        gate(a, &trust, threads)
+    } else {
+        // A report: nothing here uses the model's bytes, so they are streamed through
+        // the digests and not kept (the same checks, at the hardware limit).
+        let v = airlock_trust::verify_bundle_streamed(&a.bundle, &trust, threads, a.full_digest);
+        report(&v, None)
+    };
+    if verified {
+        println!("verified: {}", a.bundle.display());
+        Ok(())
+    } else {
+        Err(exit::VerificationFailed(a.bundle.display().to_string()).into())
+    }
+}
+
+/// --require-approvals: the gate every command that acts on a release goes through
+/// ([`admit`]), its checks and decisions printed. Whether it admitted the bundle.
+fn gate(a: &VerifyArgs, trust: &Trust, threads: usize) -> bool {
+    let now = time::OffsetDateTime::now_utc();
+    let opts = GateOptions {
+        full_digest: a.full_digest,
+        now: Some(now),
+        ..GateOptions::digest_only(threads)
+    };
+    // The verdict is admit's; the report lists what it judged.
+    match admit(&a.bundle, trust, &opts) {
+        Ok(admitted) => {
+            report(admitted.verification(), Some(admitted.approvals()));
+            true
+        }
+        Err(Refusal::NotApproved {
+            verification,
+            approvals,
+        }) => {
+            report(&verification, Some(&approvals));
+            false
+        }
+        Err(Refusal::DoesNotVerify(v)) => {
+            // The decisions are still listed, judged against what was read.
+            report(&v, Some(&evaluate(trust, &v, now)));
+            false
+        }
+    }
+}
+
+/// Print every check, then the approvals when judged. Whether all held (and counted).
+fn report(v: &Verification, approvals: Option<&ApprovalSummary>) -> bool {
     for c in &v.checks {
         eprintln!(
             "  {} {}: {}",
@@ -30,18 +72,10 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<()> {
             c.detail
         );
     }
-    let mut approved = true;
-    if a.require_approvals {
-        let s = airlock_trust::approvals::evaluate(&trust, &v, time::OffsetDateTime::now_utc());
-        print_approvals(&s);
-        approved = s.approved();
+    if let Some(s) = approvals {
+        print_approvals(s);
     }
-    if v.ok() && approved {
-        println!("verified: {}", a.bundle.display());
-        Ok(())
-    } else {
-        Err(exit::VerificationFailed(a.bundle.display().to_string()).into())
-    }
+    v.ok() && approvals.is_none_or(ApprovalSummary::approved)
 }
 
 /// The approvals line and one line per decision.
