@@ -2,6 +2,7 @@
 #
 #   make release-model   set up and run the release pipeline on embedded defaults
 #   make test            every check and test (what CI runs)
+#   make man             the man pages, in $(TARGET_DIR)/man/ (man -l .../airlock.1)
 #
 # Build outputs go to $(CARGO_TARGET_DIR) when set (CI points it outside the clone so
 # compiled dependencies are reused between runs), else to ./target.
@@ -24,7 +25,7 @@ SAMPLE ?= $(basename $(PIPELINE)).sample.csv
 BENCH_THREADS ?= 2
 TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
 
-.PHONY: help build build-cuda check-cuda release-model lint fmt test test-deps schemas bench bench-torch fuzz fuzz-smoke fuzz-build clean
+.PHONY: help build build-cuda check-cuda release-model man lint fmt test test-deps schemas bench bench-torch fuzz fuzz-smoke fuzz-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -52,15 +53,26 @@ release-model: build ## the release (`airlock run`), then the cloud side on loop
 	curl -sS --fail-with-body -H 'Content-Type: text/csv' --data-binary @$(SAMPLE) $$url/invocations; echo; \
 	kill -TERM $$pid; wait $$pid
 
+# Where `make man` writes the man pages (`man -l $(MAN_DIR)/airlock.1` reads one).
+MAN_DIR ?= $(TARGET_DIR)/man
+
+man: build ## write the man pages: <target dir>/man/airlock.1, airlock-run.1, ... (MAN_DIR=...)
+	$(AIRLOCK) man --out-dir $(MAN_DIR)
+
 fmt: ## format the code
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
 
-lint: ## rustfmt and clippy (with and without CUDA), warnings are errors
+lint: ## rustfmt, clippy (with and without CUDA), rustdoc, burn-free crates; warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --workspace --all-targets --features cuda -- -D warnings
+	@# Functions of at most 100 lines (clippy.toml), in the code that ships (tests may be longer).
+	$(CARGO) clippy --locked --workspace --lib --bins -- -D warnings -D clippy::too_many_lines
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps
+	@# The trust, packaging, review, publishing and serving crates must not build burn.
+	CARGO="$(CARGO)" tests/lint-burn-free.sh
 
 test-deps: ## install what the tests run against: a Python venv with moto (~/.cache/airlock), Debian's chromium
 	tests/setup-python.sh >/dev/null

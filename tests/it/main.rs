@@ -2,6 +2,7 @@
 
 mod approve;
 mod audit;
+mod cli;
 mod helpers;
 mod kit;
 mod moto;

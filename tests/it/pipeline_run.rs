@@ -2,7 +2,8 @@
 
 use crate::helpers::{FRAUD_PIPELINE, Sandbox};
 
-fn demo_sandbox(rows: usize) -> Sandbox {
+/// A sandbox with the shipped pipeline (3 epochs) and `rows` rows of demo data.
+pub fn demo_sandbox(rows: usize) -> Sandbox {
     let sb = Sandbox::new();
     std::fs::create_dir(sb.join("pipelines")).expect("mkdir");
     sb.write(

@@ -1,0 +1,430 @@
+//! The command line: clap's types for every subcommand and its flags. What each command
+//! does is in `commands/`.
+
+// The doc comments here are clap's help text, written for a terminal: rustdoc's markup
+// (links in [brackets], <placeholders> read as HTML tags) does not apply to them.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Train models on-prem and ship only their weights, stripped, checked, signed and
+/// approved, to the cloud.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = crate::exit::EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// How progress notes and warnings are written to stderr: human (plain lines) or json
+    /// (one object per line); results and summaries are not affected. RUST_LOG filters
+    /// them (default: airlock=info).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = crate::logging::LogFormat::Human)]
+    pub log_format: crate::logging::LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline end to end, resumably: train, package, approval gate, publish, deploy.
+    /// A stage whose inputs are unchanged is skipped. Without a [signing] section in the
+    /// pipeline this is a DEMO with local keys and automatic demo approval.
+    Run(RunArgs),
+    /// Write a synthetic card-transaction table (with realistic identifiers) to train on.
+    DemoData(DemoDataArgs),
+    /// Train a pipeline's model on-prem and write a run directory.
+    Train(TrainArgs),
+    /// Score rows with a trained run: one probability per input row, as CSV.
+    Predict(PredictArgs),
+    /// Generate an ed25519 key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (SPKI PEM).
+    Keygen(KeygenArgs),
+    /// Strip, fold, leak-check and sign a training run into a release bundle.
+    Package(PackageArgs),
+    /// Verify a release bundle: digests, builder signatures, subjects, leak verdict (and,
+    /// with --require-approvals, the officers' k-of-n approvals).
+    Verify(VerifyArgs),
+    /// Write a compliance officer's review page (self-contained HTML) and print a summary.
+    Review(ReviewArgs),
+    /// Approve a release as a compliance officer: signs approvals/<key id>.dsse.json.
+    Approve(DecideArgs),
+    /// Reject a release as a compliance officer: one valid rejection blocks it.
+    Reject(DecideArgs),
+    /// Publish a verified, approved bundle to a registry the residency policy allows.
+    Publish(Box<PublishArgs>),
+    /// Download a release from a registry; installed only once signature, approvals, leak
+    /// verdict and every digest verify.
+    Pull(PullArgs),
+    /// Serve a verified, approved bundle over HTTP (SageMaker's container contract:
+    /// GET /ping, POST /invocations); refuses to start on anything that does not verify.
+    Serve(ServeArgs),
+    /// Check or show a residency audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Print a completion script for a shell (bash, zsh, fish, powershell or elvish).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write a page per command to a directory.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Write airlock.1 and a page per subcommand (airlock-run.1, ...) here instead.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    /// Release bundle directory.
+    #[arg(value_name = "BUNDLE_DIR")]
+    pub bundle: PathBuf,
+    /// Registry: file:///absolute/path or s3://bucket[/prefix].
+    #[arg(long, value_name = "URI")]
+    pub to: String,
+    /// Trust policy (builder, officer and publisher keys; approvals required).
+    #[arg(long, value_name = "trust.toml")]
+    pub trust: PathBuf,
+    /// Residency policy: where releases may go.
+    #[arg(long, value_name = "residency.toml")]
+    pub residency: PathBuf,
+    /// Audit log to append to (created if absent).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: PathBuf,
+    /// The publisher's private key (signs the audit log's head).
+    #[arg(long, value_name = "publisher.key")]
+    pub key: PathBuf,
+    /// The run the bundle was packaged from: what leaves is scanned for its training data
+    /// [default: the run named in BUNDLE_DIR.run.json, which `airlock package` writes].
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Also register the release in the SageMaker Model Registry (implied by --deploy).
+    #[arg(long)]
+    pub sagemaker: bool,
+    /// SageMaker model package group [default: the model's name].
+    #[arg(long, value_name = "NAME")]
+    pub model_package_group: Option<String>,
+    /// Serving image for SageMaker (an ECR URI of an image running `airlock serve`).
+    #[arg(long, value_name = "URI", required_if_eq("sagemaker", "true"))]
+    pub image: Option<String>,
+    /// Deploy to this SageMaker real-time endpoint (created, or updated to this release),
+    /// and wait until it is InService.
+    #[arg(long, value_name = "ENDPOINT", requires_all = ["image", "role"])]
+    pub deploy: Option<String>,
+    /// IAM role SageMaker assumes to run the endpoint.
+    #[arg(long, value_name = "ARN")]
+    pub role: Option<String>,
+    /// Endpoint instance type.
+    #[arg(long, value_name = "TYPE", default_value = "ml.m5.large")]
+    pub instance_type: String,
+    /// Endpoint instance count.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub instance_count: i32,
+    /// Seconds to wait for the endpoint to come InService.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub deploy_timeout: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The bundle to serve.
+    #[arg(long, value_name = "DIR", default_value = "/opt/ml/model")]
+    pub model_dir: PathBuf,
+    /// Trust policy (builder and officer keys; approvals required).
+    #[arg(long, value_name = "trust.toml")]
+    pub trust: PathBuf,
+    /// Port.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub bind: std::net::IpAddr,
+    /// Where the model runs: cpu, or cuda:N (needs a build with the cuda feature).
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    pub device: airlock_infer::DeviceSpec,
+    /// Close a connection whose request headers are not complete within this time (also
+    /// the idle time allowed between requests on a kept-alive connection).
+    #[arg(long, value_name = "SECONDS", default_value = crate::serve::Limits::HEADER_TIMEOUT_S, value_parser = crate::serve::parse_seconds)]
+    pub header_timeout: std::time::Duration,
+    /// Answer 408 and close the connection when a request body is not complete within
+    /// this time; close it too when the client takes no response bytes for this long.
+    #[arg(long, value_name = "SECONDS", default_value = crate::serve::Limits::BODY_TIMEOUT_S, value_parser = crate::serve::parse_seconds)]
+    pub body_timeout: std::time::Duration,
+    /// Connections open at once; further clients wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = crate::serve::Limits::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    /// REGISTRY/models/NAME[@VERSION], e.g. s3://bucket/prod/models/fraud-detector@1.0.0;
+    /// without a version, the newest release that verifies and is approved.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+    /// Trust policy (builder and officer keys; approvals required).
+    #[arg(long, value_name = "trust.toml")]
+    pub trust: PathBuf,
+    /// Directory to install the release in (replaced only by a verified release).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Allow replacing a newer verified release in DIR with an older one.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// AWS settings. Credentials and region come from the standard chain (environment,
+/// profiles, web identity, instance metadata).
+#[derive(Debug, clap::Args)]
+pub struct AwsArgs {
+    /// Endpoint for S3-compatible stores or local servers (also: AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS region (else AWS_REGION or the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Checksums on uploads: sha256 (per object and per part, checked by the store) or off
+    /// (for stores that reject checksum headers). Every upload is read back either way.
+    #[arg(long, value_name = "MODE", default_value = "sha256")]
+    pub s3_checksums: airlock_publisher::aws::ChecksumPolicy,
+    /// Multipart part size in MiB (5 to 5120; raised as needed to stay within S3's 10,000
+    /// parts).
+    #[arg(long, value_name = "MiB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(5..=5120))]
+    pub part_size: u64,
+    /// Parts in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub upload_concurrency: u64,
+}
+
+impl AwsArgs {
+    /// The publisher crate's AWS options from these flags.
+    pub fn options(&self) -> airlock_publisher::aws::AwsOptions {
+        airlock_publisher::aws::AwsOptions {
+            endpoint_url: self.endpoint_url.clone(),
+            region: self.region.clone(),
+            checksums: self.s3_checksums,
+            part_size: self.part_size << 20,
+            concurrency: usize::try_from(self.upload_concurrency).unwrap_or(8),
+            static_credentials: None,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify a log offline: hash chain, and its head signed by a publisher key. With
+    /// --registry, also against the registry's witnesses: its copy of the signed head must
+    /// be a point of the log, and every release it holds must have its entry in the log.
+    Verify {
+        /// The audit log.
+        #[arg(value_name = "LOG")]
+        log: PathBuf,
+        /// Trust policy naming the publisher keys.
+        #[arg(long, value_name = "trust.toml")]
+        trust: PathBuf,
+        /// A registry the log's releases went to: file:///absolute/path or
+        /// s3://bucket[/prefix]. Catches a log whose tail was cut (even with an older signed
+        /// head put back).
+        #[arg(long, value_name = "URI")]
+        registry: Option<String>,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+    /// Print a log's entries as a table (no verification: use `audit verify`).
+    Show {
+        /// The audit log.
+        #[arg(value_name = "LOG")]
+        log: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    /// Release bundle directory.
+    #[arg(value_name = "BUNDLE_DIR")]
+    pub bundle: PathBuf,
+    /// Trust policy to check signatures and approvals against.
+    #[arg(long, value_name = "trust.toml")]
+    pub trust: PathBuf,
+    /// The HTML page to write.
+    #[arg(long, value_name = "review.html")]
+    pub out: PathBuf,
+    /// The release this one replaces, to show what changed.
+    #[arg(long, value_name = "OLD_BUNDLE_DIR")]
+    pub previous: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DecideArgs {
+    /// Release bundle directory.
+    #[arg(value_name = "BUNDLE_DIR")]
+    pub bundle: PathBuf,
+    /// Trust policy: the bundle must verify against it, and the key must be an officer's.
+    #[arg(long, value_name = "trust.toml")]
+    pub trust: PathBuf,
+    /// The officer's private key (PKCS#8 PEM, mode 0600).
+    #[arg(long, value_name = "officer.key")]
+    pub key: PathBuf,
+    /// The officer's name, as it should appear in the record.
+    #[arg(long)]
+    pub name: String,
+    /// Why: shown to reviewers and auditors.
+    #[arg(long)]
+    pub reason: String,
+    /// When an approval stops counting: 30d, 12h, 90m, or an RFC 3339 time (approvals
+    /// only: a rejection never expires).
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Path prefix: writes PREFIX.key and PREFIX.pub (neither may exist).
+    #[arg(long, value_name = "PREFIX")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PackageArgs {
+    /// Run directory written by `airlock train`.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// The builder's private key (PKCS#8 PEM, not readable by group or others).
+    #[arg(long, value_name = "builder.key")]
+    pub key: PathBuf,
+    /// Bundle directory to create (must not exist or be empty). A refused release writes
+    /// its leak report to BUNDLE_DIR.leak-report.json instead.
+    #[arg(long, value_name = "BUNDLE_DIR")]
+    pub out: PathBuf,
+    /// Threads for leak scanning and hashing [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Release bundle directory.
+    #[arg(value_name = "BUNDLE_DIR")]
+    pub bundle: PathBuf,
+    /// Trust policy naming the builder keys whose signatures count.
+    #[arg(long, value_name = "trust.toml")]
+    pub trust: PathBuf,
+    /// Also recompute the whole-file SHA-256 of a multi-shard model (the signed per-shard
+    /// digests already pin every byte).
+    #[arg(long)]
+    pub full_digest: bool,
+    /// Threads for hashing [default: all cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also require the trust policy's k distinct, valid officer approvals and no valid rejection.
+    #[arg(long)]
+    pub require_approvals: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Stages: train → package → gate → publish → deploy. Each stage's inputs are digested and
+recorded in .airlock/stages/ when it completes; an unchanged stage is skipped.
+
+Exit codes: 0 released (or stopped by --until), 3 invalid pipeline, 4 the bundle does not
+verify, 5 a leak check refused the release, 6 waiting for officer approvals (the commands
+to run are printed; run again afterwards), 7 residency refused a destination, 130
+interrupted (run again to resume).")]
+pub struct RunArgs {
+    /// Pipeline file (for example pipelines/fraud-detector.toml).
+    #[arg(value_name = "PIPELINE.toml")]
+    pub pipeline: PathBuf,
+    /// Directory for runs/, releases/, demo/ and the stage records in .airlock/.
+    #[arg(long, default_value = ".")]
+    pub workdir: PathBuf,
+    /// Rerun this stage and every later one, even when their inputs are unchanged.
+    #[arg(long, value_enum, value_name = "STAGE")]
+    pub from: Option<airlock_pipeline::Stage>,
+    /// Stop after this stage.
+    #[arg(long, value_enum, value_name = "STAGE")]
+    pub until: Option<airlock_pipeline::Stage>,
+    /// No progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoDataArgs {
+    /// Number of data rows.
+    #[arg(long, default_value_t = 50_000)]
+    pub rows: usize,
+    /// Seed: the same seed writes the same file.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// CSV file to write (replaced atomically if it exists).
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Pipeline file (for example pipelines/fraud-detector.toml).
+    #[arg(value_name = "PIPELINE.toml")]
+    pub pipeline: PathBuf,
+    /// Run directory to create; it must not exist or be empty.
+    /// [default: runs/<name>-<version>-<unix time>]
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: Option<PathBuf>,
+    /// Device to train on: cpu, cuda or cuda:N. Overrides the pipeline's training.device.
+    #[arg(long, value_name = "cpu|cuda:N")]
+    pub device: Option<String>,
+    /// No progress bars (epoch summaries still go to stderr and the run log).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PredictArgs {
+    /// Run directory written by `airlock train`.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// CSV with a header holding at least the run's feature columns.
+    #[arg(long, value_name = "ROWS.csv")]
+    pub input: PathBuf,
+}
+
+impl Cli {
+    /// Parse the command line, and refuse (exit 2, as clap does) the flag combinations that
+    /// clap's attributes cannot express.
+    pub fn parse_checked() -> Self {
+        use clap::CommandFactory as _;
+        let cli = Self::parse();
+        if let Command::Run(a) = &cli.command
+            && let (Some(from), Some(until)) = (a.from, a.until)
+            && from > until
+        {
+            Self::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("--from {from:?} comes after --until {until:?}").to_lowercase(),
+                )
+                .exit();
+        }
+        if let Command::Reject(a) = &cli.command
+            && a.expires.is_some()
+        {
+            Self::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--expires applies to approvals only: a rejection cannot expire, it blocks the release until the officer replaces it with an approval",
+                )
+                .exit();
+        }
+        cli
+    }
+}

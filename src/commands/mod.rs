@@ -1,0 +1,59 @@
+//! One module per subcommand: each turns its parsed flags into the library call, prints
+//! the command's result, and returns the error that `main` maps to an exit code.
+
+use crate::cli::{AuditCommand, Command};
+
+mod audit;
+mod completions;
+mod decide;
+mod demo_data;
+mod keygen;
+mod man;
+mod package;
+mod predict;
+mod publish;
+mod pull;
+mod review;
+mod run;
+mod serve;
+mod train;
+mod verify;
+
+/// Run the parsed subcommand.
+pub fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(a) => run::run(a),
+        Command::DemoData(a) => demo_data::run(&a),
+        Command::Train(a) => train::run(a),
+        Command::Predict(a) => predict::run(&a),
+        Command::Keygen(a) => keygen::run(&a),
+        Command::Package(a) => package::run(a),
+        Command::Verify(a) => verify::run(&a),
+        Command::Review(a) => review::run(a),
+        Command::Approve(a) => decide::run(a, airlock_schemas::Decision::Approve),
+        Command::Reject(a) => decide::run(a, airlock_schemas::Decision::Reject),
+        Command::Publish(a) => publish::run(*a),
+        Command::Pull(a) => pull::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Audit(AuditCommand::Verify {
+            log,
+            trust,
+            registry,
+            aws,
+        }) => audit::verify(&log, &trust, registry.as_deref(), &aws),
+        Command::Audit(AuditCommand::Show { log }) => audit::show(&log),
+        Command::Completions(a) => completions::run(&a),
+        Command::Man(a) => man::run(&a),
+    }
+}
+
+/// Threads for scanning, hashing and verifying: every core.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Progress bars only for a person watching stderr.
+fn progress(no_progress: bool) -> bool {
+    use std::io::IsTerminal as _;
+    !no_progress && std::io::stderr().is_terminal()
+}
