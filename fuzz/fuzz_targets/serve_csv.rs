@@ -8,7 +8,7 @@ use airlock_fuzz::serve::{check_rows, features, same_bits, to_json};
 use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code)]
-#[path = "../../src/serve/body.rs"]
+#[path = "../../serve/src/body.rs"]
 mod body;
 
 fuzz_target!(|data: &[u8]| {
