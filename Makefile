@@ -73,6 +73,8 @@ lint: ## rustfmt, clippy (with and without CUDA), rustdoc, burn-free crates; war
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps
 	@# The trust, packaging, review, publishing and serving crates must not build burn.
 	CARGO="$(CARGO)" tests/lint-burn-free.sh
+	@# Every relative link in the docs resolves inside the repository.
+	tests/check-doc-links.sh
 
 test-deps: ## install what the tests run against: a Python venv with moto (~/.cache/airlock), Debian's chromium
 	tests/setup-python.sh >/dev/null

@@ -8,12 +8,18 @@ CARGO="${CARGO:-cargo}"
 
 crates=(airlock-trust airlock-safetensors airlock-schemas airlock-review airlock-publisher
         airlock-model airlock-leak airlock-packager)
-# The serve crate, once the workspace has one.
-if "$CARGO" metadata --locked --no-deps --format-version 1 | grep -q '#airlock-serve@'; then
-  crates+=(airlock-serve)
-fi
-
 failed=0
+# The serving image runs models, so airlock-serve builds burn (through airlock-infer), but
+# nothing that trains, packages or talks to AWS.
+tree=$("$CARGO" tree --locked -p airlock-serve -e normal --prefix none)
+extra=$(grep -E '^(aws-[[:alnum:]_-]+|airlock-(trainer|packager|publisher|leak|review|pipeline)) v[0-9]' <<<"$tree" | sort -u || true)
+if [ -n "$extra" ]; then
+  echo "lint: airlock-serve must not build training, packaging or AWS code, but its dependencies include:" >&2
+  sed 's/^/  /' <<<"$extra" >&2
+  failed=1
+else
+  echo "lean: airlock-serve (inference only, no AWS SDK)"
+fi
 for crate in "${crates[@]}"; do
   tree=$("$CARGO" tree --locked -p "$crate" -e normal --prefix none)
   burn=$(grep -E '^burn(-[[:alnum:]_-]+)? v[0-9]' <<<"$tree" | sort -u || true)

@@ -979,11 +979,11 @@ fn to_sagemaker(
 
 /// Publish `opts.bundle`.
 ///
-/// Phases: [`setup`]; [`open_audit_log`] (locked until the end); [`gate`];
-/// [`check_outgoing`]; [`check_residency`]; [`leaving`] and [`check_version`]; a `start`
+/// Phases: `setup`; `open_audit_log` (locked until the end); `gate`;
+/// `check_outgoing`; `check_residency`; `leaving` and `check_version`; a `start`
 /// entry naming the destination and every digest, written and signed before the first byte
-/// is sent; [`upload`]; [`write_index`] (the log's copy, then the index that records the
-/// `start` entry); the outcome entries; [`to_sagemaker`] (its own `start` entries first).
+/// is sent; `upload`; `write_index` (the log's copy, then the index that records the
+/// `start` entry); the outcome entries; `to_sagemaker` (its own `start` entries first).
 /// After a `start` entry, every failure is recorded too.
 pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     let Setup {

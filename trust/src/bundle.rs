@@ -1,7 +1,7 @@
 //! A bundle's closed set of files, read once.
 //!
 //! A bundle holds exactly the signed top-level files and `approvals/<key id>.dsse.json`
-//! decision files. [`read_closed_set`] walks the directory without following anything
+//! decision files. `read_closed_set` walks the directory without following anything
 //! (symlinks, subdirectories, FIFOs and devices are refused wherever they are), refuses every
 //! name outside that set, and reads each file once. [`BundleFiles`] keeps the exact bytes,
 //! so that every later check, the approvals, `publish` and `serve` use the bytes that were
