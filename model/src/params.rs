@@ -1,6 +1,7 @@
 //! An MLP classifier's parameters in a backend-independent host form, and a reference
 //! forward pass on the host.
 
+use airlock_safetensors::{Dtype, OwnedTensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -46,6 +47,33 @@ impl MlpParams {
             })
             .collect();
         Self { layers }
+    }
+
+    /// The tensors of a released `model.safetensors`: each layer's `layers.{i}.weight`
+    /// (`[d_out, d_in]`) and `layers.{i}.bias` (`[d_out]`), F32 little-endian: the layout
+    /// the packager writes and verification and serving expect.
+    pub fn release_tensors(&self) -> Vec<OwnedTensor> {
+        let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                [
+                    OwnedTensor {
+                        name: format!("layers.{i}.weight"),
+                        dtype: Dtype::F32,
+                        shape: vec![l.d_out, l.d_in],
+                        data: le(&l.weight),
+                    },
+                    OwnedTensor {
+                        name: format!("layers.{i}.bias"),
+                        dtype: Dtype::F32,
+                        shape: vec![l.d_out],
+                        data: le(&l.bias),
+                    },
+                ]
+            })
+            .collect()
     }
 
     /// Input width.

@@ -7,7 +7,7 @@ use airlock_leak::identifier_values;
 use airlock_model::{
     CHECKPOINT_FILE, DenseLayer, MlpParams, RECORD_FILE, Run, file_name, read_run,
 };
-use airlock_safetensors::{self as st, Dtype, OwnedTensor, SafetensorsFile};
+use airlock_safetensors::{self as st, Dtype, SafetensorsFile};
 use airlock_schemas::{
     Architecture, BUNDLE_FORMAT_VERSION, CardMetrics, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature,
     LeakLayer, LeakReport, ModelCard, ModelOutput, ReleasePredicate, ReportInput,
@@ -147,10 +147,6 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
-}
-
-fn le(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Collects one layer's findings and counts.
@@ -434,7 +430,7 @@ fn strip_and_fold(
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect();
-            let model_bytes = match st::write_canonical(&model_tensors(&f), &meta) {
+            let model_bytes = match st::write_canonical(&f.release_tensors(), &meta) {
                 Ok(b) => b,
                 Err(e) => {
                     l0.error(format!("writing {MODEL_FILE}: {e}"));
@@ -448,30 +444,6 @@ fn strip_and_fold(
             (None, Vec::new())
         }
     }
-}
-
-/// The tensors of `model.safetensors`: each layer's weight and bias, as F32.
-fn model_tensors(f: &MlpParams) -> Vec<OwnedTensor> {
-    f.layers
-        .iter()
-        .enumerate()
-        .flat_map(|(i, l)| {
-            [
-                OwnedTensor {
-                    name: format!("layers.{i}.weight"),
-                    dtype: Dtype::F32,
-                    shape: vec![l.d_out, l.d_in],
-                    data: le(&l.weight),
-                },
-                OwnedTensor {
-                    name: format!("layers.{i}.bias"),
-                    dtype: Dtype::F32,
-                    shape: vec![l.d_out],
-                    data: le(&l.bias),
-                },
-            ]
-        })
-        .collect()
 }
 
 /// L0 on the rebuilt model, parsed back; no model at all is L0's error.

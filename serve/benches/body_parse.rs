@@ -10,20 +10,7 @@ use std::time::{Duration, Instant};
 use airlock_serve::body::{parse_csv, parse_json};
 
 /// The DEMO pipeline's features.
-const FEATURES: [&str; 12] = [
-    "amount",
-    "merchant_category",
-    "hour",
-    "distance_from_home_km",
-    "txn_count_24h",
-    "amount_to_avg_ratio",
-    "is_online",
-    "is_foreign",
-    "card_present",
-    "account_age_days",
-    "days_since_last_txn",
-    "failed_pin_attempts",
-];
+const FEATURES: [&str; 12] = airlock_model::demo::DEMO_FEATURES;
 
 const ROWS: usize = 256;
 

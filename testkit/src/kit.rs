@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use airlock_model::MlpParams;
-use airlock_safetensors::{Dtype, OwnedTensor, write_canonical};
+use airlock_safetensors::{OwnedTensor, write_canonical};
 use airlock_schemas::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, BUNDLE_FORMAT_VERSION, CardMetrics,
     Decision, EpochMetrics, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport,
@@ -28,20 +28,7 @@ use time::format_description::well_known::Rfc3339;
 
 /// The features of the shipped fraud pipeline (`pipelines/fraud-detector.toml`): the
 /// default inputs of a kit model.
-pub const FRAUD_FEATURES: [&str; 12] = [
-    "amount",
-    "merchant_category",
-    "hour",
-    "distance_from_home_km",
-    "txn_count_24h",
-    "amount_to_avg_ratio",
-    "is_online",
-    "is_foreign",
-    "card_present",
-    "account_age_days",
-    "days_since_last_txn",
-    "failed_pin_attempts",
-];
+pub const FRAUD_FEATURES: [&str; 12] = airlock_model::demo::DEMO_FEATURES;
 
 /// The reason officers give in the kit's decisions.
 pub const REASON: &str = "reviewed the card and the leak report";
@@ -473,31 +460,6 @@ impl Kit {
 
 /// The model's tensors as the packager writes them: `layers.<i>.weight` `[out, in]` and
 /// `layers.<i>.bias` `[out]`, F32 little-endian, in layer order.
-fn tensors(params: &MlpParams) -> Vec<OwnedTensor> {
-    let le = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    params
-        .layers
-        .iter()
-        .enumerate()
-        .flat_map(|(i, l)| {
-            [
-                OwnedTensor {
-                    name: format!("layers.{i}.weight"),
-                    dtype: Dtype::F32,
-                    shape: vec![l.d_out, l.d_in],
-                    data: le(&l.weight),
-                },
-                OwnedTensor {
-                    name: format!("layers.{i}.bias"),
-                    dtype: Dtype::F32,
-                    shape: vec![l.d_out],
-                    data: le(&l.bias),
-                },
-            ]
-        })
-        .collect()
-}
-
 fn card(spec: &KitBuilder, model: &[OwnedTensor]) -> ModelCard {
     let mut widths = vec![spec.features.len()];
     widths.extend(&spec.hidden);
@@ -679,7 +641,7 @@ fn training_record_sha(spec: &KitBuilder) -> String {
 fn write_bundle(spec: &KitBuilder, signer: &Signer, dir: &Path) -> String {
     let mut rng = airlock_model::rng(spec.seed, 0);
     let params = MlpParams::init(spec.features.len(), &spec.hidden, &mut rng);
-    let tensors = tensors(&params);
+    let tensors = params.release_tensors();
     let meta: BTreeMap<String, String> = MODEL_METADATA
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
