@@ -605,7 +605,7 @@ fn l2_l3_on_data(
     l2.param("encodings", json!(["f32", "f16", "bf16"]));
     l2.param("numeric_forms", json!(["raw", "standardized"]));
     let mut l3 = LayerBuilder::new("L3", "membership-inference");
-    let leak = run.spec.leak;
+    let leak = &run.spec.leak;
     l3.param("attack", json!("loss-threshold"));
     l3.param("max_auc", json!(leak.max_membership_auc));
     l3.param("max_advantage", json!(leak.max_membership_advantage));
@@ -709,7 +709,7 @@ fn record_kind(kind: MatchKind) -> String {
 /// L3: the loss-threshold attack on the folded model, training members against holdout rows.
 fn l3_attack(l3: &mut LayerBuilder, run: &Run, d: &Data, f: &MlpParams) {
     let record = &run.record;
-    let leak = run.spec.leak;
+    let leak = &run.spec.leak;
     let s = &record.splits;
     let (train, _, hold) =
         airlock_model::split_rows(d.rows, s.train as usize, s.validation as usize, record.seed);
@@ -1169,7 +1169,8 @@ fn model_card(run: &Run, widths: &[usize], declared: &[(String, Vec<usize>)]) ->
             epochs: r.epochs.clone(),
             roc_curve: r.holdout.roc_curve.clone(),
             split_rows: [r.splits.train, r.splits.validation, r.splits.holdout],
-        },
+        },        configuration: None,
+        evaluation: None,
     }
 }
 

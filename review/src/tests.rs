@@ -88,6 +88,8 @@ fn card(epochs: usize, roc: usize, auc: f64) -> ModelCard {
                 .collect(),
             split_rows: [14000, 3000, 3000],
         },
+        configuration: None,
+        evaluation: None,
     }
 }
 

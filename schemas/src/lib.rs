@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod error_kind;
+mod evaluation;
 pub mod grammar;
 mod io;
 mod pipeline;
@@ -10,6 +11,11 @@ mod training_record;
 mod uri;
 
 pub use error_kind::ErrorKind;
+pub use evaluation::{
+    BandedSubgroup, BootstrapInfo, Calibration, CalibrationBin, CardConfiguration, CardDataFile,
+    CardSource, Confusion, EstimatedMetric, Evaluation, EvaluationSpec, SubgroupRow, SubgroupSpec,
+    SubgroupTable,
+};
 pub use io::IoError;
 pub use pipeline::{
     DataSpec, DeploySpec, ModelKind, ModelSpec, OptimizerKind, OptimizerSpec, PipelineError,

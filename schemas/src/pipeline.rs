@@ -28,6 +28,10 @@ pub struct PipelineSpec {
     /// Leak-check thresholds for the packager (defaults when absent).
     #[serde(default)]
     pub leak: crate::LeakSpec,
+    /// How the holdout is evaluated for the model card and the review (defaults when
+    /// absent).
+    #[serde(default)]
+    pub evaluation: crate::EvaluationSpec,
     /// Real signing keys. Without this section `airlock run` is a DEMO: it makes local demo
     /// keys and approves with demo officers. With it, releases wait for real officers.
     #[serde(default)]
@@ -144,6 +148,10 @@ pub struct ReleaseSpec {
     /// What the model is for, shown on the model card.
     #[serde(default)]
     pub intended_use: Option<String>,
+    /// Allow a real (non-DEMO) release from a run with no git commit recorded or with
+    /// uncommitted changes. Off by default: the packager refuses such a run.
+    #[serde(default)]
+    pub allow_uncommitted: bool,
 }
 
 /// The training data, which never leaves the premises.
@@ -160,6 +168,11 @@ pub struct DataSpec {
     pub features: Vec<String>,
     /// Binary label column (0 or 1).
     pub label: String,
+    /// Columns the holdout metrics are also reported per group of (age band, sex, site):
+    /// `"sex"` or `{ column = "age", bands = [30, 45, 60] }`. Groups smaller than
+    /// `evaluation.min_group_rows` are suppressed.
+    #[serde(default)]
+    pub subgroups: Vec<crate::SubgroupSpec>,
 }
 
 /// Fractions of the rows in each split; they must add up to 1.

@@ -42,6 +42,13 @@ pub struct ModelCard {
     pub metrics: CardMetrics,
     /// Aggregate training curves, for reviewers.
     pub training: TrainingSummary,
+    /// The training configuration, for comparing releases (absent in older cards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<crate::CardConfiguration>,
+    /// The holdout evaluation: intervals, clinical metrics, calibration, subgroups (absent
+    /// in older cards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<crate::Evaluation>,
 }
 
 /// Architecture of the released model.
@@ -324,7 +331,7 @@ pub enum KeyRole {
 }
 
 /// Leak-check thresholds in a pipeline file (`[leak]`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeakSpec {
     /// L3: highest membership-inference AUC allowed.
@@ -333,6 +340,10 @@ pub struct LeakSpec {
     /// L3: highest membership advantage (max TPR − FPR) allowed.
     #[serde(default = "default_mia_advantage")]
     pub max_membership_advantage: f64,
+    /// L1: the site's medical record number formats, as regular expressions (e.g.
+    /// `"MRN[0-9]{8}"`); a match in anything that leaves is a finding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mrn_patterns: Vec<String>,
 }
 
 fn default_mia_auc() -> f64 {
@@ -347,6 +358,7 @@ impl Default for LeakSpec {
         Self {
             max_membership_auc: default_mia_auc(),
             max_membership_advantage: default_mia_advantage(),
+            mrn_patterns: Vec::new(),
         }
     }
 }

@@ -47,6 +47,9 @@ pub struct TrainingRecord {
     pub started_at: String,
     /// End time, RFC 3339 UTC.
     pub finished_at: String,
+    /// The holdout evaluation: intervals, clinical metrics, calibration, subgroups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<crate::Evaluation>,
 }
 
 /// A file and the SHA-256 of its bytes.

@@ -379,6 +379,7 @@ fn training_record(
         airlock_version: env!("CARGO_PKG_VERSION").to_owned(),
         started_at: plan.started_at.clone(),
         finished_at: now(),
+        evaluation: None,
     };
     record
         .validate()
