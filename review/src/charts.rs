@@ -1,7 +1,7 @@
 //! The page's two inline SVG charts: loss per epoch and the ROC curve. No script, no
 //! external reference: each chart is plain SVG markup sized by its `viewBox`.
 
-use airlock_schemas::{EpochMetrics, RocPoint};
+use airlock_schemas::{Calibration, CalibrationBin, EpochMetrics, RocPoint};
 
 use crate::format::fmt4;
 use crate::html::{Fixed, Html, html};
@@ -448,4 +448,92 @@ pub(crate) fn roc_chart(curve: &[RocPoint], auc: f64) -> Html {
     }
     h.push_static("</svg>");
     h
+}
+
+/// The calibration (reliability) curve: mean predicted probability against observed
+/// positive rate per bin, with the diagonal of perfect calibration. Bins with no rows (or
+/// without finite figures) are omitted; the ECE is in the title.
+pub(crate) fn calibration_chart(c: &Calibration) -> Html {
+    let f = Frame {
+        width: 420.0,
+        height: 400.0,
+        left: 56.0,
+        right: 20.0,
+        top: 44.0,
+        bottom: 48.0,
+    };
+    let mut h = Html::new();
+    let title = Html::text(&format!(
+        "Calibration curve (ECE {})",
+        fmt4(c.expected_calibration_error)
+    ));
+    open(&mut h, "calibration-chart", &f, &title);
+    for k in 0..=5 {
+        let v = f64::from(k) * 0.2;
+        let mut label = Html::new();
+        label.push(Fixed(v, 1));
+        grid_line(&mut h, &f, f.y(v, 0.0, 1.0), &label);
+        x_tick(&mut h, &f, f.x(v, 0.0, 1.0), &label);
+    }
+    axes(&mut h, &f, "mean predicted probability", "observed positive rate");
+    html!(
+        h,
+        "<line class=\"diagonal\" x1=\"",
+        c1(f.x0()),
+        "\" y1=\"",
+        c1(f.y0()),
+        "\" x2=\"",
+        c1(f.x1()),
+        "\" y2=\"",
+        c1(f.y1()),
+        "\"><title>perfect calibration</title></line>"
+    );
+    let bins = plotted_bins(c);
+    if bins.is_empty() {
+        empty_note(&mut h, &f, -20.0, "No calibration bin has rows.");
+    } else {
+        let xy: Vec<(f64, f64)> = bins
+            .iter()
+            .map(|&(_, p, o)| (f.x(p, 0.0, 1.0), f.y(o, 0.0, 1.0)))
+            .collect();
+        html!(
+            h,
+            "<polyline class=\"series calibration\" data-series=\"calibration\" points=\"",
+            point_list(&xy),
+            "\"/>"
+        );
+        for (&(b, p, o), &(x, y)) in bins.iter().zip(&xy) {
+            html!(
+                h,
+                "<circle class=\"pt calibration\" cx=\"",
+                c1(x),
+                "\" cy=\"",
+                c1(y),
+                "\" r=\"3.5\"><title>",
+                Html::text(&format!(
+                    "bin {}–{}: {} rows, mean predicted {}, observed {}",
+                    fmt4(b.lower),
+                    fmt4(b.upper),
+                    b.rows,
+                    fmt4(p),
+                    fmt4(o)
+                )),
+                "</title></circle>"
+            );
+        }
+    }
+    h.push_static("</svg>");
+    h
+}
+
+/// The bins a calibration curve plots: rows > 0 and both figures finite.
+pub(crate) fn plotted_bins(c: &Calibration) -> Vec<(&CalibrationBin, f64, f64)> {
+    c.bins
+        .iter()
+        .filter(|b| b.rows > 0)
+        .filter_map(|b| match (b.mean_predicted, b.observed_rate) {
+            (Some(p), Some(o)) if p.is_finite() && o.is_finite() => Some((b, p, o)),
+            _ => None,
+        })
+        .collect()
 }

@@ -7,6 +7,7 @@ use airlock_schemas::{LeakReport, ModelCard, Verdict};
 
 use crate::format::{fmt4, grouped, verdict_word};
 use crate::provenance::{Provenance, parse_provenance};
+use crate::summary::{Estimate, estimate, judge, metric_label};
 use crate::{Previous, ReviewInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,13 +53,21 @@ fn compare(area: &'static str, item: impl Into<String>, before: String, after: S
     }
 }
 
-/// A metric row: compared at the precision shown, so float noise never reads as a change.
-fn metric_change(item: &str, before: f64, after: f64, higher_is_better: bool) -> Change {
-    let mut c = compare("Holdout metrics", item, fmt4(before), fmt4(after));
-    if c.state == ChangeState::Changed && before.is_finite() && after.is_finite() {
-        let d = after - before;
-        let better = (d > 0.0) == higher_is_better;
-        c.note = format!("{d:+.4} ({})", if better { "better" } else { "worse" });
+/// A metric row: compared at the precision shown, so float noise never reads as a change,
+/// and called better or worse only when both releases record intervals that do not overlap.
+fn metric_change(old: &ModelCard, new: &ModelCard, name: &str) -> Change {
+    let (a, b) = (estimate(old, name), estimate(new, name));
+    let show = |e: &Estimate| e.value.map_or_else(|| "undefined".to_owned(), fmt4);
+    let item = metric_label(name).unwrap_or("metric");
+    let mut c = compare("Holdout metrics", item, show(&a), show(&b));
+    if c.state == ChangeState::Changed {
+        let j = judge(name, &a, &b);
+        c.note = match (a.value, b.value) {
+            (Some(x), Some(y)) if x.is_finite() && y.is_finite() => {
+                format!("{:+.4} ({})", y - x, j.words())
+            }
+            _ => j.words().to_owned(),
+        };
     }
     c
 }
@@ -102,24 +111,9 @@ pub(crate) fn changes(input: &ReviewInput<'_>, prev: &Previous<'_>) -> Vec<Chang
 }
 
 fn metrics(out: &mut Vec<Change>, old: &ModelCard, new: &ModelCard) {
-    out.push(metric_change(
-        "ROC AUC",
-        old.metrics.roc_auc,
-        new.metrics.roc_auc,
-        true,
-    ));
-    out.push(metric_change(
-        "Accuracy",
-        old.metrics.accuracy,
-        new.metrics.accuracy,
-        true,
-    ));
-    out.push(metric_change(
-        "Loss",
-        old.metrics.loss,
-        new.metrics.loss,
-        false,
-    ));
+    for name in ["roc_auc", "accuracy", "loss"] {
+        out.push(metric_change(old, new, name));
+    }
     out.push(compare(
         "Holdout metrics",
         "Holdout rows",

@@ -129,3 +129,58 @@ pub(crate) fn json_scalar(v: &serde_json::Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// `s` made safe to print to a terminal: control characters (C0, DEL, C1) and the Unicode
+/// bidirectional overrides and isolates, which could rewrite or reorder what the officer
+/// sees, are written as `\u{..}` escapes; a backslash is doubled so an escape cannot be
+/// forged.
+pub(crate) fn term(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let bidi = matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if c.is_control() || bidi {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An estimate with its interval: `0.9312 (95% CI 0.9201–0.9420)`, or the estimate alone
+/// when no (valid) interval was recorded.
+pub(crate) fn with_interval(e: &crate::summary::Estimate, confidence: Option<f64>) -> String {
+    let Some(v) = e.value.filter(|v| v.is_finite()) else {
+        return "undefined".to_owned();
+    };
+    match e.interval() {
+        Some((lo, hi)) => format!(
+            "{} ({} CI {}–{})",
+            fmt4(v),
+            confidence.map_or_else(|| "bootstrap".to_owned(), level),
+            fmt4(lo),
+            fmt4(hi)
+        ),
+        None => fmt4(v),
+    }
+}
+
+/// A confidence level as people write it: 0.95 → "95%", 0.975 → "97.5%".
+pub(crate) fn level(c: f64) -> String {
+    let p = c * 100.0;
+    if !p.is_finite() {
+        "n/a".to_owned()
+    } else if (p - p.round()).abs() < 1e-9 {
+        format!("{p:.0}%")
+    } else {
+        format!("{p:.1}%")
+    }
+}
+
+/// A number from a bundle, written the shortest way that reads back the same (`0.001`,
+/// `20`): hyperparameters are shown as the pipeline wrote them, not rounded.
+pub(crate) fn plain(x: f64) -> String {
+    if x.is_finite() { format!("{x}") } else { "n/a".to_owned() }
+}

@@ -18,6 +18,7 @@ use airlock_trust::Check;
 use airlock_trust::approvals::ApprovalSummary;
 
 mod charts;
+mod clinical;
 pub mod command;
 mod diff;
 mod format;
@@ -25,6 +26,8 @@ pub mod html;
 mod page;
 mod provenance;
 mod status;
+mod summary;
+mod summary_html;
 mod text;
 
 pub use html::Html;

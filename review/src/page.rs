@@ -8,10 +8,13 @@ use airlock_schemas::{Decision, LeakLayer, LeakReport, ModelCard};
 use airlock_trust::approvals::DecisionStatus;
 
 use crate::charts::{loss_chart, roc_chart};
+use crate::clinical::{clinical_section, estimate_cells};
+use crate::summary::{estimate, membership_layer, membership_values};
+use crate::summary_html::{source_facts, source_warning, summary_section};
 use crate::diff::{ChangeState, changes, widths};
 use crate::format::{
     capitalize, decision_word, fmt4, grouped, human_time, json_scalar, layer_meaning, percent,
-    shell_quote, short_id, verdict_label, verdict_word,
+    plain, shell_quote, short_id, verdict_label, verdict_word,
 };
 use crate::html::{Html, html};
 use crate::provenance::parse_provenance;
@@ -54,6 +57,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .unknown, .counts-no { color: var(--muted); }
 tr.row-changed td { background: #fffbe6; }
 .nowrap { white-space: nowrap; }
+.interval { color: var(--muted); }
 tr.decision-approve td.decision { color: var(--pass); font-weight: 700; }
 tr.decision-reject td.decision { color: var(--fail); font-weight: 700; }
 .progress { height: 14px; background: #eaeef2; border-radius: 7px; overflow: hidden; max-width: 420px; }
@@ -83,6 +87,23 @@ pre.command { background: #f6f8fa; border: 1px solid var(--line); padding: 10px 
 nav.toc { font-size: 0.9rem; margin: 8px 0; }
 nav.toc a { color: #0969da; margin-right: 12px; }
 footer { margin-top: 36px; font-size: 0.85rem; color: var(--muted); }
+.warning { border: 2px solid var(--fail); color: var(--fail); background: var(--fail-bg); padding: 10px 14px;
+  font-weight: 700; border-radius: 6px; margin: 12px 0; }
+.better { color: var(--pass); font-weight: 700; }
+.worse { color: var(--fail); font-weight: 700; }
+.noise, .no-interval, .not-comparable, .different { color: var(--pending); font-weight: 700; }
+details.unchanged-items summary { cursor: default; color: var(--muted); }
+#calibration-chart { flex: 0 1 420px; max-width: 420px; }
+#change-summary { border: 2px solid var(--pending); border-radius: 8px; padding: 4px 16px 8px; margin-top: 16px; }
+#change-summary h2 { margin-top: 12px; }
+/* fit: every table, list and chart fits the page's width (a 1280 px screen included) */
+main { overflow-wrap: anywhere; }
+table { table-layout: fixed; }
+th, td { overflow-wrap: anywhere; min-width: 0; }
+dl.facts { grid-template-columns: minmax(0, max-content) minmax(0, 1fr); }
+dl.facts dt { max-width: 16em; }
+dl.facts dd { min-width: 0; }
+/* end fit */
 @media print {
   body { background: #fff; font-size: 10.5pt; }
   main { max-width: none; padding: 0; }
@@ -105,9 +126,13 @@ pub fn render_page(input: &ReviewInput<'_>) -> Html {
     let mut h = Html::with_capacity(64 * 1024);
     head(&mut h, input);
     header(&mut h, input);
+    if let Some(prev) = &input.previous {
+        summary_section(&mut h, input, prev);
+    }
     identity_section(&mut h, input);
     model_section(&mut h, input.card);
     metrics_section(&mut h, input.card);
+    clinical_section(&mut h, input.card);
     leak_section(&mut h, input.report);
     provenance_section(&mut h, input);
     approvals_section(&mut h, input);
@@ -185,13 +210,19 @@ fn header(h: &mut Html, input: &ReviewInput<'_>) {
         Html::text(&status_explanation(input)),
         "</p>\n</div>\n"
     );
+    source_warning(h, card);
+    h.push_static("<nav class=\"toc\">");
+    if input.previous.is_some() {
+        h.push_static("<a href=\"#change-summary\">What changed</a>");
+    }
     h.push_static(
-        "<nav class=\"toc\"><a href=\"#identity\">Identity</a><a href=\"#model\">Model</a>\
-         <a href=\"#metrics\">Metrics</a><a href=\"#leaks\">Leak checks</a>\
-         <a href=\"#provenance\">Provenance</a><a href=\"#approvals-section\">Approvals</a>",
+        "<a href=\"#identity\">Identity</a><a href=\"#model\">Model</a>\
+         <a href=\"#metrics\">Metrics</a><a href=\"#clinical\">Clinical</a>\
+         <a href=\"#leaks\">Leak checks</a><a href=\"#provenance\">Provenance</a>\
+         <a href=\"#approvals-section\">Approvals</a>",
     );
     if input.previous.is_some() {
-        h.push_static("<a href=\"#changes\">What changed</a>");
+        h.push_static("<a href=\"#changes\">Every compared item</a>");
     }
     h.push_static("</nav>\n</header>\n");
 }
@@ -206,7 +237,7 @@ fn identity_section(h: &mut Html, input: &ReviewInput<'_>) {
     signer_facts(h, input);
     h.push_static("</dl>\n");
 
-    h.push_static("<h3>Files</h3>\n<table id=\"files\">\n<thead><tr><th>File</th><th>SHA-256</th></tr></thead>\n<tbody>\n");
+    h.push_static("<h3>Files</h3>\n<table id=\"files\">\n<colgroup><col style=\"width:32%\"><col></colgroup>\n<thead><tr><th>File</th><th>SHA-256</th></tr></thead>\n<tbody>\n");
     if input.files.is_empty() {
         h.push_static("<tr><td colspan=\"2\" class=\"muted\">No files were listed.</td></tr>\n");
     }
@@ -229,7 +260,7 @@ fn identity_section(h: &mut Html, input: &ReviewInput<'_>) {
         passed,
         " of ",
         input.checks.len(),
-        " passed)</h3>\n<table id=\"checks\">\n<thead><tr><th>Check</th><th>Result</th><th>Detail</th></tr></thead>\n<tbody>\n"
+        " passed)</h3>\n<table id=\"checks\">\n<colgroup><col style=\"width:30%\"><col style=\"width:9%\"><col></colgroup>\n<thead><tr><th>Check</th><th>Result</th><th>Detail</th></tr></thead>\n<tbody>\n"
     );
     if input.checks.is_empty() {
         h.push_static(
@@ -357,7 +388,7 @@ fn model_section(h: &mut Html, card: &ModelCard) {
         h,
         "<h3>Inputs (",
         card.inputs.len(),
-        " columns, raw values; normalization is built into the weights)</h3>\n<table id=\"inputs\">\n<thead><tr><th>#</th><th>Column</th><th>Type</th></tr></thead>\n<tbody>\n"
+        " columns, raw values; normalization is built into the weights)</h3>\n<table id=\"inputs\">\n<colgroup><col style=\"width:8%\"><col style=\"width:60%\"><col></colgroup>\n<thead><tr><th>#</th><th>Column</th><th>Type</th></tr></thead>\n<tbody>\n"
     );
     for (i, f) in card.inputs.iter().enumerate() {
         html!(
@@ -385,7 +416,7 @@ fn tensors_table(h: &mut Html, card: &ModelCard) {
         h,
         "<h3>Tensors (",
         Html::text(&grouped(params as u64)),
-        " parameters)</h3>\n<table id=\"tensors\">\n<thead><tr><th>Tensor</th><th>Type</th><th>Shape</th><th>Values</th></tr></thead>\n<tbody>\n"
+        " parameters)</h3>\n<table id=\"tensors\">\n<colgroup><col style=\"width:40%\"><col style=\"width:15%\"><col style=\"width:25%\"><col></colgroup>\n<thead><tr><th>Tensor</th><th>Type</th><th>Shape</th><th>Values</th></tr></thead>\n<tbody>\n"
     );
     for t in &card.architecture.tensors {
         let dims: Vec<String> = t.shape.iter().map(usize::to_string).collect();
@@ -408,19 +439,49 @@ fn tensors_table(h: &mut Html, card: &ModelCard) {
 fn metrics_section(h: &mut Html, card: &ModelCard) {
     let m = &card.metrics;
     h.push_static("<section id=\"metrics\">\n<h2>3. How well it works (holdout data)</h2>\n");
-    h.push_static("<p class=\"lead\">Measured on rows the model never saw during training.</p>\n");
-    h.push_static("<table id=\"holdout-metrics\">\n<thead><tr><th>Measure</th><th>Value</th><th>What it means</th></tr></thead>\n<tbody>\n");
-    let rows = [
+    h.push_static(
+        "<p class=\"lead\">Measured on rows the model never saw during training. An interval \
+         is the range the figure would plausibly take on another holdout of the same size \
+         (bootstrap); <em>none</em> means the card records no interval.</p>\n",
+    );
+    h.push_static(
+        "<table id=\"holdout-metrics\">\n<colgroup><col style=\"width:18%\"><col \
+         style=\"width:16%\"><col style=\"width:20%\"><col></colgroup>\n<thead><tr><th>\
+         Measure</th><th>Value</th><th>Interval</th><th>What it means</th></tr></thead>\n<tbody>\n",
+    );
+    let threshold = card
+        .evaluation
+        .as_ref()
+        .map_or_else(|| "0.5".to_owned(), |e| plain(e.threshold));
+    for (name, label, meaning) in [
         (
+            "roc_auc",
             "ROC AUC",
-            fmt4(m.roc_auc),
             "Chance that a random positive scores above a random negative (0.5 is a coin toss, 1.0 is perfect).",
         ),
         (
+            "accuracy",
             "Accuracy",
-            format!("{} ({})", fmt4(m.accuracy), percent(m.accuracy)),
-            "Share of holdout rows classified correctly at threshold 0.5.",
+            "Share of holdout rows classified correctly at the operating threshold",
         ),
+    ] {
+        html!(
+            h,
+            "<tr data-metric=\"",
+            name,
+            "\"><td>",
+            label,
+            "</td>",
+            estimate_cells(&estimate(card, name)),
+            "<td class=\"muted\">",
+            meaning
+        );
+        if name == "accuracy" {
+            html!(h, " (", Html::text(&threshold), ").");
+        }
+        h.push_static("</td></tr>\n");
+    }
+    let rows = [
         (
             "Loss",
             fmt4(m.loss),
@@ -444,7 +505,7 @@ fn metrics_section(h: &mut Html, card: &ModelCard) {
             name,
             "</td><td class=\"num\">",
             Html::text(&value),
-            "</td><td class=\"muted\">",
+            "</td><td></td><td class=\"muted\">",
             meaning,
             "</td></tr>\n"
         );
@@ -489,7 +550,7 @@ fn kv_list(m: &BTreeMap<String, serde_json::Value>) -> Html {
 }
 
 fn leak_section(h: &mut Html, report: &LeakReport) {
-    h.push_static("<section id=\"leaks\">\n<h2>4. Leak checks</h2>\n");
+    h.push_static("<section id=\"leaks\">\n<h2>5. Leak checks</h2>\n");
     html!(
         h,
         "<p>Overall: <span class=\"verdict ",
@@ -498,7 +559,8 @@ fn leak_section(h: &mut Html, report: &LeakReport) {
         verdict_label(report.verdict),
         "</span>. Every check fails closed: one that could not run blocks the release.</p>\n"
     );
-    h.push_static("<table id=\"leak-layers\">\n<thead><tr><th>Layer</th><th>Check</th><th>Verdict</th><th>Parameters</th><th>Counts</th></tr></thead>\n<tbody>\n");
+    membership_line(h, report);
+    h.push_static("<table id=\"leak-layers\">\n<colgroup><col style=\"width:7%\"><col style=\"width:27%\"><col style=\"width:11%\"><col style=\"width:27%\"><col></colgroup>\n<thead><tr><th>Layer</th><th>Check</th><th>Verdict</th><th>Parameters</th><th>Counts</th></tr></thead>\n<tbody>\n");
     if report.layers.is_empty() {
         h.push_static(
             "<tr><td colspan=\"5\" class=\"fail\">No leak check was recorded.</td></tr>\n",
@@ -512,7 +574,7 @@ fn leak_section(h: &mut Html, report: &LeakReport) {
         findings_table(h, l);
     }
     if !report.inputs.is_empty() {
-        h.push_static("<h3>What was checked</h3>\n<table id=\"leak-inputs\">\n<thead><tr><th>Role</th><th>File</th><th>SHA-256</th></tr></thead>\n<tbody>\n");
+        h.push_static("<h3>What was checked</h3>\n<table id=\"leak-inputs\">\n<colgroup><col style=\"width:16%\"><col style=\"width:30%\"><col></colgroup>\n<thead><tr><th>Role</th><th>File</th><th>SHA-256</th></tr></thead>\n<tbody>\n");
         for i in &report.inputs {
             html!(
                 h,
@@ -530,6 +592,31 @@ fn leak_section(h: &mut Html, report: &LeakReport) {
     h.push_static("</section>\n");
 }
 
+/// L3's measured values against their limits, in words, where the eye lands first.
+fn membership_line(h: &mut Html, report: &LeakReport) {
+    let Some(l) = membership_layer(report) else {
+        return;
+    };
+    let (auc, adv, max_auc, max_adv) = membership_values(l);
+    let v = |x: Option<f64>| Html::text(&x.map_or_else(|| "not measured".to_owned(), fmt4));
+    let lim = |x: Option<f64>| Html::text(&x.map_or_else(|| "not recorded".to_owned(), fmt4));
+    html!(
+        h,
+        "<p id=\"membership-measured\">",
+        Html::text(&l.id),
+        " membership inference, measured: AUC <strong class=\"measured\" data-measure=\"auc\">",
+        v(auc),
+        "</strong> (limit ",
+        lim(max_auc),
+        "; 0.5 means the attack cannot tell training rows from holdout rows), advantage \
+         <strong class=\"measured\" data-measure=\"advantage\">",
+        v(adv),
+        "</strong> (limit ",
+        lim(max_adv),
+        ").</p>\n"
+    );
+}
+
 fn findings_table(h: &mut Html, l: &LeakLayer) {
     html!(
         h,
@@ -541,7 +628,7 @@ fn findings_table(h: &mut Html, l: &LeakLayer) {
         l.findings.len(),
         " listed)</h3>\n<table class=\"findings\" data-layer=\"",
         Html::text(&l.id),
-        "\">\n<thead><tr><th>Kind</th><th>Location</th><th>Record</th><th>Column</th></tr></thead>\n<tbody>\n"
+        "\">\n<colgroup><col style=\"width:16%\"><col style=\"width:52%\"><col style=\"width:10%\"><col></colgroup>\n<thead><tr><th>Kind</th><th>Location</th><th>Record</th><th>Column</th></tr></thead>\n<tbody>\n"
     );
     for f in &l.findings {
         let mut record = Html::new();
@@ -605,7 +692,8 @@ fn layer_row(h: &mut Html, l: &LeakLayer) {
 }
 
 fn provenance_section(h: &mut Html, input: &ReviewInput<'_>) {
-    h.push_static("<section id=\"provenance\">\n<h2>5. Provenance: how it was built</h2>\n");
+    h.push_static("<section id=\"provenance\">\n<h2>6. Provenance: how it was built</h2>\n");
+    source_facts(h, input);
     let Some(v) = input.provenance else {
         h.push_static(
             "<p class=\"fail\">No verified provenance: its signature did not verify or it is \
@@ -658,7 +746,7 @@ fn provenance_section(h: &mut Html, input: &ReviewInput<'_>) {
         );
     }
     h.push_static("</dl>\n");
-    h.push_static("<h3>Training data (stayed on the premises; only its fingerprint is here)</h3>\n<table id=\"training-data\">\n<thead><tr><th>File</th><th>SHA-256</th></tr></thead>\n<tbody>\n");
+    h.push_static("<h3>Training data (stayed on the premises; only its fingerprint is here)</h3>\n<table id=\"training-data\">\n<colgroup><col style=\"width:34%\"><col></colgroup>\n<thead><tr><th>File</th><th>SHA-256</th></tr></thead>\n<tbody>\n");
     if p.training_data.is_empty() {
         h.push_static(
             "<tr><td colspan=\"2\" class=\"fail\">No training data recorded.</td></tr>\n",
@@ -689,7 +777,7 @@ fn provenance_section(h: &mut Html, input: &ReviewInput<'_>) {
 
 fn approvals_section(h: &mut Html, input: &ReviewInput<'_>) {
     let a = input.approvals;
-    h.push_static("<section id=\"approvals-section\">\n<h2>6. Officer decisions</h2>\n");
+    h.push_static("<section id=\"approvals-section\">\n<h2>7. Officer decisions</h2>\n");
     let pct = if a.required == 0 {
         100
     } else {
@@ -711,7 +799,7 @@ fn approvals_section(h: &mut Html, input: &ReviewInput<'_>) {
         pct,
         "%\"></div></div>\n"
     );
-    h.push_static("<table id=\"approvals\">\n<thead><tr><th>Officer</th><th>Key</th><th>Decision</th><th>Time</th><th>Expires</th><th>Reason</th><th>Counts</th><th>Why</th></tr></thead>\n<tbody>\n");
+    h.push_static("<table id=\"approvals\">\n<colgroup><col style=\"width:12%\"><col style=\"width:14%\"><col style=\"width:9%\"><col style=\"width:11%\"><col style=\"width:11%\"><col style=\"width:18%\"><col style=\"width:7%\"><col></colgroup>\n<thead><tr><th>Officer</th><th>Key</th><th>Decision</th><th>Time</th><th>Expires</th><th>Reason</th><th>Counts</th><th>Why</th></tr></thead>\n<tbody>\n");
     if a.decisions.is_empty() {
         h.push_static(
             "<tr class=\"empty\"><td colspan=\"8\" class=\"muted\">No officer has decided on \
@@ -803,11 +891,11 @@ fn decision_row(h: &mut Html, d: &DecisionStatus) {
         decision_key(d),
         "</td><td class=\"decision\">",
         word,
-        "</td><td class=\"nowrap\">",
+        "</td><td>",
         d.time
             .as_deref()
             .map_or_else(dash, |t| Html::text(&human_time(t))),
-        "</td><td class=\"nowrap\">",
+        "</td><td>",
         d.expires
             .as_deref()
             .map_or_else(|| Html::raw_static("never"), |t| Html::text(&human_time(t))),
@@ -836,7 +924,7 @@ fn changes_section(h: &mut Html, input: &ReviewInput<'_>, prev: &Previous<'_>) {
         .count();
     html!(
         h,
-        "<section id=\"changes\">\n<h2>7. What changed since ",
+        "<section id=\"changes\">\n<h2>8. Every compared item since ",
         Html::text(&prev.card.name),
         " ",
         Html::text(&prev.card.version),
@@ -856,7 +944,7 @@ fn changes_section(h: &mut Html, input: &ReviewInput<'_>, prev: &Previous<'_>) {
         },
         "</p>\n"
     );
-    h.push_static("<table id=\"what-changed\">\n<thead><tr><th>Area</th><th>Item</th><th>Previous</th><th>This release</th><th>Status</th></tr></thead>\n<tbody>\n");
+    h.push_static("<table id=\"what-changed\">\n<colgroup><col style=\"width:12%\"><col style=\"width:22%\"><col style=\"width:22%\"><col style=\"width:22%\"><col></colgroup>\n<thead><tr><th>Area</th><th>Item</th><th>Previous</th><th>This release</th><th>Status</th></tr></thead>\n<tbody>\n");
     let cell = |s: &str| {
         if s.len() >= 32 && s.chars().all(|c| c.is_ascii_hexdigit()) {
             let mut h = Html::raw_static("<code class=\"digest\">");

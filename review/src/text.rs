@@ -2,42 +2,55 @@
 
 use std::fmt::Write as _;
 
-use crate::diff::{Change, ChangeState, changes};
-use crate::format::{decision_word, fmt4, grouped, short_id, verdict_word};
+use airlock_schemas::ModelCard;
+
+use crate::format::{
+    decision_word, fmt4, grouped, plain, short_id, term, verdict_word, with_interval,
+};
+use crate::summary::{estimate, membership_layer, membership_values, metric_label, summarize};
+use crate::summary_html::source_problem;
 use crate::status::status_headline;
 use crate::{Previous, ReviewInput};
 
 // Writing into a String cannot fail; this keeps the summary free of `let _ =` noise.
 macro_rules! w {
     ($dst:expr, $($arg:tt)*) => {
-        let _ = write!($dst, $($arg)*);
+        {
+            let _ = write!($dst, $($arg)*);
+        }
     };
 }
 
-/// A short plain-text summary for the terminal (a dozen lines): model, version, verdicts,
-/// signature, approvals k/n, what changed.
+/// A short plain-text summary for the terminal: model, version and status, then what
+/// changed since the previous release (settings, measured leak values, metrics with their
+/// intervals), then verification, leak checks with L3's measured values, holdout and
+/// clinical metrics, source and approvals. Every string from a bundle is passed through
+/// [`term`], so it cannot move the cursor, recolour or rewrite the terminal.
 pub fn render_text(input: &ReviewInput<'_>) -> String {
     let card = input.card;
     let mut t = String::new();
     w!(
         t,
         "{} {}{}\n",
-        card.name,
-        card.version,
+        term(&card.name),
+        term(&card.version),
         if input.demo {
             "  [DEMO: local demo keys]"
         } else {
             ""
         }
     );
-    w!(t, "  bundle:       {}\n", input.bundle.display());
-    w!(t, "  status:       {}\n", status_headline(input));
+    w!(t, "  bundle:       {}\n", term(&input.bundle.display().to_string()));
+    w!(t, "  status:       {}\n", term(&status_headline(input)));
+    if let Some(prev) = &input.previous {
+        summary_lines(&mut t, input, prev);
+    }
     verification_lines(&mut t, input);
     let layers: Vec<String> = input
         .report
         .layers
         .iter()
-        .map(|l| format!("{} {}", l.id, verdict_word(l.verdict)))
+        .map(|l| format!("{} {}", term(&l.id), verdict_word(l.verdict)))
         .collect();
     w!(
         t,
@@ -45,20 +58,72 @@ pub fn render_text(input: &ReviewInput<'_>) -> String {
         verdict_word(input.report.verdict),
         layers.join(", ")
     );
+    if let Some(l) = membership_layer(input.report) {
+        let (auc, adv, max_auc, max_adv) = membership_values(l);
+        let v = |x: Option<f64>| x.map_or_else(|| "not measured".to_owned(), fmt4);
+        let lim = |x: Option<f64>| x.map_or_else(|| "not recorded".to_owned(), fmt4);
+        w!(
+            t,
+            "  {} measured:  membership AUC {} (limit {}), advantage {} (limit {})\n",
+            term(&l.id),
+            v(auc),
+            lim(max_auc),
+            v(adv),
+            lim(max_adv)
+        );
+    }
+    holdout_lines(&mut t, card);
+    match source_problem(card) {
+        Some(p) => w!(t, "  source:       WARNING: {}\n", term(&p)),
+        None => {
+            if let Some(c) = card.configuration.as_ref() {
+                w!(
+                    t,
+                    "  source:       commit {}, clean\n",
+                    term(c.source.git_commit.as_deref().unwrap_or_default())
+                );
+            }
+        }
+    }
+    approval_lines(&mut t, input);
+    t
+}
+
+/// The holdout metrics with their intervals, and the clinical ones at the threshold.
+fn holdout_lines(t: &mut String, card: &ModelCard) {
+    let conf = card.evaluation.as_ref().map(|e| e.bootstrap.confidence);
     let m = &card.metrics;
     w!(
         t,
         "  holdout:      ROC AUC {}, accuracy {}, loss {} on {} rows\n",
-        fmt4(m.roc_auc),
-        fmt4(m.accuracy),
+        with_interval(&estimate(card, "roc_auc"), conf),
+        with_interval(&estimate(card, "accuracy"), conf),
         fmt4(m.loss),
         grouped(m.holdout_rows)
     );
-    approval_lines(&mut t, input);
-    if let Some(prev) = &input.previous {
-        change_lines(&mut t, input, prev);
+    match &card.evaluation {
+        None => t.push_str(
+            "  clinical:     this release's card records no holdout evaluation (older airlock)\n",
+        ),
+        Some(e) => {
+            let parts: Vec<String> = ["sensitivity", "specificity", "ppv", "npv"]
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} {}",
+                        metric_label(n).unwrap_or(n),
+                        with_interval(&estimate(card, n), conf)
+                    )
+                })
+                .collect();
+            w!(
+                t,
+                "  clinical:     at threshold {}: {}\n",
+                plain(e.threshold),
+                parts.join(", ")
+            );
+        }
     }
-    t
 }
 
 /// The checks and the builder's signature.
@@ -77,22 +142,24 @@ fn verification_lines(t: &mut String, input: &ReviewInput<'_>) {
         if failed.is_empty() {
             String::new()
         } else {
-            format!(" (FAILED: {})", failed.join(", "))
+            format!(" (FAILED: {})", term(&failed.join(", ")))
         }
     );
     match (&input.builder, input.statement) {
         (Some((name, id)), Some(_)) => {
             w!(
                 t,
-                "  signature:    valid, builder {name} ({})\n",
-                short_id(id)
+                "  signature:    valid, builder {} ({})\n",
+                term(name),
+                term(&short_id(id))
             );
         }
         (Some((name, id)), None) => {
             w!(
                 t,
-                "  signature:    statement NOT verified (builder {name} ({}))\n",
-                short_id(id)
+                "  signature:    statement NOT verified (builder {} ({}))\n",
+                term(name),
+                term(&short_id(id))
             );
         }
         (None, _) => {
@@ -119,91 +186,94 @@ fn approval_lines(t: &mut String, input: &ReviewInput<'_>) {
         w!(
             t,
             "    - {} {} ({}): {}\n",
-            d.officer.as_deref().unwrap_or("?"),
+            term(d.officer.as_deref().unwrap_or("?")),
             decision_word(d.decision),
             if d.counts { "counts" } else { "does not count" },
-            d.why
+            term(&d.why)
         );
     }
 }
 
-/// What changed since `prev`, one line per area.
-fn change_lines(t: &mut String, input: &ReviewInput<'_>, prev: &Previous<'_>) {
-    let list = changes(input, prev);
+/// What changed since `prev`: the settings that differ, how many did not, the measured
+/// leak values and the metrics with their intervals.
+fn summary_lines(t: &mut String, input: &ReviewInput<'_>, prev: &Previous<'_>) {
+    let s = summarize(input, prev);
     w!(
         t,
         "  changed since {}{}:\n",
-        prev.card.version,
+        term(&prev.card.version),
         if prev.verified {
             ""
         } else {
             " (that release does NOT verify)"
         }
     );
-    let mut same = Vec::new();
-    for area in [
-        "Holdout metrics",
-        "Architecture",
-        "Leak checks",
-        "Training data",
-        "Build",
-    ] {
-        let rows: Vec<&Change> = list.iter().filter(|c| c.area == area).collect();
-        if rows.iter().any(|c| c.state == ChangeState::Unknown) {
-            w!(
-                t,
-                "    {}: unknown (provenance not verified)\n",
-                area.to_lowercase()
-            );
-            continue;
-        }
-        let changed: Vec<&Change> = rows
-            .into_iter()
-            .filter(|c| c.state == ChangeState::Changed)
-            .collect();
-        if changed.is_empty() {
-            if list.iter().any(|c| c.area == area) {
-                same.push(area.to_lowercase());
+    if !s.configuration_recorded() {
+        t.push_str(
+            "    configuration not recorded in both cards (older airlock): compared what both record\n",
+        );
+    }
+    for c in &s.changed {
+        w!(
+            t,
+            "    {}: {} -> {}{}\n",
+            term(&c.item),
+            term(&short(&c.before)),
+            term(&short(&c.after)),
+            if c.note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", term(&c.note))
             }
+        );
+    }
+    match (s.changed.is_empty(), s.unchanged.len()) {
+        (true, 0) => {}
+        (true, n) => w!(t, "    no setting or data changed ({n} items compared)\n"),
+        (false, 0) => {}
+        (false, n) => w!(t, "    {n} other item{} unchanged\n", if n == 1 { "" } else { "s" }),
+    }
+    let mut same = 0;
+    for r in &s.leaks {
+        if r.limit.is_empty() && r.before == r.after {
+            same += 1;
             continue;
         }
         w!(
             t,
-            "    {}: {}\n",
-            area.to_lowercase(),
-            changed_items(&changed)
+            "    leak {}: {} -> {}{}\n",
+            term(&r.measure),
+            term(&r.before),
+            term(&r.after),
+            if r.limit.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", term(&r.limit))
+            }
         );
     }
-    if !same.is_empty() {
-        w!(t, "    unchanged: {}\n", same.join(", "));
+    if same > 0 {
+        w!(t, "    leak verdicts and findings: {same} layers unchanged\n");
+    }
+    let conf = (s.confidence.0, s.confidence.1);
+    for m in &s.metrics {
+        w!(
+            t,
+            "    {}: {} -> {}: {}\n",
+            term(&m.label),
+            with_interval(&m.before, conf.0),
+            with_interval(&m.after, conf.1),
+            m.judgement.words()
+        );
     }
 }
 
-/// The changed items of one area, tensors counted rather than named (naming each one would
-/// drown the line).
-fn changed_items(changed: &[&Change]) -> String {
-    let tensors = changed
-        .iter()
-        .filter(|c| c.item.starts_with("Tensor "))
-        .count();
-    let mut items: Vec<String> = changed
-        .iter()
-        .filter(|c| !c.item.starts_with("Tensor "))
-        .map(|c| {
-            if !c.note.is_empty() {
-                format!("{} {}", c.item, c.note)
-            } else if c.before.chars().count() <= 16 && c.after.chars().count() <= 16 {
-                format!("{} (was {}, now {})", c.item, c.before, c.after)
-            } else {
-                c.item.clone()
-            }
-        })
-        .collect();
-    if tensors > 0 {
-        items.push(format!(
-            "{tensors} tensor{}",
-            if tensors == 1 { "" } else { "s" }
-        ));
+/// Long values (digests) shortened so a line stays a line.
+fn short(s: &str) -> String {
+    if s.chars().count() > 40 {
+        let head: String = s.chars().take(16).collect();
+        format!("{head}…")
+    } else {
+        s.to_owned()
     }
-    items.join(", ")
 }
