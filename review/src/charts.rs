@@ -475,7 +475,12 @@ pub(crate) fn calibration_chart(c: &Calibration) -> Html {
         grid_line(&mut h, &f, f.y(v, 0.0, 1.0), &label);
         x_tick(&mut h, &f, f.x(v, 0.0, 1.0), &label);
     }
-    axes(&mut h, &f, "mean predicted probability", "observed positive rate");
+    axes(
+        &mut h,
+        &f,
+        "mean predicted probability",
+        "observed positive rate",
+    );
     html!(
         h,
         "<line class=\"diagonal\" x1=\"",

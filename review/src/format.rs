@@ -182,5 +182,9 @@ pub(crate) fn level(c: f64) -> String {
 /// A number from a bundle, written the shortest way that reads back the same (`0.001`,
 /// `20`): hyperparameters are shown as the pipeline wrote them, not rounded.
 pub(crate) fn plain(x: f64) -> String {
-    if x.is_finite() { format!("{x}") } else { "n/a".to_owned() }
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        "n/a".to_owned()
+    }
 }

@@ -9,8 +9,6 @@ use airlock_trust::approvals::DecisionStatus;
 
 use crate::charts::{loss_chart, roc_chart};
 use crate::clinical::{clinical_section, estimate_cells};
-use crate::summary::{estimate, membership_layer, membership_values};
-use crate::summary_html::{source_facts, source_warning, summary_section};
 use crate::diff::{ChangeState, changes, widths};
 use crate::format::{
     capitalize, decision_word, fmt4, grouped, human_time, json_scalar, layer_meaning, percent,
@@ -19,6 +17,8 @@ use crate::format::{
 use crate::html::{Html, html};
 use crate::provenance::parse_provenance;
 use crate::status::{review_status, status_explanation, status_headline};
+use crate::summary::{estimate, membership_layer, membership_values};
+use crate::summary_html::{source_facts, source_warning, summary_section};
 use crate::{Previous, ReviewInput};
 
 const STYLE: &str = r#"

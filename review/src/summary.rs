@@ -276,11 +276,7 @@ fn configuration_settings(a: &CardConfiguration, b: &CardConfiguration) -> Vec<S
             list(&ha.model.hidden),
             list(&hb.model.hidden),
         ),
-        Setting::new(
-            "Dropout",
-            plain(ha.model.dropout),
-            plain(hb.model.dropout),
-        ),
+        Setting::new("Dropout", plain(ha.model.dropout), plain(hb.model.dropout)),
         Setting::new(
             "Optimizer",
             kind_name(serde_json::to_value(ha.optimizer.kind)),
@@ -394,7 +390,11 @@ fn data_settings(s: &mut Vec<Setting>, a: &CardConfiguration, b: &CardConfigurat
             sha(&fa),
             sha(&fb),
         ));
-        s.push(Setting::new(format!("Data {name}: rows"), rows(&fa), rows(&fb)));
+        s.push(Setting::new(
+            format!("Data {name}: rows"),
+            rows(&fa),
+            rows(&fb),
+        ));
     }
 }
 
@@ -455,11 +455,18 @@ fn leak_rows(old: &LeakReport, new: &LeakReport) -> Vec<LeakRow> {
                         format!(
                             ", {} finding{}",
                             plain(n),
-                            if (n - 1.0).abs() < f64::EPSILON { "" } else { "s" }
+                            if (n - 1.0).abs() < f64::EPSILON {
+                                ""
+                            } else {
+                                "s"
+                            }
                         )
                     },
                 );
-                (l.id.clone(), format!("{}{findings}", verdict_word(l.verdict)))
+                (
+                    l.id.clone(),
+                    format!("{}{findings}", verdict_word(l.verdict)),
+                )
             })
             .collect()
     };

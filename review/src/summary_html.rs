@@ -7,7 +7,7 @@ use crate::clinical::estimate_cells;
 use crate::format::level;
 use crate::html::{Html, html};
 use crate::provenance::parse_provenance;
-use crate::summary::{Setting, Summary, summarize, tree_state};
+use crate::summary::{Judgement, Setting, Summary, summarize, tree_state};
 use crate::{Previous, ReviewInput};
 
 /// What is wrong with the recorded source, when it is not a clean, recorded commit (`None`
@@ -66,7 +66,10 @@ pub(crate) fn source_facts(h: &mut Html, input: &ReviewInput<'_>) {
     match &src.git_commit {
         Some(c) => {
             html!(h, "<code class=\"digest\">", Html::text(c), "</code>");
-            let signed = input.provenance.map(parse_provenance).and_then(|p| p.git_commit);
+            let signed = input
+                .provenance
+                .map(parse_provenance)
+                .and_then(|p| p.git_commit);
             if signed.as_ref().is_some_and(|s| s != c) {
                 h.push_static(
                     " <span class=\"fail\">(DIFFERS from the commit in the signed \
@@ -260,7 +263,11 @@ fn metrics_table(h: &mut Html, s: &Summary) {
     );
     for m in &s.metrics {
         let diff = match (m.before.value, m.after.value) {
-            (Some(a), Some(b)) if a.is_finite() && b.is_finite() => format!("{:+.4}: ", b - a),
+            (Some(a), Some(b))
+                if a.is_finite() && b.is_finite() && m.judgement != Judgement::Unchanged =>
+            {
+                format!("{:+.4}: ", b - a)
+            }
             _ => String::new(),
         };
         html!(

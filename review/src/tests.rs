@@ -18,6 +18,11 @@ use airlock_schemas::{
     Architecture, CardMetrics, Finding, InputFeature, ModelOutput, ShardDigests, Subject,
     TensorSpec, TrainingSummary,
 };
+use airlock_schemas::{
+    BootstrapInfo, Calibration, CalibrationBin, CardConfiguration, CardDataFile, CardSource,
+    Confusion, EstimatedMetric, Evaluation, Hyperparameters, ModelKind, ModelSpec, OptimizerKind,
+    OptimizerSpec, SubgroupRow, SubgroupTable,
+};
 use serde_json::json;
 
 fn card(epochs: usize, roc: usize, auc: f64) -> ModelCard {
@@ -110,12 +115,174 @@ fn report(verdict: Verdict) -> LeakReport {
             id: format!("L{i}"),
             name: (*n).into(),
             verdict,
-            parameters: BTreeMap::new(),
-            counts: [("checked".to_owned(), json!(12))].into_iter().collect(),
+            parameters: if i == 3 {
+                // As the packager writes L3 (packager/src/package.rs).
+                [("max_auc", json!(0.6)), ("max_advantage", json!(0.15))]
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .into_iter()
+                    .collect()
+            } else {
+                BTreeMap::new()
+            },
+            counts: if i == 3 {
+                [
+                    ("auc", json!(0.512)),
+                    ("advantage", json!(0.031)),
+                    ("findings", json!(0)),
+                ]
+                .map(|(k, v)| (k.to_owned(), v))
+                .into_iter()
+                .collect()
+            } else {
+                [("checked", json!(12)), ("findings", json!(0))]
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .into_iter()
+                    .collect()
+            },
             findings: vec![],
             error: None,
         })
         .collect(),
+    }
+}
+
+fn metric(name: &str, value: f64, low: f64, high: f64) -> EstimatedMetric {
+    EstimatedMetric {
+        name: name.into(),
+        value: Some(value),
+        low: Some(low),
+        high: Some(high),
+    }
+}
+
+/// A holdout evaluation as the trainer records it: intervals, confusion counts, a
+/// calibration curve with two empty bins, and two subgroup tables.
+fn evaluation(auc: (f64, f64, f64)) -> Evaluation {
+    Evaluation {
+        threshold: 0.5,
+        bootstrap: BootstrapInfo {
+            resamples: 1000,
+            confidence: 0.95,
+            seed: 7,
+        },
+        confusion: Confusion {
+            true_positives: 201,
+            false_positives: 57,
+            true_negatives: 2699,
+            false_negatives: 43,
+        },
+        metrics: vec![
+            metric("roc_auc", auc.0, auc.1, auc.2),
+            metric("accuracy", 0.9667, 0.9600, 0.9730),
+            metric("sensitivity", 0.8238, 0.7750, 0.8700),
+            metric("specificity", 0.9793, 0.9740, 0.9840),
+            metric("ppv", 0.7791, 0.7280, 0.8290),
+            EstimatedMetric {
+                name: "npv".into(),
+                value: Some(0.9843),
+                low: None,
+                high: None,
+            },
+            metric("brier", 0.0312, 0.0270, 0.0355),
+        ],
+        calibration: Calibration {
+            bins: (0..10)
+                .map(|i| {
+                    let lower = f64::from(i) / 10.0;
+                    let empty = i == 6 || i == 7;
+                    CalibrationBin {
+                        lower,
+                        upper: lower + 0.1,
+                        rows: if empty {
+                            0
+                        } else {
+                            300 - u64::from(i as u8) * 20
+                        },
+                        mean_predicted: (!empty).then_some(lower + 0.05),
+                        observed_rate: (!empty).then_some(lower + 0.04),
+                    }
+                })
+                .collect(),
+            expected_calibration_error: 0.0123,
+        },
+        subgroups: vec![
+            SubgroupTable {
+                column: "sex".into(),
+                bands: None,
+                min_group_rows: 20,
+                groups: vec![
+                    SubgroupRow {
+                        group: "F".into(),
+                        rows: 1490,
+                        positives: 118,
+                        roc_auc: Some(0.9301),
+                        accuracy: 0.9651,
+                        sensitivity: Some(0.8136),
+                        specificity: Some(0.9788),
+                    },
+                    SubgroupRow {
+                        group: "M".into(),
+                        rows: 1497,
+                        positives: 124,
+                        roc_auc: Some(0.9322),
+                        accuracy: 0.9680,
+                        sensitivity: Some(0.8306),
+                        specificity: Some(0.9796),
+                    },
+                ],
+                suppressed_groups: 1,
+            },
+            SubgroupTable {
+                column: "age".into(),
+                bands: Some(vec![30.0, 45.0, 60.0]),
+                min_group_rows: 20,
+                groups: vec![SubgroupRow {
+                    group: "≥ 60".into(),
+                    rows: 700,
+                    positives: 0,
+                    roc_auc: None,
+                    accuracy: 0.99,
+                    sensitivity: None,
+                    specificity: Some(0.99),
+                }],
+                suppressed_groups: 0,
+            },
+        ],
+    }
+}
+
+fn configuration(epochs: usize, rows: u64) -> CardConfiguration {
+    CardConfiguration {
+        hyperparameters: Hyperparameters {
+            model: ModelSpec {
+                kind: ModelKind::Mlp,
+                hidden: vec![8],
+                dropout: 0.1,
+            },
+            features: ["amount", "age", "hour", "distance"]
+                .map(String::from)
+                .to_vec(),
+            label: "fraud".into(),
+            optimizer: OptimizerSpec {
+                kind: OptimizerKind::Adam,
+                learning_rate: 0.001,
+                weight_decay: 0.0,
+            },
+            epochs,
+            batch_size: 256,
+        },
+        seed: 42,
+        split_fractions: [0.7, 0.15, 0.15],
+        data: vec![CardDataFile {
+            name: "transactions.csv".into(),
+            sha256: "11".repeat(32),
+            rows,
+        }],
+        source: CardSource {
+            git_commit: Some("0123abc".into()),
+            git_dirty: Some(false),
+            uncommitted_allowed: false,
+        },
     }
 }
 
@@ -427,7 +594,11 @@ fn what_changed_only_with_previous() {
         &section[start..end]
     };
     assert!(row("ROC AUC").contains("data-change=\"changed\""));
-    assert!(row("ROC AUC").contains("+0.0312 (better)"));
+    // Neither card records an interval: a difference is never called better.
+    assert!(
+        row("ROC AUC").contains("+0.0312 (no interval recorded: cannot tell a change from noise)")
+    );
+    assert!(!section.contains("(better)"));
     assert!(row("Accuracy").contains("data-change=\"unchanged\""));
     assert!(row("Layer widths").contains("data-change=\"changed\""));
     assert!(row("Tensor layers.0.weight").contains("data-change=\"changed\""));
@@ -438,14 +609,22 @@ fn what_changed_only_with_previous() {
     assert!(row("Source code (git commit)").contains("data-change=\"unchanged\""));
     let text = render_text(&i);
     assert!(text.contains("changed since 0.9.0:"));
-    assert!(text.contains("holdout metrics: ROC AUC +0.0312 (better)"));
+    assert!(text.contains(
+        "    configuration not recorded in both cards (older airlock): compared what both record\n"
+    ));
     assert!(
-        text.contains("architecture: Layer widths (was 4 → 16 → 1, now 4 → 8 → 1), 1 tensor\n")
+        text.contains("    Layer widths: was 4 → 16 → 1, now 4 → 8 → 1\n"),
+        "{text}"
     );
-    assert!(text.contains("leak checks: L3 membership-inference (was fail, now pass)\n"));
-    assert!(text.contains("training data: transactions.csv (SHA-256)\n"));
-    assert!(text.contains("unchanged: build\n"));
-
+    assert!(text.contains("    leak L3 membership-inference: verdict: was fail, 0 findings, now pass, 0 findings\n"), "{text}");
+    assert!(text.contains(
+        "    ROC AUC: was 0.9000, now 0.9312: no interval recorded: cannot tell a change from noise\n"
+    ));
+    // What changed leads: before the verification and the approvals.
+    assert!(
+        text.find("changed since").expect("changes")
+            < text.find("verification:").expect("verification")
+    );
     i.previous = Some(Previous {
         bundle: Path::new("old"),
         card: &old_card,
@@ -586,6 +765,23 @@ fn a_hostile_string_in_every_field_comes_out_escaped() {
     old_prov["buildDefinition"]["resolvedDependencies"][1]["name"] =
         json!(format!("training-data:{}", h("previous-data")));
 
+    // The recorded configuration and evaluation, on both releases.
+    let mut cfg = configuration(12, 10);
+    cfg.hyperparameters.features = vec![h("feature-col")];
+    cfg.hyperparameters.label = h("config-label");
+    cfg.data[0].name = h("data-file");
+    cfg.data[0].sha256 = h("data-file-sha");
+    cfg.source.git_commit = Some(h("card-commit"));
+    cfg.source.git_dirty = Some(true);
+    f.card.configuration = Some(cfg);
+    let mut ev = evaluation((0.9, 0.8, 0.95));
+    ev.metrics.push(metric(&h("metric-name"), 0.5, 0.4, 0.6));
+    ev.subgroups[0].column = h("subgroup-column");
+    ev.subgroups[0].groups[0].group = h("subgroup-group");
+    f.card.evaluation = Some(ev);
+    let mut old_cfg = configuration(10, 10);
+    old_cfg.hyperparameters.label = h("previous-label");
+    old_card.configuration = Some(old_cfg);
     let bundle = std::path::PathBuf::from(h("bundle"));
     let trust = std::path::PathBuf::from(h("trust"));
     let previous = std::path::PathBuf::from(h("previous-bundle"));
@@ -670,6 +866,15 @@ fn a_hostile_string_in_every_field_comes_out_escaped() {
         "bundle",
         "trust",
         "previous-bundle",
+        "feature-col",
+        "config-label",
+        "data-file",
+        "data-file-sha",
+        "card-commit",
+        "metric-name",
+        "subgroup-column",
+        "subgroup-group",
+        "previous-label",
     ] {
         // Shell quoting (bundle and trust paths in the commands) and capitalizing (internal
         // parameter names) change what follows the tag's name, never the escaping of `<`.
@@ -705,4 +910,377 @@ fn an_unverified_previous_release_is_labelled() {
         "<strong class=\"fail\" id=\"previous-unverified\">That release does NOT verify"
     ));
     assert!(render_text(&i).contains("  changed since 1.0.0 (that release does NOT verify):\n"));
+}
+
+/// The `<tr>` of `html` (within `from`'s element onwards) carrying `attr`.
+fn row_with<'h>(html: &'h str, from: &str, attr: &str) -> &'h str {
+    let section = &html[html.find(from).unwrap_or_else(|| panic!("no {from}"))..];
+    let at = section
+        .find(attr)
+        .unwrap_or_else(|| panic!("no row {attr}"));
+    let start = section[..at].rfind("<tr").expect("row start");
+    let end = section[at..].find("</tr>").expect("row end") + at;
+    &section[start..end]
+}
+
+#[test]
+fn a_difference_is_better_or_worse_only_when_the_intervals_do_not_overlap() {
+    use crate::summary::{Estimate, Judgement, judge};
+    let e = |v: f64, lo: f64, hi: f64| Estimate {
+        value: Some(v),
+        low: Some(lo),
+        high: Some(hi),
+    };
+    let old = e(0.9300, 0.9200, 0.9400);
+    // +0.0006 with overlapping intervals: noise, not "better".
+    assert_eq!(
+        judge("roc_auc", &old, &e(0.9306, 0.9205, 0.9410)),
+        Judgement::WithinNoise
+    );
+    assert_eq!(
+        judge("roc_auc", &old, &e(0.9600, 0.9500, 0.9700)),
+        Judgement::Better
+    );
+    assert_eq!(
+        judge("roc_auc", &old, &e(0.9000, 0.8900, 0.9100)),
+        Judgement::Worse
+    );
+    // Lower is better for the Brier score.
+    assert_eq!(
+        judge("brier", &old, &e(0.9000, 0.8900, 0.9100)),
+        Judgement::Better
+    );
+    // A metric of unknown direction is never called better.
+    assert_eq!(
+        judge("mystery", &old, &e(0.9600, 0.9500, 0.9700)),
+        Judgement::Different
+    );
+    // Touching intervals overlap.
+    assert_eq!(
+        judge("roc_auc", &old, &e(0.9500, 0.9400, 0.9600)),
+        Judgement::WithinNoise
+    );
+    // No interval on one side, or a malformed one (low above high, NaN): cannot tell.
+    let point = Estimate {
+        value: Some(0.96),
+        low: None,
+        high: None,
+    };
+    assert_eq!(judge("roc_auc", &old, &point), Judgement::NoInterval);
+    assert_eq!(
+        judge("roc_auc", &old, &e(0.96, 0.97, 0.95)),
+        Judgement::NoInterval
+    );
+    assert_eq!(
+        judge("roc_auc", &old, &e(0.96, f64::NAN, 0.97)),
+        Judgement::NoInterval
+    );
+    assert_eq!(
+        judge("roc_auc", &old, &e(0.93, 0.5, 0.99)),
+        Judgement::Unchanged
+    );
+    let undefined = Estimate::default();
+    assert_eq!(judge("ppv", &old, &undefined), Judgement::NotComparable);
+}
+
+/// A second release: epochs 12 → 20, more rows, a feature swapped, intervals on both.
+fn second_release(f: &mut Fixture, auc: (f64, f64, f64)) -> (ModelCard, LeakReport) {
+    let mut c = configuration(20, 24_000);
+    c.hyperparameters.features[3] = "merchant_risk".into();
+    c.data[0].sha256 = "12".repeat(32);
+    f.card.configuration = Some(c);
+    f.card.evaluation = Some(evaluation(auc));
+    let mut old_card = card(12, 50, 0.9300);
+    old_card.version = "0.9.0".into();
+    old_card.configuration = Some(configuration(12, 20_000));
+    old_card.evaluation = Some(evaluation((0.9300, 0.9200, 0.9400)));
+    let mut old_report = report(Verdict::Pass);
+    old_report.layers[3]
+        .counts
+        .insert("auc".into(), json!(0.5234));
+    old_report.layers[3]
+        .counts
+        .insert("advantage".into(), json!(0.0467));
+    (old_card, old_report)
+}
+
+#[test]
+fn the_change_summary_comes_first_and_names_every_changed_setting() {
+    let mut f = fixture();
+    let (old_card, old_report) = second_release(&mut f, (0.9306, 0.9205, 0.9410));
+    let old_prov = provenance(&"22".repeat(32));
+    let mut i = input(&f);
+    i.previous = Some(Previous {
+        bundle: Path::new("releases/fraud-detector-0.9.0"),
+        card: &old_card,
+        report: &old_report,
+        provenance: Some(&old_prov),
+        verified: true,
+    });
+    let html = render_html(&i);
+    // The first section of the page, before the identity section.
+    let first = html.find("<section").expect("a section");
+    assert_eq!(
+        first,
+        html.find("<section id=\"change-summary\">")
+            .expect("summary")
+    );
+    assert!(first < html.find("id=\"identity\"").expect("identity"));
+    let summary = &html[first..html[first..].find("</section>").expect("end") + first];
+    let changed = |item: &str| {
+        row_with(
+            summary,
+            "summary-settings",
+            &format!("data-item=\"{item}\""),
+        )
+    };
+    assert!(
+        changed("Epochs")
+            .contains("<td class=\"digest\">12</td><td class=\"digest changed\">20</td>")
+    );
+    assert!(changed("Features").contains("added: merchant_risk; removed: distance"));
+    assert!(changed("Data transactions.csv: rows").contains("20,000"));
+    assert!(changed("Data transactions.csv: SHA-256").contains(&"12".repeat(32)));
+    // Exactly four settings changed; the others collapse into one line.
+    assert_eq!(summary.matches("class=\"row-changed\"").count(), 4);
+    assert!(!summary.contains("data-item=\"Learning rate\""));
+    assert!(summary.contains("<summary data-unchanged=\"12\">12 other items unchanged</summary>"));
+    assert!(summary.contains("Learning rate: 0.001"));
+    assert!(!summary.contains("configuration-not-recorded"));
+    // Measured leak values of both releases, with their limits.
+    let auc = row_with(summary, "summary-leaks", "L3 membership AUC");
+    assert!(auc.contains(">0.5234<") && auc.contains(">0.5120<") && auc.contains("at most 0.6000"));
+    let adv = row_with(summary, "summary-leaks", "L3 membership advantage");
+    assert!(adv.contains(">0.0467<") && adv.contains(">0.0310<") && adv.contains("at most 0.1500"));
+    assert!(row_with(summary, "summary-leaks", "L1 pii-patterns").contains("pass, 0 findings"));
+    // Metrics with intervals; +0.0006 with overlapping intervals is noise.
+    let roc = row_with(summary, "summary-metrics", "data-metric=\"roc_auc\"");
+    assert!(
+        roc.contains("0.9200 – 0.9400") && roc.contains("0.9205 – 0.9410"),
+        "{roc}"
+    );
+    assert!(
+        roc.contains("+0.0006: within noise (intervals overlap)"),
+        "{roc}"
+    );
+    assert!(!summary.contains("(better"));
+    assert!(summary.contains("only when the two releases' 95% intervals do not overlap"));
+    // The detail table agrees.
+    assert!(
+        row_with(&html, "id=\"changes\"", "<td>ROC AUC</td>")
+            .contains("+0.0006 (within noise (intervals overlap))")
+    );
+
+    let text = render_text(&i);
+    assert!(text.contains("    Epochs: was 12, now 20\n"), "{text}");
+    assert!(text.contains("    12 other items unchanged\n"), "{text}");
+    assert!(
+        text.contains("    leak L3 membership AUC: was 0.5234, now 0.5120 (at most 0.6000)\n"),
+        "{text}"
+    );
+    assert!(text.contains(
+        "    ROC AUC: was 0.9300 (95% CI 0.9200–0.9400), now 0.9306 (95% CI 0.9205–0.9410): within noise (intervals overlap)\n"
+    ), "{text}");
+    assert!(text.find("Epochs").expect("epochs") < text.find("verification:").expect("v"));
+
+    // A real improvement, with intervals apart, is called better.
+    let mut f = fixture();
+    let (old_card, old_report) = second_release(&mut f, (0.9600, 0.9500, 0.9700));
+    let mut i = input(&f);
+    i.previous = Some(Previous {
+        bundle: Path::new("old"),
+        card: &old_card,
+        report: &old_report,
+        provenance: None,
+        verified: true,
+    });
+    let html = render_html(&i);
+    let roc = row_with(&html, "summary-metrics", "data-metric=\"roc_auc\"");
+    assert!(roc.contains("data-judgement=\"better\""));
+    assert!(roc.contains("+0.0300: better (intervals do not overlap)"));
+}
+
+#[test]
+fn without_a_recorded_configuration_the_summary_says_so_and_compares_what_it_can() {
+    let mut f = fixture();
+    let (mut old_card, old_report) = second_release(&mut f, (0.95, 0.94, 0.96));
+    old_card.configuration = None;
+    old_card.evaluation = None;
+    old_card.architecture.layer_widths = vec![4, 16, 1];
+    let old_prov = provenance(&"22".repeat(32));
+    let mut i = input(&f);
+    i.previous = Some(Previous {
+        bundle: Path::new("old"),
+        card: &old_card,
+        report: &old_report,
+        provenance: Some(&old_prov),
+        verified: true,
+    });
+    let html = render_html(&i);
+    assert!(html.contains(
+        "<p class=\"unknown\" id=\"configuration-not-recorded\">The training configuration was \
+         not recorded in the previous release's card (older airlock)"
+    ));
+    assert!(html.contains("data-item=\"Layer widths\""));
+    assert!(html.contains("data-item=\"transactions.csv (SHA-256)\""));
+    // The previous card has no interval: nothing is called better or worse.
+    let roc = row_with(&html, "summary-metrics", "data-metric=\"roc_auc\"");
+    assert!(roc.contains("data-judgement=\"no-interval\""), "{roc}");
+    let ppv = row_with(&html, "summary-metrics", "data-metric=\"ppv\"");
+    assert!(ppv.contains("not comparable"), "{ppv}");
+}
+
+#[test]
+fn the_clinical_section_shows_intervals_confusion_calibration_and_subgroups() {
+    let mut f = fixture();
+    f.card.evaluation = Some(evaluation((0.9312, 0.9201, 0.9420)));
+    let html = render_html(&input(&f));
+    let at = html
+        .find("<section id=\"clinical\">")
+        .expect("clinical section");
+    let clinical = &html[at..at + html[at..].find("</section>").expect("end")];
+    assert!(clinical.contains("95% percentile bootstrap over 1,000 resamples"));
+    for (name, value, interval) in [
+        ("sensitivity", "0.8238", "0.7750 – 0.8700"),
+        ("specificity", "0.9793", "0.9740 – 0.9840"),
+        ("ppv", "0.7791", "0.7280 – 0.8290"),
+        ("brier", "0.0312", "0.0270 – 0.0355"),
+    ] {
+        let row = row_with(
+            clinical,
+            "clinical-metrics",
+            &format!("data-metric=\"{name}\""),
+        );
+        assert!(row.contains(value) && row.contains(interval), "{row}");
+    }
+    // NPV has no interval: it says so rather than inventing one.
+    assert!(row_with(clinical, "clinical-metrics", "data-metric=\"npv\"").contains(">none<"));
+    assert!(clinical.contains("data-cell=\"tp\">201 "));
+    assert!(clinical.contains("data-cell=\"fn\">43 "));
+    assert!(clinical.contains("data-cell=\"fp\">57 "));
+    assert!(clinical.contains("data-cell=\"tn\">2,699 "));
+    // The calibration chart: 8 of 10 bins (the two empty ones omitted), the diagonal, ECE.
+    let cal = svg(clinical, "calibration-chart");
+    assert_eq!(cal.matches("class=\"pt calibration\"").count(), 8);
+    assert!(cal.contains("class=\"diagonal\""));
+    assert!(cal.contains("Calibration curve (ECE 0.0123)"));
+    assert!(clinical.contains("8 of 10 bins plotted (bins with no rows are omitted)"));
+    assert!(clinical.contains("(ECE) <strong>0.0123</strong>"));
+    // Subgroups: one table per column, the suppressed count in words.
+    assert_eq!(clinical.matches("<table class=\"subgroups\"").count(), 2);
+    let f_row = row_with(clinical, "data-column=\"sex\"", "<td>F</td>");
+    assert!(f_row.contains("1,490") && f_row.contains("0.9301") && f_row.contains("0.8136"));
+    assert!(clinical.contains("1 group was suppressed for having fewer than 20 holdout rows"));
+    assert!(
+        clinical.contains("No group was suppressed: every group has at least 20 holdout rows.")
+    );
+    assert!(clinical.contains("(banded at 30, 45, 60)"));
+    // Undefined figures read n/a, never NaN.
+    assert!(row_with(clinical, "data-column=\"age\"", "≥ 60").contains("n/a"));
+    // The metrics section carries the intervals too.
+    assert!(
+        row_with(&html, "holdout-metrics", "data-metric=\"roc_auc\"").contains("0.9201 – 0.9420")
+    );
+    let text = render_text(&input(&f));
+    assert!(
+        text.contains("ROC AUC 0.9312 (95% CI 0.9201–0.9420)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "clinical:     at threshold 0.5: Sensitivity (recall) 0.8238 (95% CI 0.7750–0.8700)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_card_without_evaluation_says_so_plainly() {
+    let f = fixture();
+    let html = render_html(&input(&f));
+    assert!(html.contains(
+        "id=\"no-evaluation\">This release's card records no holdout evaluation (older airlock)"
+    ));
+    assert!(!html.contains("id=\"calibration-chart\""));
+    assert!(row_with(&html, "holdout-metrics", "data-metric=\"roc_auc\"").contains(">none<"));
+    assert!(render_text(&input(&f)).contains(
+        "  clinical:     this release's card records no holdout evaluation (older airlock)\n"
+    ));
+}
+
+#[test]
+fn a_release_without_a_clean_commit_is_flagged() {
+    let mut f = fixture();
+    // Clean: no warning.
+    f.card.configuration = Some(configuration(12, 100));
+    let html = render_html(&input(&f));
+    assert!(!html.contains("id=\"source-warning\""));
+    assert!(html.contains("<dd class=\"ok\" id=\"work-tree\">clean</dd>"));
+    assert!(render_text(&input(&f)).contains("  source:       commit 0123abc, clean\n"));
+    // No commit, allowed by the pipeline: a visible warning that says it was allowed.
+    let src = &mut f.card.configuration.as_mut().expect("configuration").source;
+    src.git_commit = None;
+    src.git_dirty = None;
+    src.uncommitted_allowed = true;
+    let html = render_html(&input(&f));
+    let warning = &html[html.find("id=\"source-warning\"").expect("warning")..];
+    assert!(warning.starts_with(
+        "id=\"source-warning\">Provenance: No git commit is recorded: the code this model was \
+         built from cannot be identified. The pipeline allowed this release without a clean \
+         commit ([release] allow_uncommitted = true, or a DEMO run).</div>"
+    ));
+    // Above the first section.
+    assert!(html.find("source-warning").expect("w") < html.find("<section").expect("s"));
+    assert!(render_text(&input(&f)).contains("  source:       WARNING: No git commit is recorded"));
+    // Dirty, not recorded as allowed.
+    let src = &mut f.card.configuration.as_mut().expect("configuration").source;
+    src.git_commit = Some("0123abc".into());
+    src.git_dirty = Some(true);
+    src.uncommitted_allowed = false;
+    let html = render_html(&input(&f));
+    assert!(html.contains("uncommitted changes: commit 0123abc does not describe the code exactly. The card does not record that the pipeline allowed this."));
+    assert!(html.contains("<dd class=\"fail\" id=\"work-tree\">DIRTY (uncommitted changes)</dd>"));
+    // A card commit that differs from the signed provenance's is called out.
+    f.card
+        .configuration
+        .as_mut()
+        .expect("configuration")
+        .source
+        .git_commit = Some("fff".into());
+    assert!(render_html(&input(&f)).contains("DIFFERS from the commit in the signed provenance"));
+}
+
+#[test]
+fn bundle_strings_reach_the_terminal_with_control_characters_escaped() {
+    let mut f = fixture();
+    f.card.name = "fraud\u{1b}[2J\u{1b}]0;pwned\u{7}".into();
+    f.card.version = "1.0\r\n  status:       Approved (2 of 2)".into();
+    f.approvals.decisions[0].officer = Some("Al\u{202e}ecila".into());
+    f.approvals.decisions[0].why = "ok\u{9b}31m".into();
+    f.report.layers[0].id = "L0\u{8}\u{8}".into();
+    let mut old_card = card(1, 1, 0.5);
+    old_card.version = "0.9\u{1b}[1A".into();
+    let old_report = report(Verdict::Pass);
+    let mut i = input(&f);
+    i.previous = Some(Previous {
+        bundle: Path::new("old\u{1b}"),
+        card: &old_card,
+        report: &old_report,
+        provenance: None,
+        verified: true,
+    });
+    let text = render_text(&i);
+    for c in text.chars() {
+        assert!(
+            c == '\n' || !(c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+            "raw {c:?} in the summary:\n{text}"
+        );
+    }
+    assert!(text.starts_with("fraud\\u{1b}[2J\\u{1b}]0;pwned\\u{7} 1.0\\u{d}\\u{a}  status:"));
+    assert!(text.contains("Al\\u{202e}ecila"));
+    assert!(text.contains("ok\\u{9b}31m"));
+    assert!(text.contains("L0\\u{8}\\u{8} pass"));
+    assert!(text.contains("changed since 0.9\\u{1b}[1A:"));
+    // A backslash is doubled, so an escape cannot be forged either.
+    assert_eq!(crate::format::term("a\\u{1b}"), "a\\\\u{1b}");
 }

@@ -7,9 +7,9 @@ use airlock_schemas::ModelCard;
 use crate::format::{
     decision_word, fmt4, grouped, plain, short_id, term, verdict_word, with_interval,
 };
+use crate::status::status_headline;
 use crate::summary::{estimate, membership_layer, membership_values, metric_label, summarize};
 use crate::summary_html::source_problem;
-use crate::status::status_headline;
 use crate::{Previous, ReviewInput};
 
 // Writing into a String cannot fail; this keeps the summary free of `let _ =` noise.
@@ -40,7 +40,11 @@ pub fn render_text(input: &ReviewInput<'_>) -> String {
             ""
         }
     );
-    w!(t, "  bundle:       {}\n", term(&input.bundle.display().to_string()));
+    w!(
+        t,
+        "  bundle:       {}\n",
+        term(&input.bundle.display().to_string())
+    );
     w!(t, "  status:       {}\n", term(&status_headline(input)));
     if let Some(prev) = &input.previous {
         summary_lines(&mut t, input, prev);
@@ -216,7 +220,7 @@ fn summary_lines(t: &mut String, input: &ReviewInput<'_>, prev: &Previous<'_>) {
     for c in &s.changed {
         w!(
             t,
-            "    {}: {} -> {}{}\n",
+            "    {}: was {}, now {}{}\n",
             term(&c.item),
             term(&short(&c.before)),
             term(&short(&c.after)),
@@ -231,7 +235,11 @@ fn summary_lines(t: &mut String, input: &ReviewInput<'_>, prev: &Previous<'_>) {
         (true, 0) => {}
         (true, n) => w!(t, "    no setting or data changed ({n} items compared)\n"),
         (false, 0) => {}
-        (false, n) => w!(t, "    {n} other item{} unchanged\n", if n == 1 { "" } else { "s" }),
+        (false, n) => w!(
+            t,
+            "    {n} other item{} unchanged\n",
+            if n == 1 { "" } else { "s" }
+        ),
     }
     let mut same = 0;
     for r in &s.leaks {
@@ -241,7 +249,7 @@ fn summary_lines(t: &mut String, input: &ReviewInput<'_>, prev: &Previous<'_>) {
         }
         w!(
             t,
-            "    leak {}: {} -> {}{}\n",
+            "    leak {}: was {}, now {}{}\n",
             term(&r.measure),
             term(&r.before),
             term(&r.after),
@@ -253,13 +261,16 @@ fn summary_lines(t: &mut String, input: &ReviewInput<'_>, prev: &Previous<'_>) {
         );
     }
     if same > 0 {
-        w!(t, "    leak verdicts and findings: {same} layers unchanged\n");
+        w!(
+            t,
+            "    leak verdicts and findings: {same} layers unchanged\n"
+        );
     }
     let conf = (s.confidence.0, s.confidence.1);
     for m in &s.metrics {
         w!(
             t,
-            "    {}: {} -> {}: {}\n",
+            "    {}: was {}, now {}: {}\n",
             term(&m.label),
             with_interval(&m.before, conf.0),
             with_interval(&m.after, conf.1),
