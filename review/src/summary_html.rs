@@ -227,7 +227,7 @@ fn leaks_table(h: &mut Html, s: &Summary) {
     for r in &s.leaks {
         html!(
             h,
-            "<tr data-layer=\"",
+            "<tr data-summary-layer=\"",
             Html::text(&r.id),
             "\"><td>",
             Html::text(&r.measure),

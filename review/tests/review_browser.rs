@@ -21,6 +21,11 @@ use airlock_schemas::{
     ModelCard, ModelOutput, ReleasePredicate, ReportInput, RocPoint, ShardDigests, Statement,
     Subject, TensorSpec, TrainingSummary, Verdict,
 };
+use airlock_schemas::{
+    BootstrapInfo, Calibration, CalibrationBin, CardConfiguration, CardDataFile, CardSource,
+    Confusion, EstimatedMetric, Evaluation, Finding, Hyperparameters, ModelKind, ModelSpec,
+    OptimizerKind, OptimizerSpec, SubgroupRow, SubgroupTable,
+};
 use airlock_trust::Check;
 use airlock_trust::approvals::{ApprovalSummary, DecisionStatus};
 use serde_json::json;
@@ -201,6 +206,150 @@ fn run_chromium(page: &Path, work: &Path, label: &str, extra: &[String]) -> Run 
 }
 
 // ---------------------------------------------------------------------------------------
+// Layout at 1280 px: a harness page loads the review page (unchanged, with its own CSP) in a
+// 1280 px wide frame and measures it. The review page runs no script; only the harness does.
+
+/// The harness: `__PAGE__` is the review page's file name (same folder).
+const HARNESS: &str = r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>layout harness</title>
+<style>body { margin: 0 } iframe { width: 1280px; height: 2400px; border: 0; display: block }</style>
+<script>
+function measure() {
+  const out = {};
+  try {
+    const d = document.getElementById('page').contentDocument;
+    const root = d.documentElement;
+    const main = d.querySelector('main');
+    const mr = main.getBoundingClientRect();
+    const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+      (typeof e.className === 'string' && e.className ? '.' + e.className.split(' ').join('.') : '');
+    out.viewport = [d.defaultView.innerWidth, root.clientWidth];
+    out.document = [root.scrollWidth, root.clientWidth];
+    out.main = [mr.left, mr.right];
+    out.tables = [...d.querySelectorAll('table')].map(t => ({
+      name: name(t) + (t.dataset.column ? '[' + t.dataset.column + ']' : ''),
+      container: [t.parentElement.scrollWidth, t.parentElement.clientWidth],
+      table: [t.scrollWidth, t.clientWidth],
+      right: t.getBoundingClientRect().right,
+    }));
+    // Every box inside <main> stays inside it, and no box's content spills out of it.
+    // Inside a chart only the <svg> box counts: its shapes are drawn in its own coordinates.
+    const svgNs = 'http://www.w3.org/2000/svg';
+    const all = [...main.querySelectorAll('*')].filter(e => e.namespaceURI !== svgNs || e.localName === 'svg');
+    out.outside = all.filter(e => {
+      const r = e.getBoundingClientRect();
+      return r.width > 0 && (r.right > mr.right + 0.5 || r.left < mr.left - 0.5);
+    }).map(name).slice(0, 40);
+    out.spilling = all.filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+      .map(e => name(e) + ' ' + e.scrollWidth + '>' + e.clientWidth).slice(0, 40);
+    out.sections = [...main.querySelectorAll('section')].map(e => e.id);
+    const summary = d.getElementById('change-summary');
+    out.summary_top = summary ? summary.getBoundingClientRect().top : null;
+    // The measured L3 values of both releases, and where their cells end.
+    out.l3 = [...d.querySelectorAll('#summary-leaks tr')]
+      .filter(r => r.textContent.includes('membership'))
+      .map(r => ({ text: [...r.cells].map(c => c.textContent), right: Math.max(...[...r.cells].map(c => c.getBoundingClientRect().right)) }));
+    out.measured = [...d.querySelectorAll('#membership-measured strong')].map(e => ({ text: e.textContent, right: e.getBoundingClientRect().right }));
+    out.intervals = [...d.querySelectorAll('td.interval')].filter(c => /\d – \d/.test(c.textContent)).length;
+    out.clinical = [...d.querySelectorAll('#clinical-metrics tr[data-metric]')].map(r => r.dataset.metric);
+    out.subgroup_tables = d.querySelectorAll('table.subgroups').length;
+    out.calibration_points = d.querySelectorAll('#calibration-chart circle.calibration').length;
+  } catch (e) { out.error = String(e); }
+  document.getElementById('result').textContent = JSON.stringify(out);
+}
+</script></head><body>
+<pre id="result">not measured</pre>
+<iframe id="page" src="__PAGE__" onload="measure()"></iframe>
+</body></html>
+"#;
+
+/// Load `page` at 1280 px through the harness and return the measurements.
+fn layout(page: &Path, work: &Path, label: &str) -> serde_json::Value {
+    let harness = work.join(format!("{label}.harness.html"));
+    let file = page
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("page file name");
+    assert_eq!(
+        page.parent(),
+        Some(work),
+        "the harness loads the page from its own folder"
+    );
+    std::fs::write(&harness, HARNESS.replace("__PAGE__", file)).expect("write harness");
+    let run = run_chromium(
+        &harness,
+        work,
+        label,
+        &[
+            "--dump-dom".into(),
+            // The harness reads the framed page's layout; both are local files.
+            "--allow-file-access-from-files".into(),
+            "--window-size=1280,2400".into(),
+        ],
+    );
+    assert!(
+        run.page_requests().is_empty(),
+        "{label}: loading the page sent requests: {:?}",
+        run.page_requests()
+    );
+    let start = run
+        .stdout
+        .find("<pre id=\"result\">")
+        .expect("result element")
+        + 17;
+    let end = run.stdout[start..].find("</pre>").expect("result end") + start;
+    let json = run.stdout[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let m: serde_json::Value = serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("{label}: harness result is not JSON ({e}): {json}"));
+    assert!(m.get("error").is_none(), "{label}: harness failed: {m}");
+    assert_eq!(
+        m["viewport"][0], 1280,
+        "{label}: the frame is not 1280 px wide: {m}"
+    );
+    m
+}
+
+fn pair(v: &serde_json::Value) -> (f64, f64) {
+    (
+        v[0].as_f64().expect("number"),
+        v[1].as_f64().expect("number"),
+    )
+}
+
+/// Everything that overflows horizontally at 1280 px, in words (empty: it all fits).
+fn overflow(m: &serde_json::Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (sw, cw) = pair(&m["document"]);
+    if sw > cw {
+        problems.push(format!("the document scrolls sideways ({sw} > {cw})"));
+    }
+    let right = pair(&m["main"]).1;
+    for t in m["tables"].as_array().expect("tables") {
+        let name = t["name"].as_str().unwrap_or_default();
+        let (sw, cw) = pair(&t["container"]);
+        if sw > cw {
+            problems.push(format!("{name}: its container overflows ({sw} > {cw})"));
+        }
+        let (sw, cw) = pair(&t["table"]);
+        if sw > cw {
+            problems.push(format!("{name}: its content overflows ({sw} > {cw})"));
+        }
+        if t["right"].as_f64().expect("right") > right + 0.5 {
+            problems.push(format!("{name}: ends right of the page's column"));
+        }
+    }
+    for key in ["outside", "spilling"] {
+        for e in m[key].as_array().expect(key) {
+            problems.push(format!("{key}: {}", e.as_str().unwrap_or_default()));
+        }
+    }
+    problems
+}
+
+// ---------------------------------------------------------------------------------------
 // A realistic release: what `airlock package` writes for the demo fraud detector.
 
 const FEATURES: [&str; 12] = [
@@ -301,12 +450,153 @@ fn card(version: &str, auc: f64, accuracy: f64, loss: f64, hidden: [usize; 2]) -
             roc_curve,
             split_rows: [14000, 3000, 3000],
         },
-        configuration: None,
-        evaluation: None,
+        configuration: Some(configuration(version, hidden)),
+        evaluation: Some(evaluation(auc, accuracy)),
     }
 }
 
-fn leak_report(model_sha: &str, data_sha: &str, membership_auc: f64) -> LeakReport {
+/// The training configuration `airlock package` records in the card: release 1.1.0 trains
+/// 20 epochs instead of 12 on a larger extract, swaps a feature, and was allowed from a
+/// dirty work tree.
+fn configuration(version: &str, hidden: [usize; 2]) -> CardConfiguration {
+    let second = version != "1.0.0";
+    let mut features: Vec<String> = FEATURES.iter().map(|f| (*f).to_owned()).collect();
+    if second {
+        features[11] = "device_fingerprint_changed_within_last_30_days".into();
+    }
+    CardConfiguration {
+        hyperparameters: Hyperparameters {
+            model: ModelSpec {
+                kind: ModelKind::Mlp,
+                hidden: hidden.to_vec(),
+                dropout: 0.1,
+            },
+            features,
+            label: "fraud".into(),
+            optimizer: OptimizerSpec {
+                kind: OptimizerKind::Adam,
+                learning_rate: 0.001,
+                weight_decay: 0.0001,
+            },
+            epochs: if second { 20 } else { 12 },
+            batch_size: 256,
+        },
+        seed: 42,
+        split_fractions: [0.7, 0.15, 0.15],
+        data: vec![CardDataFile {
+            name: "transactions-2025-06-01-full-extract-from-the-core-banking-warehouse.csv".into(),
+            sha256: if second { "d4" } else { "c3" }.repeat(32),
+            rows: if second { 24_000 } else { 20_000 },
+        }],
+        source: CardSource {
+            git_commit: Some("4f2c1e9a7b3d5f60818293a4b5c6d7e8f9012345".into()),
+            git_dirty: Some(second),
+            uncommitted_allowed: second,
+        },
+    }
+}
+
+fn metric(name: &str, value: f64, half: f64) -> EstimatedMetric {
+    EstimatedMetric {
+        name: name.into(),
+        value: Some(value),
+        low: Some(value - half),
+        high: Some(value + half),
+    }
+}
+
+/// The holdout evaluation with intervals, a calibration curve and subgroup tables.
+fn evaluation(auc: f64, accuracy: f64) -> Evaluation {
+    let group = |group: &str, rows: u64, positives: u64, auc: f64| SubgroupRow {
+        group: group.into(),
+        rows,
+        positives,
+        roc_auc: Some(auc),
+        accuracy: 0.95,
+        sensitivity: Some(0.81),
+        specificity: Some(0.97),
+    };
+    Evaluation {
+        threshold: 0.5,
+        bootstrap: BootstrapInfo {
+            resamples: 1000,
+            confidence: 0.95,
+            seed: 42,
+        },
+        confusion: Confusion {
+            true_positives: 198,
+            false_positives: 66,
+            true_negatives: 2690,
+            false_negatives: 46,
+        },
+        metrics: vec![
+            metric("roc_auc", auc, 0.011),
+            metric("accuracy", accuracy, 0.009),
+            metric("sensitivity", 0.8115, 0.048),
+            metric("specificity", 0.9760, 0.006),
+            metric("ppv", 0.7500, 0.052),
+            metric("npv", 0.9832, 0.005),
+            metric("brier", 0.0561, 0.004),
+        ],
+        calibration: Calibration {
+            bins: (0..10u32)
+                .map(|i| {
+                    let lower = f64::from(i) / 10.0;
+                    let rows = [2410u64, 180, 90, 60, 45, 40, 0, 35, 50, 90][i as usize];
+                    CalibrationBin {
+                        lower,
+                        upper: lower + 0.1,
+                        rows,
+                        mean_predicted: (rows > 0).then_some(lower + 0.05),
+                        observed_rate: (rows > 0).then_some(lower + 0.03),
+                    }
+                })
+                .collect(),
+            expected_calibration_error: 0.0214,
+        },
+        subgroups: vec![
+            SubgroupTable {
+                column: "age".into(),
+                bands: Some(vec![30.0, 45.0, 60.0]),
+                min_group_rows: 20,
+                groups: vec![
+                    group("under 30", 610, 61, 0.9211),
+                    group("30–44", 930, 72, 0.9302),
+                    group("45–59", 880, 65, 0.9350),
+                    group("≥ 60", 580, 46, 0.9120),
+                ],
+                suppressed_groups: 0,
+            },
+            SubgroupTable {
+                column: "site_identifier_of_the_originating_branch_office".into(),
+                bands: None,
+                min_group_rows: 20,
+                groups: vec![
+                    group(
+                        "north-east-regional-processing-centre-0001",
+                        1500,
+                        120,
+                        0.93,
+                    ),
+                    group(
+                        "south-west-regional-processing-centre-0002",
+                        1488,
+                        119,
+                        0.929,
+                    ),
+                ],
+                suppressed_groups: 3,
+            },
+        ],
+    }
+}
+
+fn leak_report(
+    model_sha: &str,
+    data_sha: &str,
+    membership_auc: f64,
+    membership_advantage: f64,
+) -> LeakReport {
     let layer = |id: &str, name: &str, parameters: serde_json::Value, counts: serde_json::Value| {
         LeakLayer {
             id: id.into(),
@@ -348,20 +638,20 @@ fn leak_report(model_sha: &str, data_sha: &str, membership_auc: f64) -> LeakRepo
             layer(
                 "L1",
                 "pii-patterns",
-                json!({"min_run_bytes": 8, "kinds": "email, card, ssn, iban, phone"}),
-                json!({"strings_checked": 31, "runs_carved": 4, "hits": 0}),
+                json!({"min_printable_run": 8, "kinds": ["email", "card", "ssn", "iban", "phone", "mrn", "nhs-number", "date-of-birth", "postcode"]}),
+                json!({"bytes_scanned": 12_632, "findings": 0}),
             ),
             layer(
                 "L2",
                 "exact-records",
-                json!({"min_text_bytes": 8, "window": 4, "dtypes": "f32, f16, bf16"}),
-                json!({"text_values": 100000, "numeric_rows": 20000, "candidates": 3, "verified": 0}),
+                json!({"min_text_len": 8, "numeric_window": 4, "encodings": ["f32", "f16", "bf16"], "numeric_forms": ["raw", "standardized"]}),
+                json!({"records": 20000, "text_patterns": 100000, "numeric_windows": 240000, "numeric_skipped_low_information": 31, "bytes_scanned": 12_632, "findings": 0}),
             ),
             layer(
                 "L3",
                 "membership-inference",
-                json!({"max_membership_auc": 0.6, "max_membership_advantage": 0.15}),
-                json!({"membership_auc": membership_auc, "membership_advantage": 0.031, "members": 3000, "non_members": 3000}),
+                json!({"attack": "loss-threshold", "max_auc": 0.6, "max_advantage": 0.15}),
+                json!({"auc": membership_auc, "advantage": membership_advantage, "members": 3000, "non_members": 3000, "findings": 0}),
             ),
         ],
     }
@@ -480,11 +770,11 @@ fn review_page_renders_in_chromium_without_a_single_request() {
     let builder_id = "b0".repeat(32);
 
     let new_card = card("1.1.0", 0.9312, 0.9207, 0.2214, [64, 32]);
-    let new_report = leak_report(&model_sha, &"d4".repeat(32), 0.512);
+    let new_report = leak_report(&model_sha, &"d4".repeat(32), 0.512, 0.031);
     let new_statement = statement("1.1.0", &model_sha);
     let new_provenance = provenance(&"d4".repeat(32), &builder_id);
     let old_card = card("1.0.0", 0.9188, 0.9150, 0.2391, [32, 16]);
-    let old_report = leak_report(&"8e".repeat(32), &"c3".repeat(32), 0.523);
+    let old_report = leak_report(&"8e".repeat(32), &"c3".repeat(32), 0.5234, 0.0467);
     let old_provenance = provenance(&"c3".repeat(32), &builder_id);
     let checks = checks();
     let approvals = approvals();
@@ -567,7 +857,7 @@ fn review_page_renders_in_chromium_without_a_single_request() {
         "screenshot",
         &[
             format!("--screenshot={}", png.display()),
-            "--window-size=1280,4000".into(),
+            "--window-size=1280,2400".into(),
         ],
     );
 
@@ -636,4 +926,135 @@ fn review_page_renders_in_chromium_without_a_single_request() {
     assert!(dom.contains("id=\"demo-ribbon\""));
     assert!(dom.contains("id=\"changes\""));
     assert!(!dom.contains("<script"));
+    assert!(
+        dom.contains("data-item=\"Epochs\""),
+        "the epochs change is in the summary"
+    );
+    assert!(dom.contains("10 other items unchanged"));
+    assert!(
+        dom.contains("id=\"source-warning\""),
+        "the dirty, allowed tree is flagged"
+    );
+
+    // At 1280 px: nothing overflows, the change summary is the first section and above the
+    // fold, and the measured L3 values of both releases are on screen.
+    let m = layout(&page, work.path(), "layout");
+    println!("layout at 1280 px: {m}");
+    let problems = overflow(&m);
+    assert!(
+        problems.is_empty(),
+        "the review page overflows at 1280 px:\n{}",
+        problems.join("\n")
+    );
+    assert!(m["tables"].as_array().expect("tables").len() >= 15, "{m}");
+    assert_eq!(m["sections"][0], "change-summary", "{m}");
+    let top = m["summary_top"].as_f64().expect("summary top");
+    assert!(
+        top < 720.0,
+        "the change summary starts {top} px down, below the fold"
+    );
+    let l3 = m["l3"].as_array().expect("l3 rows");
+    for want in [
+        ["L3 membership AUC", "0.5234", "0.5120", "at most 0.6000"],
+        [
+            "L3 membership advantage",
+            "0.0467",
+            "0.0310",
+            "at most 0.1500",
+        ],
+    ] {
+        let row = l3
+            .iter()
+            .find(|r| r["text"][0] == want[0])
+            .unwrap_or_else(|| panic!("no {} row: {l3:?}", want[0]));
+        assert_eq!(row["text"], json!(want), "{row}");
+        assert!(
+            row["right"].as_f64().expect("right") <= 1280.0,
+            "{row} is off-screen"
+        );
+    }
+    let measured = m["measured"].as_array().expect("measured");
+    assert_eq!(measured.len(), 2, "{m}");
+    assert_eq!(measured[0]["text"], "0.5120");
+    assert_eq!(measured[1]["text"], "0.0310");
+    for v in measured {
+        assert!(
+            v["right"].as_f64().expect("right") <= 1280.0,
+            "{v} is off-screen"
+        );
+    }
+    // Intervals: 7 metrics × 2 releases in the summary, 2 in the metrics, 7 clinical.
+    assert_eq!(m["intervals"], 23, "{m}");
+    assert_eq!(
+        m["clinical"],
+        json!([
+            "roc_auc",
+            "accuracy",
+            "sensitivity",
+            "specificity",
+            "ppv",
+            "npv",
+            "brier"
+        ])
+    );
+    assert_eq!(m["subgroup_tables"], 2);
+    assert_eq!(m["calibration_points"], 9, "the empty bin is omitted");
+
+    // A leak report with long findings fits too.
+    let mut failing = new_report.clone();
+    failing.verdict = Verdict::Fail;
+    for (layer, kind) in [(1, "email"), (2, "exact-record-text")] {
+        let l = &mut failing.layers[layer];
+        l.verdict = Verdict::Fail;
+        l.counts.insert("findings".into(), json!(3));
+        for i in 0..3u64 {
+            l.findings.push(Finding {
+                kind: kind.into(),
+                location: format!(
+                    "model.safetensors tensor \"encoder.layers.0.self_attention.query_key_value_projection_weight_{i}\" at byte {}",
+                    1_234_567 + i
+                ),
+                record: Some(18_000 + i),
+                column: Some("customer_primary_contact_email_address_as_entered_at_onboarding".into()),
+            });
+        }
+    }
+    // A column name from a wide extract, 200 characters without a break opportunity: the page
+    // must fit whatever a bundle names (and the control below shows it would not, unaided).
+    failing.layers[2].findings[0].column = Some(format!(
+        "legacy_crm_export_{}",
+        "customer_primary_contact_email_address_".repeat(5)
+    ));
+    let failing_input = ReviewInput {
+        report: &failing,
+        previous: None,
+        ..input.clone()
+    };
+    let failing_page = work.path().join("failing.html");
+    std::fs::write(&failing_page, render_html(&failing_input)).expect("write failing.html");
+    let m = layout(&failing_page, work.path(), "layout-findings");
+    let problems = overflow(&m);
+    assert!(
+        problems.is_empty(),
+        "the page with findings overflows at 1280 px:\n{}",
+        problems.join("\n")
+    );
+
+    // Negative control: the same pages without the fit rules overflow, so the checks above
+    // can fail.
+    let unfit = |html: &str| {
+        let start = html.find("/* fit:").expect("fit rules start");
+        let end = html.find("/* end fit */").expect("fit rules end");
+        format!("{}{}", &html[..start], &html[end..])
+    };
+    let control = work.path().join("unfit.html");
+    std::fs::write(&control, unfit(&render_html(&failing_input))).expect("write unfit.html");
+    let m = layout(&control, work.path(), "layout-control");
+    let problems = overflow(&m);
+    println!("without the fit rules: {problems:?}");
+    assert!(
+        !problems.is_empty(),
+        "without its fit rules the page still measured as fitting: the overflow check proves \
+         nothing"
+    );
 }
