@@ -181,7 +181,7 @@ fn subgroup_table(h: &mut Html, t: &SubgroupTable) {
         h,
         "</h3>\n<table class=\"subgroups\" data-column=\"",
         Html::text(&t.column),
-        "\">\n<thead><tr><th>Group</th><th>Rows</th><th>Positives</th><th>ROC AUC</th>\
+        "\">\n<colgroup><col style=\"width:25%\"><col span=\"6\" style=\"width:12.5%\"></colgroup>\n<thead><tr><th>Group</th><th>Rows</th><th>Positives</th><th>ROC AUC</th>\
          <th>Accuracy</th><th>Sensitivity</th><th>Specificity</th></tr></thead>\n<tbody>\n"
     );
     if t.groups.is_empty() {

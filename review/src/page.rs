@@ -78,6 +78,7 @@ svg .validation { stroke: #bc4c00; fill: #bc4c00; }
 svg polyline.train, svg polyline.validation, svg polyline.roc { fill: none; }
 svg .legend { stroke-width: 3; }
 svg .roc { stroke: #0969da; fill: #0969da; }
+svg .calibration { stroke: #8250df; fill: #8250df; } svg polyline.calibration { fill: none; }
 svg .diagonal { stroke: #8c959f; stroke-dasharray: 5 4; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 6px 0; }
 dl.facts dt { font-weight: 600; color: var(--muted); }

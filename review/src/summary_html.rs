@@ -209,12 +209,28 @@ fn setting_row(h: &mut Html, c: &Setting) {
     }
     html!(
         h,
-        "</td><td class=\"digest\">",
+        "</td><td",
+        value_class(&c.before, false),
+        ">",
         Html::text(&c.before),
-        "</td><td class=\"digest changed\">",
+        "</td><td",
+        value_class(&c.after, true),
+        ">",
         Html::text(&c.after),
         "</td></tr>\n"
     );
+}
+
+/// A digest breaks anywhere; a list of names breaks at its spaces (and anywhere only when
+/// a name alone is wider than the column).
+fn value_class(v: &str, after: bool) -> &'static str {
+    let digest = v.len() >= 32 && v.chars().all(|c| c.is_ascii_hexdigit());
+    match (digest, after) {
+        (true, true) => " class=\"digest changed\"",
+        (true, false) => " class=\"digest\"",
+        (false, true) => " class=\"changed\"",
+        (false, false) => "",
+    }
 }
 
 fn leaks_table(h: &mut Html, s: &Summary) {

@@ -1036,7 +1036,7 @@ fn the_change_summary_comes_first_and_names_every_changed_setting() {
     };
     assert!(
         changed("Epochs")
-            .contains("<td class=\"digest\">12</td><td class=\"digest changed\">20</td>")
+            .contains("<td>12</td><td class=\"changed\">20</td>")
     );
     assert!(changed("Features").contains("added: merchant_risk; removed: distance"));
     assert!(changed("Data transactions.csv: rows").contains("20,000"));
