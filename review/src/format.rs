@@ -137,7 +137,10 @@ pub(crate) fn json_scalar(v: &serde_json::Value) -> String {
 pub(crate) fn term(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        let bidi = matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        let bidi = matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        );
         if c == '\\' {
             out.push_str("\\\\");
         } else if c.is_control() || bidi {

@@ -61,7 +61,7 @@ pub struct ReviewInput<'a> {
     pub builder: Option<(String, String)>,
     /// Officer decisions, judged against the trust policy.
     pub approvals: &'a ApprovalSummary,
-    /// The release being replaced, for "what changed".
+    /// The release being replaced, for the change summary at the top of the page.
     pub previous: Option<Previous<'a>>,
     /// Demo release (local demo keys): shown prominently as DEMO on the page.
     pub demo: bool,
@@ -69,7 +69,7 @@ pub struct ReviewInput<'a> {
     pub trust: Option<&'a Path>,
 }
 
-/// The release a new one replaces: what the "What changed" section compares against.
+/// The release a new one replaces: what the change summary (and the detail table) compares against.
 #[derive(Debug, Clone)]
 pub struct Previous<'a> {
     /// Its bundle directory.

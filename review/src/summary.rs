@@ -449,20 +449,17 @@ fn leak_rows(old: &LeakReport, new: &LeakReport) -> Vec<LeakRow> {
         r.layers
             .iter()
             .map(|l| {
-                let findings = number(&l.counts, "findings").map_or_else(
-                    || String::new(),
-                    |n| {
-                        format!(
-                            ", {} finding{}",
-                            plain(n),
-                            if (n - 1.0).abs() < f64::EPSILON {
-                                ""
-                            } else {
-                                "s"
-                            }
-                        )
-                    },
-                );
+                let findings = number(&l.counts, "findings").map_or_else(String::new, |n| {
+                    format!(
+                        ", {} finding{}",
+                        plain(n),
+                        if (n - 1.0).abs() < f64::EPSILON {
+                            ""
+                        } else {
+                            "s"
+                        }
+                    )
+                });
                 (
                     l.id.clone(),
                     format!("{}{findings}", verdict_word(l.verdict)),

@@ -909,6 +909,8 @@ fn an_unverified_previous_release_is_labelled() {
     assert!(html.contains(
         "<strong class=\"fail\" id=\"previous-unverified\">That release does NOT verify"
     ));
+    // The change summary at the top says it too.
+    assert!(html.contains("id=\"summary-previous-unverified\">That release does NOT verify"));
     assert!(render_text(&i).contains("  changed since 1.0.0 (that release does NOT verify):\n"));
 }
 
@@ -1034,10 +1036,7 @@ fn the_change_summary_comes_first_and_names_every_changed_setting() {
             &format!("data-item=\"{item}\""),
         )
     };
-    assert!(
-        changed("Epochs")
-            .contains("<td>12</td><td class=\"changed\">20</td>")
-    );
+    assert!(changed("Epochs").contains("<td>12</td><td class=\"changed\">20</td>"));
     assert!(changed("Features").contains("added: merchant_risk; removed: distance"));
     assert!(changed("Data transactions.csv: rows").contains("20,000"));
     assert!(changed("Data transactions.csv: SHA-256").contains(&"12".repeat(32)));
@@ -1278,6 +1277,10 @@ fn bundle_strings_reach_the_terminal_with_control_characters_escaped() {
     }
     assert!(text.starts_with("fraud\\u{1b}[2J\\u{1b}]0;pwned\\u{7} 1.0\\u{d}\\u{a}  status:"));
     assert!(text.contains("Al\\u{202e}ecila"));
+    assert_eq!(
+        crate::format::term("a\u{2067}b\u{61c}"),
+        "a\\u{2067}b\\u{61c}"
+    );
     assert!(text.contains("ok\\u{9b}31m"));
     assert!(text.contains("L0\\u{8}\\u{8} pass"));
     assert!(text.contains("changed since 0.9\\u{1b}[1A:"));
