@@ -69,7 +69,8 @@ pub struct ReviewInput<'a> {
     pub trust: Option<&'a Path>,
 }
 
-/// The release a new one replaces: what the change summary (and the detail table) compares against.
+/// The release a new one replaces: what the change summary (and the detail table) compares
+/// against.
 #[derive(Debug, Clone)]
 pub struct Previous<'a> {
     /// Its bundle directory.
