@@ -25,7 +25,7 @@ macro_rules! w {
 /// changed since the previous release (settings, measured leak values, metrics with their
 /// intervals), then verification, leak checks with L3's measured values, holdout and
 /// clinical metrics, source and approvals. Every string from a bundle is passed through
-/// [`term`], so it cannot move the cursor, recolour or rewrite the terminal.
+/// `format::term`, so it cannot move the cursor, recolour or rewrite the terminal.
 pub fn render_text(input: &ReviewInput<'_>) -> String {
     let card = input.card;
     let mut t = String::new();
