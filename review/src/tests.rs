@@ -1287,3 +1287,44 @@ fn bundle_strings_reach_the_terminal_with_control_characters_escaped() {
     // A backslash is doubled, so an escape cannot be forged either.
     assert_eq!(crate::format::term("a\\u{1b}"), "a\\\\u{1b}");
 }
+
+#[test]
+fn a_changed_leak_limit_and_a_reordered_feature_list_are_named() {
+    let mut f = fixture();
+    let (mut old_card, mut old_report) = second_release(&mut f, (0.93, 0.92, 0.94));
+    // Same columns as this release, in another order.
+    let mut reordered = f.card.configuration.clone().expect("configuration");
+    reordered.hyperparameters.features.reverse();
+    old_card.configuration = Some(reordered);
+    old_report.layers[3]
+        .parameters
+        .insert("max_auc".into(), json!(0.55));
+    old_report.layers[3].counts.remove("advantage");
+    let mut i = input(&f);
+    i.previous = Some(Previous {
+        bundle: Path::new("old"),
+        card: &old_card,
+        report: &old_report,
+        provenance: None,
+        verified: true,
+    });
+    let html = render_html(&i);
+    assert!(
+        row_with(&html, "summary-settings", "data-item=\"Features\"")
+            .contains("same columns in a different order")
+    );
+    let auc = row_with(&html, "summary-leaks", "L3 membership AUC");
+    assert!(auc.contains("at most 0.6000 (was 0.5500)"), "{auc}");
+    let adv = row_with(&html, "summary-leaks", "L3 membership advantage");
+    assert!(
+        adv.contains(">not measured<") && adv.contains(">0.0310<"),
+        "{adv}"
+    );
+    // Only the feature order differs: every other setting collapses into the one line.
+    let at = html
+        .find("<section id=\"change-summary\">")
+        .expect("summary");
+    let summary = &html[at..at + html[at..].find("</section>").expect("end")];
+    assert_eq!(summary.matches("class=\"row-changed\"").count(), 1);
+    assert!(summary.contains("<summary data-unchanged=\"15\">15 other items unchanged</summary>"));
+}
