@@ -240,11 +240,20 @@ pub enum AuditCommand {
         #[command(flatten)]
         aws: AwsArgs,
     },
-    /// Print a log's entries as a table (no verification: use `audit verify`).
+    /// Print a log's entries (no verification: use `audit verify`): aligned columns, the
+    /// outcome whole and last; strings are printed with control characters escaped.
     Show {
         /// The audit log.
         #[arg(value_name = "LOG")]
         log: PathBuf,
+        /// Trust policy: name the approving officers and the publisher by their key names
+        /// [default: short key ids].
+        #[arg(long, value_name = "trust.toml")]
+        trust: Option<PathBuf>,
+        /// One JSON object per line and entry: the entry as recorded, with the model,
+        /// version and approver and publisher names shown.
+        #[arg(long)]
+        json: bool,
     },
 }
 
