@@ -544,6 +544,7 @@ fn audit_show_prints_whole_outcomes_the_release_and_the_officers_and_verify_name
     r.sb.write(
         "trust-ops.toml",
         "approvals_required = 1\n\
+         [[keys]]\nname = \"alice\"\nrole = \"officer\"\npublic_key = \"keys/alice.pub\"\n\
          [[keys]]\nname = \"ops\"\nrole = \"publisher\"\npublic_key = \"keys/ops.pub\"\n",
     );
     let err = r.sb.fails(&["audit", "verify", "audit.log", "--trust", "trust-ops.toml"], 4);
