@@ -145,8 +145,10 @@ pub struct ServeArgs {
     /// Port.
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Address to bind.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    /// Address to bind: loopback by default, so a workstation's server is not reachable
+    /// from the network; 0.0.0.0 only inside a container, where the port mapping reaches
+    /// the process through the container's interface (the airlock-serve image does that).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
     pub bind: std::net::IpAddr,
     /// Where the model runs: cpu, or cuda:N (needs a build with the cuda feature).
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]

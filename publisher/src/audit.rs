@@ -764,6 +764,9 @@ mod tests {
         );
         assert_eq!(release_in_destination("s3://b/prod"), None);
         assert_eq!(release_in_destination("file:///r/models/../1.2.0/"), None);
-        assert_eq!(release_in_destination("file:///r/models/x/not-a-version"), None);
+        assert_eq!(
+            release_in_destination("file:///r/models/x/not-a-version"),
+            None
+        );
     }
 }

@@ -262,7 +262,9 @@ fn not_an_aws_answer(resp: &HttpResponse) -> Option<String> {
         return None;
     }
     let root = xml_root(text);
-    let html = root.as_deref().is_some_and(|r| r == "html" || r == "!doctype");
+    let html = root
+        .as_deref()
+        .is_some_and(|r| r == "html" || r == "!doctype");
     match root.as_deref() {
         Some(r) if r.starts_with("error") => return None,
         Some(_) if !html && (200..300).contains(&status) => return None,
@@ -411,7 +413,9 @@ mod tests {
         ));
         assert!(msg.starts_with("HTTP 500 with an HTML page"), "{msg}");
         assert!(
-            msg.contains("\"500 Internal Server Error Internal Server Error The server encountered"),
+            msg.contains(
+                "\"500 Internal Server Error Internal Server Error The server encountered"
+            ),
             "tags stripped, white space collapsed: {msg}"
         );
         assert!(!msg.contains('<') && !msg.contains('\x1b'), "{msg}");
@@ -430,7 +434,10 @@ mod tests {
             .block_on(aws.s3(None).get_object().bucket("b").key("k").send())
             .expect_err("the proxy fails every request");
         let msg = describe(&err);
-        assert!(msg.starts_with("HTTP 502 with text that is not JSON or XML"), "{msg}");
+        assert!(
+            msg.starts_with("HTTP 502 with text that is not JSON or XML"),
+            "{msg}"
+        );
         let quoted = msg.split('"').nth(1).expect("quoted excerpt");
         assert_eq!(quoted.chars().count(), BODY_EXCERPT_CHARS + 3, "{quoted}");
         assert!(quoted.ends_with("..."), "{quoted}");
@@ -454,6 +461,9 @@ mod tests {
             .rt
             .block_on(aws.s3(None).get_object().bucket("b").key("k").send())
             .expect_err("no such key");
-        assert_eq!(describe(&err), "NoSuchKey: The specified key does not exist.");
+        assert_eq!(
+            describe(&err),
+            "NoSuchKey: The specified key does not exist."
+        );
     }
 }

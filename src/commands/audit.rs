@@ -171,10 +171,11 @@ fn table(shown: &[Shown<'_>]) -> String {
     for r in &rows {
         out.push_str(&line(r));
     }
-    if shown
-        .iter()
-        .any(|s| s.release.as_ref().is_some_and(|r| r.source != audit::ReleaseSource::Recorded))
-    {
+    if shown.iter().any(|s| {
+        s.release
+            .as_ref()
+            .is_some_and(|r| r.source != audit::ReleaseSource::Recorded)
+    }) {
         out.push_str(
             "* not recorded in the entry (written before entries named the release): derived from its destination or from another entry with the same model digest (--json says which)\n",
         );

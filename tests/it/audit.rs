@@ -479,8 +479,14 @@ fn audit_show_prints_whole_outcomes_the_release_and_the_officers_and_verify_name
         ]
     );
     let refusal = entries[2]["outcome"].as_str().expect("outcome").to_owned();
-    assert!(refusal.starts_with("refused: ") && refusal.len() > 40, "{refusal}");
-    let alice = entries[0]["approvals"][0].as_str().expect("approval").to_owned();
+    assert!(
+        refusal.starts_with("refused: ") && refusal.len() > 40,
+        "{refusal}"
+    );
+    let alice = entries[0]["approvals"][0]
+        .as_str()
+        .expect("approval")
+        .to_owned();
     let publisher = entries[0]["actor"].as_str().expect("actor").to_owned();
 
     // The table: the whole outcome, last; every column aligned on its header.
@@ -488,7 +494,14 @@ fn audit_show_prints_whole_outcomes_the_release_and_the_officers_and_verify_name
     let lines = rows(&table);
     assert_eq!(lines.len(), 4, "{table}");
     assert!(lines[0].trim_end().ends_with("outcome"), "{table}");
-    for header in ["model", "version", "approvers", "publisher", "destination", "outcome"] {
+    for header in [
+        "model",
+        "version",
+        "approvers",
+        "publisher",
+        "destination",
+        "outcome",
+    ] {
         let col = lines[0].find(header).expect("header");
         for row in &lines[1..] {
             assert!(
@@ -509,14 +522,22 @@ fn audit_show_prints_whole_outcomes_the_release_and_the_officers_and_verify_name
     }
 
     // With the trust policy: the officers and the publisher by name.
-    let named = r.sb.ok(&["audit", "show", "audit.log", "--trust", "trust.toml"]);
+    let named =
+        r.sb.ok(&["audit", "show", "audit.log", "--trust", "trust.toml"]);
     for row in &rows(&named)[1..] {
         assert!(row.contains("  alice  ") && row.contains("  cd  "), "{row}");
         assert!(!row.contains(&alice[..12]), "{row}");
     }
 
     // --json: one object per line, the entry and what was derived from it.
-    let json = r.sb.ok(&["audit", "show", "audit.log", "--trust", "trust.toml", "--json"]);
+    let json = r.sb.ok(&[
+        "audit",
+        "show",
+        "audit.log",
+        "--trust",
+        "trust.toml",
+        "--json",
+    ]);
     let shown: Vec<serde_json::Value> = json
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
@@ -532,7 +553,8 @@ fn audit_show_prints_whole_outcomes_the_release_and_the_officers_and_verify_name
     assert_eq!(shown[2]["seq"], 3);
 
     // verify names the key that signed the head.
-    let ok = r.sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+    let ok =
+        r.sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
     assert!(
         ok.contains(&format!(
             "verified: 3 entries, head (entry 3) signed by publisher key \"cd\" ({publisher})"
@@ -547,7 +569,10 @@ fn audit_show_prints_whole_outcomes_the_release_and_the_officers_and_verify_name
          [[keys]]\nname = \"alice\"\nrole = \"officer\"\npublic_key = \"keys/alice.pub\"\n\
          [[keys]]\nname = \"ops\"\nrole = \"publisher\"\npublic_key = \"keys/ops.pub\"\n",
     );
-    let err = r.sb.fails(&["audit", "verify", "audit.log", "--trust", "trust-ops.toml"], 4);
+    let err = r.sb.fails(
+        &["audit", "verify", "audit.log", "--trust", "trust-ops.toml"],
+        4,
+    );
     assert!(
         err.contains(&format!(
             "expected a signature by the publisher key \"ops\" ({ops})"
@@ -562,7 +587,11 @@ fn audit_show_prints_whole_outcomes_the_release_and_the_officers_and_verify_name
     let text = std::fs::read_to_string(r.sb.join("audit.log")).expect("log");
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     lines[2] = serde_json::to_string(&forged).expect("json");
-    write(&r, "audit.log", format!("{}\n", lines.join("\n")).as_bytes());
+    write(
+        &r,
+        "audit.log",
+        format!("{}\n", lines.join("\n")).as_bytes(),
+    );
     let raw = |s: &str| s.contains(['\u{1b}', '\r', '\u{9b}', '\u{202e}']);
     let table = r.sb.ok(&["audit", "show", "audit.log"]);
     assert!(!raw(&table), "{table:?}");
@@ -575,6 +604,9 @@ fn audit_show_prints_whole_outcomes_the_release_and_the_officers_and_verify_name
     let last: serde_json::Value =
         serde_json::from_str(json.lines().last().expect("line")).expect("json");
     assert_eq!(last["outcome"], forged["outcome"], "escaped, not altered");
-    let err = r.sb.fails(&["audit", "verify", "audit.log", "--trust", "trust.toml"], 4);
+    let err = r.sb.fails(
+        &["audit", "verify", "audit.log", "--trust", "trust.toml"],
+        4,
+    );
     assert!(err.contains("entry 3 (the last) differs"), "{err}");
 }
