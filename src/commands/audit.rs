@@ -21,7 +21,7 @@ pub fn verify(
     match audit::verify_log(log, &trust) {
         Ok(v) => {
             println!(
-                "verified: {} entries, head (entry {}) signed by publisher key {:?} ({})",
+                "verified: {} entries, head (entry {}) signed by publisher key \"{}\" ({})",
                 v.chain.len(),
                 v.chain.len(),
                 printable(&v.head_key_name),
