@@ -25,7 +25,7 @@ SAMPLE ?= $(basename $(PIPELINE)).sample.csv
 BENCH_THREADS ?= 2
 TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
 
-.PHONY: help build build-cuda check-cuda release-model man lint fmt test test-deps schemas bench bench-torch fuzz fuzz-smoke fuzz-build clean
+.PHONY: help build build-cuda check-cuda release-model man lint fmt test test-deps schemas moto bench bench-torch fuzz fuzz-smoke fuzz-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -88,6 +88,29 @@ test: lint test-deps ## lint, then every test, the CUDA build's device test, the
 
 schemas: ## regenerate schemas/json from the Rust types
 	AIRLOCK_UPDATE_SCHEMAS=1 $(CARGO) test --locked -p airlock-schemas --test schemas
+
+# `make moto`: the project's patched moto (tests/moto_server.py: S3 and SageMaker, with the
+# UpdateEndpoint that moto lacks) on 127.0.0.1, for running the S3, SageMaker and deploy
+# stages locally. It makes MOTO_BUCKET in MOTO_REGION, prints the environment to export in
+# another shell, and serves until Ctrl-C (or until its standard input closes).
+MOTO_PORT ?= 5000
+MOTO_REGION ?= eu-west-1
+MOTO_BUCKET ?= airlock-releases
+MOTO_LOG ?= $(TARGET_DIR)/moto.log
+
+moto: ## the patched moto (S3, SageMaker) on 127.0.0.1:MOTO_PORT (5000), with a bucket; prints the env to export
+	@mkdir -p $(dir $(MOTO_LOG))
+	@py="$$(tests/setup-python.sh)"; \
+	"$$py" tests/moto_server.py --port $(MOTO_PORT) 2>$(MOTO_LOG) | { \
+	  if ! read -r _ port; then echo "moto did not start; its log:" >&2; cat $(MOTO_LOG) >&2; exit 1; fi; \
+	  url=http://127.0.0.1:$$port; \
+	  curl -sS --fail -X PUT "$$url/$(MOTO_BUCKET)" -H 'Content-Type: application/xml' \
+	    --data "<CreateBucketConfiguration><LocationConstraint>$(MOTO_REGION)</LocationConstraint></CreateBucketConfiguration>" >/dev/null; \
+	  echo "# moto on $$url (bucket s3://$(MOTO_BUCKET) in $(MOTO_REGION); log $(MOTO_LOG)); in another shell:"; \
+	  echo "export AWS_ENDPOINT_URL=$$url AWS_REGION=$(MOTO_REGION) AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true"; \
+	  echo "# Ctrl-C stops it (and forgets everything it held)"; \
+	  cat >/dev/null; \
+	}
 
 # Size of the synthetic model for the sign/verify and leak-scan benchmarks.
 BENCH_MIB ?= 1024

@@ -145,8 +145,10 @@ pub struct ServeArgs {
     /// Port.
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Address to bind.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    /// Address to bind: loopback by default, so a workstation's server is not reachable
+    /// from the network; 0.0.0.0 only inside a container, where the port mapping reaches
+    /// the process through the container's interface (the airlock-serve image does that).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
     pub bind: std::net::IpAddr,
     /// Where the model runs: cpu, or cuda:N (needs a build with the cuda feature).
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]
@@ -240,11 +242,20 @@ pub enum AuditCommand {
         #[command(flatten)]
         aws: AwsArgs,
     },
-    /// Print a log's entries as a table (no verification: use `audit verify`).
+    /// Print a log's entries (no verification: use `audit verify`): aligned columns, the
+    /// outcome whole and last; strings are printed with control characters escaped.
     Show {
         /// The audit log.
         #[arg(value_name = "LOG")]
         log: PathBuf,
+        /// Trust policy: name the approving officers and the publisher by their key names
+        /// [default: short key ids].
+        #[arg(long, value_name = "trust.toml")]
+        trust: Option<PathBuf>,
+        /// One JSON object per line and entry: the entry as recorded, with the model,
+        /// version and approver and publisher names shown.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -143,32 +143,58 @@ impl Chain {
 
 /// The head in a signed-head envelope, if its signature is a publisher key's of `trust`.
 pub fn open_signed_head(bytes: &[u8], trust: &Trust) -> Result<AuditHead, String> {
+    open_signed_head_by(bytes, trust).map(|(head, _)| head)
+}
+
+/// [`open_signed_head`], with the key id of the publisher key whose signature held. A
+/// refusal names the publisher keys that were expected.
+pub fn open_signed_head_by(bytes: &[u8], trust: &Trust) -> Result<(AuditHead, String), String> {
     let env: Envelope = airlock_schemas::strict_json::from_slice(bytes)
         .map_err(|e| format!("signed head is not a DSSE envelope ({e})"))?;
     let publishers = trust.keys_with_role(KeyRole::Publisher);
     let verified = dsse::verify(&env, HEAD_PAYLOAD_TYPE, &publishers)
-        .map_err(|e| format!("signed head: {e}"))?;
+        .map_err(|e| format!("signed head: {e}; expected {}", expected_publishers(trust)))?;
     let head: AuditHead = airlock_schemas::strict_json::from_slice(&verified.payload)
         .map_err(|e| format!("signed head is not a head ({e})"))?;
     // The head counts only if its key was usable (unrevoked, inside its window) when it
     // signed.
     usable_publisher(trust, &verified.keyid, &head.time)
         .map_err(|why| format!("signed head: {why}"))?;
-    Ok(head)
+    Ok((head, verified.keyid))
+}
+
+/// The publisher keys of `trust`, by name and key id, for a message saying which key was
+/// expected.
+pub fn expected_publishers(trust: &Trust) -> String {
+    let keys: Vec<String> = trust
+        .keys
+        .iter()
+        .filter(|k| k.role == KeyRole::Publisher)
+        .map(|k| format!("{:?} ({})", k.name, k.key_id))
+        .collect();
+    match keys.len() {
+        0 => "a publisher key, but the trust policy lists none".to_owned(),
+        1 => format!("a signature by the publisher key {}", keys[0]),
+        _ => format!(
+            "a signature by one of the publisher keys {}",
+            keys.join(", ")
+        ),
+    }
 }
 
 /// Check that the signed head at `head_file` is a publisher key's and names exactly the
 /// last entry of `chain`. `fresh`: an empty chain without a head is a new log.
+/// Returns the key id of the key that signed the head (`None`: a new log, no head).
 fn check_signed_head(
     chain: &Chain,
     head_file: &Path,
     trust: &Trust,
     fresh: bool,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     let head_bytes = match std::fs::read(head_file) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && fresh && chain.is_empty() => {
-            return Ok(());
+            return Ok(None);
         }
         Err(e) => {
             return Err(format!(
@@ -182,7 +208,7 @@ fn check_signed_head(
             ));
         }
     };
-    let head = open_signed_head(&head_bytes, trust)?;
+    let (head, keyid) = open_signed_head_by(&head_bytes, trust)?;
     if head.seq != chain.len() {
         return Err(format!(
             "the signed head covers {} entries but the log has {}: entries were deleted or appended without the publisher key",
@@ -196,7 +222,7 @@ fn check_signed_head(
             chain.len()
         ));
     }
-    Ok(())
+    Ok(Some(keyid))
 }
 
 /// What to record; `seq`, `prev` and `time` are filled in by [`AuditLog::append`].
@@ -241,6 +267,8 @@ pub struct AuditLog {
     /// `None` until the log exists.
     file: Option<std::fs::File>,
     chain: Chain,
+    /// Model name and version the entries are about, once named ([`AuditLog::name_release`]).
+    release: Option<(String, String)>,
 }
 
 impl AuditLog {
@@ -281,6 +309,7 @@ impl AuditLog {
                     path: path.to_owned(),
                     file: None,
                     chain: Chain::default(),
+                    release: None,
                 });
             }
             Err(e) => return Err(io("open", path)(e)),
@@ -301,6 +330,7 @@ impl AuditLog {
             path: path.to_owned(),
             file: Some(file),
             chain,
+            release: None,
         })
     }
 
@@ -318,12 +348,24 @@ impl AuditLog {
     /// its last entry (an absent log must have no head): nothing is appended to a log whose
     /// entries were cut or added without the publisher key.
     pub fn check_head(&self, trust: &Trust) -> Result<(), AuditError> {
-        check_signed_head(&self.chain, &head_path(&self.path), trust, true).map_err(|problem| {
-            AuditError::Invalid {
+        check_signed_head(&self.chain, &head_path(&self.path), trust, true)
+            .map(|_| ())
+            .map_err(|problem| AuditError::Invalid {
                 path: self.path.clone(),
                 problem,
-            }
-        })
+            })
+    }
+
+    /// Name the release the next entries are about (model name and version), from a
+    /// verification whose release statement's signature held; without one, nothing is
+    /// named (an unverified bundle's names are the bundle writer's word).
+    pub fn name_release(&mut self, v: &airlock_trust::Verification) {
+        if let Some(st) = &v.statement {
+            self.release = Some((
+                st.predicate.model_name.clone(),
+                st.predicate.model_version.clone(),
+            ));
+        }
     }
 
     /// Append one entry and re-sign the head; the entry is synced before the head.
@@ -364,6 +406,8 @@ impl AuditLog {
             time: time.clone(),
             actor: signer.key_id().to_owned(),
             action: entry.action,
+            model: self.release.as_ref().map(|(m, _)| m.clone()),
+            version: self.release.as_ref().map(|(_, v)| v.clone()),
             artifacts: entry.artifacts,
             destination: entry.destination,
             verified_region: entry.verified_region,
@@ -437,6 +481,22 @@ pub fn verify(path: &Path, trust: &Trust) -> Result<Vec<AuditEntry>, AuditError>
 
 /// [`verify`], returning the entries with their hashes.
 pub fn verify_chain(path: &Path, trust: &Trust) -> Result<Chain, AuditError> {
+    verify_log(path, trust).map(|v| v.chain)
+}
+
+/// A log that verified, and the publisher key that signed its head.
+#[derive(Debug, Clone)]
+pub struct VerifiedLog {
+    /// The entries with their hashes.
+    pub chain: Chain,
+    /// Key id of the publisher key whose signature on the head held.
+    pub head_keyid: String,
+    /// That key's name in the trust policy.
+    pub head_key_name: String,
+}
+
+/// [`verify`], returning the entries with their hashes and the key that signed the head.
+pub fn verify_log(path: &Path, trust: &Trust) -> Result<VerifiedLog, AuditError> {
     let invalid = |problem: String| AuditError::Invalid {
         path: path.to_owned(),
         problem,
@@ -444,7 +504,9 @@ pub fn verify_chain(path: &Path, trust: &Trust) -> Result<Chain, AuditError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| AuditError::Io(IoError::new("read", path, source)))?;
     let chain = Chain::parse(&text).map_err(invalid)?;
-    check_signed_head(&chain, &head_path(path), trust, false).map_err(invalid)?;
+    let head_keyid = check_signed_head(&chain, &head_path(path), trust, false)
+        .map_err(invalid)?
+        .unwrap_or_default();
     let publishers = trust.keys_with_role(KeyRole::Publisher);
     let mut previous: Option<(u64, OffsetDateTime)> = None;
     for e in &chain.entries {
@@ -463,14 +525,21 @@ pub fn verify_chain(path: &Path, trust: &Trust) -> Result<Chain, AuditError> {
         }
         if !publishers.iter().any(|(id, _)| *id == e.actor) {
             return Err(invalid(format!(
-                "entry {} names actor {}, not a publisher key of the trust policy",
-                e.seq, e.actor
+                "entry {} names actor {}, not a publisher key of the trust policy (expected {})",
+                e.seq,
+                e.actor,
+                expected_publishers(trust)
             )));
         }
         usable_publisher(trust, &e.actor, &e.time)
             .map_err(|why| invalid(format!("entry {}: {why}", e.seq)))?;
     }
-    Ok(chain)
+    let head_key_name = trust.name_of(&head_keyid).unwrap_or_default().to_owned();
+    Ok(VerifiedLog {
+        chain,
+        head_keyid,
+        head_key_name,
+    })
 }
 
 /// The publisher key `keyid` counts for something it signed at `time` (RFC 3339): listed as
@@ -491,27 +560,213 @@ fn usable_publisher(trust: &Trust, keyid: &str, time: &str) -> Result<(), String
         .map(|_| ())
 }
 
-/// A plain table of the entries, for `airlock audit show`.
-pub fn table(entries: &[AuditEntry]) -> String {
-    let mut out = format!(
-        "{:>4}  {:<20}  {:<8}  {:<10}  {:<22}  {:<12}  {}\n",
-        "seq", "time", "action", "outcome", "destination", "region", "model sha256"
-    );
-    for e in entries {
-        let model = e
-            .artifacts
-            .get("model.safetensors")
-            .map_or("-", |s| &s[..s.len().min(12)]);
-        out.push_str(&format!(
-            "{:>4}  {:<20}  {:<8}  {:<10}  {:<22}  {:<12}  {}\n",
-            e.seq,
-            e.time,
-            e.action.as_str(),
-            e.outcome.chars().take(10).collect::<String>(),
-            e.destination,
-            e.verified_region.as_deref().unwrap_or("-"),
-            model
-        ));
+/// Where the model name and version shown for an entry come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseSource {
+    /// The entry records them (entries written since they are recorded).
+    Recorded,
+    /// The entry's destination names them (`.../models/<name>/<version>/...`).
+    Destination,
+    /// Another entry, with this `seq`, names the same model digest with one release only.
+    SameModel(u64),
+}
+
+impl std::fmt::Display for ReleaseSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Recorded => f.write_str("recorded"),
+            Self::Destination => f.write_str("destination"),
+            Self::SameModel(seq) => write!(f, "entry {seq} (same model digest)"),
+        }
+    }
+}
+
+/// A model name and version, and where they were found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseOf {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// Where they come from.
+    pub source: ReleaseSource,
+}
+
+/// The release named in a destination such as `file:///r/models/<name>/<version>/bundle/`,
+/// when both parts are well-formed.
+fn release_in_destination(destination: &str) -> Option<(String, String)> {
+    let mut parts = destination.split('/');
+    while let Some(p) = parts.next() {
+        if p == "models" {
+            let (name, version) = (parts.next()?, parts.next()?);
+            if airlock_schemas::grammar::model_name(name).is_ok()
+                && airlock_schemas::grammar::version(version).is_ok()
+            {
+                return Some((name.to_owned(), version.to_owned()));
+            }
+        }
+    }
+    None
+}
+
+/// The model name and version each entry is about: as recorded; else as its destination
+/// names them; else as another entry names them that carries the same model digest, when
+/// every such entry agrees (the same weights released under two versions name neither).
+/// `None` where nothing says.
+pub fn releases_of(entries: &[AuditEntry]) -> Vec<Option<ReleaseOf>> {
+    let direct: Vec<Option<ReleaseOf>> = entries
+        .iter()
+        .map(|e| match (&e.model, &e.version) {
+            (Some(m), Some(v)) => Some(ReleaseOf {
+                model: m.clone(),
+                version: v.clone(),
+                source: ReleaseSource::Recorded,
+            }),
+            _ => release_in_destination(&e.destination).map(|(model, version)| ReleaseOf {
+                model,
+                version,
+                source: ReleaseSource::Destination,
+            }),
+        })
+        .collect();
+    let model_of = |e: &AuditEntry| e.artifacts.get("model.safetensors").cloned();
+    // Model digest → the one release entries name for it (None: they disagree), and the
+    // first entry that names it.
+    let mut by_digest: std::collections::BTreeMap<String, Option<(String, String, u64)>> =
+        std::collections::BTreeMap::new();
+    for (e, r) in entries.iter().zip(&direct) {
+        let (Some(d), Some(r)) = (model_of(e), r) else {
+            continue;
+        };
+        let slot = by_digest
+            .entry(d)
+            .or_insert_with(|| Some((r.model.clone(), r.version.clone(), e.seq)));
+        if slot
+            .as_ref()
+            .is_some_and(|(m, v, _)| (m, v) != (&r.model, &r.version))
+        {
+            *slot = None;
+        }
+    }
+    entries
+        .iter()
+        .zip(direct)
+        .map(|(e, r)| {
+            r.or_else(|| {
+                let (model, version, seq) = by_digest.get(&model_of(e)?)?.clone()?;
+                Some(ReleaseOf {
+                    model,
+                    version,
+                    source: ReleaseSource::SameModel(seq),
+                })
+            })
+        })
+        .collect()
+}
+
+/// `s` safe to print to a terminal: control characters (C0, DEL, C1) and the Unicode
+/// bidirectional and invisible formatting characters are escaped (`\n`, `\u{1b}`, ...), so
+/// a log written by an attacker cannot move the cursor, recolour, hide or reorder what an
+/// auditor reads. Until `audit verify` passes, every string of a log is the writer's word.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}') =>
+            {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_terminal_controls_and_keeps_text() {
+        assert_eq!(printable("ok: InService"), "ok: InService");
+        assert_eq!(printable("é ü 中"), "é ü 中");
+        assert_eq!(
+            printable("failed\u{1b}[2K\rok\n\u{7f}\u{9b}\u{202e}x"),
+            "failed\\u{1b}[2K\\rok\\n\\u{7f}\\u{9b}\\u{202e}x"
+        );
+    }
+
+    fn old_entry(seq: u64, model_sha: &str, destination: &str) -> AuditEntry {
+        AuditEntry {
+            seq,
+            time: "2026-01-01T00:00:00Z".into(),
+            actor: "a".repeat(64),
+            action: AuditAction::Publish,
+            model: None,
+            version: None,
+            artifacts: [("model.safetensors".to_owned(), model_sha.to_owned())].into(),
+            destination: destination.into(),
+            verified_region: None,
+            approvals: Vec::new(),
+            trust_policy_sha256: String::new(),
+            residency_policy_sha256: String::new(),
+            outcome: "ok".into(),
+            prev: GENESIS.into(),
+        }
+    }
+
+    #[test]
+    fn older_entries_get_their_release_from_the_destination_or_the_same_model_digest() {
+        let mut recorded = old_entry(5, "c", "s3://b/prod");
+        recorded.model = Some("m".into());
+        recorded.version = Some("3.0.0".into());
+        let entries = [
+            old_entry(1, "a", "s3://b/prod"),
+            old_entry(2, "a", "file:///r/models/fraud/1.0.0/bundle/"),
+            old_entry(3, "b", "s3://b/prod"),
+            // The same weights as two releases: neither is shown for an entry that does
+            // not say which.
+            old_entry(4, "d", "file:///r/models/fraud/2.0.0/bundle/"),
+            recorded,
+            old_entry(6, "d", "file:///r/models/fraud/2.0.1/bundle/"),
+            old_entry(7, "d", "s3://b/prod"),
+            old_entry(8, "c", "s3://b/prod"),
+        ];
+        let got: Vec<Option<(String, String, ReleaseSource)>> = releases_of(&entries)
+            .into_iter()
+            .map(|r| r.map(|r| (r.model, r.version, r.source)))
+            .collect();
+        let some = |m: &str, v: &str, s| Some((m.to_owned(), v.to_owned(), s));
+        assert_eq!(
+            got,
+            [
+                some("fraud", "1.0.0", ReleaseSource::SameModel(2)),
+                some("fraud", "1.0.0", ReleaseSource::Destination),
+                None,
+                some("fraud", "2.0.0", ReleaseSource::Destination),
+                some("m", "3.0.0", ReleaseSource::Recorded),
+                some("fraud", "2.0.1", ReleaseSource::Destination),
+                None,
+                some("m", "3.0.0", ReleaseSource::SameModel(5)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_release_is_read_from_a_destination_only_when_well_formed() {
+        assert_eq!(
+            release_in_destination("file:///r/models/fraud-detector/1.2.0/bundle/"),
+            Some(("fraud-detector".into(), "1.2.0".into()))
+        );
+        assert_eq!(release_in_destination("s3://b/prod"), None);
+        assert_eq!(release_in_destination("file:///r/models/../1.2.0/"), None);
+        assert_eq!(
+            release_in_destination("file:///r/models/x/not-a-version"),
+            None
+        );
+    }
 }

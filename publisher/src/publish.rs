@@ -585,12 +585,16 @@ fn counted(approvals: &approvals::ApprovalSummary) -> Vec<String> {
 fn gate(p: &mut Publisher<'_>, trust: &Trust) -> Result<Admitted, PublishError> {
     let refusal = match admit(&p.opts.bundle, trust, &GateOptions::keep(p.opts.threads)) {
         Ok(admitted) => {
+            p.log.name_release(admitted.verification());
             p.artifacts =
                 BTreeMap::from([(MODEL_FILE.to_owned(), admitted.model_sha256().to_owned())]);
             p.approvals = counted(admitted.approvals());
             return Ok(admitted);
         }
-        Err(refusal) => refusal,
+        Err(refusal) => {
+            p.log.name_release(refusal.verification());
+            refusal
+        }
     };
     let why = match &refusal {
         Refusal::NotApproved {

@@ -85,12 +85,16 @@ impl SageMakerError {
     }
 }
 
-fn req<E, R>(
+fn req<E>(
     action: impl Into<String>,
-) -> impl FnOnce(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> SageMakerError
+) -> impl FnOnce(
+    aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> SageMakerError
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let action = action.into();
     move |e| SageMakerError::Request {

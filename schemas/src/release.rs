@@ -410,6 +410,13 @@ pub struct AuditEntry {
     /// What happened: `start` (about to send to `destination`), `publish`, `deploy` or
     /// `refuse`.
     pub action: AuditAction,
+    /// Name of the model the entry is about, as its signed release statement gives it
+    /// (absent in entries written before it was recorded, and when no statement verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Version of that model, as signed (absent as `model` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Artifact name → SHA-256 of what crossed (or would have).
     pub artifacts: BTreeMap<String, String>,
     /// Destination URI.

@@ -4,6 +4,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+use airlock_publisher::audit::{self, ReleaseOf, printable};
+use airlock_schemas::AuditEntry;
+
 use crate::cli::AwsArgs;
 use crate::exit;
 
@@ -15,39 +18,208 @@ pub fn verify(
     aws: &AwsArgs,
 ) -> anyhow::Result<()> {
     let trust = airlock_trust::Trust::load(trust)?;
-    match airlock_publisher::audit::verify_chain(log, &trust) {
-        Ok(chain) => {
+    match audit::verify_log(log, &trust) {
+        Ok(v) => {
             println!(
-                "verified: {} entries, head signed by a publisher key",
-                chain.len()
+                "verified: {} entries, head (entry {}) signed by publisher key \"{}\" ({})",
+                v.chain.len(),
+                v.chain.len(),
+                printable(&v.head_key_name),
+                v.head_keyid
             );
             match registry {
-                Some(uri) => witness(log, &chain, uri, &trust, aws),
+                Some(uri) => witness(log, &v.chain, uri, &trust, aws),
                 None => Ok(()),
             }
         }
-        Err(e @ airlock_publisher::audit::AuditError::Invalid { .. }) => {
-            eprintln!("  FAIL {e}");
+        Err(e @ audit::AuditError::Invalid { .. }) => {
+            eprintln!("  FAIL {}", printable(&e.to_string()));
             Err(exit::VerificationFailed(log.display().to_string()).into())
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// Print the log's entries as a table, unverified.
-pub fn show(log: &Path) -> anyhow::Result<()> {
+/// Print the log's entries, unverified: a table, or one JSON object per line.
+pub fn show(log: &Path, trust: Option<&Path>, json: bool) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(log).with_context(|| format!("cannot read {}", log.display()))?;
-    let (entries, _) = airlock_publisher::audit::parse_chain(&text)
-        .map_err(|p| exit::BadInputError(format!("{}: {p}", log.display())))?;
-    print!("{}", airlock_publisher::audit::table(&entries));
+    let (entries, _) = audit::parse_chain(&text)
+        .map_err(|p| exit::BadInputError(printable(&format!("{}: {p}", log.display()))))?;
+    let trust = trust.map(airlock_trust::Trust::load).transpose()?;
+    let shown = shown(&entries, trust.as_ref());
+    let mut out = String::new();
+    if json {
+        for s in &shown {
+            out.push_str(&json_line(s)?);
+            out.push('\n');
+        }
+    } else {
+        out = table(&shown);
+    }
+    std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())
+        .context("cannot write to standard output")?;
     Ok(())
+}
+
+/// An entry as `audit show` prints it.
+struct Shown<'a> {
+    entry: &'a AuditEntry,
+    release: Option<ReleaseOf>,
+    /// Approving officers: key names from the trust policy, else short key ids.
+    approvers: Vec<String>,
+    /// The publisher key that wrote the entry, named the same way.
+    publisher: String,
+}
+
+/// A key's name in `trust`, else its id's first 12 characters (the whole id when it is
+/// not in the policy but a policy was given, so it can be looked up).
+fn key_label(id: &str, trust: Option<&airlock_trust::Trust>) -> String {
+    match trust {
+        Some(t) => t
+            .name_of(id)
+            .map_or_else(|| format!("{id} (not in the trust policy)"), str::to_owned),
+        None => id.chars().take(12).collect(),
+    }
+}
+
+fn shown<'a>(entries: &'a [AuditEntry], trust: Option<&airlock_trust::Trust>) -> Vec<Shown<'a>> {
+    entries
+        .iter()
+        .zip(audit::releases_of(entries))
+        .map(|(entry, release)| Shown {
+            entry,
+            release,
+            approvers: entry
+                .approvals
+                .iter()
+                .map(|id| key_label(id, trust))
+                .collect(),
+            publisher: key_label(&entry.actor, trust),
+        })
+        .collect()
+}
+
+/// The columns of the table, outcome last (never cut: it is what an auditor reads).
+const COLUMNS: [&str; 10] = [
+    "seq",
+    "time",
+    "action",
+    "model",
+    "version",
+    "approvers",
+    "publisher",
+    "region",
+    "destination",
+    "outcome",
+];
+
+/// Aligned columns sized to their content, every string escaped for the terminal.
+fn table(shown: &[Shown<'_>]) -> String {
+    let rows: Vec<[String; 10]> = shown
+        .iter()
+        .map(|s| {
+            let e = s.entry;
+            let (model, version) = s.release.as_ref().map_or(("-".into(), "-".into()), |r| {
+                let mark = if r.source == audit::ReleaseSource::Recorded {
+                    ""
+                } else {
+                    "*"
+                };
+                (format!("{}{mark}", r.model), format!("{}{mark}", r.version))
+            });
+            let or_dash = |v: String| if v.is_empty() { "-".to_owned() } else { v };
+            [
+                e.seq.to_string(),
+                e.time.clone(),
+                e.action.to_string(),
+                model,
+                version,
+                or_dash(s.approvers.join(", ")),
+                s.publisher.clone(),
+                e.verified_region.clone().unwrap_or_else(|| "-".into()),
+                e.destination.clone(),
+                e.outcome.clone(),
+            ]
+            .map(|c| printable(&c))
+        })
+        .collect();
+    let mut widths = COLUMNS.map(|h| h.chars().count());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i == 0 {
+                l.push_str(&format!("{c:>w$}"));
+            } else if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}"));
+            }
+            if i + 1 < cells.len() {
+                l.push_str("  ");
+            }
+        }
+        l.push('\n');
+        l
+    };
+    let mut out = line(&COLUMNS.map(str::to_owned));
+    for r in &rows {
+        out.push_str(&line(r));
+    }
+    if shown.iter().any(|s| {
+        s.release
+            .as_ref()
+            .is_some_and(|r| r.source != audit::ReleaseSource::Recorded)
+    }) {
+        out.push_str(
+            "* not recorded in the entry (written before entries named the release): derived from its destination or from another entry with the same model digest (--json says which)\n",
+        );
+    }
+    out
+}
+
+/// One entry as a JSON object: the entry's fields as recorded, with `model` and `version`
+/// filled in where derived (`release_source` says from where), `approver_names` and
+/// `publisher_name`. Characters a terminal could act on are escaped even where JSON
+/// allows them raw.
+fn json_line(s: &Shown<'_>) -> anyhow::Result<String> {
+    let mut v = serde_json::to_value(s.entry)?;
+    let obj = v
+        .as_object_mut()
+        .context("an audit entry serializes to an object")?;
+    if let Some(r) = &s.release {
+        obj.insert("model".into(), r.model.clone().into());
+        obj.insert("version".into(), r.version.clone().into());
+        obj.insert("release_source".into(), r.source.to_string().into());
+    } else {
+        obj.insert("model".into(), serde_json::Value::Null);
+        obj.insert("version".into(), serde_json::Value::Null);
+        obj.insert("release_source".into(), serde_json::Value::Null);
+    }
+    obj.insert("approver_names".into(), s.approvers.clone().into());
+    obj.insert("publisher_name".into(), s.publisher.clone().into());
+    let text = serde_json::to_string(&v)?;
+    // serde_json escapes C0 controls; DEL, C1 and the formatting characters it leaves raw.
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if printable(c.encode_utf8(&mut [0; 4])).len() > c.len_utf8() {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 /// `airlock audit verify --registry`: the registry's witnesses against a verified log.
 fn witness(
     log: &Path,
-    chain: &airlock_publisher::audit::Chain,
+    chain: &audit::Chain,
     uri: &str,
     trust: &airlock_trust::Trust,
     aws: &AwsArgs,
@@ -78,7 +250,7 @@ fn witness(
             Ok(())
         }
         Err(witness::WitnessError::Refused(why)) => {
-            eprintln!("  FAIL {}: {why}", log.display());
+            eprintln!("  FAIL {}: {}", log.display(), printable(&why));
             Err(exit::VerificationFailed(log.display().to_string()).into())
         }
         Err(witness::WitnessError::Registry(e)) => Err(e.into()),

@@ -41,7 +41,9 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
             registry,
             aws,
         }) => audit::verify(&log, &trust, registry.as_deref(), &aws),
-        Command::Audit(AuditCommand::Show { log }) => audit::show(&log),
+        Command::Audit(AuditCommand::Show { log, trust, json }) => {
+            audit::show(&log, trust.as_deref(), json)
+        }
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&a),
     }

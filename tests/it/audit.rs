@@ -435,3 +435,178 @@ fn an_index_from_before_the_witness_is_refused_by_pull_and_rewritten_by_a_republ
     let o = pull();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// The log's entries as JSON values.
+fn entries_of(r: &Release, log: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(r.sb.join(log))
+        .expect("log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("entry"))
+        .collect()
+}
+
+/// The rows of `audit show`'s table (the header first), without the footnote.
+fn rows(table: &str) -> Vec<&str> {
+    table.lines().filter(|l| !l.starts_with('*')).collect()
+}
+
+#[test]
+fn audit_show_prints_whole_outcomes_the_release_and_the_officers_and_verify_names_the_key() {
+    let reg = tempfile::tempdir().expect("dir");
+    let to = format!("file://{}", reg.path().display());
+    let r = setup("[\"local\"]");
+    approve(&r);
+    second_release(&r, "bundle2");
+    let out = publish_to(&r, &to, "bundle", "audit.log", &[], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A refusal, with a long outcome: the residency policy no longer allows the registry.
+    r.sb.write("residency.toml", "[registry]\nregions = [\"eu-west-1\"]\n");
+    let out = publish_to(&r, &to, "bundle2", "audit.log", &[], &[]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+
+    // New entries record the release they are about, as signed.
+    let entries = entries_of(&r, "audit.log");
+    let versions: Vec<_> = entries
+        .iter()
+        .map(|e| (e["model"].as_str(), e["version"].as_str()))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            (Some("fraud-detector"), Some("1.0.0")),
+            (Some("fraud-detector"), Some("1.0.0")),
+            (Some("fraud-detector"), Some("1.1.0")),
+        ]
+    );
+    let refusal = entries[2]["outcome"].as_str().expect("outcome").to_owned();
+    assert!(
+        refusal.starts_with("refused: ") && refusal.len() > 40,
+        "{refusal}"
+    );
+    let alice = entries[0]["approvals"][0]
+        .as_str()
+        .expect("approval")
+        .to_owned();
+    let publisher = entries[0]["actor"].as_str().expect("actor").to_owned();
+
+    // The table: the whole outcome, last; every column aligned on its header.
+    let table = r.sb.ok(&["audit", "show", "audit.log"]);
+    let lines = rows(&table);
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines[0].trim_end().ends_with("outcome"), "{table}");
+    for header in [
+        "model",
+        "version",
+        "approvers",
+        "publisher",
+        "destination",
+        "outcome",
+    ] {
+        let col = lines[0].find(header).expect("header");
+        for row in &lines[1..] {
+            assert!(
+                row.is_char_boundary(col)
+                    && row[..col].ends_with("  ")
+                    && !row[col..].starts_with(' '),
+                "{header} starts at column {col} in every row:\n{table}"
+            );
+        }
+    }
+    let outcome_col = lines[0].find("outcome").expect("header");
+    assert_eq!(&lines[3][outcome_col..], refusal, "{table}");
+    for (row, version) in lines[1..].iter().zip(["1.0.0", "1.0.0", "1.1.0"]) {
+        assert!(row.contains(&format!("fraud-detector  {version}")), "{row}");
+        assert!(row.contains(&alice[..12]) && !row.contains(&alice), "{row}");
+        assert!(row.contains(&publisher[..12]), "{row}");
+        assert!(row.contains(&to), "{row}");
+    }
+
+    // With the trust policy: the officers and the publisher by name.
+    let named =
+        r.sb.ok(&["audit", "show", "audit.log", "--trust", "trust.toml"]);
+    for row in &rows(&named)[1..] {
+        assert!(row.contains("  alice  ") && row.contains("  cd  "), "{row}");
+        assert!(!row.contains(&alice[..12]), "{row}");
+    }
+
+    // --json: one object per line, the entry and what was derived from it.
+    let json = r.sb.ok(&[
+        "audit",
+        "show",
+        "audit.log",
+        "--trust",
+        "trust.toml",
+        "--json",
+    ]);
+    let shown: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(shown.len(), 3, "{json}");
+    assert_eq!(shown[2]["outcome"].as_str(), Some(refusal.as_str()));
+    assert_eq!(shown[2]["model"], "fraud-detector");
+    assert_eq!(shown[2]["version"], "1.1.0");
+    assert_eq!(shown[2]["release_source"], "recorded");
+    assert_eq!(shown[2]["approver_names"], serde_json::json!(["alice"]));
+    assert_eq!(shown[2]["approvals"], serde_json::json!([alice]));
+    assert_eq!(shown[2]["publisher_name"], "cd");
+    assert_eq!(shown[2]["seq"], 3);
+
+    // verify names the key that signed the head.
+    let ok =
+        r.sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+    assert!(
+        ok.contains(&format!(
+            "verified: 3 entries, head (entry 3) signed by publisher key \"cd\" ({publisher})"
+        )),
+        "{ok}"
+    );
+    // Against a policy with another publisher key it fails, naming the key it expected.
+    let ops = r.sb.ok(&["keygen", "--out", "keys/ops"]).trim().to_owned();
+    r.sb.write(
+        "trust-ops.toml",
+        "approvals_required = 1\n\
+         [[keys]]\nname = \"alice\"\nrole = \"officer\"\npublic_key = \"keys/alice.pub\"\n\
+         [[keys]]\nname = \"ops\"\nrole = \"publisher\"\npublic_key = \"keys/ops.pub\"\n",
+    );
+    let err = r.sb.fails(
+        &["audit", "verify", "audit.log", "--trust", "trust-ops.toml"],
+        4,
+    );
+    assert!(
+        err.contains(&format!(
+            "expected a signature by the publisher key \"ops\" ({ops})"
+        )),
+        "{err}"
+    );
+
+    // A log is the writer's word until it verifies: a control character in an outcome
+    // reaches the terminal escaped, in the table, in --json and in verify's refusal.
+    let mut forged = entries[2].clone();
+    forged["outcome"] = "ok\u{1b}[1A\u{1b}[2K\rok: InService\u{9b}0m\u{202e}".into();
+    let text = std::fs::read_to_string(r.sb.join("audit.log")).expect("log");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[2] = serde_json::to_string(&forged).expect("json");
+    write(
+        &r,
+        "audit.log",
+        format!("{}\n", lines.join("\n")).as_bytes(),
+    );
+    let raw = |s: &str| s.contains(['\u{1b}', '\r', '\u{9b}', '\u{202e}']);
+    let table = r.sb.ok(&["audit", "show", "audit.log"]);
+    assert!(!raw(&table), "{table:?}");
+    assert!(
+        table.contains("ok\\u{1b}[1A\\u{1b}[2K\\rok: InService\\u{9b}0m\\u{202e}"),
+        "{table}"
+    );
+    let json = r.sb.ok(&["audit", "show", "audit.log", "--json"]);
+    assert!(!raw(&json), "{json:?}");
+    let last: serde_json::Value =
+        serde_json::from_str(json.lines().last().expect("line")).expect("json");
+    assert_eq!(last["outcome"], forged["outcome"], "escaped, not altered");
+    let err = r.sb.fails(
+        &["audit", "verify", "audit.log", "--trust", "trust.toml"],
+        4,
+    );
+    assert!(err.contains("entry 3 (the last) differs"), "{err}");
+}
