@@ -253,6 +253,31 @@ pub fn decide(
     trust: &Trust,
     threads: usize,
 ) -> Result<PathBuf, ApprovalError> {
+    record(req, trust, threads).map(|r| r.path)
+}
+
+/// A decision recorded by [`record`].
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// `approvals/<key id>.dsse.json` in the bundle.
+    pub path: PathBuf,
+    /// The officer's key id.
+    pub keyid: String,
+    /// The envelope's bytes as written.
+    pub bytes: Vec<u8>,
+    /// The release decided on, from its verified statement.
+    pub model_name: String,
+    /// Its version, from the verified statement.
+    pub model_version: String,
+}
+
+/// [`decide`], returning what was written and the release's verified name and version
+/// (where `approve --to` files the decision in the approvals inbox).
+pub fn record(
+    req: &DecisionRequest,
+    trust: &Trust,
+    threads: usize,
+) -> Result<Recorded, ApprovalError> {
     let signer = Signer::load(&req.key)?;
     let keyid = signer.key_id().to_owned();
     let roles: Vec<KeyRole> = trust
@@ -343,12 +368,42 @@ pub fn decide(
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let path = dir.join(format!("{keyid}.dsse.json"));
+    let bytes = crate::pretty(&env);
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
-    std::io::Write::write_all(&mut tmp, &crate::pretty(&env)).map_err(io(&path))?;
+    std::io::Write::write_all(&mut tmp, &bytes).map_err(io(&path))?;
     tmp.as_file().sync_all().map_err(io(&path))?;
     tmp.persist(&path)
         .map_err(|e| ApprovalError::Io(IoError::new("write", &path, e.error)))?;
-    Ok(path)
+    Ok(Recorded {
+        path,
+        keyid,
+        bytes,
+        model_name: stmt.predicate.model_name.clone(),
+        model_version: stmt.predicate.model_version.clone(),
+    })
+}
+
+/// Write decisions (`(file name <key id>.dsse.json, bytes)`, judged elsewhere) into the
+/// bundle's `approvals/`, each atomically, replacing that key's earlier file. A name that
+/// is not a decision file's is refused.
+pub fn write_decisions(bundle: &Path, decisions: &[(String, Vec<u8>)]) -> Result<(), IoError> {
+    let dir = bundle.join(APPROVALS_DIR);
+    let err = |path: &Path, e: std::io::Error| IoError::new("write", path, e);
+    std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+    for (name, bytes) in decisions {
+        if crate::bundle::decision_key_id(name).is_none() || name.contains('/') {
+            return Err(err(
+                &dir.join(name),
+                std::io::Error::other("not a decision file name (<key id>.dsse.json)"),
+            ));
+        }
+        let path = dir.join(name);
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| err(&dir, e))?;
+        std::io::Write::write_all(&mut tmp, bytes).map_err(|e| err(&path, e))?;
+        tmp.as_file().sync_all().map_err(|e| err(&path, e))?;
+        tmp.persist(&path).map_err(|e| err(&path, e.error))?;
+    }
+    Ok(())
 }
 
 fn release_model_digest(v: &Verification) -> Option<String> {
