@@ -269,7 +269,9 @@ impl Pipeline<'_> {
                 format!(
                     "staged for review at {uri}. Each officer, on their own machine:\n\n    \
                      airlock review {uri} --trust {tp} --out review.html\n    \
-                     airlock approve {local} --trust {tp} --key <officer.key> --name \"<your name>\" --reason \"<why>\" --to {}\n",
+                     airlock approve {local} --trust {tp} --key <officer.key> --name \"<your name>\" --reason \"<why>\" --to {}\n\n  \
+                     or, on this machine:\n\n    \
+                     airlock approve {b} --trust {tp} --key <officer.key> --name \"<your name>\" --reason \"<why>\"\n",
                     dest.registry
                 )
             }
