@@ -354,3 +354,184 @@ fn three_officers_approve_and_reject_through_the_registry_inbox() {
             .exists()
     );
 }
+
+/// `airlock publish` of `bundle` to `to` (exit status asserted).
+fn publish_bundle(r: &crate::helpers::Release, bundle: &str, to: &str) {
+    let out = r.sb.airlock(&[
+        "publish",
+        bundle,
+        "--to",
+        to,
+        "--trust",
+        "trust.toml",
+        "--residency",
+        "residency.toml",
+        "--audit-log",
+        "audit.log",
+        "--key",
+        "keys/publisher.key",
+    ]);
+    assert!(out.status.success(), "{}", crate::publish::stderr(&out));
+}
+
+/// `review URI` verifies what it fetches and reads the inbox strictly; `verify --inbox`
+/// reports a decision copied from another release and does not count it; staging to a
+/// destination the residency policy refuses stages nothing and is on record.
+#[test]
+fn review_fetch_and_the_inbox_refuse_what_does_not_belong() {
+    use crate::publish::{approve, second_release, setup, stderr};
+    let r = setup("[\"local\"]");
+    approve(&r);
+    let reg_dir = r.sb.join("registry");
+    let reg = format!("file://{}", reg_dir.display());
+    publish_bundle(&r, "bundle", &reg);
+    let uri = format!("{reg}/models/fraud-detector@1.0.0");
+    let review = |out: &str| {
+        r.sb.airlock(&[
+            "review",
+            &uri,
+            "--trust",
+            "trust.toml",
+            "--out",
+            "review.html",
+            "--bundle-out",
+            out,
+        ])
+    };
+    let o = review("fetched");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_dir(r.sb.join("fetched/approvals"))
+            .expect("dir")
+            .count(),
+        1
+    );
+    // Again into the same folder: an earlier fetch of the same release is replaced.
+    let o = review("fetched");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A folder holding something else is refused.
+    std::fs::create_dir_all(r.sb.join("mine")).expect("mkdir");
+    std::fs::write(r.sb.join("mine/notes.txt"), b"mine").expect("write");
+    let o = review("mine");
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not empty and not an earlier fetch"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(r.sb.join("mine/notes.txt")).expect("kept"),
+        b"mine"
+    );
+
+    // The inbox: a misnamed object, an over-size one and a decision copied from another
+    // release (Alice's approval of 1.1.0, filed under her key id for 1.0.0).
+    second_release(&r, "bundle2");
+    let alice = airlock_trust::keys::key_id(
+        &airlock_trust::keys::load_public_key(&r.sb.join("keys/alice.pub")).expect("pub"),
+    );
+    let inbox = reg_dir.join("review/fraud-detector/1.0.0/approvals");
+    std::fs::create_dir_all(&inbox).expect("mkdir");
+    std::fs::write(inbox.join("notes.txt"), b"x").expect("write");
+    std::fs::write(
+        inbox.join(format!("{}.dsse.json", "ab".repeat(32))),
+        vec![b' '; 70_000],
+    )
+    .expect("write");
+    std::fs::copy(
+        r.sb.join(&format!("bundle2/approvals/{alice}.dsse.json")),
+        inbox.join(format!("{alice}.dsse.json")),
+    )
+    .expect("copy");
+    let o = review("fetched2");
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("inbox: skipped notes.txt: not named"), "{err}");
+    assert!(err.contains("more than the 65536"), "{err}");
+    let written: Vec<String> = std::fs::read_dir(r.sb.join("fetched2/approvals"))
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        written,
+        vec![format!("{alice}.dsse.json")],
+        "only well-named, bounded objects"
+    );
+    // verify --inbox on CI's bundle: the copied decision is reported and does not count
+    // (Alice's own approval in the bundle still does).
+    let o = r.sb.airlock(&[
+        "verify",
+        "bundle",
+        "--trust",
+        "trust.toml",
+        "--require-approvals",
+        "--inbox",
+        &reg,
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "ignored approve by Alice (inbox/{alice}.dsse.json): decides on a different release"
+        )),
+        "{err}"
+    );
+    // Nothing of the bundle was written by verify.
+    assert_eq!(
+        std::fs::read_dir(r.sb.join("bundle/approvals"))
+            .expect("dir")
+            .count(),
+        1
+    );
+
+    // A registry that lies (a flipped byte in the model's blob): nothing is installed.
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(reg_dir.join("models/fraud-detector/1.0.0/release.json")).expect("index"),
+    )
+    .expect("json");
+    let blob = reg_dir.join(format!(
+        "blobs/sha256/{}",
+        index["files"]["model.safetensors"].as_str().expect("model")
+    ));
+    let mut b = std::fs::read(&blob).expect("blob");
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    std::fs::write(&blob, b).expect("write");
+    let o = review("fetched3");
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(!r.sb.join("fetched3").exists());
+
+    // Staging where residency does not allow: refused and recorded, nothing staged.
+    r.sb.write(
+        "residency-eu.toml",
+        "[registry]\nregions = [\"eu-west-1\"]\n",
+    );
+    let other = r.sb.join("registry-b");
+    let err = airlock_publisher::inbox::stage(&airlock_publisher::publish::PublishOptions {
+        bundle: r.sb.join("bundle2"),
+        to: format!("file://{}", other.display()),
+        trust: r.sb.join("trust.toml"),
+        residency: r.sb.join("residency-eu.toml"),
+        audit_log: r.sb.join("audit.log"),
+        key: r.sb.join("keys/publisher.key"),
+        threads: 2,
+        aws: airlock_publisher::aws::AwsOptions::default(),
+        sagemaker: None,
+        deploy_only: false,
+        run_dir: None,
+    })
+    .expect_err("residency refuses");
+    assert!(
+        matches!(
+            err,
+            airlock_publisher::publish::PublishError::ResidencyRefused { .. }
+        ),
+        "{err}"
+    );
+    assert!(!other.join("review").exists(), "nothing staged");
+    let log = std::fs::read_to_string(r.sb.join("audit.log")).expect("log");
+    assert!(
+        log.lines().last().is_some_and(|l| l.contains("\"refuse\"")),
+        "{log}"
+    );
+}
