@@ -146,25 +146,19 @@ pub struct Staged {
     pub audit_entries: usize,
 }
 
-/// Stage `opts.bundle` for review in `opts.to`: the bundle must verify (approvals are not
-/// required: that is what it is staged for), the destination must be one the residency
-/// policy allows and what leaves must pass the outgoing leak scan (each refusal recorded,
-/// nothing sent); then a `start` entry, the blobs uploaded and read back, the review index
-/// written, and a `stage` entry with the outcome. Idempotent: a review index for exactly
-/// these files means nothing is sent and nothing recorded.
-pub fn stage(opts: &PublishOptions) -> Result<Staged, PublishError> {
-    let s = setup(opts)?;
-    let registry = s.registry.as_ref();
-    let verification = verify_bundle_with(
-        &opts.bundle,
-        &s.trust,
-        &VerifyOptions {
-            threads: opts.threads,
-            full_digest: false,
-            model: ModelBytes::Keep,
-            now: None,
-        },
-    );
+/// The verified bundle to stage: its release's review target, the signed model digest and
+/// the signed files (decisions travel through the inbox), or why it is not staged.
+struct ToStage<'a> {
+    target: Target,
+    model_sha: String,
+    blobs: Vec<Blob<'a>>,
+    files: BTreeMap<String, String>,
+}
+
+fn to_stage<'a>(
+    opts: &PublishOptions,
+    verification: &'a airlock_trust::Verification,
+) -> Result<ToStage<'a>, PublishError> {
     let not_staged = |why: String| PublishError::NotApproved {
         bundle: opts.bundle.clone(),
         why: format!("not staged for review: {why}"),
@@ -192,7 +186,6 @@ pub fn stage(opts: &PublishOptions) -> Result<Staged, PublishError> {
         name: st.predicate.model_name.clone(),
         version: st.predicate.model_version.clone(),
     };
-    // Only the signed files: decisions travel through the inbox.
     let blobs: Vec<Blob<'_>> = verification
         .files
         .iter()
@@ -210,6 +203,39 @@ pub fn stage(opts: &PublishOptions) -> Result<Staged, PublishError> {
     if files.get(MODEL_FILE) != Some(&model_sha) || !files.contains_key(STATEMENT_FILE) {
         return Err(not_staged(format!("{MODEL_FILE} is not the signed one")));
     }
+    Ok(ToStage {
+        target,
+        model_sha,
+        blobs,
+        files,
+    })
+}
+
+/// Stage `opts.bundle` for review in `opts.to`: the bundle must verify (approvals are not
+/// required: that is what it is staged for), the destination must be one the residency
+/// policy allows and what leaves must pass the outgoing leak scan (each refusal recorded,
+/// nothing sent); then a `start` entry, the blobs uploaded and read back, the review index
+/// written, and a `stage` entry with the outcome. Idempotent: a review index for exactly
+/// these files means nothing is sent and nothing recorded.
+pub fn stage(opts: &PublishOptions) -> Result<Staged, PublishError> {
+    let s = setup(opts)?;
+    let registry = s.registry.as_ref();
+    let verification = verify_bundle_with(
+        &opts.bundle,
+        &s.trust,
+        &VerifyOptions {
+            threads: opts.threads,
+            full_digest: false,
+            model: ModelBytes::Keep,
+            now: None,
+        },
+    );
+    let ToStage {
+        target,
+        model_sha,
+        blobs,
+        files,
+    } = to_stage(opts, &verification)?;
     if let Some(existing) = registry.get_object(&target.key)?
         && airlock_schemas::strict_json::from_slice::<ReleaseIndex>(&existing)
             .is_ok_and(|i| i.files == files && i.name == target.name && i.version == target.version)
