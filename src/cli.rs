@@ -261,9 +261,17 @@ pub enum AuditCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ReviewArgs {
-    /// Release bundle directory.
-    #[arg(value_name = "BUNDLE_DIR")]
-    pub bundle: PathBuf,
+    /// Release bundle directory, or a bundle in a registry: REGISTRY/review/NAME@VERSION
+    /// (staged for review by `airlock run`) or REGISTRY/models/NAME@VERSION, fetched and
+    /// verified into --bundle-out with the approvals inbox's decisions.
+    #[arg(value_name = "BUNDLE_DIR|URI")]
+    pub bundle: String,
+    /// Where a bundle fetched from a registry goes [default: NAME-VERSION in the current
+    /// folder]; an existing folder must be empty or an earlier fetch of the same release.
+    #[arg(long, value_name = "DIR")]
+    pub bundle_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// Trust policy to check signatures and approvals against.
     #[arg(long, value_name = "trust.toml")]
     pub trust: PathBuf,
@@ -296,6 +304,13 @@ pub struct DecideArgs {
     /// only: a rejection never expires).
     #[arg(long, value_name = "DURATION|TIME")]
     pub expires: Option<String>,
+    /// Also put the decision in the approvals inbox of the registry the release will go to
+    /// (file:///absolute/path or s3://bucket[/prefix]), as
+    /// review/NAME/VERSION/approvals/<key id>.dsse.json: `airlock run` gathers it from there.
+    #[arg(long, value_name = "REGISTRY_URI")]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -337,9 +352,17 @@ pub struct VerifyArgs {
     /// Threads for hashing [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Also require the trust policy's k distinct, valid officer approvals and no valid rejection.
+    /// Also require the trust policy's k distinct, valid officer approvals and no valid
+    /// rejection (exit 6 while pending, 8 when an officer rejected it).
     #[arg(long)]
     pub require_approvals: bool,
+    /// With --require-approvals: also judge the decisions in this registry's approvals
+    /// inbox for the release (file:///absolute/path or s3://bucket[/prefix]); nothing is
+    /// written.
+    #[arg(long, value_name = "REGISTRY_URI", requires = "require_approvals")]
+    pub inbox: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -348,9 +371,10 @@ Stages: train → package → gate → publish → deploy. Each stage's inputs a
 recorded in .airlock/stages/ when it completes; an unchanged stage is skipped.
 
 Exit codes: 0 released (or stopped by --until), 3 invalid pipeline, 4 the bundle does not
-verify, 5 a leak check refused the release, 6 waiting for officer approvals (the commands
-to run are printed; run again afterwards), 7 residency refused a destination, 130
-interrupted (run again to resume).")]
+verify, 5 a leak check refused the release, 6 waiting for officer approvals (the bundle is
+staged for review in the registry and the commands to run are printed; run again
+afterwards), 7 residency refused a destination, 8 an officer rejected the release (named
+with the reason), 130 interrupted (run again to resume).")]
 pub struct RunArgs {
     /// Pipeline file (for example pipelines/fraud-detector.toml).
     #[arg(value_name = "PIPELINE.toml")]

@@ -16,6 +16,8 @@ Exit codes:
   5  release refused by a leak check (the leak report names the layer)
   6  release packaged and signed, waiting for officer approvals (airlock run)
   7  publish refused by the residency policy (nothing was sent)
+  8  release rejected by an officer (a valid rejection blocks it until that officer
+     approves with the same key, or a new version is released)
   130  interrupted (SIGINT or SIGTERM); `airlock run` resumes where it stopped";
 
 /// How a command failed.
@@ -33,12 +35,19 @@ pub enum Failure {
     AwaitingApproval,
     /// The residency policy refused the destination.
     ResidencyRefused,
+    /// An officer's valid rejection blocks the release.
+    Rejected,
 }
 
 /// `airlock run` stopped at the approval gate.
 #[derive(Debug, thiserror::Error)]
 #[error("release {0} is waiting for officer approvals")]
 pub struct AwaitingApproval(pub String);
+
+/// A valid rejection blocks the release (the message names the officer and reason).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejected(pub String);
 
 /// A bundle failed verification (the checks were printed).
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +67,9 @@ impl Failure {
         for cause in err.chain() {
             if cause.downcast_ref::<AwaitingApproval>().is_some() {
                 return Self::AwaitingApproval;
+            }
+            if cause.downcast_ref::<Rejected>().is_some() {
+                return Self::Rejected;
             }
             if cause.downcast_ref::<VerificationFailed>().is_some() {
                 return Self::Verification;
@@ -82,6 +94,7 @@ impl Failure {
             ErrorKind::VerificationFailed => Self::Verification,
             ErrorKind::LeakRefused => Self::LeakRefused,
             ErrorKind::ResidencyRefused => Self::ResidencyRefused,
+            ErrorKind::Rejected => Self::Rejected,
         }
     }
 
@@ -94,6 +107,7 @@ impl Failure {
             Self::LeakRefused => 5,
             Self::AwaitingApproval => 6,
             Self::ResidencyRefused => 7,
+            Self::Rejected => 8,
         })
     }
 }
@@ -184,5 +198,11 @@ mod tests {
             Failure::of_kind(ErrorKind::Failed).code(),
             ExitCode::from(1)
         );
+        assert_eq!(
+            Failure::of_kind(ErrorKind::Rejected).code(),
+            ExitCode::from(8)
+        );
+        assert_eq!(code(Rejected("r".into())), ExitCode::from(8));
+        assert_eq!(code(AwaitingApproval("b".into())), ExitCode::from(6));
     }
 }

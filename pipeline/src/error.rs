@@ -8,6 +8,10 @@ pub enum RunError {
     /// Stopped at the approval gate: the bundle waits for the officers (its path).
     #[error("release {0} is waiting for officer approvals")]
     AwaitingApproval(String),
+    /// An officer's valid rejection blocks the release (the message names the officer, the
+    /// reason and how to clear it).
+    #[error("{0}")]
+    Rejected(String),
     /// The bundle did not verify at the gate (its path; the failed checks were printed).
     #[error("{0} does not verify")]
     VerificationFailed(String),

@@ -32,6 +32,8 @@ pub(crate) struct Destination {
     pub audit_log: PathBuf,
     pub region: Option<String>,
     pub sagemaker: Option<airlock_schemas::SageMakerSpec>,
+    /// Stage the bundle for review in the registry while it waits for approvals.
+    pub stage_for_review: bool,
 }
 
 impl<'a> Pipeline<'a> {
@@ -85,6 +87,7 @@ impl Pipeline<'_> {
                     audit_log: resolve(&p.audit_log),
                     region: p.region.clone(),
                     sagemaker: p.sagemaker.clone(),
+                    stage_for_review: p.stage_for_review,
                 })
             }
             None if self.demo => {
@@ -97,6 +100,7 @@ impl Pipeline<'_> {
                     audit_log: self.under("demo/audit.log"),
                     region: None,
                     sagemaker: None,
+                    stage_for_review: false,
                 })
             }
             None => None,

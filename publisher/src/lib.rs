@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod aws;
+pub mod inbox;
 pub mod outgoing;
 pub mod publish;
 pub mod pull;

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use airlock_leak::identifier_index_for_bundle;
 use airlock_leak::outgoing::{IdentifierIndex, OutgoingFinding};
-use airlock_trust::{Admitted, MODEL_FILE};
+use airlock_trust::{MODEL_FILE, Verification};
 use sha2::{Digest, Sha256};
 
 use crate::publish::{PublishError, PublishOptions};
@@ -37,10 +37,13 @@ pub struct Refusal {
     pub outcome: String,
 }
 
-/// Scan everything `opts` would send, for the admitted release `v`, to `destination`.
+/// Scan everything `opts` would send, for the verified release `v` (admitted for a
+/// publish, verified for staging) whose signed model digest is `model_sha256`, to
+/// `destination`.
 pub fn scan_before_send(
     opts: &PublishOptions,
-    v: &Admitted,
+    v: &Verification,
+    model_sha256: &str,
     destination: &str,
     publisher: &str,
 ) -> Result<(), Box<Refusal>> {
@@ -53,7 +56,10 @@ pub fn scan_before_send(
             },
         })
     };
-    let st = v.statement();
+    let st = v
+        .statement
+        .as_ref()
+        .ok_or_else(|| unavailable("no verified statement".into()))?;
     // What leaves includes the model: a verification that did not keep it
     // (`ModelBytes::DigestOnly`) cannot stand for what is sent.
     v.model().map_err(unavailable)?;
@@ -66,12 +72,12 @@ pub fn scan_before_send(
     let mut findings = Vec::new();
     let mut files = BTreeMap::new();
     // Exactly the bytes publish uploads: the files verify read once and verified.
-    for (rel, bytes) in v.files().iter() {
+    for (rel, bytes) in v.files.iter() {
         let shown = shown_name(rel, files.len());
         findings.extend(index.scan_document(&format!("the name of {shown}"), rel.as_bytes()));
         if rel == MODEL_FILE {
             // Scanned at packaging; its digest is pinned by the verified statement.
-            files.insert(rel.to_owned(), v.model_sha256().to_owned());
+            files.insert(rel.to_owned(), model_sha256.to_owned());
             continue;
         }
         if bytes.len() as u64 > MAX_SCANNED_FILE {

@@ -221,17 +221,17 @@ fn stage_verified(
 
 /// What a publish needs, loaded and checked without sending a byte: the policies, the
 /// publisher key and the destination's client.
-struct Setup {
-    trust: Trust,
-    residency: ResidencyPolicy,
-    residency_sha: String,
-    signer: Signer,
-    aws: Option<Aws>,
-    registry: Box<dyn Registry>,
+pub(crate) struct Setup {
+    pub(crate) trust: Trust,
+    pub(crate) residency: ResidencyPolicy,
+    pub(crate) residency_sha: String,
+    pub(crate) signer: Signer,
+    pub(crate) aws: Option<Aws>,
+    pub(crate) registry: Box<dyn Registry>,
 }
 
 /// Load the trust and residency policies and the publisher key, and open the registry.
-fn setup(opts: &PublishOptions) -> Result<Setup, PublishError> {
+pub(crate) fn setup(opts: &PublishOptions) -> Result<Setup, PublishError> {
     let trust = Trust::load(&opts.trust)?;
     // The residency policy decides where data may go: held to the trust policy's standard.
     airlock_trust::keys::check_not_writable_by_others(&opts.residency, "residency policy")?;
@@ -288,7 +288,7 @@ fn setup(opts: &PublishOptions) -> Result<Setup, PublishError> {
 /// Open and lock the audit log before anything else happens, and refuse one that cannot
 /// take the publish's entries: unusable, torn, its signed head not naming its last entry,
 /// or behind the registry's copy of its head (entries were cut and an older head put back).
-fn open_audit_log(
+pub(crate) fn open_audit_log(
     opts: &PublishOptions,
     trust: &Trust,
     registry: &dyn Registry,
@@ -320,10 +320,10 @@ struct Disallowed {
 }
 
 /// Where the destinations are, by their own word, before a byte is sent.
-struct Located {
-    registry: Location,
+pub(crate) struct Located {
+    pub(crate) registry: Location,
     /// SageMaker's region, when it is a destination.
-    sagemaker_region: Option<String>,
+    pub(crate) sagemaker_region: Option<String>,
     /// The first destination the residency policy does not allow.
     disallowed: Option<Disallowed>,
 }
@@ -446,19 +446,19 @@ pub fn preflight(opts: &PublishOptions) -> Result<Preflight, PublishError> {
 /// One publish once its audit log is open: the log, locked until the end, and what every
 /// entry it appends shares (the publisher key, the policies' digests, the model's signed
 /// digest and the approvals that counted, once the gate has judged them).
-struct Publisher<'a> {
-    opts: &'a PublishOptions,
-    registry: &'a dyn Registry,
-    log: AuditLog,
-    signer: Signer,
-    trust_sha: String,
-    residency_sha: String,
+pub(crate) struct Publisher<'a> {
+    pub(crate) opts: &'a PublishOptions,
+    pub(crate) registry: &'a dyn Registry,
+    pub(crate) log: AuditLog,
+    pub(crate) signer: Signer,
+    pub(crate) trust_sha: String,
+    pub(crate) residency_sha: String,
     /// The model's digest for the entries: the signed one, once verify matched the file.
-    artifacts: BTreeMap<String, String>,
+    pub(crate) artifacts: BTreeMap<String, String>,
     /// The key ids of the decisions that counted.
-    approvals: Vec<String>,
+    pub(crate) approvals: Vec<String>,
     /// Entries appended so far.
-    entries: usize,
+    pub(crate) entries: usize,
 }
 
 impl Publisher<'_> {
@@ -488,7 +488,7 @@ impl Publisher<'_> {
     }
 
     /// Append an entry naming the model, for `destination`.
-    fn record_at(
+    pub(crate) fn record_at(
         &mut self,
         action: AuditAction,
         destination: String,
@@ -511,7 +511,7 @@ impl Publisher<'_> {
 
     /// The `start` entry: what is about to leave (`files`) and where, signed before the
     /// first byte is sent; the release index records where it is in the log.
-    fn start(
+    pub(crate) fn start(
         &mut self,
         files: &BTreeMap<String, String>,
         destination: String,
@@ -533,7 +533,7 @@ impl Publisher<'_> {
 
     /// A failure after a `start` entry: on record, and the registry's witness of the log
     /// brought up to date where it can be (the failure itself is what the caller reports).
-    fn fail(
+    pub(crate) fn fail(
         &mut self,
         action: AuditAction,
         destination: String,
@@ -553,7 +553,7 @@ impl Publisher<'_> {
     }
 
     /// A refusal before anything was sent: on record, then the error.
-    fn refuse(
+    pub(crate) fn refuse(
         &mut self,
         region: Option<String>,
         outcome: String,
@@ -598,6 +598,11 @@ fn gate(p: &mut Publisher<'_>, trust: &Trust) -> Result<Admitted, PublishError> 
     };
     let why = match &refusal {
         Refusal::NotApproved {
+            verification,
+            approvals,
+            ..
+        }
+        | Refusal::Rejected {
             verification,
             approvals,
         } => {
@@ -655,9 +660,13 @@ fn check_outgoing(p: &mut Publisher<'_>, admitted: &Admitted) -> Result<(), Publ
         ));
     }
     let destination = p.registry.uri();
-    if let Err(r) =
-        crate::outgoing::scan_before_send(p.opts, admitted, &destination, p.signer.key_id())
-    {
+    if let Err(r) = crate::outgoing::scan_before_send(
+        p.opts,
+        admitted.verification(),
+        admitted.model_sha256(),
+        &destination,
+        p.signer.key_id(),
+    ) {
         return Err(p.refuse(None, r.outcome, r.error));
     }
     Ok(())
@@ -665,7 +674,7 @@ fn check_outgoing(p: &mut Publisher<'_>, admitted: &Admitted) -> Result<(), Publ
 
 /// Residency: where the destinations are, by their own word, before a byte is sent; a
 /// destination the policy does not allow is recorded and refused.
-fn check_residency(
+pub(crate) fn check_residency(
     p: &mut Publisher<'_>,
     residency: &ResidencyPolicy,
     aws: Option<&Aws>,
@@ -687,10 +696,10 @@ fn check_residency(
 }
 
 /// A file that leaves: its name, the verified bytes and their SHA-256.
-struct Blob<'a> {
-    rel: &'a str,
-    bytes: &'a [u8],
-    sha256: String,
+pub(crate) struct Blob<'a> {
+    pub(crate) rel: &'a str,
+    pub(crate) bytes: &'a [u8],
+    pub(crate) sha256: String,
 }
 
 /// What leaves: only the files verify accounted for (its closed set), as the bytes it
@@ -736,10 +745,10 @@ fn leaving<'a>(bundle: &Path, admitted: &'a Admitted) -> Result<Leaving<'a>, Pub
 }
 
 /// The release's name, version and index key, as signed.
-struct Target {
-    name: String,
-    version: String,
-    key: String,
+pub(crate) struct Target {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) key: String,
 }
 
 /// The version check: an index already at `t.key` must be for the same files (approvals
@@ -804,14 +813,17 @@ fn check_deploy_only(
 
 /// What the uploads did.
 #[derive(Default)]
-struct Uploads {
-    uploaded: usize,
-    uploaded_bytes: u64,
-    skipped: usize,
+pub(crate) struct Uploads {
+    pub(crate) uploaded: usize,
+    pub(crate) uploaded_bytes: u64,
+    pub(crate) skipped: usize,
 }
 
 /// Upload the blobs the registry lacks, each from a private copy of its verified bytes.
-fn upload(registry: &dyn Registry, blobs: &[Blob<'_>]) -> Result<Uploads, RegistryError> {
+pub(crate) fn upload(
+    registry: &dyn Registry,
+    blobs: &[Blob<'_>],
+) -> Result<Uploads, RegistryError> {
     let stage = tempfile::tempdir().map_err(|source| {
         RegistryError::io(
             "create a staging directory in",
@@ -837,7 +849,7 @@ fn upload(registry: &dyn Registry, blobs: &[Blob<'_>]) -> Result<Uploads, Regist
 }
 
 /// The release index for `files`, naming the `start` entry of this publish.
-fn new_index(
+pub(crate) fn new_index(
     t: &Target,
     files: BTreeMap<String, String>,
     publisher: &str,
@@ -1096,7 +1108,7 @@ fn pre_witness_index_of(bytes: &[u8], files: &BTreeMap<String, String>) -> bool 
 
 /// The log and its signed head, copied into the registry under `audit/` (the log first: a
 /// reader between the two writes finds the old head, a point of the new log).
-fn copy_audit(registry: &dyn Registry, log: &Path) -> Result<(), PublishError> {
+pub(crate) fn copy_audit(registry: &dyn Registry, log: &Path) -> Result<(), PublishError> {
     let log_name = crate::witness::copy_name(log);
     let read = |p: &Path| {
         std::fs::read(p).map_err(|source| PublishError::Io(IoError::new("read", p, source)))

@@ -133,6 +133,8 @@ struct Fetch<'a> {
     trust: &'a Trust,
     tmp: &'a Path,
     threads: usize,
+    /// Read `review/<name>/<version>/` (a bundle staged for review) instead of `models/`.
+    review: bool,
 }
 
 impl Fetch<'_> {
@@ -147,7 +149,12 @@ impl Fetch<'_> {
     /// The release index, refused unless it is for this release and names only a bundle's
     /// closed set of files (before anything is downloaded).
     fn index(&self) -> Result<ReleaseIndex, PullError> {
-        let key = index_key(self.name, self.version).map_err(|e| self.refused(e.to_string()))?;
+        let key = if self.review {
+            crate::inbox::review_index_key(self.name, self.version)
+        } else {
+            index_key(self.name, self.version)
+        }
+        .map_err(|e| self.refused(e.to_string()))?;
         let bytes = self
             .registry
             .get_object(&key)?
@@ -256,7 +263,7 @@ impl Fetch<'_> {
                     r.failed_checks().join("; ")
                 )));
             }
-            Err(r @ Refusal::NotApproved { .. }) => {
+            Err(r @ (Refusal::NotApproved { .. } | Refusal::Rejected { .. })) => {
                 self.check_names(r.verification().statement.as_ref(), "")?;
                 return Err(self.refused(r.to_string()));
             }
@@ -286,6 +293,153 @@ impl Fetch<'_> {
         let approvals = self.gate(&index)?;
         Ok((total, approvals))
     }
+}
+
+impl Fetch<'_> {
+    /// For review: download the bundle into `tmp` and verify it without requiring
+    /// approvals (every digest, the builder signature, the leak verdict, the release's name,
+    /// the index's model digest the signed one). Returns the bytes read.
+    fn run_for_review(&self) -> Result<u64, PullError> {
+        let index = self.index()?;
+        let mut total = self.small_files(&index)?;
+        if let Some(sha) = index.files.get(MODEL_FILE) {
+            total += self.registry.get_blob(sha, &self.tmp.join(MODEL_FILE))?;
+        }
+        let v = verify_bundle_streamed(self.tmp, self.trust, self.threads, true);
+        if !v.ok() {
+            let failed: Vec<String> = v
+                .checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| format!("{}: {}", c.name, c.detail))
+                .collect();
+            return Err(self.refused(format!("it does not verify ({})", failed.join("; "))));
+        }
+        self.check_names(v.statement.as_ref(), "")?;
+        let signed = v
+            .statement
+            .as_ref()
+            .and_then(|st| st.subject.iter().find(|s| s.name == MODEL_FILE))
+            .and_then(|s| s.digest.get("sha256"));
+        if index.files.get(MODEL_FILE) != signed {
+            return Err(self.refused("the index's model digest is not the signed one".into()));
+        }
+        Ok(total)
+    }
+}
+
+/// Split `REGISTRY/review/NAME@VERSION` or `REGISTRY/models/NAME@VERSION`: (registry,
+/// staged for review, name, version).
+pub fn parse_review_uri(uri: &str) -> Option<(String, bool, String, String)> {
+    let (review, (reg, rest)) = match (uri.rsplit_once("/review/"), uri.rsplit_once("/models/")) {
+        (Some(r), None) => (true, r),
+        (None, Some(m)) => (false, m),
+        (Some(r), Some(m)) if r.0.len() > m.0.len() => (true, r),
+        (_, Some(m)) => (false, m),
+        (None, None) => return None,
+    };
+    let (name, version) = rest.trim_end_matches('/').split_once('@')?;
+    let ok = airlock_schemas::grammar::model_name(name).is_ok()
+        && airlock_schemas::grammar::version(version).is_ok();
+    (ok && !reg.is_empty()).then(|| (reg.to_owned(), review, name.to_owned(), version.to_owned()))
+}
+
+/// Options of `airlock review URI`.
+#[derive(Debug, Clone)]
+pub struct ReviewFetchOptions {
+    /// `REGISTRY/review/NAME@VERSION` or `REGISTRY/models/NAME@VERSION`.
+    pub uri: String,
+    /// Trust policy.
+    pub trust: PathBuf,
+    /// Where the bundle goes; `None`: `NAME-VERSION` in the current folder.
+    pub out: Option<PathBuf>,
+    /// Threads for verification.
+    pub threads: usize,
+    /// AWS settings for `s3://` registries.
+    pub aws: AwsOptions,
+}
+
+/// What `airlock review URI` fetched.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The verified bundle.
+    pub dir: PathBuf,
+    /// Model name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// Decisions copied from the approvals inbox.
+    pub decisions: usize,
+    /// Inbox objects skipped, each with why.
+    pub skipped: Vec<String>,
+}
+
+/// Fetch a bundle for an officer's review: verified (approvals not required), with the
+/// approvals inbox's decisions (read strictly) in its `approvals/`, into `opts.out`, which
+/// must be absent, empty, or an earlier fetch of the same release.
+pub fn fetch_for_review(opts: &ReviewFetchOptions) -> Result<Fetched, PullError> {
+    let (reg_uri, review, name, version) = parse_review_uri(&opts.uri).ok_or_else(|| {
+        PullError::Usage(format!(
+            "expected REGISTRY/review/NAME@VERSION or REGISTRY/models/NAME@VERSION (NAME a model name, VERSION SemVer 2.0), got {:?}",
+            opts.uri
+        ))
+    })?;
+    let trust = Trust::load(&opts.trust)?;
+    let registry = open(&reg_uri, || Aws::load(opts.aws.clone()))?;
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}-{version}")));
+    let (out, parent) = destination(&out)?;
+    let earlier = |p: &Path| {
+        statement_of(p).is_some_and(|st| {
+            st.predicate.model_name == name && st.predicate.model_version == version
+        })
+    };
+    let non_empty = std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some());
+    if (out.exists() && !out.is_dir()) || (non_empty && !earlier(&out)) {
+        return Err(PullError::Refused {
+            release: format!("{name} {version}"),
+            why: format!(
+                "{} is not empty and not an earlier fetch of this release; choose another --bundle-out",
+                out.display()
+            ),
+        });
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(".review-fetch-")
+        .tempdir_in(&parent)
+        .map_err(io("create a directory in", &parent))?;
+    let bytes = Fetch {
+        registry: registry.as_ref(),
+        name: &name,
+        version: &version,
+        trust: &trust,
+        tmp: tmp.path(),
+        threads: opts.threads,
+        review,
+    }
+    .run_for_review()?;
+    let inbox = crate::inbox::read_inbox(registry.as_ref(), &name, &version)?;
+    approvals::write_decisions(tmp.path(), &inbox.decisions)?;
+    if out.exists() {
+        std::fs::remove_dir_all(&out).map_err(io("replace", &out))?;
+    }
+    let kept = tmp.keep();
+    std::fs::rename(&kept, &out).map_err(|source| {
+        let _ = std::fs::remove_dir_all(&kept);
+        PullError::Io(IoError::new("install", &out, source))
+    })?;
+    Ok(Fetched {
+        dir: out,
+        name,
+        version,
+        bytes,
+        decisions: inbox.decisions.len(),
+        skipped: inbox.skipped,
+    })
 }
 
 /// A closure for `map_err`: `action` on `path` failed.
@@ -369,6 +523,7 @@ pub fn pull(opts: &PullOptions) -> Result<PullSummary, PullError> {
             trust: &trust,
             tmp: tmp.path(),
             threads: opts.threads,
+            review: false,
         }
         .run();
         match fetched {

@@ -95,6 +95,21 @@ pub trait Registry {
     fn put_object(&self, key: &str, bytes: &[u8]) -> Result<(), RegistryError>;
     /// Read a small object, `None` when absent.
     fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>, RegistryError>;
+    /// Read an object of at most `max` bytes: `Some(Err(len))` when it is longer (a file
+    /// registry reads no more than `max + 1` bytes of it).
+    fn get_object_max(
+        &self,
+        key: &str,
+        max: usize,
+    ) -> Result<Option<Result<Vec<u8>, u64>>, RegistryError> {
+        Ok(self.get_object(key)?.map(|b| {
+            if b.len() > max {
+                Err(b.len() as u64)
+            } else {
+                Ok(b)
+            }
+        }))
+    }
     /// Keys under `prefix` (registry-relative), sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, RegistryError>;
     /// Download blob `sha256` to `dest` (a new file). The caller checks the digest.
@@ -327,6 +342,39 @@ impl Registry for FileRegistry {
                 .map_err(|source| RegistryError::io("store", &dest, source))?;
         }
         Ok(format!("{}/{prefix}", self.uri()))
+    }
+
+    fn get_object_max(
+        &self,
+        key: &str,
+        max: usize,
+    ) -> Result<Option<Result<Vec<u8>, u64>>, RegistryError> {
+        use std::io::Read as _;
+        let p = self.path(key)?;
+        // A plain file only (not a link, not a FIFO), read no further than max + 1 bytes.
+        let meta = match std::fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(RegistryError::io("read", &p, source)),
+        };
+        if !meta.is_file() {
+            return Err(RegistryError::UnsafeKey {
+                key: key.escape_debug().to_string(),
+                why: "not a plain file".into(),
+            });
+        }
+        let f = std::fs::File::open(&p).map_err(|source| RegistryError::io("read", &p, source))?;
+        if meta.len() > max as u64 {
+            return Ok(Some(Err(meta.len())));
+        }
+        let mut bytes = Vec::new();
+        f.take(max as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| RegistryError::io("read", &p, source))?;
+        if bytes.len() > max {
+            return Ok(Some(Err(bytes.len() as u64)));
+        }
+        Ok(Some(Ok(bytes)))
     }
 
     fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>, RegistryError> {

@@ -26,4 +26,7 @@ pub enum ErrorKind {
     LeakRefused,
     /// The residency policy refused a destination (nothing was sent).
     ResidencyRefused,
+    /// The release verified but an officer's valid rejection blocks it: it is not pending,
+    /// it was decided against (the officer decides again, or a new version is released).
+    Rejected,
 }

@@ -67,6 +67,16 @@ pub struct PublishSpec {
     /// Register the release in the SageMaker Model Registry as well.
     #[serde(default)]
     pub sagemaker: Option<SageMakerSpec>,
+    /// While `airlock run` waits for approvals, stage the bundle for the officers in this
+    /// registry under `review/<name>/<version>/` (residency-checked, leak-scanned and
+    /// audited as a publish is; never under `models/`). `false` keeps the bundle on the
+    /// premises until it is approved: the officers then need it by other means.
+    #[serde(default = "default_true")]
+    pub stage_for_review: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_audit_log() -> PathBuf {

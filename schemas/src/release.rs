@@ -448,6 +448,9 @@ pub enum AuditAction {
     Deploy,
     /// The publish was refused; nothing was sent.
     Refuse,
+    /// The bundle was staged for review (`review/<name>/<version>/` in the registry) before
+    /// its approvals: the model's bytes crossed the boundary, though it is not released.
+    Stage,
 }
 
 impl AuditAction {
@@ -458,6 +461,7 @@ impl AuditAction {
             Self::Publish => "publish",
             Self::Deploy => "deploy",
             Self::Refuse => "refuse",
+            Self::Stage => "stage",
         }
     }
 }

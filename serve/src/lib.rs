@@ -106,10 +106,12 @@ fn load(opts: &ServeOptions) -> Result<Model, ServeError> {
         refuse(match &refusal {
             Refusal::DoesNotVerify(_) => refusal.to_string(),
             // Without the gate's "and a valid rejection": serve has always said only this.
-            Refusal::NotApproved { approvals: s, .. } => format!(
-                "{} of {} required officer approvals",
-                s.approvals, s.required
-            ),
+            Refusal::NotApproved { approvals: s, .. } | Refusal::Rejected { approvals: s, .. } => {
+                format!(
+                    "{} of {} required officer approvals",
+                    s.approvals, s.required
+                )
+            }
         })
     })?;
     // The model is built from the bytes the gate read once and verified, never from a

@@ -83,11 +83,11 @@ fn approval_file(r: &Release, name: &str) -> std::path::PathBuf {
 fn one_approval_does_not_suffice_and_two_do() {
     let r = setup();
     let (code, err) = gate(&r);
-    assert_eq!(code, Some(4), "{err}");
+    assert_eq!(code, Some(6), "{err}");
     assert!(err.contains("0 of 2 required"), "{err}");
     approve(&r, "alice");
     let (code, err) = gate(&r);
-    assert_eq!(code, Some(4), "{err}");
+    assert_eq!(code, Some(6), "{err}");
     assert!(err.contains("1 of 2 required"), "{err}");
     approve(&r, "bob");
     let (code, err) = gate(&r);
@@ -117,7 +117,7 @@ fn the_same_officer_twice_counts_once() {
     // A second decision by the same officer replaces the first (same file).
     approve(&r, "alice");
     let (code, err) = gate(&r);
-    assert_eq!(code, Some(4), "{err}");
+    assert_eq!(code, Some(6), "{err}");
     assert!(err.contains("1 of 2 required"), "{err}");
     assert_eq!(
         std::fs::read_dir(r.sb.join("bundle/approvals"))
@@ -154,7 +154,7 @@ fn a_builder_key_never_counts_as_an_officer() {
     )
     .expect("write");
     let (code, err) = gate(&r);
-    assert_eq!(code, Some(4), "{err}");
+    assert_eq!(code, Some(6), "{err}");
     assert!(err.contains("1 of 2 required"), "{err}");
     assert!(
         err.contains("builder key: only officer keys count"),
@@ -179,7 +179,7 @@ fn a_revoked_key_does_not_count() {
     );
     r.sb.write("trust.toml", &policy);
     let (code, err) = gate(&r);
-    assert_eq!(code, Some(4), "{err}");
+    assert_eq!(code, Some(6), "{err}");
     assert!(err.contains("revoked"), "{err}");
     // And a revoked key cannot record new decisions.
     assert_eq!(decide(&r, "approve", "carol", &[]).status.code(), Some(3));
@@ -193,7 +193,7 @@ fn an_expired_approval_does_not_count() {
     assert!(out.status.success());
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let (code, err) = gate(&r);
-    assert_eq!(code, Some(4), "{err}");
+    assert_eq!(code, Some(6), "{err}");
     assert!(err.contains("expired at"), "{err}");
     let out = decide(&r, "approve", "bob", &["--expires", "yesterday"]);
     assert_eq!(out.status.code(), Some(3));
@@ -207,8 +207,44 @@ fn one_valid_rejection_blocks() {
     let out = decide(&r, "reject", "carol", &[]);
     assert!(out.status.success());
     let (code, err) = gate(&r);
-    assert_eq!(code, Some(4), "{err}");
+    assert_eq!(code, Some(8), "{err}");
     assert!(err.contains("valid rejection blocks"), "{err}");
+    // The refusal names the officer (name and key name), the reason and how to clear it.
+    assert!(
+        err.contains("rejected by an officer: carol (key carol ")
+            && err.contains("reviewed the card and the leak report")
+            && err.contains("the officer decides again"),
+        "{err}"
+    );
+    // The officer decides again with the same key: the approval replaces the rejection.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = decide(&r, "approve", "carol", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "3 of 2 now: approved"
+    );
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// `approve` and `reject` print "k of n now": the approvals that count of the required,
+/// and whether a rejection blocks.
+#[test]
+fn decisions_print_k_of_n_now() {
+    let r = setup();
+    let out = decide(&r, "approve", "alice", &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1 of 2 now");
+    let out = decide(&r, "reject", "bob", &[]);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.starts_with("1 of 2 now, and the rejection by bob (key bob "),
+        "{s}"
+    );
+    // Pending: verify names who approved and who has not decided (exit 6).
+    let out = decide(&r, "approve", "bob", &[]);
+    assert!(out.status.success());
+    let (code, err) = gate(&r);
+    assert_eq!(code, Some(0), "{err}");
 }
 
 #[test]
@@ -237,7 +273,7 @@ fn an_approval_copied_from_another_bundle_does_not_count() {
     )
     .expect("copy");
     let (code, err) = gate(&r);
-    assert_eq!(code, Some(4), "{err}");
+    assert_eq!(code, Some(6), "{err}");
     assert!(err.contains("different release"), "{err}");
 }
 
@@ -260,7 +296,7 @@ fn a_tampered_approval_does_not_count_and_is_reported() {
     env["payload"] = b64.encode(payload).into();
     std::fs::write(&f, serde_json::to_vec(&env).expect("json")).expect("write");
     let (code, err) = gate(&r);
-    assert_eq!(code, Some(4), "{err}");
+    assert_eq!(code, Some(6), "{err}");
     assert!(err.contains("tampered"), "{err}");
     assert!(err.contains("1 of 2 required"), "{err}");
 }

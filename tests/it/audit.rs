@@ -156,7 +156,8 @@ fn airlock_run_checks_the_audit_log_and_residency_before_training_and_the_gate()
     let publish = |log: &str| {
         format!(
             "\n[publish]\nregistry = \"file://{}\"\nresidency = \"../residency.toml\"\n\
-             key = \"../keys/publisher.key\"\naudit_log = \"{log}\"\n",
+             key = \"../keys/publisher.key\"\naudit_log = \"{log}\"\n\
+             stage_for_review = false\n",
             reg.path().display()
         )
     };

@@ -6,6 +6,7 @@ mod cli;
 mod helpers;
 mod kit;
 mod moto;
+mod officers;
 mod package;
 mod pipeline_run;
 mod publish;

@@ -105,10 +105,18 @@ fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes
     let (code, bundle, err) = run(&sb, &env, &[]);
     assert_eq!(code, 6, "{err}");
     assert!(err.contains("0 of 2 required officer approvals"), "{err}");
+    // Before approval only the staging for review crosses (issue 14): under review/, never
+    // models/, so nothing is released.
+    let staged: Vec<String> = moto.list(BUCKET).into_iter().map(|(k, _)| k).collect();
     assert!(
-        moto.list(BUCKET).is_empty(),
-        "nothing leaves before approval"
+        staged.contains(&"prod/review/fraud-detector/1.0.0/release.json".to_owned()),
+        "{staged:?}"
     );
+    assert!(
+        !staged.iter().any(|k| k.starts_with("prod/models/")),
+        "nothing is released before approval: {staged:?}"
+    );
+    assert!(err.contains("staged for review: s3://"), "{err}");
 
     // Two officers approve; the rerun resumes at the gate.
     approve_as(&sb, "alice", &bundle);
@@ -167,7 +175,8 @@ fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes
         assert_predictions(server.port, &h);
     }
     let v = sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
-    assert!(v.contains("8 entries"), "{v}");
+    // 2 of staging (start, stage) and 8 of publish and deploy.
+    assert!(v.contains("10 entries"), "{v}");
     // And against the bucket that witnesses it.
     let w = sb.airlock_env(
         &[
@@ -185,7 +194,8 @@ fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes
     assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
     assert!(
         out.contains("1 release(s) recorded in it")
-            && out.contains("fraud-detector 1.0.0: entry 1"),
+            // Entries 1 and 2 are the staging for review's (start, stage).
+            && out.contains("fraud-detector 1.0.0: entry 3"),
         "{out}"
     );
 
@@ -203,7 +213,7 @@ fn release_end_to_end_stops_at_the_gate_resumes_and_serves_what_predict_computes
     assert_eq!(status, "InService");
     assert_ne!(new_config, config);
     let v = sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
-    assert!(v.contains("12 entries"), "{v}");
+    assert!(v.contains("14 entries"), "{v}");
 }
 
 /// Run the pipeline and SIGINT it as soon as a stderr line starts with `marker`:

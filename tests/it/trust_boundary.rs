@@ -498,7 +498,8 @@ fn every_keys_revocation_and_window_bind_every_role_in_every_command() {
         expect(
             &r.sb
                 .airlock(&["verify", "bundle", "--trust", &t, "--require-approvals"]),
-            4,
+            // Pending now: exit 6 (issue 14).
+            6,
             why,
             &format!("gate {t}"),
         );
@@ -661,7 +662,8 @@ fn a_rejection_cannot_expire() {
     std::fs::write(&file, serde_json::to_vec(&forged).expect("json")).expect("write");
     std::thread::sleep(Duration::from_millis(2100));
     let out = gate(&sb);
-    expect(&out, 4, "valid rejection", "an expired rejection");
+    // A rejection blocks: exit 8 (issue 14).
+    expect(&out, 8, "valid rejection", "an expired rejection");
 }
 
 #[test]

@@ -46,7 +46,91 @@ impl ApprovalSummary {
     pub fn approved(&self) -> bool {
         !self.rejected && self.approvals >= self.required as usize
     }
+
+    /// The valid rejections that block the release.
+    pub fn rejections(&self) -> Vec<&DecisionStatus> {
+        self.decisions
+            .iter()
+            .filter(|d| d.counts && d.decision == Some(Decision::Reject))
+            .collect()
+    }
+
+    /// The valid approvals that count.
+    pub fn counted_approvals(&self) -> Vec<&DecisionStatus> {
+        self.decisions
+            .iter()
+            .filter(|d| d.counts && d.decision == Some(Decision::Approve))
+            .collect()
+    }
+
+    /// The trust policy's officer keys (usable now) with no decision that counts:
+    /// `(key name, key id)`, in the policy's order.
+    pub fn undecided(&self, trust: &Trust) -> Vec<(String, String)> {
+        let at = OffsetDateTime::now_utc();
+        let mut seen = std::collections::BTreeSet::new();
+        trust
+            .keys
+            .iter()
+            .filter(|k| k.role == KeyRole::Officer)
+            .filter(|k| {
+                trust
+                    .usable_key(&k.key_id, KeyRole::Officer, at, at)
+                    .is_ok()
+            })
+            .filter(|k| {
+                !self
+                    .decisions
+                    .iter()
+                    .any(|d| d.counts && d.keyid.as_deref() == Some(k.key_id.as_str()))
+            })
+            .filter(|k| seen.insert(k.key_id.clone()))
+            .map(|k| (k.name.clone(), k.key_id.clone()))
+            .collect()
+    }
+
+    /// `k of n now`: the approvals that count of the required, and whether a rejection
+    /// blocks the release.
+    pub fn progress(&self) -> String {
+        let blocks = self.rejections();
+        let mut s = format!("{} of {} now", self.approvals, self.required);
+        if blocks.is_empty() {
+            if self.approved() {
+                s.push_str(": approved");
+            }
+        } else {
+            s.push_str(&format!(
+                ", and {} blocks the release",
+                blocks
+                    .iter()
+                    .map(|d| format!("the rejection by {}", who(d)))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ));
+        }
+        s
+    }
 }
+
+/// An officer as a message names them: the name in the decision and the trust policy's
+/// name for the key, with a short key id.
+pub fn who(d: &DecisionStatus) -> String {
+    let keyid = d.keyid.as_deref().unwrap_or("?");
+    format!(
+        "{} (key {} {})",
+        d.officer.as_deref().unwrap_or("?"),
+        d.key_name.as_deref().unwrap_or("not in the trust policy"),
+        short_id(keyid)
+    )
+}
+
+/// The first 12 hex digits of a key id.
+pub fn short_id(keyid: &str) -> &str {
+    keyid.get(..12).unwrap_or(keyid)
+}
+
+/// Where decisions that do not come from the bundle's `approvals/` are reported from: the
+/// `file` of such a decision is `inbox/<key id>.dsse.json`.
+pub const INBOX_PREFIX: &str = "inbox/";
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -169,6 +253,31 @@ pub fn decide(
     trust: &Trust,
     threads: usize,
 ) -> Result<PathBuf, ApprovalError> {
+    record(req, trust, threads).map(|r| r.path)
+}
+
+/// A decision recorded by [`record`].
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// `approvals/<key id>.dsse.json` in the bundle.
+    pub path: PathBuf,
+    /// The officer's key id.
+    pub keyid: String,
+    /// The envelope's bytes as written.
+    pub bytes: Vec<u8>,
+    /// The release decided on, from its verified statement.
+    pub model_name: String,
+    /// Its version, from the verified statement.
+    pub model_version: String,
+}
+
+/// [`decide`], returning what was written and the release's verified name and version
+/// (where `approve --to` files the decision in the approvals inbox).
+pub fn record(
+    req: &DecisionRequest,
+    trust: &Trust,
+    threads: usize,
+) -> Result<Recorded, ApprovalError> {
     let signer = Signer::load(&req.key)?;
     let keyid = signer.key_id().to_owned();
     let roles: Vec<KeyRole> = trust
@@ -259,12 +368,42 @@ pub fn decide(
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let path = dir.join(format!("{keyid}.dsse.json"));
+    let bytes = crate::pretty(&env);
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
-    std::io::Write::write_all(&mut tmp, &crate::pretty(&env)).map_err(io(&path))?;
+    std::io::Write::write_all(&mut tmp, &bytes).map_err(io(&path))?;
     tmp.as_file().sync_all().map_err(io(&path))?;
     tmp.persist(&path)
         .map_err(|e| ApprovalError::Io(IoError::new("write", &path, e.error)))?;
-    Ok(path)
+    Ok(Recorded {
+        path,
+        keyid,
+        bytes,
+        model_name: stmt.predicate.model_name.clone(),
+        model_version: stmt.predicate.model_version.clone(),
+    })
+}
+
+/// Write decisions (`(file name <key id>.dsse.json, bytes)`, judged elsewhere) into the
+/// bundle's `approvals/`, each atomically, replacing that key's earlier file. A name that
+/// is not a decision file's is refused.
+pub fn write_decisions(bundle: &Path, decisions: &[(String, Vec<u8>)]) -> Result<(), IoError> {
+    let dir = bundle.join(APPROVALS_DIR);
+    let err = |path: &Path, e: std::io::Error| IoError::new("write", path, e);
+    std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+    for (name, bytes) in decisions {
+        if crate::bundle::decision_key_id(name).is_none() || name.contains('/') {
+            return Err(err(
+                &dir.join(name),
+                std::io::Error::other("not a decision file name (<key id>.dsse.json)"),
+            ));
+        }
+        let path = dir.join(name);
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| err(&dir, e))?;
+        std::io::Write::write_all(&mut tmp, bytes).map_err(|e| err(&path, e))?;
+        tmp.as_file().sync_all().map_err(|e| err(&path, e))?;
+        tmp.persist(&path).map_err(|e| err(&path, e.error))?;
+    }
+    Ok(())
 }
 
 fn release_model_digest(v: &Verification) -> Option<String> {
@@ -281,6 +420,19 @@ fn release_model_digest(v: &Verification) -> Option<String> {
 /// Judge every decision file of a bundle that verified as `v`, from the bytes verify read
 /// ([`Verification::files`]): the directory is not read again.
 pub fn evaluate(trust: &Trust, v: &Verification, at: OffsetDateTime) -> ApprovalSummary {
+    evaluate_with(trust, v, &[], at)
+}
+
+/// [`evaluate`], with decisions from elsewhere (an approvals inbox in a registry) judged
+/// together with the bundle's by the same rules: `extra` is `(file name, bytes)`, the file
+/// name `<key id>.dsse.json` as in `approvals/`. Per officer key the later decision wins,
+/// wherever it came from; an extra decision is reported as `inbox/<file name>`.
+pub fn evaluate_with(
+    trust: &Trust,
+    v: &Verification,
+    extra: &[(String, Vec<u8>)],
+    at: OffsetDateTime,
+) -> ApprovalSummary {
     let mut summary = ApprovalSummary {
         required: trust.policy.approvals_required,
         ..ApprovalSummary::default()
@@ -289,12 +441,21 @@ pub fn evaluate(trust: &Trust, v: &Verification, at: OffsetDateTime) -> Approval
     let model_sha = release_model_digest(v);
     // key id → (time, decision index) of its latest valid decision.
     let mut latest: BTreeMap<String, (String, usize)> = BTreeMap::new();
-    for (name, bytes) in v.files.decisions() {
+    let bundle = v.files.decisions().map(|(name, bytes)| {
         let file = name
             .strip_prefix(APPROVALS_DIR)
             .and_then(|n| n.strip_prefix('/'))
-            .unwrap_or(name)
-            .to_owned();
+            .unwrap_or(name);
+        (file.to_owned(), false, bytes)
+    });
+    // A decision already in the bundle (gathered from the inbox before) is judged once.
+    let inbox = extra
+        .iter()
+        .filter(|(name, bytes)| {
+            v.files.get(&format!("{APPROVALS_DIR}/{name}")) != Some(bytes.as_slice())
+        })
+        .map(|(name, bytes)| (name.clone(), true, bytes.as_slice()));
+    for (file, from_inbox, bytes) in bundle.chain(inbox) {
         let mut st = DecisionStatus {
             file,
             keyid: None,
@@ -318,6 +479,9 @@ pub fn evaluate(trust: &Trust, v: &Verification, at: OffsetDateTime) -> Approval
         )
         .err()
         .unwrap_or_default();
+        if from_inbox {
+            st.file = format!("{INBOX_PREFIX}{}", st.file);
+        }
         if st.why.is_empty() {
             let keyid = st.keyid.clone().unwrap_or_default();
             let time = st.time.clone().unwrap_or_default();

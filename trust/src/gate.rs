@@ -9,10 +9,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use airlock_schemas::{ReleasePredicate, Statement};
+use airlock_schemas::{ErrorKind, ReleasePredicate, Statement};
 use time::OffsetDateTime;
 
-use crate::approvals::{ApprovalSummary, evaluate};
+use crate::approvals::{ApprovalSummary, evaluate_with, short_id, who};
 use crate::bundle::{BundleFiles, MODEL_FILE};
 use crate::verify::{ModelBytes, Trust, Verification, VerifyOptions, verify_bundle_with};
 
@@ -117,11 +117,24 @@ impl Admitted {
 pub enum Refusal {
     /// A check failed: the verification, with every check, for the caller to list.
     DoesNotVerify(Box<Verification>),
-    /// It verified, but its approvals do not count to k, or a valid rejection blocks it.
+    /// It verified, no valid rejection blocks it, but its approvals do not count to k yet:
+    /// pending.
     NotApproved {
         /// The (passing) verification.
         verification: Box<Verification>,
         /// The judged decisions.
+        approvals: ApprovalSummary,
+        /// The trust policy's officer keys with no decision that counts: `(key name, key
+        /// id)`.
+        undecided: Vec<(String, String)>,
+    },
+    /// It verified, and an officer's valid rejection blocks it (whatever the approvals):
+    /// decided against, not pending. Cleared only by that officer deciding again or by a
+    /// new version.
+    Rejected {
+        /// The (passing) verification.
+        verification: Box<Verification>,
+        /// The judged decisions ([`ApprovalSummary::rejections`] names who rejected).
         approvals: ApprovalSummary,
     },
 }
@@ -133,7 +146,29 @@ impl Refusal {
             Self::DoesNotVerify(v)
             | Self::NotApproved {
                 verification: v, ..
+            }
+            | Self::Rejected {
+                verification: v, ..
             } => v,
+        }
+    }
+
+    /// The judged decisions, when the bundle verified.
+    pub fn approvals(&self) -> Option<&ApprovalSummary> {
+        match self {
+            Self::DoesNotVerify(_) => None,
+            Self::NotApproved { approvals, .. } | Self::Rejected { approvals, .. } => {
+                Some(approvals)
+            }
+        }
+    }
+
+    /// What kind of refusal: [`ErrorKind::Rejected`] for a valid rejection,
+    /// [`ErrorKind::VerificationFailed`] otherwise (pending is a caller's own code).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Rejected { .. } => ErrorKind::Rejected,
+            Self::DoesNotVerify(_) | Self::NotApproved { .. } => ErrorKind::VerificationFailed,
         }
     }
 
@@ -152,19 +187,61 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::DoesNotVerify(_) => f.write_str("the bundle does not verify"),
-            Self::NotApproved { approvals: s, .. } => write!(
-                f,
-                "{} of {} required officer approvals{}",
-                s.approvals,
-                s.required,
-                if s.rejected {
-                    " and a valid rejection"
-                } else {
-                    ""
-                }
-            ),
+            Self::NotApproved {
+                approvals: s,
+                undecided,
+                ..
+            } => f.write_str(&pending_message(s, undecided)),
+            Self::Rejected { approvals: s, .. } => f.write_str(&rejected_message(s)),
         }
     }
+}
+
+/// Pending: how many approvals count of k, who approved, and which officer keys have not
+/// decided.
+pub fn pending_message(s: &ApprovalSummary, undecided: &[(String, String)]) -> String {
+    let approved: Vec<String> = s.counted_approvals().into_iter().map(who).collect();
+    let waiting: Vec<String> = undecided
+        .iter()
+        .map(|(name, id)| format!("{name} (key {})", short_id(id)))
+        .collect();
+    format!(
+        "{} of {} required officer approvals; approved by: {}; not decided: {}",
+        s.approvals,
+        s.required,
+        if approved.is_empty() {
+            "nobody yet".to_owned()
+        } else {
+            approved.join(", ")
+        },
+        if waiting.is_empty() {
+            "no other officer key of the trust policy".to_owned()
+        } else {
+            waiting.join(", ")
+        }
+    )
+}
+
+/// Rejected: each rejecting officer (their name and the trust policy's key name) and
+/// reason, and how to clear it.
+pub fn rejected_message(s: &ApprovalSummary) -> String {
+    let by: Vec<String> = s
+        .rejections()
+        .into_iter()
+        .map(|d| {
+            format!(
+                "{} rejected it: {:?}",
+                who(d),
+                d.reason.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    format!(
+        "rejected by an officer: {} ({} of {} approvals count, but a valid rejection blocks          the release whatever the approvals). To clear it, the officer decides again          (`airlock approve` with the same key replaces the rejection), or a new version is          released",
+        by.join("; "),
+        s.approvals,
+        s.required
+    )
 }
 
 impl std::error::Error for Refusal {}
@@ -173,6 +250,18 @@ impl std::error::Error for Refusal {}
 /// release when every check held and the approvals reach the policy's k with no valid
 /// rejection, else the [`Refusal`] that says which.
 pub fn admit(dir: &Path, trust: &Trust, opts: &GateOptions) -> Result<Admitted, Refusal> {
+    admit_with(dir, trust, opts, &[])
+}
+
+/// [`admit`], judging decisions from an approvals inbox (`(file name, bytes)`, see
+/// [`crate::approvals::evaluate_with`]) together with the bundle's. Nothing is written:
+/// the admitted release's [`Admitted::files`] are the bundle's.
+pub fn admit_with(
+    dir: &Path,
+    trust: &Trust,
+    opts: &GateOptions,
+    inbox: &[(String, Vec<u8>)],
+) -> Result<Admitted, Refusal> {
     let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
     let verification = verify_bundle_with(
         dir,
@@ -187,11 +276,19 @@ pub fn admit(dir: &Path, trust: &Trust, opts: &GateOptions) -> Result<Admitted, 
     if !verification.ok() {
         return Err(Refusal::DoesNotVerify(Box::new(verification)));
     }
-    let approvals = evaluate(trust, &verification, now);
+    let approvals = evaluate_with(trust, &verification, inbox, now);
+    if approvals.rejected {
+        return Err(Refusal::Rejected {
+            verification: Box::new(verification),
+            approvals,
+        });
+    }
     if !approvals.approved() {
+        let undecided = approvals.undecided(trust);
         return Err(Refusal::NotApproved {
             verification: Box::new(verification),
             approvals,
+            undecided,
         });
     }
     let model_sha256 = verification

@@ -23,23 +23,44 @@ fn two_of_three() -> Kit {
         .build()
 }
 
-/// The judged decisions and the refusal's message, of a bundle that verified but is not
-/// approved.
+/// The judged decisions and the refusal's message, of a bundle that verified but is
+/// pending (not enough approvals, no valid rejection).
 fn not_approved(r: Result<Admitted, Refusal>) -> (ApprovalSummary, String) {
     match r {
         Err(e @ Refusal::NotApproved { .. }) => {
+            assert_eq!(e.kind(), airlock_schemas::ErrorKind::VerificationFailed);
             let msg = e.to_string();
             let Refusal::NotApproved {
                 verification,
                 approvals,
+                ..
             } = e
             else {
                 unreachable!()
             };
             assert!(verification.ok(), "{:#?}", verification.checks);
-            (approvals, msg)
+            // The count leads the message; who has and has not decided follows.
+            let count = msg.split(';').next().unwrap_or_default().to_owned();
+            (approvals, count)
         }
         other => panic!("expected NotApproved, got {other:?}"),
+    }
+}
+
+/// The judged decisions and the message of a bundle that verified and that a valid
+/// rejection blocks.
+fn rejected(r: Result<Admitted, Refusal>) -> (ApprovalSummary, String) {
+    match r {
+        Err(e @ Refusal::Rejected { .. }) => {
+            assert_eq!(e.kind(), airlock_schemas::ErrorKind::Rejected);
+            assert!(e.verification().ok());
+            let msg = e.to_string();
+            let Refusal::Rejected { approvals, .. } = e else {
+                unreachable!()
+            };
+            (approvals, msg)
+        }
+        other => panic!("expected Rejected, got {other:?}"),
     }
 }
 
@@ -167,12 +188,26 @@ fn one_valid_rejection_blocks_whatever_the_approvals() {
     kit.approve("bob");
     kit.admit(&keep()).expect("approved before the rejection");
     kit.reject("carol");
-    let (s, msg) = not_approved(kit.admit(&keep()));
-    assert_eq!(
-        msg,
-        "2 of 2 required officer approvals and a valid rejection"
+    let (s, msg) = rejected(kit.admit(&keep()));
+    // It names the officer (their name and the policy's key name), the reason, and how
+    // to clear it.
+    let carol = kit.key_id("carol");
+    assert!(
+        msg.starts_with(&format!(
+            "rejected by an officer: carol (key carol {}) rejected it: ",
+            &carol[..12]
+        )),
+        "{msg}"
     );
+    assert!(msg.contains("2 of 2 approvals count"), "{msg}");
+    assert!(msg.contains("the officer decides again"), "{msg}");
+    assert!(msg.contains("a new version"), "{msg}");
     assert!(s.rejected);
+    assert_eq!(s.rejections().len(), 1);
+    assert!(
+        s.progress()
+            .starts_with("2 of 2 now, and the rejection by carol")
+    );
     assert_eq!(
         why(&s, &kit.key_id("carol")),
         "valid rejection: blocks the release"
@@ -441,4 +476,174 @@ fn a_build_finished_outside_the_builder_keys_window_is_refused() {
         .finished_on(now - time::Duration::minutes(30))
         .build();
     assert!(kit.verify().ok(), "{:#?}", kit.verify().checks);
+}
+
+/// Pending names who approved and which officer keys of the policy have not decided (by
+/// key name and short key id).
+#[test]
+fn pending_names_who_approved_and_who_has_not_decided() {
+    let kit = two_of_three();
+    kit.approve("alice");
+    let r = kit.admit(&keep());
+    let Err(e @ Refusal::NotApproved { .. }) = r else {
+        panic!("expected pending, got {r:?}")
+    };
+    let msg = e.to_string();
+    let (alice, bob, carol) = (kit.key_id("alice"), kit.key_id("bob"), kit.key_id("carol"));
+    assert!(
+        msg.contains(&format!("approved by: alice (key alice {})", &alice[..12])),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(
+            "not decided: bob (key {}), carol (key {})",
+            &bob[..12],
+            &carol[..12]
+        )),
+        "{msg}"
+    );
+    let Refusal::NotApproved {
+        undecided,
+        approvals,
+        ..
+    } = e
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        undecided,
+        vec![("bob".into(), bob), ("carol".into(), carol)]
+    );
+    assert_eq!(approvals.progress(), "1 of 2 now");
+}
+
+/// Decisions from an approvals inbox are judged with the bundle's, by the same rules: the
+/// later decision per key wins wherever it is; a forged, a stranger's, a copied or a
+/// misnamed one does not count. Nothing is written to the bundle.
+#[test]
+fn inbox_decisions_are_judged_with_the_bundles() {
+    use airlock_trust::gate::admit_with;
+    let kit = two_of_three();
+    // Carol rejects in the bundle; the rejection is taken away to serve as an inbox object.
+    let carol_reject = std::fs::read(kit.reject("carol")).expect("read");
+    let carol_file = format!("{}.dsse.json", kit.key_id("carol"));
+    let bob_file = format!("{}.dsse.json", kit.key_id("bob"));
+    let bob = std::fs::read(kit.approve("bob")).expect("read");
+    std::fs::remove_file(kit.decision_file("bob")).expect("rm");
+    std::fs::remove_file(kit.decision_file("carol")).expect("rm");
+    kit.approve("alice");
+    // Bob's approval from the inbox makes two.
+    let inbox = vec![(bob_file.clone(), bob.clone())];
+    let admitted = admit_with(&kit.bundle, &kit.trust(), &keep(), &inbox).expect("2 of 2");
+    assert_eq!(admitted.approvals().approvals, 2);
+    assert!(
+        admitted
+            .approvals()
+            .decisions
+            .iter()
+            .any(|d| d.file == format!("inbox/{bob_file}") && d.counts)
+    );
+    assert!(!kit.decision_file("bob").exists(), "nothing written");
+    // Carol's rejection from the inbox blocks.
+    let inbox = vec![
+        (bob_file.clone(), bob.clone()),
+        (carol_file.clone(), carol_reject.clone()),
+    ];
+    let (s, msg) = rejected(admit_with(&kit.bundle, &kit.trust(), &keep(), &inbox));
+    assert!(msg.contains("carol"), "{msg}");
+    assert_eq!(s.approvals, 2);
+    // Carol's later approval (in the bundle) replaces her earlier rejection in the inbox.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    kit.approve("carol");
+    let admitted =
+        admit_with(&kit.bundle, &kit.trust(), &keep(), &inbox).expect("rejection replaced");
+    assert_eq!(admitted.approvals().approvals, 3);
+    let d = admitted
+        .approvals()
+        .decisions
+        .iter()
+        .find(|d| d.file == format!("inbox/{carol_file}"))
+        .expect("reported");
+    assert!(!d.counts && d.why.starts_with("superseded"), "{d:?}");
+}
+
+/// In an inbox: a decision on another release, one under another key's name, a stranger's
+/// and a forged (altered) one count for nothing, each with its reason.
+#[test]
+fn inbox_decisions_that_do_not_count_are_reported() {
+    use airlock_trust::gate::admit_with;
+    let kit = two_of_three();
+    kit.another_release(7, "bundle2");
+    let bob_other = decide(
+        &DecisionRequest {
+            bundle: kit.join("bundle2"),
+            key: kit.key("bob").private_key.clone(),
+            name: "bob".into(),
+            reason: "ok".into(),
+            decision: Decision::Approve,
+            expires: None,
+        },
+        &kit.trust(),
+        2,
+    )
+    .expect("bob approves bundle2");
+    let copied = std::fs::read(bob_other).expect("read");
+    let stranger = kit.stranger("mallory");
+    let forged_by_stranger = std::fs::read(kit.forge_decision(
+        &stranger.private_key,
+        Decision::Approve,
+        OffsetDateTime::now_utc(),
+        None,
+    ))
+    .expect("read");
+    std::fs::remove_file(
+        kit.bundle
+            .join("approvals")
+            .join(format!("{}.dsse.json", stranger.key_id)),
+    )
+    .expect("rm");
+    let carol = std::fs::read(kit.approve("carol")).expect("read");
+    std::fs::remove_file(kit.decision_file("carol")).expect("rm");
+    let mut tampered = String::from_utf8(carol.clone()).expect("utf8");
+    let at = tampered.find("\"sig\": \"").expect("sig") + 8;
+    let c = if &tampered[at..=at] == "A" { "B" } else { "A" };
+    tampered.replace_range(at..=at, c);
+    let name = |id: &str| format!("{id}.dsse.json");
+    let inbox = vec![
+        (name(&kit.key_id("bob")), copied),
+        (name(&stranger.key_id), forged_by_stranger),
+        (name(&kit.key_id("carol")), tampered.into_bytes()),
+        // Carol's genuine approval filed under Alice's key id.
+        (name(&kit.key_id("alice")), carol),
+    ];
+    let (s, _) = not_approved(admit_with(&kit.bundle, &kit.trust(), &keep(), &inbox));
+    assert_eq!(s.approvals, 0);
+    let why = |id: &str| {
+        s.decisions
+            .iter()
+            .find(|d| d.file == format!("inbox/{}", name(id)))
+            .map(|d| (d.counts, d.why.clone()))
+            .unwrap_or_else(|| panic!("{id} not reported: {s:#?}"))
+    };
+    assert_eq!(
+        why(&kit.key_id("bob")),
+        (
+            false,
+            "decides on a different release (copied from another bundle?)".into()
+        )
+    );
+    assert_eq!(
+        why(&stranger.key_id),
+        (
+            false,
+            "signed by a key that is not in the trust policy".into()
+        )
+    );
+    let (counts, w) = why(&kit.key_id("carol"));
+    assert!(!counts && w.starts_with("tampered"), "{w}");
+    let (counts, w) = why(&kit.key_id("alice"));
+    assert!(
+        !counts && w.contains("not the key the file is named after"),
+        "{w}"
+    );
 }

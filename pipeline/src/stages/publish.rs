@@ -18,7 +18,7 @@ use crate::runner::Runner;
 use crate::state::{StageRecord, digest_json};
 
 impl Pipeline<'_> {
-    fn publish_options(
+    pub(crate) fn publish_options(
         &self,
         dest: &Destination,
         bundle: &Path,
