@@ -2,6 +2,7 @@
 
 mod checkpoint;
 mod data;
+mod evaluation;
 pub mod demo;
 mod metrics;
 mod params;
@@ -10,7 +11,8 @@ mod run;
 mod rundir;
 
 pub use checkpoint::{AdamMoments, CHECKPOINT_FILE, Checkpoint, CheckpointError};
-pub use data::{DataError, Table, load_table};
+pub use data::{DataError, GroupColumn, GroupValues, Table, load_table, load_table_with_groups};
+pub use evaluation::{SubgroupInput, evaluate};
 pub use metrics::{accuracy, log_loss, roc_auc, roc_curve};
 pub use params::{DenseLayer, MlpParams};
 pub use preprocess::{FeatureStats, PREPROCESS_FILE, Preprocess};

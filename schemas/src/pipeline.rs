@@ -320,7 +320,49 @@ impl PipelineSpec {
         self.validate_columns()?;
         self.validate_splits()?;
         self.validate_training()?;
+        self.validate_evaluation()?;
         self.validate_publishing()
+    }
+
+    /// `[evaluation]` and `[data] subgroups`: the settings within bounds (see
+    /// [`crate::EvaluationSpec::validate`]), at most [`crate::evaluation::MAX_SUBGROUP_TABLES`]
+    /// subgroup entries, each on a plain column named once that is not the label, bands
+    /// finite and strictly increasing, and no unbanded subgroup on an identifier column
+    /// (its values would be copied into the model card as group labels). That the
+    /// columns are in the data's header, and that a column has at most
+    /// [`crate::evaluation::MAX_GROUPS`] distinct values in the holdout, is checked when the
+    /// data is loaded.
+    pub fn validate_evaluation(&self) -> Result<(), String> {
+        use crate::evaluation::MAX_SUBGROUP_TABLES;
+        self.evaluation.validate()?;
+        let d = &self.data;
+        if d.subgroups.len() > MAX_SUBGROUP_TABLES {
+            return Err(format!(
+                "data.subgroups has {} entries, at most {MAX_SUBGROUP_TABLES} are allowed",
+                d.subgroups.len()
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for g in &d.subgroups {
+            let c = g.column();
+            crate::grammar::column_name(c).map_err(|e| format!("data.subgroups: {e}"))?;
+            if !seen.insert(c) {
+                return Err(format!("data.subgroups lists column {c:?} twice"));
+            }
+            if c == d.label {
+                return Err(format!(
+                    "data.subgroups: {c:?} is the label: each of its groups would hold one class"
+                ));
+            }
+            if matches!(g, crate::SubgroupSpec::Column(_)) && d.identifiers.iter().any(|i| i == c)
+            {
+                return Err(format!(
+                    "data.subgroups: {c:?} is listed in data.identifiers, and its values would                      leave in the model card as group labels: band it                      ({{ column = {c:?}, bands = [...] }}) or pick another column"
+                ));
+            }
+            g.validate_bands().map_err(|e| format!("data.subgroups: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Everything copied into signed documents matches its strict grammar.
