@@ -89,6 +89,14 @@ impl SubgroupSpec {
             Self::Banded(b) => &b.column,
         }
     }
+
+    /// The band edges, when the column is banded.
+    pub fn bands(&self) -> Option<&Vec<f64>> {
+        match self {
+            Self::Column(_) => None,
+            Self::Banded(b) => Some(&b.bands),
+        }
+    }
 }
 
 /// The holdout evaluation (see the module documentation).
