@@ -93,6 +93,16 @@ pub fn evaluate(
     })
 }
 
+/// The refusals of [`evaluate`] that depend on the holdout's subgroup values only (too
+/// many distinct values, a value that is not a group label): checked before training, so
+/// that a bad column is refused before any time is spent.
+pub fn check_subgroups(rows: &[usize], subgroups: &[SubgroupInput<'_>]) -> Result<(), String> {
+    for s in subgroups {
+        assign_groups(rows, s)?;
+    }
+    Ok(())
+}
+
 /// The holdout sorted by score, ascending, with the runs of tied scores.
 struct Sorted {
     /// Holdout row index (into the caller's slices) of each sorted position.

@@ -12,7 +12,7 @@ mod rundir;
 
 pub use checkpoint::{AdamMoments, CHECKPOINT_FILE, Checkpoint, CheckpointError};
 pub use data::{DataError, GroupColumn, GroupValues, Table, load_table, load_table_with_groups};
-pub use evaluation::{SubgroupInput, evaluate};
+pub use evaluation::{SubgroupInput, check_subgroups, evaluate};
 pub use metrics::{accuracy, log_loss, roc_auc, roc_curve};
 pub use params::{DenseLayer, MlpParams};
 pub use preprocess::{FeatureStats, PREPROCESS_FILE, Preprocess};

@@ -17,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use airlock_infer::{Backend, DeviceSpec, predict_logits, to_module};
 use airlock_model::{
     CHECKPOINT_FILE, Checkpoint, LOG_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess,
-    RECORD_FILE, SubgroupInput, Table, accuracy, evaluate, load_table_with_groups, log_loss,
+    RECORD_FILE, SubgroupInput, Table, accuracy, check_subgroups, evaluate, load_table_with_groups, log_loss,
     roc_auc, roc_curve, split_rows,
 };
 
@@ -72,6 +72,12 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     )?;
     let labels = table.labels.clone().unwrap_or_default();
     let splits = Splits::draw(spec, &source, table.rows(), &labels)?;
+    check_subgroups(&splits.hold, &subgroup_inputs(spec, &table)).map_err(|message| {
+        TrainError::Split {
+            path: source.clone(),
+            message,
+        }
+    })?;
 
     let pre = Preprocess::fit(&table.feature_names, &table.features, &splits.train);
     let input = fit_input(spec, &table, &labels, &pre, &splits);
@@ -336,18 +342,11 @@ fn holdout_evaluation(
         .iter()
         .map(|&z| 1.0 / (1.0 + (-f64::from(z)).exp()))
         .collect();
-    let inputs: Vec<SubgroupInput<'_>> = spec
-        .data
-        .subgroups
-        .iter()
-        .zip(&table.groups)
-        .map(|(spec, column)| SubgroupInput { spec, column })
-        .collect();
     evaluate(
         &probs,
         y_hold,
         &splits.hold,
-        &inputs,
+        &subgroup_inputs(spec, table),
         &spec.evaluation,
         spec.training.seed,
     )
@@ -355,6 +354,16 @@ fn holdout_evaluation(
         path: source.to_owned(),
         message,
     })
+}
+
+/// The `[data] subgroups` entries with their columns as loaded.
+fn subgroup_inputs<'a>(spec: &'a PipelineSpec, table: &'a Table) -> Vec<SubgroupInput<'a>> {
+    spec.data
+        .subgroups
+        .iter()
+        .zip(&table.groups)
+        .map(|(spec, column)| SubgroupInput { spec, column })
+        .collect()
 }
 
 /// One line of the log on the evaluation: the rates at the threshold with their intervals.
