@@ -310,7 +310,10 @@ fn calibration(probs: &[f64], labels: &[f32], bins: u32) -> Calibration {
 
 /// Each holdout row's group (an index into the returned labels), in the order the table
 /// lists them: bands low to high, values in sorted order.
-fn assign_groups(rows: &[usize], s: &SubgroupInput<'_>) -> Result<(Vec<String>, Vec<usize>), String> {
+fn assign_groups(
+    rows: &[usize],
+    s: &SubgroupInput<'_>,
+) -> Result<(Vec<String>, Vec<usize>), String> {
     let column = s.spec.column();
     match (&s.column.values, s.spec) {
         (GroupValues::Numeric(v), SubgroupSpec::Banded(b)) => {
@@ -395,9 +398,7 @@ fn subgroup_table(
 /// (complementary suppression: the holdout's size is in the card, so the rows of the
 /// suppressed groups together follow from the shown ones).
 fn shown_groups(sizes: &[u64], min_rows: u64) -> Vec<usize> {
-    let mut shown: Vec<usize> = (0..sizes.len())
-        .filter(|&g| sizes[g] >= min_rows)
-        .collect();
+    let mut shown: Vec<usize> = (0..sizes.len()).filter(|&g| sizes[g] >= min_rows).collect();
     loop {
         let hidden: Vec<u64> = (0..sizes.len())
             .filter(|g| sizes[*g] > 0 && !shown.contains(g))

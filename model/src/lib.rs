@@ -2,8 +2,8 @@
 
 mod checkpoint;
 mod data;
-mod evaluation;
 pub mod demo;
+mod evaluation;
 mod metrics;
 mod params;
 mod preprocess;

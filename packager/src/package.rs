@@ -9,10 +9,10 @@ use airlock_model::{
 };
 use airlock_safetensors::{self as st, Dtype, SafetensorsFile};
 use airlock_schemas::{
-    Architecture, BUNDLE_FORMAT_VERSION, CardConfiguration, CardDataFile, CardMetrics, CardSource, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature,
-    LeakLayer, LeakReport, ModelCard, ModelOutput, ReleasePredicate, ReportInput,
-    SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject, TensorSpec, TrainingRecord,
-    TrainingSummary, Verdict,
+    Architecture, BUNDLE_FORMAT_VERSION, CardConfiguration, CardDataFile, CardMetrics, CardSource,
+    Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport, ModelCard, ModelOutput,
+    ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject,
+    TensorSpec, TrainingRecord, TrainingSummary, Verdict,
 };
 use airlock_trust::bundle::{
     APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, MODEL_METADATA,

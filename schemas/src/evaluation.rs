@@ -515,7 +515,10 @@ impl Evaluation {
             if (b.rows == 0) != (b.mean_predicted.is_none() || b.observed_rate.is_none())
                 || b.mean_predicted.is_none() != b.observed_rate.is_none()
             {
-                return Err(format!("{}: an empty bin has no rates, others have both", at("rows")));
+                return Err(format!(
+                    "{}: an empty bin has no rates, others have both",
+                    at("rows")
+                ));
             }
             rows = rows.saturating_add(b.rows);
         }
@@ -590,7 +593,9 @@ impl SubgroupTable {
             rows = rows.saturating_add(g.rows);
         }
         if rows > holdout_rows {
-            return Err(format!("groups hold more than the {holdout_rows} holdout rows"));
+            return Err(format!(
+                "groups hold more than the {holdout_rows} holdout rows"
+            ));
         }
         Ok(())
     }

@@ -354,13 +354,13 @@ impl PipelineSpec {
                     "data.subgroups: {c:?} is the label: each of its groups would hold one class"
                 ));
             }
-            if matches!(g, crate::SubgroupSpec::Column(_)) && d.identifiers.iter().any(|i| i == c)
-            {
+            if matches!(g, crate::SubgroupSpec::Column(_)) && d.identifiers.iter().any(|i| i == c) {
                 return Err(format!(
                     "data.subgroups: {c:?} is listed in data.identifiers, and its values would leave in the model card as group labels: band it ({{ column = {c:?}, bands = [...] }}) or pick another column"
                 ));
             }
-            g.validate_bands().map_err(|e| format!("data.subgroups: {e}"))?;
+            g.validate_bands()
+                .map_err(|e| format!("data.subgroups: {e}"))?;
         }
         Ok(())
     }

@@ -410,7 +410,15 @@ fn train_records_the_holdout_evaluation_with_intervals_and_subgroups() {
         .collect();
     assert_eq!(
         names,
-        ["roc_auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "brier"]
+        [
+            "roc_auc",
+            "accuracy",
+            "sensitivity",
+            "specificity",
+            "ppv",
+            "npv",
+            "brier"
+        ]
     );
     for m in e["metrics"].as_array().expect("metrics") {
         let (v, l, h) = (
@@ -444,18 +452,17 @@ fn train_records_the_holdout_evaluation_with_intervals_and_subgroups() {
     assert_eq!(rows, 900, "every holdout row has an age band");
     assert_eq!(tables[1]["column"], "is_foreign");
     let log = std::fs::read_to_string(sb.join("run/train.log")).expect("log");
-    assert!(log.contains("evaluation at threshold 0.5: sensitivity"), "{log}");
+    assert!(
+        log.contains("evaluation at threshold 0.5: sensitivity"),
+        "{log}"
+    );
 }
 
 #[test]
 fn a_subgroup_column_missing_from_the_data_is_refused() {
     let sb = Sandbox::new();
     let data = sb.demo_data(300, 5);
-    let p = sb.pipeline(
-        "p.toml",
-        &data,
-        &[(SUBGROUPS, r#"subgroups = ["site"]"#)],
-    );
+    let p = sb.pipeline("p.toml", &data, &[(SUBGROUPS, r#"subgroups = ["site"]"#)]);
     refused(&sb, &p, &["no subgroup column \"site\""]);
 }
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use airlock_schemas::{
-    BackendInfo, DatasetFingerprint, EpochMetrics, Evaluation, FileDigest, HoldoutMetrics, Hyperparameters,
-    PipelineSpec, SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
+    BackendInfo, DatasetFingerprint, EpochMetrics, Evaluation, FileDigest, HoldoutMetrics,
+    Hyperparameters, PipelineSpec, SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
 };
 use burn::backend::{Autodiff, Flex, NdArray};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,8 +17,8 @@ use time::format_description::well_known::Rfc3339;
 use airlock_infer::{Backend, DeviceSpec, predict_logits, to_module};
 use airlock_model::{
     CHECKPOINT_FILE, Checkpoint, LOG_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess,
-    RECORD_FILE, SubgroupInput, Table, accuracy, check_subgroups, evaluate, load_table_with_groups, log_loss,
-    roc_auc, roc_curve, split_rows,
+    RECORD_FILE, SubgroupInput, Table, accuracy, check_subgroups, evaluate, load_table_with_groups,
+    log_loss, roc_auc, roc_curve, split_rows,
 };
 
 use crate::TrainError;
@@ -371,7 +371,12 @@ fn evaluation_line(e: &Evaluation) -> String {
     let parts: Vec<String> = e
         .metrics
         .iter()
-        .filter(|m| matches!(m.name.as_str(), "sensitivity" | "specificity" | "ppv" | "npv"))
+        .filter(|m| {
+            matches!(
+                m.name.as_str(),
+                "sensitivity" | "specificity" | "ppv" | "npv"
+            )
+        })
         .map(|m| match (m.value, m.low, m.high) {
             (Some(v), Some(l), Some(h)) => format!("{} {v:.3} [{l:.3}, {h:.3}]", m.name),
             (Some(v), _, _) => format!("{} {v:.3}", m.name),

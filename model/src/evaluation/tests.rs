@@ -65,9 +65,16 @@ fn confusion_and_rates_by_hand() {
         / 8.0;
     assert!((v("brier") - brier).abs() < 1e-12);
     // No resamples, no intervals.
-    assert!(e.metrics.iter().all(|m| m.low.is_none() && m.high.is_none()));
+    assert!(
+        e.metrics
+            .iter()
+            .all(|m| m.low.is_none() && m.high.is_none())
+    );
     assert_eq!(
-        e.metrics.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        e.metrics
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
         METRIC_NAMES
     );
     e.validate(8).expect("valid");
@@ -101,7 +108,11 @@ fn auc_matches_a_brute_force_pairwise_count() {
         }
     }
     let auc = metric(&e, "roc_auc").value.expect("auc");
-    assert!((auc - right / pairs).abs() < 1e-12, "{auc} vs {}", right / pairs);
+    assert!(
+        (auc - right / pairs).abs() < 1e-12,
+        "{auc} vs {}",
+        right / pairs
+    );
     let f32s: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
     let other = crate::roc_auc(&f32s, &labels).expect("auc");
     assert!((auc - other).abs() < 1e-9);
@@ -150,7 +161,10 @@ fn intervals_contain_the_estimate_and_narrow_with_more_rows() {
     assert!(large < small / 2.0, "{small} -> {large}");
     // The same seed gives the same intervals.
     let (probs, labels) = synthetic(300, 2);
-    assert_eq!(eval(&probs, &labels, &spec(100)), eval(&probs, &labels, &spec(100)));
+    assert_eq!(
+        eval(&probs, &labels, &spec(100)),
+        eval(&probs, &labels, &spec(100))
+    );
 }
 
 #[test]
@@ -167,7 +181,10 @@ fn calibration_by_hand() {
     );
     let b = &e.calibration.bins;
     assert_eq!(b.len(), 10);
-    assert_eq!(b.iter().map(|b| b.rows).collect::<Vec<_>>(), [1, 2, 0, 0, 0, 0, 0, 0, 0, 2]);
+    assert_eq!(
+        b.iter().map(|b| b.rows).collect::<Vec<_>>(),
+        [1, 2, 0, 0, 0, 0, 0, 0, 0, 2]
+    );
     assert_eq!(b[2].mean_predicted, None);
     assert!((b[1].mean_predicted.expect("m") - 0.135).abs() < 1e-12);
     assert_eq!(b[1].observed_rate, Some(0.5));
@@ -214,7 +231,13 @@ fn small_groups_are_suppressed_without_label_or_figures() {
     }];
     let e = evaluate(&probs, &labels, &rows, &input, &spec(0), 1).expect("ok");
     let t = &e.subgroups[0];
-    assert_eq!(t.groups.iter().map(|g| g.group.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        t.groups
+            .iter()
+            .map(|g| g.group.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
     assert_eq!(t.suppressed_groups, 2);
     assert_eq!(t.groups[0].rows, 30);
     let text = serde_json::to_string(t).expect("json");
@@ -249,7 +272,11 @@ fn age_bands_are_labelled_and_counted() {
     }];
     let e = evaluate(&probs, &labels, &rows, &input, &spec(0), 1).expect("ok");
     let t = &e.subgroups[0];
-    let got: Vec<(&str, u64)> = t.groups.iter().map(|g| (g.group.as_str(), g.rows)).collect();
+    let got: Vec<(&str, u64)> = t
+        .groups
+        .iter()
+        .map(|g| (g.group.as_str(), g.rows))
+        .collect();
     let count = |lo: f64, hi: f64| ages.iter().filter(|&&a| a >= lo && a < hi).count() as u64;
     assert_eq!(
         got,
@@ -297,10 +324,22 @@ fn too_many_values_or_bad_labels_are_refused() {
     let err = evaluate(&probs, &labels, &rows, &input, &spec(0), 1).expect_err("65 values");
     assert!(err.contains("more than 64 distinct values"), "{err}");
     // 64 are fine.
-    let err = evaluate(&probs[..64], &labels[..64], &rows[..64], &input, &spec(0), 1);
+    let err = evaluate(
+        &probs[..64],
+        &labels[..64],
+        &rows[..64],
+        &input,
+        &spec(0),
+        1,
+    );
     assert!(err.is_ok(), "{err:?}");
 
-    for bad in ["has \"quote\"", "john@example.com", "tab\there", &"x".repeat(33)] {
+    for bad in [
+        "has \"quote\"",
+        "john@example.com",
+        "tab\there",
+        &"x".repeat(33),
+    ] {
         let column = categorical(&[bad, "ok"]);
         let input = [SubgroupInput {
             spec: &s,
@@ -308,7 +347,10 @@ fn too_many_values_or_bad_labels_are_refused() {
         }];
         let err = evaluate(&[0.2, 0.7], &[0.0, 1.0], &[0, 1], &input, &spec(0), 1)
             .expect_err("bad label");
-        assert!(err.contains("not a valid group label") && !err.contains(bad), "{err}");
+        assert!(
+            err.contains("not a valid group label") && !err.contains(bad),
+            "{err}"
+        );
     }
 }
 
