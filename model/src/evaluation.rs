@@ -149,8 +149,8 @@ impl Sorted {
         let mut neg_below = 0.0f64;
         for &(a, b) in &self.ties {
             let (mut pw, mut nw) = (0u64, 0u64);
-            for i in a..b {
-                let k = u64::from(w[i]);
+            for (off, &k) in w[a..b].iter().enumerate() {
+                let (i, k) = (a + off, u64::from(k));
                 if k == 0 {
                     continue;
                 }
