@@ -457,6 +457,58 @@ mod tests {
     }
 
     #[test]
+    fn subgroup_columns_are_loaded_and_checked() {
+        use airlock_schemas::BandedSubgroup;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("d.csv");
+        let groups = [
+            SubgroupSpec::Banded(BandedSubgroup {
+                column: "age".into(),
+                bands: vec![30.0],
+            }),
+            SubgroupSpec::Column("site".into()),
+        ];
+        let load = |text: &str, g: &[SubgroupSpec]| {
+            std::fs::write(&p, text).expect("write");
+            load_table_with_groups(&p, &["a".into(), "b".into()], Some("y"), g)
+        };
+        let t = load(
+            "a,b,y,age,site\n1,2,0,34,x\n1,2,1, 0.7 ,\n1,2,1,45,x\n",
+            &groups,
+        )
+        .expect("ok");
+        assert_eq!(
+            t.groups[0].values,
+            GroupValues::Numeric(vec![34.0, 0.7, 45.0])
+        );
+        assert_eq!(
+            t.groups[1].values,
+            GroupValues::Categorical {
+                values: vec!["x".into(), String::new()],
+                ids: vec![0, 1, 0],
+            }
+        );
+        let err = load("a,b,y,age,site\n1,2,0,SECRET,x\n", &groups).expect_err("not numeric");
+        assert!(
+            matches!(
+                err,
+                DataError::BadGroupValue {
+                    row: 1,
+                    problem: "not a number",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("SECRET"));
+        let err = load("a,b,y,age\n1,2,0,3\n", &groups).expect_err("no site");
+        assert!(
+            err.to_string().contains("no subgroup column \"site\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn ragged_rows_are_refused() {
         assert!(matches!(
             load("a,b\n1,2,3\n", None),
