@@ -115,7 +115,6 @@ pub fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, RunError> {
                 e.threshold == spec.evaluation.threshold
                     && e.bootstrap.resamples == spec.evaluation.bootstrap_resamples
                     && e.bootstrap.confidence == spec.evaluation.confidence
-                    && e.bootstrap.seed == r.seed
                     && e.calibration.bins.len() == spec.evaluation.calibration_bins as usize
                     && e.subgroups.len() == spec.data.subgroups.len()
                     && e.subgroups.iter().zip(&spec.data.subgroups).all(|(t, g)| {
