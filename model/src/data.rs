@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock_schemas::DatasetFile;
+use airlock_schemas::{DatasetFile, SubgroupSpec};
 use sha2::{Digest, Sha256};
 
 /// Why a data file was refused.
@@ -33,7 +33,7 @@ pub enum DataError {
     MissingColumn {
         /// The file.
         path: PathBuf,
-        /// `feature` or `label`.
+        /// `feature`, `label` or `subgroup`.
         role: &'static str,
         /// The missing column.
         column: String,
@@ -66,6 +66,20 @@ pub enum DataError {
         /// Column name.
         column: String,
     },
+    /// A banded subgroup cell is empty, not a number, or not finite.
+    #[error("data file {}: row {row} (line {line}), subgroup column {column:?}: {problem} (a banded subgroup needs numbers)", path.display())]
+    BadGroupValue {
+        /// The file.
+        path: PathBuf,
+        /// 1-based data row.
+        row: u64,
+        /// 1-based line in the file.
+        line: u64,
+        /// Column name.
+        column: String,
+        /// `empty`, `not a number` or `not finite`.
+        problem: &'static str,
+    },
     /// The file has a header but no data rows (or is empty).
     #[error("data file {} has no data rows", path.display())]
     NoRows {
@@ -84,6 +98,7 @@ impl DataError {
             | Self::MissingColumn { .. }
             | Self::NotNumeric { .. }
             | Self::BadLabel { .. }
+            | Self::BadGroupValue { .. }
             | Self::NoRows { .. } => airlock_schemas::ErrorKind::BadInput,
         }
     }
@@ -100,6 +115,32 @@ pub struct Table {
     pub labels: Option<Vec<f32>>,
     /// Digest, size, row count and header of the file.
     pub fingerprint: DatasetFile,
+    /// The `[data] subgroups` columns asked for, in the order asked.
+    pub groups: Vec<GroupColumn>,
+}
+
+/// A subgroup column's values, row by row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupColumn {
+    /// The column's name.
+    pub name: String,
+    /// Its values.
+    pub values: GroupValues,
+}
+
+/// The values of a subgroup column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupValues {
+    /// A banded column: each row's number.
+    Numeric(Vec<f64>),
+    /// A column whose values are the groups: each row's index into `values` (each
+    /// distinct trimmed cell once, in order of first appearance).
+    Categorical {
+        /// The distinct values.
+        values: Vec<String>,
+        /// Each row's value, as an index into `values`.
+        ids: Vec<u32>,
+    },
 }
 
 impl Table {
@@ -119,6 +160,18 @@ pub fn load_table(
     path: &Path,
     features: &[String],
     label: Option<&str>,
+) -> Result<Table, DataError> {
+    load_table_with_groups(path, features, label, &[])
+}
+
+/// [`load_table`], and the `[data] subgroups` columns too: a banded column's cells must
+/// be numbers, another column's trimmed cells are kept as they are (interned). A subgroup
+/// column missing from the header is refused.
+pub fn load_table_with_groups(
+    path: &Path,
+    features: &[String],
+    label: Option<&str>,
+    subgroups: &[SubgroupSpec],
 ) -> Result<Table, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Read {
         path: path.to_owned(),
@@ -144,6 +197,10 @@ pub fn load_table(
         .map(|f| find(f, "feature"))
         .collect::<Result<Vec<_>, _>>()?;
     let label_idx = label.map(|l| find(l, "label")).transpose()?;
+    let mut groups = subgroups
+        .iter()
+        .map(|g| Ok((find(g.column(), "subgroup")?, GroupLoader::new(g))))
+        .collect::<Result<Vec<_>, DataError>>()?;
 
     let mut values = Vec::new();
     let mut labels = label_idx.map(|_| Vec::new());
@@ -182,6 +239,16 @@ pub fn load_table(
             };
             labels.push(v);
         }
+        for (i, g) in &mut groups {
+            g.push(record.get(*i).unwrap_or("").trim())
+                .map_err(|problem| DataError::BadGroupValue {
+                    path: path.to_owned(),
+                    row,
+                    line,
+                    column: header[*i].clone(),
+                    problem,
+                })?;
+        }
     }
     if row == 0 {
         return Err(DataError::NoRows {
@@ -199,7 +266,66 @@ pub fn load_table(
             rows: row,
             columns: header,
         },
+        groups: groups.into_iter().map(|(_, g)| g.finish()).collect(),
     })
+}
+
+/// Collects one subgroup column while the rows are read.
+struct GroupLoader {
+    name: String,
+    numeric: Option<Vec<f64>>,
+    index: std::collections::HashMap<String, u32>,
+    values: Vec<String>,
+    ids: Vec<u32>,
+}
+
+impl GroupLoader {
+    fn new(spec: &SubgroupSpec) -> Self {
+        Self {
+            name: spec.column().to_owned(),
+            numeric: matches!(spec, SubgroupSpec::Banded(_)).then(Vec::new),
+            index: std::collections::HashMap::new(),
+            values: Vec::new(),
+            ids: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, cell: &str) -> Result<(), &'static str> {
+        if let Some(n) = &mut self.numeric {
+            // Parsed as f64 (not through f32), so a value on a band edge lands in its band.
+            n.push(match cell.parse::<f64>() {
+                _ if cell.is_empty() => return Err("empty"),
+                Ok(v) if v.is_finite() => v,
+                Ok(_) => return Err("not finite"),
+                Err(_) => return Err("not a number"),
+            });
+            return Ok(());
+        }
+        let id = match self.index.get(cell) {
+            Some(&id) => id,
+            None => {
+                let id = u32::try_from(self.values.len()).map_err(|_| "too many values")?;
+                self.index.insert(cell.to_owned(), id);
+                self.values.push(cell.to_owned());
+                id
+            }
+        };
+        self.ids.push(id);
+        Ok(())
+    }
+
+    fn finish(self) -> GroupColumn {
+        GroupColumn {
+            name: self.name,
+            values: match self.numeric {
+                Some(n) => GroupValues::Numeric(n),
+                None => GroupValues::Categorical {
+                    values: self.values,
+                    ids: self.ids,
+                },
+            },
+        }
+    }
 }
 
 /// A CSV error as a [`DataError::Csv`]: its line and a message that names no cell content.
@@ -328,6 +454,58 @@ mod tests {
             Err(DataError::NoRows { .. })
         ));
         assert!(matches!(load("", Some("y")), Err(DataError::NoRows { .. })));
+    }
+
+    #[test]
+    fn subgroup_columns_are_loaded_and_checked() {
+        use airlock_schemas::BandedSubgroup;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("d.csv");
+        let groups = [
+            SubgroupSpec::Banded(BandedSubgroup {
+                column: "age".into(),
+                bands: vec![30.0],
+            }),
+            SubgroupSpec::Column("site".into()),
+        ];
+        let load = |text: &str, g: &[SubgroupSpec]| {
+            std::fs::write(&p, text).expect("write");
+            load_table_with_groups(&p, &["a".into(), "b".into()], Some("y"), g)
+        };
+        let t = load(
+            "a,b,y,age,site\n1,2,0,34,x\n1,2,1, 0.7 ,\n1,2,1,45,x\n",
+            &groups,
+        )
+        .expect("ok");
+        assert_eq!(
+            t.groups[0].values,
+            GroupValues::Numeric(vec![34.0, 0.7, 45.0])
+        );
+        assert_eq!(
+            t.groups[1].values,
+            GroupValues::Categorical {
+                values: vec!["x".into(), String::new()],
+                ids: vec![0, 1, 0],
+            }
+        );
+        let err = load("a,b,y,age,site\n1,2,0,SECRET,x\n", &groups).expect_err("not numeric");
+        assert!(
+            matches!(
+                err,
+                DataError::BadGroupValue {
+                    row: 1,
+                    problem: "not a number",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("SECRET"));
+        let err = load("a,b,y,age\n1,2,0,3\n", &groups).expect_err("no site");
+        assert!(
+            err.to_string().contains("no subgroup column \"site\""),
+            "{err}"
+        );
     }
 
     #[test]

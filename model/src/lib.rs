@@ -3,6 +3,7 @@
 mod checkpoint;
 mod data;
 pub mod demo;
+mod evaluation;
 mod metrics;
 mod params;
 mod preprocess;
@@ -10,7 +11,8 @@ mod run;
 mod rundir;
 
 pub use checkpoint::{AdamMoments, CHECKPOINT_FILE, Checkpoint, CheckpointError};
-pub use data::{DataError, Table, load_table};
+pub use data::{DataError, GroupColumn, GroupValues, Table, load_table, load_table_with_groups};
+pub use evaluation::{SubgroupInput, check_subgroups, evaluate};
 pub use metrics::{accuracy, log_loss, roc_auc, roc_curve};
 pub use params::{DenseLayer, MlpParams};
 pub use preprocess::{FeatureStats, PREPROCESS_FILE, Preprocess};

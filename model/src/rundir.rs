@@ -109,6 +109,21 @@ pub fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, RunError> {
             "hyperparameters.label",
             r.hyperparameters.label == spec.data.label,
         ),
+        (
+            "evaluation",
+            r.evaluation.as_ref().is_none_or(|e| {
+                e.threshold == spec.evaluation.threshold
+                    && e.bootstrap.resamples == spec.evaluation.bootstrap_resamples
+                    && e.bootstrap.confidence == spec.evaluation.confidence
+                    && e.calibration.bins.len() == spec.evaluation.calibration_bins as usize
+                    && e.subgroups.len() == spec.data.subgroups.len()
+                    && e.subgroups.iter().zip(&spec.data.subgroups).all(|(t, g)| {
+                        t.column == g.column()
+                            && t.min_group_rows == spec.evaluation.min_group_rows
+                            && t.bands.as_ref() == g.bands()
+                    })
+            }),
+        ),
     ];
     if let Some((field, _)) = consistent.iter().find(|(_, ok)| !ok) {
         return Err(bad(format!(

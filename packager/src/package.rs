@@ -9,10 +9,10 @@ use airlock_model::{
 };
 use airlock_safetensors::{self as st, Dtype, SafetensorsFile};
 use airlock_schemas::{
-    Architecture, BUNDLE_FORMAT_VERSION, CardMetrics, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature,
-    LeakLayer, LeakReport, ModelCard, ModelOutput, ReleasePredicate, ReportInput,
-    SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject, TensorSpec, TrainingRecord,
-    TrainingSummary, Verdict,
+    Architecture, BUNDLE_FORMAT_VERSION, CardConfiguration, CardDataFile, CardMetrics, CardSource,
+    Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport, ModelCard, ModelOutput,
+    ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject,
+    TensorSpec, TrainingRecord, TrainingSummary, Verdict,
 };
 use airlock_trust::bundle::{
     APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, MODEL_METADATA,
@@ -55,6 +55,22 @@ pub enum PackageError {
         /// The directory.
         path: PathBuf,
     },
+    /// A real (non-DEMO) release from a run with no recorded git commit, or one trained
+    /// from a work tree with uncommitted changes, and the pipeline does not allow it.
+    #[error(
+        "release refused: run {} was trained {why}, so nobody can tell which code and pipeline \
+         made this model; commit your changes and train again, or, to release it anyway, set \
+         `[release] allow_uncommitted = true` in the pipeline and train again (the run keeps \
+         the pipeline it was trained from; the model card records the choice)",
+        dir.display()
+    )]
+    Unprovenanced {
+        /// The run directory.
+        dir: PathBuf,
+        /// `outside a git repository (no commit recorded)` or `from a work tree with
+        /// uncommitted changes`.
+        why: &'static str,
+    },
     /// A leak check failed or could not run: no bundle was written.
     #[error("release refused: leak check {} failed; report written to {}", layers.join(", "), report.display())]
     LeakRefused {
@@ -71,7 +87,9 @@ impl PackageError {
         use airlock_schemas::ErrorKind;
         match self {
             Self::Key(e) => e.kind(),
-            Self::Run { .. } | Self::OutputExists { .. } => ErrorKind::BadInput,
+            Self::Run { .. } | Self::OutputExists { .. } | Self::Unprovenanced { .. } => {
+                ErrorKind::BadInput
+            }
             Self::Io(e) => e.kind(),
             Self::LeakRefused { .. } => ErrorKind::LeakRefused,
         }
@@ -262,6 +280,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     let progress = Progress::start(opts.progress);
     progress.step("reading the run");
     let run = read_run(&opts.run_dir, true)?;
+    check_provenance(&run, &opts.run_dir)?;
     let widths = widths(&run.record);
     let declared = declared(&widths);
     let threads = opts.threads.max(1);
@@ -340,6 +359,29 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         bundle: opts.out.clone(),
         model_sha256,
         report,
+    })
+}
+
+/// Whether the run is a DEMO: its pipeline has no `[signing]` (local demo keys, demo
+/// approvals, local registry only), as `airlock run` tells one.
+fn is_demo(run: &Run) -> bool {
+    run.spec.signing.is_none()
+}
+
+/// A real release needs a recorded, clean git commit, unless its pipeline says
+/// `[release] allow_uncommitted = true`; a DEMO does not.
+fn check_provenance(run: &Run, dir: &Path) -> Result<(), PackageError> {
+    if is_demo(run) || run.spec.release.allow_uncommitted {
+        return Ok(());
+    }
+    let why = match (&run.record.git_commit, run.record.git_dirty) {
+        (None, _) => "outside a git repository (no commit recorded)",
+        (Some(_), Some(false)) => return Ok(()),
+        (Some(_), _) => "from a work tree with uncommitted changes",
+    };
+    Err(PackageError::Unprovenanced {
+        dir: dir.to_owned(),
+        why,
     })
 }
 
@@ -1170,8 +1212,36 @@ fn model_card(run: &Run, widths: &[usize], declared: &[(String, Vec<usize>)]) ->
             roc_curve: r.holdout.roc_curve.clone(),
             split_rows: [r.splits.train, r.splits.validation, r.splits.holdout],
         },
-        configuration: None,
-        evaluation: None,
+        configuration: Some(card_configuration(run)),
+        // Validated with the record (`read_run`): bounded figures, suppressed small groups.
+        evaluation: r.evaluation.clone(),
+    }
+}
+
+/// The training configuration of the card, from the validated record and the pipeline it
+/// was trained from: file names only, never on-prem paths.
+fn card_configuration(run: &Run) -> CardConfiguration {
+    let r = &run.record;
+    let s = &run.spec.splits;
+    CardConfiguration {
+        hyperparameters: r.hyperparameters.clone(),
+        seed: r.seed,
+        split_fractions: [s.train, s.validation, s.holdout],
+        data: r
+            .dataset
+            .files
+            .iter()
+            .map(|f| CardDataFile {
+                name: file_name(Path::new(&f.path)),
+                sha256: f.sha256.clone(),
+                rows: f.rows,
+            })
+            .collect(),
+        source: CardSource {
+            git_commit: r.git_commit.clone(),
+            git_dirty: r.git_dirty,
+            uncommitted_allowed: is_demo(run) || run.spec.release.allow_uncommitted,
+        },
     }
 }
 

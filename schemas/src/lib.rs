@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod error_kind;
-mod evaluation;
+pub mod evaluation;
 pub mod grammar;
 mod io;
 mod pipeline;

@@ -330,7 +330,49 @@ impl PipelineSpec {
         self.validate_columns()?;
         self.validate_splits()?;
         self.validate_training()?;
+        self.validate_evaluation()?;
         self.validate_publishing()
+    }
+
+    /// `[evaluation]` and `[data] subgroups`: the settings within bounds (see
+    /// [`crate::EvaluationSpec::validate`]), at most [`crate::evaluation::MAX_SUBGROUP_TABLES`]
+    /// subgroup entries, each on a plain column named once that is not the label, bands
+    /// finite and strictly increasing, and no unbanded subgroup on an identifier column
+    /// (its values would be copied into the model card as group labels). That the
+    /// columns are in the data's header, and that a column has at most
+    /// [`crate::evaluation::MAX_GROUPS`] distinct values in the holdout, is checked when the
+    /// data is loaded.
+    pub fn validate_evaluation(&self) -> Result<(), String> {
+        use crate::evaluation::MAX_SUBGROUP_TABLES;
+        self.evaluation.validate()?;
+        let d = &self.data;
+        if d.subgroups.len() > MAX_SUBGROUP_TABLES {
+            return Err(format!(
+                "data.subgroups has {} entries, at most {MAX_SUBGROUP_TABLES} are allowed",
+                d.subgroups.len()
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for g in &d.subgroups {
+            let c = g.column();
+            crate::grammar::column_name(c).map_err(|e| format!("data.subgroups: {e}"))?;
+            if !seen.insert(c) {
+                return Err(format!("data.subgroups lists column {c:?} twice"));
+            }
+            if c == d.label {
+                return Err(format!(
+                    "data.subgroups: {c:?} is the label: each of its groups would hold one class"
+                ));
+            }
+            if matches!(g, crate::SubgroupSpec::Column(_)) && d.identifiers.iter().any(|i| i == c) {
+                return Err(format!(
+                    "data.subgroups: {c:?} is listed in data.identifiers, and its values would leave in the model card as group labels: band it ({{ column = {c:?}, bands = [...] }}) or pick another column"
+                ));
+            }
+            g.validate_bands()
+                .map_err(|e| format!("data.subgroups: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Everything copied into signed documents matches its strict grammar.
@@ -521,6 +563,91 @@ impl PipelineSpec {
         match pipeline_path.parent() {
             Some(dir) if self.data.source.is_relative() => dir.join(&self.data.source),
             _ => self.data.source.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal pipeline with `subgroups` in `[data]` and `extra` appended.
+    fn pipeline(subgroups: &str, extra: &str) -> Result<PipelineSpec, String> {
+        let text = format!(
+            "[release]\nname = \"m\"\nversion = \"1.0.0\"\n\
+             [data]\nsource = \"d.csv\"\nidentifiers = [\"age\", \"zip\"]\n\
+             features = [\"x\", \"site\"]\nlabel = \"y\"\nsubgroups = {subgroups}\n\
+             [splits]\ntrain = 0.7\nvalidation = 0.15\nholdout = 0.15\n\
+             [model]\nkind = \"mlp\"\nhidden = [4]\n\
+             [optimizer]\nkind = \"adam\"\nlearning_rate = 0.01\n\
+             [training]\nepochs = 1\nbatch_size = 8\nseed = 1\n{extra}"
+        );
+        PipelineSpec::from_toml_str(&text, Path::new("p.toml")).map_err(|e| e.to_string())
+    }
+
+    fn refused(subgroups: &str, extra: &str, says: &str) {
+        let err = pipeline(subgroups, extra).expect_err("refused");
+        assert!(err.contains(says), "{err}");
+    }
+
+    #[test]
+    fn evaluation_defaults_and_subgroups_are_accepted() {
+        let p = pipeline(
+            r#"[{ column = "age", bands = [30, 45, 60] }, "site", { column = "zip", bands = [0.5] }]"#,
+            "[evaluation]\nthreshold = 0.3\nbootstrap_resamples = 100000\nconfidence = 0.9\n\
+             calibration_bins = 100\nmin_group_rows = 5\n",
+        )
+        .expect("valid");
+        assert_eq!(p.data.subgroups.len(), 3);
+        assert_eq!(p.evaluation.threshold, 0.3);
+        let d = pipeline("[]", "").expect("valid");
+        assert_eq!(d.evaluation, crate::EvaluationSpec::default());
+    }
+
+    #[test]
+    fn evaluation_settings_out_of_bounds_are_refused() {
+        for (extra, says) in [
+            ("threshold = 0.0", "evaluation.threshold"),
+            ("threshold = 1.0", "evaluation.threshold"),
+            ("threshold = nan", "evaluation.threshold"),
+            ("confidence = 1.0", "evaluation.confidence"),
+            ("confidence = -0.5", "evaluation.confidence"),
+            ("bootstrap_resamples = 100001", "bootstrap_resamples"),
+            ("calibration_bins = 1", "calibration_bins"),
+            ("calibration_bins = 101", "calibration_bins"),
+            ("min_group_rows = 4", "min_group_rows"),
+        ] {
+            refused("[]", &format!("[evaluation]\n{extra}\n"), says);
+        }
+    }
+
+    #[test]
+    fn bad_subgroups_are_refused() {
+        for (subgroups, says) in [
+            (
+                r#"["age"]"#,
+                "listed in data.identifiers, and its values would leave in the model card",
+            ),
+            (r#"["y"]"#, "is the label"),
+            (r#"["site", "site"]"#, "twice"),
+            (r#"["a b"]"#, "column name"),
+            (
+                r#"[{ column = "age", bands = [45, 30] }]"#,
+                "strictly increasing",
+            ),
+            (
+                r#"[{ column = "age", bands = [30, 30] }]"#,
+                "strictly increasing",
+            ),
+            (r#"[{ column = "age", bands = [] }]"#, "edges"),
+            (r#"[{ column = "age", bands = [inf] }]"#, "finite"),
+            (r#"[{ column = "age", bands = [1e300] }]"#, "band label"),
+            (
+                r#"["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9"]"#,
+                "at most 8",
+            ),
+        ] {
+            refused(subgroups, "", says);
         }
     }
 }

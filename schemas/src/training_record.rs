@@ -217,7 +217,11 @@ impl TrainingRecord {
         }
         g::rfc3339(&self.started_at).map_err(field("started_at"))?;
         g::rfc3339(&self.finished_at).map_err(field("finished_at"))?;
-        self.validate_metrics()
+        self.validate_metrics()?;
+        if let Some(e) = &self.evaluation {
+            e.validate(self.splits.holdout)?;
+        }
+        Ok(())
     }
 
     /// The numbers that the model card copies: as free a channel as a string unless they

@@ -236,3 +236,11 @@ pub fn csv_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
 pub fn test_python() -> PathBuf {
     airlock_testkit::test_python()
 }
+
+/// `text` (a pipeline) with `allow_uncommitted = true` in its `[release]`: a real
+/// (non-DEMO) release is otherwise refused at packaging when its run has no clean git
+/// commit recorded, which is so for a pipeline in a test's temporary directory.
+pub fn allow_uncommitted(text: &str) -> String {
+    assert!(text.contains("[release]\n"), "pipeline has no [release]");
+    text.replacen("[release]\n", "[release]\nallow_uncommitted = true\n", 1)
+}

@@ -630,3 +630,191 @@ fn training_data_in_signed_documents_is_refused_before_signing() {
         std::fs::remove_file(r.sb.join("bundle.leak-report.json")).expect("rm report");
     }
 }
+
+/// The model card carries the configuration and the record's evaluation; a DEMO run needs
+/// no commit (its card says the uncommitted run was allowed), and the band labels of the
+/// age subgroups (an identifier column) do not trip the leak checks.
+#[test]
+fn card_carries_configuration_and_evaluation_and_demo_needs_no_commit() {
+    let r = Release::new(3000, QUICK);
+    let out = r.package("run", "bundle");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let card = json(&r.sb.join("bundle/model-card.json"));
+    let record = json(&r.run.join("training-record.json"));
+    let c = &card["configuration"];
+    assert_eq!(c["seed"], 42);
+    assert_eq!(c["split_fractions"], serde_json::json!([0.7, 0.15, 0.15]));
+    assert_eq!(c["hyperparameters"], record["hyperparameters"]);
+    assert_eq!(c["data"][0]["name"], "data.csv");
+    assert_eq!(c["data"][0]["rows"], 3000);
+    assert_eq!(
+        c["data"][0]["sha256"],
+        record["dataset"]["files"][0]["sha256"]
+    );
+    assert_eq!(
+        c["source"],
+        serde_json::json!({"git_commit": null, "git_dirty": null, "uncommitted_allowed": true})
+    );
+    assert_eq!(card["evaluation"], record["evaluation"]);
+    assert_eq!(
+        card["evaluation"]["subgroups"][0]["groups"][1]["group"],
+        "30–44"
+    );
+    let text = std::fs::read_to_string(r.sb.join("bundle/model-card.json")).expect("card");
+    assert!(!text.contains("/tmp") && !text.contains(r.sb.path().to_str().expect("utf-8")));
+}
+
+/// A run directory is attacker input: the evaluation copied into the card is bounded and
+/// checked against the pipeline, and a tampered one is refused before anything is written.
+#[test]
+fn tampered_evaluation_in_the_record_is_refused_at_packaging() {
+    let r = Release::new(3000, QUICK);
+    let (header, rows) = csv_rows(&r.data);
+    let email = rows[3][header.iter().position(|h| h == "email").expect("email")].clone();
+    let record_path = r.run.join("training-record.json");
+    let original = std::fs::read_to_string(&record_path).expect("record");
+    for (pointer, value, says) in [
+        (
+            "/evaluation/confusion/true_positives",
+            serde_json::json!(100_000),
+            "evaluation.confusion",
+        ),
+        (
+            "/evaluation/subgroups/1/groups/0/group",
+            serde_json::json!(email),
+            "group label",
+        ),
+        (
+            "/evaluation/subgroups/0/groups/0/group",
+            serde_json::json!("18"),
+            "not a label of the table's bands",
+        ),
+        (
+            "/evaluation/subgroups/1/groups/0/rows",
+            serde_json::json!(3),
+            "min_group_rows",
+        ),
+        (
+            "/evaluation/metrics/0/value",
+            serde_json::json!(1.5),
+            "rate",
+        ),
+        (
+            "/evaluation/metrics/1/low",
+            serde_json::json!(0.99),
+            "low ≤ high",
+        ),
+        (
+            "/evaluation/threshold",
+            serde_json::json!(0.25),
+            "evaluation",
+        ),
+        (
+            "/evaluation/calibration/bins/0/rows",
+            serde_json::json!(0),
+            "calibration",
+        ),
+    ] {
+        let mut v: serde_json::Value = serde_json::from_str(&original).expect("json");
+        *v.pointer_mut(pointer).expect(pointer) = value;
+        std::fs::write(
+            &record_path,
+            serde_json::to_string_pretty(&v).expect("json"),
+        )
+        .expect("write");
+        let out = r.package("run", "bundle");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{pointer}: {err}");
+        assert!(err.contains(says), "{pointer}: {err}");
+        assert!(!err.contains(&email), "the message echoes the value: {err}");
+        assert!(!r.sb.join("bundle").exists(), "{pointer}: no bundle");
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+}
+
+/// A real release (the pipeline has `[signing]`) needs a recorded, clean git commit: refused
+/// without one and from a dirty tree (exit 3, naming the fix), allowed with
+/// `[release] allow_uncommitted = true`; the card records what happened.
+#[test]
+fn real_release_requires_a_clean_commit_unless_allowed() {
+    let sb = Sandbox::new();
+    let data = sb.demo_data(2000, 4);
+    sb.ok(&["keygen", "--out", "keys/builder"]);
+    let signing = "\n[signing]\ntrust = \"trust.toml\"\nbuilder_key = \"keys/builder.key\"\n";
+    let edits = [("epochs = 12", "epochs = 1")];
+    let real = sb.pipeline("p.toml", &data, &edits);
+    let text = std::fs::read_to_string(&real).expect("read") + signing;
+    sb.write("p.toml", &text);
+    sb.write("allowed.toml", &crate::helpers::allow_uncommitted(&text));
+    let train = |p: &str, run: &str| {
+        sb.ok(&["train", p, "--out", run, "--no-progress"]);
+    };
+    let package = |run: &str| {
+        sb.airlock(&[
+            "package",
+            "--run",
+            run,
+            "--key",
+            "keys/builder.key",
+            "--out",
+            &format!("{run}-bundle"),
+        ])
+    };
+    let source = |run: &str| {
+        json(&sb.join(&format!("{run}-bundle/model-card.json")))["configuration"]["source"].clone()
+    };
+
+    // Outside any git repository: no commit recorded.
+    train("p.toml", "run-none");
+    let out = package("run-none");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("no commit recorded")
+            && err.contains("commit your changes")
+            && err.contains("`[release] allow_uncommitted = true`"),
+        "{err}"
+    );
+    assert!(!sb.join("run-none-bundle").exists());
+
+    // A clean commit: released, and the card names it.
+    sb.write("notes.txt", "v1\n");
+    git(sb.path(), &["init", "-q"]);
+    git(sb.path(), &["add", "p.toml", "notes.txt"]);
+    git(sb.path(), &["commit", "-q", "-m", "pipeline"]);
+    train("p.toml", "run-clean");
+    let out = package("run-clean");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = source("run-clean");
+    assert_eq!(s["git_dirty"], false);
+    assert_eq!(s["uncommitted_allowed"], false);
+    assert_eq!(s["git_commit"].as_str().map(str::len), Some(40));
+
+    // A tracked file changed: dirty, refused.
+    sb.write("notes.txt", "v2\n");
+    train("p.toml", "run-dirty");
+    let out = package("run-dirty");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("uncommitted changes"), "{err}");
+
+    // The pipeline allows it: released, and the card says so.
+    train("allowed.toml", "run-allowed");
+    let out = package("run-allowed");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = source("run-allowed");
+    assert_eq!(
+        (s["git_dirty"].clone(), s["uncommitted_allowed"].clone()),
+        (true.into(), true.into())
+    );
+}

@@ -376,3 +376,126 @@ fn shipped_pipeline_on_default_demo_data_reaches_auc_floor() {
     assert!(auc >= 0.85, "holdout ROC AUC {auc} below the 0.85 floor");
     assert_eq!(r["epochs"].as_array().map(Vec::len), Some(12));
 }
+
+/// The shipped pipeline's subgroups line, for edits.
+const SUBGROUPS: &str = r#"subgroups = [{ column = "age", bands = [30, 45, 60] }, "is_foreign"]"#;
+
+#[test]
+fn train_records_the_holdout_evaluation_with_intervals_and_subgroups() {
+    let sb = Sandbox::new();
+    let data = sb.demo_data(6000, 1);
+    let p = sb.pipeline("p.toml", &data, QUICK);
+    sb.ok(&["train", p.to_str().expect("utf-8"), "--out", "run"]);
+    let r = record(&sb.join("run"));
+    let e = &r["evaluation"];
+    assert_eq!(e["threshold"], 0.5);
+    assert_eq!(e["bootstrap"]["resamples"], 1000);
+    assert_eq!(e["bootstrap"]["seed"], 42);
+    let c = &e["confusion"];
+    let total: u64 = [
+        "true_positives",
+        "false_positives",
+        "true_negatives",
+        "false_negatives",
+    ]
+    .iter()
+    .map(|k| c[k].as_u64().expect("count"))
+    .sum();
+    assert_eq!(total, 900, "the confusion counts are the holdout's rows");
+    let names: Vec<&str> = e["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .map(|m| m["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "roc_auc",
+            "accuracy",
+            "sensitivity",
+            "specificity",
+            "ppv",
+            "npv",
+            "brier"
+        ]
+    );
+    for m in e["metrics"].as_array().expect("metrics") {
+        let (v, l, h) = (
+            m["value"].as_f64().expect("value"),
+            m["low"].as_f64().expect("low"),
+            m["high"].as_f64().expect("high"),
+        );
+        assert!(l <= v && v <= h && h - l < 0.5, "{m}");
+    }
+    // The AUC is the record's holdout AUC (logits and probabilities order alike).
+    let auc = e["metrics"][0]["value"].as_f64().expect("auc");
+    assert!((auc - r["holdout"]["roc_auc"].as_f64().expect("auc")).abs() < 1e-6);
+    assert_eq!(e["calibration"]["bins"].as_array().map(Vec::len), Some(10));
+
+    let tables = e["subgroups"].as_array().expect("subgroups");
+    assert_eq!(tables.len(), 2);
+    assert_eq!(tables[0]["column"], "age");
+    let bands: Vec<&str> = tables[0]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| g["group"].as_str().expect("label"))
+        .collect();
+    assert_eq!(bands, ["< 30", "30–44", "45–59", "≥ 60"]);
+    let rows: u64 = tables[0]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| g["rows"].as_u64().expect("rows"))
+        .sum();
+    assert_eq!(rows, 900, "every holdout row has an age band");
+    assert_eq!(tables[1]["column"], "is_foreign");
+    let log = std::fs::read_to_string(sb.join("run/train.log")).expect("log");
+    assert!(
+        log.contains("evaluation at threshold 0.5: sensitivity"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_subgroup_column_missing_from_the_data_is_refused() {
+    let sb = Sandbox::new();
+    let data = sb.demo_data(300, 5);
+    let p = sb.pipeline("p.toml", &data, &[(SUBGROUPS, r#"subgroups = ["site"]"#)]);
+    refused(&sb, &p, &["no subgroup column \"site\""]);
+}
+
+#[test]
+fn a_subgroup_column_with_too_many_values_is_refused() {
+    let sb = Sandbox::new();
+    let data = sb.demo_data(2000, 5);
+    let p = sb.pipeline(
+        "p.toml",
+        &data,
+        &[
+            ("epochs = 12", "epochs = 1"),
+            (SUBGROUPS, r#"subgroups = ["amount"]"#),
+        ],
+    );
+    refused(
+        &sb,
+        &p,
+        &[
+            "subgroup column \"amount\" has more than 64 distinct values in the holdout",
+            "band it",
+        ],
+    );
+}
+
+#[test]
+fn an_unbanded_identifier_as_subgroup_is_refused() {
+    let sb = Sandbox::new();
+    let data = sb.demo_data(300, 5);
+    let p = sb.pipeline("p.toml", &data, &[(SUBGROUPS, r#"subgroups = ["zip"]"#)]);
+    refused(
+        &sb,
+        &p,
+        &["\"zip\" is listed in data.identifiers", "band it"],
+    );
+}

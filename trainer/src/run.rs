@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use airlock_schemas::{
-    BackendInfo, DatasetFingerprint, EpochMetrics, FileDigest, HoldoutMetrics, Hyperparameters,
-    PipelineSpec, SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
+    BackendInfo, DatasetFingerprint, EpochMetrics, Evaluation, FileDigest, HoldoutMetrics,
+    Hyperparameters, PipelineSpec, SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
 };
 use burn::backend::{Autodiff, Flex, NdArray};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,7 +17,8 @@ use time::format_description::well_known::Rfc3339;
 use airlock_infer::{Backend, DeviceSpec, predict_logits, to_module};
 use airlock_model::{
     CHECKPOINT_FILE, Checkpoint, LOG_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess,
-    RECORD_FILE, Table, accuracy, load_table, log_loss, roc_auc, roc_curve, split_rows,
+    RECORD_FILE, SubgroupInput, Table, accuracy, check_subgroups, evaluate, load_table_with_groups,
+    log_loss, roc_auc, roc_curve, split_rows,
 };
 
 use crate::TrainError;
@@ -63,9 +64,20 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     let plan = Plan::read(opts)?;
     let spec = &plan.spec;
     let source = data_source(spec, &opts.pipeline)?;
-    let table = load_table(&source, &spec.data.features, Some(&spec.data.label))?;
+    let table = load_table_with_groups(
+        &source,
+        &spec.data.features,
+        Some(&spec.data.label),
+        &spec.data.subgroups,
+    )?;
     let labels = table.labels.clone().unwrap_or_default();
     let splits = Splits::draw(spec, &source, table.rows(), &labels)?;
+    check_subgroups(&splits.hold, &subgroup_inputs(spec, &table)).map_err(|message| {
+        TrainError::Split {
+            path: source.clone(),
+            message,
+        }
+    })?;
 
     let pre = Preprocess::fit(&table.feature_names, &table.features, &splits.train);
     let input = fit_input(spec, &table, &labels, &pre, &splits);
@@ -94,7 +106,7 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     ));
 
     let fitted = fit_on(plan.backend, plan.device, &input, &mut reporter)?;
-    let holdout = holdout_metrics(&fitted, &x_hold, &y_hold, input.width);
+    let (holdout, hold_logits) = holdout_metrics(&fitted, &x_hold, &y_hold, input.width);
     reporter.line(&format!(
         "holdout: ROC AUC {:.4}, accuracy {:.4}, loss {:.4} ({} rows)",
         holdout.roc_auc,
@@ -102,6 +114,8 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         holdout.loss,
         y_hold.len()
     ));
+    let evaluation = holdout_evaluation(spec, &source, &table, &splits, &hold_logits, &y_hold)?;
+    reporter.line(&evaluation_line(&evaluation));
     let rows_per_second = fitted.rows_per_second(splits.train.len());
     reporter.line(&format!("throughput: {rows_per_second:.0} training rows/s"));
     let record = training_record(
@@ -113,6 +127,16 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         holdout,
         rows_per_second,
     )?;
+    let record = TrainingRecord {
+        evaluation: Some(evaluation),
+        ..record
+    };
+    record
+        .validate()
+        .map_err(|message| airlock_schemas::PipelineError::Invalid {
+            path: opts.pipeline.clone(),
+            message: format!("the training record would be invalid: {message}"),
+        })?;
 
     let dir = staging.dir.path();
     write_run_files(dir, &plan, &fitted, &pre, &record)?;
@@ -304,25 +328,92 @@ impl Staging {
     }
 }
 
-/// Holdout metrics, from the host copy of the weights through the same backend kind.
+/// The holdout evaluation of the model card: at the pipeline's threshold, with bootstrap
+/// intervals seeded from the training seed, and per `[data] subgroups` entry.
+fn holdout_evaluation(
+    spec: &PipelineSpec,
+    source: &Path,
+    table: &Table,
+    splits: &Splits,
+    hold_logits: &[f32],
+    y_hold: &[f32],
+) -> Result<Evaluation, TrainError> {
+    let probs: Vec<f64> = hold_logits
+        .iter()
+        .map(|&z| 1.0 / (1.0 + (-f64::from(z)).exp()))
+        .collect();
+    evaluate(
+        &probs,
+        y_hold,
+        &splits.hold,
+        &subgroup_inputs(spec, table),
+        &spec.evaluation,
+        spec.training.seed,
+    )
+    .map_err(|message| TrainError::Split {
+        path: source.to_owned(),
+        message,
+    })
+}
+
+/// The `[data] subgroups` entries with their columns as loaded.
+fn subgroup_inputs<'a>(spec: &'a PipelineSpec, table: &'a Table) -> Vec<SubgroupInput<'a>> {
+    spec.data
+        .subgroups
+        .iter()
+        .zip(&table.groups)
+        .map(|(spec, column)| SubgroupInput { spec, column })
+        .collect()
+}
+
+/// One line of the log on the evaluation: the rates at the threshold with their intervals.
+fn evaluation_line(e: &Evaluation) -> String {
+    let parts: Vec<String> = e
+        .metrics
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.name.as_str(),
+                "sensitivity" | "specificity" | "ppv" | "npv"
+            )
+        })
+        .map(|m| match (m.value, m.low, m.high) {
+            (Some(v), Some(l), Some(h)) => format!("{} {v:.3} [{l:.3}, {h:.3}]", m.name),
+            (Some(v), _, _) => format!("{} {v:.3}", m.name),
+            _ => format!("{} undefined", m.name),
+        })
+        .collect();
+    format!(
+        "evaluation at threshold {}: {} ({} resamples, {:.0}% intervals); {} subgroup tables",
+        e.threshold,
+        parts.join(", "),
+        e.bootstrap.resamples,
+        e.bootstrap.confidence * 100.0,
+        e.subgroups.len()
+    )
+}
+
+/// Holdout metrics (and the holdout's logits), from the host copy of the weights through
+/// the same backend kind.
 fn holdout_metrics(
     fitted: &FitOutput,
     x_hold: &[f32],
     y_hold: &[f32],
     width: usize,
-) -> HoldoutMetrics {
+) -> (HoldoutMetrics, Vec<f32>) {
     let hold_logits = {
         let d = Default::default();
         predict_logits(&to_module::<Flex>(&fitted.params, &d), x_hold, width, &d)
     };
     let roc = roc_auc(&hold_logits, y_hold).unwrap_or(0.5);
-    HoldoutMetrics {
+    let metrics = HoldoutMetrics {
         loss: log_loss(&hold_logits, y_hold),
         accuracy: accuracy(&hold_logits, y_hold),
         roc_auc: roc,
         positive_rate: y_hold.iter().filter(|&&y| y > 0.5).count() as f64 / y_hold.len() as f64,
         roc_curve: roc_curve(&hold_logits, y_hold, 101),
-    }
+    };
+    (metrics, hold_logits)
 }
 
 /// The training record; every field the packager signs matches its grammar, or nothing
