@@ -134,10 +134,11 @@ const POSTCODE_INWARD: &[u8] = b"ABDEFGHJLNPQRSTUWXYZ";
 /// A UK postcode starting at `start` (an upper-case letter on a token boundary).
 pub(crate) fn postcode_at(text: &[u8], start: usize) -> Option<Range<usize>> {
     let closed = |end: usize| !(is_alnum_at(text, end) || at(text, end) == Some(b'@'));
-    if text[start..].starts_with(b"GIR 0AA") {
+    if text[start..].starts_with(b"GIR 0AA") && !(start > 0 && text[start - 1] == b'@') {
         return closed(start + 7).then_some(start..start + 7);
     }
-    if !upper_in(at(text, start), POSTCODE_FIRST) {
+    // After an `@` it would be part of an address.
+    if !upper_in(at(text, start), POSTCODE_FIRST) || (start > 0 && text[start - 1] == b'@') {
         return None;
     }
     // The outward code: A9, A99, A9A, AA9, AA99 or AA9A.
@@ -242,7 +243,10 @@ const MONTHS: [&[u8]; 12] = [
 /// Whether `b` can start a month's name (either case): the cheap test before
 /// [`month_at`].
 pub(crate) fn is_month_initial(b: u8) -> bool {
-    matches!(b | 0x20, b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd')
+    matches!(
+        b | 0x20,
+        b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd'
+    )
 }
 
 /// A month's name at `p` (full, three-letter abbreviation, or `Sept`, either case, with an
@@ -314,7 +318,9 @@ fn time_after(text: &[u8], p: usize) -> Option<bool> {
 /// time may follow). The birth keyword is checked separately ([`dob_context`]).
 pub(crate) fn numeric_date_at(text: &[u8], start: usize) -> Option<Range<usize>> {
     // Not the tail of a longer chain: `5-1984-03-12`, `1.12.03.1984`.
-    if start >= 2 && matches!(text[start - 1], b'-' | b'/' | b'.') && text[start - 2].is_ascii_digit()
+    if start >= 2
+        && matches!(text[start - 1], b'-' | b'/' | b'.')
+        && text[start - 2].is_ascii_digit()
     {
         return None;
     }
@@ -417,7 +423,10 @@ pub(crate) fn dob_context(text: &[u8], range: &Range<usize>) -> bool {
 }
 
 fn has_keyword(window: &[u8]) -> bool {
-    let letter = |i: Option<usize>| i.and_then(|i| window.get(i)).is_some_and(u8::is_ascii_alphabetic);
+    let letter = |i: Option<usize>| {
+        i.and_then(|i| window.get(i))
+            .is_some_and(u8::is_ascii_alphabetic)
+    };
     for i in 0..window.len() {
         let rest = &window[i..];
         let starts = |k: &[u8]| rest.len() >= k.len() && rest[..k.len()].eq_ignore_ascii_case(k);

@@ -118,5 +118,7 @@ pub fn identifier_index_for_bundle(
     let values = identifier_values(&bytes, ids, 0).map_err(bad)?;
     // L1 as the run's pipeline configured it (its site MRN patterns).
     let pii = PiiScanner::new(&run.spec.leak.mrn_patterns).map_err(bad)?;
-    Ok(IdentifierIndex::build(ids, &values).map_err(bad)?.with_pii(pii))
+    Ok(IdentifierIndex::build(ids, &values)
+        .map_err(bad)?
+        .with_pii(pii))
 }

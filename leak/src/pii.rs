@@ -39,6 +39,7 @@ pub enum PiiKind {
     /// A UK postcode in the official format (`SW1A 1AA`).
     Postcode,
     /// A US ZIP+4 code (`12345-6789`).
+    #[serde(rename = "zip-plus-4")]
     ZipPlus4,
     /// A match of one of the site's medical record number patterns.
     Mrn,
@@ -598,7 +599,8 @@ fn health_digits(
     let start = groups[0].0;
     let end = groups[groups.len() - 1].1;
     // `5-…` or `5 …` before the chain would make it part of a longer one.
-    let continues_left = |s: u8| start >= 2 && text[start - 1] == s && text[start - 2].is_ascii_digit();
+    let continues_left =
+        |s: u8| start >= 2 && text[start - 1] == s && text[start - 2].is_ascii_digit();
     if !closed || sep.is_some_and(continues_left) {
         return None;
     }
@@ -884,13 +886,7 @@ mod tests {
 
     #[test]
     fn names_are_kebab_case_and_match_serde() {
-        for k in [
-            PiiKind::Email,
-            PiiKind::CardNumber,
-            PiiKind::Ssn,
-            PiiKind::Iban,
-            PiiKind::Phone,
-        ] {
+        for k in PiiKind::ALL {
             let json = serde_json::to_string(&k).expect("serialize");
             assert_eq!(json, format!("\"{}\"", k.name()));
         }

@@ -1169,7 +1169,8 @@ fn model_card(run: &Run, widths: &[usize], declared: &[(String, Vec<usize>)]) ->
             epochs: r.epochs.clone(),
             roc_curve: r.holdout.roc_curve.clone(),
             split_rows: [r.splits.train, r.splits.validation, r.splits.holdout],
-        },        configuration: None,
+        },
+        configuration: None,
         evaluation: None,
     }
 }

@@ -573,10 +573,7 @@ const MRN_PROBES: &[(&str, &str)] = &[
     ("base64", "dGhlIHF1aWNrIGJyb3duIGZveCBqdW1wcw=="),
     ("a tensor name", "layers.0.weight"),
     ("a file name", "model-00001-of-00004.safetensors"),
-    (
-        "a URI",
-        "https://airlock.dev/attestation/release/v1",
-    ),
+    ("a URI", "https://airlock.dev/attestation/release/v1"),
     (
         "a sentence",
         "The model was trained on 2026 data and approved by Dr Jane Smith.",
