@@ -300,8 +300,7 @@ fn card(version: &str, auc: f64, accuracy: f64, loss: f64, hidden: [usize; 2]) -
             epochs,
             roc_curve,
             split_rows: [14000, 3000, 3000],
-        },
-        configuration: None,
+        },        configuration: None,
         evaluation: None,
     }
 }

@@ -522,8 +522,7 @@ fn card(spec: &KitBuilder, model: &[OwnedTensor]) -> ModelCard {
                 .map(|(fpr, tpr)| RocPoint { fpr, tpr })
                 .collect(),
             split_rows: [1400, 300, 300],
-        },
-        configuration: None,
+        },        configuration: None,
         evaluation: None,
     }
 }
