@@ -205,9 +205,20 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 
 /// A real calendar day in a plausible birth year.
 pub fn plausible_birth_date(year: u32, month: u32, day: u32) -> bool {
-    (MIN_BIRTH_YEAR..=current_year()).contains(&year)
+    calendar_day(year, month, day) && not_future(year)
+}
+
+/// A real calendar day from [`MIN_BIRTH_YEAR`] on (no clock read: the scan asks
+/// [`not_future`] last, for the few dates that have a birth keyword near them).
+fn calendar_day(year: u32, month: u32, day: u32) -> bool {
+    year >= MIN_BIRTH_YEAR
         && (1..=12).contains(&month)
         && (1..=days_in_month(year, month)).contains(&day)
+}
+
+/// Whether `year` is not after this year.
+pub(crate) fn not_future(year: u32) -> bool {
+    year <= current_year()
 }
 
 /// Up to `max` digits at `p` as a number, with the end offset; `None` without a digit or
@@ -240,13 +251,17 @@ const MONTHS: [&[u8]; 12] = [
     b"december",
 ];
 
-/// Whether `b` can start a month's name (either case): the cheap test before
-/// [`month_at`].
-pub(crate) fn is_month_initial(b: u8) -> bool {
-    matches!(
-        b | 0x20,
-        b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd'
-    )
+/// Whether the three bytes at `p` start a month's name (either case): the cheap test
+/// before [`month_at`], a few byte operations.
+pub(crate) fn starts_month(text: &[u8], p: usize) -> bool {
+    const ABBREVS: [[u8; 3]; 12] = [
+        *b"jan", *b"feb", *b"mar", *b"apr", *b"may", *b"jun", *b"jul", *b"aug", *b"sep",
+        *b"oct", *b"nov", *b"dec",
+    ];
+    match text.get(p..p + 3) {
+        Some(&[a, b, c]) => ABBREVS.contains(&[a | 0x20, b | 0x20, c | 0x20]),
+        _ => false,
+    }
 }
 
 /// A month's name at `p` (full, three-letter abbreviation, or `Sept`, either case, with an
@@ -314,9 +329,10 @@ fn time_after(text: &[u8], p: usize) -> Option<bool> {
 }
 
 /// A date starting at `start` (a digit on a token boundary, not the fraction of a
-/// decimal): its range, if it is a plausible birth date closed on the right (a midnight
-/// time may follow). The birth keyword is checked separately ([`dob_context`]).
-pub(crate) fn numeric_date_at(text: &[u8], start: usize) -> Option<Range<usize>> {
+/// decimal): its range and year, if it is a real calendar day from [`MIN_BIRTH_YEAR`] on,
+/// closed on the right (a midnight time may follow). The birth keyword ([`dob_context`])
+/// and the year's not being in the future ([`not_future`]) are checked by the caller.
+pub(crate) fn numeric_date_at(text: &[u8], start: usize) -> Option<(Range<usize>, u32)> {
     // Not the tail of a longer chain: `5-1984-03-12`, `1.12.03.1984`.
     if start >= 2
         && matches!(text[start - 1], b'-' | b'/' | b'.')
@@ -326,7 +342,7 @@ pub(crate) fn numeric_date_at(text: &[u8], start: usize) -> Option<Range<usize>>
     }
     let (first, p) = number(text, start, 1, 4)?;
     let sep = at(text, p)?;
-    let end = match sep {
+    let (end, year) = match sep {
         b'-' | b'/' | b'.' if p - start == 4 => {
             // Year first: 1984-03-12, 1984/03/12, 1984.03.12.
             let (month, q) = number(text, p + 1, 1, 2)?;
@@ -334,7 +350,7 @@ pub(crate) fn numeric_date_at(text: &[u8], start: usize) -> Option<Range<usize>>
                 return None;
             }
             let (day, e) = number(text, q + 1, 1, 2)?;
-            plausible_birth_date(first, month, day).then_some(e)?
+            calendar_day(first, month, day).then_some((e, first))?
         }
         b'-' | b'/' | b'.' if p - start <= 2 => {
             if let Some((second, q)) = number(text, p + 1, 1, 2) {
@@ -343,26 +359,25 @@ pub(crate) fn numeric_date_at(text: &[u8], start: usize) -> Option<Range<usize>>
                 }
                 let (year, e) = number(text, q + 1, 4, 4)?;
                 // Day first or month first: either reading may be the one written.
-                (plausible_birth_date(year, second, first)
-                    || plausible_birth_date(year, first, second))
-                .then_some(e)?
+                (calendar_day(year, second, first) || calendar_day(year, first, second))
+                    .then_some((e, year))?
             } else if sep == b'-' {
-                day_month_name_year(text, start, first, p)?.end
+                day_month_name_year(text, first, p)?
             } else {
                 return None;
             }
         }
         // 12 Mar 1984, 12th March 1984.
         _ if p - start <= 2 && (sep == b' ' || sep.is_ascii_alphabetic()) => {
-            day_month_name_year(text, start, first, p)?.end
+            day_month_name_year(text, first, p)?
         }
         _ => return None,
     };
-    date_closes(text, end).then_some(start..end)
+    date_closes(text, end).then_some((start..end, year))
 }
 
-/// `12 Mar 1984`, `12th March 1984`, `12-Mar-1984`: `day` ends at `p`.
-fn day_month_name_year(text: &[u8], start: usize, day: u32, p: usize) -> Option<Range<usize>> {
+/// `12 Mar 1984`, `12th March 1984`, `12-Mar-1984`: `day` ends at `p`; (end, year).
+fn day_month_name_year(text: &[u8], day: u32, p: usize) -> Option<(usize, u32)> {
     let p = skip_ordinal(text, p);
     let sep = at(text, p)?;
     if !matches!(sep, b' ' | b'-') {
@@ -373,12 +388,12 @@ fn day_month_name_year(text: &[u8], start: usize, day: u32, p: usize) -> Option<
         return None;
     }
     let (year, e) = number(text, q + 1, 4, 4)?;
-    plausible_birth_date(year, month, day).then_some(start..e)
+    calendar_day(year, month, day).then_some((e, year))
 }
 
 /// `March 12, 1984`, `Mar. 12 1984`, `march 12th, 1984`, starting at `start` (a month's
-/// initial on a token boundary).
-pub(crate) fn month_name_date_at(text: &[u8], start: usize) -> Option<Range<usize>> {
+/// initial on a token boundary): its range and year, as [`numeric_date_at`].
+pub(crate) fn month_name_date_at(text: &[u8], start: usize) -> Option<(Range<usize>, u32)> {
     let (month, p) = month_at(text, start)?;
     if at(text, p) != Some(b' ') {
         return None;
@@ -392,7 +407,7 @@ pub(crate) fn month_name_date_at(text: &[u8], start: usize) -> Option<Range<usiz
         return None;
     }
     let (year, e) = number(text, q + 1, 4, 4)?;
-    (plausible_birth_date(year, month, day) && date_closes(text, e)).then_some(start..e)
+    (calendar_day(year, month, day) && date_closes(text, e)).then_some((start..e, year))
 }
 
 /// Whether a date ending at `end` is closed: not continued by a letter, a digit or another

@@ -241,17 +241,19 @@ fn numeric_dob_at(text: &[u8], i: usize) -> Option<Range<usize>> {
     if !numeric_left_ok(text, i) {
         return None;
     }
-    health::numeric_date_at(text, i).filter(|r| health::dob_context(text, r))
+    health::numeric_date_at(text, i)
+        .filter(|(r, year)| health::dob_context(text, r) && health::not_future(*year))
+        .map(|(r, _)| r)
 }
 
 /// A date of birth starting with a month's name at `i` (a token start).
 fn month_dob_at(text: &[u8], i: usize) -> Option<(PiiKind, Range<usize>)> {
-    if !health::is_month_initial(text[i]) || (i > 0 && text[i - 1] == b'@') {
+    if !health::starts_month(text, i) || (i > 0 && text[i - 1] == b'@') {
         return None;
     }
     health::month_name_date_at(text, i)
-        .filter(|r| health::dob_context(text, r))
-        .map(|r| (PiiKind::DateOfBirth, r))
+        .filter(|(r, year)| health::dob_context(text, r) && health::not_future(*year))
+        .map(|(r, _)| (PiiKind::DateOfBirth, r))
 }
 
 /// Runs of printable ASCII (0x20..=0x7E) at least `min_len` long, as ranges into `bytes`.
@@ -539,7 +541,11 @@ fn digits_at(text: &[u8], start: usize) -> DigitScan {
     // A candidate made of the first k groups ends on a boundary if another group follows
     // (separated by the chain's separator) or if the chain itself ends on one.
     let closes = |k: usize| k < count || last_closed;
-    let lens: Vec<usize> = groups.iter().map(|(s, e)| e - s).collect();
+    let mut lens_buf = [0usize; MAX_GROUPS];
+    for (l, (s, e)) in lens_buf.iter_mut().zip(groups) {
+        *l = e - s;
+    }
+    let lens = &lens_buf[..count];
 
     if sep == Some(b'-') && count >= 3 {
         let prefix_dash = start >= 1 && text[start - 1] == b'-';
@@ -560,7 +566,7 @@ fn digits_at(text: &[u8], start: usize) -> DigitScan {
             return DigitScan::Hit(PiiKind::Phone, start..groups[2].1);
         }
         if count == 4
-            && lens == [1, 3, 3, 4]
+            && lens == [1, 3, 3, 4].as_slice()
             && text[start] == b'1'
             && closes(4)
             && !prefix_dash
@@ -570,7 +576,7 @@ fn digits_at(text: &[u8], start: usize) -> DigitScan {
         }
     }
 
-    if let Some(kind) = health_digits(text, groups, &lens, sep, last_closed) {
+    if let Some(kind) = health_digits(text, groups, lens, sep, last_closed) {
         return DigitScan::Hit(kind, start..groups[count - 1].1);
     }
 
