@@ -255,8 +255,8 @@ const MONTHS: [&[u8]; 12] = [
 /// before [`month_at`], a few byte operations.
 pub(crate) fn starts_month(text: &[u8], p: usize) -> bool {
     const ABBREVS: [[u8; 3]; 12] = [
-        *b"jan", *b"feb", *b"mar", *b"apr", *b"may", *b"jun", *b"jul", *b"aug", *b"sep",
-        *b"oct", *b"nov", *b"dec",
+        *b"jan", *b"feb", *b"mar", *b"apr", *b"may", *b"jun", *b"jul", *b"aug", *b"sep", *b"oct",
+        *b"nov", *b"dec",
     ];
     match text.get(p..p + 3) {
         Some(&[a, b, c]) => ABBREVS.contains(&[a | 0x20, b | 0x20, c | 0x20]),

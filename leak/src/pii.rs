@@ -612,10 +612,7 @@ fn health_digits(
     }
     match (lens, sep) {
         // A sign makes it a number: `+0123456789`, `-9434765919`.
-        ([10], None)
-            if !(start >= 1 && matches!(text[start - 1], b'+' | b'-'))
-                && !health::is_json_count(text, start, end) =>
-        {
+        ([10], None) if !signed(text, start) && !health::is_json_count(text, start, end) => {
             health::nhs_valid(text, groups).then_some(PiiKind::NhsNumber)
         }
         ([3, 3, 4], Some(_)) => health::nhs_valid(text, groups).then_some(PiiKind::NhsNumber),
@@ -625,6 +622,11 @@ fn health_digits(
         }
         _ => None,
     }
+}
+
+/// Whether a sign precedes `start`.
+fn signed(text: &[u8], start: usize) -> bool {
+    start >= 1 && matches!(text[start - 1], b'+' | b'-')
 }
 
 fn ssn_valid(s: &[u8]) -> bool {
