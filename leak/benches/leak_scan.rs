@@ -92,6 +92,7 @@ fn main() {
 
     planted_check(&index, &data);
     outgoing(&data);
+    l1(&buf);
 
     // Where the time goes: text and numeric parts of the index on their own.
     if std::env::var_os("LEAK_SCAN_BREAKDOWN").is_some() {
@@ -171,6 +172,57 @@ fn outgoing(data: &Data) {
         "  peer: Aho-Corasick over the same values: build {ac_build:.2?}, scan of 64 KiB {:.2?} ({n} match(es)); build speed-up {:.0}x",
         t.elapsed(),
         ac_build.as_secs_f64() / build.as_secs_f64().max(1e-9)
+    );
+}
+
+/// L1 throughput: the PII patterns over the printable runs of the weights buffer (as the
+/// packager scans tensors), and over technical text (printed floats, RFC 3339 timestamps,
+/// hex digests) as large as a quarter of it, as the outgoing scan reads documents.
+fn l1(weights: &[u8]) {
+    use airlock_leak::pii::{find_pii, find_pii_in_bytes};
+    let t = Instant::now();
+    let found = find_pii_in_bytes(weights);
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "L1 over {} MiB of weights: {secs:.3} s, {:.3} GB/s, {} hit(s) {:?}",
+        weights.len() >> 20,
+        weights.len() as f64 / secs / 1e9,
+        found.len(),
+        found.iter().map(|h| h.kind.name()).collect::<Vec<_>>()
+    );
+    let mut text = Vec::with_capacity(weights.len() / 4 + 256);
+    let mut i = 0u64;
+    while text.len() < weights.len() / 4 {
+        let w = f32::from_le_bytes([
+            weights[(i as usize * 4) % (weights.len() - 4)],
+            weights[(i as usize * 4 + 1) % (weights.len() - 4)],
+            weights[(i as usize * 4 + 2) % (weights.len() - 4)],
+            weights[(i as usize * 4 + 3) % (weights.len() - 4)],
+        ]);
+        let secs = 1_700_000_000 + i * 7919;
+        text.extend_from_slice(
+            format!(
+                "{{\"w\": {w}, \"at\": \"2026-{:02}-{:02}T{:02}:{:02}:{:02}Z\", \"sha256\": \"{:016x}{:016x}\", \"n\": {i}}}\n",
+                1 + secs / 86_400 % 12,
+                1 + secs / 86_400 % 28,
+                secs % 86_400 / 3600,
+                secs / 60 % 60,
+                secs % 60,
+                secs.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                i.wrapping_mul(0xD1B5_4A32_D192_ED03),
+            )
+            .as_bytes(),
+        );
+        i += 1;
+    }
+    let t = Instant::now();
+    let found = find_pii(&text);
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "L1 over {} MiB of technical text: {secs:.3} s, {:.3} GB/s, {} hit(s)",
+        text.len() >> 20,
+        text.len() as f64 / secs / 1e9,
+        found.len()
     );
 }
 

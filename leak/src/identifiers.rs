@@ -7,6 +7,7 @@ use airlock_model::{RECORD_FILE, RunError, read_run};
 use sha2::{Digest, Sha256};
 
 use crate::outgoing::IdentifierIndex;
+use crate::pii::PiiScanner;
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -58,6 +59,7 @@ pub fn run_pointer_path(bundle: &Path) -> PathBuf {
 /// It must be the run the signed statement names: its `training-record.json` must have the
 /// SHA-256 `record_sha256` (from the verified statement), its pipeline snapshot and its
 /// training data the digests the record holds. Anything else fails: the caller refuses.
+/// Its L1 is configured by the run's pipeline (`[leak] mrn_patterns`).
 pub fn identifier_index_for_bundle(
     bundle: &Path,
     run_dir: Option<&Path>,
@@ -114,5 +116,9 @@ pub fn identifier_index_for_bundle(
     }
     let ids = &run.spec.data.identifiers;
     let values = identifier_values(&bytes, ids, 0).map_err(bad)?;
-    IdentifierIndex::build(ids, &values).map_err(bad)
+    // L1 as the run's pipeline configured it (its site MRN patterns).
+    let pii = PiiScanner::new(&run.spec.leak.mrn_patterns).map_err(bad)?;
+    Ok(IdentifierIndex::build(ids, &values)
+        .map_err(bad)?
+        .with_pii(pii))
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod health;
 pub mod identifiers;
 pub mod membership;
 pub mod outgoing;

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 
-use super::pii::find_pii;
+use super::pii::PiiScanner;
 
 /// Shortest identifier value searched for, in bytes (exact and folded forms).
 pub const MIN_TEXT_LEN: usize = 8;
@@ -86,6 +86,7 @@ pub struct IdentifierIndex {
     folded: Option<Patterns>,
     digits: HashMap<Vec<u8>, (u32, u32)>,
     max_digits: usize,
+    pii: PiiScanner,
 }
 
 /// Distinct values of at least [`MIN_TEXT_LEN`] bytes, found by their first
@@ -222,6 +223,7 @@ impl std::fmt::Debug for IdentifierIndex {
                 &self.folded.as_ref().map_or(0, |p| p.origins.len()),
             )
             .field("digits", &self.digits.len())
+            .field("mrn_patterns", &self.pii.mrn_patterns())
             .finish()
     }
 }
@@ -293,7 +295,15 @@ impl IdentifierIndex {
             folded: Patterns::new(distinct(folded))?,
             digits,
             max_digits,
+            pii: PiiScanner::default(),
         })
+    }
+
+    /// The same index with L1 configured by `pii` (the site's MRN patterns); L1 is the
+    /// built-in detectors until then.
+    pub fn with_pii(mut self, pii: PiiScanner) -> Self {
+        self.pii = pii;
+        self
     }
 
     /// An index of no values: L1 only.
@@ -304,6 +314,7 @@ impl IdentifierIndex {
             folded: None,
             digits: HashMap::new(),
             max_digits: 0,
+            pii: PiiScanner::default(),
         }
     }
 
@@ -435,7 +446,7 @@ impl IdentifierIndex {
     }
 
     fn scan_bytes(&self, place: &str, bytes: &[u8], out: &mut Vec<OutgoingFinding>) {
-        for hit in find_pii(bytes) {
+        for hit in self.pii.find(bytes) {
             out.push(OutgoingFinding {
                 layer: "L1",
                 kind: hit.kind.name().into(),

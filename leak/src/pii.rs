@@ -2,14 +2,19 @@
 //!
 //! Hand-written scanners for the identifiers a bank or a hospital may not ship: e-mail
 //! addresses, payment card numbers (Luhn), US social security numbers, IBANs (ISO 13616
-//! mod 97) and phone numbers. Every candidate is validated (checksum, issuable ranges,
-//! token boundaries) so that the false-positive rate on the text found in model artifacts
-//! (version strings, timestamps, digests, base64, printed floats) stays low: a leak check
-//! that cries wolf gets switched off.
+//! mod 97), phone numbers, and the health identifiers of [`crate::health`]: NHS numbers
+//! (mod 11), dates of birth (next to a birth keyword), UK postcodes and US ZIP+4 codes.
+//! Every candidate is validated (checksum, issuable ranges, calendar, token boundaries) so
+//! that the false-positive rate on the text found in model artifacts (version strings,
+//! timestamps, digests, base64, printed floats) stays low: a leak check that cries wolf
+//! gets switched off. A site adds its own medical record number formats as regular
+//! expressions (`[leak] mrn_patterns`), through a [`PiiScanner`].
 //!
 //! The scanners work on bytes and only know ASCII: any other byte is a separator.
 
 use std::ops::Range;
+
+use crate::health;
 
 /// The kinds of identifiers [`find_pii`] reports.
 #[derive(
@@ -27,6 +32,17 @@ pub enum PiiKind {
     Iban,
     /// An international (`+` country code) or North American phone number.
     Phone,
+    /// An NHS number (ten digits, mod-11 check digit), plain or grouped 3-3-4.
+    NhsNumber,
+    /// A plausible date of birth with a birth keyword near it.
+    DateOfBirth,
+    /// A UK postcode in the official format (`SW1A 1AA`).
+    Postcode,
+    /// A US ZIP+4 code (`12345-6789`).
+    #[serde(rename = "zip-plus-4")]
+    ZipPlus4,
+    /// A match of one of the site's medical record number patterns.
+    Mrn,
 }
 
 impl PiiKind {
@@ -38,8 +54,27 @@ impl PiiKind {
             PiiKind::Ssn => "ssn",
             PiiKind::Iban => "iban",
             PiiKind::Phone => "phone",
+            PiiKind::NhsNumber => "nhs-number",
+            PiiKind::DateOfBirth => "date-of-birth",
+            PiiKind::Postcode => "postcode",
+            PiiKind::ZipPlus4 => "zip-plus-4",
+            PiiKind::Mrn => "mrn",
         }
     }
+
+    /// Every kind, in order.
+    pub const ALL: [PiiKind; 10] = [
+        PiiKind::Email,
+        PiiKind::CardNumber,
+        PiiKind::Ssn,
+        PiiKind::Iban,
+        PiiKind::Phone,
+        PiiKind::NhsNumber,
+        PiiKind::DateOfBirth,
+        PiiKind::Postcode,
+        PiiKind::ZipPlus4,
+        PiiKind::Mrn,
+    ];
 }
 
 /// One validated identifier: its kind and where it sits in the scanned bytes. The value
@@ -52,11 +87,113 @@ pub struct PiiHit {
     pub range: Range<usize>,
 }
 
-/// Validated PII in `text` (bytes, ASCII-oriented; non-ASCII bytes are separators).
+/// Validated PII in `text` (bytes, ASCII-oriented; non-ASCII bytes are separators), with
+/// the built-in detectors only (no site MRN patterns: see [`PiiScanner`]).
 ///
 /// Hits are sorted by start offset, then end offset, then kind. Every hit sits on token
 /// boundaries: it is neither preceded nor followed by an ASCII alphanumeric byte.
 pub fn find_pii(text: &[u8]) -> Vec<PiiHit> {
+    let mut hits = builtin_hits(text);
+    sort_hits(&mut hits);
+    hits
+}
+
+fn sort_hits(hits: &mut [PiiHit]) {
+    hits.sort_by_key(|h| (h.range.start, h.range.end, h.kind));
+}
+
+/// L1 as configured for a site: the built-in detectors of [`find_pii`] and the site's
+/// medical record number patterns (`[leak] mrn_patterns`, validated by
+/// [`airlock_schemas::PipelineSpec::mrn_regex`]). Reusable on any bytes: documents, tensors, requests.
+///
+/// `Debug` shows the compiled patterns, which are the site's formats, never data.
+#[derive(Debug, Clone, Default)]
+pub struct PiiScanner {
+    mrn: Option<regex::bytes::Regex>,
+    mrn_patterns: usize,
+}
+
+impl PiiScanner {
+    /// The built-in detectors and the site's `mrn_patterns`; fails (and the caller
+    /// refuses) when the patterns break the rules of [`airlock_schemas::PipelineSpec::mrn_regex`].
+    pub fn new(mrn_patterns: &[String]) -> Result<Self, String> {
+        Ok(Self {
+            mrn: airlock_schemas::PipelineSpec::mrn_regex(mrn_patterns)?,
+            mrn_patterns: mrn_patterns.len(),
+        })
+    }
+
+    /// How many site MRN patterns this scanner holds.
+    pub fn mrn_patterns(&self) -> usize {
+        self.mrn_patterns
+    }
+
+    /// What this scanner looks for, for a leak report's parameters (kinds and how they are
+    /// validated; the site's patterns are counted, not quoted).
+    pub fn describe(&self) -> Vec<String> {
+        let mut d: Vec<String> = [
+            "email",
+            "card-number (Luhn)",
+            "ssn",
+            "iban (mod 97)",
+            "phone",
+            "nhs-number (mod 11)",
+            "date-of-birth (valid date near a birth keyword)",
+            "postcode (UK format)",
+            "zip-plus-4",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        if self.mrn_patterns > 0 {
+            d.push(format!("mrn ({} site pattern(s))", self.mrn_patterns));
+        }
+        d
+    }
+
+    /// Validated PII in `text`, sorted like [`find_pii`]'s hits. A match of a site MRN
+    /// pattern is a hit wherever it is (the patterns are refused if they match ordinary
+    /// text), except an empty match, which no valid pattern makes.
+    pub fn find(&self, text: &[u8]) -> Vec<PiiHit> {
+        let mut hits = builtin_hits(text);
+        if let Some(re) = &self.mrn {
+            hits.extend(
+                re.find_iter(text)
+                    .filter(|m| !m.is_empty())
+                    .map(|m| PiiHit {
+                        kind: PiiKind::Mrn,
+                        range: m.range(),
+                    }),
+            );
+        }
+        sort_hits(&mut hits);
+        hits
+    }
+
+    /// [`Self::find`] over every printable run of binary `bytes`, as
+    /// [`find_pii_in_bytes`] does.
+    pub fn find_in_bytes(&self, bytes: &[u8]) -> Vec<PiiHit> {
+        let mut hits = Vec::new();
+        for run in printable_runs(bytes, 8) {
+            let base = run.start;
+            let text = &bytes[run];
+            hits.extend(
+                self.find(text)
+                    .into_iter()
+                    .filter(|h| {
+                        h.kind != PiiKind::Email || plausible_binary_email(&text[h.range.clone()])
+                    })
+                    .map(|h| PiiHit {
+                        kind: h.kind,
+                        range: h.range.start + base..h.range.end + base,
+                    }),
+            );
+        }
+        hits
+    }
+}
+
+/// The built-in detectors' hits in `text`, unsorted.
+fn builtin_hits(text: &[u8]) -> Vec<PiiHit> {
     let mut hits = Vec::new();
     let n = text.len();
     let mut i = 0;
@@ -67,16 +204,23 @@ pub fn find_pii(text: &[u8]) -> Vec<PiiHit> {
             b'@' => email_at(text, i).map(|r| (PiiKind::Email, r)),
             b'+' if token_start => intl_phone_at(text, i).map(|r| (PiiKind::Phone, r)),
             b'(' if token_start => nanp_paren_at(text, i).map(|r| (PiiKind::Phone, r)),
-            b'A'..=b'Z' if token_start => iban_at(text, i).map(|r| (PiiKind::Iban, r)),
+            b'A'..=b'Z' if token_start => iban_at(text, i)
+                .map(|r| (PiiKind::Iban, r))
+                .or_else(|| health::postcode_at(text, i).map(|r| (PiiKind::Postcode, r)))
+                .or_else(|| month_dob_at(text, i)),
+            b'a'..=b'z' if token_start => month_dob_at(text, i),
             b'0'..=b'9' if token_start => {
                 match digits_at(text, i) {
                     DigitScan::Hit(kind, r) => Some((kind, r)),
-                    // Nothing starts at this group: later groups of the same chain are
-                    // tried on their own, so resume right after this one.
-                    DigitScan::Miss(next) => {
-                        i = next;
-                        continue;
-                    }
+                    DigitScan::Miss(next) => match numeric_dob_at(text, i) {
+                        Some(r) => Some((PiiKind::DateOfBirth, r)),
+                        // Nothing starts at this group: later groups of the same chain
+                        // are tried on their own, so resume right after this one.
+                        None => {
+                            i = next;
+                            continue;
+                        }
+                    },
                 }
             }
             _ => None,
@@ -89,8 +233,27 @@ pub fn find_pii(text: &[u8]) -> Vec<PiiHit> {
             None => i += 1,
         }
     }
-    hits.sort_by_key(|h| (h.range.start, h.range.end, h.kind));
     hits
+}
+
+/// A date of birth starting with a digit at `i` (a token start).
+fn numeric_dob_at(text: &[u8], i: usize) -> Option<Range<usize>> {
+    if !numeric_left_ok(text, i) {
+        return None;
+    }
+    health::numeric_date_at(text, i)
+        .filter(|(r, year)| health::dob_context(text, r) && health::not_future(*year))
+        .map(|(r, _)| r)
+}
+
+/// A date of birth starting with a month's name at `i` (a token start).
+fn month_dob_at(text: &[u8], i: usize) -> Option<(PiiKind, Range<usize>)> {
+    if !health::starts_month(text, i) || (i > 0 && text[i - 1] == b'@') {
+        return None;
+    }
+    health::month_name_date_at(text, i)
+        .filter(|(r, year)| health::dob_context(text, r) && health::not_future(*year))
+        .map(|(r, _)| (PiiKind::DateOfBirth, r))
 }
 
 /// Runs of printable ASCII (0x20..=0x7E) at least `min_len` long, as ranges into `bytes`.
@@ -128,23 +291,7 @@ pub fn printable_runs(bytes: &[u8], min_len: usize) -> Vec<Range<usize>> {
 /// [`MIN_BINARY_EMAIL`] bytes long and its domain is in one case, as addresses written
 /// into a byte tensor are; the checksummed patterns (cards, IBANs) need no such rule.
 pub fn find_pii_in_bytes(bytes: &[u8]) -> Vec<PiiHit> {
-    let mut hits = Vec::new();
-    for run in printable_runs(bytes, 8) {
-        let base = run.start;
-        let text = &bytes[run];
-        hits.extend(
-            find_pii(text)
-                .into_iter()
-                .filter(|h| {
-                    h.kind != PiiKind::Email || plausible_binary_email(&text[h.range.clone()])
-                })
-                .map(|h| PiiHit {
-                    kind: h.kind,
-                    range: h.range.start + base..h.range.end + base,
-                }),
-        );
-    }
-    hits
+    PiiScanner::default().find_in_bytes(bytes)
 }
 
 /// Shortest e-mail address reported inside binary payloads.
@@ -394,7 +541,11 @@ fn digits_at(text: &[u8], start: usize) -> DigitScan {
     // A candidate made of the first k groups ends on a boundary if another group follows
     // (separated by the chain's separator) or if the chain itself ends on one.
     let closes = |k: usize| k < count || last_closed;
-    let lens: Vec<usize> = groups.iter().map(|(s, e)| e - s).collect();
+    let mut lens_buf = [0usize; MAX_GROUPS];
+    for (l, (s, e)) in lens_buf.iter_mut().zip(groups) {
+        *l = e - s;
+    }
+    let lens = &lens_buf[..count];
 
     if sep == Some(b'-') && count >= 3 {
         let prefix_dash = start >= 1 && text[start - 1] == b'-';
@@ -415,7 +566,7 @@ fn digits_at(text: &[u8], start: usize) -> DigitScan {
             return DigitScan::Hit(PiiKind::Phone, start..groups[2].1);
         }
         if count == 4
-            && lens == [1, 3, 3, 4]
+            && lens == [1, 3, 3, 4].as_slice()
             && text[start] == b'1'
             && closes(4)
             && !prefix_dash
@@ -423,6 +574,10 @@ fn digits_at(text: &[u8], start: usize) -> DigitScan {
         {
             return DigitScan::Hit(PiiKind::Phone, start..groups[3].1);
         }
+    }
+
+    if let Some(kind) = health_digits(text, groups, lens, sep, last_closed) {
+        return DigitScan::Hit(kind, start..groups[count - 1].1);
     }
 
     // Card numbers: longest plausible prefix first.
@@ -436,6 +591,42 @@ fn digits_at(text: &[u8], start: usize) -> DigitScan {
         }
     }
     DigitScan::Miss(first_end)
+}
+
+/// NHS numbers and ZIP+4 codes: the whole chain `groups` (lengths `lens`, joined by
+/// `sep`), closed on the right, never a piece of a longer chain.
+fn health_digits(
+    text: &[u8],
+    groups: &[(usize, usize)],
+    lens: &[usize],
+    sep: Option<u8>,
+    closed: bool,
+) -> Option<PiiKind> {
+    let start = groups[0].0;
+    let end = groups[groups.len() - 1].1;
+    // `5-…` or `5 …` before the chain would make it part of a longer one.
+    let continues_left =
+        |s: u8| start >= 2 && text[start - 1] == s && text[start - 2].is_ascii_digit();
+    if !closed || sep.is_some_and(continues_left) {
+        return None;
+    }
+    match (lens, sep) {
+        // A sign makes it a number: `+0123456789`, `-9434765919`.
+        ([10], None) if !signed(text, start) && !health::is_json_count(text, start, end) => {
+            health::nhs_valid(text, groups).then_some(PiiKind::NhsNumber)
+        }
+        ([3, 3, 4], Some(_)) => health::nhs_valid(text, groups).then_some(PiiKind::NhsNumber),
+        ([5, 4], Some(b'-')) => {
+            let (zip, plus4) = (&text[groups[0].0..groups[0].1], &text[groups[1].0..end]);
+            health::zip_plus_4_valid(zip, plus4).then_some(PiiKind::ZipPlus4)
+        }
+        _ => None,
+    }
+}
+
+/// Whether a sign precedes `start`.
+fn signed(text: &[u8], start: usize) -> bool {
+    start >= 1 && matches!(text[start - 1], b'+' | b'-')
 }
 
 fn ssn_valid(s: &[u8]) -> bool {
@@ -703,13 +894,7 @@ mod tests {
 
     #[test]
     fn names_are_kebab_case_and_match_serde() {
-        for k in [
-            PiiKind::Email,
-            PiiKind::CardNumber,
-            PiiKind::Ssn,
-            PiiKind::Iban,
-            PiiKind::Phone,
-        ] {
+        for k in PiiKind::ALL {
             let json = serde_json::to_string(&k).expect("serialize");
             assert_eq!(json, format!("\"{}\"", k.name()));
         }

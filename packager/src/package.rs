@@ -26,7 +26,7 @@ use serde_json::json;
 use crate::fold;
 use airlock_leak::membership::{bce, loss_threshold_attack};
 use airlock_leak::outgoing::{IdentifierIndex, OutgoingFinding};
-use airlock_leak::pii::{find_pii, find_pii_in_bytes};
+use airlock_leak::pii::PiiScanner;
 use airlock_leak::records::{MatchKind, RecordIndex, RecordParams, RecordSource};
 
 /// At most this many findings are listed per layer (counts hold the totals).
@@ -319,14 +319,15 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     ];
 
     progress.step("L1 pii-patterns: every string, and printable runs in every tensor");
-    let mut l1 = l1_on_files(&files);
+    let pii = PiiScanner::new(&run.spec.leak.mrn_patterns);
+    let mut l1 = l1_on_files(&files, &pii);
 
     progress.step("L2 exact-records: training rows in every byte of the checkpoint and the model");
     let (mut l2, l3) = l2_l3_on_data(&run, &data, &files, folded.as_ref(), threads, &progress);
 
     // L1 and L2 over every signed document, with the identifiers in normalized forms too.
     progress.step("L1, L2 on the signed documents: statement, provenance, model card");
-    let doc_index = scan_documents(&data, &drafts, &mut l1, &mut l2);
+    let doc_index = scan_documents(&data, &drafts, &mut l1, &mut l2, pii);
 
     let layers = vec![l0.finish(), l1.finish(), l2.finish(), l3.finish()];
     let mut report = assemble_report(layers, inputs, &model_bytes, &drafts.card_bytes);
@@ -575,23 +576,19 @@ fn check_fold(
 type Files<'f, 'a> = [(Option<&'f SafetensorsFile<'a>>, &'static str); 2];
 
 /// L1: PII patterns in every string and in printable runs of every tensor.
-fn l1_on_files(files: &Files<'_, '_>) -> LayerBuilder {
+/// With the site's MRN patterns when they compile, else the built-in ones and an error.
+fn l1_on_files(files: &Files<'_, '_>, pii: &Result<PiiScanner, String>) -> LayerBuilder {
     let mut l1 = LayerBuilder::new("L1", "pii-patterns");
-    l1.param(
-        "patterns",
-        json!([
-            "email",
-            "card-number (Luhn)",
-            "ssn",
-            "iban (mod 97)",
-            "phone"
-        ]),
-    );
+    let pii = pii.clone().unwrap_or_else(|e| {
+        l1.error(format!("leak.mrn_patterns: {e}"));
+        PiiScanner::default()
+    });
+    l1.param("patterns", json!(pii.describe()));
     l1.param("min_printable_run", json!(8));
     let mut scanned = 0u64;
     let mut scan_strings = |l1: &mut LayerBuilder, text: &[u8], place: &str| {
         scanned += text.len() as u64;
-        for hit in find_pii(text) {
+        for hit in pii.find(text) {
             l1.find(
                 hit.kind.name(),
                 format!("{place} at byte {}", hit.range.start),
@@ -615,7 +612,7 @@ fn l1_on_files(files: &Files<'_, '_>) -> LayerBuilder {
         for t in &f.tensors {
             let bytes = f.data(t);
             tensor_bytes += bytes.len() as u64;
-            for hit in find_pii_in_bytes(bytes) {
+            for hit in pii.find_in_bytes(bytes) {
                 l1.find(
                     hit.kind.name(),
                     format!("{name} tensor {:?} at byte {}", t.name, hit.range.start),
@@ -803,6 +800,7 @@ fn scan_documents(
     drafts: &Drafts,
     l1: &mut LayerBuilder,
     l2: &mut LayerBuilder,
+    pii: Result<PiiScanner, String>,
 ) -> IdentifierIndex {
     let documents: [(&str, &[u8]); 3] = [
         (MODEL_CARD_FILE, &drafts.card_bytes),
@@ -813,10 +811,12 @@ fn scan_documents(
         Ok(d) => IdentifierIndex::build(&d.text_columns, &d.text_values),
         Err(e) => Err(e.clone()),
     };
-    let doc_index = doc_index.unwrap_or_else(|e| {
-        l2.error(e);
-        IdentifierIndex::empty()
-    });
+    let doc_index = doc_index
+        .unwrap_or_else(|e| {
+            l2.error(e);
+            IdentifierIndex::empty()
+        })
+        .with_pii(pii.unwrap_or_default());
     let stats = doc_index.stats();
     l2.param(
         "text_forms",

@@ -326,6 +326,7 @@ impl PipelineSpec {
 
     /// Check what the types cannot express. Returns the first problem found.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_leak_patterns()?;
         self.validate_grammars()?;
         self.validate_columns()?;
         self.validate_splits()?;
@@ -373,6 +374,11 @@ impl PipelineSpec {
                 .map_err(|e| format!("data.subgroups: {e}"))?;
         }
         Ok(())
+    }
+
+    /// `leak.mrn_patterns`: see [`PipelineSpec::mrn_regex`].
+    fn validate_leak_patterns(&self) -> Result<(), String> {
+        mrn_regex(&self.leak.mrn_patterns).map(|_| ())
     }
 
     /// Everything copied into signed documents matches its strict grammar.
@@ -565,6 +571,159 @@ impl PipelineSpec {
             _ => self.data.source.clone(),
         }
     }
+}
+
+/// The rules of `leak.mrn_patterns`, the site's medical record number formats.
+impl PipelineSpec {
+    /// Most patterns in `leak.mrn_patterns`.
+    pub const MAX_MRN_PATTERNS: usize = 16;
+    /// Longest pattern in `leak.mrn_patterns`, in bytes.
+    pub const MAX_MRN_PATTERN_LEN: usize = 256;
+    /// Shortest text a pattern of `leak.mrn_patterns` may match, in bytes.
+    pub const MIN_MRN_MATCH_LEN: usize = 6;
+    /// Ordinary text that every release carries, or that any document may hold, with what
+    /// it is: a medical record number pattern that matches any of it would flag every
+    /// release (or cry wolf until the check is switched off), so it is refused.
+    pub const MRN_PROBES: &[(&str, &str)] = MRN_PROBES;
+
+    /// `leak.mrn_patterns` compiled into one matcher (`None` for no patterns), or why they
+    /// are refused.
+    ///
+    /// Each pattern is a regular expression of the `regex` crate (no backreferences or
+    /// look-around, so matching is linear in the text), matched against bytes with Unicode
+    /// classes off (`\d` is `[0-9]`). A pattern is refused unless it is printable ASCII of
+    /// at most [`Self::MAX_MRN_PATTERN_LEN`] bytes, compiles within small size limits, can
+    /// only match at least [`Self::MIN_MRN_MATCH_LEN`] bytes (so never the empty string),
+    /// and matches none of [`Self::MRN_PROBES`] (plain numbers, common words, timestamps,
+    /// digests). At most [`Self::MAX_MRN_PATTERNS`], each once.
+    pub fn mrn_regex(patterns: &[String]) -> Result<Option<regex::bytes::Regex>, String> {
+        mrn_regex(patterns)
+    }
+}
+
+const MAX_MRN_PATTERNS: usize = PipelineSpec::MAX_MRN_PATTERNS;
+const MAX_MRN_PATTERN_LEN: usize = PipelineSpec::MAX_MRN_PATTERN_LEN;
+const MIN_MRN_MATCH_LEN: usize = PipelineSpec::MIN_MRN_MATCH_LEN;
+
+const MRN_PROBES: &[(&str, &str)] = &[
+    ("a plain 4-digit number", "1234"),
+    ("a year", "2026"),
+    ("a plain 8-digit number", "12345678"),
+    ("a 10-digit byte count", "4294967296"),
+    ("a millisecond timestamp", "1764745262000"),
+    ("a printed float", "0.8123456789012345"),
+    ("a negative float in exponent form", "-1.2345678e-05"),
+    ("an RFC 3339 timestamp", "2026-12-03T07:01:02Z"),
+    ("a date", "2026-12-03"),
+    ("a version", "1.13.2-rc.1"),
+    (
+        "a SHA-256 digest",
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    ),
+    ("an upper-case digest", "D41D8CD98F00B204E9800998ECF8427E"),
+    ("a UUID", "550e8400-e29b-41d4-a716-446655440000"),
+    ("base64", "dGhlIHF1aWNrIGJyb3duIGZveCBqdW1wcw=="),
+    ("a tensor name", "layers.0.weight"),
+    ("a file name", "model-00001-of-00004.safetensors"),
+    ("a URI", "https://airlock.dev/attestation/release/v1"),
+    (
+        "a sentence",
+        "The model was trained on 2026 data and approved by Dr Jane Smith.",
+    ),
+    ("a word", "hospital"),
+    ("a word", "patient"),
+    ("a word", "release"),
+    ("an upper-case word", "APPROVED"),
+    ("an identifier", "patient_id"),
+];
+
+/// See [`PipelineSpec::mrn_regex`].
+fn mrn_regex(patterns: &[String]) -> Result<Option<regex::bytes::Regex>, String> {
+    if patterns.len() > MAX_MRN_PATTERNS {
+        return Err(format!(
+            "leak.mrn_patterns lists {} patterns; at most {MAX_MRN_PATTERNS}",
+            patterns.len()
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, p) in patterns.iter().enumerate() {
+        if !seen.insert(p.as_str()) {
+            return Err(format!("leak.mrn_patterns[{i}] repeats an earlier pattern"));
+        }
+        check_mrn_pattern(p).map_err(|e| format!("leak.mrn_patterns[{i}] {p:?}: {e}"))?;
+    }
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let joined = patterns
+        .iter()
+        .map(|p| format!("(?:{p})"))
+        .collect::<Vec<_>>()
+        .join("|");
+    mrn_builder(&joined)
+        .build()
+        .map(Some)
+        .map_err(|e| format!("leak.mrn_patterns: together they do not compile: {e}"))
+}
+
+fn mrn_builder(pattern: &str) -> regex::bytes::RegexBuilder {
+    let mut b = regex::bytes::RegexBuilder::new(pattern);
+    b.unicode(false)
+        .nest_limit(32)
+        .size_limit(1 << 20)
+        .dfa_size_limit(4 << 20);
+    b
+}
+
+/// One pattern of `leak.mrn_patterns`: see [`mrn_regex`].
+fn check_mrn_pattern(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("is empty".into());
+    }
+    if p.len() > MAX_MRN_PATTERN_LEN {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_MRN_PATTERN_LEN}",
+            p.len()
+        ));
+    }
+    if let Some(b) = p.bytes().find(|b| !(b' '..=b'~').contains(b)) {
+        return Err(format!(
+            "holds the byte 0x{b:02x}: patterns are printable ASCII (write \\xNN for other bytes)"
+        ));
+    }
+    let re = mrn_builder(p)
+        .build()
+        .map_err(|e| format!("is not a valid regular expression: {e}"))?;
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .nest_limit(32)
+        .build()
+        .parse(p)
+        .map_err(|e| format!("is not a valid regular expression: {e}"))?;
+    match hir.properties().minimum_len() {
+        None => return Err("can never match anything".into()),
+        Some(0) => {
+            return Err("matches the empty string: it would match everywhere".into());
+        }
+        Some(n) if n < MIN_MRN_MATCH_LEN => {
+            return Err(format!(
+                "matches as few as {n} bytes; a record number pattern must match at least \
+                 {MIN_MRN_MATCH_LEN}"
+            ));
+        }
+        Some(_) => {}
+    }
+    for (what, probe) in MRN_PROBES {
+        if re.is_match(probe.as_bytes()) {
+            return Err(format!(
+                "matches too broadly: it matches {what} ({probe:?}), text that any release \
+                 may carry; anchor it on the site's own format (a prefix such as MRN, a \
+                 fixed length and separators)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod helpers;
 mod kit;
+mod leak_health;
 mod moto;
 mod officers;
 mod package;
