@@ -4,13 +4,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use airlock_model::MlpParams;
+use airlock_model::{GroupColumn, GroupValues, MlpParams, SubgroupInput};
 use airlock_safetensors::{OwnedTensor, write_canonical};
 use airlock_schemas::{
-    APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, BUNDLE_FORMAT_VERSION, CardMetrics,
-    Decision, EpochMetrics, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport,
-    ModelCard, ModelOutput, RELEASE_PREDICATE_TYPE, ReleasePredicate, ReportInput, RocPoint,
-    SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject, TensorSpec, TrainingSummary, Verdict,
+    APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, BUNDLE_FORMAT_VERSION,
+    BandedSubgroup, CardConfiguration, CardDataFile, CardMetrics, CardSource, Decision,
+    EpochMetrics, Evaluation, EvaluationSpec, Finding, Hyperparameters, IN_TOTO_PAYLOAD_TYPE,
+    InputFeature, LeakLayer, LeakReport, ModelCard, ModelKind, ModelOutput, ModelSpec,
+    OptimizerKind, OptimizerSpec, RELEASE_PREDICATE_TYPE, ReleasePredicate, ReportInput, RocPoint,
+    SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, SubgroupSpec, Subject, TensorSpec,
+    TrainingSummary, Verdict,
 };
 use airlock_trust::approvals::{ApprovalError, DecisionRequest, decide};
 use airlock_trust::bundle::{
@@ -523,9 +526,90 @@ fn card(spec: &KitBuilder, model: &[OwnedTensor]) -> ModelCard {
                 .collect(),
             split_rows: [1400, 300, 300],
         },
-        configuration: None,
-        evaluation: None,
+        configuration: Some(configuration(spec)),
+        evaluation: Some(evaluation(spec)),
     }
+}
+
+/// The training configuration a packaged card records, for the kit's model.
+fn configuration(spec: &KitBuilder) -> CardConfiguration {
+    CardConfiguration {
+        hyperparameters: Hyperparameters {
+            model: ModelSpec {
+                kind: ModelKind::Mlp,
+                hidden: spec.hidden.clone(),
+                dropout: 0.0,
+            },
+            features: spec.features.clone(),
+            label: "fraud".into(),
+            optimizer: OptimizerSpec {
+                kind: OptimizerKind::Adam,
+                learning_rate: 0.003,
+                weight_decay: 0.0,
+            },
+            epochs: 3,
+            batch_size: 64,
+        },
+        seed: spec.seed,
+        split_fractions: [0.7, 0.15, 0.15],
+        data: vec![CardDataFile {
+            name: "transactions.csv".into(),
+            sha256: sha256_hex(b"test kit: no data"),
+            rows: 2000,
+        }],
+        source: CardSource {
+            git_commit: None,
+            git_dirty: None,
+            uncommitted_allowed: true,
+        },
+    }
+}
+
+/// A holdout evaluation computed by the trainer's own code on 300 synthetic holdout rows
+/// (scores that separate the classes imperfectly), with an age-band and a categorical
+/// subgroup, as the shipped pipeline declares.
+fn evaluation(spec: &KitBuilder) -> Evaluation {
+    let n = 300;
+    let labels: Vec<f32> = (0..n).map(|i| f32::from(i % 20 == 0)).collect();
+    let probs: Vec<f64> = (0..n)
+        .map(|i| {
+            let base = if labels[i] > 0.5 { 0.7 } else { 0.2 };
+            base + 0.25 * (((i * 37) % 100) as f64 / 100.0 - 0.5)
+        })
+        .collect();
+    let rows: Vec<usize> = (0..n).collect();
+    let age = GroupColumn {
+        name: "age".into(),
+        values: GroupValues::Numeric((0..n).map(|i| 20.0 + (i * 7 % 60) as f64).collect()),
+    };
+    let foreign = GroupColumn {
+        name: "is_foreign".into(),
+        values: GroupValues::Categorical {
+            values: vec!["0".into(), "1".into()],
+            ids: (0..n).map(|i| u32::from(i % 3 == 0)).collect(),
+        },
+    };
+    let age_spec = SubgroupSpec::Banded(BandedSubgroup {
+        column: "age".into(),
+        bands: vec![30.0, 45.0, 60.0],
+    });
+    let foreign_spec = SubgroupSpec::Column("is_foreign".into());
+    let subgroups = [
+        SubgroupInput {
+            spec: &age_spec,
+            column: &age,
+        },
+        SubgroupInput {
+            spec: &foreign_spec,
+            column: &foreign,
+        },
+    ];
+    let eval_spec = EvaluationSpec {
+        bootstrap_resamples: 200,
+        ..EvaluationSpec::default()
+    };
+    airlock_model::evaluate(&probs, &labels, &rows, &subgroups, &eval_spec, spec.seed)
+        .unwrap_or_else(|e| panic!("the kit's evaluation: {e}"))
 }
 
 fn leak_report(spec: &KitBuilder, model: &[u8], card: &[u8]) -> LeakReport {

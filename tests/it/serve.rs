@@ -861,10 +861,19 @@ fn serve_out_of_file_descriptors_backs_off_and_recovers() {
     let (status, took) = ping(port);
     assert_eq!(status, 200);
     assert!(took < 10.0, "{took}");
-    log.extend(server.log.try_iter());
-    assert!(
-        log.iter()
-            .any(|l| l.starts_with("accepting connections again")),
-        "{log:?}"
-    );
+    // The server logs that it accepts again when its pause ends, which may be just after
+    // the ping was answered: wait for the line rather than look once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log
+        .iter()
+        .any(|l: &String| l.starts_with("accepting connections again"))
+    {
+        match server
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(line) => log.push(line),
+            Err(_) => panic!("the server never said it accepts again: {log:?}"),
+        }
+    }
 }
