@@ -98,12 +98,16 @@ pub fn read_inbox(
             ));
             continue;
         }
-        match registry.get_object_max(&key, MAX_DECISION_BYTES)? {
-            None => inbox.skipped.push(format!("{shown}: gone while reading")),
-            Some(Err(len)) => inbox.skipped.push(format!(
+        // One unreadable object (a link or a FIFO in a file registry, a failed GET) is
+        // reported and skipped like any other that does not belong: it does not stop the
+        // gate from judging the others.
+        match registry.get_object_max(&key, MAX_DECISION_BYTES) {
+            Err(e) => inbox.skipped.push(format!("{shown}: cannot be read ({e})")),
+            Ok(None) => inbox.skipped.push(format!("{shown}: gone while reading")),
+            Ok(Some(Err(len))) => inbox.skipped.push(format!(
                 "{shown}: {len} bytes, more than the {MAX_DECISION_BYTES} a decision may hold"
             )),
-            Some(Ok(bytes)) => inbox.decisions.push((file.to_owned(), bytes)),
+            Ok(Some(Ok(bytes))) => inbox.decisions.push((file.to_owned(), bytes)),
         }
     }
     Ok(inbox)
@@ -236,7 +240,8 @@ pub fn stage(opts: &PublishOptions) -> Result<Staged, PublishError> {
         blobs,
         files,
     } = to_stage(opts, &verification)?;
-    if let Some(existing) = registry.get_object(&target.key)?
+    if let Some(Ok(existing)) =
+        registry.get_object_max(&target.key, crate::registry::MAX_INDEX_BYTES)?
         && airlock_schemas::strict_json::from_slice::<ReleaseIndex>(&existing)
             .is_ok_and(|i| i.files == files && i.name == target.name && i.version == target.version)
     {

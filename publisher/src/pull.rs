@@ -157,8 +157,14 @@ impl Fetch<'_> {
         .map_err(|e| self.refused(e.to_string()))?;
         let bytes = self
             .registry
-            .get_object(&key)?
-            .ok_or_else(|| PullError::NotFound(format!("{} has no {key}", self.registry.uri())))?;
+            .get_object_max(&key, crate::registry::MAX_INDEX_BYTES)?
+            .ok_or_else(|| PullError::NotFound(format!("{} has no {key}", self.registry.uri())))?
+            .map_err(|len| {
+                self.refused(format!(
+                    "its index is {len} bytes, more than an index ever is ({} bytes); nothing was downloaded",
+                    crate::registry::MAX_INDEX_BYTES
+                ))
+            })?;
         let index: ReleaseIndex = airlock_schemas::strict_json::from_slice(&bytes)
             .map_err(|e| self.refused(format!("its index is not a release index: {e}")))?;
         let outside: Vec<&String> = index
@@ -376,6 +382,45 @@ pub struct Fetched {
     pub skipped: Vec<String>,
 }
 
+/// Whether the earlier fetch at `dir` can be replaced without losing anything: every entry
+/// a plain file of a bundle's closed set, every decision in it also in the new fetch's
+/// `fresh` approvals folder (the release's and the inbox's), byte for byte. Else what would
+/// be lost.
+fn replaceable(dir: &Path, fresh: &Path) -> Result<(), String> {
+    let entries = |d: &Path| -> Result<Vec<(String, std::fs::Metadata)>, String> {
+        std::fs::read_dir(d)
+            .map_err(|e| format!("an unreadable folder ({e})"))?
+            .map(|e| {
+                let e = e.map_err(|e| format!("an unreadable entry ({e})"))?;
+                let meta = std::fs::symlink_metadata(e.path())
+                    .map_err(|err| format!("an unreadable entry ({err})"))?;
+                Ok((e.file_name().to_string_lossy().into_owned(), meta))
+            })
+            .collect()
+    };
+    for (name, meta) in entries(dir)? {
+        if name == APPROVALS_DIR && meta.is_dir() {
+            for (file, meta) in entries(&dir.join(APPROVALS_DIR))? {
+                let held = meta.is_file()
+                    && std::fs::read(dir.join(APPROVALS_DIR).join(&file))
+                        .is_ok_and(|b| std::fs::read(fresh.join(&file)).is_ok_and(|f| f == b));
+                if !held {
+                    return Err(format!(
+                        "the decision {APPROVALS_DIR}/{} that neither the release nor the registry's inbox holds",
+                        file.escape_debug()
+                    ));
+                }
+            }
+        } else if !(meta.is_file() && is_closed_set_name(&name)) {
+            return Err(format!(
+                "{:?}, which is not part of a bundle",
+                name.escape_debug().to_string()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Fetch a bundle for an officer's review: verified (approvals not required), with the
 /// approvals inbox's decisions (read strictly) in its `approvals/`, into `opts.out`, which
 /// must be absent, empty, or an earlier fetch of the same release.
@@ -425,6 +470,18 @@ pub fn fetch_for_review(opts: &ReviewFetchOptions) -> Result<Fetched, PullError>
     let inbox = crate::inbox::read_inbox(registry.as_ref(), &name, &version)?;
     approvals::write_decisions(tmp.path(), &inbox.decisions)?;
     if out.exists() {
+        // An earlier fetch is replaced only when nothing in it would be lost: no file
+        // outside a bundle's closed set, and no decision that the inbox does not hold
+        // byte for byte (an officer's decision recorded without --to, not yet sent).
+        if let Err(why) = replaceable(&out, &tmp.path().join(APPROVALS_DIR)) {
+            return Err(PullError::Refused {
+                release: format!("{name} {version}"),
+                why: format!(
+                    "{} holds {why}, which a new fetch would delete; send it (approve|reject --to) or choose another --bundle-out",
+                    out.display()
+                ),
+            });
+        }
         std::fs::remove_dir_all(&out).map_err(io("replace", &out))?;
     }
     let kept = tmp.keep();

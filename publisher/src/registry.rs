@@ -144,6 +144,10 @@ pub fn open(
     })
 }
 
+/// The largest release index read from a registry (an index lists a bundle's few files:
+/// a larger object is refused unread, so a registry writer cannot exhaust memory).
+pub const MAX_INDEX_BYTES: usize = 1 << 20;
+
 /// The object key of a blob.
 pub fn blob_key(sha256: &str) -> String {
     format!("blobs/sha256/{sha256}")
@@ -363,9 +367,28 @@ impl Registry for FileRegistry {
                 why: "not a plain file".into(),
             });
         }
-        let f = std::fs::File::open(&p).map_err(|source| RegistryError::io("read", &p, source))?;
         if meta.len() > max as u64 {
             return Ok(Some(Err(meta.len())));
+        }
+        // Opened without following a link and without blocking on a FIFO, then checked
+        // again through the handle: a file swapped after the look above is refused too.
+        let f = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&p)
+                .map_err(|source| RegistryError::io("read", &p, source))?
+        };
+        if !f
+            .metadata()
+            .map_err(|source| RegistryError::io("read", &p, source))?
+            .is_file()
+        {
+            return Err(RegistryError::UnsafeKey {
+                key: key.escape_debug().to_string(),
+                why: "not a plain file".into(),
+            });
         }
         let mut bytes = Vec::new();
         f.take(max as u64 + 1)

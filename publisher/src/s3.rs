@@ -526,6 +526,47 @@ impl S3Registry {
         Ok(())
     }
 
+    /// Read an object of at most `max` bytes: its length is checked from the response
+    /// headers before the body is read, and the body is read no further than `max + 1`
+    /// bytes (a server that lies about the length gains nothing).
+    async fn get_max(
+        &self,
+        key: &str,
+        max: usize,
+    ) -> Result<Option<Result<Vec<u8>, u64>>, RegistryError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_expected_bucket_owner(self.owner())
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(s3_err("download", key, describe(&e))),
+        };
+        if let Some(len) = out.content_length().and_then(|l| u64::try_from(l).ok())
+            && len > max as u64
+        {
+            return Ok(Some(Err(len)));
+        }
+        let mut body = out.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| s3_err("download", key, e.to_string()))?
+        {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > max {
+                return Ok(Some(Err(bytes.len() as u64)));
+            }
+        }
+        Ok(Some(Ok(bytes)))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RegistryError> {
         match self
             .client
@@ -766,6 +807,15 @@ impl Registry for S3Registry {
     fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>, RegistryError> {
         let key = self.key(key)?;
         self.block(self.get(&key))
+    }
+
+    fn get_object_max(
+        &self,
+        key: &str,
+        max: usize,
+    ) -> Result<Option<Result<Vec<u8>, u64>>, RegistryError> {
+        let key = self.key(key)?;
+        self.block(self.get_max(&key, max))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, RegistryError> {

@@ -581,6 +581,19 @@ impl SubgroupTable {
             opt_rate(&at("roc_auc"), g.roc_auc)?;
             opt_rate(&at("sensitivity"), g.sensitivity)?;
             opt_rate(&at("specificity"), g.specificity)?;
+            let negatives = g.rows - g.positives;
+            if !is_ratio_of(g.accuracy, g.rows)
+                || g.sensitivity.is_some_and(|x| !is_ratio_of(x, g.positives))
+                || g.specificity.is_some_and(|x| !is_ratio_of(x, negatives))
+                || g.roc_auc.is_some_and(|x| {
+                    !is_ratio_of(x, g.positives.saturating_mul(negatives).saturating_mul(2))
+                })
+            {
+                return Err(format!(
+                    "{}: a rate that is not a count of the group's rows divided by their number",
+                    at("accuracy")
+                ));
+            }
             if g.sensitivity.is_some() != (g.positives > 0)
                 || g.specificity.is_some() != (g.positives < g.rows)
                 || g.roc_auc.is_some() != (g.positives > 0 && g.positives < g.rows)
@@ -597,6 +610,36 @@ impl SubgroupTable {
                 "groups hold more than the {holdout_rows} holdout rows"
             ));
         }
+        self.validate_suppression(holdout_rows - rows)
+    }
+
+    /// What is hidden must stay hidden: the rows not shown (`hidden`) are those of the
+    /// suppressed groups, and unless every group is suppressed, they are at least two
+    /// groups holding together at least `min_group_rows` rows; otherwise one small group's
+    /// size and positives would follow from the holdout's totals by subtraction.
+    fn validate_suppression(&self, hidden: u64) -> Result<(), String> {
+        if (hidden == 0) != (self.suppressed_groups == 0) {
+            return Err(format!(
+                "{} suppressed groups but {hidden} holdout rows outside the groups shown",
+                self.suppressed_groups
+            ));
+        }
+        if !self.groups.is_empty()
+            && hidden > 0
+            && (self.suppressed_groups < 2 || hidden < self.min_group_rows)
+        {
+            return Err(format!(
+                "{} suppressed group(s) holding {hidden} rows: fewer than two groups or                  {} rows could be told apart from the totals",
+                self.suppressed_groups, self.min_group_rows
+            ));
+        }
         Ok(())
     }
+}
+
+/// Whether `x` is a count divided by `n` (as every rate of a group is), so that a rate
+/// carries no more than the count it stands for.
+fn is_ratio_of(x: f64, n: u64) -> bool {
+    let k = x * n as f64;
+    (k - k.round()).abs() <= 1e-6
 }

@@ -141,9 +141,9 @@ fn print_approvals(s: &ApprovalSummary) {
                 airlock_schemas::Decision::Approve => "approve",
                 airlock_schemas::Decision::Reject => "reject",
             }),
-            d.officer.as_deref().unwrap_or("?"),
-            d.file,
-            d.why
+            airlock_publisher::audit::printable(d.officer.as_deref().unwrap_or("?")),
+            airlock_publisher::audit::printable(&d.file),
+            airlock_publisher::audit::printable(&d.why)
         );
     }
 }

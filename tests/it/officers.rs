@@ -409,6 +409,21 @@ fn review_fetch_and_the_inbox_refuse_what_does_not_belong() {
     // Again into the same folder: an earlier fetch of the same release is replaced.
     let o = review("fetched");
     assert!(o.status.success(), "{}", stderr(&o));
+    // ...but not when it holds a decision neither the release nor the inbox has (one
+    // recorded without --to, not yet sent): a new fetch would delete it.
+    let unsent =
+        r.sb.join("fetched/approvals")
+            .join(format!("{}.dsse.json", "ab".repeat(32)));
+    std::fs::write(&unsent, b"{}").expect("write");
+    let o = review("fetched");
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("neither the release nor the registry's inbox holds"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(unsent.exists(), "the unsent decision was deleted");
+    std::fs::remove_file(&unsent).expect("rm");
     // A folder holding something else is refused.
     std::fs::create_dir_all(r.sb.join("mine")).expect("mkdir");
     std::fs::write(r.sb.join("mine/notes.txt"), b"mine").expect("write");

@@ -440,7 +440,9 @@ pub fn evaluate_with(
     let statement_sha = sha256_hex(&v.statement_bytes);
     let model_sha = release_model_digest(v);
     // key id → (time, decision index) of its latest valid decision.
-    let mut latest: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    // Times are compared as instants (not as strings); on a tie a rejection wins, so the
+    // order decisions are read in (bundle first, then the inbox) never decides.
+    let mut latest: BTreeMap<String, ((OffsetDateTime, bool), usize)> = BTreeMap::new();
     let bundle = v.files.decisions().map(|(name, bytes)| {
         let file = name
             .strip_prefix(APPROVALS_DIR)
@@ -484,7 +486,12 @@ pub fn evaluate_with(
         }
         if st.why.is_empty() {
             let keyid = st.keyid.clone().unwrap_or_default();
-            let time = st.time.clone().unwrap_or_default();
+            let when = st
+                .time
+                .as_deref()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let time = (when, st.decision == Some(Decision::Reject));
             let idx = summary.decisions.len();
             match latest.get(&keyid) {
                 Some((t, prev)) if *t >= time => {
@@ -542,19 +549,27 @@ fn judge(
     let Some(named) = crate::bundle::decision_key_id(&st.file).map(str::to_owned) else {
         return Err("not a decision file (<key id>.dsse.json)".into());
     };
-    let env: Envelope = airlock_schemas::strict_json::from_slice(bytes)
-        .map_err(|e| format!("tampered or corrupt: not a DSSE envelope ({e})"))?;
+    let env: Envelope = airlock_schemas::strict_json::from_slice(bytes).map_err(|e| {
+        // The parser's message may quote the attacker's bytes: escaped for terminals.
+        format!(
+            "tampered or corrupt: not a DSSE envelope ({})",
+            e.to_string().escape_debug()
+        )
+    })?;
     let keyid = match env.signatures.as_slice() {
         [s] => s.keyid.clone(),
         [] => return Err("no signature".into()),
         _ => return Err("more than one signature: a decision is one officer's".into()),
     };
-    st.keyid = Some(keyid.clone());
+    // The envelope's key id is unauthenticated until it matches the file's name (64 hex):
+    // only then is it recorded, and before that it is only ever shown escaped.
     if keyid != named {
         return Err(format!(
-            "signed by key {keyid}, not the key the file is named after"
+            "signed by key {:?}, not the key the file is named after",
+            keyid.escape_debug().to_string()
         ));
     }
+    st.keyid = Some(keyid.clone());
     let listed: Vec<&crate::LoadedKey> = trust.keys.iter().filter(|k| k.key_id == keyid).collect();
     st.key_name = listed.first().map(|k| k.name.clone());
     let Some(officer) = listed.iter().find(|k| k.role == KeyRole::Officer) else {

@@ -243,6 +243,27 @@ fn small_groups_are_suppressed_without_label_or_figures() {
     let text = serde_json::to_string(t).expect("json");
     assert!(!text.contains("\"c\"") && !text.contains("\"d\""), "{text}");
     e.validate(77).expect("valid");
+    // A run directory is attacker input: validation holds the suppression rules and the
+    // rates to counts, whatever wrote the record.
+    for (tamper, says) in [
+        (
+            (|t: &mut SubgroupTable| t.suppressed_groups = 1) as fn(&mut SubgroupTable),
+            "could be told apart",
+        ),
+        (
+            |t: &mut SubgroupTable| t.suppressed_groups = 0,
+            "suppressed groups but",
+        ),
+        (
+            |t: &mut SubgroupTable| t.groups[0].accuracy += 1e-4,
+            "not a count",
+        ),
+    ] {
+        let mut bad = e.clone();
+        tamper(&mut bad.subgroups[0]);
+        let err = bad.validate(77).expect_err("refused");
+        assert!(err.contains(says), "{err}");
+    }
 
     // A single small group would be exposed by subtraction from the holdout size: the
     // next smallest is suppressed with it.

@@ -167,7 +167,10 @@ impl Pipeline<'_> {
                 continue;
             };
             if !d.counts {
-                eprintln!("  inbox: {file} does not count: {}", d.why);
+                eprintln!(
+                    "  inbox: {file} does not count: {}",
+                    airlock_publisher::audit::printable(&d.why)
+                );
                 continue;
             }
             if let Some((name, bytes)) = inbox.decisions.iter().find(|(n, _)| n == file) {
