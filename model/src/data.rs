@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock_schemas::{DatasetFile, SubgroupSpec};
+use airlock_schemas::{DatasetFile, SubgroupSpec, TaskSpec};
 use sha2::{Digest, Sha256};
 
 /// Why a data file was refused.
@@ -54,9 +54,12 @@ pub enum DataError {
         /// `empty`, `not a number` or `not finite`.
         problem: &'static str,
     },
-    /// A label cell is not 0 or 1.
-    #[error("data file {}: row {row} (line {line}), label column {column:?}: expected 0 or 1", path.display())]
+    /// A label cell is not what the task takes (never the cell's value: it may be an
+    /// identifier).
+    #[error("data file {}: row {row} (line {line}), label column {column:?}: expected {expected}", path.display())]
     BadLabel {
+        /// What the task takes: `0 or 1`, `one of task.classes`, `a finite number`.
+        expected: &'static str,
         /// The file.
         path: PathBuf,
         /// 1-based data row.
@@ -111,7 +114,8 @@ pub struct Table {
     pub feature_names: Vec<String>,
     /// Row-major feature values.
     pub features: Vec<f32>,
-    /// 0/1 labels, when a label column was asked for.
+    /// Labels, when a label column was asked for: 0/1 (binary), the class's index in
+    /// `task.classes` (multi-class) or the value (regression).
     pub labels: Option<Vec<f32>>,
     /// Digest, size, row count and header of the file.
     pub fingerprint: DatasetFile,
@@ -155,11 +159,20 @@ impl Table {
     }
 }
 
+/// The label column and the task that says how its cells read.
+#[derive(Debug, Clone, Copy)]
+pub struct LabelColumn<'a> {
+    /// Column name.
+    pub column: &'a str,
+    /// The task.
+    pub task: &'a TaskSpec,
+}
+
 /// Read `path`, hash it, and parse the named feature columns (and label, if given).
 pub fn load_table(
     path: &Path,
     features: &[String],
-    label: Option<&str>,
+    label: Option<LabelColumn<'_>>,
 ) -> Result<Table, DataError> {
     load_table_with_groups(path, features, label, &[])
 }
@@ -170,7 +183,7 @@ pub fn load_table(
 pub fn load_table_with_groups(
     path: &Path,
     features: &[String],
-    label: Option<&str>,
+    label: Option<LabelColumn<'_>>,
     subgroups: &[SubgroupSpec],
 ) -> Result<Table, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Read {
@@ -196,7 +209,7 @@ pub fn load_table_with_groups(
         .iter()
         .map(|f| find(f, "feature"))
         .collect::<Result<Vec<_>, _>>()?;
-    let label_idx = label.map(|l| find(l, "label")).transpose()?;
+    let label_idx = label.map(|l| find(l.column, "label")).transpose()?;
     let mut groups = subgroups
         .iter()
         .map(|g| Ok((find(g.column(), "subgroup")?, GroupLoader::new(g))))
@@ -228,9 +241,10 @@ pub fn load_table_with_groups(
                 }
             }
         }
-        if let (Some(i), Some(labels)) = (label_idx, labels.as_mut()) {
-            let Some(v) = label_value(record.get(i).unwrap_or("").trim()) else {
+        if let (Some(i), Some(labels), Some(l)) = (label_idx, labels.as_mut(), label) {
+            let Some(v) = label_value(l.task, record.get(i).unwrap_or("").trim()) else {
                 return Err(DataError::BadLabel {
+                    expected: label_expectation(l.task),
                     path: path.to_owned(),
                     row,
                     line,
@@ -380,12 +394,28 @@ fn feature_value(cell: &str) -> Result<f32, &'static str> {
     }
 }
 
-/// A label cell (trimmed): `0`/`0.0` or `1`/`1.0`, else `None`.
-fn label_value(cell: &str) -> Option<f32> {
-    match cell {
-        "0" | "0.0" => Some(0.0),
-        "1" | "1.0" => Some(1.0),
-        _ => None,
+/// A label cell (trimmed) as the task reads it: `0`/`0.0` or `1`/`1.0` (binary), the
+/// index of a class name (multi-class), a finite number (regression); else `None`.
+pub fn label_value(task: &TaskSpec, cell: &str) -> Option<f32> {
+    match task {
+        TaskSpec::Binary => match cell {
+            "0" | "0.0" => Some(0.0),
+            "1" | "1.0" => Some(1.0),
+            _ => None,
+        },
+        TaskSpec::Multiclass { classes } => {
+            classes.iter().position(|c| c == cell).map(|i| i as f32)
+        }
+        TaskSpec::Regression => feature_value(cell).ok(),
+    }
+}
+
+/// What a label cell must be, for [`DataError::BadLabel`].
+pub fn label_expectation(task: &TaskSpec) -> &'static str {
+    match task {
+        TaskSpec::Binary => "0 or 1",
+        TaskSpec::Multiclass { .. } => "one of the names in task.classes",
+        TaskSpec::Regression => "a finite number",
     }
 }
 
@@ -393,10 +423,17 @@ fn label_value(cell: &str) -> Option<f32> {
 mod tests {
     use super::*;
 
+    const BINARY: TaskSpec = TaskSpec::Binary;
+
     fn load(text: &str, label: Option<&str>) -> Result<Table, DataError> {
+        load_task(text, label, &BINARY)
+    }
+
+    fn load_task(text: &str, label: Option<&str>, task: &TaskSpec) -> Result<Table, DataError> {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("d.csv");
         std::fs::write(&p, text).expect("write");
+        let label = label.map(|column| LabelColumn { column, task });
         load_table(&p, &["a".into(), "b".into()], label)
     }
 
@@ -440,6 +477,27 @@ mod tests {
     }
 
     #[test]
+    fn labels_read_as_the_task_says() {
+        let classes = TaskSpec::Multiclass {
+            classes: vec!["clear".into(), "nodule".into(), "mass".into()],
+        };
+        let t = load_task("a,b,y\n1,2,mass\n1,2,clear\n", Some("y"), &classes).expect("ok");
+        assert_eq!(t.labels, Some(vec![2.0, 0.0]));
+        let err = load_task("a,b,y\n1,2,SECRET\n", Some("y"), &classes).expect_err("bad");
+        let msg = err.to_string();
+        assert!(msg.contains("one of the names in task.classes"), "{msg}");
+        assert!(!msg.contains("SECRET"), "{msg}");
+        let t = load_task("a,b,y\n1,2,-3.5\n", Some("y"), &TaskSpec::Regression).expect("ok");
+        assert_eq!(t.labels, Some(vec![-3.5]));
+        let err = load_task("a,b,y\n1,2,inf\n", Some("y"), &TaskSpec::Regression);
+        assert!(
+            err.expect_err("inf")
+                .to_string()
+                .contains("a finite number")
+        );
+    }
+
+    #[test]
     fn label_must_be_binary() {
         assert!(matches!(
             load("a,b,y\n1,2,2\n", Some("y")),
@@ -470,7 +528,15 @@ mod tests {
         ];
         let load = |text: &str, g: &[SubgroupSpec]| {
             std::fs::write(&p, text).expect("write");
-            load_table_with_groups(&p, &["a".into(), "b".into()], Some("y"), g)
+            load_table_with_groups(
+                &p,
+                &["a".into(), "b".into()],
+                Some(LabelColumn {
+                    column: "y",
+                    task: &BINARY,
+                }),
+                g,
+            )
         };
         let t = load(
             "a,b,y,age,site\n1,2,0,34,x\n1,2,1, 0.7 ,\n1,2,1,45,x\n",

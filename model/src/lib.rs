@@ -11,7 +11,10 @@ mod run;
 mod rundir;
 
 pub use checkpoint::{AdamMoments, CHECKPOINT_FILE, Checkpoint, CheckpointError};
-pub use data::{DataError, GroupColumn, GroupValues, Table, load_table, load_table_with_groups};
+pub use data::{
+    DataError, GroupColumn, GroupValues, LabelColumn, Table, label_expectation, label_value,
+    load_table, load_table_with_groups,
+};
 pub use evaluation::{SubgroupInput, check_subgroups, evaluate};
 pub use metrics::{accuracy, log_loss, roc_auc, roc_curve};
 pub use params::{DenseLayer, MlpParams};

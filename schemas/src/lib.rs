@@ -4,6 +4,7 @@ mod error_kind;
 pub mod evaluation;
 pub mod grammar;
 mod io;
+mod model_spec;
 mod pipeline;
 mod release;
 pub mod strict_json;
@@ -17,21 +18,27 @@ pub use evaluation::{
     SubgroupTable,
 };
 pub use io::IoError;
+pub use model_spec::{
+    CnnSpec, ConvBlock, DataFormat, ImageInput, MAX_CLASSES, MAX_IMAGE_SIDE, MlpSpec, ModelSpec,
+    TaskSpec,
+};
 pub use pipeline::{
-    DataSpec, DeploySpec, ModelKind, ModelSpec, OptimizerKind, OptimizerSpec, PipelineError,
-    PipelineSpec, PublishSpec, ReleaseSpec, SageMakerSpec, SigningSpec, SplitSpec, TrainingSpec,
+    DataSpec, DeploySpec, OptimizerKind, OptimizerSpec, PipelineError, PipelineSpec, PublishSpec,
+    ReleaseSpec, SageMakerSpec, SigningSpec, SplitSpec, TrainingSpec,
 };
 pub use release::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, AuditAction, AuditEntry, AuditHead,
-    AuditPoint, BUNDLE_FORMAT_VERSION, CardMetrics, Decision, DestinationRule, Envelope,
-    EnvelopeSignature, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, KeyRole, LeakLayer, LeakReport,
-    LeakSpec, ModelCard, ModelOutput, RELEASE_PREDICATE_TYPE, ReleaseIndex, ReleasePredicate,
-    ReportInput, ResidencyPolicy, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement,
-    Subject, TensorSpec, TrainingSummary, TrustPolicy, TrustedKey, Verdict,
+    AuditPoint, BUNDLE_FORMAT_VERSION, BinaryCardMetrics, CardMetrics, CnnArchitecture, Decision,
+    DestinationRule, Envelope, EnvelopeSignature, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature,
+    KeyRole, LeakLayer, LeakReport, LeakSpec, ModelCard, ModelOutput, MulticlassCardMetrics,
+    RELEASE_PREDICATE_TYPE, RegressionCardMetrics, ReleaseIndex, ReleasePredicate, ReportInput,
+    ResidencyPolicy, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement, Subject,
+    TensorSpec, TrainingSummary, TrustPolicy, TrustedKey, Verdict,
 };
 pub use training_record::{
-    BackendInfo, DatasetFile, DatasetFingerprint, EpochMetrics, FileDigest, HoldoutMetrics,
-    Hyperparameters, RocPoint, SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
+    BackendInfo, DatasetFile, DatasetFingerprint, EpochMetrics, FileDigest, Holdout,
+    HoldoutMetrics, Hyperparameters, MAX_RESIDUAL_BINS, MIN_RESIDUAL_BIN_ROWS, MulticlassMetrics,
+    RegressionMetrics, ResidualBin, RocPoint, SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
 };
 pub use uri::{DEFAULT_URI_BASE, UriBase};
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::{DataFormat, ModelSpec, TaskSpec};
+
 /// A declarative pipeline file (`pipelines/<model>.toml`).
 ///
 /// Paths inside it are relative to the file itself, so a pipeline means the same
@@ -19,6 +21,9 @@ pub struct PipelineSpec {
     pub data: DataSpec,
     /// How rows are divided into train, validation and holdout sets.
     pub splits: SplitSpec,
+    /// What the label is: `binary` (default), `multiclass` or `regression`.
+    #[serde(default, skip_serializing_if = "TaskSpec::is_binary")]
+    pub task: TaskSpec,
     /// The model architecture.
     pub model: ModelSpec,
     /// The optimizer.
@@ -168,15 +173,25 @@ pub struct ReleaseSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
-    /// CSV file with a header row, relative to the pipeline file.
+    /// The data file, relative to the pipeline file: a CSV with a header row, a Parquet
+    /// file, or (`format = "images"`) the manifest CSV of an image folder.
     pub source: PathBuf,
+    /// `csv` (default), `parquet` or `images`.
+    #[serde(default, skip_serializing_if = "DataFormat::is_csv")]
+    pub format: DataFormat,
+    /// With `format = "images"`: the manifest column holding each image's file name,
+    /// relative to the manifest's folder (default `file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_column: Option<String>,
     /// Columns that identify a person (directly or in combination). They are never
     /// features, and the packager's leak checks hunt for their values.
     #[serde(default)]
     pub identifiers: Vec<String>,
-    /// Numeric feature columns, in the order the model sees them.
+    /// Numeric feature columns, in the order the model sees them (empty for images: the
+    /// pixels are the input).
+    #[serde(default)]
     pub features: Vec<String>,
-    /// Binary label column (0 or 1).
+    /// Label column: 0 or 1 (binary), a class name (multi-class) or a number (regression).
     pub label: String,
     /// Columns the holdout metrics are also reported per group of (age band, sex, site):
     /// `"sex"` or `{ column = "age", bands = [30, 45, 60] }`. Groups smaller than
@@ -196,27 +211,6 @@ pub struct SplitSpec {
     /// Rows never seen in training: final metrics, and the non-member set of the
     /// membership-inference check.
     pub holdout: f64,
-}
-
-/// Model architecture.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSpec {
-    /// Architecture family.
-    pub kind: ModelKind,
-    /// Width of each hidden layer, input side first.
-    pub hidden: Vec<usize>,
-    /// Dropout probability after each hidden activation, in [0, 1).
-    #[serde(default)]
-    pub dropout: f64,
-}
-
-/// Supported architectures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModelKind {
-    /// Multi-layer perceptron with ReLU activations and one logit out (binary classifier).
-    Mlp,
 }
 
 /// Optimizer settings.
@@ -328,6 +322,9 @@ impl PipelineSpec {
     pub fn validate(&self) -> Result<(), String> {
         self.validate_leak_patterns()?;
         self.validate_grammars()?;
+        self.model.validate()?;
+        self.task.validate()?;
+        self.validate_family()?;
         self.validate_columns()?;
         self.validate_splits()?;
         self.validate_training()?;
@@ -412,7 +409,7 @@ impl PipelineSpec {
     /// column in two roles.
     fn validate_columns(&self) -> Result<(), String> {
         let d = &self.data;
-        if d.features.is_empty() {
+        if d.features.is_empty() && d.format != DataFormat::Images {
             return Err("data.features is empty: the model needs at least one feature".into());
         }
         let mut seen = BTreeSet::new();
@@ -470,15 +467,44 @@ impl PipelineSpec {
         Ok(())
     }
 
+    /// The model family fits the data format: a CNN on images (and no feature columns),
+    /// an MLP on feature columns; the image column only with images.
+    fn validate_family(&self) -> Result<(), String> {
+        let d = &self.data;
+        match (&self.model, d.format) {
+            (ModelSpec::Cnn(_), DataFormat::Images) => {
+                if !d.features.is_empty() {
+                    return Err(
+                        "data.features must be empty with data.format = \"images\": the pixels are the input"
+                            .into(),
+                    );
+                }
+                let col = d.image_column.as_deref().unwrap_or("file");
+                crate::grammar::column_name(col).map_err(|e| format!("data.image_column: {e}"))?;
+                if col == d.label || d.identifiers.iter().any(|i| i == col) {
+                    return Err(format!(
+                        "data.image_column {col:?} is also the label or an identifier"
+                    ));
+                }
+                Ok(())
+            }
+            (ModelSpec::Cnn(_), f) => Err(format!(
+                "model.kind = \"cnn\" takes images: data.format is {:?}, not \"images\"",
+                format!("{f:?}").to_lowercase()
+            )),
+            (ModelSpec::Mlp(_), DataFormat::Images) => Err(
+                "data.format = \"images\" needs model.kind = \"cnn\" (an MLP takes feature columns)"
+                    .into(),
+            ),
+            (ModelSpec::Mlp(_), _) if d.image_column.is_some() => {
+                Err("data.image_column is only for data.format = \"images\"".into())
+            }
+            (ModelSpec::Mlp(_), _) => Ok(()),
+        }
+    }
+
     /// The model, the optimizer, the leak thresholds and the training loop.
     fn validate_training(&self) -> Result<(), String> {
-        let m = &self.model;
-        if m.hidden.is_empty() || m.hidden.contains(&0) {
-            return Err("model.hidden must list at least one layer width, each above 0".into());
-        }
-        if !(0.0..1.0).contains(&m.dropout) {
-            return Err(format!("model.dropout = {} must be in [0, 1)", m.dropout));
-        }
 
         let o = &self.optimizer;
         if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {

@@ -55,14 +55,32 @@ pub struct ModelCard {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Architecture {
-    /// `mlp`.
+    /// `mlp` or `cnn`.
     pub kind: String,
-    /// Widths from input to output, e.g. `[12, 64, 32, 1]`.
+    /// Widths of the dense layers from their input to the output, e.g. `[12, 64, 32, 1]`
+    /// (for a CNN, the first is the flattened last block).
     pub layer_widths: Vec<usize>,
+    /// For a CNN: the input images and the convolution blocks before the dense layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnn: Option<CnnArchitecture>,
     /// Activation between layers: `relu`.
     pub activation: String,
     /// Every tensor in `model.safetensors`, with its shape (`[out, in]` for weights).
     pub tensors: Vec<TensorSpec>,
+}
+
+/// The convolutional part of a CNN's architecture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CnnArchitecture {
+    /// Size of the images the model takes.
+    pub input: crate::ImageInput,
+    /// Convolution blocks, input side first.
+    pub conv: Vec<crate::ConvBlock>,
+    /// Whether the input is normalized by the released aggregate tensors `input.mean` and
+    /// `input.std` (per channel) before the first block; otherwise the normalization is
+    /// folded into its weights and the model takes pixel values in [0, 1].
+    pub input_normalization: bool,
 }
 
 /// Name, dtype and shape of one released tensor.
@@ -93,16 +111,122 @@ pub struct InputFeature {
 pub struct ModelOutput {
     /// Label column the model predicts.
     pub label: String,
-    /// Output classes, negative first.
+    /// Output classes: negative first (binary), in output order (multi-class), none
+    /// (regression).
     pub classes: Vec<String>,
-    /// The raw output is a logit; `sigmoid` gives the probability of the positive class.
+    /// From raw outputs to answers: `sigmoid` (one logit to the probability of the
+    /// positive class), `softmax` (logits to class probabilities) or `identity` (the
+    /// value itself).
     pub transform: String,
 }
 
-/// Holdout metrics.
+/// Holdout metrics, per task (told apart by their members; binary cards written before
+/// tasks read as [`CardMetrics::Binary`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CardMetrics {
+    /// A binary classifier.
+    Binary(BinaryCardMetrics),
+    /// A multi-class classifier.
+    Multiclass(MulticlassCardMetrics),
+    /// A regression.
+    Regression(RegressionCardMetrics),
+}
+
+impl CardMetrics {
+    /// The binary figures, for a binary classifier.
+    pub fn binary(&self) -> Option<&BinaryCardMetrics> {
+        match self {
+            Self::Binary(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The card's figures from a training record's holdout metrics.
+    pub fn from_holdout(h: &crate::Holdout, holdout_rows: u64) -> Self {
+        match h {
+            crate::Holdout::Binary(b) => Self::Binary(BinaryCardMetrics {
+                roc_auc: b.roc_auc,
+                accuracy: b.accuracy,
+                loss: b.loss,
+                holdout_rows,
+                positive_rate: b.positive_rate,
+            }),
+            crate::Holdout::Multiclass(m) => Self::Multiclass(MulticlassCardMetrics {
+                loss: m.loss,
+                accuracy: m.accuracy,
+                macro_f1: m.macro_f1,
+                confusion: m.confusion.clone(),
+                holdout_rows,
+            }),
+            crate::Holdout::Regression(r) => Self::Regression(RegressionCardMetrics {
+                loss: r.loss,
+                rmse: r.rmse,
+                mae: r.mae,
+                r2: r.r2,
+                residuals: r.residuals.clone(),
+                holdout_rows,
+            }),
+        }
+    }
+
+    /// Rows in the holdout split.
+    pub fn holdout_rows(&self) -> u64 {
+        match self {
+            Self::Binary(b) => b.holdout_rows,
+            Self::Multiclass(m) => m.holdout_rows,
+            Self::Regression(r) => r.holdout_rows,
+        }
+    }
+
+    /// The task's loss on the holdout.
+    pub fn loss(&self) -> f64 {
+        match self {
+            Self::Binary(b) => b.loss,
+            Self::Multiclass(m) => m.loss,
+            Self::Regression(r) => r.loss,
+        }
+    }
+}
+
+/// Holdout metrics of a multi-class classifier in the card.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CardMetrics {
+pub struct MulticlassCardMetrics {
+    /// Categorical cross-entropy.
+    pub loss: f64,
+    /// Fraction of rows whose most probable class is the label.
+    pub accuracy: f64,
+    /// Unweighted mean over classes of F1.
+    pub macro_f1: f64,
+    /// Counts: `confusion[true][predicted]`, classes in the output's order.
+    pub confusion: Vec<Vec<u64>>,
+    /// Rows in the holdout split.
+    pub holdout_rows: u64,
+}
+
+/// Holdout metrics of a regression in the card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegressionCardMetrics {
+    /// Mean squared error.
+    pub loss: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Coefficient of determination.
+    pub r2: f64,
+    /// The binned residual plot (see [`crate::RegressionMetrics::residuals`]).
+    pub residuals: Vec<crate::ResidualBin>,
+    /// Rows in the holdout split.
+    pub holdout_rows: u64,
+}
+
+/// Holdout metrics of a binary classifier in the card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BinaryCardMetrics {
     /// Area under the ROC curve.
     pub roc_auc: f64,
     /// Accuracy at threshold 0.5.

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{ModelSpec, OptimizerSpec};
+use crate::{ModelSpec, OptimizerSpec, TaskSpec};
 
 /// Version of the `TrainingRecord` format; bumped on any incompatible change.
 pub const TRAINING_RECORD_VERSION: u32 = 1;
@@ -34,7 +34,7 @@ pub struct TrainingRecord {
     /// Metrics after every epoch.
     pub epochs: Vec<EpochMetrics>,
     /// Metrics on the holdout split, after the last epoch.
-    pub holdout: HoldoutMetrics,
+    pub holdout: Holdout,
     /// Training throughput: training rows processed per second, over all epochs.
     pub train_rows_per_second: f64,
     /// `git rev-parse HEAD` of the repository holding the pipeline, if any.
@@ -102,6 +102,9 @@ pub struct SplitSizes {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Hyperparameters {
+    /// The task (absent: binary, as in records written before tasks).
+    #[serde(default, skip_serializing_if = "TaskSpec::is_binary")]
+    pub task: TaskSpec,
     /// Architecture.
     pub model: ModelSpec,
     /// Feature columns in input order.
@@ -134,19 +137,220 @@ pub struct BackendInfo {
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
-    /// Mean binary cross-entropy over the epoch's training batches.
+    /// Mean loss over the epoch's training batches (the task's: binary or categorical
+    /// cross-entropy, or mean squared error on the standardized target).
     pub train_loss: f64,
-    /// Accuracy on the training batches (threshold 0.5), with dropout active.
-    pub train_accuracy: f64,
-    /// Binary cross-entropy on the validation split.
+    /// Accuracy on the training batches, with dropout active (absent for regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_accuracy: Option<f64>,
+    /// Loss on the validation split.
     pub validation_loss: f64,
-    /// Accuracy on the validation split.
-    pub validation_accuracy: f64,
+    /// Accuracy on the validation split (absent for regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
     /// Wall time of the epoch, seconds.
     pub seconds: f64,
 }
 
-/// Final metrics on rows never used in training.
+/// Final metrics on rows never used in training, per task. Told apart by their members
+/// (each variant has fields the others lack), so binary records written before tasks read
+/// as [`Holdout::Binary`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Holdout {
+    /// Binary classification.
+    Binary(HoldoutMetrics),
+    /// Multi-class classification.
+    Multiclass(MulticlassMetrics),
+    /// Regression.
+    Regression(RegressionMetrics),
+}
+
+impl Holdout {
+    /// The binary metrics, when the task is binary.
+    pub fn binary(&self) -> Option<&HoldoutMetrics> {
+        match self {
+            Self::Binary(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The task's loss on the holdout.
+    pub fn loss(&self) -> f64 {
+        match self {
+            Self::Binary(b) => b.loss,
+            Self::Multiclass(m) => m.loss,
+            Self::Regression(r) => r.loss,
+        }
+    }
+
+    /// Accuracy, for classifiers.
+    pub fn accuracy(&self) -> Option<f64> {
+        match self {
+            Self::Binary(b) => Some(b.accuracy),
+            Self::Multiclass(m) => Some(m.accuracy),
+            Self::Regression(_) => None,
+        }
+    }
+
+    /// `binary`, `multiclass` or `regression`.
+    pub fn task_name(&self) -> &'static str {
+        match self {
+            Self::Binary(_) => "binary",
+            Self::Multiclass(_) => "multiclass",
+            Self::Regression(_) => "regression",
+        }
+    }
+
+    /// Checks the figures against the task and the holdout size.
+    pub fn validate(&self, task: &TaskSpec, holdout_rows: u64) -> Result<(), String> {
+        match (self, task) {
+            (Self::Binary(b), TaskSpec::Binary) => b.validate(),
+            (Self::Multiclass(m), TaskSpec::Multiclass { classes }) => {
+                m.validate(classes.len(), holdout_rows)
+            }
+            (Self::Regression(r), TaskSpec::Regression) => r.validate(holdout_rows),
+            (h, t) => Err(format!(
+                "holdout holds {} metrics but the task is {}",
+                h.task_name(),
+                t.name()
+            )),
+        }
+    }
+}
+
+/// Holdout metrics of a multi-class classifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MulticlassMetrics {
+    /// Categorical cross-entropy.
+    pub loss: f64,
+    /// Fraction of rows whose most probable class is the label.
+    pub accuracy: f64,
+    /// Unweighted mean over classes of F1 (a class never predicted nor present counts 0).
+    pub macro_f1: f64,
+    /// Counts: `confusion[true][predicted]`, classes in the task's order.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+impl MulticlassMetrics {
+    fn validate(&self, classes: usize, holdout_rows: u64) -> Result<(), String> {
+        finite_nonneg("holdout.loss", self.loss)?;
+        unit("holdout.accuracy", self.accuracy)?;
+        unit("holdout.macro_f1", self.macro_f1)?;
+        if self.confusion.len() != classes || self.confusion.iter().any(|r| r.len() != classes) {
+            return Err(format!(
+                "holdout.confusion is not {classes}×{classes} (one row and column per class)"
+            ));
+        }
+        let total: u64 = self.confusion.iter().flatten().sum();
+        if total != holdout_rows {
+            return Err(format!(
+                "holdout.confusion counts {total} rows, the holdout has {holdout_rows}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Most bins of a residual plot.
+pub const MAX_RESIDUAL_BINS: usize = 20;
+
+/// Holdout metrics of a regression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegressionMetrics {
+    /// Mean squared error, in the label's units squared.
+    pub loss: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Coefficient of determination (can be negative: worse than predicting the mean).
+    pub r2: f64,
+    /// The residual plot, aggregated: holdout rows sorted by prediction into equal-count
+    /// bins (at most [`MAX_RESIDUAL_BINS`], each of at least 10 rows), never a single row.
+    pub residuals: Vec<ResidualBin>,
+}
+
+/// One bin of a residual plot.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResidualBin {
+    /// Rows in the bin.
+    pub rows: u64,
+    /// Mean prediction of those rows.
+    pub predicted: f64,
+    /// Mean residual (label − prediction) of those rows.
+    pub mean_residual: f64,
+    /// Root mean square of their residuals.
+    pub rms_residual: f64,
+}
+
+/// Fewest rows in a residual bin.
+pub const MIN_RESIDUAL_BIN_ROWS: u64 = 10;
+
+impl RegressionMetrics {
+    fn validate(&self, holdout_rows: u64) -> Result<(), String> {
+        for (name, v) in [
+            ("holdout.loss", self.loss),
+            ("holdout.rmse", self.rmse),
+            ("holdout.mae", self.mae),
+        ] {
+            finite_nonneg(name, v)?;
+        }
+        if !self.r2.is_finite() || self.r2 > 1.0 {
+            return Err("holdout.r2 is not a finite number at most 1".into());
+        }
+        if self.residuals.len() > MAX_RESIDUAL_BINS {
+            return Err(format!(
+                "holdout.residuals has {} bins, at most {MAX_RESIDUAL_BINS}",
+                self.residuals.len()
+            ));
+        }
+        let mut rows = 0u64;
+        for (i, b) in self.residuals.iter().enumerate() {
+            if b.rows < MIN_RESIDUAL_BIN_ROWS {
+                return Err(format!(
+                    "holdout.residuals[{i}] holds {} rows, fewer than {MIN_RESIDUAL_BIN_ROWS}",
+                    b.rows
+                ));
+            }
+            if !(b.predicted.is_finite() && b.mean_residual.is_finite()) {
+                return Err(format!("holdout.residuals[{i}] is not finite"));
+            }
+            finite_nonneg(
+                &format!("holdout.residuals[{i}].rms_residual"),
+                b.rms_residual,
+            )?;
+            rows += b.rows;
+        }
+        if !self.residuals.is_empty() && rows != holdout_rows {
+            return Err(format!(
+                "holdout.residuals count {rows} rows, the holdout has {holdout_rows}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn finite_nonneg(name: &str, x: f64) -> Result<(), String> {
+    if x.is_finite() && x >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{name} is not a finite, non-negative number"))
+    }
+}
+
+fn unit(name: &str, x: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&x) {
+        Ok(())
+    } else {
+        Err(format!("{name} is not a rate in [0, 1]"))
+    }
+}
+
+/// Holdout metrics of a binary classifier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldoutMetrics {
@@ -229,20 +433,6 @@ impl TrainingRecord {
     /// rates in [0, 1]; the ROC curve a monotone walk of at most [`MAX_ROC_POINTS`] points
     /// from (0, 0) to (1, 1).
     fn validate_metrics(&self) -> Result<(), String> {
-        let finite = |name: &str, x: f64| {
-            if x.is_finite() && x >= 0.0 {
-                Ok(())
-            } else {
-                Err(format!("{name} is not a finite, non-negative number"))
-            }
-        };
-        let rate = |name: &str, x: f64| {
-            if (0.0..=1.0).contains(&x) {
-                Ok(())
-            } else {
-                Err(format!("{name} is not a rate in [0, 1]"))
-            }
-        };
         if self.epochs.len() != self.hyperparameters.epochs {
             return Err(format!(
                 "epochs: {} entries, but the run trained {} epochs",
@@ -250,24 +440,43 @@ impl TrainingRecord {
                 self.hyperparameters.epochs
             ));
         }
+        let regression = matches!(self.hyperparameters.task, TaskSpec::Regression);
         for (i, e) in self.epochs.iter().enumerate() {
             let at = |f: &str| format!("epochs[{i}].{f}");
             if e.epoch != i + 1 {
                 return Err(format!("{} is not {}", at("epoch"), i + 1));
             }
-            finite(&at("train_loss"), e.train_loss)?;
-            finite(&at("validation_loss"), e.validation_loss)?;
-            finite(&at("seconds"), e.seconds)?;
-            rate(&at("train_accuracy"), e.train_accuracy)?;
-            rate(&at("validation_accuracy"), e.validation_accuracy)?;
+            finite_nonneg(&at("train_loss"), e.train_loss)?;
+            finite_nonneg(&at("validation_loss"), e.validation_loss)?;
+            finite_nonneg(&at("seconds"), e.seconds)?;
+            for (name, v) in [
+                ("train_accuracy", e.train_accuracy),
+                ("validation_accuracy", e.validation_accuracy),
+            ] {
+                match (v, regression) {
+                    (Some(v), false) => unit(&at(name), v)?,
+                    (None, true) => {}
+                    (Some(_), true) => {
+                        return Err(format!("{} is recorded for a regression", at(name)));
+                    }
+                    (None, false) => return Err(format!("{} is missing", at(name))),
+                }
+            }
         }
-        let h = &self.holdout;
-        finite("holdout.loss", h.loss)?;
-        rate("holdout.accuracy", h.accuracy)?;
-        rate("holdout.roc_auc", h.roc_auc)?;
-        rate("holdout.positive_rate", h.positive_rate)?;
-        finite("train_rows_per_second", self.train_rows_per_second)?;
-        let curve = &h.roc_curve;
+        self.holdout
+            .validate(&self.hyperparameters.task, self.splits.holdout)?;
+        finite_nonneg("train_rows_per_second", self.train_rows_per_second)?;
+        Ok(())
+    }
+}
+
+impl HoldoutMetrics {
+    fn validate(&self) -> Result<(), String> {
+        finite_nonneg("holdout.loss", self.loss)?;
+        unit("holdout.accuracy", self.accuracy)?;
+        unit("holdout.roc_auc", self.roc_auc)?;
+        unit("holdout.positive_rate", self.positive_rate)?;
+        let curve = &self.roc_curve;
         if curve.len() > MAX_ROC_POINTS {
             return Err(format!(
                 "holdout.roc_curve has {} points, at most {MAX_ROC_POINTS} are recorded",
@@ -276,8 +485,8 @@ impl TrainingRecord {
         }
         let mut prev = RocPoint { fpr: 0.0, tpr: 0.0 };
         for (i, p) in curve.iter().enumerate() {
-            rate(&format!("holdout.roc_curve[{i}].fpr"), p.fpr)?;
-            rate(&format!("holdout.roc_curve[{i}].tpr"), p.tpr)?;
+            unit(&format!("holdout.roc_curve[{i}].fpr"), p.fpr)?;
+            unit(&format!("holdout.roc_curve[{i}].tpr"), p.tpr)?;
             if p.fpr < prev.fpr || p.tpr < prev.tpr {
                 return Err(format!(
                     "holdout.roc_curve[{i}] goes back: a ROC curve only rises"

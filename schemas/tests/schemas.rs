@@ -259,3 +259,88 @@ fn signing_uri_base_is_checked_at_load() {
         assert!(e.contains("signing.uri_base"), "{bad}: {e}");
     }
 }
+
+/// Issue 15: a CNN on images and a multi-class task, declared in the pipeline; a model that
+/// does not fit its images, a CNN on a CSV and a stray key are refused naming what is wrong.
+#[test]
+fn cnn_and_task_declarations_are_parsed_strictly() {
+    let shipped = include_str!("../../pipelines/fraud-detector.toml");
+    let model = "[model]\nkind = \"mlp\"\nhidden = [64, 32]\ndropout = 0.1\n";
+    assert!(shipped.contains(model));
+    let cnn = "[task]\nkind = \"multiclass\"\nclasses = [\"clear\", \"nodule\", \"mass\"]\n\n\
+               [model]\nkind = \"cnn\"\nhidden = [32]\ninput = { channels = 1, height = 64, width = 64 }\n\
+               conv = [{ channels = 8, kernel = 3, pool = 2, batch_norm = true }, { channels = 16, kernel = 3, padding = 1, pool = 2 }]\n";
+    let images = shipped.replace(model, cnn).replacen(
+        "source = \"../data/transactions.csv\"",
+        "source = \"../data/scans/manifest.csv\"\nformat = \"images\"",
+        1,
+    );
+    // Images take no feature columns.
+    let start = images.find("features = [").expect("features");
+    let end = start + images[start..].find(']').expect("]") + 1;
+    let images = format!("{}{}", &images[..start], &images[end..]);
+    let images = images.replace(
+        "subgroups = [{ column = \"age\", bands = [30, 45, 60] }, \"is_foreign\"]",
+        "",
+    );
+    let load = |t: &str| airlock_schemas::PipelineSpec::from_toml_str(t, "p.toml".as_ref());
+    let spec = load(&images).expect("a CNN on images is valid");
+    let airlock_schemas::ModelSpec::Cnn(c) = &spec.model else {
+        panic!("cnn expected")
+    };
+    // 64 → conv 3 → 62 → pool 2 → 31 → conv 3 pad 1 → 31 → pool 2 → 15.
+    assert_eq!(c.shapes().expect("fits"), vec![(8, 31, 31), (16, 15, 15)]);
+    assert_eq!(c.flat_width().expect("fits"), 16 * 15 * 15);
+    assert_eq!(spec.task.outputs(), 3);
+
+    for (from, to, says) in [
+        (
+            "height = 64, width = 64",
+            "height = 4, width = 4",
+            "model.conv[1]",
+        ),
+        (
+            "channels = 1, height",
+            "channels = 2, height",
+            "model.input.channels",
+        ),
+        (
+            "batch_norm = true",
+            "batch_norm = true, stride = 0",
+            "model.conv[0]",
+        ),
+        (
+            "\"mass\"]",
+            "\"nodule\"]",
+            "task.classes lists \"nodule\" twice",
+        ),
+        ("\"mass\"]", "\"mass\"]\nextra = 1", "extra"),
+        ("batch_norm = true", "batchnorm = true", "batchnorm"),
+        (
+            "format = \"images\"",
+            "format = \"csv\"",
+            "model.kind = \"cnn\" takes images",
+        ),
+    ] {
+        assert!(images.contains(from), "{from}");
+        let err = load(&images.replacen(from, to, 1))
+            .expect_err(from)
+            .to_string();
+        assert!(err.contains(says), "{from} -> {to}: {err}");
+    }
+    // An MLP on images is refused too.
+    let err = load(&shipped.replacen(
+        "source = \"../data/transactions.csv\"",
+        "source = \"x.csv\"\nformat = \"images\"",
+        1,
+    ))
+    .expect_err("mlp on images")
+    .to_string();
+    assert!(err.contains("needs model.kind = \"cnn\""), "{err}");
+    // A regression needs nothing more; the record of a binary pipeline has no task key.
+    let reg = load(&shipped.replace(model, &format!("[task]\nkind = \"regression\"\n\n{model}")))
+        .expect("regression");
+    assert_eq!(reg.task, airlock_schemas::TaskSpec::Regression);
+    let json = serde_json::to_string(&load(shipped).expect("shipped").model).expect("json");
+    assert_eq!(json, r#"{"kind":"mlp","hidden":[64,32],"dropout":0.1}"#);
+}
