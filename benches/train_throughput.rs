@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "airlock train  backend={:<8} {:>10.0} rows/s   (holdout AUC {:.4}){}",
             backend.name(),
             rps,
-            run.record.holdout.roc_auc,
+            run.record.holdout.binary().map_or(f64::NAN, |b| b.roc_auc),
             if backend == Backend::DEFAULT_CPU {
                 "  <- default"
             } else {

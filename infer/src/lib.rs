@@ -5,5 +5,5 @@ mod inference;
 mod module;
 
 pub use device::{Backend, DeviceError, DeviceSpec};
-pub use inference::{PredictError, Scorer, predict_csv, predict_logits};
-pub use module::{Mlp, tensor_to_vec, to_module, weight_to_host};
+pub use inference::{PredictError, Scorer, predict_csv, predict_outputs, transform};
+pub use module::{ConvLayer, InputNorm, Net, tensor_to_vec, to_net};

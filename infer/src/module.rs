@@ -1,47 +1,165 @@
-//! The MLP classifier as a burn module, and its conversion from and to host parameters.
+//! Any described model as a burn module ([`Net`]), and its conversion from and to host
+//! tensors. The tensor names and layouts are the description's (PyTorch layouts).
 
-use airlock_model::{DenseLayer, MlpParams};
-use burn::module::{Module, Param};
-use burn::nn::Linear;
+use airlock_model::{Description, Params, Role, TensorDecl};
+use burn::module::{Module, Param, RunningState};
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::prelude::Backend;
 use burn::tensor::activation::relu;
+use burn::tensor::module::max_pool2d;
 use burn::tensor::{Tensor, TensorData};
 
-/// Multi-layer perceptron: `Linear → ReLU → dropout` per hidden layer, then a linear
-/// layer to one logit.
+/// One convolution block: `Conv2d → [batch norm] → ReLU → [max-pool]`.
 #[derive(Module, Debug)]
-pub struct Mlp<B: Backend> {
-    /// Hidden layers, input side first, then the output layer (one unit).
-    pub layers: Vec<Linear<B>>,
+pub struct ConvLayer<B: Backend> {
+    /// The convolution.
+    pub conv: Conv2d<B>,
+    /// Batch normalization (absent in released models: folded into the convolution).
+    pub norm: Option<BatchNorm<B>>,
+    /// Max-pool window and stride (1: none).
+    pub pool: usize,
 }
 
-/// Build the burn module for `params` on `device`.
-pub fn to_module<B: Backend>(params: &MlpParams, device: &B::Device) -> Mlp<B> {
-    Mlp {
-        layers: params
-            .layers
-            .iter()
-            .map(|l| {
-                // burn stores linear weights as [d_in, d_out].
-                let w = Tensor::<B, 2>::from_data(
-                    TensorData::new(l.weight.clone(), [l.d_out, l.d_in]),
-                    device,
-                )
-                .transpose();
-                let b =
-                    Tensor::<B, 1>::from_data(TensorData::new(l.bias.clone(), [l.d_out]), device);
-                Linear {
-                    weight: Param::from_tensor(w),
-                    bias: Some(Param::from_tensor(b)),
-                }
-            })
-            .collect(),
+/// Per-channel input normalization `(x − mean) / std` of a released CNN whose first block
+/// pads (where folding would not be exact).
+#[derive(Module, Debug)]
+pub struct InputNorm<B: Backend> {
+    /// `[channels]`.
+    pub mean: RunningState<Tensor<B, 1>>,
+    /// `[channels]`.
+    pub std: RunningState<Tensor<B, 1>>,
+}
+
+/// A model of any family: convolution blocks (none for an MLP), flattened, then dense
+/// layers with ReLU (and dropout in training) between them.
+#[derive(Module, Debug)]
+pub struct Net<B: Backend> {
+    /// Input normalization (released CNNs with a padded first block only).
+    pub input_norm: Option<InputNorm<B>>,
+    /// Convolution blocks, input side first.
+    pub convs: Vec<ConvLayer<B>>,
+    /// Dense layers, the last one to the outputs.
+    pub dense: Vec<Linear<B>>,
+    /// `[channels, height, width]` of an image input; zeros for feature columns.
+    pub image: [usize; 3],
+}
+
+fn tensor<B: Backend, const D: usize>(
+    values: &[f32],
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(values.to_vec(), shape), device)
+}
+
+/// Looks tensors up by name in host params.
+struct Lookup<'a> {
+    params: &'a Params,
+}
+
+impl Lookup<'_> {
+    fn get(&self, name: &str) -> &[f32] {
+        self.params
+            .get(name)
+            .unwrap_or_else(|| panic!("host params lack {name:?} (the description declares it)"))
     }
 }
 
-/// Read a `[d_in, d_out]` burn weight into PyTorch's row-major `[d_out, d_in]`.
-pub fn weight_to_host<B: Backend>(w: Tensor<B, 2>) -> Vec<f32> {
-    tensor_to_vec(w.transpose())
+/// Build the burn module for `params`, which hold `description`'s trained tensors
+/// (`released = false`) or its released ones (`released = true`), on `device`.
+///
+/// # Panics
+/// When `params` do not hold the declared tensors (callers read them through the
+/// description, which checks names and shapes).
+pub fn to_net<B: Backend>(
+    description: &Description,
+    params: &Params,
+    released: bool,
+    device: &B::Device,
+) -> Net<B> {
+    let p = Lookup { params };
+    let image = match description.input {
+        airlock_model::InputKind::Image(i) => [i.channels, i.height, i.width],
+        airlock_model::InputKind::Features(_) => [0, 0, 0],
+    };
+    let input_norm = (released && description.releases_input_normalization()).then(|| {
+        let c = image[0];
+        InputNorm {
+            mean: RunningState::new(tensor(p.get("input.mean"), [c], device)),
+            std: RunningState::new(tensor(p.get("input.std"), [c], device)),
+        }
+    });
+    let mut c_in = image[0];
+    let convs = description
+        .conv()
+        .iter()
+        .enumerate()
+        .map(|(k, b)| {
+            let c_out = b.channels;
+            let conv = Conv2d {
+                weight: Param::from_tensor(tensor(
+                    p.get(&format!("conv.{k}.weight")),
+                    [c_out, c_in, b.kernel, b.kernel],
+                    device,
+                )),
+                bias: Some(Param::from_tensor(tensor(
+                    p.get(&format!("conv.{k}.bias")),
+                    [c_out],
+                    device,
+                ))),
+                stride: [b.stride, b.stride],
+                kernel_size: [b.kernel, b.kernel],
+                dilation: [1, 1],
+                groups: 1,
+                padding: PaddingConfig2d::Explicit(b.padding, b.padding, b.padding, b.padding),
+            };
+            let norm = (b.batch_norm && !released).then(|| {
+                let get =
+                    |part: &str| tensor(p.get(&format!("conv.{k}.norm.{part}")), [c_out], device);
+                BatchNorm {
+                    gamma: Param::from_tensor(get("gamma")),
+                    beta: Param::from_tensor(get("beta")),
+                    running_mean: RunningState::new(get("running_mean")),
+                    running_var: RunningState::new(get("running_var")),
+                    momentum: 0.1,
+                    epsilon: airlock_model::BATCH_NORM_EPSILON,
+                }
+            });
+            c_in = c_out;
+            ConvLayer {
+                conv,
+                norm,
+                pool: b.pool.unwrap_or(1).max(1),
+            }
+        })
+        .collect();
+    let widths = description.dense_widths();
+    let dense = widths
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            let (d_in, d_out) = (w[0], w[1]);
+            // burn stores linear weights as [d_in, d_out].
+            let weight =
+                tensor::<B, 2>(p.get(&format!("layers.{i}.weight")), [d_out, d_in], device)
+                    .transpose();
+            Linear {
+                weight: Param::from_tensor(weight),
+                bias: Some(Param::from_tensor(tensor(
+                    p.get(&format!("layers.{i}.bias")),
+                    [d_out],
+                    device,
+                ))),
+            }
+        })
+        .collect();
+    Net {
+        input_norm,
+        convs,
+        dense,
+        image,
+    }
 }
 
 /// A tensor's values on the host, as f32.
@@ -52,18 +170,43 @@ pub fn tensor_to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         .unwrap_or_else(|e| panic!("f32 tensor data expected: {e:?}"))
 }
 
-impl<B: Backend> Mlp<B> {
-    /// Logits for a batch.
+impl<B: Backend> Net<B> {
+    /// Outputs for a batch.
     ///
-    /// - `x`: `[batch, d_input]`, standardized features.
-    /// - `masks`: one dropout mask per hidden layer, `[batch, width]`, already scaled by
-    ///   `1 / (1 - p)`; `None` in evaluation.
-    /// - returns `[batch]`.
-    pub fn forward(&self, x: Tensor<B, 2>, masks: Option<Vec<Tensor<B, 2>>>) -> Tensor<B, 1> {
-        let last = self.layers.len() - 1;
-        let mut masks = masks.map(Vec::into_iter);
+    /// - `x`: `[batch, input_len]`: standardized features, or images (channel-major)
+    ///   normalized as training saw them (released models: raw features, or pixels in
+    ///   [0, 1]).
+    /// - `masks`: one dropout mask per hidden dense layer, `[batch, width]`, already scaled
+    ///   by `1 / (1 - p)`; `None` in evaluation.
+    /// - returns `[batch, outputs]`.
+    pub fn forward(&self, x: Tensor<B, 2>, masks: Option<Vec<Tensor<B, 2>>>) -> Tensor<B, 2> {
+        let [batch, _] = x.dims();
         let mut h = x;
-        for (i, layer) in self.layers.iter().enumerate() {
+        if !self.convs.is_empty() {
+            let [c, height, width] = self.image;
+            let mut img = h.reshape([batch, c, height, width]);
+            if let Some(n) = &self.input_norm {
+                let mean = n.mean.value().reshape([1, c, 1, 1]);
+                let std = n.std.value().reshape([1, c, 1, 1]);
+                img = (img - mean) / std;
+            }
+            for layer in &self.convs {
+                img = layer.conv.forward(img);
+                if let Some(norm) = &layer.norm {
+                    img = norm.forward(img);
+                }
+                img = relu(img);
+                if layer.pool > 1 {
+                    let p = layer.pool;
+                    img = max_pool2d(img, [p, p], [p, p], [0, 0], [1, 1], false);
+                }
+            }
+            let [b, c, hh, ww] = img.dims();
+            h = img.reshape([b, c * hh * ww]);
+        }
+        let last = self.dense.len() - 1;
+        let mut masks = masks.map(Vec::into_iter);
+        for (i, layer) in self.dense.iter().enumerate() {
             h = layer.forward(h);
             if i != last {
                 h = relu(h);
@@ -72,29 +215,84 @@ impl<B: Backend> Mlp<B> {
                 }
             }
         }
-        let [batch, _] = h.dims();
-        h.reshape([batch])
+        h
     }
 
-    /// Copy the parameters to the host.
-    pub fn to_params(&self) -> MlpParams {
-        MlpParams {
-            layers: self
-                .layers
-                .iter()
-                .map(|l| {
-                    let [d_in, d_out] = l.weight.val().dims();
-                    DenseLayer {
-                        d_in,
-                        d_out,
-                        weight: weight_to_host(l.weight.val()),
-                        bias: l
-                            .bias
-                            .as_ref()
-                            .map_or_else(|| vec![0.0; d_out], |b| tensor_to_vec(b.val())),
-                    }
-                })
-                .collect(),
+    /// Copy the trained tensors to the host, as `description` declares them.
+    pub fn to_params(&self, description: &Description) -> Params {
+        let tensors = description
+            .trained()
+            .into_iter()
+            .map(|d| {
+                let v = self.host_tensor(&d);
+                (d, v)
+            })
+            .collect();
+        Params { tensors }
+    }
+
+    fn host_tensor(&self, d: &TensorDecl) -> Vec<f32> {
+        let parts: Vec<&str> = d.name.split('.').collect();
+        match parts.as_slice() {
+            ["layers", i, part] => {
+                let l = &self.dense[parse(i)];
+                match *part {
+                    "weight" => tensor_to_vec(l.weight.val().transpose()),
+                    _ => bias_of(l.bias.as_ref()),
+                }
+            }
+            ["conv", k, part] => {
+                let c = &self.convs[parse(k)].conv;
+                match *part {
+                    "weight" => tensor_to_vec(c.weight.val()),
+                    _ => bias_of(c.bias.as_ref()),
+                }
+            }
+            ["conv", k, "norm", part] => {
+                let n = self.convs[parse(k)]
+                    .norm
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("block {k} has no batch norm"));
+                match *part {
+                    "gamma" => tensor_to_vec(n.gamma.val()),
+                    "beta" => tensor_to_vec(n.beta.val()),
+                    "running_mean" => tensor_to_vec(n.running_mean.value()),
+                    _ => tensor_to_vec(n.running_var.value()),
+                }
+            }
+            _ => panic!("no tensor {:?} in the network", d.name),
         }
     }
+
+    /// The parameters (not the aggregates) in declaration order, with their burn ids:
+    /// what the optimizer's state is keyed by.
+    pub fn param_ids(&self, description: &Description) -> Vec<(String, burn::module::ParamId)> {
+        description
+            .trained()
+            .into_iter()
+            .filter(|d| d.role == Role::Parameter)
+            .filter_map(|d| {
+                let parts: Vec<&str> = d.name.split('.').collect();
+                let id = match parts.as_slice() {
+                    ["layers", i, "weight"] => self.dense[parse(i)].weight.id,
+                    ["layers", i, _] => self.dense[parse(i)].bias.as_ref()?.id,
+                    ["conv", k, "weight"] => self.convs[parse(k)].conv.weight.id,
+                    ["conv", k, "bias"] => self.convs[parse(k)].conv.bias.as_ref()?.id,
+                    ["conv", k, "norm", "gamma"] => self.convs[parse(k)].norm.as_ref()?.gamma.id,
+                    ["conv", k, "norm", "beta"] => self.convs[parse(k)].norm.as_ref()?.beta.id,
+                    _ => return None,
+                };
+                Some((d.name, id))
+            })
+            .collect()
+    }
+}
+
+fn parse(s: &str) -> usize {
+    s.parse()
+        .unwrap_or_else(|_| panic!("tensor index {s:?} is not a number"))
+}
+
+fn bias_of<B: Backend>(b: Option<&Param<Tensor<B, 1>>>) -> Vec<f32> {
+    b.map(|b| tensor_to_vec(b.val())).unwrap_or_default()
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use airlock_schemas::{ErrorKind, IoError};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-use crate::{DenseLayer, MlpParams};
+use crate::{Description, Params, Role};
 
 /// File name of the checkpoint in a run directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -28,12 +28,12 @@ pub struct AdamMoments {
 /// A training checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
-    /// Model parameters.
-    pub params: MlpParams,
+    /// Model tensors, as the description declares them ([`Description::trained`]).
+    pub params: Params,
     /// Optimizer steps taken.
     pub optimizer_step: usize,
-    /// Adam moments per layer: (weight, bias).
-    pub optimizer: Vec<(AdamMoments, AdamMoments)>,
+    /// Adam moments, per parameter tensor (by name; aggregates have none).
+    pub optimizer: Vec<(String, AdamMoments)>,
     /// Free-form metadata (epochs, seed, backend...), as trainers commonly write.
     pub metadata: HashMap<String, String>,
 }
@@ -78,38 +78,26 @@ fn to_le(v: &[f32]) -> Vec<u8> {
 }
 
 impl Checkpoint {
-    /// Tensor name of layer `i`'s `part` (`weight` or `bias`).
-    pub fn param_name(i: usize, part: &str) -> String {
-        format!("layers.{i}.{part}")
-    }
-
     /// Serialize to safetensors bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, safetensors::SafeTensorError> {
         let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (i, l) in self.params.layers.iter().enumerate() {
+        for (d, v) in &self.params.tensors {
+            owned.push((d.name.clone(), d.shape.clone(), to_le(v)));
+        }
+        for (name, m) in &self.optimizer {
+            let Some((d, _)) = self.params.tensors.iter().find(|(d, _)| &d.name == name) else {
+                continue;
+            };
             owned.push((
-                Self::param_name(i, "weight"),
-                vec![l.d_out, l.d_in],
-                to_le(&l.weight),
+                format!("optimizer.{name}.exp_avg"),
+                d.shape.clone(),
+                to_le(&m.exp_avg),
             ));
-            owned.push((Self::param_name(i, "bias"), vec![l.d_out], to_le(&l.bias)));
-            if let Some((w, b)) = self.optimizer.get(i) {
-                for (part, m, shape) in [
-                    ("weight", w, vec![l.d_out, l.d_in]),
-                    ("bias", b, vec![l.d_out]),
-                ] {
-                    owned.push((
-                        format!("optimizer.layers.{i}.{part}.exp_avg"),
-                        shape.clone(),
-                        to_le(&m.exp_avg),
-                    ));
-                    owned.push((
-                        format!("optimizer.layers.{i}.{part}.exp_avg_sq"),
-                        shape,
-                        to_le(&m.exp_avg_sq),
-                    ));
-                }
-            }
+            owned.push((
+                format!("optimizer.{name}.exp_avg_sq"),
+                d.shape.clone(),
+                to_le(&m.exp_avg_sq),
+            ));
         }
         let views = owned
             .iter()
@@ -137,9 +125,9 @@ impl Checkpoint {
             .map_err(|source| CheckpointError::Io(IoError::new("write checkpoint", path, source)))
     }
 
-    /// Read the model parameters of an MLP with the given layer widths
-    /// (`[d_input, hidden..., 1]`) from `path`. Optimizer state is read too, when present.
-    pub fn read(path: &Path, dims: &[usize]) -> Result<Self, CheckpointError> {
+    /// Read the tensors `description` declares for training from `path`. Optimizer state
+    /// is read too, when present.
+    pub fn read(path: &Path, description: &Description) -> Result<Self, CheckpointError> {
         let bytes = std::fs::read(path)
             .map_err(|source| CheckpointError::Io(IoError::new("read checkpoint", path, source)))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|source| CheckpointError::Format {
@@ -166,28 +154,25 @@ impl Checkpoint {
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect())
         };
-        let mut layers = Vec::new();
+        let mut tensors = Vec::new();
         let mut optimizer = Vec::new();
-        for (i, w) in dims.windows(2).enumerate() {
-            let (d_in, d_out) = (w[0], w[1]);
-            layers.push(DenseLayer {
-                d_in,
-                d_out,
-                weight: get(&Self::param_name(i, "weight"), &[d_out, d_in])?,
-                bias: get(&Self::param_name(i, "bias"), &[d_out])?,
-            });
-            let moments = |part: &str, shape: &[usize]| -> Option<AdamMoments> {
-                Some(AdamMoments {
-                    exp_avg: get(&format!("optimizer.layers.{i}.{part}.exp_avg"), shape).ok()?,
-                    exp_avg_sq: get(&format!("optimizer.layers.{i}.{part}.exp_avg_sq"), shape)
-                        .ok()?,
-                })
-            };
-            if let (Some(w), Some(b)) =
-                (moments("weight", &[d_out, d_in]), moments("bias", &[d_out]))
+        for d in description.trained() {
+            let values = get(&d.name, &d.shape)?;
+            if d.role == Role::Parameter
+                && let (Ok(exp_avg), Ok(exp_avg_sq)) = (
+                    get(&format!("optimizer.{}.exp_avg", d.name), &d.shape),
+                    get(&format!("optimizer.{}.exp_avg_sq", d.name), &d.shape),
+                )
             {
-                optimizer.push((w, b));
+                optimizer.push((
+                    d.name.clone(),
+                    AdamMoments {
+                        exp_avg,
+                        exp_avg_sq,
+                    },
+                ));
             }
+            tensors.push((d, values));
         }
         let (_, meta) =
             SafeTensors::read_metadata(&bytes).map_err(|source| CheckpointError::Format {
@@ -200,7 +185,7 @@ impl Checkpoint {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         Ok(Self {
-            params: MlpParams { layers },
+            params: Params { tensors },
             optimizer_step,
             optimizer,
             metadata,

@@ -83,6 +83,14 @@ pub enum DataError {
         /// `empty`, `not a number` or `not finite`.
         problem: &'static str,
     },
+    /// The format is not readable by this build.
+    #[error("data file {}: format {format:?} is not supported by this build", path.display())]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// The format.
+        format: &'static str,
+    },
     /// The file has a header but no data rows (or is empty).
     #[error("data file {} has no data rows", path.display())]
     NoRows {
@@ -102,6 +110,7 @@ impl DataError {
             | Self::NotNumeric { .. }
             | Self::BadLabel { .. }
             | Self::BadGroupValue { .. }
+            | Self::Unsupported { .. }
             | Self::NoRows { .. } => airlock_schemas::ErrorKind::BadInput,
         }
     }
@@ -343,7 +352,7 @@ impl GroupLoader {
 }
 
 /// A CSV error as a [`DataError::Csv`]: its line and a message that names no cell content.
-fn csv_error(path: &Path, e: &csv::Error) -> DataError {
+pub(crate) fn csv_error(path: &Path, e: &csv::Error) -> DataError {
     let line = e.position().map_or(0, csv::Position::line);
     // The csv crate's messages describe structure (field counts, UTF-8 positions),
     // not cell contents, so they are safe to show.

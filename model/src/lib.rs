@@ -2,7 +2,9 @@
 
 mod checkpoint;
 mod data;
+mod dataset;
 pub mod demo;
+mod description;
 mod evaluation;
 mod metrics;
 mod params;
@@ -15,8 +17,15 @@ pub use data::{
     DataError, GroupColumn, GroupValues, LabelColumn, Table, label_expectation, label_value,
     load_table, load_table_with_groups,
 };
+pub use dataset::{Dataset, Images, check_recorded_files, csv_identifier_values, load_dataset};
+pub use description::{
+    BATCH_NORM_EPSILON, Description, FoldError, InputKind, Params, Role, TensorDecl,
+};
 pub use evaluation::{SubgroupInput, check_subgroups, evaluate};
-pub use metrics::{accuracy, log_loss, roc_auc, roc_curve};
+pub use metrics::{
+    accuracy, argmax_rows, log_loss, multiclass_metrics, regression_metrics, roc_auc, roc_curve,
+    task_accuracy, task_loss,
+};
 pub use params::{DenseLayer, MlpParams};
 pub use preprocess::{FeatureStats, PREPROCESS_FILE, Preprocess};
 pub use run::{LOG_FILE, PIPELINE_SNAPSHOT_FILE, RECORD_FILE, rng, split_rows};

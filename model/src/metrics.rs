@@ -1,6 +1,9 @@
-//! Classification metrics, computed on the host in f64.
+//! Metrics per task, computed on the host in f64.
 
-use airlock_schemas::RocPoint;
+use airlock_schemas::{
+    MAX_RESIDUAL_BINS, MIN_RESIDUAL_BIN_ROWS, MulticlassMetrics, RegressionMetrics, ResidualBin,
+    RocPoint, TaskSpec,
+};
 
 /// Mean binary cross-entropy of logits against 0/1 labels, computed stably.
 pub fn log_loss(logits: &[f32], labels: &[f32]) -> f64 {
@@ -138,5 +141,147 @@ mod tests {
         let l = log_loss(&[1000.0, -1000.0], &[1.0, 0.0]);
         assert!(l.is_finite() && l < 1e-12);
         assert!((log_loss(&[0.0], &[1.0]) - std::f64::consts::LN_2).abs() < 1e-12);
+    }
+}
+
+/// The task's loss of raw outputs (row-major, `task.outputs()` per row) against labels:
+/// binary cross-entropy, categorical cross-entropy, or mean squared error.
+pub fn task_loss(task: &TaskSpec, raw: &[f32], labels: &[f32]) -> f64 {
+    match task {
+        TaskSpec::Binary => log_loss(raw, labels),
+        TaskSpec::Multiclass { classes } => {
+            let k = classes.len().max(1);
+            let n = labels.len().max(1) as f64;
+            raw.chunks(k)
+                .zip(labels)
+                .map(|(row, &y)| {
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let lse = f64::from(max)
+                        + row
+                            .iter()
+                            .map(|&z| f64::from(z - max).exp())
+                            .sum::<f64>()
+                            .ln();
+                    lse - f64::from(row[y as usize])
+                })
+                .sum::<f64>()
+                / n
+        }
+        TaskSpec::Regression => {
+            let n = labels.len().max(1) as f64;
+            raw.iter()
+                .zip(labels)
+                .map(|(&z, &y)| (f64::from(z) - f64::from(y)).powi(2))
+                .sum::<f64>()
+                / n
+        }
+    }
+}
+
+/// The index of each row's largest output.
+pub fn argmax_rows(raw: &[f32], k: usize) -> Vec<usize> {
+    raw.chunks(k.max(1))
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &z)| {
+                    if z > best.1 { (i, z) } else { best }
+                })
+                .0
+        })
+        .collect()
+}
+
+/// Accuracy of a classifier's raw outputs (`None` for a regression).
+pub fn task_accuracy(task: &TaskSpec, raw: &[f32], labels: &[f32]) -> Option<f64> {
+    match task {
+        TaskSpec::Binary => Some(accuracy(raw, labels)),
+        TaskSpec::Multiclass { classes } => {
+            let n = labels.len().max(1) as f64;
+            let right = argmax_rows(raw, classes.len())
+                .iter()
+                .zip(labels)
+                .filter(|&(&p, &y)| p == y as usize)
+                .count();
+            Some(right as f64 / n)
+        }
+        TaskSpec::Regression => None,
+    }
+}
+
+/// Holdout metrics of a multi-class classifier from its raw outputs.
+pub fn multiclass_metrics(k: usize, raw: &[f32], labels: &[f32]) -> MulticlassMetrics {
+    let mut confusion = vec![vec![0u64; k]; k];
+    for (p, &y) in argmax_rows(raw, k).into_iter().zip(labels) {
+        confusion[y as usize][p] += 1;
+    }
+    let n: u64 = confusion.iter().flatten().sum();
+    let right: u64 = (0..k).map(|i| confusion[i][i]).sum();
+    let f1 = (0..k)
+        .map(|c| {
+            let tp = confusion[c][c] as f64;
+            let predicted: u64 = confusion.iter().map(|r| r[c]).sum();
+            let actual: u64 = confusion[c].iter().sum();
+            let denom = predicted as f64 + actual as f64;
+            if denom == 0.0 { 0.0 } else { 2.0 * tp / denom }
+        })
+        .sum::<f64>()
+        / k.max(1) as f64;
+    let task = TaskSpec::Multiclass {
+        classes: (0..k).map(|i| i.to_string()).collect(),
+    };
+    MulticlassMetrics {
+        loss: task_loss(&task, raw, labels),
+        accuracy: right as f64 / n.max(1) as f64,
+        macro_f1: f1,
+        confusion,
+    }
+}
+
+/// Holdout metrics of a regression from its predictions (in the label's units).
+pub fn regression_metrics(predicted: &[f32], labels: &[f32]) -> RegressionMetrics {
+    let n = labels.len();
+    let nf = n.max(1) as f64;
+    let res: Vec<f64> = predicted
+        .iter()
+        .zip(labels)
+        .map(|(&p, &y)| f64::from(y) - f64::from(p))
+        .collect();
+    let mse = res.iter().map(|r| r * r).sum::<f64>() / nf;
+    let mae = res.iter().map(|r| r.abs()).sum::<f64>() / nf;
+    let mean = labels.iter().map(|&y| f64::from(y)).sum::<f64>() / nf;
+    let ss_tot = labels
+        .iter()
+        .map(|&y| (f64::from(y) - mean).powi(2))
+        .sum::<f64>();
+    let r2 = if ss_tot > 0.0 {
+        1.0 - mse * nf / ss_tot
+    } else {
+        0.0
+    };
+    // Equal-count bins over the rows sorted by prediction, each of at least
+    // MIN_RESIDUAL_BIN_ROWS rows: an aggregate plot, never a single row.
+    let min = MIN_RESIDUAL_BIN_ROWS as usize;
+    let bins = (n / min).min(MAX_RESIDUAL_BINS);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| predicted[a].total_cmp(&predicted[b]));
+    let residuals = (0..bins)
+        .map(|b| {
+            let rows = &order[b * n / bins..(b + 1) * n / bins];
+            let m = rows.len() as f64;
+            ResidualBin {
+                rows: rows.len() as u64,
+                predicted: rows.iter().map(|&r| f64::from(predicted[r])).sum::<f64>() / m,
+                mean_residual: rows.iter().map(|&r| res[r]).sum::<f64>() / m,
+                rms_residual: (rows.iter().map(|&r| res[r] * res[r]).sum::<f64>() / m).sqrt(),
+            }
+        })
+        .collect();
+    RegressionMetrics {
+        loss: mse,
+        rmse: mse.sqrt(),
+        mae,
+        r2: r2.min(1.0),
+        residuals,
     }
 }

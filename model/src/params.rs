@@ -154,3 +154,28 @@ fn dot(w: &[f32], x: &[f64]) -> f64 {
     }
     s
 }
+
+impl MlpParams {
+    /// The dense layers `layers.{i}.weight` / `layers.{i}.bias` of described tensors (an
+    /// MLP's), for the host reference forward pass; `None` when there are none.
+    pub fn from_dense(params: &crate::Params) -> Option<Self> {
+        let mut layers = Vec::new();
+        for i in 0.. {
+            let Some((d, weight)) = params
+                .tensors
+                .iter()
+                .find(|(d, _)| d.name == format!("layers.{i}.weight"))
+            else {
+                break;
+            };
+            let bias = params.get(&format!("layers.{i}.bias"))?.to_vec();
+            layers.push(DenseLayer {
+                d_in: d.shape[1],
+                d_out: d.shape[0],
+                weight: weight.clone(),
+                bias,
+            });
+        }
+        (!layers.is_empty()).then_some(Self { layers })
+    }
+}

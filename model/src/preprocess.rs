@@ -13,8 +13,13 @@ pub const PREPROCESS_FILE: &str = "preprocess.json";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preprocess {
-    /// One entry per feature, in model input order.
+    /// One entry per feature, in model input order (per channel for images, over the
+    /// training pixels scaled to [0, 1]).
     pub features: Vec<FeatureStats>,
+    /// A regression's target statistics: the model is trained on the standardized target
+    /// and the scale is folded into its last layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<FeatureStats>,
 }
 
 /// Statistics of one feature column.
@@ -65,6 +70,80 @@ impl Preprocess {
                     }
                 })
                 .collect(),
+            target: None,
+        }
+    }
+
+    /// Per-channel statistics of images (`rows` of `pixels`, each `channels × plane` u8
+    /// values, channel-major) scaled to [0, 1].
+    pub fn fit_channels(pixels: &[u8], channels: usize, plane: usize, rows: &[usize]) -> Self {
+        let per = channels * plane;
+        let features = (0..channels)
+            .map(|c| {
+                let (mut sum, mut sq, mut n) = (0.0f64, 0.0f64, 0u64);
+                for &r in rows {
+                    let start = r * per + c * plane;
+                    for &v in &pixels[start..start + plane] {
+                        let x = f64::from(v) / 255.0;
+                        sum += x;
+                        sq += x * x;
+                        n += 1;
+                    }
+                }
+                let n = n.max(1) as f64;
+                let mean = sum / n;
+                let std = (sq / n - mean * mean).max(0.0).sqrt();
+                FeatureStats {
+                    name: format!("channel.{c}"),
+                    mean,
+                    std: if std > 1e-12 { std } else { 1.0 },
+                }
+            })
+            .collect();
+        Self {
+            features,
+            target: None,
+        }
+    }
+
+    /// Images of `rows`, scaled to [0, 1] and normalized per channel, row-major.
+    pub fn apply_channels(
+        &self,
+        pixels: &[u8],
+        plane: usize,
+        rows: impl IntoIterator<Item = usize>,
+    ) -> Vec<f32> {
+        let channels = self.features.len();
+        let per = channels * plane;
+        let mut out = Vec::new();
+        for r in rows {
+            for (c, s) in self.features.iter().enumerate() {
+                let start = r * per + c * plane;
+                let inv = 1.0 / s.std;
+                out.extend(
+                    pixels[start..start + plane]
+                        .iter()
+                        .map(|&v| ((f64::from(v) / 255.0 - s.mean) * inv) as f32),
+                );
+            }
+        }
+        out
+    }
+
+    /// The target statistics of a regression, over the training rows of `labels`.
+    pub fn fit_target(labels: &[f32], rows: &[usize]) -> FeatureStats {
+        let n = rows.len().max(1) as f64;
+        let mean = rows.iter().map(|&r| f64::from(labels[r])).sum::<f64>() / n;
+        let var = rows
+            .iter()
+            .map(|&r| (f64::from(labels[r]) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        let std = var.sqrt();
+        FeatureStats {
+            name: "target".into(),
+            mean,
+            std: if std > 1e-12 { std } else { 1.0 },
         }
     }
 

@@ -1,6 +1,6 @@
 #![doc = include_str!("../README.md")]
 
-pub mod fold;
+pub mod evaluate;
 mod package;
 
 pub use package::{PackageError, PackageOptions, PackageSummary, package};

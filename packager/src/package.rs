@@ -3,16 +3,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use airlock_leak::identifier_values;
 use airlock_model::{
-    CHECKPOINT_FILE, DenseLayer, MlpParams, RECORD_FILE, Run, file_name, read_run,
+    CHECKPOINT_FILE, Description, Params, RECORD_FILE, Role, Run, TensorDecl, file_name, read_run,
 };
 use airlock_safetensors::{self as st, Dtype, SafetensorsFile};
 use airlock_schemas::{
     Architecture, BUNDLE_FORMAT_VERSION, CardConfiguration, CardDataFile, CardMetrics, CardSource,
-    Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport, ModelCard, ModelOutput,
-    ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject,
-    TensorSpec, TrainingRecord, TrainingSummary, Verdict,
+    CnnArchitecture, ConvBlock, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport,
+    ModelCard, ModelOutput, ModelSpec, ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE,
+    STATEMENT_TYPE, Statement, Subject, TaskSpec, TensorSpec, TrainingSummary, Verdict,
 };
 use airlock_trust::bundle::{
     APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, MODEL_METADATA,
@@ -23,8 +22,8 @@ use airlock_trust::shards::{sha256_hex, whole_and_shard_digests};
 use airlock_trust::{dsse, pretty};
 use serde_json::json;
 
-use crate::fold;
-use airlock_leak::membership::{bce, loss_threshold_attack};
+use crate::evaluate::{FOLD_CHECK_ROWS, FOLD_TOLERANCE, Nets};
+use airlock_leak::membership::loss_threshold_attack;
 use airlock_leak::outgoing::{IdentifierIndex, OutgoingFinding};
 use airlock_leak::pii::PiiScanner;
 use airlock_leak::records::{MatchKind, RecordIndex, RecordParams, RecordSource};
@@ -138,25 +137,21 @@ pub struct PackageSummary {
     pub report: LeakReport,
 }
 
-/// Layer widths `[d_input, hidden..., 1]` of the recorded architecture.
-fn widths(record: &TrainingRecord) -> Vec<usize> {
-    let mut w = vec![record.hyperparameters.features.len()];
-    w.extend(&record.hyperparameters.model.hidden);
-    w.push(1);
-    w
+/// The description of the recorded model: the run's declaration, not its files, says
+/// what may be in the checkpoint and what ships.
+fn describe(run: &Run, dir: &Path) -> Result<Description, PackageError> {
+    let h = &run.record.hyperparameters;
+    Description::new(&h.model, &h.task, h.features.len()).map_err(|what| PackageError::Run {
+        dir: dir.to_owned(),
+        what: format!("{RECORD_FILE}: {what}"),
+    })
 }
 
-/// Every tensor the architecture declares, with its shape.
-fn declared(widths: &[usize]) -> Vec<(String, Vec<usize>)> {
-    widths
-        .windows(2)
-        .enumerate()
-        .flat_map(|(i, w)| {
-            [
-                (format!("layers.{i}.weight"), vec![w[1], w[0]]),
-                (format!("layers.{i}.bias"), vec![w[1]]),
-            ]
-        })
+/// `(name, shape)` of declared tensors.
+fn shapes(decls: &[TensorDecl]) -> Vec<(String, Vec<usize>)> {
+    decls
+        .iter()
+        .map(|d| (d.name.clone(), d.shape.clone()))
         .collect()
 }
 
@@ -225,48 +220,49 @@ impl LayerBuilder {
 
 /// The training data as the leak checks need it.
 struct Data {
+    /// Model inputs before normalization: feature values, or pixels scaled to [0, 1].
     features: Vec<f32>,
+    /// What the trained model took: standardized features, or normalized pixels.
     standardized: Vec<f32>,
+    /// Labels as the task reads them.
     labels: Vec<f32>,
+    /// Feature columns (empty for images).
+    numeric_columns: Vec<String>,
     text_columns: Vec<String>,
     text_values: Vec<String>,
     rows: usize,
 }
 
 fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
-    let [file] = run.record.dataset.files.as_slice() else {
-        return Err(format!(
-            "expected one dataset file, the record lists {}",
-            run.record.dataset.files.len()
-        ));
+    let path = airlock_model::check_recorded_files(&run.record.dataset.files)?;
+    let inputs = run
+        .record
+        .dataset
+        .files
+        .iter()
+        .map(|f| ReportInput {
+            role: "training-data".into(),
+            name: file_name(Path::new(&f.path)),
+            sha256: f.sha256.clone(),
+        })
+        .collect();
+    let data = airlock_model::load_dataset(&run.spec, &path, true).map_err(|e| e.to_string())?;
+    let rows = data.rows();
+    let standardized = match &data.images {
+        Some(im) => {
+            let plane = im.shape.height * im.shape.width;
+            run.pre.apply_channels(&im.pixels, plane, 0..rows)
+        }
+        None => run.pre.apply(&data.table.features, 0..rows),
     };
-    let path = Path::new(&file.path);
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("training data {}: {e}", path.display()))?;
-    if sha256_hex(&bytes) != file.sha256 {
-        return Err(format!(
-            "training data {} changed since training (SHA-256 differs)",
-            path.display()
-        ));
-    }
-    let inputs = vec![ReportInput {
-        role: "training-data".into(),
-        name: file_name(path),
-        sha256: file.sha256.clone(),
-    }];
-    let h = &run.record.hyperparameters;
-    let table =
-        airlock_model::load_table(path, &h.features, Some(&h.label)).map_err(|e| e.to_string())?;
-    let rows = table.rows();
-    let text_values = identifier_values(&bytes, &run.spec.data.identifiers, rows)?;
-    let standardized = run.pre.apply(&table.features, 0..rows);
     Ok((
         Data {
-            labels: table.labels.clone().unwrap_or_default(),
-            features: table.features,
+            features: data.raw_inputs(0..rows),
             standardized,
+            labels: data.table.labels.clone().unwrap_or_default(),
+            numeric_columns: run.record.hyperparameters.features.clone(),
             text_columns: run.spec.data.identifiers.clone(),
-            text_values,
+            text_values: data.identifier_values,
             rows,
         },
         inputs,
@@ -281,28 +277,35 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     progress.step("reading the run");
     let run = read_run(&opts.run_dir, true)?;
     check_provenance(&run, &opts.run_dir)?;
-    let widths = widths(&run.record);
-    let declared = declared(&widths);
+    let description = describe(&run, &opts.run_dir)?;
+    let trained_decls = description.trained();
+    let released_decls = description.released();
     let threads = opts.threads.max(1);
     let mut inputs = run_inputs(&run);
 
     // L0 on the input: strict parse, and nothing but parameters and their optimizer state.
     progress.step(&format!(
-        "L0 structure: {:.1} MiB checkpoint, {} declared tensors",
+        "L0 structure: {:.1} MiB checkpoint, {} declared tensors ({} {})",
         run.checkpoint.len() as f64 / f64::from(1 << 20),
-        declared.len()
+        trained_decls.len(),
+        run.record.hyperparameters.task.name(),
+        run.record.hyperparameters.model.kind(),
     ));
-    let mut l0 = l0_layer(&declared);
+    let mut l0 = l0_layer(&trained_decls, &released_decls);
     let ckpt = parse_checkpoint(&run.checkpoint, &mut l0);
     let params = ckpt
         .as_ref()
-        .and_then(|ckpt| check_checkpoint(ckpt, &declared, &mut l0));
+        .and_then(|ckpt| check_checkpoint(ckpt, &trained_decls, &mut l0));
     // Strip, fold, write canonically.
-    let (folded, model_bytes) = strip_and_fold(params.as_ref(), &run, &mut l0);
+    let (folded, model_bytes) = strip_and_fold(&description, params.as_ref(), &run, &mut l0);
     // L0 on the output: rebuilt from the declaration, so it must hold exactly that.
-    let model = check_rebuilt(&model_bytes, &declared, &mut l0);
+    let model = check_rebuilt(&model_bytes, &shapes(&released_decls), &mut l0);
+    let nets = match (&params, &folded) {
+        (Some(p), Some(f)) => Some(Nets::new(&description, p, f)),
+        _ => None,
+    };
 
-    let drafts = Drafts::new(&run, &widths, &declared, &model_bytes, threads, &signer);
+    let drafts = Drafts::new(&run, &description, &model_bytes, threads, &signer);
 
     // Training data for L2 and L3 (fail closed if it is gone or changed).
     let data = load_data(&run);
@@ -310,8 +313,9 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         inputs.extend(data_inputs.iter().cloned());
     }
     let data = data.map(|(d, _)| d);
-    if let (Some(p), Some(f), Ok(d)) = (&params, &folded, &data) {
-        check_fold(p, f, d, widths[0], &mut l0);
+    if let (Some(n), Ok(d)) = (&nets, &data) {
+        progress.step("L0 fold check: the released model against the trained one, through burn");
+        check_fold(n, &run.pre, d, description.input_len(), &mut l0);
     }
     let files = [
         (ckpt.as_ref(), CHECKPOINT_FILE),
@@ -323,7 +327,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     let mut l1 = l1_on_files(&files, &pii);
 
     progress.step("L2 exact-records: training rows in every byte of the checkpoint and the model");
-    let (mut l2, l3) = l2_l3_on_data(&run, &data, &files, folded.as_ref(), threads, &progress);
+    let (mut l2, l3) = l2_l3_on_data(&run, &data, &files, nets.as_ref(), threads, &progress);
 
     // L1 and L2 over every signed document, with the identifiers in normalized forms too.
     progress.step("L1, L2 on the signed documents: statement, provenance, model card");
@@ -432,13 +436,30 @@ fn run_inputs(run: &Run) -> Vec<ReportInput> {
     ]
 }
 
-/// L0, with its parameters: the declared tensors and the allowed metadata.
-fn l0_layer(declared: &[(String, Vec<usize>)]) -> LayerBuilder {
+/// L0, with its parameters: the declared tensors (and which of them are aggregate
+/// statistics that ship) and the allowed metadata.
+fn l0_layer(trained: &[TensorDecl], released: &[TensorDecl]) -> LayerBuilder {
     let mut l0 = LayerBuilder::new("L0", "structure");
     l0.param(
         "declared_tensors",
-        json!(declared.iter().map(|d| &d.0).collect::<Vec<_>>()),
+        json!(trained.iter().map(|d| &d.name).collect::<Vec<_>>()),
     );
+    let aggregates: Vec<&String> = released
+        .iter()
+        .filter(|d| d.role == Role::Aggregate)
+        .map(|d| &d.name)
+        .collect();
+    if !aggregates.is_empty() {
+        l0.param("released_aggregate_tensors", json!(aggregates));
+    }
+    let dropped: Vec<&String> = trained
+        .iter()
+        .filter(|d| d.role == Role::Aggregate)
+        .map(|d| &d.name)
+        .collect();
+    if !dropped.is_empty() {
+        l0.param("folded_aggregate_tensors", json!(dropped));
+    }
     l0.param(
         "allowed_metadata",
         json!(MODEL_METADATA.iter().map(|m| m.0).collect::<Vec<_>>()),
@@ -457,23 +478,25 @@ fn parse_checkpoint<'a>(bytes: &'a [u8], l0: &mut LayerBuilder) -> Option<Safete
     }
 }
 
-/// Folds the standardization into the parameters and writes the result canonically: the
-/// folded model and the bytes of `model.safetensors` (empty when it could not be written).
+/// Folds what can be folded exactly (see [`Description::fold`]) and writes the released
+/// tensors canonically: the released parameters and the bytes of `model.safetensors`
+/// (empty when it could not be written).
 fn strip_and_fold(
-    params: Option<&MlpParams>,
+    description: &Description,
+    params: Option<&Params>,
     run: &Run,
     l0: &mut LayerBuilder,
-) -> (Option<MlpParams>, Vec<u8>) {
+) -> (Option<Params>, Vec<u8>) {
     let Some(p) = params else {
         return (None, Vec::new());
     };
-    match fold::fold(p, &run.pre) {
+    match description.fold(p, &run.pre) {
         Ok(f) => {
             let meta: BTreeMap<String, String> = MODEL_METADATA
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect();
-            let model_bytes = match st::write_canonical(&f.release_tensors(), &meta) {
+            let model_bytes = match st::write_canonical(&f.to_owned_tensors(), &meta) {
                 Ok(b) => b,
                 Err(e) => {
                     l0.error(format!("writing {MODEL_FILE}: {e}"));
@@ -521,13 +544,12 @@ struct Drafts {
 impl Drafts {
     fn new(
         run: &Run,
-        widths: &[usize],
-        declared: &[(String, Vec<usize>)],
+        description: &Description,
         model_bytes: &[u8],
         threads: usize,
         signer: &Signer,
     ) -> Self {
-        let card_bytes = pretty(&model_card(run, widths, declared));
+        let card_bytes = pretty(&model_card(run, description));
         let (model_sha, model_shards) = whole_and_shard_digests(model_bytes, SHARD_SIZE, threads);
         let draft_statement = pretty(&release_statement(
             run,
@@ -548,24 +570,19 @@ impl Drafts {
     }
 }
 
-/// Fold check: the folded model must compute what the trained one did.
+/// Fold check: the released model must compute what the trained one did (on up to
+/// [`FOLD_CHECK_ROWS`] training rows, batched through burn).
 fn check_fold(
-    params: &MlpParams,
-    folded: &MlpParams,
+    nets: &Nets,
+    pre: &airlock_model::Preprocess,
     d: &Data,
     width: usize,
     l0: &mut LayerBuilder,
 ) {
-    let n = d.rows.min(2000);
-    let a = params.forward_host(&d.standardized[..n * width]);
-    let b = folded.forward_host(&d.features[..n * width]);
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
-    l0.count("fold_max_abs_logit_diff", f64::from(diff));
-    if diff > 1e-3 {
+    let n = d.rows.min(FOLD_CHECK_ROWS);
+    let diff = nets.fold_difference(pre, &d.standardized[..n * width], &d.features[..n * width]);
+    l0.count("fold_max_abs_output_diff", f64::from(diff));
+    if !(diff <= FOLD_TOLERANCE) {
         l0.error(format!(
             "folding changed the model's outputs by up to {diff}"
         ));
@@ -633,7 +650,7 @@ fn l2_l3_on_data(
     run: &Run,
     data: &Result<Data, String>,
     files: &Files<'_, '_>,
-    folded: Option<&MlpParams>,
+    nets: Option<&Nets>,
     threads: usize,
     progress: &Progress,
 ) -> (LayerBuilder, LayerBuilder) {
@@ -654,11 +671,10 @@ fn l2_l3_on_data(
             l3.error(e.clone());
         }
         Ok(d) => {
-            let h = &run.record.hyperparameters;
-            l2_on_files(&mut l2, d, &h.features, files, params_l2, threads);
+            l2_on_files(&mut l2, d, files, params_l2, threads);
             // L3 on the model that would ship.
             progress.step("L3 membership-inference: training members vs holdout rows");
-            match folded {
+            match nets {
                 None => l3.error("no model to attack (see L0)".into()),
                 Some(f) => l3_attack(&mut l3, run, d, f),
             }
@@ -671,7 +687,6 @@ fn l2_l3_on_data(
 fn l2_on_files(
     l2: &mut LayerBuilder,
     d: &Data,
-    numeric_columns: &[String],
     files: &Files<'_, '_>,
     params: RecordParams,
     threads: usize,
@@ -680,9 +695,17 @@ fn l2_on_files(
         &RecordSource {
             text_columns: &d.text_columns,
             text_values: &d.text_values,
-            numeric_columns,
-            numeric_raw: &d.features,
-            numeric_standardized: &d.standardized,
+            numeric_columns: &d.numeric_columns,
+            numeric_raw: if d.numeric_columns.is_empty() {
+                &[]
+            } else {
+                &d.features
+            },
+            numeric_standardized: if d.numeric_columns.is_empty() {
+                &[]
+            } else {
+                &d.standardized
+            },
         },
         params,
     );
@@ -745,24 +768,22 @@ fn record_kind(kind: MatchKind) -> String {
     }
 }
 
-/// L3: the loss-threshold attack on the folded model, training members against holdout rows.
-fn l3_attack(l3: &mut LayerBuilder, run: &Run, d: &Data, f: &MlpParams) {
+/// L3: the loss-threshold attack on the released model, training members against holdout
+/// rows, the losses computed in batches through burn.
+fn l3_attack(l3: &mut LayerBuilder, run: &Run, d: &Data, nets: &Nets) {
     let record = &run.record;
     let leak = &run.spec.leak;
     let s = &record.splits;
     let (train, _, hold) =
         airlock_model::split_rows(d.rows, s.train as usize, s.validation as usize, record.seed);
-    let w = record.hyperparameters.features.len();
+    let w = d.features.len() / d.rows.max(1);
     let losses = |rows: &[usize]| -> Vec<f64> {
         let x: Vec<f32> = rows
             .iter()
             .flat_map(|&r| d.features[r * w..(r + 1) * w].iter().copied())
             .collect();
-        f.forward_host(&x)
-            .iter()
-            .zip(rows)
-            .map(|(&z, &r)| bce(z, d.labels[r]))
-            .collect()
+        let y: Vec<f32> = rows.iter().map(|&r| d.labels[r]).collect();
+        nets.losses(&x, &y)
     };
     let Some(r) = loss_threshold_attack(&losses(&train), &losses(&hold)) else {
         l3.error("the train or holdout split is empty".into());
@@ -1037,17 +1058,18 @@ fn verdict_word(v: Verdict) -> &'static str {
     }
 }
 
-/// L0 on the checkpoint: returns the declared parameters when they are all present.
+/// L0 on the checkpoint: returns the declared tensors when they are all present. Only
+/// parameters may carry optimizer state; anything else is named.
 fn check_checkpoint(
     ckpt: &SafetensorsFile<'_>,
-    declared: &[(String, Vec<usize>)],
+    declared: &[TensorDecl],
     l0: &mut LayerBuilder,
-) -> Option<MlpParams> {
-    let names: BTreeSet<&str> = declared.iter().map(|d| d.0.as_str()).collect();
+) -> Option<Params> {
+    let names: BTreeSet<&str> = declared.iter().map(|d| d.name.as_str()).collect();
     let mut allowed: BTreeMap<String, &Vec<usize>> = BTreeMap::new();
-    for (n, shape) in declared {
+    for d in declared.iter().filter(|d| d.role == Role::Parameter) {
         for m in ["exp_avg", "exp_avg_sq"] {
-            allowed.insert(format!("optimizer.{n}.{m}"), shape);
+            allowed.insert(format!("optimizer.{}.{m}", d.name), &d.shape);
         }
     }
     let (mut optimizer, mut other) = (0u64, 0u64);
@@ -1076,53 +1098,48 @@ fn check_checkpoint(
         ckpt.metadata.len() as u64,
     );
 
-    let mut layers = Vec::new();
+    let mut tensors = Vec::with_capacity(declared.len());
     let mut ok = true;
-    for pair in declared.chunks(2) {
-        let mut get = |(name, shape): &(String, Vec<usize>)| -> Option<Vec<f32>> {
-            match ckpt.tensor(name) {
-                Some(t) if t.dtype == Dtype::F32 && &t.shape == shape => {
-                    let data = ckpt.data(t);
-                    // A parameter byte-identical to another tensor (say, Adam's moments
-                    // renamed as the weight) is not a trained parameter.
-                    if ckpt
-                        .tensors
-                        .iter()
-                        .any(|o| o.name != t.name && !data.is_empty() && ckpt.data(o) == data)
-                    {
-                        l0.find(
-                            "parameter-duplicates-another-tensor",
-                            format!("{CHECKPOINT_FILE} tensor {name:?}"),
-                            None,
-                            None,
-                        );
-                    }
-                    Some(f32s(data))
+    for d in declared {
+        match ckpt.tensor(&d.name) {
+            Some(t) if t.dtype == Dtype::F32 && t.shape == d.shape => {
+                let data = ckpt.data(t);
+                // A parameter byte-identical to another tensor (say, Adam's moments
+                // renamed as the weight) is not a trained parameter.
+                if ckpt
+                    .tensors
+                    .iter()
+                    .any(|o| o.name != t.name && !data.is_empty() && ckpt.data(o) == data)
+                {
+                    l0.find(
+                        "parameter-duplicates-another-tensor",
+                        format!("{CHECKPOINT_FILE} tensor {:?}", d.name),
+                        None,
+                        None,
+                    );
                 }
-                Some(t) => {
-                    l0.error(format!("{CHECKPOINT_FILE} tensor {name:?} is {} {:?}, the architecture declares F32 {shape:?}", t.dtype.name(), t.shape));
-                    None
-                }
-                None => {
-                    l0.error(format!(
-                        "{CHECKPOINT_FILE} lacks the declared parameter {name:?}"
-                    ));
-                    None
-                }
+                tensors.push((d.clone(), f32s(data)));
             }
-        };
-        let (w, b) = (get(&pair[0]), get(&pair[1]));
-        match (w, b) {
-            (Some(weight), Some(bias)) => layers.push(DenseLayer {
-                d_in: pair[0].1[1],
-                d_out: pair[0].1[0],
-                weight,
-                bias,
-            }),
-            _ => ok = false,
+            Some(t) => {
+                l0.error(format!(
+                    "{CHECKPOINT_FILE} tensor {:?} is {} {:?}, the architecture declares F32 {:?}",
+                    d.name,
+                    t.dtype.name(),
+                    t.shape,
+                    d.shape
+                ));
+                ok = false;
+            }
+            None => {
+                l0.error(format!(
+                    "{CHECKPOINT_FILE} lacks the declared tensor {:?}",
+                    d.name
+                ));
+                ok = false;
+            }
         }
     }
-    ok.then_some(MlpParams { layers })
+    ok.then_some(Params { tensors })
 }
 
 /// L0 on the rebuilt model: exactly the declared tensors, allow-listed metadata, canonical bytes.
@@ -1166,28 +1183,51 @@ fn check_model(m: &SafetensorsFile<'_>, declared: &[(String, Vec<usize>)], l0: &
     l0.count("model_tensors", m.tensors.len() as u64);
 }
 
-fn model_card(run: &Run, widths: &[usize], declared: &[(String, Vec<usize>)]) -> ModelCard {
+fn model_card(run: &Run, description: &Description) -> ModelCard {
     let r = &run.record;
+    let h = &r.hyperparameters;
+    let (classes, transform) = match &h.task {
+        TaskSpec::Binary => (vec!["0".into(), "1".into()], "sigmoid"),
+        TaskSpec::Multiclass { classes } => (classes.clone(), "softmax"),
+        TaskSpec::Regression => (Vec::new(), "identity"),
+    };
+    let cnn = match &h.model {
+        ModelSpec::Cnn(c) => Some(CnnArchitecture {
+            input: c.input,
+            // Batch normalization ships folded into its convolution.
+            conv: c
+                .conv
+                .iter()
+                .map(|b| ConvBlock {
+                    batch_norm: false,
+                    ..*b
+                })
+                .collect(),
+            input_normalization: description.releases_input_normalization(),
+        }),
+        ModelSpec::Mlp(_) => None,
+    };
     ModelCard {
         schema_version: BUNDLE_FORMAT_VERSION,
         name: r.model_name.clone(),
         version: r.model_version.clone(),
         intended_use: run.spec.release.intended_use.clone(),
         architecture: Architecture {
-            kind: "mlp".into(),
-            layer_widths: widths.to_vec(),
+            kind: h.model.kind().into(),
+            layer_widths: description.dense_widths(),
+            cnn,
             activation: "relu".into(),
-            tensors: declared
+            tensors: description
+                .released()
                 .iter()
-                .map(|(n, s)| TensorSpec {
-                    name: n.clone(),
+                .map(|d| TensorSpec {
+                    name: d.name.clone(),
                     dtype: "F32".into(),
-                    shape: s.clone(),
+                    shape: d.shape.clone(),
                 })
                 .collect(),
         },
-        inputs: r
-            .hyperparameters
+        inputs: h
             .features
             .iter()
             .map(|f| InputFeature {
@@ -1196,20 +1236,18 @@ fn model_card(run: &Run, widths: &[usize], declared: &[(String, Vec<usize>)]) ->
             })
             .collect(),
         output: ModelOutput {
-            label: r.hyperparameters.label.clone(),
-            classes: vec!["0".into(), "1".into()],
-            transform: "sigmoid".into(),
+            label: h.label.clone(),
+            classes,
+            transform: transform.into(),
         },
-        metrics: CardMetrics {
-            roc_auc: r.holdout.roc_auc,
-            accuracy: r.holdout.accuracy,
-            loss: r.holdout.loss,
-            holdout_rows: r.splits.holdout,
-            positive_rate: r.holdout.positive_rate,
-        },
+        metrics: CardMetrics::from_holdout(&r.holdout, r.splits.holdout),
         training: TrainingSummary {
             epochs: r.epochs.clone(),
-            roc_curve: r.holdout.roc_curve.clone(),
+            roc_curve: r
+                .holdout
+                .binary()
+                .map(|b| b.roc_curve.clone())
+                .unwrap_or_default(),
             split_rows: [r.splits.train, r.splits.validation, r.splits.holdout],
         },
         configuration: Some(card_configuration(run)),

@@ -117,8 +117,8 @@ fn metrics(out: &mut Vec<Change>, old: &ModelCard, new: &ModelCard) {
     out.push(compare(
         "Holdout metrics",
         "Holdout rows",
-        grouped(old.metrics.holdout_rows),
-        grouped(new.metrics.holdout_rows),
+        grouped(old.metrics.holdout_rows()),
+        grouped(new.metrics.holdout_rows()),
     ));
 }
 

@@ -485,17 +485,18 @@ fn metrics_section(h: &mut Html, card: &ModelCard) {
     let rows = [
         (
             "Loss",
-            fmt4(m.loss),
-            "Binary cross-entropy: lower is better.",
+            fmt4(m.loss()),
+            "The task's loss (cross-entropy, or squared error): lower is better.",
         ),
         (
             "Holdout rows",
-            grouped(m.holdout_rows),
+            grouped(m.holdout_rows()),
             "How many rows the figures above are measured on.",
         ),
         (
             "Positive rate",
-            percent(m.positive_rate),
+            m.binary()
+                .map_or_else(|| "n/a".to_owned(), |b| percent(b.positive_rate)),
             "Share of holdout rows with the positive label.",
         ),
     ];
@@ -526,7 +527,9 @@ fn metrics_section(h: &mut Html, card: &ModelCard) {
     h.push_static("<div class=\"charts\">\n");
     h.push(loss_chart(&card.training.epochs));
     h.push_static("\n");
-    h.push(roc_chart(&card.training.roc_curve, m.roc_auc));
+    if let Some(b) = m.binary() {
+        h.push(roc_chart(&card.training.roc_curve, b.roc_auc));
+    }
     h.push_static("\n</div>\n");
     h.push_static(
         "<p class=\"muted\">Loss chart: the two lines should fall and stay close; a validation \

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use airlock_schemas::{CardConfiguration, LeakLayer, LeakReport, ModelCard};
+use airlock_schemas::{CardConfiguration, CardMetrics, LeakLayer, LeakReport, ModelCard};
 
 use crate::diff::{ChangeState, changes};
 use crate::format::{fmt4, grouped, plain, verdict_word};
@@ -21,8 +21,12 @@ pub(crate) struct Estimate {
 
 impl Estimate {
     fn point(v: f64) -> Self {
+        Self::point_of(Some(v))
+    }
+
+    fn point_of(value: Option<f64>) -> Self {
         Self {
-            value: Some(v),
+            value,
             low: None,
             high: None,
         }
@@ -57,9 +61,25 @@ pub(crate) fn estimate(card: &ModelCard, name: &str) -> Estimate {
         };
     }
     match name {
-        "roc_auc" => Estimate::point(card.metrics.roc_auc),
-        "accuracy" => Estimate::point(card.metrics.accuracy),
-        "loss" => Estimate::point(card.metrics.loss),
+        "roc_auc" => Estimate::point_of(card.metrics.binary().map(|b| b.roc_auc)),
+        "accuracy" => Estimate::point_of(match &card.metrics {
+            CardMetrics::Binary(b) => Some(b.accuracy),
+            CardMetrics::Multiclass(m) => Some(m.accuracy),
+            CardMetrics::Regression(_) => None,
+        }),
+        "macro_f1" => Estimate::point_of(match &card.metrics {
+            CardMetrics::Multiclass(m) => Some(m.macro_f1),
+            _ => None,
+        }),
+        "rmse" | "mae" | "r2" => Estimate::point_of(match &card.metrics {
+            CardMetrics::Regression(r) => Some(match name {
+                "rmse" => r.rmse,
+                "mae" => r.mae,
+                _ => r.r2,
+            }),
+            _ => None,
+        }),
+        "loss" => Estimate::point(card.metrics.loss()),
         _ => Estimate::default(),
     }
 }
@@ -268,15 +288,19 @@ fn configuration_settings(a: &CardConfiguration, b: &CardConfiguration) -> Vec<S
     let mut s = vec![
         Setting::new(
             "Model kind",
-            kind_name(serde_json::to_value(ha.model.kind)),
-            kind_name(serde_json::to_value(hb.model.kind)),
+            ha.model.kind().to_owned(),
+            hb.model.kind().to_owned(),
         ),
         Setting::new(
             "Hidden layer widths",
-            list(&ha.model.hidden),
-            list(&hb.model.hidden),
+            list(ha.model.hidden()),
+            list(hb.model.hidden()),
         ),
-        Setting::new("Dropout", plain(ha.model.dropout), plain(hb.model.dropout)),
+        Setting::new(
+            "Dropout",
+            plain(ha.model.dropout()),
+            plain(hb.model.dropout()),
+        ),
         Setting::new(
             "Optimizer",
             kind_name(serde_json::to_value(ha.optimizer.kind)),

@@ -15,12 +15,12 @@ use crate::format::{grouped, shell_quote};
 use crate::html::Html;
 use crate::{Previous, ReviewInput, ReviewStatus, render_html, render_text, review_status};
 use airlock_schemas::{
-    Architecture, CardMetrics, Finding, InputFeature, ModelOutput, ShardDigests, Subject,
-    TensorSpec, TrainingSummary,
+    Architecture, BinaryCardMetrics, CardMetrics, Finding, InputFeature, ModelOutput, ShardDigests,
+    Subject, TensorSpec, TrainingSummary,
 };
 use airlock_schemas::{
     BootstrapInfo, Calibration, CalibrationBin, CardConfiguration, CardDataFile, CardSource,
-    Confusion, EstimatedMetric, Evaluation, Hyperparameters, ModelKind, ModelSpec, OptimizerKind,
+    Confusion, EstimatedMetric, Evaluation, Hyperparameters, MlpSpec, ModelSpec, OptimizerKind,
     OptimizerSpec, SubgroupRow, SubgroupTable,
 };
 use serde_json::json;
@@ -33,6 +33,7 @@ fn card(epochs: usize, roc: usize, auc: f64) -> ModelCard {
         intended_use: Some("Flag card transactions for manual fraud review.".into()),
         architecture: Architecture {
             kind: "mlp".into(),
+            cnn: None,
             layer_widths: vec![4, 8, 1],
             activation: "relu".into(),
             tensors: vec![
@@ -60,21 +61,21 @@ fn card(epochs: usize, roc: usize, auc: f64) -> ModelCard {
             classes: vec!["legit".into(), "fraud".into()],
             transform: "sigmoid".into(),
         },
-        metrics: CardMetrics {
+        metrics: CardMetrics::Binary(BinaryCardMetrics {
             roc_auc: auc,
             accuracy: 0.912,
             loss: 0.25,
             holdout_rows: 3000,
             positive_rate: 0.08,
-        },
+        }),
         training: TrainingSummary {
             epochs: (1..=epochs)
                 .map(|e| EpochMetrics {
                     epoch: e,
                     train_loss: 1.0 / e as f64,
-                    train_accuracy: 0.9,
+                    train_accuracy: Some(0.9),
                     validation_loss: 1.1 / e as f64,
-                    validation_accuracy: 0.88,
+                    validation_accuracy: Some(0.88),
                     seconds: 1.0,
                 })
                 .collect(),
@@ -254,11 +255,11 @@ fn evaluation(auc: (f64, f64, f64)) -> Evaluation {
 fn configuration(epochs: usize, rows: u64) -> CardConfiguration {
     CardConfiguration {
         hyperparameters: Hyperparameters {
-            model: ModelSpec {
-                kind: ModelKind::Mlp,
+            task: Default::default(),
+            model: ModelSpec::Mlp(MlpSpec {
                 hidden: vec![8],
                 dropout: 0.1,
-            },
+            }),
             features: ["amount", "age", "hour", "distance"]
                 .map(String::from)
                 .to_vec(),

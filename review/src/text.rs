@@ -102,8 +102,8 @@ fn holdout_lines(t: &mut String, card: &ModelCard) {
         "  holdout:      ROC AUC {}, accuracy {}, loss {} on {} rows\n",
         with_interval(&estimate(card, "roc_auc"), conf),
         with_interval(&estimate(card, "accuracy"), conf),
-        fmt4(m.loss),
-        grouped(m.holdout_rows)
+        fmt4(m.loss()),
+        grouped(m.holdout_rows())
     );
     match &card.evaluation {
         None => t.push_str(

@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use airlock_review::{Previous, ReviewInput, render_html, render_text};
 use airlock_schemas::{
-    Architecture, CardMetrics, Decision, EpochMetrics, InputFeature, LeakLayer, LeakReport,
-    ModelCard, ModelOutput, ReleasePredicate, ReportInput, RocPoint, ShardDigests, Statement,
-    Subject, TensorSpec, TrainingSummary, Verdict,
+    Architecture, BinaryCardMetrics, CardMetrics, Decision, EpochMetrics, InputFeature, LeakLayer,
+    LeakReport, ModelCard, ModelOutput, ReleasePredicate, ReportInput, RocPoint, ShardDigests,
+    Statement, Subject, TensorSpec, TrainingSummary, Verdict,
 };
 use airlock_schemas::{
     BootstrapInfo, Calibration, CalibrationBin, CardConfiguration, CardDataFile, CardSource,
-    Confusion, EstimatedMetric, Evaluation, Finding, Hyperparameters, ModelKind, ModelSpec,
+    Confusion, EstimatedMetric, Evaluation, Finding, Hyperparameters, MlpSpec, ModelSpec,
     OptimizerKind, OptimizerSpec, SubgroupRow, SubgroupTable,
 };
 use airlock_trust::Check;
@@ -393,9 +393,9 @@ fn card(version: &str, auc: f64, accuracy: f64, loss: f64, hidden: [usize; 2]) -
             EpochMetrics {
                 epoch: e,
                 train_loss: 0.22 + 0.45 * (-t / 3.0).exp(),
-                train_accuracy: 0.90 + 0.004 * t,
+                train_accuracy: Some(0.90 + 0.004 * t),
                 validation_loss: 0.24 + 0.40 * (-t / 3.2).exp() + 0.002 * t,
-                validation_accuracy: 0.89 + 0.004 * t,
+                validation_accuracy: Some(0.89 + 0.004 * t),
                 seconds: 1.7,
             }
         })
@@ -422,6 +422,7 @@ fn card(version: &str, auc: f64, accuracy: f64, loss: f64, hidden: [usize; 2]) -
         ),
         architecture: Architecture {
             kind: "mlp".into(),
+            cnn: None,
             layer_widths: widths,
             activation: "relu".into(),
             tensors,
@@ -438,13 +439,13 @@ fn card(version: &str, auc: f64, accuracy: f64, loss: f64, hidden: [usize; 2]) -
             classes: vec!["legit".into(), "fraud".into()],
             transform: "sigmoid".into(),
         },
-        metrics: CardMetrics {
+        metrics: CardMetrics::Binary(BinaryCardMetrics {
             roc_auc: auc,
             accuracy,
             loss,
             holdout_rows: 3000,
             positive_rate: 0.0813,
-        },
+        }),
         training: TrainingSummary {
             epochs,
             roc_curve,
@@ -466,11 +467,11 @@ fn configuration(version: &str, hidden: [usize; 2]) -> CardConfiguration {
     }
     CardConfiguration {
         hyperparameters: Hyperparameters {
-            model: ModelSpec {
-                kind: ModelKind::Mlp,
+            task: Default::default(),
+            model: ModelSpec::Mlp(MlpSpec {
                 hidden: hidden.to_vec(),
                 dropout: 0.1,
-            },
+            }),
             features,
             label: "fraud".into(),
             optimizer: OptimizerSpec {

@@ -505,7 +505,6 @@ impl PipelineSpec {
 
     /// The model, the optimizer, the leak thresholds and the training loop.
     fn validate_training(&self) -> Result<(), String> {
-
         let o = &self.optimizer;
         if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {
             return Err(format!(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_infer::Scorer;
+use airlock_schemas::TaskSpec;
 use airlock_trust::{GateOptions, MODEL_CARD_FILE, MODEL_FILE, Refusal, Trust, admit};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -77,7 +78,7 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 struct Model {
     scorer: Scorer,
     features: Vec<String>,
-    classes: [String; 2],
+    task: TaskSpec,
     name: String,
     version: String,
 }
@@ -124,22 +125,48 @@ fn load(opts: &ServeOptions) -> Result<Model, ServeError> {
     let model::CardModel {
         card,
         features,
-        classes,
+        description,
     } = model::card_from_bytes(card_bytes).map_err(refuse)?;
     // `Admitted::model`: an error, never an absent model, if the bytes were not kept.
-    let params = model::params_from_bytes(
-        admitted.model().map_err(refuse)?,
-        &card.architecture.layer_widths,
-    )
-    .map_err(refuse)?;
-    let scorer = Scorer::on(&params, opts.device)?;
+    let params = description
+        .read_released(admitted.model().map_err(refuse)?)
+        .map_err(refuse)?;
+    let scorer = Scorer::on(&description, &params, opts.device)?;
     Ok(Model {
         scorer,
         features,
-        classes,
+        task: description.task,
         name: card.name,
         version: card.version,
     })
+}
+
+/// One answer per row, as the task gives it: the positive class's probability and the
+/// class (binary), every class's probability and the most probable class (multi-class), or
+/// the value (regression).
+fn predictions(task: &TaskSpec, answers: &[f32]) -> Vec<serde_json::Value> {
+    match task {
+        TaskSpec::Binary => answers
+            .iter()
+            .map(|&p| serde_json::json!({ "probability": p, "class": u8::from(p >= 0.5).to_string() }))
+            .collect(),
+        TaskSpec::Multiclass { classes } => answers
+            .chunks(classes.len().max(1))
+            .map(|row| {
+                let best = airlock_model::argmax_rows(row, row.len())[0];
+                let probs: serde_json::Map<String, serde_json::Value> = classes
+                    .iter()
+                    .zip(row)
+                    .map(|(c, &p)| (c.clone(), serde_json::json!(p)))
+                    .collect();
+                serde_json::json!({ "probabilities": probs, "class": classes[best] })
+            })
+            .collect(),
+        TaskSpec::Regression => answers
+            .iter()
+            .map(|&v| serde_json::json!({ "value": v }))
+            .collect(),
+    }
 }
 
 fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
@@ -229,23 +256,15 @@ async fn handle(
             };
             // Small requests run on the I/O worker (a thread hand-off costs more than the
             // model); large ones on the blocking pool, so they never stall other connections.
-            let probs = if x.len() <= 64 * m.features.len() {
-                m.scorer.probabilities(&x)
+            let answers = if x.len() <= 64 * m.scorer.width() {
+                m.scorer.answers(&x)
             } else {
                 let m2 = Arc::clone(&m);
-                tokio::task::spawn_blocking(move || m2.scorer.probabilities(&x))
+                tokio::task::spawn_blocking(move || m2.scorer.answers(&x))
                     .await
                     .unwrap_or_default()
             };
-            let preds: Vec<serde_json::Value> = probs
-                .iter()
-                .map(|&p| {
-                    serde_json::json!({
-                        "probability": p,
-                        "class": m.classes[usize::from(p >= 0.5)],
-                    })
-                })
-                .collect();
+            let preds = predictions(&m.task, &answers);
             Ok(json(
                 StatusCode::OK,
                 &serde_json::json!({ "predictions": preds }),

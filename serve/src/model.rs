@@ -3,8 +3,7 @@
 //! through the strict safetensors reader, into the scorer. A file swapped on disk after
 //! verification is never served.
 
-use airlock_model::{Checkpoint, DenseLayer, MlpParams};
-use airlock_safetensors::{self as st, Dtype};
+use airlock_model::Description;
 use airlock_schemas::ModelCard;
 
 /// What the card says about how to run the model, checked.
@@ -12,45 +11,20 @@ use airlock_schemas::ModelCard;
 pub(super) struct CardModel {
     /// The card as signed.
     pub card: ModelCard,
-    /// Input feature names, in the order the model takes them.
+    /// Input feature names, in the order the model takes them (none for images).
     pub features: Vec<String>,
-    /// Output class names, negative first.
-    pub classes: [String; 2],
+    /// The released model the card describes.
+    pub description: Description,
 }
 
 /// Parse the verified card bytes and check that they describe a model `serve` can run
-/// exactly as written: an MLP with ReLU between layers and a sigmoid on one logit, whose
-/// first width is the number of (distinct) input features.
+/// exactly as written (see [`Description::from_card`]), whose inputs are distinct
+/// features.
 pub(super) fn card_from_bytes(bytes: &[u8]) -> Result<CardModel, String> {
     let card: ModelCard = airlock_schemas::strict_json::from_slice(bytes)
         .map_err(|e| format!("invalid model card: {e}"))?;
-    let a = &card.architecture;
-    if a.kind != "mlp" || a.activation != "relu" {
-        return Err(format!(
-            "the model card describes a {:?} with {:?} activations; serve runs an \"mlp\" with \"relu\"",
-            a.kind, a.activation
-        ));
-    }
-    if card.output.transform != "sigmoid" {
-        return Err(format!(
-            "the model card's output transform is {:?}; serve applies \"sigmoid\"",
-            card.output.transform
-        ));
-    }
-    let w = &a.layer_widths;
-    if w.len() < 2 || w.contains(&0) || w.last() != Some(&1) {
-        return Err(format!(
-            "the model card's layer widths {w:?} are not an MLP with one output"
-        ));
-    }
+    let description = Description::from_card(&card)?;
     let features: Vec<String> = card.inputs.iter().map(|i| i.name.clone()).collect();
-    if features.len() != w[0] {
-        return Err(format!(
-            "the model takes {} inputs but the card lists {} features",
-            w[0],
-            features.len()
-        ));
-    }
     if let Some((i, f)) = features
         .iter()
         .enumerate()
@@ -60,72 +34,26 @@ pub(super) fn card_from_bytes(bytes: &[u8]) -> Result<CardModel, String> {
             "the model card lists feature {f:?} twice (input {i})"
         ));
     }
-    let classes = match card.output.classes.as_slice() {
-        [a, b] => [a.clone(), b.clone()],
-        [] => ["0".to_owned(), "1".to_owned()],
-        other => {
-            return Err(format!(
-                "the model card lists {} output classes; a binary classifier has 2",
-                other.len()
-            ));
-        }
-    };
     Ok(CardModel {
         card,
         features,
-        classes,
+        description,
     })
-}
-
-/// The MLP parameters in the verified `model.safetensors` bytes, read by the strict
-/// reader: the file must hold exactly `layers.{i}.weight` (`F32 [out, in]`) and
-/// `layers.{i}.bias` (`F32 [out]`) for the card's `widths`, and nothing else.
-pub(super) fn params_from_bytes(bytes: &[u8], widths: &[usize]) -> Result<MlpParams, String> {
-    let file = st::parse(bytes).map_err(|e| format!("model.safetensors: {e}"))?;
-    let expected = 2 * widths.len().saturating_sub(1);
-    if file.tensors.len() != expected {
-        return Err(format!(
-            "model.safetensors holds {} tensors; an MLP of widths {widths:?} has {expected}",
-            file.tensors.len()
-        ));
-    }
-    let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
-        let t = file
-            .tensor(name)
-            .ok_or_else(|| format!("model.safetensors: tensor {name:?} is missing"))?;
-        if t.dtype != Dtype::F32 || t.shape != shape {
-            return Err(format!(
-                "model.safetensors: tensor {name:?} is {} {:?}, expected F32 {shape:?}",
-                t.dtype.name(),
-                t.shape
-            ));
-        }
-        Ok(file
-            .data(t)
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    };
-    let layers = widths
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| {
-            let (d_in, d_out) = (w[0], w[1]);
-            Ok(DenseLayer {
-                d_in,
-                d_out,
-                weight: get(&Checkpoint::param_name(i, "weight"), &[d_out, d_in])?,
-                bias: get(&Checkpoint::param_name(i, "bias"), &[d_out])?,
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    Ok(MlpParams { layers })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use st::OwnedTensor;
+    use airlock_safetensors::{self as st, Dtype, OwnedTensor};
+    use airlock_schemas::{MlpSpec, ModelSpec, TaskSpec};
+
+    fn params_from_bytes(bytes: &[u8], widths: &[usize]) -> Result<airlock_model::Params, String> {
+        let model = ModelSpec::Mlp(MlpSpec {
+            hidden: widths[1..widths.len() - 1].to_vec(),
+            dropout: 0.0,
+        });
+        Description::new(&model, &TaskSpec::Binary, widths[0])?.read_released(bytes)
+    }
 
     fn tensor(name: &str, shape: &[usize], dtype: Dtype) -> OwnedTensor {
         let n: usize = shape.iter().product();
@@ -156,9 +84,12 @@ mod tests {
             tensor("layers.1.bias", &[1], Dtype::F32),
         ];
         let p = params_from_bytes(&file(good.clone()), &[3, 2, 1]).expect("params");
-        assert_eq!(p.layers.len(), 2);
-        assert_eq!(p.layers[0].weight, [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
-        assert_eq!(p.layers[1].bias, [0.0]);
+        assert_eq!(p.tensors.len(), 4);
+        assert_eq!(
+            p.get("layers.0.weight").expect("w"),
+            [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+        );
+        assert_eq!(p.get("layers.1.bias").expect("b"), [0.0]);
 
         let mut extra = good.clone();
         extra.push(tensor("layers.0.weight_hidden", &[2], Dtype::F32));

@@ -8,11 +8,11 @@ use airlock_model::{GroupColumn, GroupValues, MlpParams, SubgroupInput};
 use airlock_safetensors::{OwnedTensor, write_canonical};
 use airlock_schemas::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, BUNDLE_FORMAT_VERSION,
-    BandedSubgroup, CardConfiguration, CardDataFile, CardMetrics, CardSource, Decision,
-    EpochMetrics, Evaluation, EvaluationSpec, Finding, Hyperparameters, IN_TOTO_PAYLOAD_TYPE,
-    InputFeature, LeakLayer, LeakReport, ModelCard, ModelKind, ModelOutput, ModelSpec,
-    OptimizerKind, OptimizerSpec, RELEASE_PREDICATE_TYPE, ReleasePredicate, ReportInput, RocPoint,
-    SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, SubgroupSpec, Subject, TensorSpec,
+    BandedSubgroup, BinaryCardMetrics, CardConfiguration, CardDataFile, CardMetrics, CardSource,
+    Decision, EpochMetrics, Evaluation, EvaluationSpec, Finding, Hyperparameters,
+    IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport, MlpSpec, ModelCard, ModelOutput,
+    ModelSpec, OptimizerKind, OptimizerSpec, RELEASE_PREDICATE_TYPE, ReleasePredicate, ReportInput,
+    RocPoint, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, SubgroupSpec, Subject, TensorSpec,
     TrainingSummary, Verdict,
 };
 use airlock_trust::approvals::{ApprovalError, DecisionRequest, decide};
@@ -473,9 +473,9 @@ fn card(spec: &KitBuilder, model: &[OwnedTensor]) -> ModelCard {
             EpochMetrics {
                 epoch: e,
                 train_loss: 0.6 / f,
-                train_accuracy: 0.8 + 0.03 * f,
+                train_accuracy: Some(0.8 + 0.03 * f),
                 validation_loss: 0.62 / f,
-                validation_accuracy: 0.79 + 0.03 * f,
+                validation_accuracy: Some(0.79 + 0.03 * f),
                 seconds: 0.5,
             }
         })
@@ -487,6 +487,7 @@ fn card(spec: &KitBuilder, model: &[OwnedTensor]) -> ModelCard {
         intended_use: Some("Test kit model: seeded initial weights, never trained.".into()),
         architecture: Architecture {
             kind: "mlp".into(),
+            cnn: None,
             layer_widths: widths,
             activation: "relu".into(),
             tensors: model
@@ -511,13 +512,13 @@ fn card(spec: &KitBuilder, model: &[OwnedTensor]) -> ModelCard {
             classes: vec!["0".into(), "1".into()],
             transform: "sigmoid".into(),
         },
-        metrics: CardMetrics {
+        metrics: CardMetrics::Binary(BinaryCardMetrics {
             roc_auc: 0.9,
             accuracy: 0.9,
             loss: 0.3,
             holdout_rows: 300,
             positive_rate: 0.05,
-        },
+        }),
         training: TrainingSummary {
             epochs,
             roc_curve: [(0.0, 0.0), (0.1, 0.7), (0.3, 0.9), (1.0, 1.0)]
@@ -535,11 +536,11 @@ fn card(spec: &KitBuilder, model: &[OwnedTensor]) -> ModelCard {
 fn configuration(spec: &KitBuilder) -> CardConfiguration {
     CardConfiguration {
         hyperparameters: Hyperparameters {
-            model: ModelSpec {
-                kind: ModelKind::Mlp,
+            task: Default::default(),
+            model: ModelSpec::Mlp(MlpSpec {
                 hidden: spec.hidden.clone(),
                 dropout: 0.0,
-            },
+            }),
             features: spec.features.clone(),
             label: "fraud".into(),
             optimizer: OptimizerSpec {

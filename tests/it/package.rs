@@ -105,12 +105,22 @@ fn folded_model_agrees_with_the_trained_model_on_holdout_rows() {
         &std::fs::read_to_string(r.run.join("preprocess.json")).expect("read"),
     )
     .expect("json");
-    let dims = [12, 64, 32, 1];
-    let trained = airlock_model::Checkpoint::read(&r.run.join("checkpoint.safetensors"), &dims)
-        .expect("checkpoint");
-    // The released file, read as plain tensors with the same names.
-    let folded = airlock_model::Checkpoint::read(&r.sb.join("bundle/model.safetensors"), &dims)
+    let model = airlock_schemas::ModelSpec::Mlp(airlock_schemas::MlpSpec {
+        hidden: vec![64, 32],
+        dropout: 0.0,
+    });
+    let description =
+        airlock_model::Description::new(&model, &airlock_schemas::TaskSpec::Binary, 12)
+            .expect("description");
+    let trained =
+        airlock_model::Checkpoint::read(&r.run.join("checkpoint.safetensors"), &description)
+            .expect("checkpoint");
+    let trained = airlock_model::MlpParams::from_dense(&trained.params).expect("mlp");
+    // The released file, read strictly as the description declares it.
+    let folded = description
+        .read_released(&std::fs::read(r.sb.join("bundle/model.safetensors")).expect("model"))
         .expect("model");
+    let folded = airlock_model::MlpParams::from_dense(&folded).expect("mlp");
     let table = airlock_model::load_table(&r.data, &features, None).expect("data");
     let s = &record["splits"];
     let n = |k: &str| s[k].as_u64().expect("split") as usize;
@@ -120,8 +130,8 @@ fn folded_model_agrees_with_the_trained_model_on_holdout_rows() {
         .flat_map(|&i| table.features[i * 12..(i + 1) * 12].iter().copied())
         .collect();
     let standardized = pre.apply(&table.features, hold.iter().copied());
-    let a = trained.params.forward_host(&standardized);
-    let b = folded.params.forward_host(&raw);
+    let a = trained.forward_host(&standardized);
+    let b = folded.forward_host(&raw);
     let sig = |z: f32| 1.0 / (1.0 + (-f64::from(z)).exp());
     let worst = a
         .iter()
@@ -134,10 +144,7 @@ fn folded_model_agrees_with_the_trained_model_on_holdout_rows() {
         "folded and unfolded probabilities differ by {worst}"
     );
     // And the statistics are really gone: layer 0 differs from the trained one.
-    assert_ne!(
-        trained.params.layers[0].weight,
-        folded.params.layers[0].weight
-    );
+    assert_ne!(trained.layers[0].weight, folded.layers[0].weight);
 }
 
 /// A refused release: exit 5, the named layers failed in the report, no bundle, and the

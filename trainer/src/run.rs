@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use airlock_schemas::{
-    BackendInfo, DatasetFingerprint, EpochMetrics, Evaluation, FileDigest, HoldoutMetrics,
-    Hyperparameters, PipelineSpec, SplitSizes, TRAINING_RECORD_VERSION, TrainingRecord,
+    BackendInfo, DatasetFingerprint, EpochMetrics, Evaluation, FileDigest, Holdout, HoldoutMetrics,
+    Hyperparameters, PipelineSpec, SplitSizes, TRAINING_RECORD_VERSION, TaskSpec, TrainingRecord,
 };
 use burn::backend::{Autodiff, Flex, NdArray};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -14,11 +14,12 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use airlock_infer::{Backend, DeviceSpec, predict_logits, to_module};
+use airlock_infer::{Backend, DeviceSpec, predict_outputs, to_net};
 use airlock_model::{
-    CHECKPOINT_FILE, Checkpoint, LOG_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess,
-    RECORD_FILE, SubgroupInput, Table, accuracy, check_subgroups, evaluate, load_table_with_groups,
-    log_loss, roc_auc, roc_curve, split_rows,
+    CHECKPOINT_FILE, Checkpoint, Dataset, Description, LOG_FILE, PIPELINE_SNAPSHOT_FILE,
+    PREPROCESS_FILE, Preprocess, RECORD_FILE, SubgroupInput, Table, accuracy, check_subgroups,
+    evaluate, load_dataset, log_loss, multiclass_metrics, regression_metrics, roc_auc, roc_curve,
+    split_rows,
 };
 
 use crate::TrainError;
@@ -64,71 +65,79 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     let plan = Plan::read(opts)?;
     let spec = &plan.spec;
     let source = data_source(spec, &opts.pipeline)?;
-    let table = load_table_with_groups(
-        &source,
-        &spec.data.features,
-        Some(&spec.data.label),
-        &spec.data.subgroups,
-    )?;
-    let labels = table.labels.clone().unwrap_or_default();
-    let splits = Splits::draw(spec, &source, table.rows(), &labels)?;
-    check_subgroups(&splits.hold, &subgroup_inputs(spec, &table)).map_err(|message| {
+    let data = load_dataset(spec, &source, true)?;
+    let labels = data.table.labels.clone().unwrap_or_default();
+    let splits = Splits::draw(spec, &source, data.rows(), &labels)?;
+    check_subgroups(&splits.hold, &subgroup_inputs(spec, &data.table)).map_err(|message| {
         TrainError::Split {
             path: source.clone(),
             message,
         }
     })?;
-
-    let pre = Preprocess::fit(&table.feature_names, &table.features, &splits.train);
-    let input = fit_input(spec, &table, &labels, &pre, &splits);
-    let x_hold = pre.apply(&table.features, splits.hold.iter().copied());
-    let y_hold = pick(&labels, &splits.hold);
+    let description =
+        Description::new(&spec.model, &spec.task, spec.data.features.len()).map_err(|message| {
+            airlock_schemas::PipelineError::Invalid {
+                path: opts.pipeline.clone(),
+                message,
+            }
+        })?;
+    let prepared = Prepared::new(&description, &data, &labels, &splits);
+    let input = fit_input(spec, &description, &prepared);
 
     let staging = Staging::create(&plan.out, opts.progress)?;
     let mut reporter = staging.reporter;
     reporter.line(&format!(
-        "airlock {} training {} {} on {} ({}, {} threads)",
+        "airlock {} training {} {} ({} {}) on {} ({}, {} threads)",
         env!("CARGO_PKG_VERSION"),
         spec.release.name,
         spec.release.version,
+        spec.task.name(),
+        spec.model.kind(),
         plan.device,
         plan.backend,
         threads()
     ));
     reporter.line(&format!(
         "data: {} rows from {} (sha256 {}); splits train {} / validation {} / holdout {}",
-        table.rows(),
+        data.rows(),
         source.display(),
-        table.fingerprint.sha256,
+        data.table.fingerprint.sha256,
         splits.train.len(),
         splits.val.len(),
         splits.hold.len()
     ));
 
     let fitted = fit_on(plan.backend, plan.device, &input, &mut reporter)?;
-    let (holdout, hold_logits) = holdout_metrics(&fitted, &x_hold, &y_hold, input.width);
-    reporter.line(&format!(
-        "holdout: ROC AUC {:.4}, accuracy {:.4}, loss {:.4} ({} rows)",
-        holdout.roc_auc,
-        holdout.accuracy,
-        holdout.loss,
-        y_hold.len()
-    ));
-    let evaluation = holdout_evaluation(spec, &source, &table, &splits, &hold_logits, &y_hold)?;
-    reporter.line(&evaluation_line(&evaluation));
+    let (holdout, hold_out) = holdout_metrics(&description, &fitted, &prepared);
+    reporter.line(&holdout_line(&holdout, prepared.y_hold.len()));
+    let evaluation = match &holdout {
+        Holdout::Binary(_) => {
+            let e = holdout_evaluation(
+                spec,
+                &source,
+                &data.table,
+                &splits,
+                &hold_out,
+                &prepared.y_hold,
+            )?;
+            reporter.line(&evaluation_line(&e));
+            Some(e)
+        }
+        _ => None,
+    };
     let rows_per_second = fitted.rows_per_second(splits.train.len());
     reporter.line(&format!("throughput: {rows_per_second:.0} training rows/s"));
     let record = training_record(
         opts,
         &plan,
-        &table,
+        &data,
         &splits,
         &fitted,
         holdout,
         rows_per_second,
     )?;
     let record = TrainingRecord {
-        evaluation: Some(evaluation),
+        evaluation,
         ..record
     };
     record
@@ -139,7 +148,7 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         })?;
 
     let dir = staging.dir.path();
-    write_run_files(dir, &plan, &fitted, &pre, &record)?;
+    write_run_files(dir, &plan, &fitted, &prepared.pre, &record)?;
     reporter.line(&format!("run directory: {}", plan.out.display()));
     reporter
         .finish()
@@ -149,6 +158,64 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         run_dir: plan.out,
         record,
     })
+}
+
+/// The model's inputs and targets per split, normalized with statistics of the training
+/// split only; the holdout labels stay raw (metrics are in the label's units).
+struct Prepared {
+    pre: Preprocess,
+    x_train: Vec<f32>,
+    y_train: Vec<f32>,
+    x_val: Vec<f32>,
+    y_val: Vec<f32>,
+    x_hold: Vec<f32>,
+    y_hold: Vec<f32>,
+}
+
+impl Prepared {
+    fn new(description: &Description, data: &Dataset, labels: &[f32], splits: &Splits) -> Self {
+        let mut pre;
+        let (x_train, x_val, x_hold) = match &data.images {
+            Some(im) => {
+                let plane = im.shape.height * im.shape.width;
+                pre = Preprocess::fit_channels(&im.pixels, im.shape.channels, plane, &splits.train);
+                (
+                    pre.apply_channels(&im.pixels, plane, rows(&splits.train)),
+                    pre.apply_channels(&im.pixels, plane, rows(&splits.val)),
+                    pre.apply_channels(&im.pixels, plane, rows(&splits.hold)),
+                )
+            }
+            None => {
+                let t = &data.table;
+                pre = Preprocess::fit(&t.feature_names, &t.features, &splits.train);
+                (
+                    pre.apply(&t.features, rows(&splits.train)),
+                    pre.apply(&t.features, rows(&splits.val)),
+                    pre.apply(&t.features, rows(&splits.hold)),
+                )
+            }
+        };
+        let (mut y_train, mut y_val) = (pick(labels, &splits.train), pick(labels, &splits.val));
+        if matches!(description.task, TaskSpec::Regression) {
+            let t = Preprocess::fit_target(labels, &splits.train);
+            let scale = |y: &mut Vec<f32>| {
+                y.iter_mut()
+                    .for_each(|v| *v = ((f64::from(*v) - t.mean) / t.std) as f32);
+            };
+            scale(&mut y_train);
+            scale(&mut y_val);
+            pre.target = Some(t);
+        }
+        Self {
+            pre,
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            x_hold,
+            y_hold: pick(labels, &splits.hold),
+        }
+    }
 }
 
 /// What the pipeline file asks for (and when the run started): its bytes, the spec, where it trains, where it writes.
@@ -254,9 +321,9 @@ impl Splits {
             if rows.is_empty() {
                 return Err(split_err(format!("{n} rows leave the {name} split empty")));
             }
-            if name != "validation" {
-                let pos = rows.iter().filter(|&&r| labels[r] > 0.5).count();
-                if pos == 0 || pos == rows.len() {
+            if name != "validation" && !matches!(spec.task, TaskSpec::Regression) {
+                let first = labels[rows[0]];
+                if rows.iter().all(|&r| labels[r] == first) {
                     return Err(split_err(format!(
                         "the {name} split ({} rows) holds only one class of label {:?}",
                         rows.len(),
@@ -269,27 +336,24 @@ impl Splits {
     }
 }
 
+/// The row indices of a split, as an iterator.
+fn rows(r: &[usize]) -> impl Iterator<Item = usize> + '_ {
+    r.iter().copied()
+}
+
 /// The labels of `rows`.
 fn pick(labels: &[f32], rows: &[usize]) -> Vec<f32> {
     rows.iter().map(|&r| labels[r]).collect()
 }
 
-/// What `fit` trains on: the standardized train and validation rows and the hyperparameters.
-fn fit_input(
-    spec: &PipelineSpec,
-    table: &Table,
-    labels: &[f32],
-    pre: &Preprocess,
-    splits: &Splits,
-) -> FitInput {
+/// What `fit` trains on: the prepared rows and the hyperparameters.
+fn fit_input(spec: &PipelineSpec, description: &Description, p: &Prepared) -> FitInput {
     FitInput {
-        width: table.width(),
-        x_train: pre.apply(&table.features, splits.train.iter().copied()),
-        y_train: pick(labels, &splits.train),
-        x_val: pre.apply(&table.features, splits.val.iter().copied()),
-        y_val: pick(labels, &splits.val),
-        hidden: spec.model.hidden.clone(),
-        dropout: spec.model.dropout,
+        description: description.clone(),
+        x_train: p.x_train.clone(),
+        y_train: p.y_train.clone(),
+        x_val: p.x_val.clone(),
+        y_val: p.y_val.clone(),
         learning_rate: spec.optimizer.learning_rate,
         weight_decay: spec.optimizer.weight_decay,
         epochs: spec.training.epochs,
@@ -393,27 +457,56 @@ fn evaluation_line(e: &Evaluation) -> String {
     )
 }
 
-/// Holdout metrics (and the holdout's logits), from the host copy of the weights through
-/// the same backend kind.
+/// Holdout metrics per task (and the holdout's raw outputs), from the host copy of the
+/// weights through the CPU backend. A regression's outputs are put back in the label's
+/// units first.
 fn holdout_metrics(
+    description: &Description,
     fitted: &FitOutput,
-    x_hold: &[f32],
-    y_hold: &[f32],
-    width: usize,
-) -> (HoldoutMetrics, Vec<f32>) {
-    let hold_logits = {
-        let d = Default::default();
-        predict_logits(&to_module::<Flex>(&fitted.params, &d), x_hold, width, &d)
+    p: &Prepared,
+) -> (Holdout, Vec<f32>) {
+    let d = Default::default();
+    let net = to_net::<Flex>(description, &fitted.params, false, &d);
+    let mut out = predict_outputs(&net, &p.x_hold, description.input_len(), &d);
+    let y = &p.y_hold;
+    let metrics = match &description.task {
+        TaskSpec::Binary => Holdout::Binary(HoldoutMetrics {
+            loss: log_loss(&out, y),
+            accuracy: accuracy(&out, y),
+            roc_auc: roc_auc(&out, y).unwrap_or(0.5),
+            positive_rate: y.iter().filter(|&&v| v > 0.5).count() as f64 / y.len() as f64,
+            roc_curve: roc_curve(&out, y, 101),
+        }),
+        TaskSpec::Multiclass { classes } => {
+            Holdout::Multiclass(multiclass_metrics(classes.len(), &out, y))
+        }
+        TaskSpec::Regression => {
+            if let Some(t) = &p.pre.target {
+                out.iter_mut()
+                    .for_each(|z| *z = (f64::from(*z) * t.std + t.mean) as f32);
+            }
+            Holdout::Regression(regression_metrics(&out, y))
+        }
     };
-    let roc = roc_auc(&hold_logits, y_hold).unwrap_or(0.5);
-    let metrics = HoldoutMetrics {
-        loss: log_loss(&hold_logits, y_hold),
-        accuracy: accuracy(&hold_logits, y_hold),
-        roc_auc: roc,
-        positive_rate: y_hold.iter().filter(|&&y| y > 0.5).count() as f64 / y_hold.len() as f64,
-        roc_curve: roc_curve(&hold_logits, y_hold, 101),
-    };
-    (metrics, hold_logits)
+    (metrics, out)
+}
+
+/// The log's line on the holdout metrics.
+fn holdout_line(h: &Holdout, rows: usize) -> String {
+    match h {
+        Holdout::Binary(b) => format!(
+            "holdout: ROC AUC {:.4}, accuracy {:.4}, loss {:.4} ({rows} rows)",
+            b.roc_auc, b.accuracy, b.loss
+        ),
+        Holdout::Multiclass(m) => format!(
+            "holdout: accuracy {:.4}, macro-F1 {:.4}, loss {:.4} ({rows} rows)",
+            m.accuracy, m.macro_f1, m.loss
+        ),
+        Holdout::Regression(r) => format!(
+            "holdout: RMSE {:.4}, MAE {:.4}, R² {:.4} ({rows} rows)",
+            r.rmse, r.mae, r.r2
+        ),
+    }
 }
 
 /// The training record; every field the packager signs matches its grammar, or nothing
@@ -421,10 +514,10 @@ fn holdout_metrics(
 fn training_record(
     opts: &TrainOptions,
     plan: &Plan,
-    table: &Table,
+    data: &Dataset,
     splits: &Splits,
     fitted: &FitOutput,
-    holdout: HoldoutMetrics,
+    holdout: Holdout,
     rows_per_second: f64,
 ) -> Result<TrainingRecord, TrainError> {
     let spec = &plan.spec;
@@ -441,7 +534,7 @@ fn training_record(
             sha256: hex::encode(Sha256::digest(&plan.pipeline_bytes)),
         },
         dataset: DatasetFingerprint {
-            files: vec![table.fingerprint.clone()],
+            files: data.files.clone(),
         },
         splits: SplitSizes {
             train: splits.train.len() as u64,
@@ -449,6 +542,7 @@ fn training_record(
             holdout: splits.hold.len() as u64,
         },
         hyperparameters: Hyperparameters {
+            task: spec.task.clone(),
             model: spec.model.clone(),
             features: spec.data.features.clone(),
             label: spec.data.label.clone(),
@@ -499,6 +593,7 @@ fn write_run_files(
             ("seed".to_owned(), spec.training.seed.to_string()),
             ("backend".to_owned(), plan.backend.name().to_owned()),
             ("features".to_owned(), spec.data.features.join(",")),
+            ("model".to_owned(), spec.model.kind().to_owned()),
             ("finished_at".to_owned(), record.finished_at.clone()),
         ]
         .into_iter()
@@ -702,14 +797,15 @@ impl Progress for Reporter {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        let acc = |a: Option<f64>| a.map(|a| format!(" acc {a:.4}")).unwrap_or_default();
         self.line(&format!(
-            "epoch {:>3}/{}  train loss {:.4} acc {:.4}  validation loss {:.4} acc {:.4}  ({:.2}s)",
+            "epoch {:>3}/{}  train loss {:.4}{}  validation loss {:.4}{}  ({:.2}s)",
             m.epoch,
             self.epochs,
             m.train_loss,
-            m.train_accuracy,
+            acc(m.train_accuracy),
             m.validation_loss,
-            m.validation_accuracy,
+            acc(m.validation_accuracy),
             m.seconds
         ));
     }

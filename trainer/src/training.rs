@@ -1,4 +1,4 @@
-//! The training loop: mini-batch Adam on binary cross-entropy, with per-epoch validation.
+//! The training loop: mini-batch Adam on the task's loss, with per-epoch validation.
 
 use std::time::Instant;
 
@@ -6,35 +6,32 @@ use airlock_schemas::EpochMetrics;
 use burn::module::AutodiffModule;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use rand::RngCore;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use airlock_infer::{Mlp, predict_logits, tensor_to_vec, to_module, weight_to_host};
-use airlock_model::{AdamMoments, MlpParams, accuracy, log_loss, rng};
+use airlock_infer::{Net, predict_outputs, tensor_to_vec, to_net};
+use airlock_model::{AdamMoments, Description, Params, rng, task_accuracy, task_loss};
+use airlock_schemas::TaskSpec;
 
 use crate::TrainError;
 
 /// Standardized data and settings for [`fit`].
 #[derive(Debug, Clone)]
 pub struct FitInput {
-    /// Features per row.
-    pub width: usize,
-    /// Training rows, row-major, standardized.
+    /// The model and task.
+    pub description: Description,
+    /// Training rows, row-major, standardized ([`Description::input_len`] values each).
     pub x_train: Vec<f32>,
-    /// Training labels (0/1).
+    /// Training labels: 0/1, class indices, or standardized values.
     pub y_train: Vec<f32>,
     /// Validation rows.
     pub x_val: Vec<f32>,
     /// Validation labels.
     pub y_val: Vec<f32>,
-    /// Hidden layer widths.
-    pub hidden: Vec<usize>,
-    /// Dropout probability.
-    pub dropout: f64,
     /// Adam learning rate.
     pub learning_rate: f64,
     /// L2 weight decay.
@@ -50,12 +47,12 @@ pub struct FitInput {
 /// What [`fit`] returns: everything on the host, independent of the backend.
 #[derive(Debug, Clone)]
 pub struct FitOutput {
-    /// Trained parameters.
-    pub params: MlpParams,
+    /// Trained tensors, as the description declares them.
+    pub params: Params,
     /// Adam steps taken.
     pub optimizer_step: usize,
-    /// Adam moments per layer (weight, bias), PyTorch layout.
-    pub optimizer: Vec<(AdamMoments, AdamMoments)>,
+    /// Adam moments per parameter tensor, PyTorch layout.
+    pub optimizer: Vec<(String, AdamMoments)>,
     /// Metrics per epoch.
     pub epochs: Vec<EpochMetrics>,
     /// Seconds spent in training steps (validation excluded).
@@ -90,26 +87,29 @@ const STREAM_DROPOUT: u64 = 3;
 /// How often (in steps) running metrics are read back for the progress display.
 const PROGRESS_EVERY: usize = 16;
 
-/// Train an MLP on backend `B` and device `device`.
+/// Train the described model on backend `B` and device `device`.
 pub fn fit<B: AutodiffBackend>(
     input: &FitInput,
     device: &B::Device,
     progress: &mut dyn Progress,
 ) -> Result<FitOutput, TrainError> {
-    let width = input.width;
+    let d = &input.description;
+    let width = d.input_len();
     let n_train = input.y_train.len();
-    let params = MlpParams::init(width, &input.hidden, &mut rng(input.seed, STREAM_INIT));
-    let mut model: Mlp<B> = to_module(&params, device);
+    let params = d.init(&mut rng(input.seed, STREAM_INIT));
+    let mut model: Net<B> = to_net(d, &params, false, device);
     let mut optim = AdamConfig::new()
         // PyTorch's default, so that learning rates mean the same in both.
         .with_epsilon(1e-8)
         .with_weight_decay(
             (input.weight_decay > 0.0).then(|| WeightDecayConfig::new(input.weight_decay as f32)),
         )
-        .init::<B, Mlp<B>>();
+        .init::<B, Net<B>>();
 
     let mut shuffle = rng(input.seed, STREAM_SHUFFLE);
     let mut dropout_rng = rng(input.seed, STREAM_DROPOUT);
+    let dropout = d.model.dropout();
+    let hidden = d.model.hidden().to_vec();
     let mut order: Vec<usize> = (0..n_train).collect();
     let batches = n_train.div_ceil(input.batch_size);
     let mut xb = Vec::with_capacity(input.batch_size * width);
@@ -134,27 +134,16 @@ pub fn fit<B: AutodiffBackend>(
                 yb.push(input.y_train[r]);
             }
             let x = Tensor::<B, 2>::from_data(TensorData::new(xb.clone(), [bs, width]), device);
-            let y =
-                Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(yb.clone(), [bs]), device);
-            let masks = (input.dropout > 0.0).then(|| {
-                input
-                    .hidden
+            let masks = (dropout > 0.0).then(|| {
+                hidden
                     .iter()
-                    .map(|&w| dropout_mask::<B>(&mut dropout_rng, bs, w, input.dropout, device))
+                    .map(|&w| dropout_mask::<B>(&mut dropout_rng, bs, w, dropout, device))
                     .collect()
             });
-            let logits = model.forward(x, masks);
-            let loss = bce_with_logits(logits.clone(), Tensor::from_inner(y.clone()));
-
-            let z = logits.inner();
+            let out = model.forward(x, masks);
+            let (loss, correct) = task_loss_and_correct::<B>(&d.task, out, &yb, device);
             loss_sum = loss_sum + loss.clone().inner().mul_scalar(bs as f64);
-            // (2y - 1)·z > 0 exactly when the prediction is right.
-            correct_sum = correct_sum
-                + (y.mul_scalar(2.0).sub_scalar(1.0) * z)
-                    .sign()
-                    .add_scalar(1.0)
-                    .sum()
-                    .div_scalar(2.0);
+            correct_sum = correct_sum + correct;
             seen += bs;
 
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -168,7 +157,8 @@ pub fn fit<B: AutodiffBackend>(
             }
         }
         let train_loss = scalar(&loss_sum) / n_train as f64;
-        let train_accuracy = scalar(&correct_sum) / n_train as f64;
+        let train_accuracy = (!matches!(d.task, TaskSpec::Regression))
+            .then(|| scalar(&correct_sum) / n_train as f64);
         B::sync(device).ok();
         let seconds = started.elapsed().as_secs_f64();
         train_seconds += seconds;
@@ -179,27 +169,73 @@ pub fn fit<B: AutodiffBackend>(
             });
         }
 
-        let val_logits = predict_logits(&model.valid(), &input.x_val, width, device);
+        let val = predict_outputs(&model.valid(), &input.x_val, width, device);
         let metrics = EpochMetrics {
             epoch,
             train_loss,
             train_accuracy,
-            validation_loss: log_loss(&val_logits, &input.y_val),
-            validation_accuracy: accuracy(&val_logits, &input.y_val),
+            validation_loss: task_loss(&d.task, &val, &input.y_val),
+            validation_accuracy: task_accuracy(&d.task, &val, &input.y_val),
             seconds,
         };
         progress.epoch_end(&metrics);
         epochs.push(metrics);
     }
 
-    let optimizer = adam_moments(&optim.to_record(), &model);
+    let optimizer = adam_moments(&optim.to_record(), &model, d);
     Ok(FitOutput {
-        params: model.valid().to_params(),
+        params: model.valid().to_params(d),
         optimizer_step: steps,
         optimizer,
         epochs,
         train_seconds,
     })
+}
+
+/// The batch's mean loss (with gradients) and its count of right answers (0 for a
+/// regression): binary cross-entropy on one logit, categorical cross-entropy on logits,
+/// or squared error on the standardized target.
+fn task_loss_and_correct<B: AutodiffBackend>(
+    task: &TaskSpec,
+    out: Tensor<B, 2>,
+    labels: &[f32],
+    device: &B::Device,
+) -> (Tensor<B, 1>, Tensor<B::InnerBackend, 1>) {
+    let bs = labels.len();
+    let y = Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(labels.to_vec(), [bs]), device);
+    match task {
+        TaskSpec::Binary => {
+            let z = out.reshape([bs]);
+            let loss = bce_with_logits(z.clone(), Tensor::from_inner(y.clone()));
+            // (2y - 1)·z > 0 exactly when the prediction is right.
+            let correct = (y.mul_scalar(2.0).sub_scalar(1.0) * z.inner())
+                .sign()
+                .add_scalar(1.0)
+                .sum()
+                .div_scalar(2.0);
+            (loss, correct)
+        }
+        TaskSpec::Multiclass { classes } => {
+            let k = classes.len();
+            let mut onehot = vec![0.0f32; bs * k];
+            for (r, &c) in labels.iter().enumerate() {
+                onehot[r * k + c as usize] = 1.0;
+            }
+            let onehot = Tensor::<B, 2>::from_data(TensorData::new(onehot, [bs, k]), device);
+            let logp = log_softmax(out.clone(), 1);
+            let loss = (logp * onehot.clone()).sum().neg().div_scalar(bs as f64);
+            let predicted = out.inner().argmax(1).reshape([bs]);
+            let truth = y.int();
+            let correct = predicted.equal(truth).int().float().sum();
+            (loss, correct)
+        }
+        TaskSpec::Regression => {
+            let z = out.reshape([bs]);
+            let diff = z - Tensor::from_inner(y);
+            let loss = (diff.clone() * diff).mean();
+            (loss, Tensor::<B::InnerBackend, 1>::zeros([1], device))
+        }
+    }
 }
 
 fn scalar<B: burn::prelude::Backend>(t: &Tensor<B, 1>) -> f64 {
@@ -245,27 +281,47 @@ fn dropout_mask<B: AutodiffBackend>(
     Tensor::from_data(TensorData::new(mask, [rows, width]), device)
 }
 
-type AdamRecord<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Mlp<B>, B>;
+type AdamRecord<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Net<B>, B>;
 
+/// Adam's moments per parameter, in the description's (PyTorch) layouts.
 fn adam_moments<B: AutodiffBackend>(
-    record: &<AdamRecord<B> as Optimizer<Mlp<B>, B>>::Record,
-    model: &Mlp<B>,
-) -> Vec<(AdamMoments, AdamMoments)> {
+    record: &<AdamRecord<B> as Optimizer<Net<B>, B>>::Record,
+    model: &Net<B>,
+    description: &Description,
+) -> Vec<(String, AdamMoments)> {
+    let ranks: std::collections::HashMap<String, usize> = description
+        .trained()
+        .into_iter()
+        .map(|d| (d.name, d.shape.len()))
+        .collect();
     model
-        .layers
-        .iter()
-        .filter_map(|l| {
-            let bias = l.bias.as_ref()?;
-            let w = record.get(&l.weight.id)?.clone().into_state::<2>().momentum;
-            let b = record.get(&bias.id)?.clone().into_state::<1>().momentum;
+        .param_ids(description)
+        .into_iter()
+        .filter_map(|(name, id)| {
+            let state = record.get(&id)?.clone();
+            let (m1, m2) = match ranks.get(&name).copied() {
+                Some(4) => {
+                    let m = state.into_state::<4>().momentum;
+                    (tensor_to_vec(m.moment_1), tensor_to_vec(m.moment_2))
+                }
+                // burn keeps linear weights as [in, out]; the checkpoint as [out, in].
+                Some(2) => {
+                    let m = state.into_state::<2>().momentum;
+                    (
+                        tensor_to_vec(m.moment_1.transpose()),
+                        tensor_to_vec(m.moment_2.transpose()),
+                    )
+                }
+                _ => {
+                    let m = state.into_state::<1>().momentum;
+                    (tensor_to_vec(m.moment_1), tensor_to_vec(m.moment_2))
+                }
+            };
             Some((
+                name,
                 AdamMoments {
-                    exp_avg: weight_to_host(w.moment_1),
-                    exp_avg_sq: weight_to_host(w.moment_2),
-                },
-                AdamMoments {
-                    exp_avg: tensor_to_vec(b.moment_1),
-                    exp_avg_sq: tensor_to_vec(b.moment_2),
+                    exp_avg: m1,
+                    exp_avg_sq: m2,
                 },
             ))
         })

@@ -55,14 +55,14 @@ impl Pipeline<'_> {
             cpu_backend: None,
             progress: self.opts.progress,
         })?;
-        let auc = summary.record.holdout.roc_auc;
-        tracing::info!("  holdout ROC AUC {auc:.4}");
+        let headline = holdout_headline(&summary.record.holdout);
+        tracing::info!("  holdout {headline}");
         let out_sha = dir_digest(&run_dir, &RUN_FILES)
             .with_context(|| format!("cannot read {}", run_dir.display()))?;
         r.ran(
             Stage::Train,
             t,
-            format!("{} (holdout ROC AUC {auc:.4})", run_dir.display()),
+            format!("{} (holdout {headline})", run_dir.display()),
         );
         r.record(
             Stage::Train,
@@ -70,7 +70,7 @@ impl Pipeline<'_> {
             inputs,
             run_dir.display().to_string(),
             out_sha,
-            BTreeMap::from([("holdout_roc_auc".into(), format!("{auc:.4}"))]),
+            BTreeMap::from([("holdout".into(), headline)]),
         )
     }
 
@@ -105,5 +105,16 @@ impl Pipeline<'_> {
             "pipeline": shaping,
             "data_sha256": data_sha,
         }))
+    }
+}
+
+/// The holdout's headline figure, per task.
+fn holdout_headline(h: &airlock_schemas::Holdout) -> String {
+    match h {
+        airlock_schemas::Holdout::Binary(b) => format!("ROC AUC {:.4}", b.roc_auc),
+        airlock_schemas::Holdout::Multiclass(m) => {
+            format!("accuracy {:.4}, macro-F1 {:.4}", m.accuracy, m.macro_f1)
+        }
+        airlock_schemas::Holdout::Regression(r) => format!("RMSE {:.4}, R² {:.4}", r.rmse, r.r2),
     }
 }
