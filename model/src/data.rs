@@ -441,7 +441,7 @@ pub(crate) fn column(
 
 /// A feature cell (trimmed) as a finite `f32`, or what is wrong with it: `empty`,
 /// `not finite`, `not a number`.
-pub(crate) fn feature_value(cell: &str) -> Result<f32, &'static str> {
+fn feature_value(cell: &str) -> Result<f32, &'static str> {
     if cell.is_empty() {
         return Err("empty");
     }

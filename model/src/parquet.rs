@@ -63,6 +63,12 @@ const MAX_MESSAGE: usize = 300;
 /// [`DataError::ParquetValue`] naming its 1-based data row, and a file the reader cannot
 /// decode (truncated, corrupt, a codec this build lacks) a [`DataError::Parquet`], even
 /// where the decoder would panic. The module documentation lists the types each role reads.
+///
+/// With no features (the identifiers alone, as the leak checks need them),
+/// `fingerprint.rows` counts the rows. Its `sha256` is computed through the open file the
+/// decoder then reads (a file replaced by another after opening is not what gets decoded),
+/// so a caller checking the file against a record compares it rather than hashing the path
+/// a second time; a file rewritten in place while it is read is not detected.
 pub fn load_parquet(
     path: &Path,
     features: &[String],

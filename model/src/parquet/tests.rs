@@ -729,3 +729,14 @@ fn the_public_loader_reads_in_its_own_batches() {
     );
     assert_eq!(ids, same);
 }
+
+#[test]
+fn identifiers_alone_load_for_the_leak_checks() {
+    let (_dir, p, bytes) = secret_file();
+    let (t, ids) = load(&p, &[], None, &[], &["mrn"]).expect("identifiers alone");
+    assert_eq!(t.fingerprint.rows, 40);
+    assert!(t.features.is_empty() && t.labels.is_none());
+    assert_eq!(t.fingerprint.sha256, hex::encode(Sha256::digest(&bytes)));
+    assert_eq!(ids.len(), 40);
+    assert_eq!(ids[39], format!("{SECRET}-39"));
+}
