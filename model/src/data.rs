@@ -33,7 +33,7 @@ pub enum DataError {
     MissingColumn {
         /// The file.
         path: PathBuf,
-        /// `feature`, `label` or `subgroup`.
+        /// `feature`, `label`, `subgroup` or `identifier`.
         role: &'static str,
         /// The missing column.
         column: String,
@@ -97,6 +97,46 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
+    /// A Parquet file the reader cannot decode: truncated, corrupt, or written with a codec
+    /// or encoding this build does not read.
+    #[error("malformed Parquet file {}: {message}", path.display())]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// What the Parquet reader said (it describes the file's structure, not its cells),
+        /// control characters escaped and bounded in length.
+        message: String,
+    },
+    /// A Parquet column the pipeline needs has a type its role cannot be read from.
+    #[error("data file {}: {role} column {column:?} has type {data_type}; a {role} column must be {expected}", path.display())]
+    ParquetType {
+        /// The file.
+        path: PathBuf,
+        /// `feature`, `label`, `subgroup`, `banded subgroup` or `identifier`.
+        role: &'static str,
+        /// Column name.
+        column: String,
+        /// The column's Arrow type, as the Parquet schema gives it.
+        data_type: String,
+        /// The types the role takes.
+        expected: &'static str,
+    },
+    /// A Parquet cell is not what its column's role takes (never the cell's value: it may
+    /// be an identifier). Parquet has no lines: the row alone places it.
+    #[error("data file {}: row {row}, {role} column {column:?}: {problem}", path.display())]
+    ParquetValue {
+        /// The file.
+        path: PathBuf,
+        /// 1-based data row, counted across row groups.
+        row: u64,
+        /// `feature`, `label`, `subgroup` or `banded subgroup`.
+        role: &'static str,
+        /// Column name.
+        column: String,
+        /// `empty`, `not a number`, `not finite`, or what a label must be (`expected 0 or
+        /// 1`...).
+        problem: &'static str,
+    },
 }
 
 impl DataError {
@@ -111,12 +151,16 @@ impl DataError {
             | Self::BadLabel { .. }
             | Self::BadGroupValue { .. }
             | Self::Unsupported { .. }
-            | Self::NoRows { .. } => airlock_schemas::ErrorKind::BadInput,
+            | Self::NoRows { .. }
+            | Self::Parquet { .. }
+            | Self::ParquetType { .. }
+            | Self::ParquetValue { .. } => airlock_schemas::ErrorKind::BadInput,
         }
     }
 }
 
-/// Features (row-major `rows × features.len()`) and optional labels read from a CSV.
+/// Features (row-major `rows × features.len()`) and optional labels read from a CSV or a
+/// Parquet file.
 #[derive(Debug, Clone)]
 pub struct Table {
     /// Feature column names, in model input order.
@@ -294,7 +338,7 @@ pub fn load_table_with_groups(
 }
 
 /// Collects one subgroup column while the rows are read.
-struct GroupLoader {
+pub(crate) struct GroupLoader {
     name: String,
     numeric: Option<Vec<f64>>,
     index: std::collections::HashMap<String, u32>,
@@ -303,7 +347,7 @@ struct GroupLoader {
 }
 
 impl GroupLoader {
-    fn new(spec: &SubgroupSpec) -> Self {
+    pub(crate) fn new(spec: &SubgroupSpec) -> Self {
         Self {
             name: spec.column().to_owned(),
             numeric: matches!(spec, SubgroupSpec::Banded(_)).then(Vec::new),
@@ -313,7 +357,21 @@ impl GroupLoader {
         }
     }
 
-    fn push(&mut self, cell: &str) -> Result<(), &'static str> {
+    /// Whether the column is banded (its cells are numbers).
+    pub(crate) fn banded(&self) -> bool {
+        self.numeric.is_some()
+    }
+
+    /// A banded column's next value, already a finite number (a Parquet cell); refused for
+    /// a column that is not banded (its groups are names).
+    pub(crate) fn push_number(&mut self, v: f64) -> Result<(), &'static str> {
+        let n = self.numeric.as_mut().ok_or("not a banded subgroup")?;
+        n.push(v);
+        Ok(())
+    }
+
+    /// The next cell (trimmed): a number for a banded column, else a group's name.
+    pub(crate) fn push(&mut self, cell: &str) -> Result<(), &'static str> {
         if let Some(n) = &mut self.numeric {
             // Parsed as f64 (not through f32), so a value on a band edge lands in its band.
             n.push(match cell.parse::<f64>() {
@@ -337,7 +395,7 @@ impl GroupLoader {
         Ok(())
     }
 
-    fn finish(self) -> GroupColumn {
+    pub(crate) fn finish(self) -> GroupColumn {
         GroupColumn {
             name: self.name,
             values: match self.numeric {
@@ -373,7 +431,7 @@ pub(crate) fn csv_error(path: &Path, e: &csv::Error) -> DataError {
 }
 
 /// The index of column `name` in `header`, or a [`DataError::MissingColumn`] for `role`.
-fn column(
+pub(crate) fn column(
     path: &Path,
     header: &[String],
     name: &str,

@@ -8,10 +8,12 @@ mod description;
 mod evaluation;
 mod metrics;
 mod params;
+mod parquet;
 mod preprocess;
 mod run;
 mod rundir;
 
+pub use self::parquet::load_parquet;
 pub use checkpoint::{AdamMoments, CHECKPOINT_FILE, Checkpoint, CheckpointError};
 pub use data::{
     DataError, GroupColumn, GroupValues, LabelColumn, Table, label_expectation, label_value,
