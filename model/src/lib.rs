@@ -4,6 +4,7 @@ mod checkpoint;
 mod data;
 pub mod demo;
 mod evaluation;
+mod images;
 mod metrics;
 mod params;
 mod preprocess;
@@ -16,6 +17,10 @@ pub use data::{
     load_table, load_table_with_groups,
 };
 pub use evaluation::{SubgroupInput, check_subgroups, evaluate};
+pub use images::{
+    ImageError, ImageTable, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_NAME_BYTES, MAX_IMAGES,
+    MAX_PIXEL_BYTES, decode_image, load_images,
+};
 pub use metrics::{accuracy, log_loss, roc_auc, roc_curve};
 pub use params::{DenseLayer, MlpParams};
 pub use preprocess::{FeatureStats, PREPROCESS_FILE, Preprocess};
