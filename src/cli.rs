@@ -30,7 +30,9 @@ pub enum Command {
     /// A stage whose inputs are unchanged is skipped. Without a [signing] section in the
     /// pipeline this is a DEMO with local keys and automatic demo approval.
     Run(RunArgs),
-    /// Write a synthetic card-transaction table (with realistic identifiers) to train on.
+    /// Write synthetic data to train on: a card-transaction table (with realistic
+    /// identifiers), or with --kind scans a folder of 64×64 grayscale scans and a manifest of
+    /// synthetic patient identifiers.
     DemoData(DemoDataArgs),
     /// Train a pipeline's model on-prem and write a run directory.
     Train(TrainArgs),
@@ -395,15 +397,29 @@ pub struct RunArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DemoDataArgs {
-    /// Number of data rows.
-    #[arg(long, default_value_t = 50_000)]
-    pub rows: usize,
+    /// What to write: transactions (a CSV table) or scans (an image folder with a manifest).
+    #[arg(long, value_enum, default_value_t = DemoKind::Transactions)]
+    pub kind: DemoKind,
+    /// Number of data rows (transactions) or scans. [default: 50000 transactions, 1500 scans]
+    #[arg(long)]
+    pub rows: Option<usize>,
     /// Seed: the same seed writes the same file.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// CSV file to write (replaced atomically if it exists).
-    #[arg(long, value_name = "FILE.csv")]
-    pub out: PathBuf,
+    /// Where to write: the CSV file for transactions (required; replaced atomically if it
+    /// exists), the folder for scans (manifest.csv and images/). [default for scans:
+    /// data/scans]
+    #[arg(long, value_name = "FILE.csv|DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// What `airlock demo-data` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoKind {
+    /// A card-transaction table (CSV) with a binary fraud label.
+    Transactions,
+    /// 64×64 grayscale PNG scans (clear, nodule, mass) and a manifest CSV.
+    Scans,
 }
 
 #[derive(Debug, clap::Args)]

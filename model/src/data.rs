@@ -137,6 +137,46 @@ pub enum DataError {
         /// 1`...).
         problem: &'static str,
     },
+    /// An image named by a manifest row was refused: its name leaves the manifest's folder,
+    /// it is missing, a link or not a regular file, too large, not PNG or JPEG, malformed,
+    /// or not the declared size or channels. Names the row and the image's file name (the
+    /// site's file naming, from the image column; no other cell of the row is shown).
+    #[error("data file {}: row {row} (line {line}), image {file:?}: {problem}", path.display())]
+    Image {
+        /// The manifest.
+        path: PathBuf,
+        /// 1-based data row of the manifest.
+        row: u64,
+        /// 1-based line in the manifest.
+        line: u64,
+        /// The image's file name, as the manifest's image column gives it (trimmed).
+        file: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A manifest lists more images than are loaded into memory.
+    #[error("data file {} lists {rows} images: {limit}", path.display())]
+    TooManyImages {
+        /// The manifest.
+        path: PathBuf,
+        /// Its data rows.
+        rows: u64,
+        /// The limit it is over.
+        limit: String,
+    },
+    /// The declared image size is not one images are loaded at.
+    #[error(
+        "images are loaded at 1 or 3 channels and 1 to {max} pixels a side, not {channels}×{height}×{width}",
+        max = airlock_schemas::MAX_IMAGE_SIDE
+    )]
+    ImageShape {
+        /// Declared channels.
+        channels: usize,
+        /// Declared height.
+        height: usize,
+        /// Declared width.
+        width: usize,
+    },
 }
 
 impl DataError {
@@ -154,7 +194,10 @@ impl DataError {
             | Self::NoRows { .. }
             | Self::Parquet { .. }
             | Self::ParquetType { .. }
-            | Self::ParquetValue { .. } => airlock_schemas::ErrorKind::BadInput,
+            | Self::ParquetValue { .. }
+            | Self::Image { .. }
+            | Self::TooManyImages { .. }
+            | Self::ImageShape { .. } => airlock_schemas::ErrorKind::BadInput,
         }
     }
 }
@@ -201,9 +244,12 @@ pub enum GroupValues {
 }
 
 impl Table {
-    /// Number of data rows.
+    /// Number of data rows (with no feature columns, as for images, the file's row count).
     pub fn rows(&self) -> usize {
-        self.features.len() / self.feature_names.len().max(1)
+        if self.feature_names.is_empty() {
+            return usize::try_from(self.fingerprint.rows).unwrap_or(usize::MAX);
+        }
+        self.features.len() / self.feature_names.len()
     }
 
     /// Width of a row.
@@ -239,6 +285,37 @@ pub fn load_table_with_groups(
     label: Option<LabelColumn<'_>>,
     subgroups: &[SubgroupSpec],
 ) -> Result<Table, DataError> {
+    load_csv(path, features, label, subgroups, &[]).map(|read| read.table)
+}
+
+/// A column read as text, untouched (not trimmed), with its role for
+/// [`DataError::MissingColumn`]: an identifier, an image manifest's file column.
+pub(crate) struct TextColumn<'a> {
+    /// Column name.
+    pub name: &'a str,
+    /// `identifier`, `image` ...
+    pub role: &'static str,
+}
+
+/// What [`load_csv`] read.
+pub(crate) struct CsvRead {
+    /// Features, labels, subgroups and the file's fingerprint.
+    pub table: Table,
+    /// The text columns' cells exactly as the file holds them, row-major.
+    pub text: Vec<String>,
+    /// Each data row's 1-based line in the file (only when text columns were asked for).
+    pub lines: Vec<u64>,
+}
+
+/// [`load_table_with_groups`], and the `text` columns' cells exactly as the file holds
+/// them, row-major (`rows × text.len()`), so that a manifest is read once.
+pub(crate) fn load_csv(
+    path: &Path,
+    features: &[String],
+    label: Option<LabelColumn<'_>>,
+    subgroups: &[SubgroupSpec],
+    text: &[TextColumn<'_>],
+) -> Result<CsvRead, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Read {
         path: path.to_owned(),
         source,
@@ -257,32 +334,108 @@ pub fn load_table_with_groups(
             path: path.to_owned(),
         });
     }
-    let find = |name: &str, role: &'static str| column(path, &header, name, role);
-    let feature_idx = features
-        .iter()
-        .map(|f| find(f, "feature"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let label_idx = label.map(|l| find(l.column, "label")).transpose()?;
-    let mut groups = subgroups
-        .iter()
-        .map(|g| Ok((find(g.column(), "subgroup")?, GroupLoader::new(g))))
-        .collect::<Result<Vec<_>, DataError>>()?;
-
-    let mut values = Vec::new();
-    let mut labels = label_idx.map(|_| Vec::new());
+    let mut rows = RowReader::new(path, &header, features, label, subgroups, text)?;
     let mut record = csv::StringRecord::new();
-    let mut row = 0u64;
     loop {
         match reader.read_record(&mut record) {
-            Ok(true) => {}
+            Ok(true) => rows.push(&record)?,
             Ok(false) => break,
             Err(e) => return Err(csv_error(path, &e)),
         }
-        row += 1;
+    }
+    if rows.row == 0 {
+        return Err(DataError::NoRows {
+            path: path.to_owned(),
+        });
+    }
+    let fingerprint = DatasetFile {
+        path: path.display().to_string(),
+        sha256,
+        bytes: bytes.len() as u64,
+        rows: rows.row,
+        columns: header.clone(),
+    };
+    let table = Table {
+        feature_names: features.to_vec(),
+        features: rows.values,
+        labels: rows.labels,
+        fingerprint,
+        groups: rows.groups.into_iter().map(|(_, g)| g.finish()).collect(),
+    };
+    Ok(CsvRead {
+        table,
+        text: rows.text,
+        lines: rows.lines,
+    })
+}
+
+/// The columns asked for, found in the header, and what has been read of them so far.
+struct RowReader<'a> {
+    path: &'a Path,
+    header: &'a [String],
+    features: &'a [String],
+    feature_idx: Vec<usize>,
+    label: Option<(usize, LabelColumn<'a>)>,
+    groups: Vec<(usize, GroupLoader)>,
+    text_idx: Vec<usize>,
+    values: Vec<f32>,
+    labels: Option<Vec<f32>>,
+    text: Vec<String>,
+    lines: Vec<u64>,
+    /// Data rows read.
+    row: u64,
+}
+
+impl<'a> RowReader<'a> {
+    /// Find every column asked for in `header` (a missing one is refused, by role).
+    fn new(
+        path: &'a Path,
+        header: &'a [String],
+        features: &'a [String],
+        label: Option<LabelColumn<'a>>,
+        subgroups: &[SubgroupSpec],
+        text: &[TextColumn<'_>],
+    ) -> Result<Self, DataError> {
+        let find = |name: &str, role: &'static str| column(path, header, name, role);
+        let feature_idx = features
+            .iter()
+            .map(|f| find(f, "feature"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let label = label
+            .map(|l| Ok::<_, DataError>((find(l.column, "label")?, l)))
+            .transpose()?;
+        let groups = subgroups
+            .iter()
+            .map(|g| Ok((find(g.column(), "subgroup")?, GroupLoader::new(g))))
+            .collect::<Result<Vec<_>, DataError>>()?;
+        let text_idx = text
+            .iter()
+            .map(|t| find(t.name, t.role))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            path,
+            header,
+            features,
+            feature_idx,
+            labels: label.map(|_| Vec::new()),
+            label,
+            groups,
+            text_idx,
+            values: Vec::new(),
+            text: Vec::new(),
+            lines: Vec::new(),
+            row: 0,
+        })
+    }
+
+    /// Read one data row's cells.
+    fn push(&mut self, record: &csv::StringRecord) -> Result<(), DataError> {
+        self.row += 1;
+        let (path, row) = (self.path, self.row);
         let line = record.position().map_or(row + 1, csv::Position::line);
-        for (&i, name) in feature_idx.iter().zip(features) {
+        for (&i, name) in self.feature_idx.iter().zip(self.features) {
             match feature_value(record.get(i).unwrap_or("").trim()) {
-                Ok(v) => values.push(v),
+                Ok(v) => self.values.push(v),
                 Err(problem) => {
                     return Err(DataError::NotNumeric {
                         path: path.to_owned(),
@@ -294,47 +447,38 @@ pub fn load_table_with_groups(
                 }
             }
         }
-        if let (Some(i), Some(labels), Some(l)) = (label_idx, labels.as_mut(), label) {
+        if let (Some((i, l)), Some(labels)) = (self.label, self.labels.as_mut()) {
             let Some(v) = label_value(l.task, record.get(i).unwrap_or("").trim()) else {
                 return Err(DataError::BadLabel {
                     expected: label_expectation(l.task),
                     path: path.to_owned(),
                     row,
                     line,
-                    column: header[i].clone(),
+                    column: self.header[i].clone(),
                 });
             };
             labels.push(v);
         }
-        for (i, g) in &mut groups {
+        for (i, g) in &mut self.groups {
             g.push(record.get(*i).unwrap_or("").trim())
                 .map_err(|problem| DataError::BadGroupValue {
                     path: path.to_owned(),
                     row,
                     line,
-                    column: header[*i].clone(),
+                    column: self.header[*i].clone(),
                     problem,
                 })?;
         }
+        if !self.text_idx.is_empty() {
+            self.text.extend(
+                self.text_idx
+                    .iter()
+                    .map(|&i| record.get(i).unwrap_or("").to_owned()),
+            );
+            self.lines.push(line);
+        }
+        Ok(())
     }
-    if row == 0 {
-        return Err(DataError::NoRows {
-            path: path.to_owned(),
-        });
-    }
-    Ok(Table {
-        feature_names: features.to_vec(),
-        features: values,
-        labels,
-        fingerprint: DatasetFile {
-            path: path.display().to_string(),
-            sha256,
-            bytes: bytes.len() as u64,
-            rows: row,
-            columns: header,
-        },
-        groups: groups.into_iter().map(|(_, g)| g.finish()).collect(),
-    })
 }
 
 /// Collects one subgroup column while the rows are read.

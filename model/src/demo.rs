@@ -1,6 +1,8 @@
 //! Synthetic on-prem data: a card-transaction table that looks like what a bank may not
 //! move. Every identifier is well-formed (cards pass Luhn, IBANs pass mod-97, SSNs use
 //! issuable ranges) so that the packager's leak checks are tested against realistic values.
+//! [`write_scans`] writes an image folder: synthetic grayscale scans with a learnable
+//! finding and a manifest of synthetic patient identifiers.
 
 use std::path::Path;
 
@@ -8,6 +10,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use airlock_schemas::IoError;
+
+mod scans;
+
+pub use scans::{
+    SCAN_CLASSES, SCAN_COLUMNS, SCAN_IDENTIFIERS, SCAN_IMAGE_DIR, SCAN_MANIFEST, SCAN_MRN_PATTERN,
+    SCAN_ROWS, SCAN_SIDE, SCAN_SITES, SCAN_YEAR, ScanSummary, write_scans,
+};
 
 /// Column names of the demo table, in file order.
 pub const DEMO_COLUMNS: [&str; 22] = [

@@ -6,6 +6,7 @@ mod dataset;
 pub mod demo;
 mod description;
 mod evaluation;
+mod images;
 mod metrics;
 mod params;
 mod parquet;
@@ -24,6 +25,10 @@ pub use description::{
     BATCH_NORM_EPSILON, Description, FoldError, InputKind, Params, Role, TensorDecl,
 };
 pub use evaluation::{SubgroupInput, check_subgroups, evaluate};
+pub use images::{
+    ImageError, ImageTable, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_NAME_BYTES, MAX_IMAGES,
+    MAX_PIXEL_BYTES, decode_image, load_images,
+};
 pub use metrics::{
     accuracy, argmax_rows, log_loss, multiclass_metrics, regression_metrics, roc_auc, roc_curve,
     task_accuracy, task_loss,

@@ -499,3 +499,59 @@ fn an_unbanded_identifier_as_subgroup_is_refused() {
         &["\"zip\" is listed in data.identifiers", "band it"],
     );
 }
+
+#[test]
+fn demo_scans_are_an_image_folder_deterministic_for_a_seed() {
+    let sb = Sandbox::new();
+    let scans = |out: &str, seed: &str| {
+        let args = [
+            "demo-data",
+            "--kind",
+            "scans",
+            "--rows",
+            "25",
+            "--seed",
+            seed,
+            "--out",
+            out,
+        ];
+        sb.ok(&args);
+    };
+    scans("a", "5");
+    scans("b", "5");
+    scans("c", "6");
+    let read = |p: &str| std::fs::read(sb.join(p)).expect("read");
+    for f in [
+        "manifest.csv",
+        "images/scan-00001.png",
+        "images/scan-00025.png",
+    ] {
+        assert_eq!(read(&format!("a/{f}")), read(&format!("b/{f}")), "{f}");
+    }
+    assert_ne!(
+        read("a/images/scan-00001.png"),
+        read("c/images/scan-00001.png")
+    );
+    let (header, rows) = crate::helpers::csv_rows(&sb.join("a/manifest.csv"));
+    assert_eq!(
+        header,
+        [
+            "file",
+            "finding",
+            "patient_name",
+            "mrn",
+            "birth_date",
+            "sex",
+            "age",
+            "site"
+        ]
+    );
+    assert_eq!(rows.len(), 25);
+    assert!(
+        rows.iter()
+            .all(|r| r[3].starts_with("MRN-") && r[3].len() == 11)
+    );
+    // Transactions stay the default kind, and need a file to write.
+    let err = sb.fails(&["demo-data", "--rows", "10"], 3);
+    assert!(err.contains("--out FILE.csv is required"), "{err}");
+}
