@@ -660,3 +660,16 @@ fn debug_output_and_findings_hold_no_pixel_values() {
         r#"{"image":1,"pixel":2,"offset":3,"pixels":16,"encoding":"f16","form":"normalized"}"#
     );
 }
+
+#[test]
+fn no_images_or_images_smaller_than_a_window_index_nothing() {
+    let buf = weights(4096, 29);
+    for (pixels, side) in [(Vec::new(), 28), (textured(10, 1, 3, 3, 30), 3)] {
+        let imgs = Images::gray(pixels, side, &[], &[]);
+        let index = imgs.index();
+        let s = index.stats();
+        assert_eq!((s.windows, s.windows_indexed), (0, 0));
+        assert_eq!(index.scan(&buf, 2), vec![]);
+        assert_eq!(index.scan(&[], 1), vec![]);
+    }
+}
