@@ -5,6 +5,7 @@ pub mod identifiers;
 pub mod membership;
 pub mod outgoing;
 pub mod pii;
+pub mod pixels;
 pub mod records;
 
 pub use identifiers::{identifier_index_for_bundle, identifier_values, run_pointer_path};

@@ -916,8 +916,9 @@ impl NumTable {
 
 /// Blocked Bloom filter: a key sets 5 bits of one 64-bit word, so a probe is one load.
 /// The bits come from a small table of masks (L1-resident) instead of being computed one by
-/// one, which keeps the per-probe arithmetic to one multiply and a few shifts.
-struct Prefilter {
+/// one, which keeps the per-probe arithmetic to one multiply and a few shifts. The pixel
+/// index ([`crate::pixels`]) uses it too.
+pub(crate) struct Prefilter {
     words: Vec<u64>,
     /// 64 - log2(words.len()): the word index is the top bits of the hash.
     shift: u32,
@@ -932,7 +933,7 @@ const MASKS: usize = 1024;
 const BITS_PER_KEY: u32 = 5;
 
 impl Prefilter {
-    fn with_capacity(keys: usize) -> Self {
+    pub(crate) fn with_capacity(keys: usize) -> Self {
         // About 20 bits per key; at the 8 MiB cap with the 100k-row demo table (18 bits per
         // key) about 1 probe in 400 passes.
         let want_words = (keys.saturating_mul(20) / 64).max(64);
@@ -970,13 +971,27 @@ impl Prefilter {
         (w, m)
     }
 
-    fn insert(&mut self, key: u64) {
+    /// Size of the bit array in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+
+    pub(crate) fn insert(&mut self, key: u64) {
         let (w, m) = self.pos(key);
         self.words[w] |= m;
     }
 
+    /// [`contains`](Self::contains) of each key into `out`. The loop has no branch on what
+    /// it loads, so the processor keeps many of the (cache-missing) loads in flight at once.
+    pub(crate) fn contains_many(&self, keys: &[u64], out: &mut [bool]) {
+        for (k, o) in keys.iter().zip(out.iter_mut()) {
+            let (w, m) = self.pos(*k);
+            *o = self.words.get(w).is_some_and(|&x| x & m == m);
+        }
+    }
+
     #[inline(always)]
-    fn contains(&self, key: u64) -> bool {
+    pub(crate) fn contains(&self, key: u64) -> bool {
         let (w, m) = self.pos(key);
         // `w < words.len()` by construction; `get` keeps the hot loop free of panics.
         self.words.get(w).is_some_and(|&x| x & m == m)
