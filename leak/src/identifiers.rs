@@ -102,20 +102,12 @@ pub fn identifier_index_for_bundle(
             bundle.display()
         )));
     }
-    let [file] = run.record.dataset.files.as_slice() else {
-        return Err(bad("expected one dataset file".into()));
-    };
-    let path = Path::new(&file.path);
-    let bytes =
-        std::fs::read(path).map_err(|e| bad(format!("training data {}: {e}", path.display())))?;
-    if sha256_hex(&bytes) != file.sha256 {
-        return Err(bad(format!(
-            "training data {} changed since training (SHA-256 differs)",
-            path.display()
-        )));
-    }
+    let path = airlock_model::check_recorded_files(&run.record.dataset.files).map_err(bad)?;
+    let data =
+        airlock_model::load_dataset(&run.spec, &path, false).map_err(|e| bad(e.to_string()))?;
+    airlock_model::check_same_files(&run.record.dataset.files, &data.files).map_err(bad)?;
     let ids = &run.spec.data.identifiers;
-    let values = identifier_values(&bytes, ids, 0).map_err(bad)?;
+    let values = data.identifier_values;
     // L1 as the run's pipeline configured it (its site MRN patterns).
     let pii = PiiScanner::new(&run.spec.leak.mrn_patterns).map_err(bad)?;
     Ok(IdentifierIndex::build(ids, &values)

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock_schemas::{DataFormat, DatasetFile, ImageInput, PipelineSpec};
+use airlock_schemas::{DataFormat, DatasetFile, ImageInput, ModelSpec, PipelineSpec};
 use sha2::{Digest, Sha256};
 
 use crate::{DataError, LabelColumn, Table, load_table_with_groups};
@@ -85,14 +85,42 @@ pub fn load_dataset(
                 identifier_values,
             })
         }
-        DataFormat::Parquet | DataFormat::Images => Err(DataError::Unsupported {
-            path: source.to_owned(),
-            format: if d.format == DataFormat::Parquet {
-                "parquet"
-            } else {
-                "images"
-            },
-        }),
+        DataFormat::Parquet => {
+            let (table, identifier_values) =
+                crate::load_parquet(source, &d.features, label, &d.subgroups, &d.identifiers)?;
+            Ok(Dataset {
+                files: vec![table.fingerprint.clone()],
+                table,
+                images: None,
+                identifier_values,
+            })
+        }
+        DataFormat::Images => {
+            let ModelSpec::Cnn(cnn) = &spec.model else {
+                return Err(DataError::Unsupported {
+                    path: source.to_owned(),
+                    format: "images without a CNN",
+                });
+            };
+            let column = d.image_column.as_deref().unwrap_or("file");
+            let t = crate::load_images(
+                source,
+                column,
+                &cnn.input,
+                label,
+                &d.subgroups,
+                &d.identifiers,
+            )?;
+            Ok(Dataset {
+                files: vec![t.table.fingerprint.clone(), t.images],
+                table: t.table,
+                images: Some(Images {
+                    pixels: t.pixels,
+                    shape: t.shape,
+                }),
+                identifier_values: t.identifier_values,
+            })
+        }
     }
 }
 
@@ -152,11 +180,26 @@ pub fn check_recorded_files(files: &[DatasetFile]) -> Result<PathBuf, String> {
             path.display()
         ));
     }
-    if files.len() > 1 {
+    Ok(path.to_owned())
+}
+
+/// Checks that the data as loaded now is what the run recorded: the same files, each with
+/// the same SHA-256 (for images, the digest over every image the manifest names).
+pub fn check_same_files(recorded: &[DatasetFile], loaded: &[DatasetFile]) -> Result<(), String> {
+    if recorded.len() != loaded.len() {
         return Err(format!(
-            "the training record lists {} dataset files; this build checks one",
-            files.len()
+            "the training record lists {} dataset files, the data has {}",
+            recorded.len(),
+            loaded.len()
         ));
     }
-    Ok(path.to_owned())
+    for (r, l) in recorded.iter().zip(loaded) {
+        if r.sha256 != l.sha256 {
+            return Err(format!(
+                "training data {} changed since training (SHA-256 differs)",
+                r.path
+            ));
+        }
+    }
+    Ok(())
 }

@@ -20,7 +20,9 @@ pub use data::{
     DataError, GroupColumn, GroupValues, LabelColumn, Table, label_expectation, label_value,
     load_table, load_table_with_groups,
 };
-pub use dataset::{Dataset, Images, check_recorded_files, csv_identifier_values, load_dataset};
+pub use dataset::{
+    Dataset, Images, check_recorded_files, check_same_files, csv_identifier_values, load_dataset,
+};
 pub use description::{
     BATCH_NORM_EPSILON, Description, FoldError, InputKind, Params, Role, TensorDecl,
 };

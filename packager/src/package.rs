@@ -26,6 +26,7 @@ use crate::evaluate::{FOLD_CHECK_ROWS, FOLD_TOLERANCE, Nets};
 use airlock_leak::membership::loss_threshold_attack;
 use airlock_leak::outgoing::{IdentifierIndex, OutgoingFinding};
 use airlock_leak::pii::PiiScanner;
+use airlock_leak::pixels::{PixelIndex, PixelParams, PixelSource, finding_kind};
 use airlock_leak::records::{MatchKind, RecordIndex, RecordParams, RecordSource};
 
 /// At most this many findings are listed per layer (counts hold the totals).
@@ -231,6 +232,10 @@ struct Data {
     text_columns: Vec<String>,
     text_values: Vec<String>,
     rows: usize,
+    /// The training images, for L2's pixel runs.
+    images: Option<airlock_model::Images>,
+    /// Per-channel (mean, std) of the input normalization, for images.
+    normalization: (Vec<f32>, Vec<f32>),
 }
 
 fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
@@ -247,6 +252,7 @@ fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
         })
         .collect();
     let data = airlock_model::load_dataset(&run.spec, &path, true).map_err(|e| e.to_string())?;
+    airlock_model::check_same_files(&run.record.dataset.files, &data.files)?;
     let rows = data.rows();
     let standardized = match &data.images {
         Some(im) => {
@@ -264,6 +270,11 @@ fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
             text_columns: run.spec.data.identifiers.clone(),
             text_values: data.identifier_values,
             rows,
+            images: data.images,
+            normalization: (
+                run.pre.features.iter().map(|f| f.mean as f32).collect(),
+                run.pre.features.iter().map(|f| f.std as f32).collect(),
+            ),
         },
         inputs,
     ))
@@ -744,6 +755,60 @@ fn l2_on_files(
         }
     }
     l2.count("bytes_scanned", scanned);
+    if let Some(im) = &d.images {
+        l2_pixels(l2, d, im, files, threads);
+    }
+}
+
+/// L2 for images: runs of at least 16 consecutive pixels of any training image, raw or
+/// scaled or normalized, in u8, f32, f16 or bf16, anywhere in the checkpoint's and the
+/// model's bytes (headers included).
+fn l2_pixels(
+    l2: &mut LayerBuilder,
+    d: &Data,
+    im: &airlock_model::Images,
+    files: &Files<'_, '_>,
+    threads: usize,
+) {
+    let params = PixelParams::default();
+    let index = PixelIndex::try_build(
+        &PixelSource {
+            pixels: &im.pixels,
+            channels: im.shape.channels,
+            height: im.shape.height,
+            width: im.shape.width,
+            normalization: Some((&d.normalization.0, &d.normalization.1)),
+        },
+        params,
+    );
+    let index = match index {
+        Ok(i) => i,
+        Err(e) => {
+            l2.error(format!("pixel index: {e}"));
+            return;
+        }
+    };
+    let stats = index.stats();
+    l2.param("pixel_run", json!(params.run));
+    l2.param("pixel_encodings", json!(["u8", "f32", "f16", "bf16"]));
+    l2.param("pixel_forms", json!(["raw", "scaled", "normalized"]));
+    l2.count("images", stats.images as u64);
+    l2.count("pixel_windows_indexed", stats.windows_indexed as u64);
+    l2.count(
+        "pixel_windows_skipped_low_information",
+        stats.skipped_low_information as u64,
+    );
+    for (file, name) in files {
+        let Some(f) = file else { continue };
+        for m in index.scan(f.bytes, threads) {
+            l2.find(
+                &finding_kind(&m),
+                format!("{name} at byte {} ({} pixels)", m.offset, m.pixels),
+                Some(m.image as u64),
+                None,
+            );
+        }
+    }
 }
 
 /// The finding kind of an L2 match: `text-record` or `numeric-record (f32, raw)` and the like.
