@@ -20,7 +20,9 @@ MODEL ?= $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(PIPELINE) | head -1)
 REGISTRY ?= file://$(CURDIR)/registry
 TRUST ?= demo/trust.toml
 SERVED ?= served/$(MODEL)
-SAMPLE ?= $(basename $(PIPELINE)).sample.csv
+# The sample request: a CSV of rows, or (for an image model) one PNG scan.
+SAMPLE ?= $(firstword $(wildcard $(basename $(PIPELINE)).sample.csv $(basename $(PIPELINE)).sample.png))
+SAMPLE_TYPE ?= $(if $(filter %.png,$(SAMPLE)),application/x-image,text/csv)
 # The benchmark's thread count (burn's CPU backends and PyTorch alike).
 BENCH_THREADS ?= 2
 TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
@@ -50,7 +52,7 @@ release-model: build ## the release (`airlock run`), then the cloud side on loop
 	  kill -0 $$pid 2>/dev/null || { cat $$log >&2; exit 1; }; sleep 0.1; done; \
 	url=$$(sed -n 's/^listening on //p' $$log); \
 	echo "POST $$url/invocations < $(SAMPLE)"; \
-	curl -sS --fail-with-body -H 'Content-Type: text/csv' --data-binary @$(SAMPLE) $$url/invocations; echo; \
+	curl -sS --fail-with-body -H 'Content-Type: $(SAMPLE_TYPE)' --data-binary @$(SAMPLE) $$url/invocations; echo; \
 	kill -TERM $$pid; wait $$pid
 
 # Where `make man` writes the man pages (`man -l $(MAN_DIR)/airlock.1` reads one).

@@ -16,6 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 pub mod body;
 mod error;
+pub mod image_body;
 mod listen;
 mod model;
 pub mod sagemaker;
@@ -78,6 +79,8 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 struct Model {
     scorer: Scorer,
     features: Vec<String>,
+    /// The image size a CNN takes (`None`: feature columns).
+    image: Option<airlock_schemas::ImageInput>,
     task: TaskSpec,
     name: String,
     version: String,
@@ -135,6 +138,10 @@ fn load(opts: &ServeOptions) -> Result<Model, ServeError> {
     Ok(Model {
         scorer,
         features,
+        image: match description.input {
+            airlock_model::InputKind::Image(i) => Some(i),
+            airlock_model::InputKind::Features(_) => None,
+        },
         task: description.task,
         name: card.name,
         version: card.version,
@@ -237,13 +244,22 @@ async fn handle(
                     return Ok(r);
                 }
             };
-            let x = match ctype.as_str() {
-                "application/json" => body::parse_json(&m.features, &body),
-                "text/csv" => body::parse_csv(&m.features, &body),
-                other => {
+            let x = match (ctype.as_str(), &m.image) {
+                ("application/json", None) => body::parse_json(&m.features, &body),
+                ("text/csv", None) => body::parse_csv(&m.features, &body),
+                ("application/json", Some(shape)) => image_body::parse_image_json(shape, &body),
+                ("application/x-image" | "image/png" | "image/jpeg", Some(shape)) => {
+                    image_body::parse_image(shape, &body)
+                }
+                (other, image) => {
+                    let accepted = if image.is_some() {
+                        "application/x-image (a PNG or JPEG body) or application/json with {\"instances\": [{\"b64\": ...}]}"
+                    } else {
+                        "application/json or text/csv"
+                    };
                     return err(
                         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        &format!("content type {other:?}: use application/json or text/csv"),
+                        &format!("content type {other:?}: this model takes {accepted}"),
                     );
                 }
             };
@@ -288,12 +304,15 @@ pub fn serve(opts: &ServeOptions) -> Result<(), ServeError> {
 /// the threads that score large requests off the I/O workers (`None`: tokio's default).
 pub fn serve_with(opts: &ServeOptions, workers: Option<usize>) -> Result<(), ServeError> {
     let model = Arc::new(load(opts)?);
+    let inputs = match &model.image {
+        Some(i) => format!("images {}×{}×{}", i.channels, i.height, i.width),
+        None => format!("features: {}", model.features.join(",")),
+    };
     eprintln!(
-        "verified {} {} in {}; features: {}",
+        "verified {} {} in {}; {inputs}",
         model.name,
         model.version,
         opts.model_dir.display(),
-        model.features.join(",")
     );
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all().thread_name("airlock-serve");

@@ -3,6 +3,7 @@
 mod approve;
 mod audit;
 mod cli;
+mod families;
 mod helpers;
 mod kit;
 mod leak_health;

@@ -80,12 +80,22 @@ impl Pipeline<'_> {
         let spec = &self.spec;
         let data = spec.data_source(&self.opts.pipeline);
         if self.demo && !data.exists() {
-            let s = airlock_model::demo::write_demo_csv(&data, 50_000, 7)?;
-            tracing::info!(
-                "DEMO: wrote {} synthetic transactions to {}",
-                s.rows,
-                data.display()
-            );
+            if spec.data.format == airlock_schemas::DataFormat::Images {
+                let dir = data.parent().unwrap_or(Path::new("."));
+                let s = airlock_model::demo::write_scans(dir, airlock_model::demo::SCAN_ROWS, 7)?;
+                tracing::info!(
+                    "DEMO: wrote {} synthetic scans and their manifest to {}",
+                    s.rows,
+                    s.manifest.display()
+                );
+            } else {
+                let s = airlock_model::demo::write_demo_csv(&data, 50_000, 7)?;
+                tracing::info!(
+                    "DEMO: wrote {} synthetic transactions to {}",
+                    s.rows,
+                    data.display()
+                );
+            }
         }
         let data_sha = stream_digest(&data).map_err(|e| {
             RunError::BadInput(format!(
