@@ -63,7 +63,7 @@ fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T
 /// columns), using only what the run directory holds: per row, the probability of the
 /// positive class (binary), one probability per class (multi-class) or the value
 /// (regression); row-major, [`Description::outputs`] per row.
-pub fn predict_csv(run_dir: &Path, input: &Path) -> Result<Vec<f32>, PredictError> {
+pub fn predict_csv(run_dir: &Path, input: &Path) -> Result<Predictions, PredictError> {
     let record: TrainingRecord = read_json(run_dir, RECORD_FILE)?;
     let pre: Preprocess = read_json(run_dir, PREPROCESS_FILE)?;
     let h = &record.hyperparameters;
@@ -95,7 +95,28 @@ pub fn predict_csv(run_dir: &Path, input: &Path) -> Result<Vec<f32>, PredictErro
         })?;
     let table = load_table(input, features, None)?;
     let scorer = Scorer::new(&description, &released);
-    Ok(scorer.answers(&table.features))
+    Ok(Predictions {
+        columns: answer_columns(&description.task),
+        values: scorer.answers(&table.features),
+    })
+}
+
+/// What [`predict_csv`] answers: named columns, and their values row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    /// `probability` (binary), the class names (multi-class), or `value` (regression).
+    pub columns: Vec<String>,
+    /// `columns.len()` values per row.
+    pub values: Vec<f32>,
+}
+
+/// The names of a task's answers per row.
+pub fn answer_columns(task: &TaskSpec) -> Vec<String> {
+    match task {
+        TaskSpec::Binary => vec!["probability".into()],
+        TaskSpec::Multiclass { classes } => classes.clone(),
+        TaskSpec::Regression => vec!["value".into()],
+    }
 }
 
 /// A released model ready to answer rows of raw inputs (a bundle's folded model): what

@@ -5,5 +5,7 @@ mod inference;
 mod module;
 
 pub use device::{Backend, DeviceError, DeviceSpec};
-pub use inference::{PredictError, Scorer, predict_csv, predict_outputs, transform};
+pub use inference::{
+    PredictError, Predictions, Scorer, answer_columns, predict_csv, predict_outputs, transform,
+};
 pub use module::{ConvLayer, InputNorm, Net, tensor_to_vec, to_net};
