@@ -1,0 +1,435 @@
+//! The page's holdout metrics section, per task: ROC AUC and accuracy with the ROC curve
+//! (binary), accuracy, macro-F1 and the confusion matrix (multi-class), RMSE, MAE and R²
+//! with the residual plot (regression), each beside the loss per epoch.
+
+use airlock_schemas::{CardMetrics, MAX_CLASSES, ModelCard, MulticlassCardMetrics};
+
+use crate::charts::{loss_chart, plotted_residuals, residual_chart, roc_chart};
+use crate::clinical::estimate_cells;
+use crate::format::{fmt4, grouped, percent, plain};
+use crate::html::{Html, html};
+use crate::summary::estimate;
+
+/// Above this many classes the confusion matrix numbers its columns (the names are in the
+/// rows and in each column's tooltip) and uses a smaller type.
+const NAMED_COLUMNS: usize = 10;
+/// Above this many classes the matrix uses its smallest type.
+const COMPACT_COLUMNS: usize = 24;
+
+/// The section itself.
+pub(crate) fn metrics_section(h: &mut Html, card: &ModelCard) {
+    let m = &card.metrics;
+    h.push_static("<section id=\"metrics\">\n<h2>3. How well it works (holdout data)</h2>\n");
+    h.push_static(
+        "<p class=\"lead\">Measured on rows the model never saw during training. An interval \
+         is the range the figure would plausibly take on another holdout of the same size \
+         (bootstrap); <em>none</em> means the card records no interval.</p>\n",
+    );
+    h.push_static(
+        "<table id=\"holdout-metrics\">\n<colgroup><col style=\"width:18%\"><col \
+         style=\"width:16%\"><col style=\"width:20%\"><col></colgroup>\n<thead><tr><th>\
+         Measure</th><th>Value</th><th>Interval</th><th>What it means</th></tr></thead>\n<tbody>\n",
+    );
+    match m {
+        CardMetrics::Binary(_) => binary_rows(h, card),
+        CardMetrics::Multiclass(_) => multiclass_rows(h, card),
+        CardMetrics::Regression(_) => regression_rows(h, card),
+    }
+    h.push_static("</tbody>\n</table>\n");
+    let [tr, va, ho] = card.training.split_rows;
+    html!(
+        h,
+        "<p class=\"muted\">Rows used: ",
+        Html::text(&grouped(tr)),
+        " training, ",
+        Html::text(&grouped(va)),
+        " validation, ",
+        Html::text(&grouped(ho)),
+        " holdout.</p>\n"
+    );
+    if let CardMetrics::Multiclass(mc) = m {
+        confusion_matrix(h, card, mc);
+    }
+    h.push_static("<div class=\"charts\">\n");
+    h.push(loss_chart(&card.training.epochs));
+    h.push_static("\n");
+    match m {
+        CardMetrics::Binary(b) => h.push(roc_chart(&card.training.roc_curve, b.roc_auc)),
+        CardMetrics::Multiclass(_) => h,
+        CardMetrics::Regression(r) => h.push(residual_chart(&r.residuals)),
+    };
+    h.push_static("\n</div>\n");
+    charts_caption(h, card);
+    h.push_static("</section>\n");
+}
+
+/// What the charts show and how to read them.
+fn charts_caption(h: &mut Html, card: &ModelCard) {
+    const LOSS: &str = "<p class=\"muted\">Loss chart: the two lines should fall and stay \
+         close; a validation line that rises while training keeps falling is a sign of \
+         overfitting.";
+    match &card.metrics {
+        CardMetrics::Binary(_) => {
+            h.push_static(
+                "<p class=\"muted\">Loss chart: the two lines should fall and stay close; a \
+                 validation line that rises while training keeps falling is a sign of \
+                 overfitting. ROC chart: the further the curve bows towards the top left above \
+                 the dashed diagonal, the better.</p>\n",
+            );
+        }
+        CardMetrics::Multiclass(_) => html!(h, LOSS, "</p>\n"),
+        CardMetrics::Regression(r) => {
+            html!(
+                h,
+                LOSS,
+                "</p>\n<p class=\"muted\" id=\"residual-caption\">Residual plot: the holdout \
+                 rows sorted by prediction into bins of at least 10 rows; each point is a \
+                 bin's mean residual (label − prediction) at its mean prediction, the band \
+                 ± its root-mean-square residual. Points on the dashed zero line mean no \
+                 systematic error; points above it mean the model predicts too low there, \
+                 below it too high. ",
+                plotted_residuals(&r.residuals).len(),
+                " of ",
+                r.residuals.len(),
+                " bins plotted.</p>\n"
+            );
+        }
+    }
+}
+
+/// A metric row with its interval (when the card records one) and what it means.
+fn estimate_row(
+    h: &mut Html,
+    card: &ModelCard,
+    name: &'static str,
+    label: &'static str,
+    meaning: &'static str,
+) {
+    html!(
+        h,
+        "<tr data-metric=\"",
+        name,
+        "\"><td>",
+        label,
+        "</td>",
+        estimate_cells(&estimate(card, name)),
+        "<td class=\"muted\">",
+        meaning,
+        "</td></tr>\n"
+    );
+}
+
+/// A row with a plain value and no interval.
+fn plain_row(h: &mut Html, name: &'static str, value: &str, meaning: &'static str) {
+    html!(
+        h,
+        "<tr><td>",
+        name,
+        "</td><td class=\"num\">",
+        Html::text(value),
+        "</td><td></td><td class=\"muted\">",
+        meaning,
+        "</td></tr>\n"
+    );
+}
+
+/// The loss and holdout-rows rows every task has.
+fn loss_rows(h: &mut Html, card: &ModelCard, loss_meaning: &'static str) {
+    let m = &card.metrics;
+    plain_row(h, "Loss", &fmt4(m.loss()), loss_meaning);
+    plain_row(
+        h,
+        "Holdout rows",
+        &grouped(m.holdout_rows()),
+        "How many rows the figures above are measured on.",
+    );
+}
+
+fn binary_rows(h: &mut Html, card: &ModelCard) {
+    let threshold = card
+        .evaluation
+        .as_ref()
+        .map_or_else(|| "0.5".to_owned(), |e| plain(e.threshold));
+    for (name, label, meaning) in [
+        (
+            "roc_auc",
+            "ROC AUC",
+            "Chance that a random positive scores above a random negative (0.5 is a coin toss, 1.0 is perfect).",
+        ),
+        (
+            "accuracy",
+            "Accuracy",
+            "Share of holdout rows classified correctly at the operating threshold",
+        ),
+    ] {
+        html!(
+            h,
+            "<tr data-metric=\"",
+            name,
+            "\"><td>",
+            label,
+            "</td>",
+            estimate_cells(&estimate(card, name)),
+            "<td class=\"muted\">",
+            meaning
+        );
+        if name == "accuracy" {
+            html!(h, " (", Html::text(&threshold), ").");
+        }
+        h.push_static("</td></tr>\n");
+    }
+    loss_rows(h, card, "Binary cross-entropy: lower is better.");
+    plain_row(
+        h,
+        "Positive rate",
+        &card
+            .metrics
+            .binary()
+            .map_or_else(|| "n/a".to_owned(), |b| percent(b.positive_rate)),
+        "Share of holdout rows with the positive label.",
+    );
+}
+
+fn multiclass_rows(h: &mut Html, card: &ModelCard) {
+    estimate_row(
+        h,
+        card,
+        "accuracy",
+        "Accuracy",
+        "Share of holdout rows whose most probable class is the true class.",
+    );
+    estimate_row(
+        h,
+        card,
+        "macro_f1",
+        "Macro-F1",
+        "Mean over the classes of F1 (the balance of precision and recall), each class \
+         counting the same however rare: 1.0 is perfect; well below the accuracy when a \
+         class is poorly recognized.",
+    );
+    loss_rows(h, card, "Categorical cross-entropy: lower is better.");
+}
+
+fn regression_rows(h: &mut Html, card: &ModelCard) {
+    estimate_row(
+        h,
+        card,
+        "rmse",
+        "RMSE",
+        "Root mean squared error, in the label's units: the typical size of an error, large \
+         errors weighing more. Lower is better.",
+    );
+    estimate_row(
+        h,
+        card,
+        "mae",
+        "MAE",
+        "Mean absolute error, in the label's units: the average size of an error. Lower is \
+         better.",
+    );
+    estimate_row(
+        h,
+        card,
+        "r2",
+        "R²",
+        "Share of the label's variation the model explains: 1.0 is perfect, 0 is no better \
+         than always predicting the mean, below 0 is worse than that.",
+    );
+    loss_rows(
+        h,
+        card,
+        "Mean squared error, in the label's units squared: lower is better.",
+    );
+}
+
+/// Why a card's confusion matrix cannot be shown, or its number of classes `K` when it
+/// is `K × K` for the card's `K` (2 to [`MAX_CLASSES`]) classes. Cards are verified, but
+/// may be old or odd: nothing here assumes the shapes agree.
+pub(crate) fn confusion_shape(card: &ModelCard, counts: &[Vec<u64>]) -> Result<usize, String> {
+    let k = card.output.classes.len();
+    if k == 0 {
+        return Err("the card names no classes".into());
+    }
+    if k > MAX_CLASSES {
+        return Err(format!(
+            "the card names {k} classes, more than the {MAX_CLASSES} a multi-class model may have"
+        ));
+    }
+    if counts.len() != k {
+        return Err(format!(
+            "it has {} rows for the card's {k} classes",
+            counts.len()
+        ));
+    }
+    if let Some((i, r)) = counts.iter().enumerate().find(|(_, r)| r.len() != k) {
+        return Err(format!(
+            "its row {} has {} counts for the card's {k} classes",
+            i + 1,
+            r.len()
+        ));
+    }
+    Ok(k)
+}
+
+/// Per class of a `K × K` matrix: (rows truly of the class, rows predicted as it, rows
+/// right), summed wide so no count can overflow.
+pub(crate) fn class_totals(counts: &[Vec<u64>]) -> Vec<(u128, u128, u128)> {
+    let k = counts.len();
+    (0..k)
+        .map(|c| {
+            let truly: u128 = counts[c].iter().map(|&n| u128::from(n)).sum();
+            let predicted: u128 = counts
+                .iter()
+                .map(|r| u128::from(r.get(c).copied().unwrap_or(0)))
+                .sum();
+            let right = u128::from(counts[c].get(c).copied().unwrap_or(0));
+            (truly, predicted, right)
+        })
+        .collect()
+}
+
+/// `part / whole`, or `None` for an empty whole.
+pub(crate) fn share(part: u128, whole: u128) -> Option<f64> {
+    // Precision loss above 2^53 rows is irrelevant to a percentage.
+    #[allow(clippy::cast_precision_loss)]
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// A share as the matrix's margins show it: one decimal when there is room, none when not.
+fn margin(v: Option<f64>, k: usize) -> Html {
+    match v {
+        None => Html::raw_static("<span class=\"muted\">n/a</span>"),
+        Some(x) if k > NAMED_COLUMNS => Html::text(&format!("{:.0}%", x * 100.0)),
+        Some(x) => Html::text(&format!("{:.1}%", x * 100.0)),
+    }
+}
+
+/// The confusion matrix: rows the true class, columns the predicted one, in the card's
+/// class order; the diagonal (rows right) highlighted; each class's recall on the right
+/// and precision below. An odd matrix gets a line saying why it is not shown.
+fn confusion_matrix(h: &mut Html, card: &ModelCard, m: &MulticlassCardMetrics) {
+    h.push_static(
+        "<h3>Confusion matrix (holdout rows: each row a true class, each column the class \
+         predicted)</h3>\n",
+    );
+    let k = match confusion_shape(card, &m.confusion) {
+        Ok(k) => k,
+        Err(why) => {
+            html!(
+                h,
+                "<p class=\"fail\" id=\"confusion-error\">The card's confusion matrix cannot \
+                 be shown: ",
+                Html::text(&why),
+                ".</p>\n"
+            );
+            return;
+        }
+    };
+    let names = &card.output.classes;
+    let totals = class_totals(&m.confusion);
+    let size = if k > COMPACT_COLUMNS {
+        " tiny"
+    } else if k > NAMED_COLUMNS {
+        " compact"
+    } else {
+        ""
+    };
+    html!(
+        h,
+        "<table id=\"confusion-matrix\" class=\"confusion",
+        size,
+        "\" data-classes=\"",
+        k,
+        "\">\n<colgroup><col style=\"width:",
+        if k > NAMED_COLUMNS { "12%" } else { "18%" },
+        "\"><col span=\"",
+        k,
+        "\"><col style=\"width:",
+        if k > NAMED_COLUMNS { "4.5%" } else { "9%" },
+        "\"></colgroup>\n<thead><tr><th>True class</th>"
+    );
+    for (j, name) in names.iter().enumerate() {
+        if k > NAMED_COLUMNS {
+            html!(h, "<th title=\"", Html::text(name), "\">", j + 1, "</th>");
+        } else {
+            html!(h, "<th>", Html::text(name), "</th>");
+        }
+    }
+    h.push_static("<th class=\"margin\">Recall</th></tr></thead>\n<tbody>\n");
+    for (i, row) in m.confusion.iter().enumerate() {
+        confusion_row(
+            h,
+            i,
+            &names[i],
+            row,
+            margin(share(totals[i].2, totals[i].0), k),
+        );
+    }
+    h.push_static("</tbody>\n<tfoot><tr><th class=\"margin\">Precision</th>");
+    for t in &totals {
+        html!(
+            h,
+            "<td class=\"num margin\">",
+            margin(share(t.2, t.1), k),
+            "</td>"
+        );
+    }
+    h.push_static("<td class=\"margin\"></td></tr></tfoot>\n</table>\n");
+    confusion_caption(h, m, &totals, k);
+}
+
+/// One true class: its name, the counts predicted as each class, its recall.
+fn confusion_row(h: &mut Html, i: usize, name: &str, counts: &[u64], recall: Html) {
+    html!(
+        h,
+        "<tr data-true-class=\"",
+        i,
+        "\"><th class=\"true-class\">"
+    );
+    if counts.len() > NAMED_COLUMNS {
+        html!(h, "<span class=\"muted\">", i + 1, "</span> ");
+    }
+    html!(h, Html::text(name), "</th>");
+    for (j, &n) in counts.iter().enumerate() {
+        html!(
+            h,
+            if i == j {
+                "<td class=\"num diag\">"
+            } else {
+                "<td class=\"num\">"
+            },
+            Html::text(&grouped(n)),
+            "</td>"
+        );
+    }
+    html!(h, "<td class=\"num margin\">", recall, "</td></tr>\n");
+}
+
+/// How to read the matrix, and a warning when it does not count the holdout's rows.
+fn confusion_caption(
+    h: &mut Html,
+    m: &MulticlassCardMetrics,
+    totals: &[(u128, u128, u128)],
+    k: usize,
+) {
+    h.push_static(
+        "<p class=\"muted\" id=\"confusion-caption\">The highlighted diagonal counts the rows \
+         classified correctly. Recall: the share of a class's rows the model recognizes. \
+         Precision: the share of the rows predicted as a class that truly are of it.",
+    );
+    if k > NAMED_COLUMNS {
+        h.push_static(" Columns are numbered as the rows; each column's name is in its tooltip.");
+    }
+    h.push_static("</p>\n");
+    let counted: u128 = totals.iter().map(|t| t.0).sum();
+    if counted != u128::from(m.holdout_rows) {
+        html!(
+            h,
+            "<p class=\"fail\" id=\"confusion-count\">The matrix counts ",
+            Html::text(&u64::try_from(counted).map_or_else(|_| counted.to_string(), grouped)),
+            " rows, but the card's holdout has ",
+            Html::text(&grouped(m.holdout_rows)),
+            ".</p>\n"
+        );
+    }
+}
