@@ -148,12 +148,16 @@ pub(crate) fn conv_table(h: &mut Html, card: &ModelCard) {
          <th>Kernel</th><th>Stride</th><th>Padding</th><th>Max-pool</th><th>Output \
          (channels × height × width)</th></tr></thead>\n<tbody>\n"
     );
+    // Each block's output, up to the first that does not fit its input.
+    let mut side = Some((c.input.height, c.input.width));
     for (i, b) in c.conv.iter().enumerate() {
-        let out = shapes
-            .as_ref()
-            .ok()
-            .and_then(|s| s.get(i))
-            .map_or_else(|| "—".to_owned(), |(c, y, x)| format!("{c} × {y} × {x}"));
+        side = side
+            .and_then(|(y, x)| Some((b.out_side(y)?, b.out_side(x)?)))
+            .filter(|&(y, x)| y > 0 && x > 0);
+        let out = side.map_or_else(
+            || "—".to_owned(),
+            |(y, x)| format!("{} × {y} × {x}", b.channels),
+        );
         html!(
             h,
             "<tr data-block=\"",

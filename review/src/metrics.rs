@@ -271,26 +271,46 @@ pub(crate) fn confusion_shape(card: &ModelCard, counts: &[Vec<u64>]) -> Result<u
     Ok(k)
 }
 
-/// Per class of a `K × K` matrix: (rows truly of the class, rows predicted as it, rows
-/// right), summed wide so no count can overflow.
-pub(crate) fn class_totals(counts: &[Vec<u64>]) -> Vec<(u128, u128, u128)> {
-    let k = counts.len();
-    (0..k)
-        .map(|c| {
-            let truly: u128 = counts[c].iter().map(|&n| u128::from(n)).sum();
-            let predicted: u128 = counts
+/// One class's totals in a confusion matrix, summed wide so no count can overflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClassTotals {
+    /// Rows truly of the class (its row).
+    pub(crate) truly: u128,
+    /// Rows predicted as the class (its column).
+    pub(crate) predicted: u128,
+    /// Rows of the class predicted as it (the diagonal).
+    pub(crate) right: u128,
+}
+
+impl ClassTotals {
+    /// Share of the class's rows recognized, `None` when it has none.
+    pub(crate) fn recall(&self) -> Option<f64> {
+        share(self.right, self.truly)
+    }
+
+    /// Share of the rows predicted as the class that are of it, `None` when none is.
+    pub(crate) fn precision(&self) -> Option<f64> {
+        share(self.right, self.predicted)
+    }
+}
+
+/// Each class's totals in a `K × K` matrix.
+pub(crate) fn class_totals(counts: &[Vec<u64>]) -> Vec<ClassTotals> {
+    (0..counts.len())
+        .map(|c| ClassTotals {
+            truly: counts[c].iter().map(|&n| u128::from(n)).sum(),
+            predicted: counts
                 .iter()
                 .map(|r| u128::from(r.get(c).copied().unwrap_or(0)))
-                .sum();
-            let right = u128::from(counts[c].get(c).copied().unwrap_or(0));
-            (truly, predicted, right)
+                .sum(),
+            right: u128::from(counts[c].get(c).copied().unwrap_or(0)),
         })
         .collect()
 }
 
 /// `part / whole`, or `None` for an empty whole.
-pub(crate) fn share(part: u128, whole: u128) -> Option<f64> {
-    // Precision loss above 2^53 rows is irrelevant to a percentage.
+fn share(part: u128, whole: u128) -> Option<f64> {
+    // Precision lost above 2^53 rows is irrelevant to a percentage.
     #[allow(clippy::cast_precision_loss)]
     (whole > 0).then(|| part as f64 / whole as f64)
 }
@@ -357,20 +377,14 @@ fn confusion_matrix(h: &mut Html, card: &ModelCard, m: &MulticlassCardMetrics) {
     }
     h.push_static("<th class=\"margin\">Recall</th></tr></thead>\n<tbody>\n");
     for (i, row) in m.confusion.iter().enumerate() {
-        confusion_row(
-            h,
-            i,
-            &names[i],
-            row,
-            margin(share(totals[i].2, totals[i].0), k),
-        );
+        confusion_row(h, i, &names[i], row, margin(totals[i].recall(), k));
     }
     h.push_static("</tbody>\n<tfoot><tr><th class=\"margin\">Precision</th>");
     for t in &totals {
         html!(
             h,
             "<td class=\"num margin\">",
-            margin(share(t.2, t.1), k),
+            margin(t.precision(), k),
             "</td>"
         );
     }
@@ -406,12 +420,7 @@ fn confusion_row(h: &mut Html, i: usize, name: &str, counts: &[u64], recall: Htm
 }
 
 /// How to read the matrix, and a warning when it does not count the holdout's rows.
-fn confusion_caption(
-    h: &mut Html,
-    m: &MulticlassCardMetrics,
-    totals: &[(u128, u128, u128)],
-    k: usize,
-) {
+fn confusion_caption(h: &mut Html, m: &MulticlassCardMetrics, totals: &[ClassTotals], k: usize) {
     h.push_static(
         "<p class=\"muted\" id=\"confusion-caption\">The highlighted diagonal counts the rows \
          classified correctly. Recall: the share of a class's rows the model recognizes. \
@@ -421,7 +430,7 @@ fn confusion_caption(
         h.push_static(" Columns are numbered as the rows; each column's name is in its tooltip.");
     }
     h.push_static("</p>\n");
-    let counted: u128 = totals.iter().map(|t| t.0).sum();
+    let counted: u128 = totals.iter().map(|t| t.truly).sum();
     if counted != u128::from(m.holdout_rows) {
         html!(
             h,

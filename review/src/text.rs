@@ -8,7 +8,7 @@ use crate::charts::plotted_residuals;
 use crate::format::{
     decision_word, fmt4, grouped, percent, plain, short_id, term, verdict_word, with_interval,
 };
-use crate::metrics::{class_totals, confusion_shape, share};
+use crate::metrics::{ClassTotals, class_totals, confusion_shape};
 use crate::status::status_headline;
 use crate::summary::{estimate, membership_layer, membership_values, metric_label, summarize};
 use crate::summary_html::source_problem;
@@ -124,7 +124,7 @@ fn multiclass_lines(t: &mut String, card: &ModelCard, m: &MulticlassCardMetrics)
         }
     };
     let totals = class_totals(&m.confusion);
-    let lowest = |f: &dyn Fn(&(u128, u128, u128)) -> Option<f64>| {
+    let lowest = |f: fn(&ClassTotals) -> Option<f64>| {
         totals
             .iter()
             .enumerate()
@@ -138,8 +138,8 @@ fn multiclass_lines(t: &mut String, card: &ModelCard, m: &MulticlassCardMetrics)
     w!(
         t,
         "  confusion:    {k}×{k}; lowest recall {}, lowest precision {}\n",
-        lowest(&|c| share(c.2, c.0)),
-        lowest(&|c| share(c.2, c.1))
+        lowest(ClassTotals::recall),
+        lowest(ClassTotals::precision)
     );
 }
 
