@@ -609,7 +609,7 @@ pub(crate) fn residual_chart(bins: &[ResidualBin]) -> Html {
         &mut h,
         "residual-chart",
         &f,
-        &Html::raw_static("Residuals by predicted value"),
+        &Html::raw_static("Residual plot"),
     );
     let pts = plotted_residuals(bins);
     let (xlo, xhi) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, b| {

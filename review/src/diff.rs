@@ -8,7 +8,7 @@ use airlock_schemas::{CnnArchitecture, ConvBlock, LeakReport, ModelCard, Verdict
 use crate::architecture::{block_words, image_words, is_cnn, normalization_words};
 use crate::format::{fmt4, grouped, verdict_word};
 use crate::provenance::{Provenance, parse_provenance};
-use crate::summary::{Estimate, estimate, judge_cards, metric_label};
+use crate::summary::{Estimate, Judgement, estimate, judge_cards, metric_label};
 use crate::task::{compared_metrics, is_binary, task_words};
 use crate::{Previous, ReviewInput};
 
@@ -65,6 +65,8 @@ fn metric_change(old: &ModelCard, new: &ModelCard, name: &str) -> Change {
     if c.state == ChangeState::Changed {
         let j = judge_cards(name, (old, new), &a, &b);
         c.note = match (a.value, b.value) {
+            // A difference across tasks would read as a change of quality: only the words.
+            _ if j == Judgement::DifferentTasks => j.words().to_owned(),
             (Some(x), Some(y)) if x.is_finite() && y.is_finite() => {
                 format!("{:+.4} ({})", y - x, j.words())
             }
@@ -174,6 +176,9 @@ fn architecture(out: &mut Vec<Change>, old: &ModelCard, new: &ModelCard) {
         ));
     }
     let inputs = |c: &ModelCard| {
+        if c.inputs.is_empty() {
+            return "none".to_owned();
+        }
         c.inputs
             .iter()
             .map(|i| i.name.as_str())

@@ -13,8 +13,10 @@ use crate::summary::estimate;
 /// Above this many classes the confusion matrix numbers its columns (the names are in the
 /// rows and in each column's tooltip) and uses a smaller type.
 const NAMED_COLUMNS: usize = 10;
-/// Above this many classes the matrix uses its smallest type.
+/// Above this many classes the matrix uses its smallest type and is split into tables.
 const COMPACT_COLUMNS: usize = 24;
+/// Most columns of one confusion-matrix table (at the smallest type).
+const TABLE_COLUMNS: usize = 32;
 
 /// The section itself.
 pub(crate) fn metrics_section(h: &mut Html, card: &ModelCard) {
@@ -326,7 +328,9 @@ fn margin(v: Option<f64>, k: usize) -> Html {
 
 /// The confusion matrix: rows the true class, columns the predicted one, in the card's
 /// class order; the diagonal (rows right) highlighted; each class's recall on the right
-/// and precision below. An odd matrix gets a line saying why it is not shown.
+/// and precision below. Above [`COMPACT_COLUMNS`] classes the columns are split over
+/// tables of at most [`TABLE_COLUMNS`], so every count stays legible at 1280 px. An odd
+/// matrix gets a line saying why it is not shown.
 fn confusion_matrix(h: &mut Html, card: &ModelCard, m: &MulticlassCardMetrics) {
     h.push_static(
         "<h3>Confusion matrix (holdout rows: each row a true class, each column the class \
@@ -345,78 +349,167 @@ fn confusion_matrix(h: &mut Html, card: &ModelCard, m: &MulticlassCardMetrics) {
             return;
         }
     };
-    let names = &card.output.classes;
     let totals = class_totals(&m.confusion);
-    let size = if k > COMPACT_COLUMNS {
-        " tiny"
-    } else if k > NAMED_COLUMNS {
-        " compact"
-    } else {
-        ""
+    let matrix = Matrix {
+        names: &card.output.classes,
+        counts: &m.confusion,
+        totals: &totals,
     };
+    let tables = if k > COMPACT_COLUMNS {
+        k.div_ceil(TABLE_COLUMNS)
+    } else {
+        1
+    };
+    let per_table = k.div_ceil(tables);
     html!(
         h,
-        "<table id=\"confusion-matrix\" class=\"confusion",
-        size,
-        "\" data-classes=\"",
+        "<div id=\"confusion-matrix\" data-classes=\"",
         k,
-        "\">\n<colgroup><col style=\"width:",
-        if k > NAMED_COLUMNS { "12%" } else { "18%" },
-        "\"><col span=\"",
-        k,
-        "\"><col style=\"width:",
-        if k > NAMED_COLUMNS { "4.5%" } else { "9%" },
-        "\"></colgroup>\n<thead><tr><th>True class</th>"
+        "\">\n"
     );
-    for (j, name) in names.iter().enumerate() {
-        if k > NAMED_COLUMNS {
-            html!(h, "<th title=\"", Html::text(name), "\">", j + 1, "</th>");
-        } else {
-            html!(h, "<th>", Html::text(name), "</th>");
-        }
+    for start in (0..k).step_by(per_table) {
+        matrix.table(h, start..(start + per_table).min(k), tables > 1);
     }
-    h.push_static("<th class=\"margin\">Recall</th></tr></thead>\n<tbody>\n");
-    for (i, row) in m.confusion.iter().enumerate() {
-        confusion_row(h, i, &names[i], row, margin(totals[i].recall(), k));
-    }
-    h.push_static("</tbody>\n<tfoot><tr><th class=\"margin\">Precision</th>");
-    for t in &totals {
-        html!(
-            h,
-            "<td class=\"num margin\">",
-            margin(t.precision(), k),
-            "</td>"
-        );
-    }
-    h.push_static("<td class=\"margin\"></td></tr></tfoot>\n</table>\n");
+    h.push_static("</div>\n");
     confusion_caption(h, m, &totals, k);
 }
 
-/// One true class: its name, the counts predicted as each class, its recall.
-fn confusion_row(h: &mut Html, i: usize, name: &str, counts: &[u64], recall: Html) {
-    html!(
-        h,
-        "<tr data-true-class=\"",
-        i,
-        "\"><th class=\"true-class\">"
-    );
-    if counts.len() > NAMED_COLUMNS {
-        html!(h, "<span class=\"muted\">", i + 1, "</span> ");
+/// A `K × K` confusion matrix (checked by [`confusion_shape`]) with the card's class names.
+struct Matrix<'a> {
+    names: &'a [String],
+    counts: &'a [Vec<u64>],
+    totals: &'a [ClassTotals],
+}
+
+impl Matrix<'_> {
+    fn k(&self) -> usize {
+        self.counts.len()
     }
-    html!(h, Html::text(name), "</th>");
-    for (j, &n) in counts.iter().enumerate() {
+
+    /// The matrix's columns `cols` as one table (`split`: one of several), with the
+    /// recall column when it holds the last one.
+    fn table(&self, h: &mut Html, cols: std::ops::Range<usize>, split: bool) {
+        let k = self.k();
+        let last = cols.end == k;
+        let (size, first, recall) = if k > COMPACT_COLUMNS {
+            (" tiny", "12.5%", "4%")
+        } else if k > NAMED_COLUMNS {
+            (" compact", "12%", "4.5%")
+        } else {
+            ("", "18%", "9%")
+        };
         html!(
             h,
-            if i == j {
-                "<td class=\"num diag\">"
-            } else {
-                "<td class=\"num\">"
-            },
-            Html::text(&grouped(n)),
-            "</td>"
+            "<table class=\"confusion",
+            size,
+            "\" data-predicted=\"",
+            cols.start + 1,
+            "-",
+            cols.end,
+            "\">\n"
         );
+        if split {
+            html!(
+                h,
+                "<caption>Predicted classes ",
+                cols.start + 1,
+                " to ",
+                cols.end,
+                " of ",
+                k,
+                "</caption>\n"
+            );
+        }
+        html!(
+            h,
+            "<colgroup><col style=\"width:",
+            first,
+            "\"><col span=\"",
+            cols.len(),
+            "\">"
+        );
+        if last {
+            html!(h, "<col style=\"width:", recall, "\">");
+        }
+        h.push_static("</colgroup>\n<thead><tr><th>True class</th>");
+        for j in cols.clone() {
+            if k > NAMED_COLUMNS {
+                html!(
+                    h,
+                    "<th title=\"",
+                    Html::text(&self.names[j]),
+                    "\">",
+                    j + 1,
+                    "</th>"
+                );
+            } else {
+                html!(h, "<th>", Html::text(&self.names[j]), "</th>");
+            }
+        }
+        if last {
+            h.push_static("<th class=\"margin\">Recall</th>");
+        }
+        h.push_static("</tr></thead>\n<tbody>\n");
+        for i in 0..k {
+            self.row(h, i, cols.clone(), last);
+        }
+        h.push_static("</tbody>\n<tfoot><tr><th class=\"margin\">Precision</th>");
+        for t in &self.totals[cols] {
+            html!(
+                h,
+                "<td class=\"num margin\">",
+                margin(t.precision(), k),
+                "</td>"
+            );
+        }
+        if last {
+            h.push_static("<td class=\"margin\"></td>");
+        }
+        h.push_static("</tr></tfoot>\n</table>\n");
     }
-    html!(h, "<td class=\"num margin\">", recall, "</td></tr>\n");
+
+    /// True class `i`: its name, the counts predicted as each class of `cols`, and its
+    /// recall when `recall`.
+    fn row(&self, h: &mut Html, i: usize, cols: std::ops::Range<usize>, recall: bool) {
+        let k = self.k();
+        html!(
+            h,
+            "<tr data-true-class=\"",
+            i,
+            "\"><th class=\"true-class\">"
+        );
+        if k > NAMED_COLUMNS {
+            html!(h, "<span class=\"muted\">", i + 1, "</span> ");
+        }
+        html!(h, Html::text(&self.names[i]), "</th>");
+        for j in cols {
+            let n = self.counts[i][j];
+            html!(
+                h,
+                if i == j {
+                    "<td class=\"num diag\">"
+                } else {
+                    "<td class=\"num\">"
+                }
+            );
+            // Where room is shortest, no thousands separator: 4 digits fit on one line.
+            if k > COMPACT_COLUMNS {
+                h.push(n);
+            } else {
+                h.push(Html::text(&grouped(n)));
+            }
+            h.push_static("</td>");
+        }
+        if recall {
+            html!(
+                h,
+                "<td class=\"num margin\">",
+                margin(self.totals[i].recall(), k),
+                "</td>"
+            );
+        }
+        h.push_static("</tr>\n");
+    }
 }
 
 /// How to read the matrix, and a warning when it does not count the holdout's rows.

@@ -125,6 +125,7 @@ svg .residual { stroke: #0969da; fill: #0969da; } svg polyline.residual { fill: 
 svg .band { fill: #0969da; fill-opacity: 0.15; stroke: none; }
 svg .zero { stroke: #8c959f; stroke-dasharray: 5 4; }
 table.confusion th, table.confusion td { text-align: right; padding: 3px 5px; }
+table.confusion caption { text-align: left; font-weight: 600; color: var(--muted); padding: 4px 0; }
 table.confusion thead th:first-child, table.confusion th.true-class { text-align: left; }
 table.confusion td.diag { background: var(--pass-bg); color: var(--pass); font-weight: 700; }
 table.confusion .margin { background: #f6f8fa; color: var(--muted); }
@@ -390,12 +391,16 @@ fn model_section(h: &mut Html, card: &ModelCard) {
         " with ",
         Html::text(&card.architecture.activation),
         if is_cnn(card) {
-            " activation</dd>\n<dt>Dense layer widths (after the convolutions)</dt><dd>"
+            " activation</dd>\n<dt>Dense layer widths</dt><dd>"
         } else {
             " activation</dd>\n<dt>Layer widths</dt><dd>"
         },
         Html::text(&widths(card)),
-        "</dd>\n"
+        if is_cnn(card) {
+            " (the first is the flattened output of the last convolution block)</dd>\n"
+        } else {
+            "</dd>\n"
+        }
     );
     family_facts(h, card);
     output_fact(h, card);

@@ -1616,32 +1616,61 @@ fn a_64_class_matrix_renders_compactly_with_numbered_columns() {
     let mut f = fixture();
     f.card = multiclass_with(names, counts, total);
     let html = render_html(&input(&f));
-    let m = &html[html.find("<table id=\"confusion-matrix\"").expect("matrix")..];
-    let m = &m[..m.find("</table>").expect("end")];
-    assert!(m.starts_with(
-        "<table id=\"confusion-matrix\" class=\"confusion tiny\" data-classes=\"64\">"
+    let at = html
+        .find("<div id=\"confusion-matrix\" data-classes=\"64\">")
+        .expect("matrix");
+    let m = &html[at..at + html[at..].find("</div>").expect("end")];
+    // Two tables of 32 predicted classes, every true class in each.
+    assert_eq!(m.matches("<table class=\"confusion tiny\"").count(), 2);
+    assert!(
+        m.contains("data-predicted=\"1-32\">\n<caption>Predicted classes 1 to 32 of 64</caption>")
+    );
+    assert!(m.contains(
+        "data-predicted=\"33-64\">\n<caption>Predicted classes 33 to 64 of 64</caption>"
     ));
-    assert_eq!(m.matches("<tr data-true-class=").count(), 64);
-    assert_eq!(m.matches("<td class=\"num diag\">1,234</td>").count(), 64);
+    assert_eq!(m.matches("<tr data-true-class=").count(), 128);
+    // The diagonal once per class; no thousands separator where room is short.
+    assert_eq!(m.matches("<td class=\"num diag\">1234</td>").count(), 64);
+    // The recall column only once, at the end of the last table.
+    assert_eq!(m.matches("<th class=\"margin\">Recall</th>").count(), 1);
     assert!(m.contains("<th title=\"class-63\">64</th><th class=\"margin\">Recall</th>"));
+    assert!(m.contains("<th title=\"class-31\">32</th></tr>"));
     assert!(m.contains("<th class=\"true-class\"><span class=\"muted\">64</span> class-63</th>"));
-    // Whole percentages where room is short.
+    // Whole percentages where room is short; a precision per column in each table.
     assert!(!m.contains(".0%"));
+    assert_eq!(m.matches("<th class=\"margin\">Precision</th>").count(), 2);
     assert!(html.contains("Columns are numbered as the rows"));
     assert!(!html.contains("id=\"confusion-count\""));
-    // From 11 classes on the type gets smaller, from 25 smaller still.
-    f.card = multiclass_with(
-        (0..11).map(|i| format!("c{i}")).collect(),
-        vec![vec![1; 11]; 11],
-        121,
-    );
-    assert!(render_html(&input(&f)).contains("class=\"confusion compact\" data-classes=\"11\""));
-    f.card = multiclass_with(
-        (0..10).map(|i| format!("c{i}")).collect(),
-        vec![vec![1; 10]; 10],
-        100,
-    );
-    assert!(render_html(&input(&f)).contains("class=\"confusion\" data-classes=\"10\""));
+    // From 11 classes on the type gets smaller (one table up to 24), from 25 smaller still.
+    let square = |k: usize| {
+        multiclass_with(
+            (0..k).map(|i| format!("c{i}")).collect(),
+            vec![vec![1; k]; k],
+            (k * k) as u64,
+        )
+    };
+    for (k, table) in [
+        (10, "<table class=\"confusion\" data-predicted=\"1-10\">"),
+        (
+            11,
+            "<table class=\"confusion compact\" data-predicted=\"1-11\">",
+        ),
+        (
+            24,
+            "<table class=\"confusion compact\" data-predicted=\"1-24\">",
+        ),
+        (
+            25,
+            "<table class=\"confusion tiny\" data-predicted=\"1-25\">",
+        ),
+        (
+            33,
+            "<table class=\"confusion tiny\" data-predicted=\"18-33\">",
+        ),
+    ] {
+        f.card = square(k);
+        assert!(render_html(&input(&f)).contains(table), "{k} classes");
+    }
 }
 
 #[test]
@@ -1675,7 +1704,7 @@ fn an_odd_confusion_matrix_gets_an_error_line_never_a_panic() {
             )),
             "{why}"
         );
-        assert!(!html.contains("<table id=\"confusion-matrix\""));
+        assert!(!html.contains("id=\"confusion-matrix\""));
         let text = render_text(&input(&f));
         let plain_why = why.replace("&#39;", "'");
         assert!(
@@ -1817,9 +1846,10 @@ fn a_cnn_card_shows_its_input_blocks_and_normalization() {
     f.card = multiclass_card();
     let html = render_html(&input(&f));
     let model = section(&html, "model");
-    assert!(
-        model.contains("<dt>Dense layer widths (after the convolutions)</dt><dd>400 → 32 → 3</dd>")
-    );
+    assert!(model.contains(
+        "<dt>Dense layer widths</dt><dd>400 → 32 → 3 (the first is the flattened output of the \
+         last convolution block)</dd>"
+    ));
     assert!(model.contains("<dd id=\"image-input\">1 × 28 × 28 (grayscale)</dd>"));
     assert!(model.contains(
         "id=\"input-normalization\" data-ships=\"true\">ships as the tensors input.mean and input.std</dd>"
@@ -1948,7 +1978,19 @@ fn a_change_of_task_and_family_is_named_and_no_metric_is_judged_across_it() {
         )
     );
     assert!(detail("Macro-F1").contains("<td>undefined</td><td>0.8123</td>"));
-    assert!(detail("Accuracy").contains("(not comparable (the releases are of different tasks))"));
+    // No difference is computed across tasks: it would read as a change of quality.
+    let accuracy = detail("Accuracy");
+    assert!(
+        accuracy.contains("<td>0.9120</td><td>0.8333</td>"),
+        "{accuracy}"
+    );
+    assert!(accuracy.contains(
+        "<span class=\"muted\">not comparable (the releases are of different tasks)</span>"
+    ));
+    assert!(!accuracy.contains("-0.0787"));
+    let summary_accuracy = row_with(&html, "summary-metrics", "data-metric=\"accuracy\"");
+    assert!(!summary_accuracy.contains("-0.0787"), "{summary_accuracy}");
+    assert!(detail("Input columns").contains("<td>amount, age, hour, distance</td><td>none</td>"));
     let text = render_text(&i);
     assert!(
         text.contains("    Task: was binary, now multiclass\n"),
@@ -2031,6 +2073,11 @@ fn per_task_metrics_and_conv_blocks_are_compared_old_to_new() {
         row_with(&html, "id=\"changes\"", "<td>Convolution block 1</td>")
             .contains("data-change=\"unchanged\"")
     );
+    // The terminal reads the blocks whole.
+    assert!(render_text(&i).contains(
+        "    Convolution block 2: was 16 channels, kernel 5, stride 1, padding 0, max-pool 2, \
+         batch norm, now 16 channels, kernel 3, stride 1, padding 0, max-pool 2, no batch norm\n"
+    ));
     let macro_f1 = row_with(&html, "summary-metrics", "data-metric=\"macro_f1\"");
     assert!(
         macro_f1.contains("data-judgement=\"unchanged\""),

@@ -301,8 +301,8 @@ fn summary_lines(t: &mut String, input: &ReviewInput<'_>, prev: &Previous<'_>) {
             t,
             "    {}: was {}, now {}{}\n",
             term(&c.item),
-            term(&short(&c.before)),
-            term(&short(&c.after)),
+            term(&shown(&c.item, &c.before)),
+            term(&shown(&c.item, &c.after)),
             if c.note.is_empty() {
                 String::new()
             } else {
@@ -356,6 +356,14 @@ fn summary_lines(t: &mut String, input: &ReviewInput<'_>, prev: &Previous<'_>) {
             m.judgement.words()
         );
     }
+}
+
+/// A compared value as the summary lines show it: whole for a CNN's input and blocks,
+/// whose every word matters, else [`short`].
+fn shown(item: &str, s: &str) -> String {
+    let whole = item.starts_with("Convolution block ")
+        || matches!(item, "Input images" | "Input normalization");
+    if whole { s.to_owned() } else { short(s) }
 }
 
 /// Long values (digests) shortened so a line stays a line.
