@@ -317,10 +317,12 @@ fn share(part: u128, whole: u128) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-/// A share as the matrix's margins show it: one decimal when there is room, none when not.
+/// A share as the matrix's margins show it: one decimal when there is room, none when not,
+/// and where room is shortest without the `%` (the headers say it), so `100` fits.
 fn margin(v: Option<f64>, k: usize) -> Html {
     match v {
         None => Html::raw_static("<span class=\"muted\">n/a</span>"),
+        Some(x) if k > COMPACT_COLUMNS => Html::text(&format!("{:.0}", x * 100.0)),
         Some(x) if k > NAMED_COLUMNS => Html::text(&format!("{:.0}%", x * 100.0)),
         Some(x) => Html::text(&format!("{:.1}%", x * 100.0)),
     }
@@ -392,7 +394,7 @@ impl Matrix<'_> {
         let k = self.k();
         let last = cols.end == k;
         let (size, first, recall) = if k > COMPACT_COLUMNS {
-            (" tiny", "12.5%", "4%")
+            (" tiny", "11%", "4%")
         } else if k > NAMED_COLUMNS {
             (" compact", "12%", "4.5%")
         } else {
@@ -447,13 +449,21 @@ impl Matrix<'_> {
             }
         }
         if last {
-            h.push_static("<th class=\"margin\">Recall</th>");
+            h.push_static(if k > COMPACT_COLUMNS {
+                "<th class=\"margin\">Recall %</th>"
+            } else {
+                "<th class=\"margin\">Recall</th>"
+            });
         }
         h.push_static("</tr></thead>\n<tbody>\n");
         for i in 0..k {
             self.row(h, i, cols.clone(), last);
         }
-        h.push_static("</tbody>\n<tfoot><tr><th class=\"margin\">Precision</th>");
+        h.push_static(if k > COMPACT_COLUMNS {
+            "</tbody>\n<tfoot><tr><th class=\"margin\">Precision %</th>"
+        } else {
+            "</tbody>\n<tfoot><tr><th class=\"margin\">Precision</th>"
+        });
         for t in &self.totals[cols] {
             html!(
                 h,

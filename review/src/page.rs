@@ -132,7 +132,8 @@ table.confusion .margin { background: #f6f8fa; color: var(--muted); }
 table.confusion.compact { font-size: 0.72rem; }
 table.confusion.compact th, table.confusion.compact td { padding: 2px; }
 table.confusion.tiny { font-size: 0.58rem; line-height: 1.25; }
-table.confusion.tiny th, table.confusion.tiny td { padding: 1px; }
+table.confusion.tiny th, table.confusion.tiny td { padding: 1px 1px 1px 0; }
+table.confusion.tiny td.diag { font-weight: 400; }
 "#;
 
 /// The review page: one self-contained HTML5 document (inline style and SVG, no script, no

@@ -1632,13 +1632,18 @@ fn a_64_class_matrix_renders_compactly_with_numbered_columns() {
     // The diagonal once per class; no thousands separator where room is short.
     assert_eq!(m.matches("<td class=\"num diag\">1234</td>").count(), 64);
     // The recall column only once, at the end of the last table.
-    assert_eq!(m.matches("<th class=\"margin\">Recall</th>").count(), 1);
-    assert!(m.contains("<th title=\"class-63\">64</th><th class=\"margin\">Recall</th>"));
+    assert_eq!(m.matches("<th class=\"margin\">Recall %</th>").count(), 1);
+    assert!(m.contains("<th title=\"class-63\">64</th><th class=\"margin\">Recall %</th>"));
     assert!(m.contains("<th title=\"class-31\">32</th></tr>"));
     assert!(m.contains("<th class=\"true-class\"><span class=\"muted\">64</span> class-63</th>"));
-    // Whole percentages where room is short; a precision per column in each table.
-    assert!(!m.contains(".0%"));
-    assert_eq!(m.matches("<th class=\"margin\">Precision</th>").count(), 2);
+    // Whole percentages without the sign where room is shortest; a precision per column in
+    // each table.
+    assert!(!m.contains("%</td>"));
+    assert!(m.contains("<td class=\"num margin\">95</td>"));
+    assert_eq!(
+        m.matches("<th class=\"margin\">Precision %</th>").count(),
+        2
+    );
     assert!(html.contains("Columns are numbered as the rows"));
     assert!(!html.contains("id=\"confusion-count\""));
     // From 11 classes on the type gets smaller (one table up to 24), from 25 smaller still.
