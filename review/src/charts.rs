@@ -1,7 +1,8 @@
-//! The page's two inline SVG charts: loss per epoch and the ROC curve. No script, no
-//! external reference: each chart is plain SVG markup sized by its `viewBox`.
+//! The page's inline SVG charts: loss per epoch, the ROC curve, the calibration curve and a
+//! regression's residual plot. No script, no external reference: each chart is plain SVG
+//! markup sized by its `viewBox`.
 
-use airlock_schemas::{Calibration, CalibrationBin, EpochMetrics, RocPoint};
+use airlock_schemas::{Calibration, CalibrationBin, EpochMetrics, ResidualBin, RocPoint};
 
 use crate::format::fmt4;
 use crate::html::{Fixed, Html, html};
@@ -541,4 +542,191 @@ pub(crate) fn plotted_bins(c: &Calibration) -> Vec<(&CalibrationBin, f64, f64)> 
             _ => None,
         })
         .collect()
+}
+
+/// The residual bins a residual plot draws: rows > 0 and every figure finite (the rms
+/// never negative), in order of their mean prediction.
+pub(crate) fn plotted_residuals(bins: &[ResidualBin]) -> Vec<&ResidualBin> {
+    let mut out: Vec<&ResidualBin> = bins
+        .iter()
+        .filter(|b| {
+            b.rows > 0
+                && b.predicted.is_finite()
+                && b.mean_residual.is_finite()
+                && b.rms_residual.is_finite()
+                && b.rms_residual >= 0.0
+        })
+        .collect();
+    out.sort_by(|a, b| a.predicted.total_cmp(&b.predicted));
+    out
+}
+
+/// An axis over `[lo, hi]` widened to whole "nice" steps: (start, end, step). A single
+/// value gets a margin either side; anything non-finite falls back to `[0, 1]`.
+fn axis_range(lo: f64, hi: f64, target: f64) -> (f64, f64, f64) {
+    if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+        return (0.0, 1.0, 0.2);
+    }
+    let (lo, hi) = if hi - lo > f64::EPSILON * lo.abs().max(hi.abs()).max(1.0) {
+        (lo, hi)
+    } else {
+        let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+        (lo - pad, hi + pad)
+    };
+    let step = nice_step(hi - lo, target);
+    let (start, end) = ((lo / step).floor() * step, (hi / step).ceil() * step);
+    if start.is_finite() && end.is_finite() && end > start {
+        (start, end, step)
+    } else {
+        (0.0, 1.0, 0.2)
+    }
+}
+
+/// The tick values of an axis from [`axis_range`]: at most 16, so an odd range can never
+/// make the chart long; a value within rounding of zero is zero (never "-0.0").
+fn ticks(start: f64, end: f64, step: f64) -> Vec<f64> {
+    (0..16u32)
+        .map(|k| start + f64::from(k) * step)
+        .take_while(|v| *v <= end + step * 1e-9)
+        .map(|v| if v.abs() < step * 1e-9 { 0.0 } else { v })
+        .collect()
+}
+
+/// The residual plot of a regression: per bin of holdout rows (sorted by prediction), the
+/// mean residual (label − prediction) at the bin's mean prediction, a band of ± the bin's
+/// root-mean-square residual, and the zero line of an unbiased model.
+pub(crate) fn residual_chart(bins: &[ResidualBin]) -> Html {
+    let f = Frame {
+        width: 480.0,
+        height: 360.0,
+        left: 66.0,
+        right: 20.0,
+        top: 44.0,
+        bottom: 48.0,
+    };
+    let mut h = Html::new();
+    open(
+        &mut h,
+        "residual-chart",
+        &f,
+        &Html::raw_static("Residual plot"),
+    );
+    let pts = plotted_residuals(bins);
+    let (xlo, xhi) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, b| {
+        (a.0.min(b.predicted), a.1.max(b.predicted))
+    });
+    let (x0, x1, xstep) = if pts.is_empty() {
+        (0.0, 1.0, 0.2)
+    } else {
+        axis_range(xlo, xhi, 4.0)
+    };
+    let reach = pts
+        .iter()
+        .map(|b| b.mean_residual.abs() + b.rms_residual)
+        .fold(0.0f64, f64::max);
+    let (_, ymax, ystep) = axis_range(0.0, if reach > 0.0 { reach } else { 1.0 }, 3.0);
+    for v in ticks(-ymax, ymax, ystep) {
+        let label = Html::text(&tick_label(v, ystep));
+        grid_line(&mut h, &f, f.y(v, -ymax, ymax), &label);
+    }
+    for v in ticks(x0, x1, xstep) {
+        x_tick(
+            &mut h,
+            &f,
+            f.x(v, x0, x1),
+            &Html::text(&tick_label(v, xstep)),
+        );
+    }
+    axes(
+        &mut h,
+        &f,
+        "mean predicted value (per bin)",
+        "mean residual (label − prediction)",
+    );
+    let zero = c1(f.y(0.0, -ymax, ymax));
+    html!(
+        h,
+        "<line class=\"zero\" x1=\"",
+        c1(f.x0()),
+        "\" y1=\"",
+        zero,
+        "\" x2=\"",
+        c1(f.x1()),
+        "\" y2=\"",
+        zero,
+        "\"><title>no bias (residual 0)</title></line>"
+    );
+    if pts.is_empty() {
+        empty_note(&mut h, &f, -20.0, "No residual bin was recorded.");
+    } else {
+        let at = |b: &ResidualBin, v: f64| (f.x(b.predicted, x0, x1), f.y(v, -ymax, ymax));
+        residual_series(&mut h, &pts, &at);
+    }
+    residual_legend(&mut h, &f);
+    h.push_static("</svg>");
+    h
+}
+
+/// The ± rms band, the line of mean residuals and one circle (with its figures) per bin.
+fn residual_series(
+    h: &mut Html,
+    pts: &[&ResidualBin],
+    at: &dyn Fn(&ResidualBin, f64) -> (f64, f64),
+) {
+    let upper = pts.iter().map(|b| at(b, b.mean_residual + b.rms_residual));
+    let lower = pts
+        .iter()
+        .rev()
+        .map(|b| at(b, b.mean_residual - b.rms_residual));
+    let band: Vec<(f64, f64)> = upper.chain(lower).collect();
+    html!(
+        h,
+        "<polygon class=\"band\" data-series=\"rms-band\" points=\"",
+        point_list(&band),
+        "\"><title>± root-mean-square residual of each bin</title></polygon>"
+    );
+    let xy: Vec<(f64, f64)> = pts.iter().map(|b| at(b, b.mean_residual)).collect();
+    html!(
+        h,
+        "<polyline class=\"series residual\" data-series=\"residual\" points=\"",
+        point_list(&xy),
+        "\"/>"
+    );
+    for (b, &(x, y)) in pts.iter().zip(&xy) {
+        html!(
+            h,
+            "<circle class=\"pt residual\" cx=\"",
+            c1(x),
+            "\" cy=\"",
+            c1(y),
+            "\" r=\"3.5\"><title>",
+            Html::text(&format!(
+                "{} rows, mean prediction {}: mean residual {}, rms {}",
+                b.rows,
+                fmt4(b.predicted),
+                fmt4(b.mean_residual),
+                fmt4(b.rms_residual)
+            )),
+            "</title></circle>"
+        );
+    }
+}
+
+/// The residual plot's legend, top right: the line and the band.
+fn residual_legend(h: &mut Html, f: &Frame) {
+    let x = f.x1() - 190.0;
+    html!(
+        h,
+        "<line class=\"legend residual\" x1=\"",
+        c1(x),
+        "\" y1=\"18\" x2=\"",
+        c1(x + 18.0),
+        "\" y2=\"18\"/><text class=\"legend-label\" x=\"",
+        c1(x + 22.0),
+        "\" y=\"22\">mean residual</text><rect class=\"band\" x=\"",
+        c1(x + 108.0),
+        "\" y=\"12\" width=\"18\" height=\"12\"/><text class=\"legend-label\" x=\"",
+        c1(x + 130.0),
+        "\" y=\"22\">± rms</text>"
+    );
 }

@@ -8,6 +8,7 @@ use crate::charts::{calibration_chart, plotted_bins};
 use crate::format::{fmt4, grouped, level, plain};
 use crate::html::{Html, html};
 use crate::summary::{Estimate, metric_label};
+use crate::task::{is_binary, task_words};
 
 /// What each evaluated metric means, for a reader who is not a statistician.
 pub(crate) fn metric_meaning(name: &str) -> &'static str {
@@ -44,6 +45,17 @@ pub(crate) fn clinical_section(h: &mut Html, card: &ModelCard) {
         "<section id=\"clinical\">\n<h2>4. Clinical and risk metrics (holdout data)</h2>\n",
     );
     let Some(e) = &card.evaluation else {
+        if !is_binary(card) {
+            html!(
+                h,
+                "<p class=\"muted\" id=\"clinical-not-applicable\">Sensitivity, specificity, \
+                 PPV, NPV, calibration and subgroup figures are measured for binary \
+                 classifiers. This model's task is ",
+                task_words(card),
+                ": its holdout figures are in section 3.</p>\n</section>\n"
+            );
+            return;
+        }
         h.push_static(
             "<p class=\"unknown\" id=\"no-evaluation\">This release's card records no holdout \
              evaluation (older airlock): no intervals, sensitivity, specificity, PPV, NPV, \

@@ -3,11 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use airlock_schemas::{LeakReport, ModelCard, Verdict};
+use airlock_schemas::{CnnArchitecture, ConvBlock, LeakReport, ModelCard, Verdict};
 
+use crate::architecture::{block_words, image_words, is_cnn, normalization_words};
 use crate::format::{fmt4, grouped, verdict_word};
 use crate::provenance::{Provenance, parse_provenance};
-use crate::summary::{Estimate, estimate, judge, metric_label};
+use crate::summary::{Estimate, Judgement, estimate, judge_cards, metric_label};
+use crate::task::{compared_metrics, is_binary, task_words};
 use crate::{Previous, ReviewInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +63,10 @@ fn metric_change(old: &ModelCard, new: &ModelCard, name: &str) -> Change {
     let item = metric_label(name).unwrap_or("metric");
     let mut c = compare("Holdout metrics", item, show(&a), show(&b));
     if c.state == ChangeState::Changed {
-        let j = judge(name, &a, &b);
+        let j = judge_cards(name, (old, new), &a, &b);
         c.note = match (a.value, b.value) {
+            // A difference across tasks would read as a change of quality: only the words.
+            _ if j == Judgement::DifferentTasks => j.words().to_owned(),
             (Some(x), Some(y)) if x.is_finite() && y.is_finite() => {
                 format!("{:+.4} ({})", y - x, j.words())
             }
@@ -111,7 +115,12 @@ pub(crate) fn changes(input: &ReviewInput<'_>, prev: &Previous<'_>) -> Vec<Chang
 }
 
 fn metrics(out: &mut Vec<Change>, old: &ModelCard, new: &ModelCard) {
-    for name in ["roc_auc", "accuracy", "loss"] {
+    let names = if is_binary(old) && is_binary(new) {
+        vec!["roc_auc", "accuracy", "loss"]
+    } else {
+        compared_metrics(old, new)
+    };
+    for name in names {
         out.push(metric_change(old, new, name));
     }
     out.push(compare(
@@ -123,6 +132,17 @@ fn metrics(out: &mut Vec<Change>, old: &ModelCard, new: &ModelCard) {
 }
 
 fn architecture(out: &mut Vec<Change>, old: &ModelCard, new: &ModelCard) {
+    if !(is_binary(old) && is_binary(new)) {
+        out.push(compare(
+            "Architecture",
+            "Task",
+            task_words(old).to_owned(),
+            task_words(new).to_owned(),
+        ));
+    }
+    if is_cnn(old) || is_cnn(new) {
+        family(out, old, new);
+    }
     out.push(compare(
         "Architecture",
         "Layer widths",
@@ -156,6 +176,9 @@ fn architecture(out: &mut Vec<Change>, old: &ModelCard, new: &ModelCard) {
         ));
     }
     let inputs = |c: &ModelCard| {
+        if c.inputs.is_empty() {
+            return "none".to_owned();
+        }
         c.inputs
             .iter()
             .map(|i| i.name.as_str())
@@ -168,12 +191,61 @@ fn architecture(out: &mut Vec<Change>, old: &ModelCard, new: &ModelCard) {
         inputs(old),
         inputs(new),
     ));
+    out.push(compare("Architecture", "Output", output(old), output(new)));
+}
+
+/// `label (class / class)`, or the label alone when there are no classes (a regression).
+fn output(c: &ModelCard) -> String {
+    if c.output.classes.is_empty() {
+        c.output.label.clone()
+    } else {
+        format!("{} ({})", c.output.label, c.output.classes.join(" / "))
+    }
+}
+
+/// The family, a CNN's input images, input normalization and each convolution block.
+fn family(out: &mut Vec<Change>, old: &ModelCard, new: &ModelCard) {
     out.push(compare(
         "Architecture",
-        "Output",
-        format!("{} ({})", old.output.label, old.output.classes.join(" / ")),
-        format!("{} ({})", new.output.label, new.output.classes.join(" / ")),
+        "Kind",
+        old.architecture.kind.clone(),
+        new.architecture.kind.clone(),
     ));
+    let cnn = |c: &ModelCard| c.architecture.cnn.clone();
+    let (ca, cb) = (cnn(old), cnn(new));
+    let none = || "none".to_owned();
+    let input =
+        |c: &Option<CnnArchitecture>| c.as_ref().map_or_else(none, |c| image_words(&c.input));
+    out.push(compare(
+        "Architecture",
+        "Input images",
+        input(&ca),
+        input(&cb),
+    ));
+    let norm = |c: &Option<CnnArchitecture>| {
+        c.as_ref()
+            .map_or_else(none, |c| normalization_words(c).to_owned())
+    };
+    out.push(compare(
+        "Architecture",
+        "Input normalization",
+        norm(&ca),
+        norm(&cb),
+    ));
+    let blocks = |c: &Option<CnnArchitecture>| c.as_ref().map_or_else(Vec::new, |c| c.conv.clone());
+    let (ba, bb) = (blocks(&ca), blocks(&cb));
+    for i in 0..ba.len().max(bb.len()) {
+        let word = |v: &[ConvBlock]| {
+            v.get(i)
+                .map_or_else(|| "absent".to_owned(), |b| block_words(b, false))
+        };
+        out.push(compare(
+            "Architecture",
+            format!("Convolution block {}", i + 1),
+            word(&ba),
+            word(&bb),
+        ));
+    }
 }
 
 fn leak_checks(out: &mut Vec<Change>, old: &LeakReport, new: &LeakReport) {

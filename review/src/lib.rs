@@ -17,17 +17,20 @@ use airlock_schemas::{LeakReport, ModelCard, ReleasePredicate, Statement};
 use airlock_trust::Check;
 use airlock_trust::approvals::ApprovalSummary;
 
+mod architecture;
 mod charts;
 mod clinical;
 pub mod command;
 mod diff;
 mod format;
 pub mod html;
+mod metrics;
 mod page;
 mod provenance;
 mod status;
 mod summary;
 mod summary_html;
+mod task;
 mod text;
 
 pub use html::Html;

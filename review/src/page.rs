@@ -7,18 +7,20 @@ use std::collections::BTreeMap;
 use airlock_schemas::{Decision, LeakLayer, LeakReport, ModelCard};
 use airlock_trust::approvals::DecisionStatus;
 
-use crate::charts::{loss_chart, roc_chart};
-use crate::clinical::{clinical_section, estimate_cells};
+use crate::architecture::{conv_table, family_facts, image_input, is_cnn, output_fact};
+use crate::clinical::clinical_section;
 use crate::diff::{ChangeState, changes, widths};
 use crate::format::{
-    capitalize, decision_word, fmt4, grouped, human_time, json_scalar, layer_meaning, percent,
-    plain, shell_quote, short_id, verdict_label, verdict_word,
+    capitalize, decision_word, fmt4, grouped, human_time, json_scalar, layer_meaning, shell_quote,
+    short_id, verdict_label, verdict_word,
 };
 use crate::html::{Html, html};
+use crate::metrics::metrics_section;
 use crate::provenance::parse_provenance;
 use crate::status::{review_status, status_explanation, status_headline};
-use crate::summary::{estimate, membership_layer, membership_values};
+use crate::summary::{membership_layer, membership_values};
 use crate::summary_html::{source_facts, source_warning, summary_section};
+use crate::task::is_binary;
 use crate::{Previous, ReviewInput};
 
 const STYLE: &str = r#"
@@ -116,6 +118,24 @@ dl.facts dd { min-width: 0; }
 }
 "#;
 
+/// The style of what only a multi-class or regression card shows: the confusion matrix and
+/// the residual plot. Kept out of a binary card's page, which stays as it always was.
+const TASK_STYLE: &str = r#"#residual-chart { flex: 2 1 360px; max-width: 480px; }
+svg .residual { stroke: #0969da; fill: #0969da; } svg polyline.residual { fill: none; }
+svg .band { fill: #0969da; fill-opacity: 0.15; stroke: none; }
+svg .zero { stroke: #8c959f; stroke-dasharray: 5 4; }
+table.confusion th, table.confusion td { text-align: right; padding: 3px 5px; }
+table.confusion caption { text-align: left; font-weight: 600; color: var(--muted); padding: 4px 0; }
+table.confusion thead th:first-child, table.confusion th.true-class { text-align: left; }
+table.confusion td.diag { background: var(--pass-bg); color: var(--pass); font-weight: 700; }
+table.confusion .margin { background: #f6f8fa; color: var(--muted); }
+table.confusion.compact { font-size: 0.72rem; }
+table.confusion.compact th, table.confusion.compact td { padding: 2px; }
+table.confusion.tiny { font-size: 0.58rem; line-height: 1.25; }
+table.confusion.tiny th, table.confusion.tiny td { padding: 1px 1px 1px 0; }
+table.confusion.tiny td.diag { font-weight: 400; }
+"#;
+
 /// The review page: one self-contained HTML5 document (inline style and SVG, no script, no
 /// external URL).
 pub fn render_html(input: &ReviewInput<'_>) -> String {
@@ -168,7 +188,17 @@ fn head(h: &mut Html, input: &ReviewInput<'_>) {
         Html::text(&input.card.version),
         "</title>\n"
     );
-    html!(h, "<style>", STYLE, "</style>\n</head>\n<body>\n");
+    html!(
+        h,
+        "<style>",
+        STYLE,
+        if is_binary(input.card) {
+            ""
+        } else {
+            TASK_STYLE
+        },
+        "</style>\n</head>\n<body>\n"
+    );
     if input.demo {
         h.push_static("<div class=\"demo-ribbon\" id=\"demo-ribbon\">DEMO</div>\n");
     }
@@ -361,30 +391,32 @@ fn model_section(h: &mut Html, card: &ModelCard) {
         Html::text(&card.architecture.kind),
         " with ",
         Html::text(&card.architecture.activation),
-        " activation</dd>\n<dt>Layer widths</dt><dd>",
+        if is_cnn(card) {
+            " activation</dd>\n<dt>Dense layer widths</dt><dd>"
+        } else {
+            " activation</dd>\n<dt>Layer widths</dt><dd>"
+        },
         Html::text(&widths(card)),
-        "</dd>\n"
+        if is_cnn(card) {
+            " (the first is the flattened output of the last convolution block)</dd>\n"
+        } else {
+            "</dd>\n"
+        }
     );
-    html!(
-        h,
-        "<dt>Output</dt><dd>predicts <code>",
-        Html::text(&card.output.label),
-        "</code>, classes ",
-        Html::text(&card.output.classes.join(" / ")),
-        "; the raw output goes through ",
-        Html::text(&card.output.transform),
-        " to give the probability of <em>",
-        Html::text(
-            card.output
-                .classes
-                .last()
-                .map_or("the positive class", String::as_str)
-        ),
-        "</em></dd>\n"
-    );
+    family_facts(h, card);
+    output_fact(h, card);
     h.push_static("</dl>\n");
+    conv_table(h, card);
     tensors_table(h, card);
+    image_input(h, card);
+    if card.architecture.cnn.is_none() || !card.inputs.is_empty() {
+        inputs_table(h, card);
+    }
+    h.push_static("</section>\n");
+}
 
+/// The input columns of a model on feature columns.
+fn inputs_table(h: &mut Html, card: &ModelCard) {
     html!(
         h,
         "<h3>Inputs (",
@@ -403,7 +435,7 @@ fn model_section(h: &mut Html, card: &ModelCard) {
             "</td></tr>\n"
         );
     }
-    h.push_static("</tbody>\n</table>\n</section>\n");
+    h.push_static("</tbody>\n</table>\n");
 }
 
 fn tensors_table(h: &mut Html, card: &ModelCard) {
@@ -435,108 +467,6 @@ fn tensors_table(h: &mut Html, card: &ModelCard) {
         );
     }
     h.push_static("</tbody>\n</table>\n");
-}
-
-fn metrics_section(h: &mut Html, card: &ModelCard) {
-    let m = &card.metrics;
-    h.push_static("<section id=\"metrics\">\n<h2>3. How well it works (holdout data)</h2>\n");
-    h.push_static(
-        "<p class=\"lead\">Measured on rows the model never saw during training. An interval \
-         is the range the figure would plausibly take on another holdout of the same size \
-         (bootstrap); <em>none</em> means the card records no interval.</p>\n",
-    );
-    h.push_static(
-        "<table id=\"holdout-metrics\">\n<colgroup><col style=\"width:18%\"><col \
-         style=\"width:16%\"><col style=\"width:20%\"><col></colgroup>\n<thead><tr><th>\
-         Measure</th><th>Value</th><th>Interval</th><th>What it means</th></tr></thead>\n<tbody>\n",
-    );
-    let threshold = card
-        .evaluation
-        .as_ref()
-        .map_or_else(|| "0.5".to_owned(), |e| plain(e.threshold));
-    for (name, label, meaning) in [
-        (
-            "roc_auc",
-            "ROC AUC",
-            "Chance that a random positive scores above a random negative (0.5 is a coin toss, 1.0 is perfect).",
-        ),
-        (
-            "accuracy",
-            "Accuracy",
-            "Share of holdout rows classified correctly at the operating threshold",
-        ),
-    ] {
-        html!(
-            h,
-            "<tr data-metric=\"",
-            name,
-            "\"><td>",
-            label,
-            "</td>",
-            estimate_cells(&estimate(card, name)),
-            "<td class=\"muted\">",
-            meaning
-        );
-        if name == "accuracy" {
-            html!(h, " (", Html::text(&threshold), ").");
-        }
-        h.push_static("</td></tr>\n");
-    }
-    let rows = [
-        (
-            "Loss",
-            fmt4(m.loss()),
-            "The task's loss (cross-entropy, or squared error): lower is better.",
-        ),
-        (
-            "Holdout rows",
-            grouped(m.holdout_rows()),
-            "How many rows the figures above are measured on.",
-        ),
-        (
-            "Positive rate",
-            m.binary()
-                .map_or_else(|| "n/a".to_owned(), |b| percent(b.positive_rate)),
-            "Share of holdout rows with the positive label.",
-        ),
-    ];
-    for (name, value, meaning) in rows {
-        html!(
-            h,
-            "<tr><td>",
-            name,
-            "</td><td class=\"num\">",
-            Html::text(&value),
-            "</td><td></td><td class=\"muted\">",
-            meaning,
-            "</td></tr>\n"
-        );
-    }
-    h.push_static("</tbody>\n</table>\n");
-    let [tr, va, ho] = card.training.split_rows;
-    html!(
-        h,
-        "<p class=\"muted\">Rows used: ",
-        Html::text(&grouped(tr)),
-        " training, ",
-        Html::text(&grouped(va)),
-        " validation, ",
-        Html::text(&grouped(ho)),
-        " holdout.</p>\n"
-    );
-    h.push_static("<div class=\"charts\">\n");
-    h.push(loss_chart(&card.training.epochs));
-    h.push_static("\n");
-    if let Some(b) = m.binary() {
-        h.push(roc_chart(&card.training.roc_curve, b.roc_auc));
-    }
-    h.push_static("\n</div>\n");
-    h.push_static(
-        "<p class=\"muted\">Loss chart: the two lines should fall and stay close; a validation \
-         line that rises while training keeps falling is a sign of overfitting. ROC chart: the \
-         further the curve bows towards the top left above the dashed diagonal, the better.</p>\n",
-    );
-    h.push_static("</section>\n");
 }
 
 fn kv_list(m: &BTreeMap<String, serde_json::Value>) -> Html {

@@ -5,10 +5,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use airlock_schemas::{CardConfiguration, CardMetrics, LeakLayer, LeakReport, ModelCard};
+use airlock_schemas::{
+    CardConfiguration, CardMetrics, CnnSpec, ConvBlock, LeakLayer, LeakReport, ModelCard,
+    ModelSpec, TaskSpec,
+};
 
+use crate::architecture::{block_words, image_words};
 use crate::diff::{ChangeState, changes};
 use crate::format::{fmt4, grouped, plain, verdict_word};
+use crate::task::{compared_metrics, is_binary, tasks_differ};
 use crate::{Previous, ReviewInput};
 
 /// A metric's point estimate and its interval, as one release records it.
@@ -95,6 +100,10 @@ pub(crate) fn metric_label(name: &str) -> Option<&'static str> {
         "npv" => "NPV",
         "brier" => "Brier score",
         "loss" => "Loss",
+        "macro_f1" => "Macro-F1",
+        "rmse" => "RMSE",
+        "mae" => "MAE",
+        "r2" => "R²",
         _ => return None,
     })
 }
@@ -103,8 +112,9 @@ pub(crate) fn metric_label(name: &str) -> Option<&'static str> {
 /// know, which is never called better or worse).
 pub(crate) fn higher_is_better(name: &str) -> Option<bool> {
     match name {
-        "roc_auc" | "accuracy" | "sensitivity" | "specificity" | "ppv" | "npv" => Some(true),
-        "brier" | "loss" => Some(false),
+        "roc_auc" | "accuracy" | "sensitivity" | "specificity" | "ppv" | "npv" | "macro_f1"
+        | "r2" => Some(true),
+        "brier" | "loss" | "rmse" | "mae" => Some(false),
         _ => None,
     }
 }
@@ -126,6 +136,9 @@ pub(crate) enum Judgement {
     NoInterval,
     /// Undefined on at least one side.
     NotComparable,
+    /// The two releases are of different tasks: no figure of one says anything about the
+    /// other's.
+    DifferentTasks,
 }
 
 impl Judgement {
@@ -139,6 +152,7 @@ impl Judgement {
             Judgement::WithinNoise => "within noise (intervals overlap)",
             Judgement::NoInterval => "no interval recorded: cannot tell a change from noise",
             Judgement::NotComparable => "not comparable (undefined on one side)",
+            Judgement::DifferentTasks => "not comparable (the releases are of different tasks)",
         }
     }
 
@@ -151,8 +165,23 @@ impl Judgement {
             Judgement::Different => "different",
             Judgement::WithinNoise => "noise",
             Judgement::NoInterval => "no-interval",
-            Judgement::NotComparable => "not-comparable",
+            Judgement::NotComparable | Judgement::DifferentTasks => "not-comparable",
         }
+    }
+}
+
+/// Judge `name` of the card `new` against `old`'s: never across different tasks, else as
+/// [`judge`] does.
+pub(crate) fn judge_cards(
+    name: &str,
+    cards: (&ModelCard, &ModelCard),
+    old: &Estimate,
+    new: &Estimate,
+) -> Judgement {
+    if tasks_differ(cards.0, cards.1) {
+        Judgement::DifferentTasks
+    } else {
+        judge(name, old, new)
     }
 }
 
@@ -285,12 +314,14 @@ fn list<T: ToString>(xs: &[T]) -> String {
 /// Every hyperparameter, data file and source fact of two recorded configurations.
 fn configuration_settings(a: &CardConfiguration, b: &CardConfiguration) -> Vec<Setting> {
     let (ha, hb) = (&a.hyperparameters, &b.hyperparameters);
-    let mut s = vec![
-        Setting::new(
-            "Model kind",
-            ha.model.kind().to_owned(),
-            hb.model.kind().to_owned(),
-        ),
+    let mut s = task_settings(&ha.task, &hb.task);
+    s.push(Setting::new(
+        "Model kind",
+        ha.model.kind().to_owned(),
+        hb.model.kind().to_owned(),
+    ));
+    cnn_settings(&mut s, &ha.model, &hb.model);
+    s.extend([
         Setting::new(
             "Hidden layer widths",
             list(ha.model.hidden()),
@@ -328,7 +359,7 @@ fn configuration_settings(a: &CardConfiguration, b: &CardConfiguration) -> Vec<S
             fractions(a.split_fractions),
             fractions(b.split_fractions),
         ),
-    ];
+    ]);
     s.push(features(&ha.features, &hb.features));
     s.push(Setting::new("Label", ha.label.clone(), hb.label.clone()));
     data_settings(&mut s, a, b);
@@ -359,9 +390,76 @@ fn fractions(f: [f64; 3]) -> String {
     f.map(plain).join(" / ")
 }
 
+/// The task and its classes, when either release is not a binary classifier (between
+/// binary ones there is nothing to say, and the summary stays as it always was).
+fn task_settings(a: &TaskSpec, b: &TaskSpec) -> Vec<Setting> {
+    if a.is_binary() && b.is_binary() {
+        return Vec::new();
+    }
+    let mut s = vec![Setting::new(
+        "Task",
+        a.name().to_owned(),
+        b.name().to_owned(),
+    )];
+    let classes = |t: &TaskSpec| match t {
+        TaskSpec::Multiclass { classes } => classes.clone(),
+        _ => Vec::new(),
+    };
+    if [a, b]
+        .iter()
+        .any(|t| matches!(t, TaskSpec::Multiclass { .. }))
+    {
+        let mut c = named_list("Classes", &classes(a), &classes(b));
+        for v in [&mut c.before, &mut c.after] {
+            if v.is_empty() {
+                "none".clone_into(v);
+            }
+        }
+        s.push(c);
+    }
+    s
+}
+
+/// A CNN's input images and each convolution block, when either release is a CNN.
+fn cnn_settings(s: &mut Vec<Setting>, a: &ModelSpec, b: &ModelSpec) {
+    let cnn = |m: &ModelSpec| match m {
+        ModelSpec::Cnn(c) => Some(c.clone()),
+        ModelSpec::Mlp(_) => None,
+    };
+    let (ca, cb) = (cnn(a), cnn(b));
+    if ca.is_none() && cb.is_none() {
+        return;
+    }
+    let input = |c: &Option<CnnSpec>| {
+        c.as_ref().map_or_else(
+            || "none (feature columns)".to_owned(),
+            |c| image_words(&c.input),
+        )
+    };
+    s.push(Setting::new("Input images", input(&ca), input(&cb)));
+    let blocks = |c: &Option<CnnSpec>| c.as_ref().map_or_else(Vec::new, |c| c.conv.clone());
+    let (ba, bb) = (blocks(&ca), blocks(&cb));
+    for i in 0..ba.len().max(bb.len()) {
+        let word = |v: &[ConvBlock]| {
+            v.get(i)
+                .map_or_else(|| "absent".to_owned(), |b| block_words(b, true))
+        };
+        s.push(Setting::new(
+            format!("Convolution block {}", i + 1),
+            word(&ba),
+            word(&bb),
+        ));
+    }
+}
+
 /// The feature columns: which were added and removed (or reordered).
 fn features(a: &[String], b: &[String]) -> Setting {
-    let mut s = Setting::new("Features", a.join(", "), b.join(", "));
+    named_list("Features", a, b)
+}
+
+/// A list of names: which were added and removed (or reordered).
+fn named_list(item: &str, a: &[String], b: &[String]) -> Setting {
+    let mut s = Setting::new(item, a.join(", "), b.join(", "));
     if !s.changed() {
         return s;
     }
@@ -539,8 +637,9 @@ fn leak_rows(old: &LeakReport, new: &LeakReport) -> Vec<LeakRow> {
     rows
 }
 
-/// The headline metrics of both releases: the evaluation's when either card has one, else
-/// the three every card records.
+/// The headline metrics of both releases: between binary classifiers the evaluation's when
+/// either card has one, else the three every card records; otherwise each side's task
+/// metrics too (after any evaluation's).
 fn metric_rows(old: &ModelCard, new: &ModelCard) -> Vec<MetricRow> {
     let mut names: Vec<String> = Vec::new();
     for card in [new, old] {
@@ -550,7 +649,13 @@ fn metric_rows(old: &ModelCard, new: &ModelCard) -> Vec<MetricRow> {
             }
         }
     }
-    if names.is_empty() {
+    if !(is_binary(old) && is_binary(new)) {
+        for n in compared_metrics(old, new) {
+            if !names.iter().any(|m| m == n) {
+                names.push(n.to_owned());
+            }
+        }
+    } else if names.is_empty() {
         names = ["roc_auc", "accuracy", "loss"].map(String::from).to_vec();
     }
     names
@@ -559,7 +664,7 @@ fn metric_rows(old: &ModelCard, new: &ModelCard) -> Vec<MetricRow> {
             let (before, after) = (estimate(old, &name), estimate(new, &name));
             MetricRow {
                 label: metric_label(&name).map_or_else(|| name.clone(), str::to_owned),
-                judgement: judge(&name, &before, &after),
+                judgement: judge_cards(&name, (old, new), &before, &after),
                 name,
                 before,
                 after,

@@ -280,7 +280,12 @@ fn metrics_table(h: &mut Html, s: &Summary) {
     for m in &s.metrics {
         let diff = match (m.before.value, m.after.value) {
             (Some(a), Some(b))
-                if a.is_finite() && b.is_finite() && m.judgement != Judgement::Unchanged =>
+                if a.is_finite()
+                    && b.is_finite()
+                    && !matches!(
+                        m.judgement,
+                        Judgement::Unchanged | Judgement::DifferentTasks
+                    ) =>
             {
                 format!("{:+.4}: ", b - a)
             }

@@ -1329,3 +1329,787 @@ fn a_changed_leak_limit_and_a_reordered_feature_list_are_named() {
     assert_eq!(summary.matches("class=\"row-changed\"").count(), 1);
     assert!(summary.contains("<summary data-unchanged=\"15\">15 other items unchanged</summary>"));
 }
+
+// ---------------------------------------------------------------------------------------
+// Other tasks and families: a multi-class CNN and a regression.
+
+use airlock_schemas::{
+    CnnArchitecture, CnnSpec, ConvBlock, ImageInput, MulticlassCardMetrics, RegressionCardMetrics,
+    ResidualBin, TaskSpec,
+};
+
+const SCAN_CLASSES: [&str; 3] = ["normal", "benign", "malignant"];
+
+fn conv(channels: usize, kernel: usize, padding: usize, pool: Option<usize>) -> ConvBlock {
+    ConvBlock {
+        channels,
+        kernel,
+        stride: 1,
+        padding,
+        pool,
+        batch_norm: false,
+    }
+}
+
+/// What the packager writes for a CNN on 1 × 28 × 28 scans, `classes` classes.
+fn cnn_architecture() -> (Architecture, CnnSpec) {
+    let input = ImageInput {
+        channels: 1,
+        height: 28,
+        width: 28,
+    };
+    let blocks = vec![conv(8, 3, 1, Some(2)), conv(16, 3, 0, Some(2))];
+    let spec = CnnSpec {
+        input,
+        conv: blocks.clone(),
+        hidden: vec![32],
+        dropout: 0.2,
+    };
+    let arch = Architecture {
+        kind: "cnn".into(),
+        cnn: Some(CnnArchitecture {
+            input,
+            conv: blocks,
+            input_normalization: true,
+        }),
+        layer_widths: vec![400, 32, 3],
+        activation: "relu".into(),
+        tensors: vec![TensorSpec {
+            name: "conv.0.weight".into(),
+            dtype: "F32".into(),
+            shape: vec![8, 1, 3, 3],
+        }],
+    };
+    (arch, spec)
+}
+
+/// A multi-class CNN card: the 3 × 3 matrix below (120 holdout rows, 100 right).
+fn multiclass_card() -> ModelCard {
+    let mut c = card(6, 0, f64::NAN);
+    c.name = "scan-triage".into();
+    let (arch, spec) = cnn_architecture();
+    c.architecture = arch;
+    c.inputs = Vec::new();
+    c.output = ModelOutput {
+        label: "finding".into(),
+        classes: SCAN_CLASSES.map(String::from).to_vec(),
+        transform: "softmax".into(),
+    };
+    c.metrics = CardMetrics::Multiclass(MulticlassCardMetrics {
+        loss: 0.4321,
+        accuracy: 100.0 / 120.0,
+        macro_f1: 0.8123,
+        confusion: vec![vec![50, 3, 2], vec![4, 30, 6], vec![1, 4, 20]],
+        holdout_rows: 120,
+    });
+    let mut cfg = configuration(6, 800);
+    cfg.hyperparameters.task = TaskSpec::Multiclass {
+        classes: SCAN_CLASSES.map(String::from).to_vec(),
+    };
+    cfg.hyperparameters.model = ModelSpec::Cnn(spec);
+    cfg.hyperparameters.features = Vec::new();
+    c.configuration = Some(cfg);
+    c
+}
+
+fn multiclass_with(classes: Vec<String>, confusion: Vec<Vec<u64>>, rows: u64) -> ModelCard {
+    let mut c = multiclass_card();
+    c.output.classes = classes;
+    if let CardMetrics::Multiclass(m) = &mut c.metrics {
+        m.confusion = confusion;
+        m.holdout_rows = rows;
+    }
+    c
+}
+
+fn bin(rows: u64, predicted: f64, mean: f64, rms: f64) -> ResidualBin {
+    ResidualBin {
+        rows,
+        predicted,
+        mean_residual: mean,
+        rms_residual: rms,
+    }
+}
+
+/// A regression on the transactions: 5 residual bins, one empty and one not finite.
+fn regression_card() -> ModelCard {
+    let mut c = card(8, 0, f64::NAN);
+    c.name = "transaction-amount".into();
+    c.output = ModelOutput {
+        label: "amount".into(),
+        classes: Vec::new(),
+        transform: "identity".into(),
+    };
+    for e in &mut c.training.epochs {
+        e.train_accuracy = None;
+        e.validation_accuracy = None;
+    }
+    c.metrics = CardMetrics::Regression(RegressionCardMetrics {
+        loss: 156.25,
+        rmse: 12.5,
+        mae: 9.25,
+        r2: 0.8765,
+        residuals: vec![
+            bin(600, 20.0, 3.5, 8.0),
+            bin(600, 80.0, -1.25, 10.0),
+            bin(0, 120.0, 0.0, 0.0),
+            bin(600, 150.0, f64::NAN, 9.0),
+            bin(600, 260.0, -6.75, 18.0),
+        ],
+        holdout_rows: 3000,
+    });
+    let mut cfg = configuration(8, 20_000);
+    cfg.hyperparameters.task = TaskSpec::Regression;
+    cfg.hyperparameters.label = "amount".into();
+    c.configuration = Some(cfg);
+    c
+}
+
+fn section<'h>(html: &'h str, id: &str) -> &'h str {
+    let at = html
+        .find(&format!("<section id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no section {id}"));
+    &html[at..at + html[at..].find("</section>").expect("section end")]
+}
+
+fn metric_row<'h>(html: &'h str, name: &str) -> &'h str {
+    row_with(html, "holdout-metrics", &format!("data-metric=\"{name}\""))
+}
+
+#[test]
+fn a_multiclass_card_shows_accuracy_macro_f1_and_the_confusion_matrix() {
+    let mut f = fixture();
+    f.card = multiclass_card();
+    let html = render_html(&input(&f));
+    let metrics = section(&html, "metrics");
+    assert!(metric_row(metrics, "accuracy").contains(">0.8333<"));
+    assert!(metric_row(metrics, "accuracy").contains("most probable class is the true class"));
+    assert!(metric_row(metrics, "macro_f1").contains(">0.8123<"));
+    assert!(metrics.contains("<td>Loss</td><td class=\"num\">0.4321</td>"));
+    assert!(metrics.contains("Categorical cross-entropy: lower is better."));
+    assert!(metrics.contains("<td>Holdout rows</td><td class=\"num\">120</td>"));
+    assert!(!metrics.contains("data-metric=\"roc_auc\"") && !metrics.contains("Positive rate"));
+    // The matrix: names as headers, rows the true class, the diagonal highlighted.
+    let m = &metrics[metrics.find("id=\"confusion-matrix\"").expect("matrix")..];
+    let m = &m[..m.find("</table>").expect("end")];
+    assert!(m.contains(
+        "<thead><tr><th>True class</th><th>normal</th><th>benign</th><th>malignant</th>\
+         <th class=\"margin\">Recall</th></tr></thead>"
+    ));
+    let row = |i: usize| row_with(m, "<tbody>", &format!("data-true-class=\"{i}\""));
+    assert!(row(1).contains(
+        "<th class=\"true-class\">benign</th><td class=\"num\">4</td><td class=\"num diag\">30</td>\
+         <td class=\"num\">6</td><td class=\"num margin\">75.0%</td>"
+    ));
+    assert!(row(0).contains("<td class=\"num margin\">90.9%</td>"));
+    assert_eq!(m.matches("<td class=\"num diag\">").count(), 3);
+    // Precision per predicted class along the bottom: 50/55, 30/37, 20/28.
+    assert!(m.contains(
+        "<tfoot><tr><th class=\"margin\">Precision</th><td class=\"num margin\">90.9%</td>\
+         <td class=\"num margin\">81.1%</td><td class=\"num margin\">71.4%</td>"
+    ));
+    assert!(!html.contains("id=\"confusion-error\"") && !html.contains("id=\"confusion-count\""));
+    // The loss chart, no ROC chart; the matrix's style ships with it.
+    assert_eq!(
+        svg(metrics, "loss-chart")
+            .matches("class=\"pt train\"")
+            .count(),
+        6
+    );
+    assert!(!html.contains("id=\"roc-chart\"") && !html.contains("ROC chart:"));
+    assert!(html.contains("table.confusion td.diag {"));
+    // The clinical section says why it is empty, not that the card is old.
+    assert!(section(&html, "clinical").contains(
+        "id=\"clinical-not-applicable\">Sensitivity, specificity, PPV, NPV, calibration and \
+         subgroup figures are measured for binary classifiers. This model's task is multi-class \
+         classification"
+    ));
+    assert!(!html.contains("no-evaluation"));
+    let model = section(&html, "model");
+    assert!(
+        model.contains("<dt>Task</dt><dd id=\"task\">multi-class classification (3 classes)</dd>")
+    );
+    assert!(model.contains(
+        "predicts <code>finding</code>, one of 3 classes: normal / benign / malignant; the raw \
+         outputs go through softmax to give each class's probability</dd>"
+    ));
+}
+
+#[test]
+fn a_binary_page_carries_neither_the_task_style_nor_a_task_line() {
+    let f = fixture();
+    let html = render_html(&input(&f));
+    assert!(!html.contains("table.confusion") && !html.contains("#residual-chart"));
+    assert!(!html.contains("<dt>Task</dt>") && !html.contains("conv-blocks"));
+    assert!(html.contains("Binary cross-entropy: lower is better."));
+}
+
+#[test]
+fn a_hostile_class_name_comes_out_escaped_in_the_matrix_and_the_summary() {
+    let evil = "<script>alert('x')</script>&\"".to_owned();
+    let mut f = fixture();
+    f.card = multiclass_card();
+    f.card.output.classes[2] = evil.clone();
+    let mut cfg = f.card.configuration.clone().expect("configuration");
+    cfg.hyperparameters.task = TaskSpec::Multiclass {
+        classes: vec!["normal".into(), "benign".into(), evil.clone()],
+    };
+    f.card.configuration = Some(cfg);
+    let old_card = multiclass_card();
+    let old_report = report(Verdict::Pass);
+    let mut i = input(&f);
+    i.previous = Some(Previous {
+        bundle: Path::new("old"),
+        card: &old_card,
+        report: &old_report,
+        provenance: None,
+        verified: true,
+    });
+    let html = render_html(&i);
+    assert!(
+        !html.contains("<script"),
+        "a class name reached the page as markup"
+    );
+    let escaped = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;";
+    let m = &html[html.find("id=\"confusion-matrix\"").expect("matrix")..];
+    assert!(m.contains(&format!("<th>{escaped}</th>")), "column header");
+    assert!(
+        m.contains(&format!("<th class=\"true-class\">{escaped}</th>")),
+        "row header"
+    );
+    assert!(section(&html, "model").contains(&format!("benign / {escaped};")));
+    // In the comparisons too: the changed class list and the changed output.
+    let classes = row_with(&html, "summary-settings", "data-item=\"Classes\"");
+    assert!(
+        classes.contains(&format!("added: {escaped}; removed: malignant")),
+        "{classes}"
+    );
+    assert!(row_with(&html, "id=\"changes\"", "<td>Output</td>").contains(escaped));
+    // Numbered columns carry the name in a tooltip: escaped inside the attribute.
+    let many: Vec<String> = (0..12)
+        .map(|i| {
+            if i == 5 {
+                evil.clone()
+            } else {
+                format!("c{i}")
+            }
+        })
+        .collect();
+    f.card = multiclass_with(many, vec![vec![1; 12]; 12], 144);
+    let html = render_html(&input(&f));
+    assert!(!html.contains("<script"));
+    assert!(html.contains(&format!("<th title=\"{escaped}\">6</th>")));
+}
+
+#[test]
+fn a_64_class_matrix_renders_compactly_with_numbered_columns() {
+    let k = 64;
+    let names: Vec<String> = (0..k).map(|i| format!("class-{i:02}")).collect();
+    let counts: Vec<Vec<u64>> = (0..k)
+        .map(|i| {
+            (0..k)
+                .map(|j| if i == j { 1234 } else { (i + j) as u64 % 3 })
+                .collect()
+        })
+        .collect();
+    let total = counts.iter().flatten().sum();
+    let mut f = fixture();
+    f.card = multiclass_with(names, counts, total);
+    let html = render_html(&input(&f));
+    let at = html
+        .find("<div id=\"confusion-matrix\" data-classes=\"64\">")
+        .expect("matrix");
+    let m = &html[at..at + html[at..].find("</div>").expect("end")];
+    // Two tables of 32 predicted classes, every true class in each.
+    assert_eq!(m.matches("<table class=\"confusion tiny\"").count(), 2);
+    assert!(
+        m.contains("data-predicted=\"1-32\">\n<caption>Predicted classes 1 to 32 of 64</caption>")
+    );
+    assert!(m.contains(
+        "data-predicted=\"33-64\">\n<caption>Predicted classes 33 to 64 of 64</caption>"
+    ));
+    assert_eq!(m.matches("<tr data-true-class=").count(), 128);
+    // The diagonal once per class; no thousands separator where room is short.
+    assert_eq!(m.matches("<td class=\"num diag\">1234</td>").count(), 64);
+    // The recall column only once, at the end of the last table.
+    assert_eq!(m.matches("<th class=\"margin\">Recall %</th>").count(), 1);
+    assert!(m.contains("<th title=\"class-63\">64</th><th class=\"margin\">Recall %</th>"));
+    assert!(m.contains("<th title=\"class-31\">32</th></tr>"));
+    assert!(m.contains("<th class=\"true-class\"><span class=\"muted\">64</span> class-63</th>"));
+    // Whole percentages without the sign where room is shortest; a precision per column in
+    // each table.
+    assert!(!m.contains("%</td>"));
+    assert!(m.contains("<td class=\"num margin\">95</td>"));
+    assert_eq!(
+        m.matches("<th class=\"margin\">Precision %</th>").count(),
+        2
+    );
+    assert!(html.contains("Columns are numbered as the rows"));
+    assert!(!html.contains("id=\"confusion-count\""));
+    // From 11 classes on the type gets smaller (one table up to 24), from 25 smaller still.
+    let square = |k: usize| {
+        multiclass_with(
+            (0..k).map(|i| format!("c{i}")).collect(),
+            vec![vec![1; k]; k],
+            (k * k) as u64,
+        )
+    };
+    for (k, table) in [
+        (10, "<table class=\"confusion\" data-predicted=\"1-10\">"),
+        (
+            11,
+            "<table class=\"confusion compact\" data-predicted=\"1-11\">",
+        ),
+        (
+            24,
+            "<table class=\"confusion compact\" data-predicted=\"1-24\">",
+        ),
+        (
+            25,
+            "<table class=\"confusion tiny\" data-predicted=\"1-25\">",
+        ),
+        (
+            33,
+            "<table class=\"confusion tiny\" data-predicted=\"18-33\">",
+        ),
+    ] {
+        f.card = square(k);
+        assert!(render_html(&input(&f)).contains(table), "{k} classes");
+    }
+}
+
+#[test]
+fn an_odd_confusion_matrix_gets_an_error_line_never_a_panic() {
+    let names = |k: usize| (0..k).map(|i| format!("c{i}")).collect::<Vec<_>>();
+    let mut f = fixture();
+    for (classes, confusion, why) in [
+        (
+            names(3),
+            vec![vec![1, 2, 3]; 2],
+            "it has 2 rows for the card&#39;s 3 classes",
+        ),
+        (
+            names(3),
+            vec![vec![1, 2, 3], vec![1, 2], vec![1, 2, 3]],
+            "its row 2 has 2 counts for the card&#39;s 3 classes",
+        ),
+        (Vec::new(), Vec::new(), "the card names no classes"),
+        (
+            names(65),
+            vec![vec![0; 65]; 65],
+            "the card names 65 classes, more than the 64 a multi-class model may have",
+        ),
+    ] {
+        f.card = multiclass_with(classes, confusion, 10);
+        let html = render_html(&input(&f));
+        assert!(
+            html.contains(&format!(
+                "<p class=\"fail\" id=\"confusion-error\">The card's confusion matrix cannot \
+                 be shown: {why}.</p>"
+            )),
+            "{why}"
+        );
+        assert!(!html.contains("id=\"confusion-matrix\""));
+        let text = render_text(&input(&f));
+        let plain_why = why.replace("&#39;", "'");
+        assert!(
+            text.contains(&format!("  confusion:    not shown: {plain_why}\n")),
+            "{text}"
+        );
+    }
+    // Counts at the top of the range neither overflow nor hide that they do not add up.
+    f.card = multiclass_with(names(2), vec![vec![u64::MAX, u64::MAX], vec![0, 1]], 7);
+    let html = render_html(&input(&f));
+    assert!(html.contains(
+        "id=\"confusion-count\">The matrix counts 36893488147419103231 rows, but the card's \
+         holdout has 7.</p>"
+    ));
+    assert!(
+        html.contains("<td class=\"num margin\">50.0%</td>"),
+        "recall of class 1"
+    );
+    // A class never seen nor predicted has no recall or precision: n/a, not NaN.
+    f.card = multiclass_with(names(2), vec![vec![5, 0], vec![0, 0]], 5);
+    let html = render_html(&input(&f));
+    assert!(!html.contains("NaN"));
+    assert_eq!(html.matches("<span class=\"muted\">n/a</span>").count(), 2);
+    assert!(
+        render_text(&input(&f)).contains("lowest recall c0 100.00%, lowest precision c0 100.00%")
+    );
+}
+
+#[test]
+fn a_regression_card_shows_rmse_mae_r2_and_the_residual_plot() {
+    let mut f = fixture();
+    f.card = regression_card();
+    let html = render_html(&input(&f));
+    let metrics = section(&html, "metrics");
+    for (name, label, value, meaning) in [
+        (
+            "rmse",
+            "RMSE",
+            "12.5000",
+            "Root mean squared error, in the label's units",
+        ),
+        (
+            "mae",
+            "MAE",
+            "9.2500",
+            "Mean absolute error, in the label's units",
+        ),
+        (
+            "r2",
+            "R²",
+            "0.8765",
+            "0 is no better than always predicting the mean",
+        ),
+    ] {
+        let row = metric_row(metrics, name);
+        assert!(
+            row.contains(&format!("<td>{label}</td><td class=\"num\">{value}</td>")),
+            "{row}"
+        );
+        assert!(row.contains(meaning), "{row}");
+        assert!(row.contains(">none<"), "no interval recorded: {row}");
+    }
+    assert!(metrics.contains("<td>Loss</td><td class=\"num\">156.2500</td>"));
+    assert!(metrics.contains("Mean squared error, in the label's units squared"));
+    assert!(!metrics.contains("data-metric=\"accuracy\"") && !metrics.contains("confusion"));
+    // The loss chart does not need accuracies.
+    let loss = svg(metrics, "loss-chart");
+    assert_eq!(loss.matches("class=\"pt validation\"").count(), 8);
+    // The residual plot: 3 of 5 bins (one empty, one not finite), band, line and zero line.
+    let res = svg(metrics, "residual-chart");
+    assert_eq!(res.matches("class=\"pt residual\"").count(), 3);
+    assert!(res.contains(
+        "<title>600 rows, mean prediction 260.0000: mean residual -6.7500, rms 18.0000</title>"
+    ));
+    assert_eq!(res.matches("<polygon class=\"band\"").count(), 1);
+    assert_eq!(
+        res.matches("<polyline class=\"series residual\"").count(),
+        1
+    );
+    assert!(res.contains("<line class=\"zero\""));
+    assert!(!res.contains("NaN") && !res.contains("inf"));
+    // The band's six corners: upper edge left to right, lower edge back.
+    let band = res
+        .split("data-series=\"rms-band\" points=\"")
+        .nth(1)
+        .expect("band points");
+    assert_eq!(
+        band.split('"').next().expect("points").split(' ').count(),
+        6
+    );
+    assert!(metrics.contains("3 of 5 bins plotted."));
+    assert!(!html.contains("id=\"roc-chart\""));
+    assert!(html.contains("svg .band {"));
+    let model = section(&html, "model");
+    assert!(model.contains("<dd id=\"task\">regression</dd>"));
+    assert!(model.contains(
+        "predicts <code>amount</code>, a number; the raw output goes through identity to give the \
+         predicted value itself</dd>"
+    ));
+    assert!(section(&html, "clinical").contains("This model's task is regression"));
+}
+
+#[test]
+fn the_residual_plot_survives_one_bin_no_bin_and_extreme_values() {
+    use crate::charts::residual_chart;
+    let one = residual_chart(&[bin(50, 7.0, 0.0, 0.0)]).into_string();
+    assert_eq!(one.matches("class=\"pt residual\"").count(), 1);
+    assert!(!one.contains("NaN") && !one.contains("inf"));
+    let none = residual_chart(&[]).into_string();
+    assert!(none.contains("No residual bin was recorded."));
+    assert_eq!(none.matches("<polygon").count(), 0);
+    let huge = residual_chart(&[
+        bin(10, -1e300, 1e300, 1e300),
+        bin(10, 1e300, -1e300, f64::MAX),
+        bin(10, f64::INFINITY, 1.0, 1.0),
+        bin(10, 3.0, 1.0, -1.0),
+    ])
+    .into_string();
+    assert_eq!(huge.matches("class=\"pt residual\"").count(), 2);
+    assert!(!huge.contains("NaN") && !huge.contains("inf"));
+    // At most 16 ticks per axis, whatever the range.
+    assert!(huge.matches("class=\"grid\"").count() <= 16);
+    assert!(huge.matches("class=\"tickmark\"").count() <= 16);
+    // A symmetric axis around zero, zero written as such.
+    let small = residual_chart(&[bin(10, 1.0, 0.3, 0.1), bin(10, 2.0, -0.2, 0.1)]).into_string();
+    assert!(
+        small.contains(">0.0</text>") && !small.contains(">-0.0<"),
+        "{small}"
+    );
+    assert!(
+        small.contains(">-0.4</text>") && small.contains(">0.4</text>"),
+        "{small}"
+    );
+}
+
+#[test]
+fn a_cnn_card_shows_its_input_blocks_and_normalization() {
+    let mut f = fixture();
+    f.card = multiclass_card();
+    let html = render_html(&input(&f));
+    let model = section(&html, "model");
+    assert!(model.contains(
+        "<dt>Dense layer widths</dt><dd>400 → 32 → 3 (the first is the flattened output of the \
+         last convolution block)</dd>"
+    ));
+    assert!(model.contains("<dd id=\"image-input\">1 × 28 × 28 (grayscale)</dd>"));
+    assert!(model.contains(
+        "id=\"input-normalization\" data-ships=\"true\">ships as the tensors input.mean and input.std</dd>"
+    ));
+    // 28 → conv 3, pad 1 → 28 → pool 2 → 14; → conv 3 → 12 → pool 2 → 6.
+    assert!(row_with(model, "conv-blocks", "data-block=\"1\"").contains(
+        "<td class=\"num\">8</td><td class=\"num\">3</td><td class=\"num\">1</td>\
+         <td class=\"num\">1</td><td class=\"num\">2</td><td class=\"num\">8 × 14 × 14</td>"
+    ));
+    assert!(row_with(model, "conv-blocks", "data-block=\"2\"").contains("16 × 6 × 6"));
+    assert!(model.contains("id=\"input-images\">One image per row, 1 × 28 × 28 (grayscale)"));
+    assert!(model.contains("<code>input.mean</code> and <code>input.std</code>"));
+    // No feature columns: no empty inputs table.
+    assert!(!model.contains("id=\"inputs\""));
+    // Folded normalization, a block without pooling, and blocks that do not fit.
+    let cnn = f.card.architecture.cnn.as_mut().expect("cnn");
+    cnn.input_normalization = false;
+    cnn.conv[1].pool = None;
+    cnn.conv.push(conv(4, 31, 0, None));
+    let html = render_html(&input(&f));
+    let model = section(&html, "model");
+    assert!(model.contains("data-ships=\"false\">folded into the first convolution</dd>"));
+    assert!(model.contains("no input statistics ship"));
+    assert!(
+        row_with(model, "conv-blocks", "data-block=\"2\"")
+            .contains("<td class=\"num\">none</td><td class=\"num\">16 × 12 × 12</td>")
+    );
+    assert!(
+        row_with(model, "conv-blocks", "data-block=\"3\"").contains("<td class=\"num\">—</td>")
+    );
+    assert!(model.contains(
+        "id=\"conv-error\">These blocks do not fit the card's input images: model.conv[2]"
+    ));
+    // A card that names a CNN but records no convolutions says so.
+    f.card.architecture.cnn = None;
+    assert!(render_html(&input(&f)).contains("id=\"cnn-missing\""));
+}
+
+#[test]
+fn the_terminal_summary_speaks_each_task() {
+    let mut f = fixture();
+    f.card = multiclass_card();
+    let text = render_text(&input(&f));
+    assert!(text.contains(
+        "  holdout:      accuracy 0.8333, macro-F1 0.8123, loss 0.4321 on 120 rows (3 classes)\n\
+         \x20 confusion:    3×3; lowest recall benign 75.00%, lowest precision malignant 71.43%\n"
+    ), "{text}");
+    assert!(
+        !text.contains("ROC AUC") && !text.contains("clinical:"),
+        "{text}"
+    );
+    assert!(text.lines().count() <= 14, "{text}");
+    f.card = regression_card();
+    let text = render_text(&input(&f));
+    assert!(
+        text.contains(
+            "  holdout:      RMSE 12.5000, MAE 9.2500, R² 0.8765, loss 156.2500 on 3,000 rows\n\
+         \x20 residuals:    3 bins over predictions 20.0000 to 260.0000; largest mean residual \
+         -6.7500 at 260.0000\n"
+        ),
+        "{text}"
+    );
+    if let CardMetrics::Regression(r) = &mut f.card.metrics {
+        r.residuals.clear();
+    }
+    assert!(render_text(&input(&f)).contains("  residuals:    no residual bin was recorded\n"));
+    // A class name reaches the terminal with its control characters escaped.
+    f.card = multiclass_card();
+    f.card.output.classes[1] = "ben\u{1b}[2Jign".into();
+    assert!(render_text(&input(&f)).contains("lowest recall ben\\u{1b}[2Jign 75.00%"));
+}
+
+fn previous<'a>(card: &'a ModelCard, report: &'a LeakReport) -> Previous<'a> {
+    Previous {
+        bundle: Path::new("old"),
+        card,
+        report,
+        provenance: None,
+        verified: true,
+    }
+}
+
+#[test]
+fn a_change_of_task_and_family_is_named_and_no_metric_is_judged_across_it() {
+    let mut f = fixture();
+    f.card = multiclass_card();
+    let mut old_card = card(12, 101, 0.93);
+    old_card.configuration = Some(configuration(12, 800));
+    let old_report = report(Verdict::Pass);
+    let mut i = input(&f);
+    i.previous = Some(previous(&old_card, &old_report));
+    let html = render_html(&i);
+    let changed =
+        |item: &str| row_with(&html, "summary-settings", &format!("data-item=\"{item}\""));
+    assert!(changed("Task").contains("<td>binary</td><td class=\"changed\">multiclass</td>"));
+    assert!(changed("Classes").contains("added: normal, benign, malignant"));
+    assert!(changed("Classes").contains("<td>none</td>"));
+    assert!(changed("Model kind").contains("<td>mlp</td><td class=\"changed\">cnn</td>"));
+    assert!(changed("Input images").contains(
+        "<td>none (feature columns)</td><td class=\"changed\">1 × 28 × 28 (grayscale)</td>"
+    ));
+    assert!(changed("Convolution block 1").contains(
+        "<td>absent</td><td class=\"changed\">8 channels, kernel 3, stride 1, padding 1, \
+         max-pool 2, no batch norm</td>"
+    ));
+    assert!(changed("Convolution block 2").contains("16 channels, kernel 3"));
+    // Each side's task metrics, none judged across tasks.
+    for name in ["accuracy", "macro_f1", "loss", "roc_auc"] {
+        let row = row_with(&html, "summary-metrics", &format!("data-metric=\"{name}\""));
+        assert!(row.contains("data-judgement=\"not-comparable\""), "{row}");
+        assert!(
+            row.contains("not comparable (the releases are of different tasks)"),
+            "{row}"
+        );
+    }
+    let detail = |item: &str| row_with(&html, "id=\"changes\"", &format!("<td>{item}</td>"));
+    assert!(
+        detail("Task")
+            .contains("<td>binary classification</td><td>multi-class classification</td>")
+    );
+    assert!(detail("Kind").contains("<td>mlp</td><td>cnn</td>"));
+    assert!(detail("Input normalization").contains("<td>none</td><td>ships as the tensors"));
+    assert!(
+        detail("Convolution block 1").contains(
+            "<td>absent</td><td>8 channels, kernel 3, stride 1, padding 1, max-pool 2</td>"
+        )
+    );
+    assert!(detail("Macro-F1").contains("<td>undefined</td><td>0.8123</td>"));
+    // No difference is computed across tasks: it would read as a change of quality.
+    let accuracy = detail("Accuracy");
+    assert!(
+        accuracy.contains("<td>0.9120</td><td>0.8333</td>"),
+        "{accuracy}"
+    );
+    assert!(accuracy.contains(
+        "<span class=\"muted\">not comparable (the releases are of different tasks)</span>"
+    ));
+    assert!(!accuracy.contains("-0.0787"));
+    let summary_accuracy = row_with(&html, "summary-metrics", "data-metric=\"accuracy\"");
+    assert!(!summary_accuracy.contains("-0.0787"), "{summary_accuracy}");
+    assert!(detail("Input columns").contains("<td>amount, age, hour, distance</td><td>none</td>"));
+    let text = render_text(&i);
+    assert!(
+        text.contains("    Task: was binary, now multiclass\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    Model kind: was mlp, now cnn\n"),
+        "{text}"
+    );
+    assert!(text.contains(
+        "    Macro-F1: was undefined, now 0.8123: not comparable (the releases are of different tasks)\n"
+    ), "{text}");
+}
+
+#[test]
+fn per_task_metrics_and_conv_blocks_are_compared_old_to_new() {
+    // Two regressions: RMSE, MAE and R² side by side, no binary metric.
+    let mut f = fixture();
+    f.card = regression_card();
+    let mut old_card = regression_card();
+    old_card.version = "0.9.0".into();
+    if let CardMetrics::Regression(r) = &mut old_card.metrics {
+        (r.rmse, r.mae, r.r2) = (14.0, 10.5, 0.8);
+    }
+    let old_report = report(Verdict::Pass);
+    let mut i = input(&f);
+    i.previous = Some(previous(&old_card, &old_report));
+    let html = render_html(&i);
+    let summary = section(&html, "change-summary");
+    let rmse = row_with(summary, "summary-metrics", "data-metric=\"rmse\"");
+    assert!(
+        rmse.contains(">14.0000<") && rmse.contains(">12.5000<"),
+        "{rmse}"
+    );
+    assert!(rmse.contains("-1.5000: no interval recorded"), "{rmse}");
+    assert!(row_with(summary, "summary-metrics", "data-metric=\"r2\"").contains("+0.0765"));
+    assert!(
+        !summary.contains("data-metric=\"roc_auc\"")
+            && !summary.contains("data-metric=\"accuracy\"")
+    );
+    assert!(
+        row_with(&html, "id=\"changes\"", "<td>MAE</td>")
+            .contains("<td>10.5000</td><td>9.2500</td>")
+    );
+    assert!(
+        row_with(&html, "id=\"changes\"", "<td>Output</td>")
+            .contains("<td>amount</td><td>amount</td>")
+    );
+    let text = render_text(&i);
+    assert!(text.contains(
+        "    RMSE: was 14.0000, now 12.5000: no interval recorded: cannot tell a change from noise\n"
+    ), "{text}");
+    assert!(text.contains("    R²: was 0.8000, now 0.8765: "), "{text}");
+    // Two CNNs whose second block changed its kernel.
+    f.card = multiclass_card();
+    let mut old_card = multiclass_card();
+    old_card.architecture.cnn.as_mut().expect("cnn").conv[1].kernel = 5;
+    let cfg = old_card.configuration.as_mut().expect("configuration");
+    if let ModelSpec::Cnn(spec) = &mut cfg.hyperparameters.model {
+        spec.conv[1].kernel = 5;
+        spec.conv[1].batch_norm = true;
+    }
+    let mut i = input(&f);
+    i.previous = Some(previous(&old_card, &old_report));
+    let html = render_html(&i);
+    let block = row_with(
+        &html,
+        "summary-settings",
+        "data-item=\"Convolution block 2\"",
+    );
+    assert!(block.contains(
+        "<td>16 channels, kernel 5, stride 1, padding 0, max-pool 2, batch norm</td>\
+         <td class=\"changed\">16 channels, kernel 3, stride 1, padding 0, max-pool 2, no batch norm</td>"
+    ), "{block}");
+    assert!(
+        row_with(&html, "id=\"changes\"", "<td>Convolution block 2</td>")
+            .contains("data-change=\"changed\"")
+    );
+    assert!(
+        row_with(&html, "id=\"changes\"", "<td>Convolution block 1</td>")
+            .contains("data-change=\"unchanged\"")
+    );
+    // The terminal reads the blocks whole.
+    assert!(render_text(&i).contains(
+        "    Convolution block 2: was 16 channels, kernel 5, stride 1, padding 0, max-pool 2, \
+         batch norm, now 16 channels, kernel 3, stride 1, padding 0, max-pool 2, no batch norm\n"
+    ));
+    let macro_f1 = row_with(&html, "summary-metrics", "data-metric=\"macro_f1\"");
+    assert!(
+        macro_f1.contains("data-judgement=\"unchanged\""),
+        "{macro_f1}"
+    );
+}
+
+#[test]
+fn new_metrics_have_a_direction() {
+    use crate::summary::{Estimate, Judgement, judge};
+    let e = |v: f64| Estimate {
+        value: Some(v),
+        low: Some(v - 0.05),
+        high: Some(v + 0.05),
+    };
+    for (name, better_when_higher) in [
+        ("macro_f1", true),
+        ("r2", true),
+        ("rmse", false),
+        ("mae", false),
+    ] {
+        let up = judge(name, &e(0.5), &e(0.8));
+        let expected = if better_when_higher {
+            Judgement::Better
+        } else {
+            Judgement::Worse
+        };
+        assert_eq!(up, expected, "{name}");
+    }
+}

@@ -2,11 +2,13 @@
 
 use std::fmt::Write as _;
 
-use airlock_schemas::ModelCard;
+use airlock_schemas::{CardMetrics, ModelCard, MulticlassCardMetrics, RegressionCardMetrics};
 
+use crate::charts::plotted_residuals;
 use crate::format::{
-    decision_word, fmt4, grouped, plain, short_id, term, verdict_word, with_interval,
+    decision_word, fmt4, grouped, percent, plain, short_id, term, verdict_word, with_interval,
 };
+use crate::metrics::{ClassTotals, class_totals, confusion_shape};
 use crate::status::status_headline;
 use crate::summary::{estimate, membership_layer, membership_values, metric_label, summarize};
 use crate::summary_html::source_problem;
@@ -93,8 +95,85 @@ pub fn render_text(input: &ReviewInput<'_>) -> String {
     t
 }
 
-/// The holdout metrics with their intervals, and the clinical ones at the threshold.
+/// The holdout metrics per task: with their intervals and the clinical ones at the
+/// threshold (binary), with the confusion matrix's weakest classes (multi-class), or with
+/// the residuals' largest bias (regression).
 fn holdout_lines(t: &mut String, card: &ModelCard) {
+    match &card.metrics {
+        CardMetrics::Binary(_) => binary_lines(t, card),
+        CardMetrics::Multiclass(m) => multiclass_lines(t, card, m),
+        CardMetrics::Regression(r) => regression_lines(t, r),
+    }
+}
+
+fn multiclass_lines(t: &mut String, card: &ModelCard, m: &MulticlassCardMetrics) {
+    w!(
+        t,
+        "  holdout:      accuracy {}, macro-F1 {}, loss {} on {} rows ({} classes)\n",
+        with_interval(&estimate(card, "accuracy"), None),
+        with_interval(&estimate(card, "macro_f1"), None),
+        fmt4(m.loss),
+        grouped(m.holdout_rows),
+        card.output.classes.len()
+    );
+    let k = match confusion_shape(card, &m.confusion) {
+        Ok(k) => k,
+        Err(why) => {
+            w!(t, "  confusion:    not shown: {}\n", term(&why));
+            return;
+        }
+    };
+    let totals = class_totals(&m.confusion);
+    let lowest = |f: fn(&ClassTotals) -> Option<f64>| {
+        totals
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| f(c).map(|v| (i, v)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or_else(
+                || "n/a".to_owned(),
+                |(i, v)| format!("{} {}", term(&card.output.classes[i]), percent(v)),
+            )
+    };
+    w!(
+        t,
+        "  confusion:    {k}×{k}; lowest recall {}, lowest precision {}\n",
+        lowest(ClassTotals::recall),
+        lowest(ClassTotals::precision)
+    );
+}
+
+fn regression_lines(t: &mut String, r: &RegressionCardMetrics) {
+    w!(
+        t,
+        "  holdout:      RMSE {}, MAE {}, R² {}, loss {} on {} rows\n",
+        fmt4(r.rmse),
+        fmt4(r.mae),
+        fmt4(r.r2),
+        fmt4(r.loss),
+        grouped(r.holdout_rows)
+    );
+    let bins = plotted_residuals(&r.residuals);
+    let worst = bins
+        .iter()
+        .max_by(|a, b| a.mean_residual.abs().total_cmp(&b.mean_residual.abs()));
+    match (bins.first(), bins.last(), worst) {
+        (Some(lo), Some(hi), Some(w)) => w!(
+            t,
+            "  residuals:    {} bins over predictions {} to {}; largest mean residual {:+.4} at {}\n",
+            bins.len(),
+            fmt4(lo.predicted),
+            fmt4(hi.predicted),
+            w.mean_residual,
+            fmt4(w.predicted)
+        ),
+        _ => t.push_str("  residuals:    no residual bin was recorded\n"),
+    }
+}
+
+/// A binary classifier's holdout metrics with their intervals, and the clinical ones at
+/// the threshold.
+fn binary_lines(t: &mut String, card: &ModelCard) {
     let conf = card.evaluation.as_ref().map(|e| e.bootstrap.confidence);
     let m = &card.metrics;
     w!(
@@ -222,8 +301,8 @@ fn summary_lines(t: &mut String, input: &ReviewInput<'_>, prev: &Previous<'_>) {
             t,
             "    {}: was {}, now {}{}\n",
             term(&c.item),
-            term(&short(&c.before)),
-            term(&short(&c.after)),
+            term(&shown(&c.item, &c.before)),
+            term(&shown(&c.item, &c.after)),
             if c.note.is_empty() {
                 String::new()
             } else {
@@ -277,6 +356,14 @@ fn summary_lines(t: &mut String, input: &ReviewInput<'_>, prev: &Previous<'_>) {
             m.judgement.words()
         );
     }
+}
+
+/// A compared value as the summary lines show it: whole for a CNN's input and blocks,
+/// whose every word matters, else [`short`].
+fn shown(item: &str, s: &str) -> String {
+    let whole = item.starts_with("Convolution block ")
+        || matches!(item, "Input images" | "Input normalization");
+    if whole { s.to_owned() } else { short(s) }
 }
 
 /// Long values (digests) shortened so a line stays a line.

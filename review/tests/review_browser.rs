@@ -26,6 +26,10 @@ use airlock_schemas::{
     Confusion, EstimatedMetric, Evaluation, Finding, Hyperparameters, MlpSpec, ModelSpec,
     OptimizerKind, OptimizerSpec, SubgroupRow, SubgroupTable,
 };
+use airlock_schemas::{
+    CnnArchitecture, CnnSpec, ConvBlock, ImageInput, MulticlassCardMetrics, RegressionCardMetrics,
+    ResidualBin, TaskSpec,
+};
 use airlock_trust::Check;
 use airlock_trust::approvals::{ApprovalSummary, DecisionStatus};
 use serde_json::json;
@@ -254,6 +258,17 @@ function measure() {
     out.clinical = [...d.querySelectorAll('#clinical-metrics tr[data-metric]')].map(r => r.dataset.metric);
     out.subgroup_tables = d.querySelectorAll('table.subgroups').length;
     out.calibration_points = d.querySelectorAll('#calibration-chart circle.calibration').length;
+    // Each confusion-matrix table: where it ends, its rows, and how many of its counts
+    // wrap onto a second line (a count cut in two is misread).
+    const lines = e => { const r = d.createRange(); r.selectNodeContents(e); return new Set([...r.getClientRects()].map(q => Math.round(q.top))).size; };
+    out.matrices = [...d.querySelectorAll('table.confusion')].map(t => ({
+      right: t.getBoundingClientRect().right,
+      rows: t.tBodies[0].rows.length,
+      counts: t.querySelectorAll('tbody td.num').length,
+      wrapped: [...t.querySelectorAll('td.num')].filter(c => c.textContent.length > 0 && lines(c) > 1).length,
+    }));
+    const residual = d.getElementById('residual-chart');
+    out.residual = residual ? { right: residual.getBoundingClientRect().right, width: residual.getBoundingClientRect().width, points: residual.querySelectorAll('circle.residual').length } : null;
   } catch (e) { out.error = String(e); }
   document.getElementById('result').textContent = JSON.stringify(out);
 }
@@ -1057,5 +1072,209 @@ fn review_page_renders_in_chromium_without_a_single_request() {
         !problems.is_empty(),
         "without its fit rules the page still measured as fitting: the overflow check proves \
          nothing"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Other tasks: a 64-class CNN's confusion matrix and a regression's residual plot at 1280 px.
+
+/// A multi-class CNN on 3 × 64 × 64 scans with `k` classes, every count on its diagonal
+/// four digits wide (the widest a count may be and stay on one line).
+fn multiclass_card(k: usize) -> ModelCard {
+    let mut c = card("2.0.0", 0.5, 0.5, 0.5, [64, 32]);
+    let input = ImageInput {
+        channels: 3,
+        height: 64,
+        width: 64,
+    };
+    let block = |channels: usize| ConvBlock {
+        channels,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+        pool: Some(2),
+        batch_norm: false,
+    };
+    c.architecture.kind = "cnn".into();
+    c.architecture.cnn = Some(CnnArchitecture {
+        input,
+        conv: vec![block(16), block(32), block(64)],
+        input_normalization: true,
+    });
+    c.architecture.layer_widths = vec![4096, 64, k];
+    c.inputs = Vec::new();
+    let classes: Vec<String> = (0..k)
+        .map(|i| format!("finding-category-of-the-scan-{i:02}"))
+        .collect();
+    c.output = ModelOutput {
+        label: "finding".into(),
+        classes: classes.clone(),
+        transform: "softmax".into(),
+    };
+    let confusion: Vec<Vec<u64>> = (0..k)
+        .map(|i| {
+            (0..k)
+                .map(|j| match (i, j) {
+                    _ if i == j => 9_876,
+                    // The first class is never confused: its recall and precision are 100.
+                    (0, _) | (_, 0) => 0,
+                    _ => ((i * 7 + j * 3) % 23) as u64,
+                })
+                .collect()
+        })
+        .collect();
+    c.metrics = CardMetrics::Multiclass(MulticlassCardMetrics {
+        loss: 0.4321,
+        accuracy: 0.93,
+        macro_f1: 0.91,
+        holdout_rows: confusion.iter().flatten().sum(),
+        confusion,
+    });
+    c.training.roc_curve = Vec::new();
+    c.evaluation = None;
+    let cfg = c.configuration.as_mut().expect("configuration");
+    cfg.hyperparameters.task = TaskSpec::Multiclass { classes };
+    cfg.hyperparameters.model = ModelSpec::Cnn(CnnSpec {
+        input,
+        conv: vec![block(16), block(32), block(64)],
+        hidden: vec![64],
+        dropout: 0.2,
+    });
+    cfg.hyperparameters.features = Vec::new();
+    c
+}
+
+/// A regression on the transactions with 20 residual bins.
+fn regression_card() -> ModelCard {
+    let mut c = card("2.0.0", 0.5, 0.5, 0.5, [64, 32]);
+    c.output = ModelOutput {
+        label: "amount".into(),
+        classes: Vec::new(),
+        transform: "identity".into(),
+    };
+    for e in &mut c.training.epochs {
+        e.train_accuracy = None;
+        e.validation_accuracy = None;
+    }
+    c.metrics = CardMetrics::Regression(RegressionCardMetrics {
+        loss: 1_530.0,
+        rmse: 39.1,
+        mae: 22.4,
+        r2: 0.71,
+        residuals: (0..20u32)
+            .map(|i| {
+                let p = 15.0 * f64::from(i).powf(1.6) + 4.0;
+                ResidualBin {
+                    rows: 150,
+                    predicted: p,
+                    mean_residual: 6.0 - 0.05 * p,
+                    rms_residual: 8.0 + 0.2 * p,
+                }
+            })
+            .collect(),
+        holdout_rows: 3000,
+    });
+    c.training.roc_curve = Vec::new();
+    c.evaluation = None;
+    let cfg = c.configuration.as_mut().expect("configuration");
+    cfg.hyperparameters.task = TaskSpec::Regression;
+    cfg.hyperparameters.label = "amount".into();
+    c
+}
+
+#[test]
+fn a_64_class_confusion_matrix_and_a_residual_plot_fit_at_1280_px() {
+    let work = tempfile::tempdir().expect("work dir");
+    let old_card = card("1.1.0", 0.9312, 0.9207, 0.2214, [64, 32]);
+    let report = leak_report(&"9d".repeat(32), &"d4".repeat(32), 0.512, 0.031);
+    let statement = statement("2.0.0", &"9d".repeat(32));
+    let checks = checks();
+    let approvals = approvals();
+    let new_card = multiclass_card(64);
+    let bundle = PathBuf::from("releases/scan-triage-2.0.0");
+    let input = ReviewInput {
+        bundle: &bundle,
+        card: &new_card,
+        report: &report,
+        statement: Some(&statement),
+        provenance: None,
+        files: vec![("model.safetensors".into(), "9d".repeat(32))],
+        checks: &checks,
+        builder: Some(("ci-builder".into(), "b0".repeat(32))),
+        approvals: &approvals,
+        previous: Some(Previous {
+            bundle: Path::new("releases/fraud-detector-1.1.0"),
+            card: &old_card,
+            report: &report,
+            provenance: None,
+            verified: true,
+        }),
+        demo: false,
+        trust: None,
+    };
+    let html = render_html(&input);
+    assert!(
+        html.contains("<td class=\"num margin\">100</td>"),
+        "the never-confused class's recall is measured at its widest"
+    );
+    let page = work.path().join("multiclass.html");
+    std::fs::write(&page, &html).expect("write multiclass.html");
+    let m = layout(&page, work.path(), "layout-multiclass");
+    let problems = overflow(&m);
+    assert!(
+        problems.is_empty(),
+        "the 64-class page overflows at 1280 px:\n{}",
+        problems.join("\n")
+    );
+    let right = pair(&m["main"]).1;
+    let tables = m["matrices"].as_array().expect("matrices");
+    assert_eq!(tables.len(), 2, "{m}");
+    for t in tables {
+        assert_eq!(t["rows"], 64, "{t}");
+        // 32 predicted classes of 64 true ones, plus the recall column in the last table.
+        assert!(t["counts"].as_u64().expect("counts") >= 32 * 64, "{t}");
+        assert!(t["right"].as_f64().expect("right") <= right + 0.5, "{t}");
+        assert_eq!(t["wrapped"], 0, "a count of the matrix wraps: {t}");
+    }
+    // Negative control: at twice the type the counts no longer fit on one line, so the
+    // wrap check above can fail.
+    let big = html.replace(
+        "table.confusion.tiny { font-size: 0.58rem;",
+        "table.confusion.tiny { font-size: 1.4rem;",
+    );
+    assert_ne!(big, html, "the control changed nothing");
+    let control = work.path().join("multiclass-big.html");
+    std::fs::write(&control, big).expect("write control");
+    let m = layout(&control, work.path(), "layout-multiclass-control");
+    let wrapped: u64 = m["matrices"]
+        .as_array()
+        .expect("matrices")
+        .iter()
+        .map(|t| t["wrapped"].as_u64().expect("wrapped"))
+        .sum();
+    assert!(wrapped > 0, "the control's counts did not wrap: {m}");
+
+    // The regression's page: the residual plot beside the loss chart, inside the page.
+    let new_card = regression_card();
+    let input = ReviewInput {
+        card: &new_card,
+        previous: None,
+        ..input
+    };
+    let page = work.path().join("regression.html");
+    std::fs::write(&page, render_html(&input)).expect("write regression.html");
+    let m = layout(&page, work.path(), "layout-regression");
+    let problems = overflow(&m);
+    assert!(
+        problems.is_empty(),
+        "the regression page overflows at 1280 px:\n{}",
+        problems.join("\n")
+    );
+    let residual = &m["residual"];
+    assert_eq!(residual["points"], 20, "{m}");
+    assert!(residual["width"].as_f64().expect("width") >= 320.0, "{m}");
+    assert!(
+        residual["right"].as_f64().expect("right") <= right + 0.5,
+        "{m}"
     );
 }
