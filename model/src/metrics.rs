@@ -99,51 +99,6 @@ pub fn roc_curve(scores: &[f32], labels: &[f32], max_points: usize) -> Vec<RocPo
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn auc_known_values() {
-        assert_eq!(
-            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[0.0, 0.0, 1.0, 1.0]),
-            Some(1.0)
-        );
-        assert_eq!(
-            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[0.0, 0.0, 1.0, 1.0]),
-            Some(0.0)
-        );
-        assert_eq!(roc_auc(&[0.5, 0.5], &[0.0, 1.0]), Some(0.5));
-        // 0.35 beats 0.1 but not 0.4: 3 of 4 pairs ordered right.
-        assert_eq!(
-            roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]),
-            Some(0.75)
-        );
-        assert_eq!(roc_auc(&[0.1, 0.2], &[1.0, 1.0]), None);
-    }
-
-    #[test]
-    fn curve_runs_corner_to_corner() {
-        let s: Vec<f32> = (0..1000).map(|i| i as f32).collect();
-        let y: Vec<f32> = (0..1000).map(|i| f32::from(u8::from(i % 3 == 0))).collect();
-        let c = roc_curve(&s, &y, 101);
-        assert_eq!(c.len(), 101);
-        assert_eq!((c[0].fpr, c[0].tpr), (0.0, 0.0));
-        assert_eq!((c[100].fpr, c[100].tpr), (1.0, 1.0));
-        assert!(
-            c.windows(2)
-                .all(|w| w[0].fpr <= w[1].fpr && w[0].tpr <= w[1].tpr)
-        );
-    }
-
-    #[test]
-    fn loss_is_stable_for_large_logits() {
-        let l = log_loss(&[1000.0, -1000.0], &[1.0, 0.0]);
-        assert!(l.is_finite() && l < 1e-12);
-        assert!((log_loss(&[0.0], &[1.0]) - std::f64::consts::LN_2).abs() < 1e-12);
-    }
-}
-
 /// The task's loss of raw outputs (row-major, `task.outputs()` per row) against labels:
 /// binary cross-entropy, categorical cross-entropy, or mean squared error.
 pub fn task_loss(task: &TaskSpec, raw: &[f32], labels: &[f32]) -> f64 {
@@ -283,5 +238,50 @@ pub fn regression_metrics(predicted: &[f32], labels: &[f32]) -> RegressionMetric
         mae,
         r2: r2.min(1.0),
         residuals,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_known_values() {
+        assert_eq!(
+            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[0.0, 0.0, 1.0, 1.0]),
+            Some(1.0)
+        );
+        assert_eq!(
+            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[0.0, 0.0, 1.0, 1.0]),
+            Some(0.0)
+        );
+        assert_eq!(roc_auc(&[0.5, 0.5], &[0.0, 1.0]), Some(0.5));
+        // 0.35 beats 0.1 but not 0.4: 3 of 4 pairs ordered right.
+        assert_eq!(
+            roc_auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]),
+            Some(0.75)
+        );
+        assert_eq!(roc_auc(&[0.1, 0.2], &[1.0, 1.0]), None);
+    }
+
+    #[test]
+    fn curve_runs_corner_to_corner() {
+        let s: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        let y: Vec<f32> = (0..1000).map(|i| f32::from(u8::from(i % 3 == 0))).collect();
+        let c = roc_curve(&s, &y, 101);
+        assert_eq!(c.len(), 101);
+        assert_eq!((c[0].fpr, c[0].tpr), (0.0, 0.0));
+        assert_eq!((c[100].fpr, c[100].tpr), (1.0, 1.0));
+        assert!(
+            c.windows(2)
+                .all(|w| w[0].fpr <= w[1].fpr && w[0].tpr <= w[1].tpr)
+        );
+    }
+
+    #[test]
+    fn loss_is_stable_for_large_logits() {
+        let l = log_loss(&[1000.0, -1000.0], &[1.0, 0.0]);
+        assert!(l.is_finite() && l < 1e-12);
+        assert!((log_loss(&[0.0], &[1.0]) - std::f64::consts::LN_2).abs() < 1e-12);
     }
 }

@@ -593,7 +593,7 @@ fn check_fold(
     let n = d.rows.min(FOLD_CHECK_ROWS);
     let diff = nets.fold_difference(pre, &d.standardized[..n * width], &d.features[..n * width]);
     l0.count("fold_max_abs_output_diff", f64::from(diff));
-    if !(diff <= FOLD_TOLERANCE) {
+    if diff.is_nan() || diff > FOLD_TOLERANCE {
         l0.error(format!(
             "folding changed the model's outputs by up to {diff}"
         ));

@@ -340,7 +340,9 @@ fn started_as_sagemaker_does_it_serves_the_approved_bundle() {
         csv += &(r.join(",") + "\n");
     }
     std::fs::write(&input, csv).expect("rows");
-    let expected = airlock_infer::predict_csv(&img.run, &input).expect("predict");
+    let expected = airlock_infer::predict_csv(&img.run, &input)
+        .expect("predict")
+        .values;
 
     let body = serde_json::json!({ "instances": instances }).to_string();
     let (status, resp) = request(

@@ -71,10 +71,10 @@ fn listening(child: &mut Child) -> String {
         assert!(n == 1, "serve exited: {}", String::from_utf8_lossy(&seen));
         seen.push(byte[0]);
         let text = String::from_utf8_lossy(&seen);
-        if let Some(line) = text.lines().find(|l| l.starts_with("listening on ")) {
-            if text.ends_with('\n') {
-                return line["listening on http://".len()..].trim().to_owned();
-            }
+        if let Some(line) = text.lines().find(|l| l.starts_with("listening on "))
+            && text.ends_with('\n')
+        {
+            return line["listening on http://".len()..].trim().to_owned();
         }
     }
 }
