@@ -115,14 +115,14 @@ fn refused_report(r: &Release, layers: &[&str]) -> serde_json::Value {
 fn scan_triage_cnn_runs_end_to_end_and_answers_an_image() {
     let sb = sandbox_with(
         "scan-triage.toml",
-        &SCAN_PIPELINE.replace("epochs = 8", "epochs = 2"),
+        &SCAN_PIPELINE.replace("epochs = 8", "epochs = 4"),
     );
     sb.ok(&[
         "demo-data",
         "--kind",
         "scans",
         "--rows",
-        "400",
+        "800",
         "--seed",
         "3",
         "--out",
