@@ -23,8 +23,8 @@ pub use model_spec::{
     TaskSpec,
 };
 pub use pipeline::{
-    DataSpec, DeploySpec, OptimizerKind, OptimizerSpec, PipelineError, PipelineSpec, PublishSpec,
-    ReleaseSpec, SageMakerSpec, SigningSpec, SplitSpec, TrainingSpec,
+    DataSpec, DeploySpec, MAX_TRAINING_DEVICES, OptimizerKind, OptimizerSpec, PipelineError,
+    PipelineSpec, PublishSpec, ReleaseSpec, SageMakerSpec, SigningSpec, SplitSpec, TrainingSpec,
 };
 pub use release::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, AuditAction, AuditEntry, AuditHead,

@@ -244,13 +244,63 @@ pub struct TrainingSpec {
     pub batch_size: usize,
     /// Seed for the split, the initial weights, shuffling and dropout.
     pub seed: u64,
-    /// `cpu` or `cuda:N`; the command line's `--device` overrides it.
-    #[serde(default = "default_device")]
-    pub device: String,
+    /// `cpu` (the default), `cuda` or `cuda:N`; the command line's `--device` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Data-parallel training over several devices of this machine (`["cpu", "cpu"]`,
+    /// `["cuda:0", "cuda:1"]`): each holds a replica of the model, trains on its share of
+    /// every batch, and the gradients are summed across devices (burn-collective's
+    /// all-reduce) before each step. At most [`MAX_TRAINING_DEVICES`], all of one kind;
+    /// not with `device`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<String>>,
 }
 
-fn default_device() -> String {
-    "cpu".to_owned()
+/// The most devices `training.devices` may list.
+pub const MAX_TRAINING_DEVICES: usize = 16;
+
+impl TrainingSpec {
+    /// The devices training runs on, as the pipeline names them: `training.devices`, or
+    /// `training.device` alone, or `cpu`.
+    pub fn device_list(&self) -> Vec<String> {
+        match (&self.devices, &self.device) {
+            (Some(list), _) => list.clone(),
+            (None, Some(d)) => vec![d.clone()],
+            (None, None) => vec!["cpu".to_owned()],
+        }
+    }
+
+    /// `device` and `devices` follow their grammars and do not contradict each other.
+    fn validate_devices(&self) -> Result<(), String> {
+        if let Some(d) = &self.device {
+            crate::grammar::pipeline_device(d)?;
+        }
+        let Some(list) = &self.devices else {
+            return Ok(());
+        };
+        if self.device.is_some() {
+            return Err("set training.device or training.devices, not both".to_owned());
+        }
+        if list.is_empty() || list.len() > MAX_TRAINING_DEVICES {
+            return Err(format!(
+                "training.devices lists {} devices; between 1 and {MAX_TRAINING_DEVICES} are allowed",
+                list.len()
+            ));
+        }
+        for (i, d) in list.iter().enumerate() {
+            crate::grammar::recorded_device(d)
+                .map_err(|e| format!("training.devices[{i}]: {e}"))?;
+        }
+        if list.iter().any(|d| d == "cpu") && list.iter().any(|d| d != "cpu") {
+            return Err("training.devices mixes cpu and cuda devices; list one kind".to_owned());
+        }
+        let mut cuda: Vec<&String> = list.iter().filter(|d| *d != "cpu").collect();
+        cuda.sort();
+        if cuda.windows(2).any(|w| w[0] == w[1]) {
+            return Err("training.devices lists a CUDA device twice".to_owned());
+        }
+        Ok(())
+    }
 }
 
 /// Why a pipeline file was refused.
@@ -391,7 +441,7 @@ impl PipelineSpec {
         if let Some(u) = &r.intended_use {
             crate::grammar::free_text(u).map_err(|e| format!("release.intended_use: {e}"))?;
         }
-        crate::grammar::pipeline_device(&self.training.device)?;
+        self.training.validate_devices()?;
         // Column names are copied into the model card.
         for (what, cols) in [
             ("data.features", &self.data.features),

@@ -125,10 +125,42 @@ pub struct Hyperparameters {
 pub struct BackendInfo {
     /// burn backend: `flex`, `ndarray` or `cuda`.
     pub name: String,
-    /// Device: `cpu` or `cuda:N`.
+    /// Device: `cpu` or `cuda:N` (the first device of a data-parallel run).
     pub device: String,
+    /// Every device of a data-parallel run, in peer order; absent when one device trained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
     /// Worker threads available to the CPU backend.
     pub threads: usize,
+}
+
+impl BackendInfo {
+    /// A data-parallel run's device list: 2 to [`crate::MAX_TRAINING_DEVICES`] recorded
+    /// devices, the first being `device`, all of the backend's kind.
+    fn validate_devices(&self) -> Result<(), String> {
+        if self.devices.is_empty() {
+            return Ok(());
+        }
+        if !(2..=crate::MAX_TRAINING_DEVICES).contains(&self.devices.len()) {
+            return Err(format!(
+                "backend.devices lists {} devices; a data-parallel run has 2 to {}",
+                self.devices.len(),
+                crate::MAX_TRAINING_DEVICES
+            ));
+        }
+        for (i, d) in self.devices.iter().enumerate() {
+            crate::grammar::recorded_device(d).map_err(|e| format!("backend.devices[{i}]: {e}"))?;
+            if (self.name == "cuda") != d.starts_with("cuda:") {
+                return Err(format!(
+                    "backend.devices[{i}] does not go with backend.name"
+                ));
+            }
+        }
+        if self.devices[0] != self.device {
+            return Err("backend.devices does not start with backend.device".to_owned());
+        }
+        Ok(())
+    }
 }
 
 /// Metrics after one epoch.
@@ -416,6 +448,7 @@ impl TrainingRecord {
                 self.backend.name, self.backend.device
             ));
         }
+        self.backend.validate_devices()?;
         if let Some(c) = &self.git_commit {
             g::git_commit(c).map_err(field("git_commit"))?;
         }

@@ -129,10 +129,9 @@ fn pipeline_with_a_bad_name_or_version_is_refused_at_load() {
     }
 }
 
-/// A tampered training record: every signed field has a grammar.
-#[test]
-fn training_record_fields_have_grammars() {
-    let good: serde_json::Value = serde_json::json!({
+/// A valid training record of a binary MLP, as JSON.
+fn training_record_json() -> serde_json::Value {
+    serde_json::json!({
         "schema_version": 1,
         "model_name": "fraud-detector",
         "model_version": "1.0.0",
@@ -156,7 +155,13 @@ fn training_record_fields_have_grammars() {
         "airlock_version": "0.1.0",
         "started_at": "2026-11-29T12:00:00Z",
         "finished_at": "2026-11-29T12:00:05Z",
-    });
+    })
+}
+
+/// A tampered training record: every signed field has a grammar.
+#[test]
+fn training_record_fields_have_grammars() {
+    let good = training_record_json();
     let parse = |v: &serde_json::Value| -> airlock_schemas::TrainingRecord {
         serde_json::from_value(v.clone()).expect("record")
     };
@@ -343,4 +348,83 @@ fn cnn_and_task_declarations_are_parsed_strictly() {
     assert_eq!(reg.task, airlock_schemas::TaskSpec::Regression);
     let json = serde_json::to_string(&load(shipped).expect("shipped").model).expect("json");
     assert_eq!(json, r#"{"kind":"mlp","hidden":[64,32],"dropout":0.1}"#);
+}
+
+/// `[training] devices`: several devices of one kind, not with `device`; a run records
+/// them, first device first.
+#[test]
+fn training_devices_are_parsed_strictly() {
+    let shipped = include_str!("../../pipelines/fraud-detector.toml");
+    let with = |line: &str| {
+        assert!(shipped.contains("device = \"cpu\"\n"));
+        let text = shipped.replacen("device = \"cpu\"\n", &format!("{line}\n"), 1);
+        airlock_schemas::PipelineSpec::from_toml_str(&text, "p.toml".as_ref())
+    };
+    let two = with("devices = [\"cpu\", \"cpu\"]").expect("two CPU devices");
+    assert_eq!(two.training.device_list(), ["cpu", "cpu"]);
+    let gpus = with("devices = [\"cuda:0\", \"cuda:1\"]").expect("two GPUs");
+    assert_eq!(gpus.training.device_list(), ["cuda:0", "cuda:1"]);
+    let none = with("").expect("no device: the CPU");
+    assert_eq!(none.training.device_list(), ["cpu"]);
+    let sixteen = format!("devices = [{}]", vec!["\"cpu\""; 16].join(", "));
+    with(&sixteen).expect("sixteen devices");
+
+    let seventeen = format!("devices = [{}]", vec!["\"cpu\""; 17].join(", "));
+    for (line, says) in [
+        ("device = \"cpu\"\ndevices = [\"cpu\", \"cpu\"]", "not both"),
+        ("devices = []", "between 1 and 16"),
+        (seventeen.as_str(), "between 1 and 16"),
+        ("devices = [\"cpu\", \"cuda:0\"]", "mixes cpu and cuda"),
+        ("devices = [\"cuda:1\", \"cuda:1\"]", "twice"),
+        ("devices = [\"cuda\", \"cuda:1\"]", "training.devices[0]"),
+        (
+            "devices = [\"cpu\", \"cpu 078-05-1120\"]",
+            "training.devices[1]",
+        ),
+        ("devices = \"cpu\"", "invalid pipeline file"),
+    ] {
+        let err = with(line).expect_err(line).to_string();
+        assert!(err.contains(says), "{line}: {err}");
+        assert!(
+            !err.contains("078-05-1120"),
+            "the message echoes the value: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_recorded_device_list_matches_the_backend() {
+    let backend = |v: serde_json::Value| -> Result<(), String> {
+        let mut record = training_record_json();
+        *record.pointer_mut("/backend").expect("backend") = v;
+        let r: airlock_schemas::TrainingRecord =
+            serde_json::from_value(record).map_err(|e| e.to_string())?;
+        r.validate()
+    };
+    let ok = serde_json::json!({"name": "flex", "device": "cpu", "threads": 2, "devices": ["cpu", "cpu"]});
+    backend(ok).expect("two CPU devices");
+    let one = serde_json::json!({"name": "flex", "device": "cpu", "threads": 2});
+    backend(one).expect("one device: no list");
+    for (v, says) in [
+        (
+            serde_json::json!({"name": "flex", "device": "cpu", "threads": 2, "devices": ["cpu"]}),
+            "2 to 16",
+        ),
+        (
+            serde_json::json!({"name": "flex", "device": "cpu", "threads": 2, "devices": ["cpu", "cuda:0"]}),
+            "backend.devices[1]",
+        ),
+        (
+            serde_json::json!({"name": "cuda", "device": "cuda:1", "threads": 2, "devices": ["cuda:0", "cuda:1"]}),
+            "does not start with backend.device",
+        ),
+        (
+            serde_json::json!({"name": "flex", "device": "cpu", "threads": 2, "devices": ["cpu", "cpu x@y.z"]}),
+            "backend.devices[1]",
+        ),
+    ] {
+        let err = backend(v).expect_err(says);
+        assert!(err.contains(says), "{says}: {err}");
+        assert!(!err.contains("x@y.z"), "{err}");
+    }
 }

@@ -44,6 +44,15 @@ pub enum TrainError {
         /// The loss value.
         loss: f64,
     },
+    /// A data-parallel run's devices could not exchange gradients (burn-collective's
+    /// all-reduce failed, or a device's worker stopped).
+    #[error("data-parallel training across {devices} devices failed: {reason}")]
+    Collective {
+        /// Devices in the run.
+        devices: usize,
+        /// What the collective reported.
+        reason: String,
+    },
 }
 
 impl TrainError {
@@ -63,6 +72,7 @@ impl TrainError {
             Self::Io(e) => e.kind(),
             Self::OutputExists { .. } | Self::Split { .. } => ErrorKind::BadInput,
             Self::Diverged { .. } => ErrorKind::Failed,
+            Self::Collective { .. } => ErrorKind::Environment,
         }
     }
 

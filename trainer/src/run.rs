@@ -93,7 +93,7 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         spec.release.version,
         spec.task.name(),
         spec.model.kind(),
-        plan.device,
+        device_names(&plan.devices).join(" + "),
         plan.backend,
         threads()
     ));
@@ -107,7 +107,7 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         splits.hold.len()
     ));
 
-    let fitted = fit_on(plan.backend, plan.device, &input, &mut reporter)?;
+    let fitted = fit_on(plan.backend, &plan.devices, &input, &mut reporter)?;
     let (holdout, hold_out) = holdout_metrics(&description, &fitted, &prepared);
     reporter.line(&holdout_line(&holdout, prepared.y_hold.len()));
     let evaluation = match &holdout {
@@ -223,7 +223,8 @@ struct Plan {
     started_at: String,
     pipeline_bytes: Vec<u8>,
     spec: PipelineSpec,
-    device: DeviceSpec,
+    /// One device, or several for data-parallel training; all of one kind.
+    devices: Vec<DeviceSpec>,
     backend: Backend,
     out: PathBuf,
 }
@@ -241,14 +242,22 @@ impl Plan {
         })?;
         let text = String::from_utf8_lossy(&pipeline_bytes);
         let spec = PipelineSpec::from_toml_str(&text, &opts.pipeline)?;
-        let device_str = opts
-            .device
-            .clone()
-            .unwrap_or_else(|| spec.training.device.clone());
-        let device: DeviceSpec = device_str.parse()?;
-        let backend = match (device, opts.cpu_backend) {
+        let names = match &opts.device {
+            Some(d) => vec![d.clone()],
+            None => spec.training.device_list(),
+        };
+        let devices = names
+            .iter()
+            .map(|d| d.parse())
+            .collect::<Result<Vec<DeviceSpec>, _>>()?;
+        let backend = match (devices[0], opts.cpu_backend) {
             (DeviceSpec::Cpu, Some(b)) => b,
-            _ => device.resolve()?,
+            _ => {
+                for d in &devices[1..] {
+                    d.resolve()?;
+                }
+                devices[0].resolve()?
+            }
         };
         let out = match &opts.out {
             Some(o) => o.clone(),
@@ -265,7 +274,7 @@ impl Plan {
             started_at,
             pipeline_bytes,
             spec,
-            device,
+            devices,
             backend,
             out,
         })
@@ -553,7 +562,12 @@ fn training_record(
         seed: spec.training.seed,
         backend: BackendInfo {
             name: plan.backend.name().to_owned(),
-            device: plan.device.to_string(),
+            device: plan.devices[0].to_string(),
+            devices: if plan.devices.len() > 1 {
+                device_names(&plan.devices)
+            } else {
+                Vec::new()
+            },
             threads: threads(),
         },
         epochs: fitted.epochs.clone(),
@@ -655,41 +669,52 @@ fn check_out_dir(out: &Path) -> Result<(), TrainError> {
     }
 }
 
+fn device_names(devices: &[DeviceSpec]) -> Vec<String> {
+    devices.iter().map(ToString::to_string).collect()
+}
+
 fn fit_on(
     backend: Backend,
-    device: DeviceSpec,
+    devices: &[DeviceSpec],
     input: &FitInput,
     progress: &mut dyn Progress,
 ) -> Result<FitOutput, TrainError> {
+    // The CPU backends have one device: data-parallel replicas on it share its threads.
+    let cpus = vec![Default::default(); devices.len()];
     match backend {
-        Backend::Flex => fit::<Autodiff<Flex>>(input, &Default::default(), progress),
-        Backend::NdArray => fit::<Autodiff<NdArray>>(input, &Default::default(), progress),
-        Backend::Cuda => fit_cuda(device, input, progress),
+        Backend::Flex => fit::<Autodiff<Flex>>(input, &cpus, progress),
+        Backend::NdArray => {
+            fit::<Autodiff<NdArray>>(input, &vec![Default::default(); devices.len()], progress)
+        }
+        Backend::Cuda => fit_cuda(devices, input, progress),
     }
 }
 
 #[cfg(feature = "cuda")]
 fn fit_cuda(
-    device: DeviceSpec,
+    devices: &[DeviceSpec],
     input: &FitInput,
     progress: &mut dyn Progress,
 ) -> Result<FitOutput, TrainError> {
     use burn::backend::Cuda;
     use burn::backend::cuda::CudaDevice;
-    let index = match device {
-        DeviceSpec::Cuda(i) => i,
-        DeviceSpec::Cpu => 0,
-    };
-    fit::<Autodiff<Cuda>>(input, &CudaDevice::new(index), progress)
+    let devices: Vec<CudaDevice> = devices
+        .iter()
+        .map(|d| match d {
+            DeviceSpec::Cuda(i) => CudaDevice::new(*i),
+            DeviceSpec::Cpu => CudaDevice::new(0),
+        })
+        .collect();
+    fit::<Autodiff<Cuda>>(input, &devices, progress)
 }
 
 #[cfg(not(feature = "cuda"))]
 fn fit_cuda(
-    device: DeviceSpec,
+    devices: &[DeviceSpec],
     _input: &FitInput,
     _progress: &mut dyn Progress,
 ) -> Result<FitOutput, TrainError> {
-    Err(airlock_infer::DeviceError::CudaNotBuilt { device }.into())
+    Err(airlock_infer::DeviceError::CudaNotBuilt { device: devices[0] }.into())
 }
 
 fn threads() -> usize {

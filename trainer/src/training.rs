@@ -87,17 +87,101 @@ const STREAM_DROPOUT: u64 = 3;
 /// How often (in steps) running metrics are read back for the progress display.
 const PROGRESS_EVERY: usize = 16;
 
-/// Train the described model on backend `B` and device `device`.
+/// Train the described model on backend `B`, on one device or data-parallel over several.
+///
+/// With several devices, each trains a replica of the model (the same initial weights,
+/// parameter ids and random streams) on its contiguous share of every batch; the
+/// gradients are summed across devices with burn-collective's all-reduce before every
+/// optimizer step, each share's loss weighted by its fraction of the batch, so that the
+/// step is the one-device step up to the order of floating-point sums. Batch norm
+/// normalizes each share by its own statistics, and the running statistics kept are
+/// the first device's (as PyTorch's DistributedDataParallel does by default).
 pub fn fit<B: AutodiffBackend>(
     input: &FitInput,
-    device: &B::Device,
+    devices: &[B::Device],
     progress: &mut dyn Progress,
 ) -> Result<FitOutput, TrainError> {
     let d = &input.description;
+    let params = d.init(&mut rng(input.seed, STREAM_INIT));
+    match devices {
+        [] => Err(TrainError::Collective {
+            devices: 0,
+            reason: "no device to train on".to_owned(),
+        }),
+        [device] => {
+            let model: Net<B> = to_net(d, &params, false, device);
+            train_replica(input, model, device, None, progress)
+                .map(|out| out.expect("the only replica leads"))
+        }
+        _ => {
+            let model: Net<B> = to_net(d, &params, false, &devices[0]);
+            crate::parallel::data_parallel(input, model, devices, progress)
+        }
+    }
+}
+
+/// One replica's place in a data-parallel run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    /// 0-based; peer 0 leads (validation, progress, the output).
+    pub(crate) index: usize,
+    /// Replicas in the run.
+    pub(crate) count: usize,
+}
+
+impl Peer {
+    /// This peer's rows of a batch of `rows`: contiguous shares whose sizes differ by at
+    /// most one, the larger first.
+    pub(crate) fn share(self, rows: usize) -> std::ops::Range<usize> {
+        let (base, extra) = (rows / self.count, rows % self.count);
+        let start = self.index * base + self.index.min(extra);
+        let len = base + usize::from(self.index < extra);
+        start..start + len
+    }
+
+    fn id(self) -> burn::collective::PeerId {
+        burn::collective::PeerId::from(self.index)
+    }
+}
+
+/// Sum a running metric across the run's replicas (itself alone without a peer).
+fn sum_across<B: burn::prelude::Backend>(
+    t: Tensor<B, 1>,
+    peer: Option<Peer>,
+) -> Result<Tensor<B, 1>, TrainError> {
+    let Some(p) = peer else { return Ok(t) };
+    let summed = burn::collective::all_reduce::<B>(
+        p.id(),
+        t.into_primitive().tensor(),
+        burn::collective::ReduceOperation::Sum,
+    )
+    .map_err(|e| collective_error(p, e))?;
+    Ok(Tensor::from_primitive(
+        burn::tensor::TensorPrimitive::Float(summed),
+    ))
+}
+
+pub(crate) fn collective_error(p: Peer, e: burn::collective::CollectiveError) -> TrainError {
+    TrainError::Collective {
+        devices: p.count,
+        reason: format!("{e:?}"),
+    }
+}
+
+/// Train one replica for every epoch. With a `peer`, it trains on its share of each
+/// batch and sums gradients and metrics with the other replicas; the lead (peer 0, or the
+/// only replica) validates, reports progress and returns the output, the others `None`.
+pub(crate) fn train_replica<B: AutodiffBackend>(
+    input: &FitInput,
+    mut model: Net<B>,
+    device: &B::Device,
+    peer: Option<Peer>,
+    progress: &mut dyn Progress,
+) -> Result<Option<FitOutput>, TrainError> {
+    let d = &input.description;
     let width = d.input_len();
     let n_train = input.y_train.len();
-    let params = d.init(&mut rng(input.seed, STREAM_INIT));
-    let mut model: Net<B> = to_net(d, &params, false, device);
+    let lead = peer.is_none_or(|p| p.index == 0);
     let mut optim = AdamConfig::new()
         // PyTorch's default, so that learning rates mean the same in both.
         .with_epsilon(1e-8)
@@ -119,7 +203,9 @@ pub fn fit<B: AutodiffBackend>(
     let mut steps = 0usize;
 
     for epoch in 1..=input.epochs {
-        progress.epoch_start(epoch, input.epochs, batches);
+        if lead {
+            progress.epoch_start(epoch, input.epochs, batches);
+        }
         order.shuffle(&mut shuffle);
         let started = Instant::now();
         let zero = || Tensor::<B::InnerBackend, 1>::zeros([1], device);
@@ -127,38 +213,62 @@ pub fn fit<B: AutodiffBackend>(
         let mut seen = 0usize;
         for (b, chunk) in order.chunks(input.batch_size).enumerate() {
             let bs = chunk.len();
+            // A share can be empty when a last batch has fewer rows than devices: the
+            // replica then steps with a zero-weighted row, so every replica takes part in
+            // every all-reduce.
+            let share = peer.map_or(0..bs, |p| p.share(bs));
+            let (rows, weight) = if share.is_empty() {
+                (0..1, 0.0)
+            } else {
+                (share.clone(), share.len() as f64 / bs as f64)
+            };
             xb.clear();
             yb.clear();
-            for &r in chunk {
+            for &r in &chunk[rows.clone()] {
                 xb.extend_from_slice(&input.x_train[r * width..(r + 1) * width]);
                 yb.push(input.y_train[r]);
             }
-            let x = Tensor::<B, 2>::from_data(TensorData::new(xb.clone(), [bs, width]), device);
+            let x =
+                Tensor::<B, 2>::from_data(TensorData::new(xb.clone(), [rows.len(), width]), device);
             let masks = (dropout > 0.0).then(|| {
                 hidden
                     .iter()
-                    .map(|&w| dropout_mask::<B>(&mut dropout_rng, bs, w, dropout, device))
+                    .map(|&w| {
+                        dropout_mask::<B>(&mut dropout_rng, bs, rows.clone(), w, dropout, device)
+                    })
                     .collect()
             });
             let out = model.forward(x, masks);
-            let (loss, correct) = task_loss_and_correct::<B>(&d.task, out, &yb, device);
+            let (mut loss, mut correct) = task_loss_and_correct::<B>(&d.task, out, &yb, device);
+            if peer.is_some() {
+                loss = loss.mul_scalar(weight);
+                correct = correct.mul_scalar(if share.is_empty() { 0.0 } else { 1.0 });
+            }
             loss_sum = loss_sum + loss.clone().inner().mul_scalar(bs as f64);
             correct_sum = correct_sum + correct;
             seen += bs;
 
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            if let Some(p) = peer {
+                grads = grads
+                    .all_reduce::<B::InnerBackend>(p.id(), burn::collective::ReduceOperation::Sum)
+                    .map_err(|e| collective_error(p, e))?;
+            }
             model = optim.step(input.learning_rate, model, grads);
             steps += 1;
 
             if (b + 1) % PROGRESS_EVERY == 0 || b + 1 == batches {
-                let l = scalar(&loss_sum) / seen as f64;
-                let a = scalar(&correct_sum) / seen as f64;
-                progress.batch(b + 1, l, a);
+                let l = scalar(&sum_across(loss_sum.clone(), peer)?) / seen as f64;
+                let a = scalar(&sum_across(correct_sum.clone(), peer)?) / seen as f64;
+                if lead {
+                    progress.batch(b + 1, l, a);
+                }
             }
         }
-        let train_loss = scalar(&loss_sum) / n_train as f64;
-        let train_accuracy = (!matches!(d.task, TaskSpec::Regression))
-            .then(|| scalar(&correct_sum) / n_train as f64);
+        let train_loss = scalar(&sum_across(loss_sum, peer)?) / n_train as f64;
+        let correct = scalar(&sum_across(correct_sum, peer)?);
+        let train_accuracy =
+            (!matches!(d.task, TaskSpec::Regression)).then(|| correct / n_train as f64);
         B::sync(device).ok();
         let seconds = started.elapsed().as_secs_f64();
         train_seconds += seconds;
@@ -167,6 +277,9 @@ pub fn fit<B: AutodiffBackend>(
                 epoch,
                 loss: train_loss,
             });
+        }
+        if !lead {
+            continue;
         }
 
         let val = predict_outputs(&model.valid(), &input.x_val, width, device);
@@ -181,15 +294,18 @@ pub fn fit<B: AutodiffBackend>(
         progress.epoch_end(&metrics);
         epochs.push(metrics);
     }
+    if !lead {
+        return Ok(None);
+    }
 
     let optimizer = adam_moments(&optim.to_record(), &model, d);
-    Ok(FitOutput {
+    Ok(Some(FitOutput {
         params: model.valid().to_params(d),
         optimizer_step: steps,
         optimizer,
         epochs,
         train_seconds,
-    })
+    }))
 }
 
 /// The batch's mean loss (with gradients) and its count of right answers (0 for a
@@ -253,9 +369,13 @@ fn bce_with_logits<B: burn::prelude::Backend>(z: Tensor<B, 1>, y: Tensor<B, 1>) 
 /// Drawn from a SplitMix64 stream seeded from the run's ChaCha dropout stream: one
 /// ChaCha draw per mask keeps runs reproducible, and SplitMix keeps the cost per element
 /// at a few instructions.
+///
+/// The mask is drawn for the whole batch of `rows` and `keep_rows` of it are kept, so
+/// that a data-parallel replica's share sees the masks a single device would.
 fn dropout_mask<B: AutodiffBackend>(
     rng: &mut ChaCha8Rng,
     rows: usize,
+    keep_rows: std::ops::Range<usize>,
     width: usize,
     p: f64,
     device: &B::Device,
@@ -278,7 +398,11 @@ fn dropout_mask<B: AutodiffBackend>(
             }
         }
     }
-    Tensor::from_data(TensorData::new(mask, [rows, width]), device)
+    let kept = keep_rows.len();
+    if kept != rows {
+        mask = mask[keep_rows.start * width..keep_rows.end * width].to_vec();
+    }
+    Tensor::from_data(TensorData::new(mask, [kept, width]), device)
 }
 
 type AdamRecord<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Net<B>, B>;
@@ -326,4 +450,31 @@ fn adam_moments<B: AutodiffBackend>(
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Peer;
+
+    #[test]
+    fn shares_cover_a_batch_once_in_order_and_differ_by_at_most_one_row() {
+        for count in 1..=5 {
+            for rows in 0..=40 {
+                let shares: Vec<_> = (0..count)
+                    .map(|index| Peer { index, count }.share(rows))
+                    .collect();
+                let mut next = 0;
+                for s in &shares {
+                    assert_eq!(s.start, next, "{rows} rows on {count}");
+                    next = s.end;
+                }
+                assert_eq!(next, rows);
+                let (min, max) = shares
+                    .iter()
+                    .map(|s| s.len())
+                    .fold((usize::MAX, 0), |(a, b), l| (a.min(l), b.max(l)));
+                assert!(max - min <= 1, "{rows} rows on {count}: {shares:?}");
+            }
+        }
+    }
 }

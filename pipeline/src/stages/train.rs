@@ -44,7 +44,7 @@ impl Pipeline<'_> {
         tracing::info!(
             "== train ({} epochs on {})",
             training.epochs,
-            training.device
+            training.device_list().join(" + ")
         );
         let t = Instant::now();
         move_aside(&run_dir)?;
