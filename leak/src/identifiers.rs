@@ -13,35 +13,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Identifier columns as text, exactly as the CSV holds them, row-major.
-pub fn identifier_values(
-    bytes: &[u8],
-    identifiers: &[String],
-    rows: usize,
-) -> Result<Vec<String>, String> {
-    let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let mut idx = Vec::new();
-    for id in identifiers {
-        let i = header
-            .iter()
-            .position(|h| h == id)
-            .ok_or_else(|| format!("identifier column {id:?} is not in the training data"))?;
-        idx.push(i);
-    }
-    let mut text_values = Vec::with_capacity(rows * idx.len());
-    for rec in reader.records() {
-        let rec = rec.map_err(|e| e.to_string())?;
-        text_values.extend(idx.iter().map(|&i| rec.get(i).unwrap_or("").to_owned()));
-    }
-    Ok(text_values)
-}
-
 /// File beside a bundle (never inside it) naming the run it was packaged from, so that
 /// `airlock publish` can scan what leaves against that run's training data:
 /// `BUNDLE_DIR.run.json`.

@@ -8,4 +8,4 @@ pub mod pii;
 pub mod pixels;
 pub mod records;
 
-pub use identifiers::{identifier_index_for_bundle, identifier_values, run_pointer_path};
+pub use identifiers::{identifier_index_for_bundle, run_pointer_path};

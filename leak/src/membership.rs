@@ -15,12 +15,6 @@ pub struct MembershipResult {
     pub non_members: usize,
 }
 
-/// Per-record binary cross-entropy of a logit.
-pub fn bce(logit: f32, label: f32) -> f64 {
-    let z = f64::from(logit);
-    z.max(0.0) - z * f64::from(label) + (-z.abs()).exp().ln_1p()
-}
-
 /// Run the attack on per-record losses of members and non-members. The larger group is
 /// subsampled (evenly spaced, deterministic) to the size of the smaller, so that the AUC
 /// and advantage do not depend on the split ratio. `None` when either group is empty.

@@ -305,6 +305,15 @@ pub fn load_images(
             file: names[i].clone(),
             problem,
         })?;
+    if let Some((i, problem)) = first_duplicate(&files, &lines) {
+        return Err(DataError::Image {
+            path: manifest.to_owned(),
+            row: i as u64 + 1,
+            line: lines[i],
+            file: names[i].clone(),
+            problem,
+        });
+    }
     Ok(ImageTable {
         table,
         pixels,
@@ -331,6 +340,25 @@ fn check_counts(manifest: &Path, rows: u64, shape: &ImageInput) -> Result<(), Da
         )));
     }
     Ok(())
+}
+
+/// The first row whose image file is byte-identical to an earlier row's (the same file
+/// named twice, or a copy): one image in two rows could land in the training split and
+/// the holdout at once, and the membership check would score a member as a non-member.
+fn first_duplicate(files: &[FileDigest], lines: &[u64]) -> Option<Refusal> {
+    let mut seen = std::collections::HashMap::with_capacity(files.len());
+    files.iter().enumerate().find_map(|(i, (digest, _))| {
+        seen.insert(digest.as_str(), i).map(|first| {
+            (
+                i,
+                format!(
+                    "the image is byte-identical to row {}'s (line {}); list each image once",
+                    first + 1,
+                    lines[first]
+                ),
+            )
+        })
+    })
 }
 
 /// The images' fingerprint entry (see [`ImageTable::images`]).
@@ -774,6 +802,20 @@ mod tests {
             matches!(err, ImageError::Malformed { format: "JPEG", .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_image_listed_twice_or_copied_is_refused() {
+        let msg = refuse_second("a.png", &[]);
+        assert!(msg.contains("byte-identical to row 1's (line 2)"), "{msg}");
+        let msg = refuse_second("copy.png", &[("copy.png", gray_png(0))]);
+        assert!(msg.contains("byte-identical to row 1's"), "{msg}");
+        // Different images with the same label are fine.
+        let dir = folder(
+            &[("a.png", "clear"), ("b.png", "clear")],
+            &[("a.png", gray_png(0)), ("b.png", gray_png(1))],
+        );
+        load(dir.path(), &GRAY).expect("two different images");
     }
 
     #[test]

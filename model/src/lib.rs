@@ -33,7 +33,7 @@ pub use images::{
 };
 pub use metrics::{
     accuracy, argmax_rows, log_loss, multiclass_metrics, regression_metrics, roc_auc, roc_curve,
-    task_accuracy, task_loss,
+    row_losses, task_accuracy, task_loss,
 };
 pub use params::{DenseLayer, MlpParams};
 pub use preprocess::{FeatureStats, PREPROCESS_FILE, Preprocess};

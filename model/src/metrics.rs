@@ -102,34 +102,42 @@ pub fn roc_curve(scores: &[f32], labels: &[f32], max_points: usize) -> Vec<RocPo
 /// The task's loss of raw outputs (row-major, `task.outputs()` per row) against labels:
 /// binary cross-entropy, categorical cross-entropy, or mean squared error.
 pub fn task_loss(task: &TaskSpec, raw: &[f32], labels: &[f32]) -> f64 {
+    row_losses(task, raw, labels).iter().sum::<f64>() / labels.len().max(1) as f64
+}
+
+/// The task's loss of each row (what [`task_loss`] averages, and what a membership
+/// attacker scores): binary cross-entropy of a logit in the stable form
+/// `max(z, 0) − z·y + ln(1 + e^−|z|)`, categorical cross-entropy of a row of logits
+/// (log-sum-exp from the row's largest), or the squared error.
+pub fn row_losses(task: &TaskSpec, raw: &[f32], labels: &[f32]) -> Vec<f64> {
     match task {
-        TaskSpec::Binary => log_loss(raw, labels),
-        TaskSpec::Multiclass { classes } => {
-            let k = classes.len().max(1);
-            let n = labels.len().max(1) as f64;
-            raw.chunks(k)
-                .zip(labels)
-                .map(|(row, &y)| {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let lse = f64::from(max)
-                        + row
-                            .iter()
-                            .map(|&z| f64::from(z - max).exp())
-                            .sum::<f64>()
-                            .ln();
-                    lse - f64::from(row[y as usize])
-                })
-                .sum::<f64>()
-                / n
-        }
-        TaskSpec::Regression => {
-            let n = labels.len().max(1) as f64;
-            raw.iter()
-                .zip(labels)
-                .map(|(&z, &y)| (f64::from(z) - f64::from(y)).powi(2))
-                .sum::<f64>()
-                / n
-        }
+        TaskSpec::Binary => raw
+            .iter()
+            .zip(labels)
+            .map(|(&z, &y)| {
+                let z = f64::from(z);
+                z.max(0.0) - z * f64::from(y) + (-z.abs()).exp().ln_1p()
+            })
+            .collect(),
+        TaskSpec::Multiclass { classes } => raw
+            .chunks(classes.len().max(1))
+            .zip(labels)
+            .map(|(row, &y)| {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let lse = f64::from(max)
+                    + row
+                        .iter()
+                        .map(|&z| f64::from(z - max).exp())
+                        .sum::<f64>()
+                        .ln();
+                lse - f64::from(row[y as usize])
+            })
+            .collect(),
+        TaskSpec::Regression => raw
+            .iter()
+            .zip(labels)
+            .map(|(&z, &y)| (f64::from(z) - f64::from(y)).powi(2))
+            .collect(),
     }
 }
 

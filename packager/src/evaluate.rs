@@ -65,31 +65,6 @@ impl Nets {
     /// categorical cross-entropy, or squared error (what a membership attacker scores).
     pub fn losses(&self, x: &[f32], y: &[f32]) -> Vec<f64> {
         let out = predict_outputs(&self.released, x, self.width, &self.device);
-        match &self.task {
-            TaskSpec::Binary => out
-                .iter()
-                .zip(y)
-                .map(|(&z, &l)| airlock_leak::membership::bce(z, l))
-                .collect(),
-            TaskSpec::Multiclass { classes } => out
-                .chunks(classes.len().max(1))
-                .zip(y)
-                .map(|(row, &c)| {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let lse = f64::from(max)
-                        + row
-                            .iter()
-                            .map(|&z| f64::from(z - max).exp())
-                            .sum::<f64>()
-                            .ln();
-                    lse - f64::from(row[c as usize])
-                })
-                .collect(),
-            TaskSpec::Regression => out
-                .iter()
-                .zip(y)
-                .map(|(&z, &l)| (f64::from(z) - f64::from(l)).powi(2))
-                .collect(),
-        }
+        airlock_model::row_losses(&self.task, &out, y)
     }
 }
