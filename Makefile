@@ -117,10 +117,13 @@ moto: ## the patched moto (S3, SageMaker) on 127.0.0.1:MOTO_PORT (5000), with a 
 # Size of the synthetic model for the sign/verify and leak-scan benchmarks.
 BENCH_MIB ?= 1024
 
-bench: ## training rows/s, sign/verify, leak-scan, S3 upload vs boto3, serve vs Flask+PyTorch, pull
+bench: ## training rows/s (MLP) and images/s (CNN), sign/verify, leak-scan, S3 upload vs boto3, serve vs Flask+PyTorch, pull
 	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null; then \
 	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_throughput
+	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch, PIL' 2>/dev/null; then \
+	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
+	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_cnn
 	$(CARGO) bench --locked -p airlock-trust --bench sign_verify -- $(BENCH_MIB)
 	$(CARGO) bench --locked -p airlock-leak --bench leak_scan -- $(BENCH_MIB)
 	@if [ -x $(TORCH_VENV)/bin/python ]; then export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
@@ -183,6 +186,8 @@ fuzz: fuzz-build ## every fuzz target (or FUZZ_TARGETS=...) for FUZZ_SECONDS (30
 bench-torch: ## install PyTorch (CPU use) into $(TORCH_VENV), then run the benchmark
 	@[ -x $(TORCH_VENV)/bin/python ] || python3 -m venv $(TORCH_VENV)
 	$(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null || $(TORCH_VENV)/bin/pip install -q torch
+	@# The CNN baseline decodes the scans' PNGs with Pillow (benches/torch_cnn.py).
+	$(TORCH_VENV)/bin/python -c 'import PIL' 2>/dev/null || $(TORCH_VENV)/bin/pip install -q pillow==12.0.0
 	@# The serving baseline: Flask + PyTorch under gunicorn (benches/torch_serve.py).
 	$(TORCH_VENV)/bin/python -c 'import flask, gunicorn, safetensors' 2>/dev/null || \
 	  $(TORCH_VENV)/bin/pip install -q flask==3.1.3 gunicorn==23.0.0 safetensors==0.8.0

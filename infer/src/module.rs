@@ -193,7 +193,7 @@ impl<B: Backend> Net<B> {
             for layer in &self.convs {
                 img = layer.conv.forward(img);
                 if let Some(norm) = &layer.norm {
-                    img = norm.forward(img);
+                    img = batch_norm(norm, img);
                 }
                 img = relu(img);
                 if layer.pool > 1 {
@@ -286,6 +286,53 @@ impl<B: Backend> Net<B> {
             })
             .collect()
     }
+}
+
+/// `norm` applied to `x` `[batch, channels, height, width]`: burn's [`BatchNorm`] in
+/// evaluation; in training, the same statistics (biased batch variance, running averages
+/// with `norm.momentum`) in a formulation whose full-size operations are all fast on
+/// burn-flex.
+///
+/// burn's own training forward broadcasts `[1, C, 1, 1]` statistics against
+/// `[B, C, H, W]` activations, a stride pattern burn-flex walks element by element (and
+/// its channel means transpose the activations first): on scan-triage's CNN that was
+/// most of a training step. Here the activations are viewed as `[B, C, H·W]` and every
+/// per-channel operand is materialized as a contiguous `[B, C, 1]` (a few hundred
+/// values), which burn-flex broadcasts with its per-row SIMD kernel, in the forward pass
+/// and in the backward pass alike.
+pub fn batch_norm<B: Backend>(norm: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    if !B::ad_enabled(&x.device()) {
+        return norm.forward(x);
+    }
+    let [batch, channels, height, width] = x.dims();
+    let x = x.reshape([batch, channels, height * width]);
+    // Per-channel means over batch and pixels: [1, C, 1] (rows of equal length, so the
+    // mean of the row means is the mean).
+    let channel_mean = |t: Tensor<B, 3>| t.mean_dim(2).mean_dim(0);
+    let per_row = |t: Tensor<B, 3>| t.repeat_dim(0, batch);
+    let mean = channel_mean(x.clone());
+    let centered = x - per_row(mean.clone());
+    let var = channel_mean(centered.clone().square());
+    update_running(norm, &mean, &var);
+
+    let column = |t: Tensor<B, 1>| t.reshape([1, channels, 1]);
+    let scale = column(norm.gamma.val()) / var.add_scalar(norm.epsilon).sqrt();
+    let y = centered * per_row(scale) + per_row(column(norm.beta.val()));
+    y.reshape([batch, channels, height, width])
+}
+
+/// Running averages as burn's [`BatchNorm`] keeps them: `(1 − m)·running + m·batch`,
+/// with the biased batch variance.
+fn update_running<B: Backend>(norm: &BatchNorm<B>, mean: &Tensor<B, 3>, var: &Tensor<B, 3>) {
+    let m = norm.momentum;
+    let blend = |running: &RunningState<Tensor<B, 1>>, batch: &Tensor<B, 3>| {
+        let [_, channels, _] = batch.dims();
+        let batch = batch.clone().detach().mul_scalar(m).reshape([channels]);
+        let old = running.value_sync().to_device(&batch.device());
+        running.update(old.mul_scalar(1.0 - m).add(batch).detach());
+    };
+    blend(&norm.running_mean, mean);
+    blend(&norm.running_var, var);
 }
 
 fn parse(s: &str) -> usize {
