@@ -257,7 +257,57 @@ fn month_dob_at(text: &[u8], i: usize) -> Option<(PiiKind, Range<usize>)> {
 }
 
 /// Runs of printable ASCII (0x20..=0x7E) at least `min_len` long, as ranges into `bytes`.
+///
+/// For `min_len` of 8 or more (what tensor payloads are scanned with), only 4-byte blocks
+/// at multiples of 4 are tested at first: any 8 consecutive bytes hold such a block whole,
+/// so a run that long holds a block of four printable bytes, and only around those is the
+/// run measured byte by byte. Over float tensors (a printable byte in about three of eight,
+/// a printable block in about one of fifty) this reads each byte once at word speed.
 pub fn printable_runs(bytes: &[u8], min_len: usize) -> Vec<Range<usize>> {
+    if min_len < 8 {
+        return printable_runs_bytewise(bytes, min_len);
+    }
+    let printable = |b: u8| (0x20..=0x7E).contains(&b);
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while let Some(block) = bytes.get(i..i + 4) {
+        let w = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
+        if !all_printable(w) {
+            i += 4;
+            continue;
+        }
+        // The block is inside a run that starts after the previous run's end (a
+        // non-printable byte, or before any run): measure it both ways.
+        let mut start = i;
+        while start > 0 && printable(bytes[start - 1]) {
+            start -= 1;
+        }
+        let mut end = i + 4;
+        while end < bytes.len() && printable(bytes[end]) {
+            end += 1;
+        }
+        if end - start >= min_len {
+            runs.push(start..end);
+        }
+        // Every block that starts inside the run is part of it; the block holding `end`
+        // holds a non-printable byte.
+        i = end.next_multiple_of(4);
+    }
+    runs
+}
+
+/// Whether all four bytes of `w` are printable ASCII (0x20..=0x7E), without branches: no
+/// byte has its top bit; adding 0x60 sets every top bit (each byte is 0x20 or more); adding
+/// 0x01 sets none (each byte is below 0x7F). Bytes below 0x80 never carry into the next.
+fn all_printable(w: u32) -> bool {
+    const HIGH: u32 = 0x8080_8080;
+    w & HIGH == 0
+        && w.wrapping_add(0x6060_6060) & HIGH == HIGH
+        && w.wrapping_add(0x0101_0101) & HIGH == 0
+}
+
+/// [`printable_runs`] one byte at a time (any `min_len`).
+fn printable_runs_bytewise(bytes: &[u8], min_len: usize) -> Vec<Range<usize>> {
     let mut runs = Vec::new();
     let mut start = None;
     for (i, &b) in bytes.iter().enumerate() {
@@ -1020,6 +1070,55 @@ mod tests {
             [0.1234567890123456, 12345.678901234567] layers.0.attn.q_proj.weight \
             model-00001-of-00004.safetensors 1234567890123456789012";
         assert_eq!(kinds(text), vec![]);
+    }
+
+    #[test]
+    fn all_printable_agrees_with_the_byte_test_on_every_byte_in_every_lane() {
+        for b in 0..=255u8 {
+            for lane in 0..4 {
+                for fill in [b' ', b'~', b'a'] {
+                    let mut w = [fill; 4];
+                    w[lane] = b;
+                    assert_eq!(
+                        all_printable(u32::from_le_bytes(w)),
+                        (0x20..=0x7E).contains(&b),
+                        "byte {b:#x} in lane {lane}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn blockwise_runs_equal_bytewise_runs_on_random_and_structured_bytes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for case in 0..400 {
+            let n = rng.random_range(0..300);
+            // Mostly printable in some cases, so that long runs, runs at both ends and
+            // runs of exactly 7, 8 and 9 bytes all occur.
+            let p = [0.3, 0.7, 0.9, 0.97][case % 4];
+            let bytes: Vec<u8> = (0..n)
+                .map(|_| {
+                    if rng.random_bool(p) {
+                        rng.random_range(0x20..=0x7E)
+                    } else {
+                        [0u8, 0x1F, 0x7F, 0x80, 0xFF][rng.random_range(0..5)]
+                    }
+                })
+                .collect();
+            for min_len in [8, 9, 12, 16] {
+                assert_eq!(
+                    printable_runs(&bytes, min_len),
+                    printable_runs_bytewise(&bytes, min_len),
+                    "case {case}, min_len {min_len}"
+                );
+            }
+        }
+        for n in 0..40 {
+            let all = vec![b'x'; n];
+            assert_eq!(printable_runs(&all, 8), printable_runs_bytewise(&all, 8));
+        }
     }
 
     #[test]
