@@ -148,7 +148,7 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         })?;
 
     let dir = staging.dir.path();
-    write_run_files(dir, &plan, &fitted, &prepared.pre, &record)?;
+    write_run_files(dir, &plan, fitted, &prepared.pre, &record)?;
     reporter.line(&format!("run directory: {}", plan.out.display()));
     reporter
         .finish()
@@ -590,18 +590,19 @@ fn training_record(
 }
 
 /// Writes the checkpoint, the preprocessing, the record and the pipeline snapshot into `dir`.
+/// The fitted tensors move into the checkpoint (a model of a GiB is not copied again).
 fn write_run_files(
     dir: &Path,
     plan: &Plan,
-    fitted: &FitOutput,
+    fitted: FitOutput,
     pre: &Preprocess,
     record: &TrainingRecord,
 ) -> Result<(), TrainError> {
     let spec = &plan.spec;
     let ckpt = Checkpoint {
-        params: fitted.params.clone(),
+        params: fitted.params,
         optimizer_step: fitted.optimizer_step,
-        optimizer: fitted.optimizer.clone(),
+        optimizer: fitted.optimizer,
         metadata: [
             ("epochs".to_owned(), spec.training.epochs.to_string()),
             ("seed".to_owned(), spec.training.seed.to_string()),

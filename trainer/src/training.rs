@@ -298,9 +298,15 @@ pub(crate) fn train_replica<B: AutodiffBackend>(
         return Ok(None);
     }
 
-    let optimizer = adam_moments(&optim.to_record(), &model, d);
+    // The moments first, each burn tensor dropped once its host copy exists, then the
+    // parameters: the host copies never sit beside a second full copy of the burn state.
+    let record = optim.to_record();
+    drop(optim);
+    let optimizer = adam_moments(record, &model, d);
+    let params = model.valid().to_params(d);
+    drop(model);
     Ok(Some(FitOutput {
-        params: model.valid().to_params(d),
+        params,
         optimizer_step: steps,
         optimizer,
         epochs,
@@ -407,9 +413,10 @@ fn dropout_mask<B: AutodiffBackend>(
 
 type AdamRecord<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Net<B>, B>;
 
-/// Adam's moments per parameter, in the description's (PyTorch) layouts.
+/// Adam's moments per parameter, in the description's (PyTorch) layouts. The record is
+/// consumed: each moment's burn tensor is freed as soon as its host copy is made.
 fn adam_moments<B: AutodiffBackend>(
-    record: &<AdamRecord<B> as Optimizer<Net<B>, B>>::Record,
+    mut record: <AdamRecord<B> as Optimizer<Net<B>, B>>::Record,
     model: &Net<B>,
     description: &Description,
 ) -> Vec<(String, AdamMoments)> {
@@ -422,7 +429,7 @@ fn adam_moments<B: AutodiffBackend>(
         .param_ids(description)
         .into_iter()
         .filter_map(|(name, id)| {
-            let state = record.get(&id)?.clone();
+            let state = record.remove(&id)?;
             let (m1, m2) = match ranks.get(&name).copied() {
                 Some(4) => {
                     let m = state.into_state::<4>().momentum;
