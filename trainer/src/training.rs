@@ -182,13 +182,7 @@ pub(crate) fn train_replica<B: AutodiffBackend>(
     let width = d.input_len();
     let n_train = input.y_train.len();
     let lead = peer.is_none_or(|p| p.index == 0);
-    let mut optim = AdamConfig::new()
-        // PyTorch's default, so that learning rates mean the same in both.
-        .with_epsilon(1e-8)
-        .with_weight_decay(
-            (input.weight_decay > 0.0).then(|| WeightDecayConfig::new(input.weight_decay as f32)),
-        )
-        .init::<B, Net<B>>();
+    let mut optim = adam::<B>(input);
 
     let mut shuffle = rng(input.seed, STREAM_SHUFFLE);
     let mut dropout_rng = rng(input.seed, STREAM_DROPOUT);
@@ -213,47 +207,24 @@ pub(crate) fn train_replica<B: AutodiffBackend>(
         let mut seen = 0usize;
         for (b, chunk) in order.chunks(input.batch_size).enumerate() {
             let bs = chunk.len();
-            // A share can be empty when a last batch has fewer rows than devices: the
-            // replica then steps with a zero-weighted row, so every replica takes part in
-            // every all-reduce.
-            let share = peer.map_or(0..bs, |p| p.share(bs));
-            let (rows, weight) = if share.is_empty() {
-                (0..1, 0.0)
-            } else {
-                (share.clone(), share.len() as f64 / bs as f64)
-            };
-            xb.clear();
-            yb.clear();
-            for &r in &chunk[rows.clone()] {
-                xb.extend_from_slice(&input.x_train[r * width..(r + 1) * width]);
-                yb.push(input.y_train[r]);
-            }
-            let x =
-                Tensor::<B, 2>::from_data(TensorData::new(xb.clone(), [rows.len(), width]), device);
+            let (rows, weight) = share_rows(peer, bs);
+            let x = gather::<B>(input, &chunk[rows.clone()], &mut xb, &mut yb, device);
             let masks = (dropout > 0.0).then(|| {
-                hidden
-                    .iter()
-                    .map(|&w| {
-                        dropout_mask::<B>(&mut dropout_rng, bs, rows.clone(), w, dropout, device)
-                    })
-                    .collect()
+                let mut mask =
+                    |w| dropout_mask::<B>(&mut dropout_rng, bs, rows.clone(), w, dropout, device);
+                hidden.iter().map(|&w| mask(w)).collect()
             });
             let out = model.forward(x, masks);
             let (mut loss, mut correct) = task_loss_and_correct::<B>(&d.task, out, &yb, device);
             if peer.is_some() {
                 loss = loss.mul_scalar(weight);
-                correct = correct.mul_scalar(if share.is_empty() { 0.0 } else { 1.0 });
+                correct = correct.mul_scalar(if weight > 0.0 { 1.0 } else { 0.0 });
             }
             loss_sum = loss_sum + loss.clone().inner().mul_scalar(bs as f64);
             correct_sum = correct_sum + correct;
             seen += bs;
 
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            if let Some(p) = peer {
-                grads = grads
-                    .all_reduce::<B::InnerBackend>(p.id(), burn::collective::ReduceOperation::Sum)
-                    .map_err(|e| collective_error(p, e))?;
-            }
+            let grads = gradients(loss, &model, peer)?;
             model = optim.step(input.learning_rate, model, grads);
             steps += 1;
 
@@ -312,6 +283,67 @@ pub(crate) fn train_replica<B: AutodiffBackend>(
         epochs,
         train_seconds,
     }))
+}
+
+/// The training rows `rows` as a tensor (through the reused buffer `xb`), their labels
+/// into `yb`.
+fn gather<B: AutodiffBackend>(
+    input: &FitInput,
+    rows: &[usize],
+    xb: &mut Vec<f32>,
+    yb: &mut Vec<f32>,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let width = input.description.input_len();
+    xb.clear();
+    yb.clear();
+    for &r in rows {
+        xb.extend_from_slice(&input.x_train[r * width..(r + 1) * width]);
+        yb.push(input.y_train[r]);
+    }
+    Tensor::<B, 2>::from_data(TensorData::new(xb.clone(), [rows.len(), width]), device)
+}
+
+/// The gradients of `loss`, summed across the run's replicas when there are several.
+fn gradients<B: AutodiffBackend>(
+    loss: Tensor<B, 1>,
+    model: &Net<B>,
+    peer: Option<Peer>,
+) -> Result<GradientsParams, TrainError> {
+    let grads = GradientsParams::from_grads(loss.backward(), model);
+    match peer {
+        Some(p) => grads
+            .all_reduce::<B::InnerBackend>(p.id(), burn::collective::ReduceOperation::Sum)
+            .map_err(|e| collective_error(p, e)),
+        None => Ok(grads),
+    }
+}
+
+/// Adam as the trainer configures it.
+fn adam<B: AutodiffBackend>(
+    input: &FitInput,
+) -> burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Net<B>, B> {
+    AdamConfig::new()
+        // PyTorch's default, so that learning rates mean the same in both.
+        .with_epsilon(1e-8)
+        .with_weight_decay(
+            (input.weight_decay > 0.0).then(|| WeightDecayConfig::new(input.weight_decay as f32)),
+        )
+        .init::<B, Net<B>>()
+}
+
+/// The rows of a batch of `bs` a replica trains on, and its loss's weight: all of them
+/// (weight 1) without a peer, else the peer's share (its fraction of the batch). A share
+/// can be empty when a last batch has fewer rows than devices: the replica then steps
+/// with a zero-weighted row, so that every replica takes part in every all-reduce.
+fn share_rows(peer: Option<Peer>, bs: usize) -> (std::ops::Range<usize>, f64) {
+    let share = peer.map_or(0..bs, |p| p.share(bs));
+    if share.is_empty() {
+        (0..1, 0.0)
+    } else {
+        let weight = share.len() as f64 / bs as f64;
+        (share, weight)
+    }
 }
 
 /// The batch's mean loss (with gradients) and its count of right answers (0 for a
