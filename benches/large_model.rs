@@ -26,7 +26,7 @@ const ROWS: usize = 600;
 const BATCH: usize = 210;
 const EPOCHS: usize = 2;
 /// The fraud pipeline's feature columns.
-const FEATURES: usize = 12;
+const FEATURES: usize = airlock_model::demo::DEMO_FEATURES.len();
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -141,22 +141,9 @@ fn param_count(h: usize) -> usize {
 }
 
 fn pipeline_toml(h: usize) -> String {
-    let features = [
-        "amount",
-        "merchant_category",
-        "hour",
-        "distance_from_home_km",
-        "txn_count_24h",
-        "amount_to_avg_ratio",
-        "is_online",
-        "is_foreign",
-        "card_present",
-        "account_age_days",
-        "days_since_last_txn",
-        "failed_pin_attempts",
-    ]
-    .map(|f| format!("{f:?}"))
-    .join(", ");
+    let features = airlock_model::demo::DEMO_FEATURES
+        .map(|f| format!("{f:?}"))
+        .join(", ");
     format!(
         r#"[release]
 name = "large-model-bench"

@@ -8,13 +8,8 @@ use airlock_schemas::{
 /// Mean binary cross-entropy of logits against 0/1 labels, computed stably.
 pub fn log_loss(logits: &[f32], labels: &[f32]) -> f64 {
     let n = logits.len().max(1) as f64;
-    logits
+    row_losses(&TaskSpec::Binary, logits, labels)
         .iter()
-        .zip(labels)
-        .map(|(&z, &y)| {
-            let z = f64::from(z);
-            z.max(0.0) - z * f64::from(y) + (-z.abs()).exp().ln_1p()
-        })
         .sum::<f64>()
         / n
 }
