@@ -42,15 +42,43 @@ impl Nets {
         }
     }
 
+    /// The released model's outputs on the rows `rows` of row-major raw inputs `x`, in one
+    /// batched pass: the fold check and L3 both read them, so no row goes through the
+    /// model twice.
+    pub fn released_outputs(&self, x: &[f32], rows: &[usize]) -> RowOutputs {
+        let w = self.width.max(1);
+        let n = x.len() / w;
+        let mut position = vec![usize::MAX; n];
+        let mut picked = Vec::with_capacity(rows.len() * w);
+        let mut count = 0;
+        for &r in rows {
+            if r < n && position[r] == usize::MAX {
+                position[r] = count;
+                count += 1;
+                picked.extend_from_slice(&x[r * w..(r + 1) * w]);
+            }
+        }
+        let values = predict_outputs(&self.released, &picked, w, &self.device);
+        RowOutputs {
+            per_row: values.len() / count.max(1),
+            position,
+            values,
+        }
+    }
+
     /// The largest absolute difference between the trained model's outputs on
-    /// `standardized` rows and the released model's on the same rows `raw`, a regression's
-    /// in units of its target's standard deviation.
-    pub fn fold_difference(&self, pre: &Preprocess, standardized: &[f32], raw: &[f32]) -> f32 {
+    /// `standardized` rows and the released model's on the same rows (`released`, as
+    /// [`Self::released_outputs`] computed them from the raw rows), a regression's in units
+    /// of its target's standard deviation.
+    pub fn fold_difference(&self, pre: &Preprocess, standardized: &[f32], released: &[f32]) -> f32 {
         let a = predict_outputs(&self.trained, standardized, self.width, &self.device);
-        let mut b = predict_outputs(&self.released, raw, self.width, &self.device);
+        let mut b = released.to_vec();
         if let (TaskSpec::Regression, Some(t)) = (&self.task, &pre.target) {
             b.iter_mut()
                 .for_each(|z| *z = ((f64::from(*z) - t.mean) / t.std) as f32);
+        }
+        if a.len() != b.len() {
+            return f32::INFINITY;
         }
         a.iter()
             .zip(&b)
@@ -61,10 +89,31 @@ impl Nets {
             )
     }
 
-    /// The released model's per-row loss on raw rows `x` with labels `y`: binary or
-    /// categorical cross-entropy, or squared error (what a membership attacker scores).
-    pub fn losses(&self, x: &[f32], y: &[f32]) -> Vec<f64> {
-        let out = predict_outputs(&self.released, x, self.width, &self.device);
-        airlock_model::row_losses(&self.task, &out, y)
+    /// The released model's per-row loss from its outputs `out` (as
+    /// [`Self::released_outputs`] computed them) against labels `y`: binary or categorical
+    /// cross-entropy, or squared error (what a membership attacker scores).
+    pub fn losses(&self, out: &[f32], y: &[f32]) -> Vec<f64> {
+        airlock_model::row_losses(&self.task, out, y)
+    }
+}
+
+/// The released model's outputs on some rows of the training data, by row.
+#[derive(Debug, Clone)]
+pub struct RowOutputs {
+    per_row: usize,
+    /// Each data row's place among the computed rows (`usize::MAX`: not computed).
+    position: Vec<usize>,
+    values: Vec<f32>,
+}
+
+impl RowOutputs {
+    /// The outputs of `rows`, one after another; `None` if any was not computed.
+    pub fn gather(&self, rows: impl IntoIterator<Item = usize>) -> Option<Vec<f32>> {
+        let mut out = Vec::new();
+        for r in rows {
+            let p = *self.position.get(r).filter(|&&p| p != usize::MAX)?;
+            out.extend_from_slice(self.values.get(p * self.per_row..(p + 1) * self.per_row)?);
+        }
+        Some(out)
     }
 }

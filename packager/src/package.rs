@@ -22,7 +22,7 @@ use airlock_trust::shards::{sha256_hex, whole_and_shard_digests};
 use airlock_trust::{dsse, pretty};
 use serde_json::json;
 
-use crate::evaluate::{FOLD_CHECK_ROWS, FOLD_TOLERANCE, Nets};
+use crate::evaluate::{FOLD_CHECK_ROWS, FOLD_TOLERANCE, Nets, RowOutputs};
 use airlock_leak::membership::loss_threshold_attack;
 use airlock_leak::outgoing::{IdentifierIndex, OutgoingFinding};
 use airlock_leak::pii::PiiScanner;
@@ -289,10 +289,27 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     let run = read_run(&opts.run_dir, true)?;
     check_provenance(&run, &opts.run_dir)?;
     let description = describe(&run, &opts.run_dir)?;
+    // The checkpoint's digest (the report's first input) on a thread of its own while the
+    // checks run: hashing GiBs is seconds of one core.
+    std::thread::scope(|s| {
+        let digest = s.spawn(|| sha256_hex(&run.checkpoint));
+        check_and_write(opts, &run, &description, &signer, &progress, digest)
+    })
+}
+
+/// Everything after reading the run: the leak layers, the report, the signatures and the
+/// bundle. `checkpoint_digest` is joined when the report needs it.
+fn check_and_write(
+    opts: &PackageOptions,
+    run: &Run,
+    description: &Description,
+    signer: &Signer,
+    progress: &Progress,
+    checkpoint_digest: std::thread::ScopedJoinHandle<'_, String>,
+) -> Result<PackageSummary, PackageError> {
     let trained_decls = description.trained();
     let released_decls = description.released();
     let threads = opts.threads.max(1);
-    let mut inputs = run_inputs(&run);
 
     // L0 on the input: strict parse, and nothing but parameters and their optimizer state.
     progress.step(&format!(
@@ -308,26 +325,29 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         .as_ref()
         .and_then(|ckpt| check_checkpoint(ckpt, &trained_decls, &mut l0));
     // Strip, fold, write canonically.
-    let (folded, model_bytes) = strip_and_fold(&description, params.as_ref(), &run, &mut l0);
+    let (folded, model_bytes) = strip_and_fold(description, params.as_ref(), run, &mut l0);
     // L0 on the output: rebuilt from the declaration, so it must hold exactly that.
     let model = check_rebuilt(&model_bytes, &shapes(&released_decls), &mut l0);
     let nets = match (&params, &folded) {
-        (Some(p), Some(f)) => Some(Nets::new(&description, p, f)),
+        (Some(p), Some(f)) => Some(Nets::new(description, p, f)),
         _ => None,
     };
 
-    let drafts = Drafts::new(&run, &description, &model_bytes, threads, &signer);
+    let drafts = Drafts::new(run, description, &model_bytes, threads, signer);
 
     // Training data for L2 and L3 (fail closed if it is gone or changed).
-    let data = load_data(&run);
-    if let Ok((_, data_inputs)) = &data {
-        inputs.extend(data_inputs.iter().cloned());
-    }
-    let data = data.map(|(d, _)| d);
-    if let (Some(n), Ok(d)) = (&nets, &data) {
-        progress.step("L0 fold check: the released model against the trained one, through burn");
-        check_fold(n, &run.pre, d, description.input_len(), &mut l0);
-    }
+    let (data, data_inputs) = match load_data(run) {
+        Ok((d, inputs)) => (Ok(d), inputs),
+        Err(e) => (Err(e), Vec::new()),
+    };
+    let released = match (&nets, &data) {
+        (Some(n), Ok(d)) => {
+            progress
+                .step("L0 fold check: the released model against the trained one, through burn");
+            Some(check_fold(n, run, d, description.input_len(), &mut l0))
+        }
+        _ => None,
+    };
     let files = [
         (ckpt.as_ref(), CHECKPOINT_FILE),
         (model.as_ref(), MODEL_FILE),
@@ -338,18 +358,22 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     let mut l1 = l1_on_files(&files, &pii);
 
     progress.step("L2 exact-records: training rows in every byte of the checkpoint and the model");
-    let (mut l2, l3) = l2_l3_on_data(&run, &data, &files, nets.as_ref(), threads, &progress);
+    let evaluated = nets.as_ref().zip(released.as_ref());
+    let (mut l2, l3) = l2_l3_on_data(run, &data, &files, evaluated, threads, &progress);
 
     // L1 and L2 over every signed document, with the identifiers in normalized forms too.
     progress.step("L1, L2 on the signed documents: statement, provenance, model card");
     let doc_index = scan_documents(&data, &drafts, &mut l1, &mut l2, pii);
 
     let layers = vec![l0.finish(), l1.finish(), l2.finish(), l3.finish()];
-    let mut report = assemble_report(layers, inputs, &model_bytes, &drafts.card_bytes);
+    let mut inputs = run_inputs(run, join(checkpoint_digest));
+    inputs.extend(data_inputs);
+    let model_digest = (!model_bytes.is_empty()).then_some(drafts.model_sha.as_str());
+    let mut report = assemble_report(layers, inputs, model_digest, &drafts.card_bytes);
     let mut report_bytes = pretty(&report);
 
     // Sign (in memory): the exact bytes that would be written.
-    let signed = sign(&run, &drafts, &report_bytes, report.verdict, &signer);
+    let signed = sign(run, &drafts, &report_bytes, report.verdict, signer);
     if report.verdict == Verdict::Pass
         && last_gate(&mut report, &drafts, &report_bytes, &signed, &doc_index)
     {
@@ -369,7 +393,7 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
         (PROVENANCE_DSSE_FILE, signed.provenance_env),
     ];
     progress.step("signing and writing the bundle");
-    write_run_pointer(opts, &run)?;
+    write_run_pointer(opts, run)?;
     write_bundle(&opts.out, &files)?;
     Ok(PackageSummary {
         bundle: opts.out.clone(),
@@ -431,13 +455,19 @@ impl Progress {
     }
 }
 
-/// The report's inputs read from the run directory itself.
-fn run_inputs(run: &Run) -> Vec<ReportInput> {
+/// A scoped thread's result; its panic goes on in this thread.
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// The report's inputs read from the run directory itself (the checkpoint's digest
+/// computed beforehand).
+fn run_inputs(run: &Run, checkpoint_sha256: String) -> Vec<ReportInput> {
     vec![
         ReportInput {
             role: "checkpoint".into(),
             name: CHECKPOINT_FILE.into(),
-            sha256: sha256_hex(&run.checkpoint),
+            sha256: checkpoint_sha256,
         },
         ReportInput {
             role: "training-record".into(),
@@ -582,22 +612,34 @@ impl Drafts {
 }
 
 /// Fold check: the released model must compute what the trained one did (on up to
-/// [`FOLD_CHECK_ROWS`] training rows, batched through burn).
-fn check_fold(
-    nets: &Nets,
-    pre: &airlock_model::Preprocess,
-    d: &Data,
-    width: usize,
-    l0: &mut LayerBuilder,
-) {
+/// [`FOLD_CHECK_ROWS`] training rows, batched through burn). The released model's outputs
+/// are computed once for these rows and L3's members and non-members together, and
+/// returned for L3.
+fn check_fold(nets: &Nets, run: &Run, d: &Data, width: usize, l0: &mut LayerBuilder) -> RowOutputs {
     let n = d.rows.min(FOLD_CHECK_ROWS);
-    let diff = nets.fold_difference(pre, &d.standardized[..n * width], &d.features[..n * width]);
+    let (train, hold) = l3_rows(run, d);
+    let rows: Vec<usize> = (0..n).chain(train).chain(hold).collect();
+    let released = nets.released_outputs(&d.features, &rows);
+    let diff = match released.gather(0..n) {
+        Some(out) => nets.fold_difference(&run.pre, &d.standardized[..n * width], &out),
+        None => f32::INFINITY,
+    };
     l0.count("fold_max_abs_output_diff", f64::from(diff));
     if diff.is_nan() || diff > FOLD_TOLERANCE {
         l0.error(format!(
             "folding changed the model's outputs by up to {diff}"
         ));
     }
+    released
+}
+
+/// L3's members (the training split) and non-members (the holdout split), as recorded.
+fn l3_rows(run: &Run, d: &Data) -> (Vec<usize>, Vec<usize>) {
+    let record = &run.record;
+    let s = &record.splits;
+    let (train, _, hold) =
+        airlock_model::split_rows(d.rows, s.train as usize, s.validation as usize, record.seed);
+    (train, hold)
 }
 
 /// The parsed checkpoint and model, each with its file name (`None` when it did not parse).
@@ -661,7 +703,7 @@ fn l2_l3_on_data(
     run: &Run,
     data: &Result<Data, String>,
     files: &Files<'_, '_>,
-    nets: Option<&Nets>,
+    evaluated: Option<(&Nets, &RowOutputs)>,
     threads: usize,
     progress: &Progress,
 ) -> (LayerBuilder, LayerBuilder) {
@@ -685,9 +727,9 @@ fn l2_l3_on_data(
             l2_on_files(&mut l2, d, files, params_l2, threads);
             // L3 on the model that would ship.
             progress.step("L3 membership-inference: training members vs holdout rows");
-            match nets {
+            match evaluated {
                 None => l3.error("no model to attack (see L0)".into()),
-                Some(f) => l3_attack(&mut l3, run, d, f),
+                Some((nets, released)) => l3_attack(&mut l3, run, d, nets, released),
             }
         }
     }
@@ -834,23 +876,21 @@ fn record_kind(kind: MatchKind) -> String {
 }
 
 /// L3: the loss-threshold attack on the released model, training members against holdout
-/// rows, the losses computed in batches through burn.
-fn l3_attack(l3: &mut LayerBuilder, run: &Run, d: &Data, nets: &Nets) {
-    let record = &run.record;
+/// rows, the losses from the released model's outputs (computed in batches through burn
+/// with the fold check's).
+fn l3_attack(l3: &mut LayerBuilder, run: &Run, d: &Data, nets: &Nets, released: &RowOutputs) {
     let leak = &run.spec.leak;
-    let s = &record.splits;
-    let (train, _, hold) =
-        airlock_model::split_rows(d.rows, s.train as usize, s.validation as usize, record.seed);
-    let w = d.features.len() / d.rows.max(1);
-    let losses = |rows: &[usize]| -> Vec<f64> {
-        let x: Vec<f32> = rows
-            .iter()
-            .flat_map(|&r| d.features[r * w..(r + 1) * w].iter().copied())
-            .collect();
+    let (train, hold) = l3_rows(run, d);
+    let losses = |rows: &[usize]| -> Option<Vec<f64>> {
+        let out = released.gather(rows.iter().copied())?;
         let y: Vec<f32> = rows.iter().map(|&r| d.labels[r]).collect();
-        nets.losses(&x, &y)
+        Some(nets.losses(&out, &y))
     };
-    let Some(r) = loss_threshold_attack(&losses(&train), &losses(&hold)) else {
+    let (Some(members), Some(non_members)) = (losses(&train), losses(&hold)) else {
+        l3.error("the released model's outputs are missing rows".into());
+        return;
+    };
+    let Some(r) = loss_threshold_attack(&members, &non_members) else {
         l3.error("the train or holdout split is empty".into());
         return;
     };
@@ -931,7 +971,7 @@ fn scan_documents(
 fn assemble_report(
     layers: Vec<LeakLayer>,
     mut inputs: Vec<ReportInput>,
-    model_bytes: &[u8],
+    model_sha256: Option<&str>,
     card_bytes: &[u8],
 ) -> LeakReport {
     let verdict = if layers.iter().all(|l| l.verdict == Verdict::Pass) {
@@ -939,11 +979,12 @@ fn assemble_report(
     } else {
         Verdict::Fail
     };
-    if !model_bytes.is_empty() {
+    // The digest the drafts computed of the same bytes (hashing a GiB twice costs seconds).
+    if let Some(sha256) = model_sha256 {
         inputs.push(ReportInput {
             role: "model".into(),
             name: MODEL_FILE.into(),
-            sha256: sha256_hex(model_bytes),
+            sha256: sha256.to_owned(),
         });
     }
     inputs.push(ReportInput {
