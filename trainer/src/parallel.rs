@@ -6,7 +6,6 @@ use std::sync::Mutex;
 
 use burn::collective::{CollectiveConfig, finish_collective, register, reset_collective};
 use burn::module::Module;
-use burn::tensor::backend::AutodiffBackend;
 
 use airlock_infer::Net;
 
@@ -18,7 +17,7 @@ use crate::training::{FitInput, FitOutput, Peer, Progress, collective_error, tra
 static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Train `model`'s replicas on `devices` (two or more), the first leading.
-pub(crate) fn data_parallel<B: AutodiffBackend>(
+pub(crate) fn data_parallel<B: crate::adam::TrainBackend>(
     input: &FitInput,
     model: Net<B>,
     devices: &[B::Device],
@@ -68,7 +67,7 @@ pub(crate) fn data_parallel<B: AutodiffBackend>(
 /// One replica from registration to the end of training. A replica that panics resets
 /// the collective, so that the others return an error instead of waiting for it forever;
 /// its panic then reaches the caller.
-fn run_peer<B: AutodiffBackend>(
+fn run_peer<B: crate::adam::TrainBackend>(
     input: &FitInput,
     model: Net<B>,
     device: &B::Device,

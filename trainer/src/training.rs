@@ -4,8 +4,7 @@ use std::time::Instant;
 
 use airlock_schemas::EpochMetrics;
 use burn::module::AutodiffModule;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
@@ -18,6 +17,7 @@ use airlock_model::{AdamMoments, Description, Params, rng, task_accuracy, task_l
 use airlock_schemas::TaskSpec;
 
 use crate::TrainError;
+use crate::adam::{AdamSettings, TrainBackend, TrainerAdam};
 
 /// Standardized data and settings for [`fit`].
 #[derive(Debug, Clone)]
@@ -96,25 +96,27 @@ const PROGRESS_EVERY: usize = 16;
 /// step is the one-device step up to the order of floating-point sums. Batch norm
 /// normalizes each share by its own statistics, and the running statistics kept are
 /// the first device's (as PyTorch's DistributedDataParallel does by default).
-pub fn fit<B: AutodiffBackend>(
+pub fn fit<B: TrainBackend>(
     input: &FitInput,
     devices: &[B::Device],
     progress: &mut dyn Progress,
 ) -> Result<FitOutput, TrainError> {
     let d = &input.description;
-    let params = d.init(&mut rng(input.seed, STREAM_INIT));
+    // The host copy of the initial weights is dropped as soon as the model holds them.
+    let init =
+        |device| -> Net<B> { to_net(d, &d.init(&mut rng(input.seed, STREAM_INIT)), false, device) };
     match devices {
         [] => Err(TrainError::Collective {
             devices: 0,
             reason: "no device to train on".to_owned(),
         }),
         [device] => {
-            let model: Net<B> = to_net(d, &params, false, device);
+            let model = init(device);
             train_replica(input, model, device, None, progress)
                 .map(|out| out.expect("the only replica leads"))
         }
         _ => {
-            let model: Net<B> = to_net(d, &params, false, &devices[0]);
+            let model = init(&devices[0]);
             crate::parallel::data_parallel(input, model, devices, progress)
         }
     }
@@ -171,7 +173,7 @@ pub(crate) fn collective_error(p: Peer, e: burn::collective::CollectiveError) ->
 /// Train one replica for every epoch. With a `peer`, it trains on its share of each
 /// batch and sums gradients and metrics with the other replicas; the lead (peer 0, or the
 /// only replica) validates, reports progress and returns the output, the others `None`.
-pub(crate) fn train_replica<B: AutodiffBackend>(
+pub(crate) fn train_replica<B: TrainBackend>(
     input: &FitInput,
     mut model: Net<B>,
     device: &B::Device,
@@ -319,17 +321,19 @@ fn gradients<B: AutodiffBackend>(
     }
 }
 
-/// Adam as the trainer configures it.
-fn adam<B: AutodiffBackend>(
-    input: &FitInput,
-) -> burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Net<B>, B> {
-    AdamConfig::new()
-        // PyTorch's default, so that learning rates mean the same in both.
-        .with_epsilon(1e-8)
-        .with_weight_decay(
-            (input.weight_decay > 0.0).then(|| WeightDecayConfig::new(input.weight_decay as f32)),
-        )
-        .init::<B, Net<B>>()
+/// Adam as the trainer configures it: PyTorch's defaults (so that learning rates and
+/// weight decay mean the same in both), in place on host-memory backends.
+pub(crate) fn adam_settings(input: &FitInput) -> AdamSettings {
+    AdamSettings {
+        beta_1: 0.9,
+        beta_2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: (input.weight_decay > 0.0).then_some(input.weight_decay as f32),
+    }
+}
+
+fn adam<B: TrainBackend>(input: &FitInput) -> AdamOptimizer<B> {
+    TrainerAdam::init::<B, Net<B>>(adam_settings(input))
 }
 
 /// The rows of a batch of `bs` a replica trains on, and its loss's weight: all of them
@@ -443,12 +447,12 @@ fn dropout_mask<B: AutodiffBackend>(
     Tensor::from_data(TensorData::new(mask, [kept, width]), device)
 }
 
-type AdamRecord<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Net<B>, B>;
+type AdamOptimizer<B> = burn::optim::adaptor::OptimizerAdaptor<TrainerAdam, Net<B>, B>;
 
 /// Adam's moments per parameter, in the description's (PyTorch) layouts. The record is
 /// consumed: each moment's burn tensor is freed as soon as its host copy is made.
-fn adam_moments<B: AutodiffBackend>(
-    mut record: <AdamRecord<B> as Optimizer<Net<B>, B>>::Record,
+fn adam_moments<B: TrainBackend>(
+    mut record: <AdamOptimizer<B> as Optimizer<Net<B>, B>>::Record,
     model: &Net<B>,
     description: &Description,
 ) -> Vec<(String, AdamMoments)> {
