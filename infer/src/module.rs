@@ -53,17 +53,78 @@ fn tensor<B: Backend, const D: usize>(
     Tensor::from_data(TensorData::new(values.to_vec(), shape), device)
 }
 
-/// Looks tensors up by name in host params.
-struct Lookup<'a> {
+/// Flat tensors already made, by name, with the host values they were made from.
+type Made<'a, B> = std::cell::RefCell<std::collections::HashMap<String, (&'a [f32], Tensor<B, 1>)>>;
+
+/// Looks tensors up by name in host params and makes them on the device; with `made`, a
+/// tensor whose values are bit for bit those of one already made under its name shares it.
+struct Lookup<'a, 'm, B: Backend> {
     params: &'a Params,
+    made: Option<&'m Made<'a, B>>,
 }
 
-impl Lookup<'_> {
-    fn get(&self, name: &str) -> &[f32] {
+impl<'a, B: Backend> Lookup<'a, '_, B> {
+    fn get(&self, name: &str) -> &'a [f32] {
         self.params
             .get(name)
             .unwrap_or_else(|| panic!("host params lack {name:?} (the description declares it)"))
     }
+
+    fn tensor<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> Tensor<B, D> {
+        let values = self.get(name);
+        let Some(made) = self.made else {
+            return tensor(values, shape, device);
+        };
+        if let Some((v, t)) = made.borrow().get(name)
+            && v.len() == values.len()
+            && v.iter()
+                .zip(values)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        {
+            return t.clone().reshape(shape);
+        }
+        let flat = tensor::<B, 1>(values, [values.len()], device);
+        made.borrow_mut()
+            .insert(name.to_owned(), (values, flat.clone()));
+        flat.reshape(shape)
+    }
+}
+
+/// The trained network (`trained`: the description's trained tensors) and the released
+/// one (`released`: its released tensors), the trained one sharing every tensor of the
+/// released one whose values are bit for bit the same (for an MLP, every layer but those
+/// folding changed): a gigabyte model is held on the device once, not twice.
+pub fn to_net_pair<B: Backend>(
+    description: &Description,
+    trained: &Params,
+    released: &Params,
+    device: &B::Device,
+) -> (Net<B>, Net<B>) {
+    let made: Made<'_, B> = std::cell::RefCell::default();
+    let r = build(
+        description,
+        &Lookup {
+            params: released,
+            made: Some(&made),
+        },
+        true,
+        device,
+    );
+    let t = build(
+        description,
+        &Lookup {
+            params: trained,
+            made: Some(&made),
+        },
+        false,
+        device,
+    );
+    (t, r)
 }
 
 /// Build the burn module for `params`, which hold `description`'s trained tensors
@@ -78,7 +139,20 @@ pub fn to_net<B: Backend>(
     released: bool,
     device: &B::Device,
 ) -> Net<B> {
-    let p = Lookup { params };
+    build(
+        description,
+        &Lookup { params, made: None },
+        released,
+        device,
+    )
+}
+
+fn build<B: Backend>(
+    description: &Description,
+    p: &Lookup<'_, '_, B>,
+    released: bool,
+    device: &B::Device,
+) -> Net<B> {
     let image = match description.input {
         airlock_model::InputKind::Image(i) => [i.channels, i.height, i.width],
         airlock_model::InputKind::Features(_) => [0, 0, 0],
@@ -86,8 +160,8 @@ pub fn to_net<B: Backend>(
     let input_norm = (released && description.releases_input_normalization()).then(|| {
         let c = image[0];
         InputNorm {
-            mean: RunningState::new(tensor(p.get("input.mean"), [c], device)),
-            std: RunningState::new(tensor(p.get("input.std"), [c], device)),
+            mean: RunningState::new(p.tensor("input.mean", [c], device)),
+            std: RunningState::new(p.tensor("input.std", [c], device)),
         }
     });
     let mut c_in = image[0];
@@ -98,13 +172,13 @@ pub fn to_net<B: Backend>(
         .map(|(k, b)| {
             let c_out = b.channels;
             let conv = Conv2d {
-                weight: Param::from_tensor(tensor(
-                    p.get(&format!("conv.{k}.weight")),
+                weight: Param::from_tensor(p.tensor(
+                    &format!("conv.{k}.weight"),
                     [c_out, c_in, b.kernel, b.kernel],
                     device,
                 )),
-                bias: Some(Param::from_tensor(tensor(
-                    p.get(&format!("conv.{k}.bias")),
+                bias: Some(Param::from_tensor(p.tensor(
+                    &format!("conv.{k}.bias"),
                     [c_out],
                     device,
                 ))),
@@ -115,8 +189,7 @@ pub fn to_net<B: Backend>(
                 padding: PaddingConfig2d::Explicit(b.padding, b.padding, b.padding, b.padding),
             };
             let norm = (b.batch_norm && !released).then(|| {
-                let get =
-                    |part: &str| tensor(p.get(&format!("conv.{k}.norm.{part}")), [c_out], device);
+                let get = |part: &str| p.tensor(&format!("conv.{k}.norm.{part}"), [c_out], device);
                 BatchNorm {
                     gamma: Param::from_tensor(get("gamma")),
                     beta: Param::from_tensor(get("beta")),
@@ -141,13 +214,13 @@ pub fn to_net<B: Backend>(
         .map(|(i, w)| {
             let (d_in, d_out) = (w[0], w[1]);
             // burn stores linear weights as [d_in, d_out].
-            let weight =
-                tensor::<B, 2>(p.get(&format!("layers.{i}.weight")), [d_out, d_in], device)
-                    .transpose();
+            let weight = p
+                .tensor::<2>(&format!("layers.{i}.weight"), [d_out, d_in], device)
+                .transpose();
             Linear {
                 weight: Param::from_tensor(weight),
-                bias: Some(Param::from_tensor(tensor(
-                    p.get(&format!("layers.{i}.bias")),
+                bias: Some(Param::from_tensor(p.tensor(
+                    &format!("layers.{i}.bias"),
                     [d_out],
                     device,
                 ))),

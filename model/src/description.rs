@@ -68,15 +68,16 @@ impl Params {
             .map(|(_, v)| v)
     }
 
-    /// The tensors as a released `model.safetensors` holds them (F32 little-endian).
-    pub fn to_owned_tensors(&self) -> Vec<airlock_safetensors::OwnedTensor> {
+    /// The tensors as borrowed F32 tensors, for [`airlock_safetensors::write_canonical_refs`]
+    /// (a file written without a second copy of the values).
+    pub fn to_tensor_refs(&self) -> Vec<airlock_safetensors::TensorRef<'_>> {
         self.tensors
             .iter()
-            .map(|(d, v)| airlock_safetensors::OwnedTensor {
-                name: d.name.clone(),
+            .map(|(d, v)| airlock_safetensors::TensorRef {
+                name: &d.name,
                 dtype: airlock_safetensors::Dtype::F32,
-                shape: d.shape.clone(),
-                data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                shape: &d.shape,
+                data: airlock_safetensors::TensorBytes::F32(v),
             })
             .collect()
     }
@@ -381,7 +382,8 @@ impl Description {
             .map(|d| {
                 let v = match d.role {
                     Role::Aggregate => extra.next(),
-                    Role::Parameter => p.get(&d.name).map(<[f32]>::to_vec),
+                    // Moved out of the folded copy, not copied again.
+                    Role::Parameter => p.get_mut(&d.name).map(std::mem::take),
                 };
                 v.map(|v| (d.clone(), v)).ok_or(FoldError::Missing(d.name))
             })

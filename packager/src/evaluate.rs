@@ -2,7 +2,7 @@
 //! burn: the fold check (the released model computes what the trained one did) and the
 //! per-row losses L3 attacks.
 
-use airlock_infer::{Net, predict_outputs, to_net};
+use airlock_infer::{Net, predict_outputs, to_net_pair};
 use airlock_model::{Description, Params, Preprocess};
 use airlock_schemas::TaskSpec;
 use burn::backend::Flex;
@@ -30,12 +30,14 @@ impl std::fmt::Debug for Nets {
 }
 
 impl Nets {
-    /// Both networks on the CPU.
+    /// Both networks on the CPU, the trained one sharing the released one's tensors that
+    /// folding left unchanged.
     pub fn new(description: &Description, trained: &Params, released: &Params) -> Self {
         let device = Default::default();
+        let (trained, released) = to_net_pair(description, trained, released, &device);
         Self {
-            trained: to_net(description, trained, false, &device),
-            released: to_net(description, released, true, &device),
+            trained,
+            released,
             device,
             width: description.input_len(),
             task: description.task.clone(),

@@ -22,7 +22,10 @@ mod writer;
 pub use dtype::Dtype;
 pub use reader::{SafetensorsFile, TensorInfo, parse, parse_header};
 pub use sniff::sniff_foreign_format;
-pub use writer::{OwnedTensor, is_canonical, is_canonical_len, write_canonical};
+pub use writer::{
+    OwnedTensor, TensorBytes, TensorRef, is_canonical, is_canonical_len, write_canonical,
+    write_canonical_refs,
+};
 
 /// Largest header accepted, in bytes. Real headers are a few kilobytes; the cap bounds the
 /// memory and time an adversarial file can make the reader spend.
@@ -507,6 +510,84 @@ mod tests {
                 reference
             );
         }
+    }
+
+    #[test]
+    fn the_header_without_layout_blanks_shapes_and_offsets_and_keeps_the_free_text() {
+        let tensors = vec![
+            OwnedTensor {
+                name: "shape".into(),
+                dtype: Dtype::U8,
+                shape: vec![3, 1],
+                data: vec![1, 2, 3],
+            },
+            OwnedTensor {
+                name: "w9434765919".into(),
+                dtype: Dtype::U8,
+                shape: vec![12],
+                data: vec![0; 12],
+            },
+        ];
+        let metadata = BTreeMap::from([(
+            "note".to_owned(),
+            "\"shape\":[943,476,5919] data_offsets 9434765919".to_owned(),
+        )]);
+        let bytes = write_canonical(&tensors, &metadata).expect("write");
+        let file = parse(&bytes).expect("parse");
+        let raw = file.header_text();
+        let masked = file.header_text_without_layout();
+        assert_eq!(masked.len(), raw.len());
+        let masked = String::from_utf8(masked).expect("utf-8");
+        assert!(raw.contains("\"shape\":[3,1]") && raw.contains("\"data_offsets\":[3,15]"));
+        assert!(masked.contains("\"shape\":[   ]") && masked.contains("\"data_offsets\":[    ]"));
+        // Names and metadata, digits and forged keys included, are kept byte for byte.
+        for kept in [
+            "\"w9434765919\"",
+            "\"shape\":{",
+            "[943,476,5919] data_offsets 9434765919",
+        ] {
+            assert!(masked.contains(kept), "{kept} in {masked}");
+        }
+    }
+
+    #[test]
+    fn borrowed_f32_values_write_the_same_bytes_as_owned_ones() {
+        let values: [Vec<f32>; 2] = [
+            vec![1.5, -0.0, f32::MIN_POSITIVE, 3.25e-7, -7.0, 1e30],
+            vec![0.1; 4],
+        ];
+        let shapes = [vec![2, 3], vec![4]];
+        let names = ["z.weight", "a.bias"];
+        let owned: Vec<OwnedTensor> = (0..2)
+            .map(|i| OwnedTensor {
+                name: names[i].to_owned(),
+                dtype: Dtype::F32,
+                shape: shapes[i].clone(),
+                data: values[i].iter().flat_map(|x| x.to_le_bytes()).collect(),
+            })
+            .collect();
+        let refs: Vec<TensorRef<'_>> = (0..2)
+            .map(|i| TensorRef {
+                name: names[i],
+                dtype: Dtype::F32,
+                shape: &shapes[i],
+                data: TensorBytes::F32(&values[i]),
+            })
+            .collect();
+        let metadata = BTreeMap::from([("format".to_owned(), "pt".to_owned())]);
+        assert_eq!(
+            write_canonical_refs(&refs, &metadata).expect("refs"),
+            write_canonical(&owned, &metadata).expect("owned")
+        );
+        // F32 values under another dtype, or too few of them, are refused.
+        let mut bad = refs.clone();
+        bad[0].dtype = Dtype::I32;
+        assert!(write_canonical_refs(&bad, &metadata).is_err());
+        let short = [TensorRef {
+            shape: &[7],
+            ..refs[1]
+        }];
+        assert!(write_canonical_refs(&short, &metadata).is_err());
     }
 
     /// Writes a valid but non-canonical file: reversed name order, whitespace, fields

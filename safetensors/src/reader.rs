@@ -48,6 +48,35 @@ impl<'a> SafetensorsFile<'a> {
         self.bytes.get(t.range.clone()).unwrap_or(&[])
     }
 
+    /// The header's text with the numbers of every `"shape":[...]` and `"data_offsets":[...]`
+    /// array blanked (each digit and comma a space), for scanning the header's free text.
+    ///
+    /// Those arrays are the layout: the parser checked every offset against the data
+    /// buffer and every shape against its tensor's size, so their digits say nothing a
+    /// writer chose freely, yet a gigabyte file's offsets are ten-digit numbers that look
+    /// like identifiers (`[1075641364,2148465880]` passes the NHS number checksum). Only an
+    /// array of digits and commas right after the key is blanked; the key cannot be forged
+    /// inside a name or a metadata string, where every `"` is escaped. Everything else
+    /// (names, dtypes, metadata, padding) is kept at its byte offset.
+    pub fn header_text_without_layout(&self) -> Vec<u8> {
+        let mut text = self.header_text().as_bytes().to_vec();
+        for key in [&b"\"shape\":["[..], &b"\"data_offsets\":["[..]] {
+            let mut from = 0;
+            while let Some(at) = find(&text[from..], key) {
+                let start = from + at + key.len();
+                let len = text[start..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit() || **b == b',')
+                    .count();
+                if text.get(start + len) == Some(&b']') {
+                    text[start..start + len].fill(b' ');
+                }
+                from = start;
+            }
+        }
+        text
+    }
+
     /// the raw header JSON text
     ///
     /// Empty if the public fields were changed so that they no longer describe a header.
@@ -474,4 +503,9 @@ fn read_metadata(value: Json<'_>) -> Result<BTreeMap<String, String>, Safetensor
         }
     }
     Ok(metadata)
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -96,23 +96,87 @@ pub fn write_canonical(
     tensors: &[OwnedTensor],
     metadata: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>, SafetensorsError> {
-    let mut sorted: Vec<&OwnedTensor> = tensors.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let views: Vec<TensorRef<'_>> = tensors
+        .iter()
+        .map(|t| TensorRef {
+            name: &t.name,
+            dtype: t.dtype,
+            shape: &t.shape,
+            data: TensorBytes::Le(&t.data),
+        })
+        .collect();
+    write_canonical_refs(&views, metadata)
+}
+
+/// A tensor to write whose values are borrowed, input of [`write_canonical_refs`].
+#[derive(Debug, Clone, Copy)]
+pub struct TensorRef<'a> {
+    /// Tensor name.
+    pub name: &'a str,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Dimensions; empty for a scalar.
+    pub shape: &'a [usize],
+    /// The values.
+    pub data: TensorBytes<'a>,
+}
+
+/// A [`TensorRef`]'s values.
+#[derive(Debug, Clone, Copy)]
+pub enum TensorBytes<'a> {
+    /// Little-endian element bytes, `product(shape) * dtype.size()` of them.
+    Le(&'a [u8]),
+    /// `f32` values, written little-endian (the tensor's dtype must be F32).
+    F32(&'a [f32]),
+}
+
+impl TensorBytes<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Le(b) => b.len(),
+            Self::F32(v) => v.len().saturating_mul(4),
+        }
+    }
+
+    /// Appends the bytes to `out`, whose capacity already holds them.
+    fn append_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Le(b) => out.extend_from_slice(b),
+            Self::F32(v) => {
+                let start = out.len();
+                out.resize(start + v.len() * 4, 0);
+                for (chunk, x) in out[start..].chunks_exact_mut(4).zip(v.iter()) {
+                    chunk.copy_from_slice(&x.to_le_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// [`write_canonical`] of borrowed tensors: the file is the only copy made of their values
+/// (a released 1 GiB model is written without an intermediate gigabyte of owned bytes).
+pub fn write_canonical_refs(
+    tensors: &[TensorRef<'_>],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, SafetensorsError> {
+    let mut sorted: Vec<&TensorRef<'_>> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(b.name));
     let mut layout = Vec::with_capacity(sorted.len());
     let mut total = 0usize;
     for (i, t) in sorted.iter().enumerate() {
-        validate_name(&t.name)?;
+        validate_name(t.name)?;
         if i > 0 && sorted.get(i - 1).is_some_and(|p| p.name == t.name) {
             return Err(SafetensorsError::DuplicateTensorName {
-                name: t.name.clone(),
+                name: t.name.to_owned(),
             });
         }
-        let expected = byte_size(&t.name, t.dtype, &t.shape)?;
-        if t.data.len() != expected {
+        let expected = byte_size(t.name, t.dtype, t.shape)?;
+        let f32_mismatch = matches!(t.data, TensorBytes::F32(_)) && t.dtype != Dtype::F32;
+        if t.data.len() != expected || f32_mismatch {
             return Err(SafetensorsError::ByteLengthMismatch {
-                tensor: t.name.clone(),
+                tensor: t.name.to_owned(),
                 dtype: t.dtype,
-                shape: t.shape.clone(),
+                shape: t.shape.to_vec(),
                 expected,
                 actual: t.data.len(),
             });
@@ -121,9 +185,9 @@ pub fn write_canonical(
             .checked_add(expected)
             .ok_or(SafetensorsError::DataTooLarge)?;
         layout.push(Layout {
-            name: &t.name,
+            name: t.name,
             dtype: t.dtype,
-            shape: &t.shape,
+            shape: t.shape,
             len: expected,
         });
     }
@@ -136,7 +200,7 @@ pub fn write_canonical(
     out.extend_from_slice(&(header.len() as u64).to_le_bytes());
     out.extend_from_slice(&header);
     for t in sorted {
-        out.extend_from_slice(&t.data);
+        t.data.append_to(&mut out);
     }
     Ok(out)
 }
