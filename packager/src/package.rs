@@ -1,12 +1,12 @@
 //! `airlock package`: run directory → signed release bundle, or a refusal with a report.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use airlock_model::{
     CHECKPOINT_FILE, Description, Params, RECORD_FILE, Role, Run, TensorDecl, file_name, read_run,
 };
-use airlock_safetensors::{self as st, Dtype, SafetensorsFile};
+use airlock_safetensors::{self as st, Dtype, SafetensorsFile, TensorInfo};
 use airlock_schemas::{
     Architecture, BUNDLE_FORMAT_VERSION, CardConfiguration, CardDataFile, CardMetrics, CardSource,
     CnnArchitecture, ConvBlock, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport,
@@ -27,7 +27,7 @@ use airlock_leak::membership::loss_threshold_attack;
 use airlock_leak::outgoing::{IdentifierIndex, OutgoingFinding};
 use airlock_leak::pii::PiiScanner;
 use airlock_leak::pixels::{PixelIndex, PixelParams, PixelSource, finding_kind};
-use airlock_leak::records::{MatchKind, RecordIndex, RecordParams, RecordSource};
+use airlock_leak::records::{MatchKind, RecordIndex, RecordMatch, RecordParams, RecordSource};
 
 /// At most this many findings are listed per layer (counts hold the totals).
 const MAX_FINDINGS: usize = 100;
@@ -358,7 +358,7 @@ fn check_and_write(
 
     progress.step("L1 pii-patterns: every string, and printable runs in every tensor");
     let pii = PiiScanner::new(&run.spec.leak.mrn_patterns);
-    let mut l1 = l1_on_files(&files, &pii);
+    let mut l1 = l1_on_files(&files, &pii, threads);
 
     progress.step("L2 exact-records: training rows in every byte of the checkpoint and the model");
     let evaluated = nets.as_ref().zip(released.as_ref());
@@ -648,9 +648,29 @@ fn l3_rows(run: &Run, d: &Data) -> (Vec<usize>, Vec<usize>) {
 /// The parsed checkpoint and model, each with its file name (`None` when it did not parse).
 type Files<'f, 'a> = [(Option<&'f SafetensorsFile<'a>>, &'static str); 2];
 
+/// When tensor `t` of file `f` is the model's and the checkpoint holds a tensor of the same
+/// name, dtype and bytes (every layer folding did not change), that tensor's name: it was
+/// scanned already, and its findings stand for this one, at this one's place. Bytes
+/// compared, never assumed.
+fn scanned_as(files: &Files<'_, '_>, f: &SafetensorsFile<'_>, t: &TensorInfo) -> Option<String> {
+    let [(Some(ckpt), _), (Some(model), _)] = files else {
+        return None;
+    };
+    if !std::ptr::eq(*model, f) {
+        return None;
+    }
+    let c = ckpt.tensor(&t.name)?;
+    (c.dtype == t.dtype && c.shape == t.shape && ckpt.data(c) == model.data(t))
+        .then(|| t.name.clone())
+}
+
 /// L1: PII patterns in every string and in printable runs of every tensor.
 /// With the site's MRN patterns when they compile, else the built-in ones and an error.
-fn l1_on_files(files: &Files<'_, '_>, pii: &Result<PiiScanner, String>) -> LayerBuilder {
+fn l1_on_files(
+    files: &Files<'_, '_>,
+    pii: &Result<PiiScanner, String>,
+    threads: usize,
+) -> LayerBuilder {
     let mut l1 = LayerBuilder::new("L1", "pii-patterns");
     let pii = pii.clone().unwrap_or_else(|e| {
         l1.error(format!("leak.mrn_patterns: {e}"));
@@ -671,6 +691,7 @@ fn l1_on_files(files: &Files<'_, '_>, pii: &Result<PiiScanner, String>) -> Layer
         }
     };
     let mut tensor_bytes = 0u64;
+    let mut l1_hits: HashMap<String, Vec<airlock_leak::pii::PiiHit>> = HashMap::new();
     for (file, name) in files {
         let Some(f) = file else { continue };
         // The header's free text (shapes and offsets are layout the parser checked).
@@ -686,7 +707,9 @@ fn l1_on_files(files: &Files<'_, '_>, pii: &Result<PiiScanner, String>) -> Layer
         for t in &f.tensors {
             let bytes = f.data(t);
             tensor_bytes += bytes.len() as u64;
-            for hit in pii.find_in_bytes(bytes) {
+            let earlier = scanned_as(files, f, t).and_then(|n| l1_hits.get(&n).cloned());
+            let hits = earlier.unwrap_or_else(|| pii.find_in_bytes_parallel(bytes, threads));
+            for hit in &hits {
                 l1.find(
                     hit.kind.name(),
                     format!("{name} tensor {:?} at byte {}", t.name, hit.range.start),
@@ -694,6 +717,7 @@ fn l1_on_files(files: &Files<'_, '_>, pii: &Result<PiiScanner, String>) -> Layer
                     None,
                 );
             }
+            l1_hits.insert(t.name.clone(), hits);
         }
     }
     // The model card is scanned with the other signed documents below.
@@ -776,28 +800,32 @@ fn l2_on_files(
         stats.numeric_skipped_low_information as u64,
     );
     let mut scanned = 0u64;
-    let mut scan = |l2: &mut LayerBuilder, bytes: &[u8], place: String, half_native: bool| {
-        scanned += bytes.len() as u64;
-        for m in index.scan_tensor(bytes, threads, half_native) {
+    let report = |l2: &mut LayerBuilder, matches: &[RecordMatch], place: &str| {
+        for m in matches {
             l2.find(
                 &record_kind(m.kind),
                 format!("{place} at byte {}", m.offset),
                 Some(m.row as u64),
-                Some(m.column),
+                Some(m.column.clone()),
             );
         }
     };
+    let mut tensor_matches: HashMap<String, Vec<RecordMatch>> = HashMap::new();
     for (file, name) in files {
         let Some(f) = file else { continue };
-        scan(
-            l2,
-            &f.header_text_without_layout(),
-            format!("{name} header"),
-            false,
-        );
+        let header = f.header_text_without_layout();
+        scanned += header.len() as u64;
+        let found = index.scan_tensor(&header, threads, false);
+        report(l2, &found, &format!("{name} header"));
         for t in &f.tensors {
             let half = matches!(t.dtype, Dtype::F16 | Dtype::BF16);
-            scan(l2, f.data(t), format!("{name} tensor {:?}", t.name), half);
+            let bytes = f.data(t);
+            scanned += bytes.len() as u64;
+            let earlier =
+                scanned_as(files, f, t).and_then(|n| tensor_matches.get(&n).cloned());
+            let found = earlier.unwrap_or_else(|| index.scan_tensor(bytes, threads, half));
+            report(l2, &found, &format!("{name} tensor {:?}", t.name));
+            tensor_matches.insert(t.name.clone(), found);
         }
     }
     l2.count("bytes_scanned", scanned);
