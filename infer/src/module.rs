@@ -1,7 +1,7 @@
 //! Any described model as a burn module ([`Net`]), and its conversion from and to host
 //! tensors. The tensor names and layouts are the description's (PyTorch layouts).
 
-use airlock_model::{Description, Params, Role, TensorDecl};
+use airlock_model::{Description, Folded, Params, Role, TensorDecl};
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
@@ -60,13 +60,16 @@ type Made<'a, B> = std::cell::RefCell<std::collections::HashMap<String, (&'a [f3
 /// tensor whose values are bit for bit those of one already made under its name shares it.
 struct Lookup<'a, 'm, B: Backend> {
     params: &'a Params,
+    /// Looked up first, when present.
+    overlay: Option<&'a Params>,
     made: Option<&'m Made<'a, B>>,
 }
 
 impl<'a, B: Backend> Lookup<'a, '_, B> {
     fn get(&self, name: &str) -> &'a [f32] {
-        self.params
-            .get(name)
+        self.overlay
+            .and_then(|o| o.get(name))
+            .or_else(|| self.params.get(name))
             .unwrap_or_else(|| panic!("host params lack {name:?} (the description declares it)"))
     }
 
@@ -95,35 +98,27 @@ impl<'a, B: Backend> Lookup<'a, '_, B> {
     }
 }
 
-/// The trained network (`trained`: the description's trained tensors) and the released
-/// one (`released`: its released tensors), the trained one sharing every tensor of the
-/// released one whose values are bit for bit the same (for an MLP, every layer but those
-/// folding changed): a gigabyte model is held on the device once, not twice.
+/// The trained and the released network of a fold (see [`Folded`]): the released one from
+/// its released tensors, the trained one from `trained_rest` over them, sharing every tensor
+/// whose values are bit for bit the same (for an MLP, every layer but those folding
+/// changed): a gigabyte model is held on the device once, not twice.
 pub fn to_net_pair<B: Backend>(
     description: &Description,
-    trained: &Params,
-    released: &Params,
+    folded: &Folded,
     device: &B::Device,
 ) -> (Net<B>, Net<B>) {
     let made: Made<'_, B> = std::cell::RefCell::default();
-    let r = build(
-        description,
-        &Lookup {
-            params: released,
-            made: Some(&made),
-        },
-        true,
-        device,
-    );
-    let t = build(
-        description,
-        &Lookup {
-            params: trained,
-            made: Some(&made),
-        },
-        false,
-        device,
-    );
+    let released = Lookup {
+        params: &folded.released,
+        overlay: None,
+        made: Some(&made),
+    };
+    let trained = Lookup {
+        overlay: Some(&folded.trained_rest),
+        ..released
+    };
+    let r = build(description, &released, true, device);
+    let t = build(description, &trained, false, device);
     (t, r)
 }
 
@@ -139,12 +134,12 @@ pub fn to_net<B: Backend>(
     released: bool,
     device: &B::Device,
 ) -> Net<B> {
-    build(
-        description,
-        &Lookup { params, made: None },
-        released,
-        device,
-    )
+    let p = Lookup {
+        params,
+        overlay: None,
+        made: None,
+    };
+    build(description, &p, released, device)
 }
 
 fn build<B: Backend>(

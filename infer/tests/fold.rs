@@ -2,7 +2,7 @@
 //! description's folding (input statistics, batch norm, a regression's target scale) is
 //! exact, checked through burn on random models and inputs.
 
-use airlock_infer::{predict_outputs, to_net};
+use airlock_infer::{predict_outputs, to_net, to_net_pair};
 use airlock_model::{Description, FeatureStats, Preprocess, rng};
 use airlock_schemas::{CnnSpec, ConvBlock, ImageInput, MlpSpec, ModelSpec, TaskSpec};
 use burn::backend::Flex;
@@ -83,6 +83,23 @@ fn fold_gap(model: &ModelSpec, task: &TaskSpec, features: usize, seed: u64) -> f
         width,
         &dev,
     );
+    // Folding in place (no copy of the trained tensors) releases the same tensors, keeps
+    // beside them exactly what the trained model was, and the pair of networks built from
+    // it (sharing the unchanged tensors) computes what the separate ones do, bit for bit.
+    let folded = d.fold_owned(trained.clone(), &pre).expect("fold_owned");
+    assert_eq!(folded.released, released);
+    for (decl, v) in &trained.tensors {
+        let kept = folded
+            .trained_rest
+            .get(&decl.name)
+            .or_else(|| folded.released.get(&decl.name))
+            .expect("every trained tensor is kept or released");
+        let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(kept), bits(v), "{}", decl.name);
+    }
+    let (t, r) = to_net_pair::<Flex>(&d, &folded, &dev);
+    assert_eq!(predict_outputs(&t, &normalized, width, &dev), a);
+    assert_eq!(predict_outputs(&r, &raw, width, &dev), b);
     if let Some(t) = &pre.target {
         b.iter_mut()
             .for_each(|z| *z = ((f64::from(*z) - t.mean) / t.std) as f32);

@@ -1060,14 +1060,21 @@ mod tests {
         // Identifiers everywhere, some across where the parts would be cut, and a long
         // all-printable stretch that pushes a cut forward.
         let text = b" john.smith@example.com SW1A 1AA 4111 1111 1111 1111 ";
-        for at in (0..bytes.len() - 64).step_by(98_304).chain([1 << 20, (3 << 20) / 2 - 20]) {
+        for at in (0..bytes.len() - 64)
+            .step_by(98_304)
+            .chain([1 << 20, (3 << 20) / 2 - 20])
+        {
             bytes[at..at + text.len()].copy_from_slice(text);
         }
         bytes[(2 << 20) - 5000..(2 << 20) + 5000].fill(b'a');
         let serial = scanner.find_in_bytes(&bytes);
         assert!(serial.len() > 90, "{}", serial.len());
         for threads in [1, 2, 3, 7] {
-            assert_eq!(scanner.find_in_bytes_parallel(&bytes, threads), serial, "{threads}");
+            assert_eq!(
+                scanner.find_in_bytes_parallel(&bytes, threads),
+                serial,
+                "{threads}"
+            );
         }
     }
 

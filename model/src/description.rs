@@ -338,7 +338,17 @@ impl Description {
     /// The released tensors from trained ones and the run's statistics (see
     /// [`Description::released`]). Computed in f64, stored as f32.
     pub fn fold(&self, trained: &Params, pre: &Preprocess) -> Result<Params, FoldError> {
-        let mut p = trained.clone();
+        self.fold_owned(trained.clone(), pre).map(|f| f.released)
+    }
+
+    /// [`Self::fold`] without copying the trained tensors: the released ones are moved out
+    /// of them, and what differs of the trained model is kept beside (see [`Folded`]). A
+    /// gigabyte model folds without a second gigabyte.
+    pub fn fold_owned(&self, trained: Params, pre: &Preprocess) -> Result<Folded, FoldError> {
+        let mut p = Folding {
+            p: trained,
+            originals: Vec::new(),
+        };
         self.fold_batch_norm(&mut p)?;
         let released = self.released();
         let mut extra = Vec::new();
@@ -377,23 +387,38 @@ impl Description {
             }
         }
         let mut extra = extra.into_iter();
+        let Folding { p, originals } = p;
+        let mut left: Vec<(TensorDecl, Option<Vec<f32>>)> =
+            p.tensors.into_iter().map(|(d, v)| (d, Some(v))).collect();
         let tensors = released
             .into_iter()
             .map(|d| {
                 let v = match d.role {
                     Role::Aggregate => extra.next(),
-                    // Moved out of the folded copy, not copied again.
-                    Role::Parameter => p.get_mut(&d.name).map(std::mem::take),
+                    // Moved out of the trained tensors, not copied.
+                    Role::Parameter => left
+                        .iter_mut()
+                        .find(|(t, _)| t.name == d.name)
+                        .and_then(|(_, v)| v.take()),
                 };
                 v.map(|v| (d.clone(), v)).ok_or(FoldError::Missing(d.name))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Params { tensors })
+        // The trained tensors that differ from the released ones: those folding changed
+        // (their values before), and those that are not released at all.
+        let mut trained_rest = originals;
+        trained_rest.extend(left.into_iter().filter_map(|(d, v)| v.map(|v| (d, v))));
+        Ok(Folded {
+            released: Params { tensors },
+            trained_rest: Params {
+                tensors: trained_rest,
+            },
+        })
     }
 
     /// Batch norm (inference form: `γ (x − μ) / √(σ² + ε) + β`, per channel) folded into
     /// the convolution before it.
-    fn fold_batch_norm(&self, p: &mut Params) -> Result<(), FoldError> {
+    fn fold_batch_norm(&self, p: &mut Folding) -> Result<(), FoldError> {
         for (k, b) in self.conv().iter().enumerate() {
             if !b.batch_norm {
                 continue;
@@ -464,11 +489,45 @@ fn check_stats(pre: &Preprocess, inputs: usize) -> Result<(), FoldError> {
     Ok(())
 }
 
+/// The trained tensors being folded in place: the only way to change one is
+/// [`Folding::get_mut`], which first keeps its trained values, so that what the trained
+/// model was stays known without a copy of the unchanged tensors.
+struct Folding {
+    p: Params,
+    originals: Vec<(TensorDecl, Vec<f32>)>,
+}
+
+impl Folding {
+    fn get(&self, name: &str) -> Option<&[f32]> {
+        self.p.get(name)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut Vec<f32>> {
+        if !self.originals.iter().any(|(d, _)| d.name == name)
+            && let Some((d, v)) = self.p.tensors.iter().find(|(d, _)| d.name == name)
+        {
+            self.originals.push((d.clone(), v.clone()));
+        }
+        self.p.get_mut(name)
+    }
+}
+
+/// A fold's result, from [`Description::fold_owned`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Folded {
+    /// The released tensors.
+    pub released: Params,
+    /// Every trained tensor that is not bit for bit the released tensor of its name: the
+    /// ones folding changed, with their trained values, and the ones not released (batch
+    /// norm). The trained model is `trained_rest` over `released`.
+    pub trained_rest: Params,
+}
+
 /// `x' = (x − μ) / σ` folded into the layer `prefix` whose weight is `[out, in, (k)]` with
 /// `block` weights per input (1 for a linear layer, kernel² for a convolution):
 /// `W' = W / σ_in`, `b' = b − Σ W' μ_in`.
 fn fold_input(
-    p: &mut Params,
+    p: &mut Folding,
     prefix: &str,
     pre: &Preprocess,
     block: usize,

@@ -24,7 +24,7 @@ pub use dataset::{
     Dataset, Images, check_recorded_files, check_same_files, csv_identifier_values, load_dataset,
 };
 pub use description::{
-    BATCH_NORM_EPSILON, Description, FoldError, InputKind, Params, Role, TensorDecl,
+    BATCH_NORM_EPSILON, Description, FoldError, Folded, InputKind, Params, Role, TensorDecl,
 };
 pub use evaluation::{SubgroupInput, check_subgroups, evaluate};
 pub use images::{

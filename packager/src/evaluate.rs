@@ -3,7 +3,7 @@
 //! per-row losses L3 attacks.
 
 use airlock_infer::{Net, predict_outputs, to_net_pair};
-use airlock_model::{Description, Params, Preprocess};
+use airlock_model::{Description, Folded, Preprocess};
 use airlock_schemas::TaskSpec;
 use burn::backend::Flex;
 
@@ -32,9 +32,9 @@ impl std::fmt::Debug for Nets {
 impl Nets {
     /// Both networks on the CPU, the trained one sharing the released one's tensors that
     /// folding left unchanged.
-    pub fn new(description: &Description, trained: &Params, released: &Params) -> Self {
+    pub fn new(description: &Description, folded: &Folded) -> Self {
         let device = Default::default();
-        let (trained, released) = to_net_pair(description, trained, released, &device);
+        let (trained, released) = to_net_pair(description, folded, &device);
         Self {
             trained,
             released,

@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use airlock_model::{
-    CHECKPOINT_FILE, Description, Params, RECORD_FILE, Role, Run, TensorDecl, file_name, read_run,
+    CHECKPOINT_FILE, Description, Folded, Params, RECORD_FILE, Role, Run, TensorDecl, file_name,
+    read_run,
 };
 use airlock_safetensors::{self as st, Dtype, SafetensorsFile, TensorInfo};
 use airlock_schemas::{
@@ -325,16 +326,12 @@ fn check_and_write(
         .as_ref()
         .and_then(|ckpt| check_checkpoint(ckpt, &trained_decls, &mut l0));
     // Strip, fold, write canonically.
-    let (folded, model_bytes) = strip_and_fold(description, params.as_ref(), run, &mut l0);
+    let (folded, model_bytes) = strip_and_fold(description, params, run, &mut l0);
     // L0 on the output: rebuilt from the declaration, so it must hold exactly that.
     let model = check_rebuilt(&model_bytes, &shapes(&released_decls), &mut l0);
-    let nets = match (&params, &folded) {
-        (Some(p), Some(f)) => Some(Nets::new(description, p, f)),
-        _ => None,
-    };
-    // The networks hold what the checks need: the host copies go (a GiB each, for a
-    // 1 GiB model).
-    drop((params, folded));
+    let nets = folded.as_ref().map(|f| Nets::new(description, f));
+    // The networks hold what the checks need: the host copies go (a GiB for a 1 GiB model).
+    drop(folded);
 
     let drafts = Drafts::new(run, description, &model_bytes, threads, signer);
 
@@ -523,24 +520,25 @@ fn parse_checkpoint<'a>(bytes: &'a [u8], l0: &mut LayerBuilder) -> Option<Safete
 }
 
 /// Folds what can be folded exactly (see [`Description::fold`]) and writes the released
-/// tensors canonically: the released parameters and the bytes of `model.safetensors`
+/// tensors canonically: the fold (the trained tensors moved, not copied) and the bytes of
+/// `model.safetensors`
 /// (empty when it could not be written).
 fn strip_and_fold(
     description: &Description,
-    params: Option<&Params>,
+    params: Option<Params>,
     run: &Run,
     l0: &mut LayerBuilder,
-) -> (Option<Params>, Vec<u8>) {
+) -> (Option<Folded>, Vec<u8>) {
     let Some(p) = params else {
         return (None, Vec::new());
     };
-    match description.fold(p, &run.pre) {
+    match description.fold_owned(p, &run.pre) {
         Ok(f) => {
             let meta: BTreeMap<String, String> = MODEL_METADATA
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect();
-            let model_bytes = match st::write_canonical_refs(&f.to_tensor_refs(), &meta) {
+            let model_bytes = match st::write_canonical_refs(&f.released.to_tensor_refs(), &meta) {
                 Ok(b) => b,
                 Err(e) => {
                     l0.error(format!("writing {MODEL_FILE}: {e}"));
@@ -821,8 +819,7 @@ fn l2_on_files(
             let half = matches!(t.dtype, Dtype::F16 | Dtype::BF16);
             let bytes = f.data(t);
             scanned += bytes.len() as u64;
-            let earlier =
-                scanned_as(files, f, t).and_then(|n| tensor_matches.get(&n).cloned());
+            let earlier = scanned_as(files, f, t).and_then(|n| tensor_matches.get(&n).cloned());
             let found = earlier.unwrap_or_else(|| index.scan_tensor(bytes, threads, half));
             report(l2, &found, &format!("{name} tensor {:?}", t.name));
             tensor_matches.insert(t.name.clone(), found);
