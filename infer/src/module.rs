@@ -53,73 +53,67 @@ fn tensor<B: Backend, const D: usize>(
     Tensor::from_data(TensorData::new(values.to_vec(), shape), device)
 }
 
-/// Flat tensors already made, by name, with the host values they were made from.
-type Made<'a, B> = std::cell::RefCell<std::collections::HashMap<String, (&'a [f32], Tensor<B, 1>)>>;
+/// Flat tensors on the device, by name.
+type Made<B> = std::collections::HashMap<String, Tensor<B, 1>>;
 
-/// Looks tensors up by name in host params and makes them on the device; with `made`, a
-/// tensor whose values are bit for bit those of one already made under its name shares it.
-struct Lookup<'a, 'm, B: Backend> {
-    params: &'a Params,
-    /// Looked up first, when present.
-    overlay: Option<&'a Params>,
-    made: Option<&'m Made<'a, B>>,
+/// Where a network's tensors come from: host `params` (copied to the device), else tensors
+/// already on the device (`made`, shared).
+struct Lookup<'a, B: Backend> {
+    params: Option<&'a Params>,
+    made: Option<&'a Made<B>>,
 }
 
-impl<'a, B: Backend> Lookup<'a, '_, B> {
-    fn get(&self, name: &str) -> &'a [f32] {
-        self.overlay
-            .and_then(|o| o.get(name))
-            .or_else(|| self.params.get(name))
-            .unwrap_or_else(|| panic!("host params lack {name:?} (the description declares it)"))
-    }
-
+impl<B: Backend> Lookup<'_, B> {
     fn tensor<const D: usize>(
         &self,
         name: &str,
         shape: [usize; D],
         device: &B::Device,
     ) -> Tensor<B, D> {
-        let values = self.get(name);
-        let Some(made) = self.made else {
+        if let Some(values) = self.params.and_then(|p| p.get(name)) {
             return tensor(values, shape, device);
-        };
-        if let Some((v, t)) = made.borrow().get(name)
-            && v.len() == values.len()
-            && v.iter()
-                .zip(values)
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-        {
-            return t.clone().reshape(shape);
         }
-        let flat = tensor::<B, 1>(values, [values.len()], device);
-        made.borrow_mut()
-            .insert(name.to_owned(), (values, flat.clone()));
-        flat.reshape(shape)
+        match self.made.and_then(|m| m.get(name)) {
+            Some(t) => t.clone().reshape(shape),
+            None => panic!("host params lack {name:?} (the description declares it)"),
+        }
     }
 }
 
-/// The trained and the released network of a fold (see [`Folded`]): the released one from
-/// its released tensors, the trained one from `trained_rest` over them, sharing every tensor
-/// whose values are bit for bit the same (for an MLP, every layer but those folding
-/// changed): a gigabyte model is held on the device once, not twice.
+/// The trained and the released network of a fold (see [`Folded`]): the released tensors
+/// move into the device's tensors (no copy on the CPU backends), the released network is
+/// made of them, and the trained one of `trained_rest` over them, sharing every released
+/// tensor folding did not change (for an MLP, every layer but the first): a gigabyte
+/// model is held once, not three times.
 pub fn to_net_pair<B: Backend>(
     description: &Description,
-    folded: &Folded,
+    folded: Folded,
     device: &B::Device,
 ) -> (Net<B>, Net<B>) {
-    let made: Made<'_, B> = std::cell::RefCell::default();
-    let released = Lookup {
-        params: &folded.released,
-        overlay: None,
+    let Folded {
+        released,
+        trained_rest,
+    } = folded;
+    let made: Made<B> = released
+        .tensors
+        .into_iter()
+        .map(|(d, v)| {
+            let n = v.len();
+            (d.name, Tensor::from_data(TensorData::new(v, [n]), device))
+        })
+        .collect();
+    let r = Lookup {
+        params: None,
         made: Some(&made),
     };
-    let trained = Lookup {
-        overlay: Some(&folded.trained_rest),
-        ..released
+    let t = Lookup {
+        params: Some(&trained_rest),
+        made: Some(&made),
     };
-    let r = build(description, &released, true, device);
-    let t = build(description, &trained, false, device);
-    (t, r)
+    (
+        build(description, &t, false, device),
+        build(description, &r, true, device),
+    )
 }
 
 /// Build the burn module for `params`, which hold `description`'s trained tensors
@@ -135,8 +129,7 @@ pub fn to_net<B: Backend>(
     device: &B::Device,
 ) -> Net<B> {
     let p = Lookup {
-        params,
-        overlay: None,
+        params: Some(params),
         made: None,
     };
     build(description, &p, released, device)
@@ -144,7 +137,7 @@ pub fn to_net<B: Backend>(
 
 fn build<B: Backend>(
     description: &Description,
-    p: &Lookup<'_, '_, B>,
+    p: &Lookup<'_, B>,
     released: bool,
     device: &B::Device,
 ) -> Net<B> {

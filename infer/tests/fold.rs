@@ -97,7 +97,7 @@ fn fold_gap(model: &ModelSpec, task: &TaskSpec, features: usize, seed: u64) -> f
         let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(kept), bits(v), "{}", decl.name);
     }
-    let (t, r) = to_net_pair::<Flex>(&d, &folded, &dev);
+    let (t, r) = to_net_pair::<Flex>(&d, folded, &dev);
     assert_eq!(predict_outputs(&t, &normalized, width, &dev), a);
     assert_eq!(predict_outputs(&r, &raw, width, &dev), b);
     if let Some(t) = &pre.target {

@@ -30,9 +30,9 @@ impl std::fmt::Debug for Nets {
 }
 
 impl Nets {
-    /// Both networks on the CPU, the trained one sharing the released one's tensors that
-    /// folding left unchanged.
-    pub fn new(description: &Description, folded: &Folded) -> Self {
+    /// Both networks on the CPU, from the fold (its released tensors moved, not copied),
+    /// the trained one sharing the released one's tensors that folding left unchanged.
+    pub fn new(description: &Description, folded: Folded) -> Self {
         let device = Default::default();
         let (trained, released) = to_net_pair(description, folded, &device);
         Self {

@@ -329,9 +329,8 @@ fn check_and_write(
     let (folded, model_bytes) = strip_and_fold(description, params, run, &mut l0);
     // L0 on the output: rebuilt from the declaration, so it must hold exactly that.
     let model = check_rebuilt(&model_bytes, &shapes(&released_decls), &mut l0);
-    let nets = folded.as_ref().map(|f| Nets::new(description, f));
-    // The networks hold what the checks need: the host copies go (a GiB for a 1 GiB model).
-    drop(folded);
+    // The networks take the fold's tensors over (the model's bytes are written already).
+    let nets = folded.map(|f| Nets::new(description, f));
 
     let drafts = Drafts::new(run, description, &model_bytes, threads, signer);
 
