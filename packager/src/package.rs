@@ -358,7 +358,7 @@ fn check_and_write(
 
     progress.step("L2 exact-records: training rows in every byte of the checkpoint and the model");
     let evaluated = nets.as_ref().zip(released.as_ref());
-    let (mut l2, l3) = l2_l3_on_data(run, &data, &files, evaluated, threads, &progress);
+    let (mut l2, l3) = l2_l3_on_data(run, &data, &files, evaluated, threads, progress);
 
     // L1 and L2 over every signed document, with the identifiers in normalized forms too.
     progress.step("L1, L2 on the signed documents: statement, provenance, model card");
