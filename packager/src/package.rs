@@ -327,6 +327,10 @@ fn check_and_write(
         .and_then(|ckpt| check_checkpoint(ckpt, &trained_decls, &mut l0));
     // Strip, fold, write canonically.
     let (folded, model_bytes) = strip_and_fold(description, params, run, &mut l0);
+    let model_bytes = std::sync::Arc::new(model_bytes);
+    // The model file goes to the bundle's staging directory on its own thread while the
+    // checks run (a gigabyte is seconds of disk); a refusal or an error removes it.
+    let staged = (!model_bytes.is_empty()).then(|| StagedModel::start(&opts.out, &model_bytes));
     // L0 on the output: rebuilt from the declaration, so it must hold exactly that.
     let model = check_rebuilt(&model_bytes, &shapes(&released_decls), &mut l0);
     // The networks take the fold's tensors over (the model's bytes are written already).
@@ -383,17 +387,20 @@ fn check_and_write(
     }
 
     let model_sha256 = drafts.model_sha.clone();
+    progress.step("signing and writing the bundle");
+    let staging = match staged {
+        Some(s) => s.finish()?,
+        None => StagedModel::start(&opts.out, &model_bytes).finish()?,
+    };
     let files: Vec<(&str, Vec<u8>)> = vec![
-        (MODEL_FILE, model_bytes),
         (MODEL_CARD_FILE, drafts.card_bytes),
         (LEAK_REPORT_FILE, report_bytes),
         (STATEMENT_FILE, signed.statement_bytes),
         (STATEMENT_DSSE_FILE, signed.statement_env),
         (PROVENANCE_DSSE_FILE, signed.provenance_env),
     ];
-    progress.step("signing and writing the bundle");
     write_run_pointer(opts, run)?;
-    write_bundle(&opts.out, &files)?;
+    write_bundle(&opts.out, staging, &files)?;
     Ok(PackageSummary {
         bundle: opts.out.clone(),
         model_sha256,
@@ -1473,23 +1480,71 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PackageError> {
     Ok(())
 }
 
-/// Write the bundle into a staging directory and rename it into place.
-fn write_bundle(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), PackageError> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(io("create directory", &parent))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".airlock-bundle-")
-        .tempdir_in(&parent)
-        .map_err(io("create a staging directory in", &parent))?;
+/// The model file being written and synced into a new staging directory next to the
+/// bundle, on its own thread. Dropped unfinished (a refusal, an error), it waits for the
+/// thread, and the directory is removed: nothing half-written stays.
+struct StagedModel {
+    thread: Option<std::thread::JoinHandle<Result<tempfile::TempDir, PackageError>>>,
+}
+
+impl StagedModel {
+    fn start(out: &Path, bytes: &std::sync::Arc<Vec<u8>>) -> Self {
+        let (out, bytes) = (out.to_owned(), std::sync::Arc::clone(bytes));
+        let thread = std::thread::spawn(move || {
+            let parent = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                _ => PathBuf::from("."),
+            };
+            std::fs::create_dir_all(&parent).map_err(io("create directory", &parent))?;
+            let staging = tempfile::Builder::new()
+                .prefix(".airlock-bundle-")
+                .tempdir_in(&parent)
+                .map_err(io("create a staging directory in", &parent))?;
+            write_synced(&staging.path().join(MODEL_FILE), &bytes)?;
+            Ok(staging)
+        });
+        Self {
+            thread: Some(thread),
+        }
+    }
+
+    /// The staging directory, holding the synced model file.
+    fn finish(mut self) -> Result<tempfile::TempDir, PackageError> {
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            None => unreachable!("finish consumes the staged model"),
+        }
+    }
+}
+
+impl Drop for StagedModel {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            // Its staging directory, if it got one, is removed as the result drops.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Writes `bytes` to `p` and syncs them to disk.
+fn write_synced(p: &Path, bytes: &[u8]) -> Result<(), PackageError> {
+    std::fs::write(p, bytes).map_err(io("write", p))?;
+    std::fs::File::open(p)
+        .and_then(|f| f.sync_all())
+        .map_err(io("sync", p))
+}
+
+/// Writes the rest of the bundle into the staging directory that holds the model, and
+/// renames it into place.
+fn write_bundle(
+    out: &Path,
+    staging: tempfile::TempDir,
+    files: &[(&str, Vec<u8>)],
+) -> Result<(), PackageError> {
     for (name, bytes) in files {
-        let p = staging.path().join(name);
-        std::fs::write(&p, bytes).map_err(io("write", &p))?;
-        std::fs::File::open(&p)
-            .and_then(|f| f.sync_all())
-            .map_err(io("sync", &p))?;
+        write_synced(&staging.path().join(name), bytes)?;
     }
     std::fs::create_dir(staging.path().join(APPROVALS_DIR))
         .map_err(io("create", &staging.path().join(APPROVALS_DIR)))?;

@@ -154,6 +154,17 @@ fn refused(r: &Release, layers: &[&str], secret: Option<&str>) -> serde_json::Va
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(!r.sb.join("bundle").exists(), "no bundle may be written");
+    // Nor any of it: the model file staged while the checks ran is gone with its directory.
+    let staged: Vec<_> = std::fs::read_dir(&r.sb)
+        .expect("sandbox")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".airlock-bundle-")
+        })
+        .collect();
+    assert!(staged.is_empty(), "staging left behind: {staged:?}");
     let report_path = r.sb.join("bundle.leak-report.json");
     let text =
         std::fs::read_to_string(&report_path).expect("report written beside the bundle path");
