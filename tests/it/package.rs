@@ -155,7 +155,7 @@ fn refused(r: &Release, layers: &[&str], secret: Option<&str>) -> serde_json::Va
     assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(!r.sb.join("bundle").exists(), "no bundle may be written");
     // Nor any of it: the model file staged while the checks ran is gone with its directory.
-    let staged: Vec<_> = std::fs::read_dir(&r.sb)
+    let staged: Vec<_> = std::fs::read_dir(r.sb.join("."))
         .expect("sandbox")
         .filter_map(Result::ok)
         .filter(|e| {
