@@ -43,12 +43,54 @@ pub struct Run {
     pub pre: Preprocess,
     /// The checkpoint's bytes (empty unless asked for).
     pub checkpoint: Vec<u8>,
+    /// The checkpoint's SHA-256 (hex), computed as it was read (empty unless asked for).
+    pub checkpoint_sha256: String,
     /// The pipeline it was trained from.
     pub spec: PipelineSpec,
     /// The pipeline file's name (never its on-prem path).
     pub pipeline_name: String,
     /// The base of the predicate and build types to sign with (`[signing] uri_base`).
     pub uri_base: UriBase,
+}
+
+/// The bytes of the file at `path` and their SHA-256 (hex), hashed on a second thread
+/// chunk by chunk as they are read: a 3 GiB checkpoint is hashed by the time it is in
+/// memory, and the digest is of exactly the bytes every check then reads.
+pub fn read_hashed(path: &Path) -> std::io::Result<(Vec<u8>, String)> {
+    use std::io::Read;
+    const CHUNK: usize = 16 << 20;
+    let mut file = std::fs::File::open(path)?;
+    let len = usize::try_from(file.metadata()?.len())
+        .map_err(|_| std::io::Error::other("the file is larger than memory can address"))?;
+    let mut bytes = vec![0u8; len];
+    let digest = std::thread::scope(|s| -> std::io::Result<String> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<&[u8]>(8);
+        let hasher = s.spawn(move || {
+            let mut h = Sha256::new();
+            for chunk in rx {
+                h.update(chunk);
+            }
+            hex::encode(h.finalize())
+        });
+        let mut rest: &mut [u8] = &mut bytes;
+        while !rest.is_empty() {
+            let n = rest.len().min(CHUNK);
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            file.read_exact(head)?;
+            // The hasher is gone only if it panicked; the join below says so.
+            let _ = tx.send(head);
+            rest = tail;
+        }
+        drop(tx);
+        hasher
+            .join()
+            .map_err(|_| std::io::Error::other("the hashing thread panicked"))
+    })?;
+    // A file that grew while it was read is not the file whose length was taken.
+    if file.read(&mut [0u8; 1])? != 0 {
+        return Err(std::io::Error::other("the file grew while it was read"));
+    }
+    Ok((bytes, digest))
 }
 
 /// Read the run directory `dir`; with `with_checkpoint`, its checkpoint's bytes too.
@@ -68,10 +110,11 @@ pub fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, RunError> {
         .map_err(|e| bad(format!("{RECORD_FILE} is refused: {e}")))?;
     let pre: Preprocess = airlock_schemas::strict_json::from_slice(&read(PREPROCESS_FILE)?)
         .map_err(|e| bad(format!("{PREPROCESS_FILE}: {e}")))?;
-    let checkpoint = if with_checkpoint {
-        read(CHECKPOINT_FILE)?
+    let (checkpoint, checkpoint_sha256) = if with_checkpoint {
+        let path = dir.join(CHECKPOINT_FILE);
+        read_hashed(&path).map_err(|e| bad(format!("{CHECKPOINT_FILE}: {e}")))?
     } else {
-        Vec::new()
+        (Vec::new(), String::new())
     };
     let pipeline_path = PathBuf::from(&record.pipeline.path);
     // The run's own copy of the pipeline (a run written by an older airlock has none), so
@@ -139,6 +182,7 @@ pub fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, RunError> {
         record_bytes,
         pre,
         checkpoint,
+        checkpoint_sha256,
         spec,
         pipeline_name,
     })
@@ -150,4 +194,24 @@ pub fn file_name(p: &Path) -> String {
         || p.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{read_hashed, sha256_hex};
+
+    #[test]
+    fn a_file_read_while_hashed_is_its_bytes_and_their_digest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chunk = 16 << 20;
+        for len in [0, 1, chunk - 1, chunk, chunk + 1, 2 * chunk + 12_345] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            std::fs::write(&path, &bytes).expect("write");
+            let (read, digest) = read_hashed(&path).expect("read");
+            assert!(read == bytes, "{len} bytes");
+            assert_eq!(digest, sha256_hex(&bytes), "{len} bytes");
+        }
+        assert!(read_hashed(&dir.path().join("missing")).is_err());
+    }
 }

@@ -287,26 +287,21 @@ pub fn package(opts: &PackageOptions) -> Result<PackageSummary, PackageError> {
     refuse_existing_output(&opts.out)?;
     let progress = Progress::start(opts.progress);
     progress.step("reading the run");
+    // The checkpoint is hashed (the report's first input) on a second thread as it is read.
     let run = read_run(&opts.run_dir, true)?;
     check_provenance(&run, &opts.run_dir)?;
     let description = describe(&run, &opts.run_dir)?;
-    // The checkpoint's digest (the report's first input) on a thread of its own while the
-    // checks run: hashing GiBs is seconds of one core.
-    std::thread::scope(|s| {
-        let digest = s.spawn(|| sha256_hex(&run.checkpoint));
-        check_and_write(opts, &run, &description, &signer, &progress, digest)
-    })
+    check_and_write(opts, &run, &description, &signer, &progress)
 }
 
 /// Everything after reading the run: the leak layers, the report, the signatures and the
-/// bundle. `checkpoint_digest` is joined when the report needs it.
+/// bundle.
 fn check_and_write(
     opts: &PackageOptions,
     run: &Run,
     description: &Description,
     signer: &Signer,
     progress: &Progress,
-    checkpoint_digest: std::thread::ScopedJoinHandle<'_, String>,
 ) -> Result<PackageSummary, PackageError> {
     let trained_decls = description.trained();
     let released_decls = description.released();
@@ -369,7 +364,7 @@ fn check_and_write(
     let doc_index = scan_documents(&data, &drafts, &mut l1, &mut l2, pii);
 
     let layers = vec![l0.finish(), l1.finish(), l2.finish(), l3.finish()];
-    let mut inputs = run_inputs(run, join(checkpoint_digest));
+    let mut inputs = run_inputs(run, run.checkpoint_sha256.clone());
     inputs.extend(data_inputs);
     let model_digest = (!model_bytes.is_empty()).then_some(drafts.model_sha.as_str());
     let mut report = assemble_report(layers, inputs, model_digest, &drafts.card_bytes);
@@ -459,11 +454,6 @@ impl Progress {
             p(self.started.elapsed().as_secs_f64(), what);
         }
     }
-}
-
-/// A scoped thread's result; its panic goes on in this thread.
-fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// The report's inputs read from the run directory itself (the checkpoint's digest
