@@ -11,6 +11,7 @@ mod metrics;
 mod params;
 mod parquet;
 mod preprocess;
+pub mod privacy;
 mod run;
 mod rundir;
 

@@ -11,6 +11,7 @@ mod moto;
 mod officers;
 mod package;
 mod pipeline_run;
+mod privacy;
 mod publish;
 mod publish_s3;
 mod pull;
