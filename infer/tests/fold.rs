@@ -21,9 +21,51 @@ fn stats(n: usize, r: &mut rand_chacha::ChaCha8Rng) -> Vec<FeatureStats> {
 /// Trained outputs on normalized inputs against released outputs on raw inputs (a
 /// regression's put back in standardized units), the largest difference.
 fn fold_gap(model: &ModelSpec, task: &TaskSpec, features: usize, seed: u64) -> f32 {
+    fold_gap_with(model, task, features, seed, false)
+}
+
+/// [`fold_gap`]; with `dead`, the trained model first gets units no output depends on
+/// (their outgoing weights zeroed, their incoming ones left as trained), which the fold's
+/// [`Description::zero_dead_units`] must zero without changing an output.
+fn fold_gap_with(
+    model: &ModelSpec,
+    task: &TaskSpec,
+    features: usize,
+    seed: u64,
+    dead: bool,
+) -> f32 {
     let d = Description::new(model, task, features).expect("description");
     let mut r = rng(seed, 9);
     let mut trained = d.init(&mut r);
+    let mut planted = 0;
+    if dead {
+        let widths = d.dense_widths();
+        let mut zero = |name: &str, keep: &dyn Fn(usize) -> bool| {
+            let (_, v) = trained
+                .tensors
+                .iter_mut()
+                .find(|(t, _)| t.name == name)
+                .expect(name);
+            v.iter_mut()
+                .enumerate()
+                .filter(|(i, _)| !keep(*i))
+                .for_each(|(_, x)| *x = 0.0);
+        };
+        // Unit 3 of the last hidden dense layer: column 3 of the output layer.
+        let last = widths.len() - 2;
+        let w = widths[last];
+        zero(&format!("layers.{last}.weight"), &|i| i % w != 3);
+        planted += 1;
+        if let [first, .., last_block] = d.conv() {
+            // Channel 1 of the last block: its plane of the first dense layer's columns.
+            let plane = widths[0] / last_block.channels;
+            zero("layers.0.weight", &|i| (i % widths[0]) / plane != 1);
+            // Channel 2 of the first block: input channel 2 of the second.
+            let k2 = d.conv()[1].kernel * d.conv()[1].kernel;
+            zero("conv.1.weight", &|i| (i / k2) % first.channels != 2);
+            planted += 2;
+        }
+    }
     // Batch-norm statistics and affine parameters that are not the identity.
     for (decl, v) in &mut trained.tensors {
         if decl.name.ends_with("running_var") {
@@ -86,8 +128,10 @@ fn fold_gap(model: &ModelSpec, task: &TaskSpec, features: usize, seed: u64) -> f
     // Folding in place (no copy of the trained tensors) releases the same tensors, keeps
     // beside them exactly what the trained model was, and the pair of networks built from
     // it (sharing the unchanged tensors) computes what the separate ones do, bit for bit.
-    let folded = d.fold_owned(trained.clone(), &pre).expect("fold_owned");
+    let mut folded = d.fold_owned(trained.clone(), &pre).expect("fold_owned");
     assert_eq!(folded.released, released);
+    let zeroed: usize = d.zero_dead_units(&mut folded).iter().map(|(_, n)| n).sum();
+    assert_eq!(zeroed, planted, "dead units zeroed");
     for (decl, v) in &trained.tensors {
         let kept = folded
             .trained_rest
@@ -99,7 +143,16 @@ fn fold_gap(model: &ModelSpec, task: &TaskSpec, features: usize, seed: u64) -> f
     }
     let (t, r) = to_net_pair::<Flex>(&d, folded, &dev);
     assert_eq!(predict_outputs(&t, &normalized, width, &dev), a);
-    assert_eq!(predict_outputs(&r, &raw, width, &dev), b);
+    let zeroed_out = predict_outputs(&r, &raw, width, &dev);
+    let moved = zeroed_out
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        moved <= 1e-6,
+        "zeroing dead units moved an output by {moved}"
+    );
     if let Some(t) = &pre.target {
         b.iter_mut()
             .for_each(|z| *z = ((f64::from(*z) - t.mean) / t.std) as f32);
@@ -177,4 +230,18 @@ fn a_padded_first_block_ships_its_input_statistics_as_declared_aggregates() {
     assert!(names.iter().all(|n| !n.contains(".norm.")), "{names:?}");
     let d = Description::new(&cnn(0), &TaskSpec::Binary, 0).expect("description");
     assert!(d.released().iter().all(|t| !t.name.starts_with("input.")));
+}
+
+#[test]
+fn units_no_output_depends_on_ship_as_zeros_and_change_no_output() {
+    let mlp = ModelSpec::Mlp(MlpSpec {
+        hidden: vec![16, 8],
+        dropout: 0.0,
+    });
+    for (name, model) in [("mlp", &mlp), ("cnn", &cnn(0)), ("cnn padded", &cnn(1))] {
+        for seed in 0..2 {
+            let gap = fold_gap_with(model, &TaskSpec::Binary, 6, seed, true);
+            assert!(gap < 1e-3, "{name} (seed {seed}): outputs differ by {gap}");
+        }
+    }
 }

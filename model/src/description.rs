@@ -202,6 +202,58 @@ impl Description {
         w
     }
 
+    /// Zeroes, in a fold's released tensors, the incoming weights and bias of every hidden unit
+    /// (dense) and channel (convolution) whose outgoing weights are all zero, and returns
+    /// how many each layer had, by the name of the layer's weight.
+    ///
+    /// Such a unit cannot change any output, so whatever its incoming weights hold would
+    /// ship for nothing, out of reach of the fold check and of membership inference (an
+    /// edited checkpoint can hide a whole record there, XORed). Zeroing it leaves every
+    /// output as it was. Layers are visited from the output back, so a unit whose only
+    /// consumers were zeroed is caught too. The trained values of a tensor it changes are
+    /// kept in `trained_rest` first, so the fold check still compares against the model as
+    /// trained.
+    pub fn zero_dead_units(&self, folded: &mut Folded) -> Vec<(String, usize)> {
+        let Folded {
+            released,
+            trained_rest,
+        } = folded;
+        let widths = self.dense_widths();
+        let dense = widths.len() - 1;
+        let mut counts = Vec::new();
+        // Hidden dense units: unit j of layer i feeds column j of layer i + 1.
+        for i in (0..dense.saturating_sub(1)).rev() {
+            let next = format!("layers.{}.weight", i + 1);
+            let dead = dead_columns(released.get(&next), widths[i + 1], 1);
+            let prefix = format!("layers.{i}");
+            let n = zero_rows(released, trained_rest, &prefix, widths[i], &dead);
+            counts.push((format!("{prefix}.weight"), n));
+        }
+        // Convolution channels: channel c of the last block feeds its H·W columns of the
+        // first dense layer; channel c of block k feeds input channel c of block k + 1.
+        let blocks = self.conv();
+        let inputs = self.conv_inputs();
+        for k in (0..blocks.len()).rev() {
+            let b = &blocks[k];
+            let dead = match blocks.get(k + 1) {
+                None => {
+                    let plane = widths[0] / b.channels.max(1);
+                    dead_columns(released.get("layers.0.weight"), widths[0], plane)
+                }
+                Some(next) => dead_input_channels(
+                    released.get(&format!("conv.{}.weight", k + 1)),
+                    b.channels,
+                    next.kernel * next.kernel,
+                ),
+            };
+            let fan_in = inputs[k] * b.kernel * b.kernel;
+            let prefix = format!("conv.{k}");
+            let n = zero_rows(released, trained_rest, &prefix, fan_in, &dead);
+            counts.push((format!("{prefix}.weight"), n));
+        }
+        counts
+    }
+
     /// Input channels of each convolution block.
     fn conv_inputs(&self) -> Vec<usize> {
         let InputKind::Image(i) = self.input else {
@@ -510,6 +562,78 @@ impl Folding {
         }
         self.p.get_mut(name)
     }
+}
+
+/// The groups of `group` consecutive columns of the row-major `[_, width]` matrix
+/// `weight` that are zero in every row: with `group` 1, the dead units feeding it; with a
+/// channel's plane, the dead channels of a flattened image.
+fn dead_columns(weight: Option<&[f32]>, width: usize, group: usize) -> Vec<usize> {
+    let Some(w) = weight.filter(|_| width > 0 && group > 0) else {
+        return Vec::new();
+    };
+    let mut live = vec![false; width.div_ceil(group)];
+    for row in w.chunks_exact(width) {
+        for (c, x) in row.iter().enumerate() {
+            if *x != 0.0 {
+                live[c / group] = true;
+            }
+        }
+    }
+    (0..live.len()).filter(|&g| !live[g]).collect()
+}
+
+/// The input channels of a `[out, channels, k, k]` convolution weight (`k²` = `plane`)
+/// that every output ignores.
+fn dead_input_channels(weight: Option<&[f32]>, channels: usize, plane: usize) -> Vec<usize> {
+    let Some(w) = weight.filter(|_| channels > 0 && plane > 0) else {
+        return Vec::new();
+    };
+    let mut live = vec![false; channels];
+    for out in w.chunks_exact(channels * plane) {
+        for (c, kernel) in out.chunks_exact(plane).enumerate() {
+            if kernel.iter().any(|x| *x != 0.0) {
+                live[c] = true;
+            }
+        }
+    }
+    (0..channels).filter(|&c| !live[c]).collect()
+}
+
+/// Zeroes rows `dead` (each `fan_in` values) of `{prefix}.weight` and their entries of
+/// `{prefix}.bias` in `p`, first keeping in `keep` the values of a tensor it changes (when
+/// `keep` does not hold that tensor yet); how many rows held anything but zeros.
+fn zero_rows(
+    p: &mut Params,
+    keep: &mut Params,
+    prefix: &str,
+    fan_in: usize,
+    dead: &[usize],
+) -> usize {
+    let mut changed = vec![false; dead.len()];
+    for (part, width) in [("weight", fan_in), ("bias", 1)] {
+        let name = format!("{prefix}.{part}");
+        let Some((decl, v)) = p.tensors.iter_mut().find(|(d, _)| d.name == name) else {
+            continue;
+        };
+        let rows = |r: usize| r * width..(r + 1) * width;
+        let hit: Vec<bool> = dead
+            .iter()
+            .map(|&r| v.get(rows(r)).is_some_and(|x| x.iter().any(|x| *x != 0.0)))
+            .collect();
+        if !hit.iter().any(|h| *h) {
+            continue;
+        }
+        if keep.get(&name).is_none() {
+            keep.tensors.push((decl.clone(), v.clone()));
+        }
+        for (k, &r) in dead.iter().enumerate() {
+            if let Some(row) = v.get_mut(rows(r)) {
+                row.fill(0.0);
+            }
+            changed[k] |= hit[k];
+        }
+    }
+    changed.iter().filter(|c| **c).count()
 }
 
 /// A fold's result, from [`Description::fold_owned`].

@@ -529,7 +529,15 @@ fn strip_and_fold(
         return (None, Vec::new());
     };
     match description.fold_owned(p, &run.pre) {
-        Ok(f) => {
+        Ok(mut f) => {
+            // Units no output depends on ship as zeros (the fold check then confirms that
+            // no output changed).
+            let dead: usize = description
+                .zero_dead_units(&mut f)
+                .iter()
+                .map(|(_, n)| n)
+                .sum();
+            l0.count("dead_units_zeroed", dead as u64);
             let meta: BTreeMap<String, String> = MODEL_METADATA
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

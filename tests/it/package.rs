@@ -40,6 +40,8 @@ fn demo_run_packages_and_verifies_with_every_layer_passing() {
     }
     // The checks really ran against the data.
     assert_eq!(layers[2]["counts"]["records"], 6000);
+    // A trained model has no unit that no output depends on.
+    assert_eq!(layers[0]["counts"]["dead_units_zeroed"], 0);
     assert!(
         layers[2]["counts"]["text_patterns"]
             .as_u64()
@@ -268,6 +270,79 @@ fn card_number_as_text_in_tensor_bytes_is_refused() {
             && f["record"] == 3
             && f["column"] == "card_number"),
         "{l2:?}"
+    );
+}
+
+/// `f32`s of little-endian bytes, and back.
+fn floats(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn le(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn what_hides_in_a_unit_no_output_depends_on_ships_as_zeros() {
+    // The outside review's edit: a payload in the incoming weights of a hidden unit whose
+    // outgoing weights are set to zero, out of reach of the fold check and of L3. Here in
+    // unit 5 of the first hidden layer (64 units) and unit 7 of the second (32).
+    let r = Release::new(3000, QUICK);
+    let ckpt = r.run.join("checkpoint.safetensors");
+    let payload: Vec<f32> = (1..=64).map(|i| i as f32 * 0.37).collect();
+    rewrite_safetensors(&ckpt, |t, _| {
+        let mut edit = |name: &str, f: &dyn Fn(&mut Vec<f32>)| {
+            let (_, bytes) = t.get_mut(name).expect(name);
+            let mut v = floats(bytes);
+            f(&mut v);
+            *bytes = le(&v);
+        };
+        edit("layers.1.weight", &|w| {
+            (0..32).for_each(|r| w[r * 64 + 5] = 0.0)
+        });
+        edit("layers.0.weight", &|w| {
+            w[5 * 12..6 * 12].copy_from_slice(&payload[..12])
+        });
+        edit("layers.0.bias", &|b| b[5] = 0.77);
+        edit("layers.2.weight", &|w| w[7] = 0.0);
+        edit("layers.1.weight", &|w| {
+            w[7 * 64..8 * 64].copy_from_slice(&payload)
+        });
+        edit("layers.1.bias", &|b| b[7] = -0.5);
+    });
+    let out = r.package("run", "bundle");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&r.sb.join("bundle/leak-report.json"));
+    let l0 = &report["layers"][0];
+    assert_eq!(l0["verdict"], "pass", "{l0}");
+    assert_eq!(l0["counts"]["dead_units_zeroed"], 2, "{l0}");
+    let model = std::fs::read(r.sb.join("bundle/model.safetensors")).expect("read");
+    let st = safetensors::SafeTensors::deserialize(&model).expect("parse");
+    let get = |n: &str| floats(st.tensor(n).expect(n).data());
+    assert!(
+        get("layers.0.weight")[5 * 12..6 * 12]
+            .iter()
+            .all(|x| *x == 0.0)
+    );
+    assert_eq!(get("layers.0.bias")[5], 0.0);
+    assert!(
+        get("layers.1.weight")[7 * 64..8 * 64]
+            .iter()
+            .all(|x| *x == 0.0)
+    );
+    assert_eq!(get("layers.1.bias")[7], 0.0);
+    // Every other unit ships as trained: the neighbours are not zero.
+    assert!(
+        get("layers.0.weight")[4 * 12..5 * 12]
+            .iter()
+            .any(|x| *x != 0.0)
+    );
+    assert!(
+        get("layers.1.weight")[6 * 64..7 * 64]
+            .iter()
+            .any(|x| *x != 0.0)
     );
 }
 
