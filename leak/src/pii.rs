@@ -397,11 +397,7 @@ fn plausible_binary_email(addr: &[u8]) -> bool {
     // The exponent byte of a small float32 is in `,` ..= `9`; when every 4th byte of the
     // match is one, its dots and dashes are exponents, not an address (4.3 GB of optimizer
     // state still held two such 10-byte "addresses").
-    let float_stride = (0..4).any(|phase| {
-        let mut at = addr.iter().skip(phase).step_by(4).peekable();
-        at.peek().is_some() && addr.len() > phase + 4 && at.all(|b| (b','..=b'9').contains(b))
-    });
-    addr.len() >= MIN_BINARY_EMAIL && !(lower && upper) && !float_stride
+    addr.len() >= MIN_BINARY_EMAIL && !(lower && upper) && !float_stride(addr, b'9')
 }
 
 /// Whether every 4th byte of the printable run `run`, at some phase and at least twice, is
@@ -410,13 +406,19 @@ fn plausible_binary_email(addr: &[u8]) -> bool {
 /// letters and spaces fall on every phase). 4.3 GB of a 1 GiB model's checkpoint held one
 /// "postcode" (`U4 0JZ`, in `.U4 0JZ$/`, whose `.`, `0` and `/` are exponents).
 fn float_exponent_stride(run: &[u8]) -> bool {
+    float_stride(run, b'?')
+}
+
+/// Whether every 4th byte of `bytes`, at some phase and at least twice, is in `,` ..= `hi`
+/// (the high byte of small positive float32s).
+fn float_stride(bytes: &[u8], hi: u8) -> bool {
     (0..4).any(|phase| {
-        run.len() > phase + 4
-            && run
+        bytes.len() > phase + 4
+            && bytes
                 .iter()
                 .skip(phase)
                 .step_by(4)
-                .all(|b| (b','..=b'?').contains(b))
+                .all(|b| (b','..=hi).contains(b))
     })
 }
 

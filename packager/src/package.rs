@@ -7,7 +7,7 @@ use airlock_model::{
     CHECKPOINT_FILE, Description, Folded, Params, RECORD_FILE, Role, Run, TensorDecl, file_name,
     read_run,
 };
-use airlock_safetensors::{self as st, Dtype, SafetensorsFile, TensorInfo};
+use airlock_safetensors::{self as st, Dtype, SafetensorsFile};
 use airlock_schemas::{
     Architecture, BUNDLE_FORMAT_VERSION, CardConfiguration, CardDataFile, CardMetrics, CardSource,
     CnnArchitecture, ConvBlock, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport,
@@ -325,7 +325,7 @@ fn check_and_write(
     let model_bytes = std::sync::Arc::new(model_bytes);
     // The model file goes to the bundle's staging directory on its own thread while the
     // checks run (a gigabyte is seconds of disk); a refusal or an error removes it.
-    let staged = (!model_bytes.is_empty()).then(|| StagedModel::start(&opts.out, &model_bytes));
+    let staged = StagedModel::start(&opts.out, &model_bytes);
     // L0 on the output: rebuilt from the declaration, so it must hold exactly that.
     let model = check_rebuilt(&model_bytes, &shapes(&released_decls), &mut l0);
     // The networks take the fold's tensors over (the model's bytes are written already).
@@ -353,11 +353,12 @@ fn check_and_write(
 
     progress.step("L1 pii-patterns: every string, and printable runs in every tensor");
     let pii = PiiScanner::new(&run.spec.leak.mrn_patterns);
-    let mut l1 = l1_on_files(&files, &pii, threads);
+    let same = same_in_both(&files);
+    let mut l1 = l1_on_files(&files, &same, &pii, threads);
 
     progress.step("L2 exact-records: training rows in every byte of the checkpoint and the model");
     let evaluated = nets.as_ref().zip(released.as_ref());
-    let (mut l2, l3) = l2_l3_on_data(run, &data, &files, evaluated, threads, progress);
+    let (mut l2, l3) = l2_l3_on_data(run, &data, &files, &same, evaluated, threads, progress);
 
     // L1 and L2 over every signed document, with the identifiers in normalized forms too.
     progress.step("L1, L2 on the signed documents: statement, provenance, model card");
@@ -383,10 +384,7 @@ fn check_and_write(
 
     let model_sha256 = drafts.model_sha.clone();
     progress.step("signing and writing the bundle");
-    let staging = match staged {
-        Some(s) => s.finish()?,
-        None => StagedModel::start(&opts.out, &model_bytes).finish()?,
-    };
+    let staging = staged.finish()?;
     let files: Vec<(&str, Vec<u8>)> = vec![
         (MODEL_CARD_FILE, drafts.card_bytes),
         (LEAK_REPORT_FILE, report_bytes),
@@ -650,26 +648,30 @@ fn l3_rows(run: &Run, d: &Data) -> (Vec<usize>, Vec<usize>) {
 /// The parsed checkpoint and model, each with its file name (`None` when it did not parse).
 type Files<'f, 'a> = [(Option<&'f SafetensorsFile<'a>>, &'static str); 2];
 
-/// When tensor `t` of file `f` is the model's and the checkpoint holds a tensor of the same
-/// name, dtype and bytes (every layer folding did not change), that tensor's name: it was
-/// scanned already, and its findings stand for this one, at this one's place. Bytes
-/// compared, never assumed.
-fn scanned_as(files: &Files<'_, '_>, f: &SafetensorsFile<'_>, t: &TensorInfo) -> Option<String> {
+/// The model's tensors byte-identical to the checkpoint's tensor of the same name, dtype
+/// and shape (every layer folding did not change): L1 and L2 scan them once, in the
+/// checkpoint, and report the findings at both places. Bytes compared, never assumed.
+fn same_in_both(files: &Files<'_, '_>) -> BTreeSet<String> {
     let [(Some(ckpt), _), (Some(model), _)] = files else {
-        return None;
+        return BTreeSet::new();
     };
-    if !std::ptr::eq(*model, f) {
-        return None;
-    }
-    let c = ckpt.tensor(&t.name)?;
-    (c.dtype == t.dtype && c.shape == t.shape && ckpt.data(c) == model.data(t))
-        .then(|| t.name.clone())
+    model
+        .tensors
+        .iter()
+        .filter(|t| {
+            ckpt.tensor(&t.name).is_some_and(|c| {
+                c.dtype == t.dtype && c.shape == t.shape && ckpt.data(c) == model.data(t)
+            })
+        })
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 /// L1: PII patterns in every string and in printable runs of every tensor.
 /// With the site's MRN patterns when they compile, else the built-in ones and an error.
 fn l1_on_files(
     files: &Files<'_, '_>,
+    same: &BTreeSet<String>,
     pii: &Result<PiiScanner, String>,
     threads: usize,
 ) -> LayerBuilder {
@@ -709,7 +711,9 @@ fn l1_on_files(
         for t in &f.tensors {
             let bytes = f.data(t);
             tensor_bytes += bytes.len() as u64;
-            let earlier = scanned_as(files, f, t).and_then(|n| l1_hits.get(&n).cloned());
+            let earlier = (*name == MODEL_FILE && same.contains(&t.name))
+                .then(|| l1_hits.get(&t.name).cloned())
+                .flatten();
             let hits = earlier.unwrap_or_else(|| pii.find_in_bytes_parallel(bytes, threads));
             for hit in &hits {
                 l1.find(
@@ -733,6 +737,7 @@ fn l2_l3_on_data(
     run: &Run,
     data: &Result<Data, String>,
     files: &Files<'_, '_>,
+    same: &BTreeSet<String>,
     evaluated: Option<(&Nets, &RowOutputs)>,
     threads: usize,
     progress: &Progress,
@@ -754,7 +759,7 @@ fn l2_l3_on_data(
             l3.error(e.clone());
         }
         Ok(d) => {
-            l2_on_files(&mut l2, d, files, params_l2, threads);
+            l2_on_files(&mut l2, d, files, same, params_l2, threads);
             // L3 on the model that would ship.
             progress.step("L3 membership-inference: training members vs holdout rows");
             match evaluated {
@@ -771,6 +776,7 @@ fn l2_on_files(
     l2: &mut LayerBuilder,
     d: &Data,
     files: &Files<'_, '_>,
+    same: &BTreeSet<String>,
     params: RecordParams,
     threads: usize,
 ) {
@@ -823,7 +829,9 @@ fn l2_on_files(
             let half = matches!(t.dtype, Dtype::F16 | Dtype::BF16);
             let bytes = f.data(t);
             scanned += bytes.len() as u64;
-            let earlier = scanned_as(files, f, t).and_then(|n| tensor_matches.get(&n).cloned());
+            let earlier = (*name == MODEL_FILE && same.contains(&t.name))
+                .then(|| tensor_matches.get(&t.name).cloned())
+                .flatten();
             let found = earlier.unwrap_or_else(|| index.scan_tensor(bytes, threads, half));
             report(l2, &found, &format!("{name} tensor {:?}", t.name));
             tensor_matches.insert(t.name.clone(), found);
