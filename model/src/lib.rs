@@ -12,6 +12,7 @@ mod params;
 mod parquet;
 mod preprocess;
 pub mod privacy;
+pub mod privacy_audit;
 mod run;
 mod rundir;
 
@@ -38,5 +39,5 @@ pub use metrics::{
 };
 pub use params::{DenseLayer, MlpParams};
 pub use preprocess::{FeatureStats, PREPROCESS_FILE, Preprocess};
-pub use run::{LOG_FILE, PIPELINE_SNAPSHOT_FILE, RECORD_FILE, rng, split_rows};
+pub use run::{DP_SECRET_FILE, LOG_FILE, PIPELINE_SNAPSHOT_FILE, RECORD_FILE, rng, split_rows};
 pub use rundir::{Run, RunError, file_name, read_run};

@@ -6,6 +6,10 @@ use rand_chacha::ChaCha8Rng;
 
 /// File name of the training record in a run directory.
 pub const RECORD_FILE: &str = "training-record.json";
+/// A DP-SGD run's noise secret (64 hex digits): it seeds the batch sampling and the noise.
+/// It never leaves the premises (the packager reads it to replay training; nothing it
+/// signs holds more than its SHA-256), and it is written readable by its owner only.
+pub const DP_SECRET_FILE: &str = "dp-secret";
 /// File name of the copy of the pipeline file a run was trained from.
 pub const PIPELINE_SNAPSHOT_FILE: &str = "pipeline.toml";
 /// File name of the human-readable log in a run directory.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use airlock_schemas::{PipelineSpec, TrainingRecord, UriBase};
 use sha2::{Digest, Sha256};
 
-use crate::{CHECKPOINT_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess, RECORD_FILE};
+use crate::{CHECKPOINT_FILE, DP_SECRET_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess, RECORD_FILE};
 
 /// A run directory that is incomplete or inconsistent.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,9 @@ pub struct Run {
     pub pipeline_name: String,
     /// The base of the predicate and build types to sign with (`[signing] uri_base`).
     pub uri_base: UriBase,
+    /// A DP-SGD run's noise secret ([`DP_SECRET_FILE`]), checked against the record's
+    /// digest of it.
+    pub dp_secret: Option<[u8; 32]>,
 }
 
 /// The bytes of the file at `path` and their SHA-256 (hex), hashed on a second thread
@@ -173,6 +176,15 @@ pub fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, RunError> {
             "{RECORD_FILE}'s {field} is not the pipeline's it was trained from"
         )));
     }
+    let dp_secret = match (&spec.privacy, &record.privacy) {
+        (None, None) => None,
+        (Some(_), Some(p)) => Some(read_dp_secret(dir, &p.noise_secret_sha256).map_err(bad)?),
+        _ => {
+            return Err(bad(format!(
+                "{RECORD_FILE}'s privacy is not the pipeline's [privacy] it was trained from"
+            )));
+        }
+    };
     let pipeline_name = file_name(&pipeline_path);
     let uri_base = UriBase::new(spec.signing.as_ref().and_then(|s| s.uri_base.as_deref()))
         .map_err(|e| bad(format!("the pipeline's signing.uri_base: {e}")))?;
@@ -185,7 +197,28 @@ pub fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, RunError> {
         checkpoint_sha256,
         spec,
         pipeline_name,
+        dp_secret,
     })
+}
+
+/// The run's DP noise secret: 64 lowercase hex digits whose SHA-256 is `sha256`.
+fn read_dp_secret(dir: &Path, sha256: &str) -> Result<[u8; 32], String> {
+    let text = std::fs::read_to_string(dir.join(DP_SECRET_FILE))
+        .map_err(|e| format!("{DP_SECRET_FILE}: {e}"))?;
+    let text = text.trim_end_matches('\n');
+    let mut secret = [0u8; 32];
+    if text.len() != 64
+        || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        || hex::decode_to_slice(text, &mut secret).is_err()
+    {
+        return Err(format!("{DP_SECRET_FILE} is not 64 lowercase hex digits"));
+    }
+    if sha256_hex(&secret) != sha256 {
+        return Err(format!(
+            "{DP_SECRET_FILE} is not the secret the training record names"
+        ));
+    }
+    Ok(secret)
 }
 
 /// The last component of `p` (what is recorded of a path: never the on-prem folders).

@@ -2,5 +2,7 @@
 
 pub mod evaluate;
 mod package;
+mod reproduce;
+mod rmia;
 
 pub use package::{PackageError, PackageOptions, PackageSummary, package};

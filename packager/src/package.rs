@@ -11,7 +11,7 @@ use airlock_safetensors::{self as st, Dtype, SafetensorsFile};
 use airlock_schemas::{
     Architecture, BUNDLE_FORMAT_VERSION, CardConfiguration, CardDataFile, CardMetrics, CardSource,
     CnnArchitecture, ConvBlock, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport,
-    ModelCard, ModelOutput, ModelSpec, ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE,
+    ModelCard, ModelOutput, ModelSpec, PrivacyGuarantee, ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE,
     STATEMENT_TYPE, Statement, Subject, TaskSpec, TensorSpec, TrainingSummary, Verdict,
 };
 use airlock_trust::bundle::{
@@ -165,13 +165,13 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
 }
 
 /// Collects one layer's findings and counts.
-struct LayerBuilder {
+pub(crate) struct LayerBuilder {
     layer: LeakLayer,
     total: u64,
 }
 
 impl LayerBuilder {
-    fn new(id: &str, name: &str) -> Self {
+    pub(crate) fn new(id: &str, name: &str) -> Self {
         Self {
             layer: LeakLayer {
                 id: id.into(),
@@ -185,13 +185,13 @@ impl LayerBuilder {
             total: 0,
         }
     }
-    fn param(&mut self, k: &str, v: serde_json::Value) {
+    pub(crate) fn param(&mut self, k: &str, v: serde_json::Value) {
         self.layer.parameters.insert(k.into(), v);
     }
-    fn count(&mut self, k: &str, v: impl Into<serde_json::Value>) {
+    pub(crate) fn count(&mut self, k: &str, v: impl Into<serde_json::Value>) {
         self.layer.counts.insert(k.into(), v.into());
     }
-    fn find(&mut self, kind: &str, location: String, record: Option<u64>, column: Option<String>) {
+    pub(crate) fn find(&mut self, kind: &str, location: String, record: Option<u64>, column: Option<String>) {
         self.total += 1;
         if self.layer.findings.len() < MAX_FINDINGS {
             self.layer.findings.push(Finding {
@@ -202,10 +202,10 @@ impl LayerBuilder {
             });
         }
     }
-    fn error(&mut self, e: String) {
+    pub(crate) fn error(&mut self, e: String) {
         self.layer.error.get_or_insert(e);
     }
-    fn finish(mut self) -> LeakLayer {
+    pub(crate) fn finish(mut self) -> LeakLayer {
         self.layer
             .counts
             .insert("findings".into(), self.total.into());
@@ -221,13 +221,13 @@ impl LayerBuilder {
 }
 
 /// The training data as the leak checks need it.
-struct Data {
+pub(crate) struct Data {
     /// Model inputs before normalization: feature values, or pixels scaled to [0, 1].
-    features: Vec<f32>,
+    pub(crate) features: Vec<f32>,
     /// What the trained model took: standardized features, or normalized pixels.
-    standardized: Vec<f32>,
+    pub(crate) standardized: Vec<f32>,
     /// Labels as the task reads them.
-    labels: Vec<f32>,
+    pub(crate) labels: Vec<f32>,
     /// Feature columns (empty for images).
     numeric_columns: Vec<String>,
     text_columns: Vec<String>,
@@ -358,13 +358,21 @@ fn check_and_write(
 
     progress.step("L2 exact-records: training rows in every byte of the checkpoint and the model");
     let evaluated = nets.as_ref().zip(released.as_ref());
-    let (mut l2, l3) = l2_l3_on_data(run, &data, &files, &same, evaluated, threads, progress);
+    let (mut l2, mut l3) = l2_l3_on_data(run, &data, &files, &same, evaluated, threads, progress);
 
     // L1 and L2 over every signed document, with the identifiers in normalized forms too.
     progress.step("L1, L2 on the signed documents: statement, provenance, model card");
     let doc_index = scan_documents(&data, &drafts, &mut l1, &mut l2, pii);
 
-    let layers = vec![l0.finish(), l1.finish(), l2.finish(), l3.finish()];
+    let replay = crate::reproduce::l4_reproduce(run, ckpt.as_ref(), &|m| progress.step(m));
+    l3_rmia(&mut l3, run, description, &replay, &data, nets.as_ref(), progress);
+    let layers = vec![
+        l0.finish(),
+        l1.finish(),
+        l2.finish(),
+        l3.finish(),
+        replay.layer.finish(),
+    ];
     let mut inputs = run_inputs(run, run.checkpoint_sha256.clone());
     inputs.extend(data_inputs);
     let model_digest = (!model_bytes.is_empty()).then_some(drafts.model_sha.as_str());
@@ -372,7 +380,14 @@ fn check_and_write(
     let mut report_bytes = pretty(&report);
 
     // Sign (in memory): the exact bytes that would be written.
-    let signed = sign(run, &drafts, &report_bytes, report.verdict, signer);
+    let signed = sign(
+        run,
+        &drafts,
+        &report_bytes,
+        report.verdict,
+        replay.privacy.as_ref(),
+        signer,
+    );
     if report.verdict == Verdict::Pass
         && last_gate(&mut report, &drafts, &report_bytes, &signed, &doc_index)
     {
@@ -602,6 +617,7 @@ impl Drafts {
             &"0".repeat(64),
             Verdict::Pass,
             model_shards.clone(),
+            run.record.privacy.as_ref(),
         ));
         let provenance_bytes = pretty(&provenance(run, &model_sha, signer.key_id()));
         Self {
@@ -960,6 +976,38 @@ fn l3_attack(l3: &mut LayerBuilder, run: &Run, d: &Data, nets: &Nets, released: 
     }
 }
 
+/// L3's RMIA, on the training L4 set up again (an error in L3 where it could not be).
+fn l3_rmia(
+    l3: &mut LayerBuilder,
+    run: &Run,
+    description: &Description,
+    replay: &crate::reproduce::Replay,
+    data: &Result<Data, String>,
+    nets: Option<&Nets>,
+    progress: &Progress,
+) {
+    let (Ok(d), Some(nets)) = (data, nets) else {
+        return; // L3 already holds the reason.
+    };
+    let Some(setup) = &replay.setup else {
+        l3.error("RMIA: the run's training could not be set up again (see L4)".into());
+        return;
+    };
+    match crate::reproduce::recorded_backend(run) {
+        Ok((backend, devices)) => crate::rmia::rmia(
+            l3,
+            run,
+            description,
+            setup,
+            d,
+            nets,
+            (backend, &devices),
+            &|m| progress.step(m),
+        ),
+        Err(e) => l3.error(e),
+    }
+}
+
 /// L1 and L2 over the drafted documents; returns the identifier index for the last gate
 /// (empty, and L2's error, without the data).
 fn scan_documents(
@@ -1054,6 +1102,7 @@ fn sign(
     drafts: &Drafts,
     report_bytes: &[u8],
     verdict: Verdict,
+    privacy: Option<&PrivacyGuarantee>,
     signer: &Signer,
 ) -> Signed {
     let statement_bytes = pretty(&release_statement(
@@ -1063,6 +1112,7 @@ fn sign(
         &sha256_hex(report_bytes),
         verdict,
         drafts.model_shards.clone(),
+        privacy,
     ));
     let statement_env = pretty(&dsse::sign(IN_TOTO_PAYLOAD_TYPE, &statement_bytes, signer));
     let provenance_env = pretty(&dsse::sign(
@@ -1144,6 +1194,7 @@ fn release_statement(
     report_sha: &str,
     verdict: Verdict,
     model_shards: airlock_schemas::ShardDigests,
+    privacy: Option<&PrivacyGuarantee>,
 ) -> Statement<ReleasePredicate> {
     let record = &run.record;
     let subject = |name: &str, sha: &str| Subject {
@@ -1168,6 +1219,7 @@ fn release_statement(
             leak_verdict: verdict,
             git_commit: record.git_commit.clone(),
             model_shards,
+            privacy: privacy.cloned(),
         },
     }
 }

@@ -316,6 +316,7 @@ mod tests {
                     shard_size: 1 << 20,
                     sha256: vec![model_sha.to_owned()],
                 },
+                privacy: None,
             },
         }
     }

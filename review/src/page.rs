@@ -242,6 +242,7 @@ fn header(h: &mut Html, input: &ReviewInput<'_>) {
         "</p>\n</div>\n"
     );
     source_warning(h, card);
+    privacy_note(h, input);
     h.push_static("<nav class=\"toc\">");
     if input.previous.is_some() {
         h.push_static("<a href=\"#change-summary\">What changed</a>");
@@ -256,6 +257,29 @@ fn header(h: &mut Html, input: &ReviewInput<'_>) {
         h.push_static("<a href=\"#changes\">Every compared item</a>");
     }
     h.push_static("</nav>\n</header>\n");
+}
+
+/// The signed differential-privacy guarantee, under the status: what it bounds, and
+/// whether the one-run audit agrees.
+fn privacy_note(h: &mut Html, input: &ReviewInput<'_>) {
+    let Some(statement) = input.statement else {
+        return;
+    };
+    let Some(p) = &statement.predicate.privacy else {
+        h.push_static(
+            "<p class=\"muted\" id=\"privacy\" data-epsilon=\"none\">No differential-privacy \
+             guarantee: trained without DP-SGD (the leak checks are the evidence).</p>\n",
+        );
+        return;
+    };
+    html!(
+        h,
+        "<div class=\"privacy\" id=\"privacy\" data-epsilon=\"",
+        Html::text(&format!("{}", p.epsilon)),
+        "\"><strong>Differential privacy: ε = ",
+        Html::text(&crate::text::privacy_words(p)),
+        "</strong></div>\n"
+    );
 }
 
 fn identity_section(h: &mut Html, input: &ReviewInput<'_>) {

@@ -307,6 +307,7 @@ fn statement() -> Statement<ReleasePredicate> {
                 shard_size: 1 << 20,
                 sha256: vec![],
             },
+            privacy: None,
         },
     }
 }
@@ -677,7 +678,7 @@ fn text_summary_is_short() {
     assert!(text.contains("fraud-detector 1.0.0"));
     assert!(text.contains("approvals:    1 of 2 required"));
     assert!(text.contains("signature:    valid, builder ci-builder"));
-    assert!(text.contains("leak checks:  pass (L0 pass, L1 pass, L2 pass, L3 pass)"));
+    assert!(text.contains("leak checks:  pass (L0 pass, L1 pass, L2 pass, L3 pass, L4 pass)"));
 }
 
 /// A string that would be markup if it reached the page unescaped: a tag, both quote kinds

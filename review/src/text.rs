@@ -64,6 +64,9 @@ pub fn render_text(input: &ReviewInput<'_>) -> String {
         verdict_word(input.report.verdict),
         layers.join(", ")
     );
+    if let Some(p) = input.statement.and_then(|s| s.predicate.privacy.as_ref()) {
+        w!(t, "  privacy:      ε = {}\n", privacy_words(p));
+    }
     if let Some(l) = membership_layer(input.report) {
         let (auc, adv, max_auc, max_adv) = membership_values(l);
         let v = |x: Option<f64>| x.map_or_else(|| "not measured".to_owned(), fmt4);
@@ -374,4 +377,22 @@ fn short(s: &str) -> String {
     } else {
         s.to_owned()
     }
+}
+
+/// A signed DP-SGD guarantee in words, after "ε = ": the budget, what it is per, how it
+/// was spent, and the audit's verdict on it.
+pub(crate) fn privacy_words(p: &airlock_schemas::PrivacyGuarantee) -> String {
+    let audit = p.audit.as_ref().map_or_else(
+        || "not audited".to_owned(),
+        |a| {
+            format!(
+                "one-run audit with {} canaries: {} of {} guesses right, ε ≥ {:.3} at 95 % confidence",
+                a.canaries, a.correct, a.guesses, a.epsilon_lower_bound
+            )
+        },
+    );
+    format!(
+        "{:.3} at δ = {:.1e} per training row (DP-SGD: noise multiplier {:.4}, clipping norm {}, sampling rate {:.5}, {} steps; {audit})",
+        p.epsilon, p.delta, p.noise_multiplier, p.max_grad_norm, p.sampling_rate, p.steps
+    )
 }

@@ -695,6 +695,7 @@ fn statement(version: &str, model_sha: &str) -> Statement<ReleasePredicate> {
                 shard_size: 64 << 20,
                 sha256: vec![model_sha.to_owned()],
             },
+            privacy: None,
         },
     }
 }
@@ -733,7 +734,7 @@ fn checks() -> Vec<Check> {
         ("statement subjects", "3 subjects"),
         ("model digest", "sha256 matches, 1 shard"),
         ("subject digest", "model-card.json, leak-report.json match"),
-        ("leak verdict", "pass (L0 pass, L1 pass, L2 pass, L3 pass)"),
+        ("leak verdict", "pass (L0 pass, L1 pass, L2 pass, L3 pass, L4 pass)"),
         ("provenance", "SLSA v1, signed by ci-builder"),
     ]
     .into_iter()
@@ -917,7 +918,7 @@ fn review_page_renders_in_chromium_without_a_single_request() {
     assert_eq!(roc.matches("class=\"pt roc\"").count(), 101);
 
     // One row per leak layer, each with its verdict.
-    for id in ["L0", "L1", "L2", "L3"] {
+    for id in ["L0", "L1", "L2", "L3", "L4"] {
         let at = dom
             .find(&format!("<tr data-layer=\"{id}\""))
             .unwrap_or_else(|| panic!("no row for leak layer {id}"));

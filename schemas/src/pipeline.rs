@@ -37,6 +37,11 @@ pub struct PipelineSpec {
     /// absent).
     #[serde(default)]
     pub evaluation: crate::EvaluationSpec,
+    /// Differentially private training (DP-SGD): with this section the run trains with
+    /// per-example clipping and Gaussian noise calibrated to `target_epsilon`, and the
+    /// release carries the spent budget in its signed statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivacySpec>,
     /// Real signing keys. Without this section `airlock run` is a DEMO: it makes local demo
     /// keys and approves with demo officers. With it, releases wait for real officers.
     #[serde(default)]
@@ -256,6 +261,88 @@ pub struct TrainingSpec {
     pub devices: Option<Vec<String>>,
 }
 
+/// `[privacy]`: DP-SGD (Abadi et al. 2016) with Poisson sampling, accounted with Rényi
+/// differential privacy. The privacy unit is one row of the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySpec {
+    /// The ε to spend over all of training; the noise multiplier is the smallest that
+    /// stays within it.
+    pub target_epsilon: f64,
+    /// δ; it must be below one over the training rows. Default: the largest power of ten
+    /// below `1 / (10 · training rows)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<f64>,
+    /// Each example's gradient is clipped to this L2 norm before noise is added.
+    #[serde(default = "default_max_grad_norm")]
+    pub max_grad_norm: f64,
+    /// The one-run privacy audit (Steinke, Nasr, Jagielski 2023): canaries trained on at
+    /// random, then guessed from the model; the release is refused when the audit's lower
+    /// bound on ε exceeds the claimed ε.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<PrivacyAuditSpec>,
+}
+
+/// `[privacy.audit]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyAuditSpec {
+    /// Canary examples; each is trained on with probability ½ (1 to 100 000).
+    pub canaries: usize,
+}
+
+fn default_max_grad_norm() -> f64 {
+    1.0
+}
+
+impl PrivacySpec {
+    /// δ for `train_rows` training rows: the pipeline's, else the default.
+    pub fn delta_for(&self, train_rows: usize) -> f64 {
+        self.delta.unwrap_or_else(|| {
+            let bound = 1.0 / (10.0 * train_rows.max(1) as f64);
+            10f64.powf(bound.log10().floor())
+        })
+    }
+
+    fn validate(&self, model: &ModelSpec, training: &TrainingSpec) -> Result<(), String> {
+        if !(self.target_epsilon.is_finite() && self.target_epsilon > 0.0 && self.target_epsilon <= 100.0) {
+            return Err(format!(
+                "privacy.target_epsilon = {} must be above 0 and at most 100",
+                self.target_epsilon
+            ));
+        }
+        if let Some(d) = self.delta
+            && !(d > 0.0 && d < 1.0)
+        {
+            return Err(format!("privacy.delta = {d} must be strictly between 0 and 1"));
+        }
+        if !(self.max_grad_norm.is_finite() && self.max_grad_norm > 0.0) {
+            return Err(format!(
+                "privacy.max_grad_norm = {} must be above 0",
+                self.max_grad_norm
+            ));
+        }
+        if let Some(a) = &self.audit
+            && !(1..=100_000).contains(&a.canaries)
+        {
+            return Err(format!(
+                "privacy.audit.canaries = {} must be between 1 and 100000",
+                a.canaries
+            ));
+        }
+        if !matches!(model, ModelSpec::Mlp(_)) {
+            return Err(
+                "[privacy] (DP-SGD) trains MLP models; per-example clipping of convolution layers is not supported yet"
+                    .into(),
+            );
+        }
+        if training.device_list().len() > 1 {
+            return Err("[privacy] (DP-SGD) trains on one device: remove training.devices".into());
+        }
+        Ok(())
+    }
+}
+
 /// The most devices `training.devices` may list.
 pub const MAX_TRAINING_DEVICES: usize = 16;
 
@@ -379,6 +466,9 @@ impl PipelineSpec {
         self.validate_splits()?;
         self.validate_training()?;
         self.validate_evaluation()?;
+        if let Some(p) = &self.privacy {
+            p.validate(&self.model, &self.training)?;
+        }
         self.validate_publishing()
     }
 
@@ -573,10 +663,18 @@ impl PipelineSpec {
         for (name, v) in [
             ("leak.max_membership_auc", l.max_membership_auc),
             ("leak.max_membership_advantage", l.max_membership_advantage),
+            ("leak.max_rmia_auc", l.max_rmia_auc),
+            ("leak.max_rmia_tpr_at_1pct_fpr", l.max_rmia_tpr_at_1pct_fpr),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("{name} = {v} must be between 0 and 1"));
             }
+        }
+        if !(1..=8).contains(&l.rmia_reference_models) {
+            return Err(format!(
+                "leak.rmia_reference_models = {} must be between 1 and 8",
+                l.rmia_reference_models
+            ));
         }
         let t = &self.training;
         if t.epochs == 0 {

@@ -19,6 +19,15 @@ pub const RELEASE_PREDICATE_TYPE: &str = "https://airlock.dev/attestation/releas
 pub const SLSA_PROVENANCE_TYPE: &str = "https://slsa.dev/provenance/v1";
 /// DSSE payload type of in-toto statements.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// The leak report's layers, id and name, in the order every report holds them: a report
+/// with another list (a layer dropped, added or reordered) does not verify.
+pub const LEAK_LAYERS: [(&str, &str); 5] = [
+    ("L0", "structure"),
+    ("L1", "pii-patterns"),
+    ("L2", "exact-records"),
+    ("L3", "membership-inference"),
+    ("L4", "reproducibility"),
+];
 
 /// `model-card.json`: what the model is and how it did, without a single raw value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -274,7 +283,7 @@ pub struct LeakReport {
     pub verdict: Verdict,
     /// What was checked and against what, by digest.
     pub inputs: Vec<ReportInput>,
-    /// L0–L3, in order.
+    /// [`LEAK_LAYERS`], in order.
     pub layers: Vec<LeakLayer>,
 }
 
@@ -368,6 +377,62 @@ pub struct ReleasePredicate {
     pub git_commit: Option<String>,
     /// Per-shard digests of `model.safetensors`, so verification can use every core.
     pub model_shards: ShardDigests,
+    /// The differential-privacy guarantee of a DP-SGD run, recomputed by the packager
+    /// from the pipeline and proven by the replay (L4); absent for other runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivacyGuarantee>,
+}
+
+/// How the privacy guarantee was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrivacyMechanism {
+    /// DP-SGD: Poisson-sampled batches, each example's gradient clipped to
+    /// `max_grad_norm`, Gaussian noise of `noise_multiplier · max_grad_norm` per step,
+    /// accounted with RDP of the sampled Gaussian mechanism.
+    DpSgd,
+}
+
+/// An (ε, δ) differential-privacy guarantee for one row of the training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyGuarantee {
+    /// The mechanism.
+    pub mechanism: PrivacyMechanism,
+    /// ε spent over all of training.
+    pub epsilon: f64,
+    /// δ.
+    pub delta: f64,
+    /// ε spent after each epoch.
+    pub epsilon_per_epoch: Vec<f64>,
+    /// Noise standard deviation over the clipping norm.
+    pub noise_multiplier: f64,
+    /// Per-example gradient clipping norm.
+    pub max_grad_norm: f64,
+    /// Probability that a row is in a step's batch.
+    pub sampling_rate: f64,
+    /// Noisy steps taken.
+    pub steps: u64,
+    /// SHA-256 of the secret that seeded the noise and the sampling (kept on the premises,
+    /// in the run directory, so that the replay can prove the weights).
+    pub noise_secret_sha256: String,
+    /// The one-run audit, when the pipeline asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<PrivacyAudit>,
+}
+
+/// What the one-run privacy audit measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyAudit {
+    /// Canaries, each trained on with probability ½.
+    pub canaries: u64,
+    /// Guesses the auditor made (the canaries it was surest about).
+    pub guesses: u64,
+    /// Guesses that were right.
+    pub correct: u64,
+    /// The lower bound on ε the guesses prove at 95 % confidence.
+    pub epsilon_lower_bound: f64,
 }
 
 /// SHA-256 of consecutive fixed-size pieces of a file.
@@ -468,8 +533,35 @@ pub struct LeakSpec {
     /// `"MRN[0-9]{8}"`); a match in anything that leaves is a finding.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mrn_patterns: Vec<String>,
+    /// L3: reference models RMIA trains on rows the run never trained on (1 to 8).
+    #[serde(default = "default_rmia_references")]
+    pub rmia_reference_models: u32,
+    /// L3: highest RMIA AUC allowed.
+    #[serde(default = "default_rmia_auc")]
+    pub max_rmia_auc: f64,
+    /// L3: highest share of members RMIA may find at a 1 % false-positive rate.
+    #[serde(default = "default_rmia_tpr")]
+    pub max_rmia_tpr_at_1pct_fpr: f64,
+    /// L4: train again from the run's pipeline, seed and data and require the same
+    /// checkpoint byte for byte (on CUDA: report the largest difference). Off, the release
+    /// is marked as not reproduced for the officers.
+    #[serde(default = "default_true")]
+    pub reproduce: bool,
 }
 
+fn default_true() -> bool {
+    true
+}
+
+fn default_rmia_references() -> u32 {
+    2
+}
+fn default_rmia_auc() -> f64 {
+    0.60
+}
+fn default_rmia_tpr() -> f64 {
+    0.05
+}
 fn default_mia_auc() -> f64 {
     0.60
 }
@@ -483,6 +575,10 @@ impl Default for LeakSpec {
             max_membership_auc: default_mia_auc(),
             max_membership_advantage: default_mia_advantage(),
             mrn_patterns: Vec::new(),
+            rmia_reference_models: default_rmia_references(),
+            max_rmia_auc: default_rmia_auc(),
+            max_rmia_tpr_at_1pct_fpr: default_rmia_tpr(),
+            reproduce: true,
         }
     }
 }

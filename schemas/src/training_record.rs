@@ -50,6 +50,9 @@ pub struct TrainingRecord {
     /// The holdout evaluation: intervals, clinical metrics, calibration, subgroups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<crate::Evaluation>,
+    /// The DP-SGD guarantee, for a run with `[privacy]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<crate::PrivacyGuarantee>,
 }
 
 /// A file and the SHA-256 of its bytes.
@@ -455,6 +458,11 @@ impl TrainingRecord {
         g::rfc3339(&self.started_at).map_err(field("started_at"))?;
         g::rfc3339(&self.finished_at).map_err(field("finished_at"))?;
         self.validate_metrics()?;
+        if let Some(p) = &self.privacy {
+            // Its numbers are never copied: the packager recomputes the guarantee from
+            // the pipeline and refuses a record that disagrees.
+            g::sha256_hex(&p.noise_secret_sha256).map_err(field("privacy.noise_secret_sha256"))?;
+        }
         if let Some(e) = &self.evaluation {
             e.validate(self.splits.holdout)?;
         }

@@ -10,7 +10,7 @@ use airlock_schemas::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, BUNDLE_FORMAT_VERSION,
     BandedSubgroup, BinaryCardMetrics, CardConfiguration, CardDataFile, CardMetrics, CardSource,
     Decision, EpochMetrics, Evaluation, EvaluationSpec, Finding, Hyperparameters,
-    IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport, MlpSpec, ModelCard, ModelOutput,
+    IN_TOTO_PAYLOAD_TYPE, InputFeature, LEAK_LAYERS, LeakLayer, LeakReport, MlpSpec, ModelCard, ModelOutput,
     ModelSpec, OptimizerKind, OptimizerSpec, RELEASE_PREDICATE_TYPE, ReleasePredicate, ReportInput,
     RocPoint, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, SubgroupSpec, Subject, TensorSpec,
     TrainingSummary, Verdict,
@@ -153,7 +153,7 @@ impl KitBuilder {
         self
     }
 
-    /// Sign a leak report in which `layer` (`L0`..`L3`) failed: a bundle the packager
+    /// Sign a leak report in which `layer` (`L0`..`L4`) failed: a bundle the packager
     /// would never write, whose signatures all hold.
     pub fn failing_layer(mut self, layer: &str) -> Self {
         self.failing_layer = Some(layer.to_owned());
@@ -614,13 +614,8 @@ fn evaluation(spec: &KitBuilder) -> Evaluation {
 }
 
 fn leak_report(spec: &KitBuilder, model: &[u8], card: &[u8]) -> LeakReport {
-    let layers: Vec<LeakLayer> = [
-        ("L0", "structure"),
-        ("L1", "pii-patterns"),
-        ("L2", "exact-records"),
-        ("L3", "membership-inference"),
-    ]
-    .into_iter()
+    let layers: Vec<LeakLayer> = LEAK_LAYERS
+        .into_iter()
     .map(|(id, name)| {
         let failed = spec.failing_layer.as_deref() == Some(id);
         LeakLayer {
@@ -761,6 +756,7 @@ fn write_bundle(spec: &KitBuilder, signer: &Signer, dir: &Path) -> String {
             },
             git_commit: None,
             model_shards,
+            privacy: None,
         },
     });
     let finished = spec.finished_on.unwrap_or_else(now);

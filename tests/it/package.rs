@@ -34,7 +34,7 @@ fn demo_run_packages_and_verifies_with_every_layer_passing() {
     let report = json(&r.sb.join("bundle/leak-report.json"));
     assert_eq!(report["verdict"], "pass");
     let layers = report["layers"].as_array().expect("layers");
-    assert_eq!(layers.len(), 4);
+    assert_eq!(layers.len(), 5);
     for l in layers {
         assert_eq!(l["verdict"], "pass", "no false alarm on a clean run: {l}");
     }
@@ -52,8 +52,16 @@ fn demo_run_packages_and_verifies_with_every_layer_passing() {
             .as_u64()
             .is_some_and(|n| n >= 900)
     );
+    // L4 trained again and got the checkpoint byte for byte.
+    assert_eq!(layers[4]["counts"]["reproduced"], true, "{}", layers[4]);
+    assert_eq!(layers[4]["counts"]["identical"], true, "{}", layers[4]);
     let v = r.verify("bundle");
     assert!(v.status.success(), "{}", stderr(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("what a replay of training gives"),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
     // Only the weights ship: no optimizer state, no statistics, no free-form metadata.
     let model = std::fs::read(r.sb.join("bundle/model.safetensors")).expect("read");
     let st = safetensors::SafeTensors::deserialize(&model).expect("upstream reader loads it");
@@ -284,15 +292,12 @@ fn le(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-#[test]
-fn what_hides_in_a_unit_no_output_depends_on_ships_as_zeros() {
-    // The outside review's edit: a payload in the incoming weights of a hidden unit whose
-    // outgoing weights are set to zero, out of reach of the fold check and of L3. Here in
-    // unit 5 of the first hidden layer (64 units) and unit 7 of the second (32).
-    let r = Release::new(3000, QUICK);
-    let ckpt = r.run.join("checkpoint.safetensors");
+/// The outside review's edit: a payload in the incoming weights of a hidden unit whose
+/// outgoing weights are set to zero, out of reach of the fold check and of L3. Here in unit
+/// 5 of the first hidden layer (64 units) and unit 7 of the second (32).
+fn hide_payload_in_dead_units(ckpt: &Path) {
     let payload: Vec<f32> = (1..=64).map(|i| i as f32 * 0.37).collect();
-    rewrite_safetensors(&ckpt, |t, _| {
+    rewrite_safetensors(ckpt, |t, _| {
         let mut edit = |name: &str, f: &dyn Fn(&mut Vec<f32>)| {
             let (_, bytes) = t.get_mut(name).expect(name);
             let mut v = floats(bytes);
@@ -312,12 +317,39 @@ fn what_hides_in_a_unit_no_output_depends_on_ships_as_zeros() {
         });
         edit("layers.1.bias", &|b| b[7] = -0.5);
     });
+}
+
+#[test]
+fn what_hides_in_a_unit_no_output_depends_on_ships_as_zeros() {
+    // With the replay off (L4 would refuse the edited weights), L0 alone: the payload
+    // ships as zeros.
+    let r = Release::new(
+        3000,
+        &[
+            QUICK[0],
+            (
+                "max_membership_advantage = 0.15",
+                "max_membership_advantage = 0.15\nreproduce = false",
+            ),
+        ],
+    );
+    hide_payload_in_dead_units(&r.run.join("checkpoint.safetensors"));
     let out = r.package("run", "bundle");
     assert!(out.status.success(), "{}", stderr(&out));
     let report = json(&r.sb.join("bundle/leak-report.json"));
     let l0 = &report["layers"][0];
     assert_eq!(l0["verdict"], "pass", "{l0}");
     assert_eq!(l0["counts"]["dead_units_zeroed"], 2, "{l0}");
+    let l4 = &report["layers"][4];
+    assert_eq!(l4["id"], "L4");
+    assert_eq!(l4["counts"]["reproduced"], false, "{l4}");
+    let v = r.verify("bundle");
+    assert!(v.status.success(), "{}", stderr(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("training was not replayed"),
+        "verify tells the officers: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
     let model = std::fs::read(r.sb.join("bundle/model.safetensors")).expect("read");
     let st = safetensors::SafeTensors::deserialize(&model).expect("parse");
     let get = |n: &str| floats(st.tensor(n).expect(n).data());
@@ -344,6 +376,72 @@ fn what_hides_in_a_unit_no_output_depends_on_ships_as_zeros() {
             .iter()
             .any(|x| *x != 0.0)
     );
+}
+
+#[test]
+fn weights_edited_after_training_are_refused_by_the_replay() {
+    // L4 trains again from the run's pipeline, seed and data: the CPU backends are
+    // deterministic, so any weight that is not what training produced is named, whether
+    // no output depends on it (the dead-unit payload L0 would zero) or it is live.
+    let r = Release::new(3000, QUICK);
+    let ckpt = r.run.join("checkpoint.safetensors");
+    std::fs::copy(&ckpt, r.sb.join("original.safetensors")).expect("copy");
+    hide_payload_in_dead_units(&ckpt);
+    let report = refused(&r, &["L4"], None);
+    for id in 0..4 {
+        assert_eq!(report["layers"][id]["verdict"], "pass", "only L4 sees it");
+    }
+    let l4 = &report["layers"][4];
+    assert_eq!(l4["counts"]["reproduced"], false, "{l4}");
+    assert_eq!(l4["counts"]["identical"], false, "{l4}");
+    assert_eq!(l4["parameters"]["deterministic"], true, "{l4}");
+    let named: Vec<&str> = l4["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            assert_eq!(f["kind"], "weights-differ-from-replay", "{f}");
+            f["location"].as_str().expect("location")
+        })
+        .collect();
+    for t in [
+        "layers.0.weight",
+        "layers.0.bias",
+        "layers.1.weight",
+        "layers.1.bias",
+        "layers.2.weight",
+    ] {
+        assert!(
+            named.iter().any(|l| l.contains(&format!("{t} "))),
+            "{t} is named: {named:?}"
+        );
+    }
+    assert_eq!(named.len(), 5, "the untouched tensors are not: {named:?}");
+
+    // One live weight nudged by a ten-thousandth: too small for any attack on the model's
+    // answers to see, not for the replay.
+    std::fs::copy(r.sb.join("original.safetensors"), &ckpt).expect("restore");
+    std::fs::remove_file(r.sb.join("bundle.leak-report.json")).expect("rm");
+    rewrite_safetensors(&ckpt, |t, _| {
+        let (_, bytes) = t.get_mut("layers.2.weight").expect("output layer");
+        let mut v = floats(bytes);
+        v[3] += 1e-4;
+        *bytes = le(&v);
+    });
+    let report = refused(&r, &["L4"], None);
+    let l4 = &report["layers"][4];
+    let f = l4["findings"].as_array().expect("findings");
+    assert_eq!(f.len(), 1, "{f:?}");
+    let location = f[0]["location"].as_str().expect("location");
+    assert!(location.contains("layers.2.weight"), "{location}");
+    let largest = l4["counts"]["largest_difference"].as_f64().expect("number");
+    assert!((5e-5..2e-4).contains(&largest), "{largest}");
+
+    // The untouched checkpoint replays byte for byte and ships.
+    std::fs::copy(r.sb.join("original.safetensors"), &ckpt).expect("restore");
+    std::fs::remove_file(r.sb.join("bundle.leak-report.json")).expect("rm");
+    let out = r.package("run", "bundle");
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]

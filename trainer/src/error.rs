@@ -53,6 +53,10 @@ pub enum TrainError {
         /// What the collective reported.
         reason: String,
     },
+    /// DP-SGD could not be set up as the pipeline asks (a δ too large for the data, a
+    /// budget no noise can meet, a model it cannot clip).
+    #[error("differentially private training: {0}")]
+    Privacy(String),
 }
 
 impl TrainError {
@@ -70,7 +74,9 @@ impl TrainError {
             // machine's, whatever the checkpoint error says.
             Self::Checkpoint(_) => ErrorKind::Environment,
             Self::Io(e) => e.kind(),
-            Self::OutputExists { .. } | Self::Split { .. } => ErrorKind::BadInput,
+            Self::OutputExists { .. } | Self::Split { .. } | Self::Privacy(_) => {
+                ErrorKind::BadInput
+            }
             Self::Diverged { .. } => ErrorKind::Failed,
             Self::Collective { .. } => ErrorKind::Environment,
         }

@@ -4,9 +4,14 @@ mod adam;
 mod error;
 mod parallel;
 mod run;
+mod dp;
 mod training;
 
 pub use adam::{AdamSettings, TrainBackend, TrainerAdam, adam_step};
+pub use dp::{CANARY_SCALE, Canaries, DpSgd, audit};
 pub use error::TrainError;
-pub use run::{RunSummary, TrainOptions, train_pipeline};
+pub use run::{
+    RunSummary, TrainOptions, TrainingSetup, checkpoint_of, fit_with, privacy_guarantee, train_pipeline,
+    training_setup,
+};
 pub use training::{FitInput, FitOutput, Progress, fit};

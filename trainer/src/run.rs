@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use airlock_schemas::{
     BackendInfo, DatasetFingerprint, EpochMetrics, Evaluation, FileDigest, Holdout, HoldoutMetrics,
-    Hyperparameters, PipelineSpec, SplitSizes, TRAINING_RECORD_VERSION, TaskSpec, TrainingRecord,
+    Hyperparameters, PipelineSpec, PrivacyGuarantee, PrivacyMechanism, SplitSizes, TRAINING_RECORD_VERSION, TaskSpec, TrainingRecord,
 };
 use burn::backend::{Autodiff, Flex, NdArray};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,13 +16,14 @@ use time::format_description::well_known::Rfc3339;
 
 use airlock_infer::{Backend, DeviceSpec, predict_outputs, to_net};
 use airlock_model::{
-    CHECKPOINT_FILE, Checkpoint, Dataset, Description, LOG_FILE, PIPELINE_SNAPSHOT_FILE,
+    CHECKPOINT_FILE, Checkpoint, DP_SECRET_FILE, Dataset, Description, LOG_FILE, PIPELINE_SNAPSHOT_FILE,
     PREPROCESS_FILE, Preprocess, RECORD_FILE, SubgroupInput, Table, accuracy, check_subgroups,
     evaluate, load_dataset, log_loss, multiclass_metrics, regression_metrics, roc_auc, roc_curve,
     split_rows,
 };
 
-use crate::TrainError;
+use crate::dp::Canaries;
+use crate::{DpSgd, TrainError};
 use crate::training::{FitInput, FitOutput, Progress, fit};
 
 /// Options of `airlock train`.
@@ -65,24 +66,29 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     let plan = Plan::read(opts)?;
     let spec = &plan.spec;
     let source = data_source(spec, &opts.pipeline)?;
-    let data = load_dataset(spec, &source, true)?;
-    let labels = data.table.labels.clone().unwrap_or_default();
-    let splits = Splits::draw(spec, &source, data.rows(), &labels)?;
-    check_subgroups(&splits.hold, &subgroup_inputs(spec, &data.table)).map_err(|message| {
-        TrainError::Split {
-            path: source.clone(),
-            message,
+    // A DP-SGD run's noise secret, from the operating system (never from the seed).
+    let secret = match &spec.privacy {
+        Some(_) => {
+            let mut s = [0u8; 32];
+            getrandom::fill(&mut s).map_err(|e| {
+                TrainError::io(
+                    "draw the DP noise secret for",
+                    &opts.pipeline,
+                    std::io::Error::other(e.to_string()),
+                )
+            })?;
+            Some(s)
         }
-    })?;
-    let description =
-        Description::new(&spec.model, &spec.task, spec.data.features.len()).map_err(|message| {
-            airlock_schemas::PipelineError::Invalid {
-                path: opts.pipeline.clone(),
-                message,
-            }
-        })?;
-    let prepared = Prepared::new(&description, &data, &labels, &splits);
-    let input = fit_input(spec, &description, &prepared);
+        None => None,
+    };
+    let Setup {
+        data,
+        splits,
+        description,
+        prepared,
+        input,
+        canaries,
+    } = Setup::new(spec, &source, &opts.pipeline, secret)?;
 
     let staging = Staging::create(&plan.out, opts.progress)?;
     let mut reporter = staging.reporter;
@@ -107,7 +113,21 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         splits.hold.len()
     ));
 
+    let privacy = privacy_guarantee(spec, &input)?;
+    if let Some(p) = &privacy {
+        reporter.line(&format!(
+            "DP-SGD: noise multiplier {:.4}, clipping norm {}, sampling rate {:.5}, {} steps: ε = {:.3} at δ = {:.1e}",
+            p.noise_multiplier, p.max_grad_norm, p.sampling_rate, p.steps, p.epsilon, p.delta
+        ));
+    }
     let fitted = fit_on(plan.backend, &plan.devices, &input, &mut reporter)?;
+    if let (Some(c), Some(p)) = (&canaries, &privacy) {
+        let a = crate::dp::audit(&description, &fitted.params, c, p.delta);
+        reporter.line(&format!(
+            "one-run privacy audit: {} of {} guesses about {} canaries right: ε ≥ {:.3} at 95 % confidence (claimed {:.3})",
+            a.correct, a.guesses, a.canaries, a.epsilon_lower_bound, p.epsilon
+        ));
+    }
     let (holdout, hold_out) = holdout_metrics(&description, &fitted, &prepared);
     reporter.line(&holdout_line(&holdout, prepared.y_hold.len()));
     let evaluation = match &holdout {
@@ -138,6 +158,7 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     )?;
     let record = TrainingRecord {
         evaluation,
+        privacy,
         ..record
     };
     record
@@ -149,6 +170,9 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
 
     let dir = staging.dir.path();
     write_run_files(dir, &plan, fitted, &prepared.pre, &record)?;
+    if let Some(secret) = secret {
+        write_secret(&dir.join(DP_SECRET_FILE), &secret)?;
+    }
     reporter.line(&format!("run directory: {}", plan.out.display()));
     reporter
         .finish()
@@ -158,6 +182,128 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         run_dir: plan.out,
         record,
     })
+}
+
+/// Everything a run trains from, derived from the pipeline and its data alone.
+struct Setup {
+    data: Dataset,
+    splits: Splits,
+    description: Description,
+    prepared: Prepared,
+    input: FitInput,
+    canaries: Option<Canaries>,
+}
+
+impl Setup {
+    /// Loads the data, draws the splits and prepares the rows as `airlock train` does.
+    fn new(
+        spec: &PipelineSpec,
+        source: &Path,
+        pipeline: &Path,
+        secret: Option<[u8; 32]>,
+    ) -> Result<Self, TrainError> {
+        let data = load_dataset(spec, source, true)?;
+        let labels = data.table.labels.clone().unwrap_or_default();
+        let splits = Splits::draw(spec, source, data.rows(), &labels)?;
+        check_subgroups(&splits.hold, &subgroup_inputs(spec, &data.table)).map_err(|message| {
+            TrainError::Split {
+                path: source.to_owned(),
+                message,
+            }
+        })?;
+        let description = Description::new(&spec.model, &spec.task, spec.data.features.len())
+            .map_err(|message| airlock_schemas::PipelineError::Invalid {
+                path: pipeline.to_owned(),
+                message,
+            })?;
+        let prepared = Prepared::new(&description, &data, &labels, &splits);
+        let canaries = match (spec.privacy.as_ref().and_then(|p| p.audit.as_ref()), &secret) {
+            (Some(a), Some(secret)) => Some(Canaries::draw(&description, a.canaries, secret)),
+            _ => None,
+        };
+        let input = fit_input(spec, &description, &prepared, secret, canaries.as_ref())?;
+        Ok(Self {
+            data,
+            splits,
+            description,
+            prepared,
+            input,
+            canaries,
+        })
+    }
+}
+
+/// A run's training, set up again from its pipeline and data (for the packager's replay,
+/// reference models and audit): the fit's input, the preprocessing fitted on the training
+/// split, and the rows that were never trained on.
+#[derive(Debug, Clone)]
+pub struct TrainingSetup {
+    /// What `fit` trains on, exactly as the run did.
+    pub input: FitInput,
+    /// The preprocessing fitted on the training split (what the run wrote).
+    pub preprocess: Preprocess,
+    /// The holdout rows, prepared as the training rows are (standardized inputs; labels
+    /// as the loss reads them, a regression's scaled like the training labels).
+    pub x_hold: Vec<f32>,
+    /// Their labels.
+    pub y_hold: Vec<f32>,
+    /// The data rows of the training, validation and holdout splits, in the fit's order.
+    pub rows: [Vec<usize>; 3],
+    /// The one-run audit's canaries (the included ones are at the end of the fit's
+    /// training rows).
+    pub canaries: Option<Canaries>,
+}
+
+/// Set up a run's training again from its pipeline `spec` and the data file `source`:
+/// the same splits, preprocessing and fit input, derived from nothing the run directory
+/// holds but a DP-SGD run's noise secret `dp_secret` (so nothing edited there can steer
+/// it: a different secret replays to different weights).
+pub fn training_setup(
+    spec: &PipelineSpec,
+    source: &Path,
+    pipeline: &Path,
+    dp_secret: Option<[u8; 32]>,
+) -> Result<TrainingSetup, TrainError> {
+    let s = Setup::new(spec, source, pipeline, dp_secret)?;
+    let mut y_hold = s.prepared.y_hold;
+    if let Some(t) = &s.prepared.pre.target {
+        y_hold
+            .iter_mut()
+            .for_each(|v| *v = ((f64::from(*v) - t.mean) / t.std) as f32);
+    }
+    Ok(TrainingSetup {
+        input: s.input,
+        preprocess: s.prepared.pre,
+        x_hold: s.prepared.x_hold,
+        y_hold,
+        rows: [s.splits.train, s.splits.val, s.splits.hold],
+        canaries: s.canaries,
+    })
+}
+
+/// Train `input` on `backend` over `devices`, as `airlock train` does (the packager's
+/// replay and reference models run through here).
+pub fn fit_with(
+    backend: Backend,
+    devices: &[DeviceSpec],
+    input: &FitInput,
+    progress: &mut dyn Progress,
+) -> Result<FitOutput, TrainError> {
+    fit_on(backend, devices, input, progress)
+}
+
+/// The checkpoint a run writes for `fitted`, with `metadata` (a replay takes the run's own,
+/// so that only what training computed can differ).
+pub fn checkpoint_of(
+    fitted: FitOutput,
+    metadata: std::collections::HashMap<String, String>,
+) -> Checkpoint {
+    Checkpoint {
+        params: fitted.params,
+        optimizer_step: fitted.optimizer_step,
+        optimizer: fitted.optimizer,
+        metadata,
+    }
 }
 
 /// The model's inputs and targets per split, normalized with statistics of the training
@@ -355,12 +501,46 @@ fn pick(labels: &[f32], rows: &[usize]) -> Vec<f32> {
     rows.iter().map(|&r| labels[r]).collect()
 }
 
-/// What `fit` trains on: the prepared rows and the hyperparameters.
-fn fit_input(spec: &PipelineSpec, description: &Description, p: &Prepared) -> FitInput {
-    FitInput {
+/// What `fit` trains on: the prepared rows and the hyperparameters (and, with
+/// `[privacy]`, DP-SGD calibrated to its budget, seeded by `secret`).
+fn fit_input(
+    spec: &PipelineSpec,
+    description: &Description,
+    p: &Prepared,
+    secret: Option<[u8; 32]>,
+    canaries: Option<&Canaries>,
+) -> Result<FitInput, TrainError> {
+    let (mut x_train, mut y_train) = (p.x_train.clone(), p.y_train.clone());
+    if let Some(c) = canaries {
+        c.add_to(&mut x_train, &mut y_train, description.input_len());
+    }
+    let dp = match (&spec.privacy, secret) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(TrainError::Privacy(format!(
+                "the run's noise secret ({DP_SECRET_FILE}) is missing"
+            )));
+        }
+        (Some(privacy), Some(secret)) => {
+            let rows = y_train.len();
+            Some(
+                DpSgd::calibrate(
+                    privacy.target_epsilon,
+                    privacy.delta_for(rows),
+                    privacy.max_grad_norm,
+                    spec.training.batch_size,
+                    rows,
+                    spec.training.epochs,
+                    secret,
+                )
+                .map_err(TrainError::Privacy)?,
+            )
+        }
+    };
+    Ok(FitInput {
         description: description.clone(),
-        x_train: p.x_train.clone(),
-        y_train: p.y_train.clone(),
+        x_train,
+        y_train,
         x_val: p.x_val.clone(),
         y_val: p.y_val.clone(),
         learning_rate: spec.optimizer.learning_rate,
@@ -368,7 +548,49 @@ fn fit_input(spec: &PipelineSpec, description: &Description, p: &Prepared) -> Fi
         epochs: spec.training.epochs,
         batch_size: spec.training.batch_size,
         seed: spec.training.seed,
-    }
+        dp,
+    })
+}
+
+/// The (ε, δ) guarantee DP-SGD gives `input` under the pipeline's `[privacy]` (none
+/// without it).
+pub fn privacy_guarantee(
+    spec: &PipelineSpec,
+    input: &FitInput,
+) -> Result<Option<PrivacyGuarantee>, TrainError> {
+    let (Some(privacy), Some(dp)) = (&spec.privacy, &input.dp) else {
+        return Ok(None);
+    };
+    let delta = privacy.delta_for(input.y_train.len());
+    let per_epoch = dp
+        .epsilon_per_epoch(input.epochs, delta)
+        .map_err(TrainError::Privacy)?;
+    Ok(Some(PrivacyGuarantee {
+        mechanism: PrivacyMechanism::DpSgd,
+        epsilon: per_epoch.last().copied().unwrap_or(0.0),
+        delta,
+        epsilon_per_epoch: per_epoch,
+        noise_multiplier: dp.noise_multiplier,
+        max_grad_norm: dp.max_grad_norm,
+        sampling_rate: dp.sampling_rate,
+        steps: (dp.steps_per_epoch * input.epochs) as u64,
+        noise_secret_sha256: hex::encode(Sha256::digest(dp.secret)),
+        audit: None,
+    }))
+}
+
+/// Write the DP noise secret, readable by its owner only.
+fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), TrainError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .map_err(|e| TrainError::io("create", path, e))?;
+    f.write_all(format!("{}\n", hex::encode(secret)).as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| TrainError::io("write", path, e))
 }
 
 /// The hidden staging directory beside the run directory, with the run's log open in it.
@@ -579,6 +801,7 @@ fn training_record(
         started_at: plan.started_at.clone(),
         finished_at: now(),
         evaluation: None,
+        privacy: None,
     };
     record
         .validate()
@@ -599,11 +822,9 @@ fn write_run_files(
     record: &TrainingRecord,
 ) -> Result<(), TrainError> {
     let spec = &plan.spec;
-    let ckpt = Checkpoint {
-        params: fitted.params,
-        optimizer_step: fitted.optimizer_step,
-        optimizer: fitted.optimizer,
-        metadata: [
+    let ckpt = checkpoint_of(
+        fitted,
+        [
             ("epochs".to_owned(), spec.training.epochs.to_string()),
             ("seed".to_owned(), spec.training.seed.to_string()),
             ("backend".to_owned(), plan.backend.name().to_owned()),
@@ -613,7 +834,7 @@ fn write_run_files(
         ]
         .into_iter()
         .collect(),
-    };
+    );
     ckpt.write(&dir.join(CHECKPOINT_FILE))?;
     write_json(&dir.join(PREPROCESS_FILE), pre)?;
     write_json(&dir.join(RECORD_FILE), record)?;

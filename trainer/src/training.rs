@@ -42,6 +42,8 @@ pub struct FitInput {
     pub batch_size: usize,
     /// Seed for initial weights, shuffling and dropout.
     pub seed: u64,
+    /// DP-SGD instead of plain minibatches (one device, MLPs).
+    pub dp: Option<crate::DpSgd>,
 }
 
 /// What [`fit`] returns: everything on the host, independent of the backend.
@@ -83,7 +85,7 @@ impl Progress for () {}
 // dropout rate does not change the initial weights.
 const STREAM_INIT: u64 = 1;
 const STREAM_SHUFFLE: u64 = 2;
-const STREAM_DROPOUT: u64 = 3;
+pub(crate) const STREAM_DROPOUT: u64 = 3;
 /// How often (in steps) running metrics are read back for the progress display.
 const PROGRESS_EVERY: usize = 16;
 
@@ -112,9 +114,15 @@ pub fn fit<B: TrainBackend>(
         }),
         [device] => {
             let model = init(device);
+            if let Some(dp) = &input.dp {
+                return crate::dp::train_dp(input, dp, model, device, progress);
+            }
             train_replica(input, model, device, None, progress)
                 .map(|out| out.expect("the only replica leads"))
         }
+        _ if input.dp.is_some() => Err(TrainError::Privacy(
+            "DP-SGD trains on one device".to_owned(),
+        )),
         _ => {
             let model = init(&devices[0]);
             crate::parallel::data_parallel(input, model, devices, progress)
@@ -289,7 +297,7 @@ pub(crate) fn train_replica<B: TrainBackend>(
 
 /// The training rows `rows` as a tensor (through the reused buffer `xb`), their labels
 /// into `yb`.
-fn gather<B: AutodiffBackend>(
+pub(crate) fn gather<B: AutodiffBackend>(
     input: &FitInput,
     rows: &[usize],
     xb: &mut Vec<f32>,
@@ -332,7 +340,7 @@ pub(crate) fn adam_settings(input: &FitInput) -> AdamSettings {
     }
 }
 
-fn adam<B: TrainBackend>(input: &FitInput) -> AdamOptimizer<B> {
+pub(crate) fn adam<B: TrainBackend>(input: &FitInput) -> AdamOptimizer<B> {
     TrainerAdam::init::<B, Net<B>>(adam_settings(input))
 }
 
@@ -353,7 +361,7 @@ fn share_rows(peer: Option<Peer>, bs: usize) -> (std::ops::Range<usize>, f64) {
 /// The batch's mean loss (with gradients) and its count of right answers (0 for a
 /// regression): binary cross-entropy on one logit, categorical cross-entropy on logits,
 /// or squared error on the standardized target.
-fn task_loss_and_correct<B: AutodiffBackend>(
+pub(crate) fn task_loss_and_correct<B: AutodiffBackend>(
     task: &TaskSpec,
     out: Tensor<B, 2>,
     labels: &[f32],
@@ -396,7 +404,7 @@ fn task_loss_and_correct<B: AutodiffBackend>(
     }
 }
 
-fn scalar<B: burn::prelude::Backend>(t: &Tensor<B, 1>) -> f64 {
+pub(crate) fn scalar<B: burn::prelude::Backend>(t: &Tensor<B, 1>) -> f64 {
     t.clone().into_scalar().elem::<f64>()
 }
 
@@ -414,7 +422,7 @@ fn bce_with_logits<B: burn::prelude::Backend>(z: Tensor<B, 1>, y: Tensor<B, 1>) 
 ///
 /// The mask is drawn for the whole batch of `rows` and `keep_rows` of it are kept, so
 /// that a data-parallel replica's share sees the masks a single device would.
-fn dropout_mask<B: AutodiffBackend>(
+pub(crate) fn dropout_mask<B: AutodiffBackend>(
     rng: &mut ChaCha8Rng,
     rows: usize,
     keep_rows: std::ops::Range<usize>,
@@ -447,11 +455,11 @@ fn dropout_mask<B: AutodiffBackend>(
     Tensor::from_data(TensorData::new(mask, [kept, width]), device)
 }
 
-type AdamOptimizer<B> = burn::optim::adaptor::OptimizerAdaptor<TrainerAdam, Net<B>, B>;
+pub(crate) type AdamOptimizer<B> = burn::optim::adaptor::OptimizerAdaptor<TrainerAdam, Net<B>, B>;
 
 /// Adam's moments per parameter, in the description's (PyTorch) layouts. The record is
 /// consumed: each moment's burn tensor is freed as soon as its host copy is made.
-fn adam_moments<B: TrainBackend>(
+pub(crate) fn adam_moments<B: TrainBackend>(
     mut record: <AdamOptimizer<B> as Optimizer<Net<B>, B>>::Record,
     model: &Net<B>,
     description: &Description,

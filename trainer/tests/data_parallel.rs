@@ -54,6 +54,7 @@ fn input(model: ModelSpec, task: TaskSpec, features: usize, train: usize) -> Fit
         // across two devices.
         batch_size: 64,
         seed: 5,
+        dp: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use airlock_schemas::{
-    Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole, LeakReport, ModelCard, ReleasePredicate,
+    Envelope, IN_TOTO_PAYLOAD_TYPE, KeyRole, LEAK_LAYERS, LeakReport, ModelCard, ReleasePredicate,
     SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement, TrustPolicy, UriBase, Verdict,
 };
 use ed25519_dalek::VerifyingKey;
@@ -552,6 +552,7 @@ pub fn verify_bundle_with(dir: &Path, trust: &Trust, opts: &VerifyOptions) -> Ve
         };
         check_subjects(&stmt, &mut files, &mut model, &mut v);
         check_leak_verdict(&stmt, &files, &mut v);
+        check_privacy(&stmt, &files, &mut v);
         check_provenance(&stmt, &files, trust, now, &mut v);
     }
     v.files = files;
@@ -848,7 +849,8 @@ fn compare_shards(got: &ShardDigests, shards: &ShardDigests) -> Result<String, S
     }
 }
 
-/// "leak verdict": the report and the statement both say that L0–L3 passed.
+/// "leak verdict": the report holds the layers of [`LEAK_LAYERS`] and it and the statement
+/// both say that they passed.
 fn check_leak_verdict(
     stmt: &Statement<ReleasePredicate>,
     files: &BundleFiles,
@@ -865,18 +867,61 @@ fn check_leak_verdict(
                     .filter(|l| l.verdict != Verdict::Pass)
                     .map(|l| l.id.clone())
                     .collect();
+                let ids: Vec<&str> = r.layers.iter().map(|l| l.id.as_str()).collect();
+                let expected: Vec<&str> = LEAK_LAYERS.iter().map(|(id, _)| *id).collect();
+                if ids != expected {
+                    return Err(format!(
+                        "the leak report's layers are {ids:?}, not {expected:?}"
+                    ));
+                }
                 if r.verdict == Verdict::Pass
                     && failed.is_empty()
-                    && r.layers.len() == 4
                     && stmt.predicate.leak_verdict == Verdict::Pass
                 {
-                    Ok("L0–L3 pass".into())
+                    let replayed = r.layers.last().and_then(|l| l.counts.get("reproduced"));
+                    Ok(if replayed == Some(&serde_json::Value::Bool(true)) {
+                        "L0–L4 pass (the weights are what a replay of training gives)".into()
+                    } else {
+                        "L0–L4 pass (training was not replayed)".into()
+                    })
                 } else {
                     Err(format!(
                         "leak report verdict {:?}, failed layers {failed:?}",
                         r.verdict
                     ))
                 }
+            }),
+    );
+}
+
+/// "differential privacy" (DP-SGD releases only): the statement's guarantee is the one
+/// the leak report's L4 recomputed, for weights the replay reproduced.
+fn check_privacy(stmt: &Statement<ReleasePredicate>, files: &BundleFiles, v: &mut Verification) {
+    let Some(p) = &stmt.predicate.privacy else {
+        return;
+    };
+    v.push(
+        "differential privacy",
+        held(files, LEAK_REPORT_FILE)
+            .and_then(|b| parse_json::<LeakReport>(b, LEAK_REPORT_FILE))
+            .and_then(|r| {
+                let l4 = r.layers.iter().find(|l| l.id == "L4");
+                let count = |k: &str| l4.and_then(|l| l.counts.get(k));
+                let reproduced = count("reproduced") == Some(&serde_json::Value::Bool(true));
+                let same_epsilon = count("epsilon").and_then(serde_json::Value::as_f64) == Some(p.epsilon);
+                if !(reproduced && same_epsilon && p.epsilon.is_finite()) {
+                    return Err(
+                        "the statement's privacy guarantee is not the one L4 proved by replaying training"
+                            .to_owned(),
+                    );
+                }
+                Ok(match &p.audit {
+                    Some(a) => format!(
+                        "ε = {:.3} at δ = {:.1e} per row (DP-SGD); one-run audit ε ≥ {:.3}",
+                        p.epsilon, p.delta, a.epsilon_lower_bound
+                    ),
+                    None => format!("ε = {:.3} at δ = {:.1e} per row (DP-SGD)", p.epsilon, p.delta),
+                })
             }),
     );
 }
@@ -1082,7 +1127,7 @@ mod tests {
             schema_version: 1,
             verdict: Verdict::Pass,
             inputs: Vec::new(),
-            layers: ["L0", "L1", "L2", "L3"].map(layer).to_vec(),
+            layers: LEAK_LAYERS.map(|(id, _)| layer(id)).to_vec(),
         });
         let statement = pretty(&Statement {
             type_: STATEMENT_TYPE.into(),
@@ -1100,6 +1145,7 @@ mod tests {
                 leak_verdict: Verdict::Pass,
                 git_commit: None,
                 model_shards: shard_digests(model, shard, 1),
+                privacy: None,
             },
         });
         let provenance = pretty(&Statement {

@@ -63,7 +63,7 @@ impl Pipeline<'_> {
         let bundle = self
             .under("releases")
             .join(format!("{}-{}", self.name, &digest[..12]));
-        tracing::info!("== package (strip, leak checks L0-L3, sign)");
+        tracing::info!("== package (strip, leak checks L0-L4, sign)");
         let t = Instant::now();
         move_aside(&bundle)?;
         let pkg = airlock_packager::package(&airlock_packager::PackageOptions {
