@@ -166,7 +166,10 @@ pub(crate) fn rmia(
             *acc += (-l).exp() / f64::from(n_refs);
         }
     }
-    l3.count("rmia_seconds", started.elapsed().as_secs_f64());
+    step(&format!(
+        "L3 RMIA: {n_refs} reference models trained in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
     let records: Vec<RmiaRecord> = target_p
         .iter()
         .zip(&reference_p)

@@ -57,11 +57,8 @@ fn demo_run_packages_and_verifies_with_every_layer_passing() {
     assert_eq!(layers[4]["counts"]["identical"], true, "{}", layers[4]);
     let v = r.verify("bundle");
     assert!(v.status.success(), "{}", stderr(&v));
-    assert!(
-        String::from_utf8_lossy(&v.stdout).contains("what a replay of training gives"),
-        "{}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    let said = format!("{}{}", String::from_utf8_lossy(&v.stdout), stderr(&v));
+    assert!(said.contains("what a replay of training gives"), "{said}");
     // Only the weights ship: no optimizer state, no statistics, no free-form metadata.
     let model = std::fs::read(r.sb.join("bundle/model.safetensors")).expect("read");
     let st = safetensors::SafeTensors::deserialize(&model).expect("upstream reader loads it");
@@ -345,10 +342,10 @@ fn what_hides_in_a_unit_no_output_depends_on_ships_as_zeros() {
     assert_eq!(l4["counts"]["reproduced"], false, "{l4}");
     let v = r.verify("bundle");
     assert!(v.status.success(), "{}", stderr(&v));
+    let said = format!("{}{}", String::from_utf8_lossy(&v.stdout), stderr(&v));
     assert!(
-        String::from_utf8_lossy(&v.stdout).contains("training was not replayed"),
-        "verify tells the officers: {}",
-        String::from_utf8_lossy(&v.stdout)
+        said.contains("training was not replayed"),
+        "verify tells the officers: {said}"
     );
     let model = std::fs::read(r.sb.join("bundle/model.safetensors")).expect("read");
     let st = safetensors::SafeTensors::deserialize(&model).expect("parse");
@@ -517,6 +514,54 @@ fn overfit_model_fails_membership_inference() {
             report["layers"][id]["verdict"], "pass",
             "only L3 should fail"
         );
+    }
+}
+
+#[test]
+fn memorizing_model_is_refused_by_rmia_at_its_default_thresholds() {
+    // Tiny data whose label the features do not predict (whether a transaction was
+    // online, from the hour, account age, days since the last one and failed PINs), wide
+    // layers, many epochs, no dropout or weight decay: the model can only memorize. RMIA
+    // refuses it on its own, at its default thresholds.
+    let features = crate::helpers::FRAUD_PIPELINE
+        .split_once("features = [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| format!("features = [{list}]"))
+        .expect("features list");
+    let r = Release::new(
+        1000,
+        &[
+            (
+                features.as_str(),
+                "features = [\"hour\", \"days_since_last_txn\", \"account_age_days\", \"failed_pin_attempts\"]",
+            ),
+            ("label = \"fraud\"", "label = \"is_online\""),
+            ("train = 0.70", "train = 0.40"),
+            ("validation = 0.15", "validation = 0.10"),
+            ("holdout = 0.15", "holdout = 0.50"),
+            ("hidden = [64, 32]", "hidden = [256, 256]"),
+            ("dropout = 0.1", "dropout = 0.0"),
+            ("weight_decay = 0.0001", "weight_decay = 0.0"),
+            ("learning_rate = 0.003", "learning_rate = 0.01"),
+            ("epochs = 12", "epochs = 300"),
+            ("batch_size = 256", "batch_size = 32"),
+        ],
+    );
+    let report = refused(&r, &["L3"], None);
+    let l3 = &report["layers"][3];
+    let kinds: Vec<&str> = l3["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"rmia-auc-above-threshold"), "{l3}");
+    let c = &l3["counts"];
+    assert!(c["rmia_auc"].as_f64().expect("rmia_auc") > 0.65, "{l3}");
+    assert_eq!(c["rmia_members"], 250, "{l3}");
+    assert_eq!(c["rmia_non_members"], 250, "{l3}");
+    for id in [0, 1, 2, 4] {
+        assert_eq!(report["layers"][id]["verdict"], "pass", "only L3 fails");
     }
 }
 
