@@ -123,9 +123,8 @@ pub fn rmia_attack(
     if k == 0 || population.is_empty() {
         return None;
     }
-    let pick = |v: &[RmiaRecord]| -> Vec<RmiaRecord> {
-        (0..k).map(|i| v[i * v.len() / k]).collect()
-    };
+    let pick =
+        |v: &[RmiaRecord]| -> Vec<RmiaRecord> { (0..k).map(|i| v[i * v.len() / k]).collect() };
     let targets: Vec<RmiaRecord> = pick(members).into_iter().chain(pick(non_members)).collect();
     let scores: Vec<f32> = rmia_scores(&targets, population, a)
         .into_iter()
@@ -178,9 +177,15 @@ mod tests {
         // Members: records every model finds hard (p_ref 0.2) that the target learned
         // (0.9); the loss threshold cannot tell them from easy non-members (target 0.9,
         // references 0.9), RMIA can.
-        let members: Vec<RmiaRecord> = (0..300).map(|i| rec(0.9, 0.2 + 0.0001 * f64::from(i))).collect();
-        let easy: Vec<RmiaRecord> = (0..150).map(|i| rec(0.9, 0.9 - 0.0001 * f64::from(i))).collect();
-        let hard: Vec<RmiaRecord> = (0..150).map(|i| rec(0.2, 0.2 + 0.0001 * f64::from(i))).collect();
+        let members: Vec<RmiaRecord> = (0..300)
+            .map(|i| rec(0.9, 0.2 + 0.0001 * f64::from(i)))
+            .collect();
+        let easy: Vec<RmiaRecord> = (0..150)
+            .map(|i| rec(0.9, 0.9 - 0.0001 * f64::from(i)))
+            .collect();
+        let hard: Vec<RmiaRecord> = (0..150)
+            .map(|i| rec(0.2, 0.2 + 0.0001 * f64::from(i)))
+            .collect();
         let non_members: Vec<RmiaRecord> = easy.iter().chain(&hard).copied().collect();
         let population = non_members.clone();
         let r = rmia_attack(&members, &non_members, &population, RMIA_OFFLINE_A).expect("runs");
@@ -197,7 +202,10 @@ mod tests {
             })
             .collect();
         let r = rmia_attack(&alike, &alike, &alike, RMIA_OFFLINE_A).expect("runs");
-        assert!((r.auc - 0.5).abs() < 1e-9 && r.tpr_at_1pct_fpr <= 0.02, "{r:?}");
+        assert!(
+            (r.auc - 0.5).abs() < 1e-9 && r.tpr_at_1pct_fpr <= 0.02,
+            "{r:?}"
+        );
         assert!(rmia_attack(&[], &alike, &alike, RMIA_OFFLINE_A).is_none());
         assert!(rmia_attack(&alike, &alike, &[], RMIA_OFFLINE_A).is_none());
     }
@@ -205,7 +213,11 @@ mod tests {
     #[test]
     fn rmia_score_is_the_fraction_of_the_population_beaten() {
         let population = [rec(0.1, 0.5), rec(0.5, 0.5), rec(0.9, 0.5)];
-        let s = rmia_scores(&[rec(0.5, 0.5), rec(0.05, 0.5), rec(0.95, 0.5)], &population, 0.33);
+        let s = rmia_scores(
+            &[rec(0.5, 0.5), rec(0.05, 0.5), rec(0.95, 0.5)],
+            &population,
+            0.33,
+        );
         assert_eq!(s, vec![2.0 / 3.0, 0.0, 1.0]);
     }
 }

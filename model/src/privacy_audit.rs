@@ -88,7 +88,10 @@ pub fn guess(scores: &[f64], included: &[bool], k: usize) -> (usize, usize) {
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     let k = k.min(scores.len() / 2);
     let right = order[..k].iter().filter(|&&i| included[i]).count()
-        + order[order.len() - k..].iter().filter(|&&i| !included[i]).count();
+        + order[order.len() - k..]
+            .iter()
+            .filter(|&&i| !included[i])
+            .count();
     (2 * k, right)
 }
 

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use airlock_schemas::{PipelineSpec, TrainingRecord, UriBase};
 use sha2::{Digest, Sha256};
 
-use crate::{CHECKPOINT_FILE, DP_SECRET_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess, RECORD_FILE};
+use crate::{
+    CHECKPOINT_FILE, DP_SECRET_FILE, PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess,
+    RECORD_FILE,
+};
 
 /// A run directory that is incomplete or inconsistent.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +211,9 @@ fn read_dp_secret(dir: &Path, sha256: &str) -> Result<[u8; 32], String> {
     let text = text.trim_end_matches('\n');
     let mut secret = [0u8; 32];
     if text.len() != 64
-        || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         || hex::decode_to_slice(text, &mut secret).is_err()
     {
         return Err(format!("{DP_SECRET_FILE} is not 64 lowercase hex digits"));

@@ -11,8 +11,9 @@ use airlock_safetensors::{self as st, Dtype, SafetensorsFile};
 use airlock_schemas::{
     Architecture, BUNDLE_FORMAT_VERSION, CardConfiguration, CardDataFile, CardMetrics, CardSource,
     CnnArchitecture, ConvBlock, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature, LeakLayer, LeakReport,
-    ModelCard, ModelOutput, ModelSpec, PrivacyGuarantee, ReleasePredicate, ReportInput, SLSA_PROVENANCE_TYPE,
-    STATEMENT_TYPE, Statement, Subject, TaskSpec, TensorSpec, TrainingSummary, Verdict,
+    ModelCard, ModelOutput, ModelSpec, PrivacyGuarantee, ReleasePredicate, ReportInput,
+    SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, Subject, TaskSpec, TensorSpec,
+    TrainingSummary, Verdict,
 };
 use airlock_trust::bundle::{
     APPROVALS_DIR, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE, MODEL_METADATA,
@@ -191,7 +192,13 @@ impl LayerBuilder {
     pub(crate) fn count(&mut self, k: &str, v: impl Into<serde_json::Value>) {
         self.layer.counts.insert(k.into(), v.into());
     }
-    pub(crate) fn find(&mut self, kind: &str, location: String, record: Option<u64>, column: Option<String>) {
+    pub(crate) fn find(
+        &mut self,
+        kind: &str,
+        location: String,
+        record: Option<u64>,
+        column: Option<String>,
+    ) {
         self.total += 1;
         if self.layer.findings.len() < MAX_FINDINGS {
             self.layer.findings.push(Finding {
@@ -365,7 +372,15 @@ fn check_and_write(
     let doc_index = scan_documents(&data, &drafts, &mut l1, &mut l2, pii);
 
     let replay = crate::reproduce::l4_reproduce(run, ckpt.as_ref(), &|m| progress.step(m));
-    l3_rmia(&mut l3, run, description, &replay, &data, nets.as_ref(), progress);
+    l3_rmia(
+        &mut l3,
+        run,
+        description,
+        &replay,
+        &data,
+        nets.as_ref(),
+        progress,
+    );
     let layers = vec![
         l0.finish(),
         l1.finish(),

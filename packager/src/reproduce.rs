@@ -17,9 +17,7 @@ use airlock_infer::{Backend, DeviceSpec};
 use airlock_model::Run;
 use airlock_safetensors::{self as st, Dtype, SafetensorsFile};
 use airlock_schemas::{PrivacyAudit, PrivacyGuarantee};
-use airlock_trainer::{
-    TrainingSetup, checkpoint_of, fit_with, privacy_guarantee, training_setup,
-};
+use airlock_trainer::{TrainingSetup, checkpoint_of, fit_with, privacy_guarantee, training_setup};
 use serde_json::json;
 
 use crate::package::LayerBuilder;
@@ -42,7 +40,11 @@ pub(crate) fn recorded_backend(run: &Run) -> Result<(Backend, Vec<DeviceSpec>), 
         "flex" => Backend::Flex,
         "ndarray" => Backend::NdArray,
         "cuda" => Backend::Cuda,
-        other => return Err(format!("the run's backend {other:?} is not one airlock trains on")),
+        other => {
+            return Err(format!(
+                "the run's backend {other:?} is not one airlock trains on"
+            ));
+        }
     };
     let names = if b.devices.is_empty() {
         std::slice::from_ref(&b.device)
@@ -66,7 +68,7 @@ pub(crate) fn setup(run: &Run) -> Result<TrainingSetup, String> {
         Path::new(&run.record.pipeline.path),
         run.dp_secret,
     )
-        .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?;
     // Compared as the run's file was read: through JSON (the parser's last bit of a
     // float is not always the one written).
     let replayed: Option<airlock_model::Preprocess> = serde_json::to_string(&setup.preprocess)
@@ -147,9 +149,7 @@ pub(crate) fn l4_reproduce(
             None
         }
     };
-    let mut privacy = setup
-        .as_ref()
-        .and_then(|s| check_privacy(run, s, &mut l4));
+    let mut privacy = setup.as_ref().and_then(|s| check_privacy(run, s, &mut l4));
     if !reproduce {
         if run.spec.privacy.is_some() {
             // The guarantee holds for what DP-SGD trains; only the replay shows that it
@@ -160,17 +160,29 @@ pub(crate) fn l4_reproduce(
             );
         }
         l4.count("reproduced", false);
-        return Replay { layer: l4, setup, privacy };
+        return Replay {
+            layer: l4,
+            setup,
+            privacy,
+        };
     }
     let (Some(s), Some(ckpt)) = (&setup, checkpoint) else {
         l4.error("the run's checkpoint or data could not be read".to_owned());
-        return Replay { layer: l4, setup, privacy };
+        return Replay {
+            layer: l4,
+            setup,
+            privacy,
+        };
     };
     let (backend, devices) = match recorded_backend(run) {
         Ok(b) => b,
         Err(e) => {
             l4.error(e);
-            return Replay { layer: l4, setup, privacy };
+            return Replay {
+                layer: l4,
+                setup,
+                privacy,
+            };
         }
     };
     let deterministic = backend != Backend::Cuda;
@@ -186,7 +198,11 @@ pub(crate) fn l4_reproduce(
         Ok(f) => f,
         Err(e) => {
             l4.error(format!("the replay could not train: {e}"));
-            return Replay { layer: l4, setup, privacy };
+            return Replay {
+                layer: l4,
+                setup,
+                privacy,
+            };
         }
     };
     // Seconds go to the progress output, never into the report: the report is signed and
@@ -211,14 +227,22 @@ pub(crate) fn l4_reproduce(
         Ok(b) => b,
         Err(e) => {
             l4.error(format!("the replayed checkpoint could not be written: {e}"));
-            return Replay { layer: l4, setup, privacy };
+            return Replay {
+                layer: l4,
+                setup,
+                privacy,
+            };
         }
     };
     let replayed = match st::parse(&bytes) {
         Ok(r) => r,
         Err(e) => {
             l4.error(format!("the replayed checkpoint does not parse: {e}"));
-            return Replay { layer: l4, setup, privacy };
+            return Replay {
+                layer: l4,
+                setup,
+                privacy,
+            };
         }
     };
     // The same tensors, byte for byte, and the same metadata (the header's key order is
@@ -232,7 +256,11 @@ pub(crate) fn l4_reproduce(
         if let (Some(a), Some(p)) = (audit, privacy.as_mut()) {
             audit_verdict(&mut l4, p, a);
         }
-        return Replay { layer: l4, setup, privacy };
+        return Replay {
+            layer: l4,
+            setup,
+            privacy,
+        };
     }
     l4.count("largest_difference", finite_or_word(largest));
     l4.count("tensors_differing", differing.len() as u64);
@@ -263,7 +291,11 @@ pub(crate) fn l4_reproduce(
             );
         }
     }
-    Replay { layer: l4, setup, privacy }
+    Replay {
+        layer: l4,
+        setup,
+        privacy,
+    }
 }
 
 /// The largest absolute difference between same-named f32 tensors (infinite where a
@@ -301,7 +333,10 @@ fn compare(run: &SafetensorsFile<'_>, replayed: &SafetensorsFile<'_>) -> (f64, V
                     (f64::from(x) - f64::from(y)).abs()
                 }
             })
-            .fold(0.0f64, |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) });
+            .fold(
+                0.0f64,
+                |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) },
+            );
         note(&t.name, d);
     }
     for r in &replayed.tensors {
@@ -341,7 +376,9 @@ mod tests {
         let description = Description::new(&model, &TaskSpec::Binary, 8).expect("description");
         let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let rows = 1000;
-        let mut x: Vec<f32> = (0..rows * 8).map(|_| r.random_range(-1.5f32..1.5)).collect();
+        let mut x: Vec<f32> = (0..rows * 8)
+            .map(|_| r.random_range(-1.5f32..1.5))
+            .collect();
         let mut y: Vec<f32> = (0..rows)
             .map(|i| f32::from(u8::from(x[i * 8] + x[i * 8 + 1] > 0.0)))
             .collect();
@@ -404,13 +441,21 @@ mod tests {
         };
         let fit = |dp: DpSgd| {
             let input = input(dp, &canaries);
-            let out = fit_with(Backend::Flex, &["cpu".parse().expect("cpu")], &input, &mut ())
-                .expect("trains");
+            let out = fit_with(
+                Backend::Flex,
+                &["cpu".parse().expect("cpu")],
+                &input,
+                &mut (),
+            )
+            .expect("trains");
             audit(&input.description, &out.params, &canaries, 1e-5)
         };
         let a = fit(broken);
         eprintln!("noise off: {a:?}");
-        assert!(a.epsilon_lower_bound > claimed, "the audit sees the missing noise: {a:?}");
+        assert!(
+            a.epsilon_lower_bound > claimed,
+            "the audit sees the missing noise: {a:?}"
+        );
         let mut l4 = LayerBuilder::new("L4", "reproducibility");
         let mut p = guarantee(claimed);
         audit_verdict(&mut l4, &mut p, a.clone());
@@ -421,7 +466,10 @@ mod tests {
 
         let a = fit(honest);
         eprintln!("DP-SGD: {a:?}");
-        assert!(a.epsilon_lower_bound <= claimed, "real DP-SGD passes its audit: {a:?}");
+        assert!(
+            a.epsilon_lower_bound <= claimed,
+            "real DP-SGD passes its audit: {a:?}"
+        );
         let mut l4 = LayerBuilder::new("L4", "reproducibility");
         audit_verdict(&mut l4, &mut guarantee(claimed), a);
         assert_eq!(l4.finish().verdict, Verdict::Pass);

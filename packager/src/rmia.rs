@@ -42,7 +42,11 @@ impl Rows {
     }
 
     fn targets(&self) -> Vec<usize> {
-        self.members.iter().chain(&self.non_members).copied().collect()
+        self.members
+            .iter()
+            .chain(&self.non_members)
+            .copied()
+            .collect()
     }
 }
 
@@ -83,7 +87,10 @@ pub(crate) fn rmia(
     l3.param("rmia_reference_models", json!(n_refs));
     l3.param("rmia_offline_a", json!(RMIA_OFFLINE_A));
     l3.param("max_rmia_auc", json!(leak.max_rmia_auc));
-    l3.param("max_rmia_tpr_at_1pct_fpr", json!(leak.max_rmia_tpr_at_1pct_fpr));
+    l3.param(
+        "max_rmia_tpr_at_1pct_fpr",
+        json!(leak.max_rmia_tpr_at_1pct_fpr),
+    );
     let rows = Rows::new(setup);
     let width = description.input_len();
     let task = &description.task;
@@ -134,7 +141,10 @@ pub(crate) fn rmia(
             weight_decay: setup.input.weight_decay,
             epochs: setup.input.epochs,
             batch_size: setup.input.batch_size,
-            seed: setup.input.seed.wrapping_add(0x5eed_0000 + u64::from(k) + 1),
+            seed: setup
+                .input
+                .seed
+                .wrapping_add(0x5eed_0000 + u64::from(k) + 1),
             // A DP run's references train as it did (its noise multiplier and clipping,
             // its batch size over their rows), on noise of their own.
             dp: setup.input.dp.as_ref().map(|dp| {

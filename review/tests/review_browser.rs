@@ -734,7 +734,10 @@ fn checks() -> Vec<Check> {
         ("statement subjects", "3 subjects"),
         ("model digest", "sha256 matches, 1 shard"),
         ("subject digest", "model-card.json, leak-report.json match"),
-        ("leak verdict", "pass (L0 pass, L1 pass, L2 pass, L3 pass, L4 pass)"),
+        (
+            "leak verdict",
+            "pass (L0 pass, L1 pass, L2 pass, L3 pass, L4 pass)",
+        ),
         ("provenance", "SLSA v1, signed by ci-builder"),
     ]
     .into_iter()

@@ -24,13 +24,15 @@ pub use model_spec::{
 };
 pub use pipeline::{
     DataSpec, DeploySpec, MAX_TRAINING_DEVICES, OptimizerKind, OptimizerSpec, PipelineError,
-    PipelineSpec, PrivacyAuditSpec, PrivacySpec, PublishSpec, ReleaseSpec, SageMakerSpec, SigningSpec, SplitSpec, TrainingSpec,
+    PipelineSpec, PrivacyAuditSpec, PrivacySpec, PublishSpec, ReleaseSpec, SageMakerSpec,
+    SigningSpec, SplitSpec, TrainingSpec,
 };
 pub use release::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, AuditAction, AuditEntry, AuditHead,
     AuditPoint, BUNDLE_FORMAT_VERSION, BinaryCardMetrics, CardMetrics, CnnArchitecture, Decision,
     DestinationRule, Envelope, EnvelopeSignature, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature,
-    KeyRole, LEAK_LAYERS, LeakLayer, PrivacyAudit, PrivacyGuarantee, PrivacyMechanism, LeakReport, LeakSpec, ModelCard, ModelOutput, MulticlassCardMetrics,
+    KeyRole, LEAK_LAYERS, LeakLayer, LeakReport, LeakSpec, ModelCard, ModelOutput,
+    MulticlassCardMetrics, PrivacyAudit, PrivacyGuarantee, PrivacyMechanism,
     RELEASE_PREDICATE_TYPE, RegressionCardMetrics, ReleaseIndex, ReleasePredicate, ReportInput,
     ResidencyPolicy, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement, Subject,
     TensorSpec, TrainingSummary, TrustPolicy, TrustedKey, Verdict,

@@ -305,7 +305,10 @@ impl PrivacySpec {
     }
 
     fn validate(&self, model: &ModelSpec, training: &TrainingSpec) -> Result<(), String> {
-        if !(self.target_epsilon.is_finite() && self.target_epsilon > 0.0 && self.target_epsilon <= 100.0) {
+        if !(self.target_epsilon.is_finite()
+            && self.target_epsilon > 0.0
+            && self.target_epsilon <= 100.0)
+        {
             return Err(format!(
                 "privacy.target_epsilon = {} must be above 0 and at most 100",
                 self.target_epsilon
@@ -314,7 +317,9 @@ impl PrivacySpec {
         if let Some(d) = self.delta
             && !(d > 0.0 && d < 1.0)
         {
-            return Err(format!("privacy.delta = {d} must be strictly between 0 and 1"));
+            return Err(format!(
+                "privacy.delta = {d} must be strictly between 0 and 1"
+            ));
         }
         if !(self.max_grad_norm.is_finite() && self.max_grad_norm > 0.0) {
             return Err(format!(

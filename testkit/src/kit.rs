@@ -10,10 +10,10 @@ use airlock_schemas::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, BUNDLE_FORMAT_VERSION,
     BandedSubgroup, BinaryCardMetrics, CardConfiguration, CardDataFile, CardMetrics, CardSource,
     Decision, EpochMetrics, Evaluation, EvaluationSpec, Finding, Hyperparameters,
-    IN_TOTO_PAYLOAD_TYPE, InputFeature, LEAK_LAYERS, LeakLayer, LeakReport, MlpSpec, ModelCard, ModelOutput,
-    ModelSpec, OptimizerKind, OptimizerSpec, RELEASE_PREDICATE_TYPE, ReleasePredicate, ReportInput,
-    RocPoint, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, SubgroupSpec, Subject, TensorSpec,
-    TrainingSummary, Verdict,
+    IN_TOTO_PAYLOAD_TYPE, InputFeature, LEAK_LAYERS, LeakLayer, LeakReport, MlpSpec, ModelCard,
+    ModelOutput, ModelSpec, OptimizerKind, OptimizerSpec, RELEASE_PREDICATE_TYPE, ReleasePredicate,
+    ReportInput, RocPoint, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, Statement, SubgroupSpec, Subject,
+    TensorSpec, TrainingSummary, Verdict,
 };
 use airlock_trust::approvals::{ApprovalError, DecisionRequest, decide};
 use airlock_trust::bundle::{
@@ -616,30 +616,30 @@ fn evaluation(spec: &KitBuilder) -> Evaluation {
 fn leak_report(spec: &KitBuilder, model: &[u8], card: &[u8]) -> LeakReport {
     let layers: Vec<LeakLayer> = LEAK_LAYERS
         .into_iter()
-    .map(|(id, name)| {
-        let failed = spec.failing_layer.as_deref() == Some(id);
-        LeakLayer {
-            id: id.into(),
-            name: name.into(),
-            verdict: if failed { Verdict::Fail } else { Verdict::Pass },
-            parameters: BTreeMap::new(),
-            counts: [("findings".to_owned(), json!(u64::from(failed)))]
-                .into_iter()
-                .collect(),
-            findings: if failed {
-                vec![Finding {
-                    kind: "planted-by-the-test-kit".into(),
-                    location: format!("{MODEL_FILE} at byte 0"),
-                    record: None,
-                    column: None,
-                }]
-            } else {
-                Vec::new()
-            },
-            error: None,
-        }
-    })
-    .collect();
+        .map(|(id, name)| {
+            let failed = spec.failing_layer.as_deref() == Some(id);
+            LeakLayer {
+                id: id.into(),
+                name: name.into(),
+                verdict: if failed { Verdict::Fail } else { Verdict::Pass },
+                parameters: BTreeMap::new(),
+                counts: [("findings".to_owned(), json!(u64::from(failed)))]
+                    .into_iter()
+                    .collect(),
+                findings: if failed {
+                    vec![Finding {
+                        kind: "planted-by-the-test-kit".into(),
+                        location: format!("{MODEL_FILE} at byte 0"),
+                        record: None,
+                        column: None,
+                    }]
+                } else {
+                    Vec::new()
+                },
+                error: None,
+            }
+        })
+        .collect();
     LeakReport {
         schema_version: BUNDLE_FORMAT_VERSION,
         verdict: if spec.failing_layer.is_some() {

@@ -24,8 +24,8 @@ use airlock_schemas::EpochMetrics;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::activation::relu;
+use burn::tensor::backend::AutodiffBackend;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
@@ -224,7 +224,9 @@ pub(crate) fn train_dp<B: TrainBackend>(
                 let masks = (dropout > 0.0).then(|| {
                     hidden
                         .iter()
-                        .map(|&w| dropout_mask::<B>(&mut dropout_rng, bs, 0..bs, w, dropout, device))
+                        .map(|&w| {
+                            dropout_mask::<B>(&mut dropout_rng, bs, 0..bs, w, dropout, device)
+                        })
                         .collect()
                 });
                 let (out, inputs, probes) = forward_probed(&model, x, masks, device);
@@ -367,7 +369,11 @@ impl Canaries {
                     r.random_range(0..classes.len()) as f32
                 }
                 airlock_schemas::TaskSpec::Regression => {
-                    if r.random::<bool>() { 2.0 } else { -2.0 }
+                    if r.random::<bool>() {
+                        2.0
+                    } else {
+                        -2.0
+                    }
                 }
             })
             .collect();

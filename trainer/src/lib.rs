@@ -1,17 +1,17 @@
 #![doc = include_str!("../README.md")]
 
 mod adam;
+mod dp;
 mod error;
 mod parallel;
 mod run;
-mod dp;
 mod training;
 
 pub use adam::{AdamSettings, TrainBackend, TrainerAdam, adam_step};
 pub use dp::{CANARY_SCALE, Canaries, DpSgd, audit};
 pub use error::TrainError;
 pub use run::{
-    RunSummary, TrainOptions, TrainingSetup, checkpoint_of, fit_with, privacy_guarantee, train_pipeline,
-    training_setup,
+    RunSummary, TrainOptions, TrainingSetup, checkpoint_of, fit_with, privacy_guarantee,
+    train_pipeline, training_setup,
 };
 pub use training::{FitInput, FitOutput, Progress, fit};

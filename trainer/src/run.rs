@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use airlock_schemas::{
     BackendInfo, DatasetFingerprint, EpochMetrics, Evaluation, FileDigest, Holdout, HoldoutMetrics,
-    Hyperparameters, PipelineSpec, PrivacyGuarantee, PrivacyMechanism, SplitSizes, TRAINING_RECORD_VERSION, TaskSpec, TrainingRecord,
+    Hyperparameters, PipelineSpec, PrivacyGuarantee, PrivacyMechanism, SplitSizes,
+    TRAINING_RECORD_VERSION, TaskSpec, TrainingRecord,
 };
 use burn::backend::{Autodiff, Flex, NdArray};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,15 +17,15 @@ use time::format_description::well_known::Rfc3339;
 
 use airlock_infer::{Backend, DeviceSpec, predict_outputs, to_net};
 use airlock_model::{
-    CHECKPOINT_FILE, Checkpoint, DP_SECRET_FILE, Dataset, Description, LOG_FILE, PIPELINE_SNAPSHOT_FILE,
-    PREPROCESS_FILE, Preprocess, RECORD_FILE, SubgroupInput, Table, accuracy, check_subgroups,
-    evaluate, load_dataset, log_loss, multiclass_metrics, regression_metrics, roc_auc, roc_curve,
-    split_rows,
+    CHECKPOINT_FILE, Checkpoint, DP_SECRET_FILE, Dataset, Description, LOG_FILE,
+    PIPELINE_SNAPSHOT_FILE, PREPROCESS_FILE, Preprocess, RECORD_FILE, SubgroupInput, Table,
+    accuracy, check_subgroups, evaluate, load_dataset, log_loss, multiclass_metrics,
+    regression_metrics, roc_auc, roc_curve, split_rows,
 };
 
 use crate::dp::Canaries;
-use crate::{DpSgd, TrainError};
 use crate::training::{FitInput, FitOutput, Progress, fit};
+use crate::{DpSgd, TrainError};
 
 /// Options of `airlock train`.
 #[derive(Debug, Clone)]
@@ -217,7 +218,10 @@ impl Setup {
                 message,
             })?;
         let prepared = Prepared::new(&description, &data, &labels, &splits);
-        let canaries = match (spec.privacy.as_ref().and_then(|p| p.audit.as_ref()), &secret) {
+        let canaries = match (
+            spec.privacy.as_ref().and_then(|p| p.audit.as_ref()),
+            &secret,
+        ) {
             (Some(a), Some(secret)) => Some(Canaries::draw(&description, a.canaries, secret)),
             _ => None,
         };
