@@ -117,7 +117,7 @@ moto: ## the patched moto (S3, SageMaker) on 127.0.0.1:MOTO_PORT (5000), with a 
 # Size of the synthetic model for the sign/verify and leak-scan benchmarks.
 BENCH_MIB ?= 1024
 
-bench: ## training rows/s (MLP) and images/s (CNN), sign/verify, leak-scan, 1 GiB model package time + training RSS, S3 upload vs boto3, serve vs Flask+PyTorch, pull
+bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, sign/verify, leak-scan, 1 GiB model package time + training RSS, S3 upload vs boto3, serve vs Flask+PyTorch, pull
 	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null; then \
 	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_throughput
@@ -129,6 +129,11 @@ bench: ## training rows/s (MLP) and images/s (CNN), sign/verify, leak-scan, 1 Gi
 	@if [ -x $(TORCH_VENV)/bin/python ]; then export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	AIRLOCK_BENCH_PYTHON="$$(tests/setup-python.sh)" $(CARGO) bench --locked --bench publish -- $(BENCH_MIB)
 	$(CARGO) bench --locked --bench large_model
+	@# Issue 16: DP-SGD against Opacus (when the torch venv has it), and the cost of the
+	@# packager's replay and RMIA reference models.
+	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import opacus' 2>/dev/null; then \
+	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
+	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_dp
 
 # Fuzzing: cargo-fuzz (libFuzzer) targets in fuzz/, one per parser of untrusted input.
 # The fuzz crate links only airlock-schemas and airlock-safetensors (no burn, no AWS SDKs),
@@ -189,6 +194,8 @@ bench-torch: ## install PyTorch (CPU use) into $(TORCH_VENV), then run the bench
 	$(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null || $(TORCH_VENV)/bin/pip install -q torch
 	@# The CNN baseline decodes the scans' PNGs with Pillow (benches/torch_cnn.py).
 	$(TORCH_VENV)/bin/python -c 'import PIL' 2>/dev/null || $(TORCH_VENV)/bin/pip install -q pillow==12.0.0
+	@# The DP-SGD baseline (benches/opacus_dp.py).
+	$(TORCH_VENV)/bin/python -c 'import opacus' 2>/dev/null || $(TORCH_VENV)/bin/pip install -q opacus==1.6.0
 	@# The serving baseline: Flask + PyTorch under gunicorn (benches/torch_serve.py).
 	$(TORCH_VENV)/bin/python -c 'import flask, gunicorn, safetensors' 2>/dev/null || \
 	  $(TORCH_VENV)/bin/pip install -q flask==3.1.3 gunicorn==23.0.0 safetensors==0.8.0
