@@ -67,7 +67,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
         let auc = run.record.holdout.binary().map_or(f64::NAN, |b| b.roc_auc);
         let (label, sigma) = match &run.record.privacy {
-            Some(p) => (format!("ε = {:.2} (δ = {:.0e})", p.epsilon, p.delta), p.noise_multiplier),
+            Some(p) => (
+                format!("ε = {:.2} (δ = {:.0e})", p.epsilon, p.delta),
+                p.noise_multiplier,
+            ),
             None => ("no DP".to_owned(), 0.0),
         };
         println!(
@@ -83,7 +86,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .args(["--epsilon", &e.to_string()])
                 .args([
                     "--delta",
-                    &run.record.privacy.as_ref().map_or(1e-6, |p| p.delta).to_string(),
+                    &run.record
+                        .privacy
+                        .as_ref()
+                        .map_or(1e-6, |p| p.delta)
+                        .to_string(),
                 ])
                 .output()?;
             if !o.status.success() {
@@ -110,7 +117,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if python.is_none() {
-        println!("(opacus: set AIRLOCK_BENCH_TORCH to a python with torch and opacus; `make bench-torch` installs them)");
+        println!(
+            "(opacus: set AIRLOCK_BENCH_TORCH to a python with torch and opacus; `make bench-torch` installs them)"
+        );
     }
 
     // The packager's cost: L4's replay and RMIA's reference models, on the ε = 3 run.
@@ -139,7 +148,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .unwrap_or(f64::NAN)
     };
-    let (replay, rmia) = (seconds("the replay trained in "), seconds("reference models trained in "));
+    let (replay, rmia) = (
+        seconds("the replay trained in "),
+        seconds("reference models trained in "),
+    );
     println!(
         "airlock package (ε = 3 run): {total:.1} s in all; L4 replay {replay:.1} s, RMIA's 2 reference models {rmia:.1} s, the other checks and signing {:.1} s",
         total - replay - rmia

@@ -179,15 +179,7 @@ pub fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, RunError> {
             "{RECORD_FILE}'s {field} is not the pipeline's it was trained from"
         )));
     }
-    let dp_secret = match (&spec.privacy, &record.privacy) {
-        (None, None) => None,
-        (Some(_), Some(p)) => Some(read_dp_secret(dir, &p.noise_secret_sha256).map_err(bad)?),
-        _ => {
-            return Err(bad(format!(
-                "{RECORD_FILE}'s privacy is not the pipeline's [privacy] it was trained from"
-            )));
-        }
-    };
+    let dp_secret = dp_secret(dir, &spec, &record).map_err(bad)?;
     let pipeline_name = file_name(&pipeline_path);
     let uri_base = UriBase::new(spec.signing.as_ref().and_then(|s| s.uri_base.as_deref()))
         .map_err(|e| bad(format!("the pipeline's signing.uri_base: {e}")))?;
@@ -202,6 +194,22 @@ pub fn read_run(dir: &Path, with_checkpoint: bool) -> Result<Run, RunError> {
         pipeline_name,
         dp_secret,
     })
+}
+
+/// A DP-SGD run's noise secret (none without `[privacy]`); the record must have a privacy
+/// claim exactly when the pipeline has `[privacy]`.
+fn dp_secret(
+    dir: &Path,
+    spec: &PipelineSpec,
+    record: &TrainingRecord,
+) -> Result<Option<[u8; 32]>, String> {
+    match (&spec.privacy, &record.privacy) {
+        (None, None) => Ok(None),
+        (Some(_), Some(p)) => read_dp_secret(dir, &p.noise_secret_sha256).map(Some),
+        _ => Err(format!(
+            "{RECORD_FILE}'s privacy is not the pipeline's [privacy] it was trained from"
+        )),
+    }
 }
 
 /// The run's DP noise secret: 64 lowercase hex digits whose SHA-256 is `sha256`.

@@ -16,7 +16,7 @@ use std::time::Instant;
 use airlock_infer::{Backend, DeviceSpec};
 use airlock_model::Run;
 use airlock_safetensors::{self as st, Dtype, SafetensorsFile};
-use airlock_schemas::{PrivacyAudit, PrivacyGuarantee};
+use airlock_schemas::{EpochMetrics, PrivacyAudit, PrivacyGuarantee};
 use airlock_trainer::{TrainingSetup, checkpoint_of, fit_with, privacy_guarantee, training_setup};
 use serde_json::json;
 
@@ -160,31 +160,31 @@ pub(crate) fn l4_reproduce(
             );
         }
         l4.count("reproduced", false);
-        return Replay {
-            layer: l4,
-            setup,
-            privacy,
-        };
-    }
-    let (Some(s), Some(ckpt)) = (&setup, checkpoint) else {
-        l4.error("the run's checkpoint or data could not be read".to_owned());
-        return Replay {
-            layer: l4,
-            setup,
-            privacy,
-        };
-    };
-    let (backend, devices) = match recorded_backend(run) {
-        Ok(b) => b,
-        Err(e) => {
+    } else if let (Some(s), Some(ckpt)) = (&setup, checkpoint) {
+        if let Err(e) = replay(run, s, ckpt, &mut l4, privacy.as_mut(), step) {
             l4.error(e);
-            return Replay {
-                layer: l4,
-                setup,
-                privacy,
-            };
         }
-    };
+    } else {
+        l4.error("the run's checkpoint or data could not be read".to_owned());
+    }
+    Replay {
+        layer: l4,
+        setup,
+        privacy,
+    }
+}
+
+/// Train `s` again on the run's backend and compare with `ckpt`: counts and findings into
+/// `l4`, the audit into `privacy`; `Err` when the replay could not run.
+fn replay(
+    run: &Run,
+    s: &TrainingSetup,
+    ckpt: &SafetensorsFile<'_>,
+    l4: &mut LayerBuilder,
+    privacy: Option<&mut PrivacyGuarantee>,
+    step: &dyn Fn(&str),
+) -> Result<(), String> {
+    let (backend, devices) = recorded_backend(run)?;
     let deterministic = backend != Backend::Cuda;
     l4.param("backend", json!(backend.name()));
     l4.param("deterministic", json!(deterministic));
@@ -194,17 +194,8 @@ pub(crate) fn l4_reproduce(
         run.record.epochs.iter().map(|e| e.seconds).sum::<f64>()
     ));
     let started = Instant::now();
-    let fitted = match fit_with(backend, &devices, &s.input, &mut ()) {
-        Ok(f) => f,
-        Err(e) => {
-            l4.error(format!("the replay could not train: {e}"));
-            return Replay {
-                layer: l4,
-                setup,
-                privacy,
-            };
-        }
-    };
+    let fitted = fit_with(backend, &devices, &s.input, &mut ())
+        .map_err(|e| format!("the replay could not train: {e}"))?;
     // Seconds go to the progress output, never into the report: the report is signed and
     // the same run must give the same bundle.
     step(&format!(
@@ -216,86 +207,101 @@ pub(crate) fn l4_reproduce(
     let audit = s
         .canaries
         .as_ref()
-        .zip(privacy.as_ref())
+        .zip(privacy.as_deref())
         .map(|(c, p)| airlock_trainer::audit(&s.input.description, &fitted.params, c, p.delta));
-    let metadata: HashMap<String, String> = ckpt
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let bytes = match checkpoint_of(fitted, metadata).to_bytes() {
-        Ok(b) => b,
-        Err(e) => {
-            l4.error(format!("the replayed checkpoint could not be written: {e}"));
-            return Replay {
-                layer: l4,
-                setup,
-                privacy,
-            };
-        }
-    };
-    let replayed = match st::parse(&bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            l4.error(format!("the replayed checkpoint does not parse: {e}"));
-            return Replay {
-                layer: l4,
-                setup,
-                privacy,
-            };
-        }
-    };
+    let epochs_differ = !same_epochs(&fitted.epochs, &run.record.epochs);
+    let bytes = checkpoint_of(fitted, expected_metadata(run))
+        .to_bytes()
+        .map_err(|e| format!("the replayed checkpoint could not be written: {e}"))?;
+    let replayed =
+        st::parse(&bytes).map_err(|e| format!("the replayed checkpoint does not parse: {e}"))?;
     // The same tensors, byte for byte, and the same metadata (the header's key order is
     // the writer's hash map's, so the file's bytes are not compared).
     let (largest, differing) = compare(ckpt, &replayed);
+    if epochs_differ && deterministic {
+        // The model card copies these numbers: they must be what training computed.
+        l4.find(
+            "record-differs-from-replay",
+            "training-record.json: epochs (losses and accuracies are not the replay's)".to_owned(),
+            None,
+            None,
+        );
+    }
     let same = differing.is_empty() && ckpt.metadata == replayed.metadata;
     l4.count("identical", same);
+    l4.count("reproduced", same);
     if same {
-        l4.count("reproduced", true);
         l4.count("largest_difference", 0.0);
-        if let (Some(a), Some(p)) = (audit, privacy.as_mut()) {
-            audit_verdict(&mut l4, p, a);
+        if let (Some(a), Some(p)) = (audit, privacy) {
+            audit_verdict(l4, p, a);
         }
-        return Replay {
-            layer: l4,
-            setup,
-            privacy,
-        };
+        return Ok(());
     }
     l4.count("largest_difference", finite_or_word(largest));
     l4.count("tensors_differing", differing.len() as u64);
-    l4.count("reproduced", false);
-    if !deterministic && run.spec.privacy.is_some() {
-        l4.error(
-            "the replay on CUDA is not bit-exact, and a differentially private release is signed only for weights a replay reproduces: train on the CPU"
-                .to_owned(),
+    if !deterministic {
+        if run.spec.privacy.is_some() {
+            return Err(
+                "the replay on CUDA is not bit-exact, and a differentially private release is signed only for weights a replay reproduces: train on the CPU"
+                    .to_owned(),
+            );
+        }
+        return Ok(());
+    }
+    // Byte for byte or refused: different metadata is named as well as a different tensor
+    // (added, renamed, reshaped or with other values).
+    if differing.is_empty() {
+        l4.find(
+            "checkpoint-differs-from-replay",
+            "checkpoint.safetensors: metadata".to_owned(),
+            None,
+            None,
         );
     }
-    if deterministic {
-        // Byte for byte or refused: different metadata is named as well as a different
-        // tensor (added, renamed, reshaped or with other values).
-        if differing.is_empty() {
-            l4.find(
-                "checkpoint-differs-from-replay",
-                "checkpoint.safetensors: metadata".to_owned(),
-                None,
-                None,
-            );
-        }
-        for (name, diff) in differing {
-            l4.find(
-                "weights-differ-from-replay",
-                format!("checkpoint.safetensors: {name} (largest difference {diff:.3e})"),
-                None,
-                None,
-            );
-        }
+    for (name, diff) in differing {
+        l4.find(
+            "weights-differ-from-replay",
+            format!("checkpoint.safetensors: {name} (largest difference {diff:.3e})"),
+            None,
+            None,
+        );
     }
-    Replay {
-        layer: l4,
-        setup,
-        privacy,
-    }
+    Ok(())
+}
+
+/// The checkpoint metadata `airlock train` writes for this run: its pipeline's epochs,
+/// seed, features and model, its record's backend and finish time (the writer adds the
+/// format and the optimizer's name and steps).
+fn expected_metadata(run: &Run) -> HashMap<String, String> {
+    let spec = &run.spec;
+    [
+        ("epochs", spec.training.epochs.to_string()),
+        ("seed", spec.training.seed.to_string()),
+        ("backend", run.record.backend.name.clone()),
+        ("features", spec.data.features.join(",")),
+        ("model", spec.model.kind().to_owned()),
+        ("finished_at", run.record.finished_at.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Whether the replay's per-epoch metrics are the record's (all but the seconds), as the
+/// record was read: through JSON.
+fn same_epochs(replayed: &[EpochMetrics], recorded: &[EpochMetrics]) -> bool {
+    let as_read: Option<Vec<EpochMetrics>> = serde_json::to_string(replayed)
+        .ok()
+        .and_then(|t| airlock_schemas::strict_json::from_slice(t.as_bytes()).ok());
+    as_read.is_some_and(|r| {
+        r.len() == recorded.len()
+            && r.iter().zip(recorded).all(|(a, b)| {
+                EpochMetrics {
+                    seconds: b.seconds,
+                    ..a.clone()
+                } == *b
+            })
+    })
 }
 
 /// The largest absolute difference between same-named f32 tensors (infinite where a

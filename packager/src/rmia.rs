@@ -83,8 +83,7 @@ pub(crate) fn rmia(
     step: &dyn Fn(&str),
 ) {
     let leak = &run.spec.leak;
-    let n_refs = leak.rmia_reference_models;
-    l3.param("rmia_reference_models", json!(n_refs));
+    l3.param("rmia_reference_models", json!(leak.rmia_reference_models));
     l3.param("rmia_offline_a", json!(RMIA_OFFLINE_A));
     l3.param("max_rmia_auc", json!(leak.max_rmia_auc));
     l3.param(
@@ -92,39 +91,84 @@ pub(crate) fn rmia(
         json!(leak.max_rmia_tpr_at_1pct_fpr),
     );
     let rows = Rows::new(setup);
-    let width = description.input_len();
-    let task = &description.task;
-    let targets = rows.targets();
     if rows.members.is_empty() || rows.non_members.is_empty() || rows.reference_train.is_empty() {
         l3.error("RMIA needs training, validation and holdout rows".into());
         return;
     }
-
-    // The target: the released model, on raw inputs.
-    let out = nets.released_outputs(&d.features, &targets);
-    let Some(out) = out.gather(targets.iter().copied()) else {
+    let targets = rows.targets();
+    let Some(target_p) = target_probabilities(run, description, d, nets, &targets) else {
         l3.error("the released model's outputs are missing rows".into());
         return;
     };
+    let started = std::time::Instant::now();
+    let reference_p =
+        match reference_probabilities(run, description, setup, d, &rows, backend, step) {
+            Ok(p) => p,
+            Err(e) => {
+                l3.error(format!("RMIA's reference model could not train: {e}"));
+                return;
+            }
+        };
+    step(&format!(
+        "L3 RMIA: {} reference models trained in {:.1} s",
+        leak.rmia_reference_models,
+        started.elapsed().as_secs_f64()
+    ));
+    let records: Vec<RmiaRecord> = target_p
+        .iter()
+        .zip(&reference_p)
+        .map(|(&target, &reference)| RmiaRecord { target, reference })
+        .collect();
+    let (members, non_members) = records.split_at(rows.members.len());
+    match rmia_attack(members, non_members, RMIA_OFFLINE_A) {
+        Some(r) => judge(l3, run, &r),
+        None => l3.error("RMIA had no members or non-members to score".into()),
+    }
+}
+
+/// `Pr(x | θ)` of the released model (raw inputs) for each of `targets`.
+fn target_probabilities(
+    run: &Run,
+    description: &Description,
+    d: &Data,
+    nets: &Nets,
+    targets: &[usize],
+) -> Option<Vec<f64>> {
+    let out = nets.released_outputs(&d.features, targets);
+    let out = out.gather(targets.iter().copied())?;
     let raw_labels: Vec<f32> = targets.iter().map(|&r| d.labels[r]).collect();
-    let scale = match (task, &run.pre.target) {
+    // A regression's loss on the standardized scale, as the references' is.
+    let scale = match (&description.task, &run.pre.target) {
         (TaskSpec::Regression, Some(t)) => t.std * t.std,
         _ => 1.0,
     };
-    let target_p: Vec<f64> = nets
-        .losses(&out, &raw_labels)
-        .into_iter()
-        .map(|l| (-l / scale).exp())
-        .collect();
+    Some(
+        nets.losses(&out, &raw_labels)
+            .into_iter()
+            .map(|l| (-l / scale).exp())
+            .collect(),
+    )
+}
 
-    // The references: the run's training on rows it never trained on.
+/// The mean `Pr(x | θ_ref)` over the reference models, for each target.
+fn reference_probabilities(
+    run: &Run,
+    description: &Description,
+    setup: &TrainingSetup,
+    d: &Data,
+    rows: &Rows,
+    backend: (Backend, &[DeviceSpec]),
+    step: &dyn Fn(&str),
+) -> Result<Vec<f64>, airlock_trainer::TrainError> {
+    let n_refs = run.spec.leak.rmia_reference_models;
+    let width = description.input_len();
+    let targets = rows.targets();
     let x_ref = gather(&d.standardized, width, &rows.reference_train);
     let y_ref = labels(d, run, &rows.reference_train);
     let x_targets = gather(&d.standardized, width, &targets);
     let y_targets = labels(d, run, &targets);
     let device = Default::default();
     let mut reference_p = vec![0.0f64; targets.len()];
-    let started = std::time::Instant::now();
     for k in 0..n_refs {
         step(&format!(
             "L3 RMIA: reference model {} of {n_refs} on {} rows the run never trained on",
@@ -145,55 +189,47 @@ pub(crate) fn rmia(
                 .input
                 .seed
                 .wrapping_add(0x5eed_0000 + u64::from(k) + 1),
-            // A DP run's references train as it did (its noise multiplier and clipping,
-            // its batch size over their rows), on noise of their own.
-            dp: setup.input.dp.as_ref().map(|dp| {
-                let q = (setup.input.batch_size as f64 / y_ref.len() as f64).min(1.0);
-                let mut secret = dp.secret;
-                secret[0] ^= 0x80 | (k as u8);
-                DpSgd {
-                    noise_multiplier: dp.noise_multiplier,
-                    max_grad_norm: dp.max_grad_norm,
-                    sampling_rate: q,
-                    steps_per_epoch: ((1.0 / q).round() as usize).max(1),
-                    secret,
-                }
-            }),
+            dp: reference_dp(setup, y_ref.len(), k),
         };
-        let fitted = match fit_with(backend.0, backend.1, &input, &mut ()) {
-            Ok(f) => f,
-            Err(e) => {
-                l3.error(format!("RMIA's reference model could not train: {e}"));
-                return;
-            }
-        };
+        let fitted = fit_with(backend.0, backend.1, &input, &mut ())?;
         let net = to_net::<Flex>(description, &fitted.params, false, &device);
         let out = predict_outputs(&net, &x_targets, width, &device);
-        for (acc, l) in reference_p
-            .iter_mut()
-            .zip(airlock_model::row_losses(task, &out, &y_targets))
-        {
+        for (acc, l) in reference_p.iter_mut().zip(airlock_model::row_losses(
+            &description.task,
+            &out,
+            &y_targets,
+        )) {
             *acc += (-l).exp() / f64::from(n_refs);
         }
     }
-    step(&format!(
-        "L3 RMIA: {n_refs} reference models trained in {:.1} s",
-        started.elapsed().as_secs_f64()
-    ));
-    let records: Vec<RmiaRecord> = target_p
-        .iter()
-        .zip(&reference_p)
-        .map(|(&target, &reference)| RmiaRecord { target, reference })
-        .collect();
-    let (members, non_members) = records.split_at(rows.members.len());
-    let Some(r) = rmia_attack(members, non_members, non_members, RMIA_OFFLINE_A) else {
-        l3.error("RMIA had no members or non-members to score".into());
-        return;
-    };
+    Ok(reference_p)
+}
+
+/// A DP run's references train as it did (its noise multiplier and clipping, its batch
+/// size over their `rows`), on noise of their own.
+fn reference_dp(setup: &TrainingSetup, rows: usize, k: u32) -> Option<DpSgd> {
+    setup.input.dp.as_ref().map(|dp| {
+        let q = (setup.input.batch_size as f64 / rows as f64).min(1.0);
+        let mut secret = dp.secret;
+        secret[0] ^= 0x80 | (k as u8);
+        DpSgd {
+            noise_multiplier: dp.noise_multiplier,
+            max_grad_norm: dp.max_grad_norm,
+            sampling_rate: q,
+            steps_per_epoch: ((1.0 / q).round() as usize).max(1),
+            secret,
+        }
+    })
+}
+
+/// RMIA's counts, and a finding for each limit it exceeds.
+fn judge(l3: &mut LayerBuilder, run: &Run, r: &airlock_leak::membership::RmiaResult) {
+    let leak = &run.spec.leak;
     l3.count("rmia_members", r.members as u64);
     l3.count("rmia_non_members", r.non_members as u64);
     l3.count("rmia_auc", r.auc);
     l3.count("rmia_tpr_at_1pct_fpr", r.tpr_at_1pct_fpr);
+    l3.count("rmia_tpr_at_0_1pct_fpr", r.tpr_at_0_1pct_fpr);
     l3.count("rmia_advantage", r.advantage);
     if r.auc > leak.max_rmia_auc {
         l3.find(

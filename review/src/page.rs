@@ -262,6 +262,7 @@ fn header(h: &mut Html, input: &ReviewInput<'_>) {
 /// The signed differential-privacy guarantee, under the status: what it bounds, and
 /// whether the one-run audit agrees.
 fn privacy_note(h: &mut Html, input: &ReviewInput<'_>) {
+    evidence_note(h, input);
     let Some(statement) = input.statement else {
         return;
     };
@@ -279,6 +280,41 @@ fn privacy_note(h: &mut Html, input: &ReviewInput<'_>) {
         "\"><strong>Differential privacy: ε = ",
         Html::text(&crate::text::privacy_words(p)),
         "</strong></div>\n"
+    );
+}
+
+/// Whether training was replayed (L4) and what RMIA measured (L3), from the leak report.
+fn evidence_note(h: &mut Html, input: &ReviewInput<'_>) {
+    let layer = |id: &str| input.report.layers.iter().find(|l| l.id == id);
+    let count = |id: &str, k: &str| layer(id).and_then(|l| l.counts.get(k)).cloned();
+    let replayed = match count("L4", "reproduced") {
+        Some(serde_json::Value::Bool(true)) => "the weights are what a replay of training gives",
+        Some(serde_json::Value::Bool(false)) => {
+            "training was NOT replayed: nothing shows the weights are what training produced"
+        }
+        _ => "no replay was recorded",
+    };
+    let num = |k: &str| {
+        count("L3", k)
+            .and_then(|v| v.as_f64())
+            .map_or_else(|| "not measured".to_owned(), |v| format!("{v:.4}"))
+    };
+    html!(
+        h,
+        "<p id=\"evidence\" data-reproduced=\"",
+        Html::text(&format!(
+            "{}",
+            count("L4", "reproduced").unwrap_or(serde_json::Value::Null)
+        )),
+        "\">Replay (L4): ",
+        Html::text(replayed),
+        ". RMIA (L3): AUC ",
+        Html::text(&num("rmia_auc")),
+        ", members found at 1 % false positives ",
+        Html::text(&num("rmia_tpr_at_1pct_fpr")),
+        ", at 0.1 % ",
+        Html::text(&num("rmia_tpr_at_0_1pct_fpr")),
+        ".</p>\n"
     );
 }
 

@@ -109,6 +109,7 @@ fn report(verdict: Verdict) -> LeakReport {
             "pii-patterns",
             "exact-records",
             "membership-inference",
+            "reproducibility",
         ]
         .iter()
         .enumerate()

@@ -266,6 +266,8 @@ pub struct TrainingSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacySpec {
+    /// The mechanism: `"dp-sgd"` (the only one so far).
+    pub mode: crate::PrivacyMechanism,
     /// The ε to spend over all of training; the noise multiplier is the smallest that
     /// stays within it.
     pub target_epsilon: f64,

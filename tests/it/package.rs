@@ -442,6 +442,55 @@ fn weights_edited_after_training_are_refused_by_the_replay() {
 }
 
 #[test]
+fn record_metrics_and_checkpoint_metadata_training_did_not_give_are_refused() {
+    // The model card copies the record's per-epoch losses: a number changed in its last
+    // digits is a covert channel into a signed document. The replay computes them again.
+    let r = Release::new(3000, QUICK);
+    let record_path = r.run.join("training-record.json");
+    let original = std::fs::read_to_string(&record_path).expect("record");
+    let mut record: serde_json::Value = serde_json::from_str(&original).expect("json");
+    let loss = record["epochs"][1]["train_loss"].as_f64().expect("loss");
+    record["epochs"][1]["train_loss"] = serde_json::json!(loss + 1e-12);
+    std::fs::write(
+        &record_path,
+        serde_json::to_string_pretty(&record).expect("json"),
+    )
+    .expect("write");
+    let report = refused(&r, &["L4"], None);
+    let f = report["layers"][4]["findings"]
+        .as_array()
+        .expect("findings");
+    assert!(
+        f.iter().any(|f| f["kind"] == "record-differs-from-replay"),
+        "{f:?}"
+    );
+    std::fs::write(&record_path, &original).expect("restore");
+    std::fs::remove_file(r.sb.join("bundle.leak-report.json")).expect("rm");
+
+    // Checkpoint metadata other than what training writes (a key added, a value changed).
+    let ckpt = r.run.join("checkpoint.safetensors");
+    for (key, value) in [("seed", "43"), ("note", "hello")] {
+        let saved = std::fs::read(&ckpt).expect("read");
+        rewrite_safetensors(&ckpt, |_, meta| {
+            meta.insert(key.to_owned(), value.to_owned());
+        });
+        let report = refused(&r, &["L4"], None);
+        let f = report["layers"][4]["findings"]
+            .as_array()
+            .expect("findings");
+        assert!(
+            f.iter()
+                .any(|f| f["kind"] == "checkpoint-differs-from-replay"),
+            "{key}: {f:?}"
+        );
+        std::fs::write(&ckpt, saved).expect("restore");
+        std::fs::remove_file(r.sb.join("bundle.leak-report.json")).expect("rm");
+    }
+    let out = r.package("run", "bundle");
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
 fn optimizer_state_renamed_to_look_like_weights_is_refused() {
     let r = Release::new(3000, QUICK);
     let ckpt = r.run.join("checkpoint.safetensors");

@@ -63,7 +63,7 @@ const DP: &[(&str, &str)] = &[
     ("dropout = 0.1", "dropout = 0.0"),
     (
         "[leak]",
-        "[privacy]\ntarget_epsilon = 3.0\n[privacy.audit]\ncanaries = 400\n\n[leak]",
+        "[privacy]\nmode = \"dp-sgd\"\ntarget_epsilon = 3.0\n[privacy.audit]\ncanaries = 400\n\n[leak]",
     ),
 ];
 
@@ -135,6 +135,10 @@ fn dp_release_signs_its_epsilon_shows_it_to_the_officer_and_refuses_a_forged_cla
     assert!(
         html.contains("Differential privacy: ε = "),
         "the page shows ε"
+    );
+    assert!(
+        html.contains("data-reproduced=\"true\"") && html.contains("RMIA (L3): AUC 0."),
+        "the page shows the replay and RMIA"
     );
 
     // A record that claims a smaller ε than its pipeline gives is refused (L4).

@@ -173,6 +173,87 @@ fn forward_probed<B: AutodiffBackend>(
     (h, inputs, probes)
 }
 
+/// Per-layer sums of the clipped per-example gradients of one Poisson batch (weights
+/// `[in, out]`, biases `[out]`), with the batch's mean loss and its count of right answers.
+type LayerSums<B> = Vec<(Tensor<B, 2>, Tensor<B, 1>)>;
+
+fn clipped_sums<B: TrainBackend>(
+    model: &Net<B>,
+    x: Tensor<B, 2>,
+    masks: Option<Vec<Tensor<B, 2>>>,
+    yb: &[f32],
+    task: &airlock_schemas::TaskSpec,
+    clip: f64,
+    device: &B::Device,
+) -> (LayerSums<B::InnerBackend>, f64, f64) {
+    let bs = yb.len();
+    let (out, inputs, probes) = forward_probed(model, x, masks, device);
+    let (loss, correct) = task_loss_and_correct::<B>(task, out, yb, device);
+    let (mean_loss, right) = (scalar(&loss.clone().inner()), scalar(&correct));
+    // The mean loss's gradients are the per-example ones over bs.
+    let grads = loss.mul_scalar(bs as f64).backward();
+    let deltas: Vec<Tensor<B::InnerBackend, 2>> = probes
+        .iter()
+        .map(|p| p.grad(&grads).expect("every probe is on the loss's path"))
+        .collect();
+    let inputs: Vec<Tensor<B::InnerBackend, 2>> = inputs.into_iter().map(|a| a.inner()).collect();
+    // ‖gᵢ‖² = Σ_layers ‖δᵢ‖² (‖aᵢ‖² + 1): the weight's a δᵀ and the bias's δ.
+    let mut norm2 = Tensor::<B::InnerBackend, 1>::zeros([bs], device);
+    for (delta, a) in deltas.iter().zip(&inputs) {
+        let dd = delta.clone().powf_scalar(2.0).sum_dim(1).reshape([bs]);
+        let aa = a.clone().powf_scalar(2.0).sum_dim(1).reshape([bs]);
+        norm2 = norm2 + dd * aa.add_scalar(1.0);
+    }
+    // cᵢ = min(1, C / ‖gᵢ‖).
+    let factor = norm2
+        .sqrt()
+        .add_scalar(1e-6)
+        .recip()
+        .mul_scalar(clip)
+        .clamp_max(1.0)
+        .reshape([bs, 1]);
+    let sums = deltas
+        .into_iter()
+        .zip(inputs)
+        .map(|(delta, a)| {
+            let scaled = delta * factor.clone();
+            let out = scaled.dims()[1];
+            let gb = scaled.clone().sum_dim(0).reshape([out]);
+            (a.transpose().matmul(scaled), gb)
+        })
+        .collect();
+    (sums, mean_loss, right)
+}
+
+/// The noisy mean gradient of every parameter: the clipped sum plus `N(0, sd²)` per
+/// element, over the expected batch size.
+fn noisy_gradients<B: TrainBackend>(
+    model: &Net<B>,
+    sums: LayerSums<B::InnerBackend>,
+    noise: &mut ChaCha20Rng,
+    sd: f64,
+    expected: f64,
+    device: &B::Device,
+) -> GradientsParams {
+    let mut grads = GradientsParams::new();
+    for (layer, (gw, gb)) in model.dense.iter().zip(sums) {
+        let [i, o] = layer.weight.dims();
+        let nw = Tensor::<B::InnerBackend, 2>::from_data(
+            TensorData::new(gaussian(noise, i * o, sd), [i, o]),
+            device,
+        );
+        grads.register(layer.weight.id, (gw + nw).div_scalar(expected));
+        if let Some(bias) = &layer.bias {
+            let nb = Tensor::<B::InnerBackend, 1>::from_data(
+                TensorData::new(gaussian(noise, o, sd), [o]),
+                device,
+            );
+            grads.register(bias.id, (gb + nb).div_scalar(expected));
+        }
+    }
+    grads
+}
+
 /// Train `model` with DP-SGD on one device; returns the lead's output.
 pub(crate) fn train_dp<B: TrainBackend>(
     input: &FitInput,
@@ -212,13 +293,16 @@ pub(crate) fn train_dp<B: TrainBackend>(
         for b in 0..dp.steps_per_epoch {
             let rows: Vec<usize> = (0..n).filter(|_| sampler.random::<f64>() < q).collect();
             let bs = rows.len();
-            let mut sums: Vec<(Tensor<B::InnerBackend, 2>, Tensor<B::InnerBackend, 1>)> =
-                Vec::with_capacity(model.dense.len());
-            if bs == 0 {
-                for layer in &model.dense {
-                    let [i, o] = layer.weight.dims();
-                    sums.push((Tensor::zeros([i, o], device), Tensor::zeros([o], device)));
-                }
+            let sums = if bs == 0 {
+                // An empty batch: the step is noise alone.
+                model
+                    .dense
+                    .iter()
+                    .map(|layer| {
+                        let [i, o] = layer.weight.dims();
+                        (Tensor::zeros([i, o], device), Tensor::zeros([o], device))
+                    })
+                    .collect()
             } else {
                 let x = gather::<B>(input, &rows, &mut xb, &mut yb, device);
                 let masks = (dropout > 0.0).then(|| {
@@ -229,56 +313,14 @@ pub(crate) fn train_dp<B: TrainBackend>(
                         })
                         .collect()
                 });
-                let (out, inputs, probes) = forward_probed(&model, x, masks, device);
-                let (loss, correct) = task_loss_and_correct::<B>(&d.task, out, &yb, device);
-                loss_sum += scalar(&loss.clone().inner()) * bs as f64;
-                correct_sum += scalar(&correct);
+                let (sums, loss, correct) =
+                    clipped_sums(&model, x, masks, &yb, &d.task, clip, device);
+                loss_sum += loss * bs as f64;
+                correct_sum += correct;
                 seen += bs;
-                // The mean loss's gradients are the per-example ones over bs.
-                let grads = loss.mul_scalar(bs as f64).backward();
-                let deltas: Vec<Tensor<B::InnerBackend, 2>> = probes
-                    .iter()
-                    .map(|p| p.grad(&grads).expect("every probe is on the loss's path"))
-                    .collect();
-                let inputs: Vec<Tensor<B::InnerBackend, 2>> =
-                    inputs.into_iter().map(|a| a.inner()).collect();
-                let mut norm2 = Tensor::<B::InnerBackend, 1>::zeros([bs], device);
-                for (delta, a) in deltas.iter().zip(&inputs) {
-                    let dd = delta.clone().powf_scalar(2.0).sum_dim(1).reshape([bs]);
-                    let aa = a.clone().powf_scalar(2.0).sum_dim(1).reshape([bs]);
-                    norm2 = norm2 + dd * aa.add_scalar(1.0);
-                }
-                // cᵢ = min(1, C / ‖gᵢ‖).
-                let factor = norm2
-                    .sqrt()
-                    .add_scalar(1e-6)
-                    .recip()
-                    .mul_scalar(clip)
-                    .clamp_max(1.0)
-                    .reshape([bs, 1]);
-                for (delta, a) in deltas.into_iter().zip(inputs) {
-                    let scaled = delta * factor.clone();
-                    let out = scaled.dims()[1];
-                    let gb = scaled.clone().sum_dim(0).reshape([out]);
-                    sums.push((a.transpose().matmul(scaled), gb));
-                }
-            }
-            let mut grads = GradientsParams::new();
-            for (layer, (gw, gb)) in model.dense.iter().zip(sums) {
-                let [i, o] = layer.weight.dims();
-                let nw = Tensor::<B::InnerBackend, 2>::from_data(
-                    TensorData::new(gaussian(&mut noise, i * o, sd), [i, o]),
-                    device,
-                );
-                grads.register(layer.weight.id, (gw + nw).div_scalar(expected));
-                if let Some(bias) = &layer.bias {
-                    let nb = Tensor::<B::InnerBackend, 1>::from_data(
-                        TensorData::new(gaussian(&mut noise, o, sd), [o]),
-                        device,
-                    );
-                    grads.register(bias.id, (gb + nb).div_scalar(expected));
-                }
-            }
+                sums
+            };
+            let grads = noisy_gradients(&model, sums, &mut noise, sd, expected, device);
             model = optim.step(input.learning_rate, model, grads);
             steps += 1;
             if (b + 1) % 16 == 0 || b + 1 == dp.steps_per_epoch {

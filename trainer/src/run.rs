@@ -67,21 +67,7 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     let plan = Plan::read(opts)?;
     let spec = &plan.spec;
     let source = data_source(spec, &opts.pipeline)?;
-    // A DP-SGD run's noise secret, from the operating system (never from the seed).
-    let secret = match &spec.privacy {
-        Some(_) => {
-            let mut s = [0u8; 32];
-            getrandom::fill(&mut s).map_err(|e| {
-                TrainError::io(
-                    "draw the DP noise secret for",
-                    &opts.pipeline,
-                    std::io::Error::other(e.to_string()),
-                )
-            })?;
-            Some(s)
-        }
-        None => None,
-    };
+    let secret = draw_secret(spec, &opts.pipeline)?;
     let Setup {
         data,
         splits,
@@ -123,11 +109,7 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     }
     let fitted = fit_on(plan.backend, &plan.devices, &input, &mut reporter)?;
     if let (Some(c), Some(p)) = (&canaries, &privacy) {
-        let a = crate::dp::audit(&description, &fitted.params, c, p.delta);
-        reporter.line(&format!(
-            "one-run privacy audit: {} of {} guesses about {} canaries right: ε ≥ {:.3} at 95 % confidence (claimed {:.3})",
-            a.correct, a.guesses, a.canaries, a.epsilon_lower_bound, p.epsilon
-        ));
+        reporter.line(&audit_line(&description, &fitted, c, p));
     }
     let (holdout, hold_out) = holdout_metrics(&description, &fitted, &prepared);
     reporter.line(&holdout_line(&holdout, prepared.y_hold.len()));
@@ -581,6 +563,37 @@ pub fn privacy_guarantee(
         noise_secret_sha256: hex::encode(Sha256::digest(dp.secret)),
         audit: None,
     }))
+}
+
+/// What the one-run audit proves of the model just trained (the packager audits again,
+/// on the weights its replay reproduces, and signs that).
+fn audit_line(
+    description: &Description,
+    fitted: &FitOutput,
+    canaries: &Canaries,
+    p: &PrivacyGuarantee,
+) -> String {
+    let a = crate::dp::audit(description, &fitted.params, canaries, p.delta);
+    format!(
+        "one-run privacy audit: {} of {} guesses about {} canaries right: ε ≥ {:.3} at 95 % confidence (claimed {:.3})",
+        a.correct, a.guesses, a.canaries, a.epsilon_lower_bound, p.epsilon
+    )
+}
+
+/// A DP-SGD run's noise secret, from the operating system (never from the seed).
+fn draw_secret(spec: &PipelineSpec, pipeline: &Path) -> Result<Option<[u8; 32]>, TrainError> {
+    if spec.privacy.is_none() {
+        return Ok(None);
+    }
+    let mut s = [0u8; 32];
+    getrandom::fill(&mut s).map_err(|e| {
+        TrainError::io(
+            "draw the DP noise secret for",
+            pipeline,
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(Some(s))
 }
 
 /// Write the DP noise secret, readable by its owner only.

@@ -908,8 +908,10 @@ fn check_privacy(stmt: &Statement<ReleasePredicate>, files: &BundleFiles, v: &mu
                 let l4 = r.layers.iter().find(|l| l.id == "L4");
                 let count = |k: &str| l4.and_then(|l| l.counts.get(k));
                 let reproduced = count("reproduced") == Some(&serde_json::Value::Bool(true));
-                let same_epsilon = count("epsilon").and_then(serde_json::Value::as_f64) == Some(p.epsilon);
-                if !(reproduced && same_epsilon && p.epsilon.is_finite()) {
+                let same_epsilon =
+                    count("epsilon").and_then(serde_json::Value::as_f64) == Some(p.epsilon);
+                let same_delta = count("delta").and_then(serde_json::Value::as_f64) == Some(p.delta);
+                if !(reproduced && same_epsilon && same_delta && p.epsilon.is_finite()) {
                     return Err(
                         "the statement's privacy guarantee is not the one L4 proved by replaying training"
                             .to_owned(),
