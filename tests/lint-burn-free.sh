@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The crates that must not build burn (the deep-learning framework, with its GPU backends
 # and large compile): trust, review, publishing, data loading and the leak checks stay lean.
-# The packager builds burn (through airlock-infer): its fold check and L3 run the model's own
-# forward pass, batched, for every model family. For each,
+# The packager builds burn (through airlock-infer and airlock-trainer): its fold check and L3
+# run the model's own forward pass, batched, for every model family, and L4 and RMIA train.
+# For each,
 # `cargo tree` of its normal dependencies must name no burn crate. Part of `make lint`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -372,15 +372,7 @@ fn check_and_write(
     let doc_index = scan_documents(&data, &drafts, &mut l1, &mut l2, pii);
 
     let replay = crate::reproduce::l4_reproduce(run, ckpt.as_ref(), &|m| progress.step(m));
-    l3_rmia(
-        &mut l3,
-        run,
-        description,
-        &replay,
-        &data,
-        nets.as_ref(),
-        progress,
-    );
+    l3_rmia(&mut l3, run, &replay, &data, nets.as_ref(), progress);
     let layers = vec![
         l0.finish(),
         l1.finish(),
@@ -995,7 +987,6 @@ fn l3_attack(l3: &mut LayerBuilder, run: &Run, d: &Data, nets: &Nets, released: 
 fn l3_rmia(
     l3: &mut LayerBuilder,
     run: &Run,
-    description: &Description,
     replay: &crate::reproduce::Replay,
     data: &Result<Data, String>,
     nets: Option<&Nets>,
@@ -1012,7 +1003,7 @@ fn l3_rmia(
         Ok((backend, devices)) => crate::rmia::rmia(
             l3,
             run,
-            description,
+            &setup.input.description,
             setup,
             d,
             nets,

@@ -298,7 +298,7 @@ fn same_epochs(replayed: &[EpochMetrics], recorded: &[EpochMetrics]) -> bool {
             && r.iter().zip(recorded).all(|(a, b)| {
                 EpochMetrics {
                     seconds: b.seconds,
-                    ..a.clone()
+                    ..*a
                 } == *b
             })
     })

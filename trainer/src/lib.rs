@@ -8,7 +8,7 @@ mod run;
 mod training;
 
 pub use adam::{AdamSettings, TrainBackend, TrainerAdam, adam_step};
-pub use dp::{CANARY_SCALE, Canaries, DpSgd, audit};
+pub use dp::{AUDIT_GUESS_FRACTIONS, CANARY_SCALE, Canaries, DpSgd, audit};
 pub use error::TrainError;
 pub use run::{
     RunSummary, TrainOptions, TrainingSetup, checkpoint_of, fit_with, privacy_guarantee,
