@@ -667,7 +667,13 @@ fn leak_report(
                 "L3",
                 "membership-inference",
                 json!({"attack": "loss-threshold", "max_auc": 0.6, "max_advantage": 0.15}),
-                json!({"auc": membership_auc, "advantage": membership_advantage, "members": 3000, "non_members": 3000, "findings": 0}),
+                json!({"auc": membership_auc, "advantage": membership_advantage, "members": 3000, "non_members": 3000, "rmia_auc": 0.51, "rmia_tpr_at_1pct_fpr": 0.012, "rmia_tpr_at_0_1pct_fpr": 0.001, "findings": 0}),
+            ),
+            layer(
+                "L4",
+                "reproducibility",
+                json!({"reproduce": true, "backend": "flex", "deterministic": true}),
+                json!({"identical": true, "reproduced": true, "largest_difference": 0.0, "findings": 0}),
             ),
         ],
     }
