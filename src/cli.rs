@@ -62,6 +62,10 @@ pub enum Command {
     /// Check or show a residency audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Federated learning on Flower. Without a subcommand: the demo, three sites and an
+    /// aggregator on loopback, then the global model as a run directory, compared with
+    /// each site's local-only model. The subcommands are the steps the Flower apps call.
+    Federate(FederateArgs),
     /// Print a completion script for a shell (bash, zsh, fish, powershell or elvish).
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write a page per command to a directory.
@@ -478,4 +482,123 @@ impl Cli {
         }
         cli
     }
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct FederateArgs {
+    /// A step of a federation (what the Flower apps call); none runs the demo.
+    #[command(subcommand)]
+    pub step: Option<FederateStep>,
+    /// The demo's folder (replaced if an earlier demo made it; refused otherwise).
+    #[arg(long, value_name = "DIR", default_value = "federation-demo")]
+    pub out: PathBuf,
+    /// Training rounds of the demo.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+    /// Local epochs per round.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub epochs_per_round: u32,
+    /// Transactions per site.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(500..=1_000_000))]
+    pub rows_per_site: u64,
+    /// The folder with Flower's executables (flower-superlink, flower-supernode, flwr);
+    /// default: $AIRLOCK_FLOWER_BIN, else the venv tests/setup-flower.sh makes.
+    #[arg(long, value_name = "DIR")]
+    pub flower_bin: Option<PathBuf>,
+}
+
+/// The steps of a federation.
+#[derive(Debug, clap::Subcommand)]
+pub enum FederateStep {
+    /// A site's round: verify the global model received, train on the site's data from it,
+    /// check the update (L0 to L2) against that data, sign it. A refused update is never
+    /// written. Prints what it cost as JSON.
+    Site(FederateSiteArgs),
+    /// Close a round at the aggregator: verify every update received, leave out (and log)
+    /// the ones that fail, average the rest if the quorum holds, sign the round. Prints
+    /// the round as JSON.
+    Aggregate(FederateAggregateArgs),
+    /// Print where a federation stands (the next round), after verifying every signed
+    /// round, as JSON.
+    Status(FederateStatusArgs),
+    /// Write the last round's global model as a run directory, checked against the
+    /// releasing site's data, for `airlock package`.
+    Finalize(FederateFinalizeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FederateSiteArgs {
+    /// The federation file (as this site holds it).
+    #[arg(long, value_name = "FEDERATION.toml")]
+    pub federation: PathBuf,
+    /// This site's name in the federation.
+    #[arg(long)]
+    pub site: String,
+    /// This site's data, in the pipeline's format.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// This site's private key (a `site` key of the trust policy).
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// The round (0: the statistics round).
+    #[arg(long)]
+    pub round: u32,
+    /// The previous round's folder as the aggregator sent it (rounds 1 and on).
+    #[arg(long, value_name = "DIR")]
+    pub global: Option<PathBuf>,
+    /// Where to write the update and its statement (must not exist).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FederateStatusArgs {
+    /// The federation file.
+    #[arg(long, value_name = "FEDERATION.toml")]
+    pub federation: PathBuf,
+    /// The aggregator's state folder.
+    #[arg(long, value_name = "DIR")]
+    pub state: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FederateAggregateArgs {
+    /// The federation file.
+    #[arg(long, value_name = "FEDERATION.toml")]
+    pub federation: PathBuf,
+    /// The aggregator's state folder (its signed rounds).
+    #[arg(long, value_name = "DIR")]
+    pub state: PathBuf,
+    /// The aggregator's private key.
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// The round to close.
+    #[arg(long)]
+    pub round: u32,
+    /// The updates received: one folder per reply.
+    #[arg(long, value_name = "DIR")]
+    pub updates: PathBuf,
+    /// A sender that was asked and sent nothing usable, with the reason (repeatable).
+    #[arg(long, value_name = "WHO")]
+    pub missing: Vec<String>,
+    /// The federation's audit log (created on the first round).
+    #[arg(long, value_name = "LOG")]
+    pub audit_log: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FederateFinalizeArgs {
+    /// The federation file.
+    #[arg(long, value_name = "FEDERATION.toml")]
+    pub federation: PathBuf,
+    /// The aggregator's state folder (or a copy of its signed rounds).
+    #[arg(long, value_name = "DIR")]
+    pub state: PathBuf,
+    /// The releasing site's data.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// The run directory to write.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }

@@ -203,6 +203,72 @@ pub fn write_demo_csv(out: &Path, rows: usize, seed: u64) -> Result<DemoSummary,
     Ok(DemoSummary { rows, frauds })
 }
 
+/// The demo federation's sites, each a bank whose customers transact differently: online
+/// shoppers, in-store shoppers, travellers. Each site's data is skewed toward its own kind,
+/// so a model trained at one site alone sees too little of the others.
+pub const DEMO_SITES: [&str; 3] = ["online-bank", "retail-bank", "travel-bank"];
+
+/// Write `rows` synthetic transactions of demo site `site` (an index into [`DEMO_SITES`]:
+/// online purchases; domestic in-store purchases; in-store purchases abroad)
+/// to `out`, deterministically for `seed`, as [`write_demo_csv`] writes them. Transaction
+/// ids are distinct across sites.
+pub fn write_demo_site_csv(
+    out: &Path,
+    rows: usize,
+    seed: u64,
+    site: usize,
+) -> Result<DemoSummary, IoError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (0x51_7e00 + site as u64));
+    let mut kept = Vec::with_capacity(rows);
+    let mut i = 0usize;
+    while kept.len() < rows {
+        let t = Transaction::sample(&mut rng, (site + 1) * 10_000_000 + i);
+        i += 1;
+        let own = match site % DEMO_SITES.len() {
+            0 => t.is_online,
+            1 => t.card_present && !t.is_foreign,
+            _ => t.is_foreign && !t.is_online,
+        };
+        let keep = if own { 0.97 } else { 0.03 };
+        if rng.random::<f64>() < keep {
+            kept.push(t);
+        }
+    }
+    write_transactions(out, &kept)
+}
+
+fn write_transactions(out: &Path, rows: &[Transaction]) -> Result<DemoSummary, IoError> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|source| IoError::new("create directory", dir, source))?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|source| IoError::new("create a temporary file in", dir, source))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(tmp));
+    w.write_record(DEMO_COLUMNS)
+        .map_err(|e| IoError::new("write", out, e.into()))?;
+    for t in rows {
+        w.write_record(t.fields())
+            .map_err(|e| IoError::new("write", out, e.into()))?;
+    }
+    let buf = w
+        .into_inner()
+        .map_err(|e| IoError::new("write", out, e.into_error()))?;
+    let tmp = buf
+        .into_inner()
+        .map_err(|e| IoError::new("write", out, e.into_error()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|source| IoError::new("sync", out, source))?;
+    tmp.persist(out)
+        .map_err(|e| IoError::new("rename into", out, e.error))?;
+    Ok(DemoSummary {
+        rows: rows.len(),
+        frauds: rows.iter().filter(|t| t.fraud).count(),
+    })
+}
+
 /// What [`write_demo_csv`] wrote.
 #[derive(Debug, Clone, Copy)]
 pub struct DemoSummary {

@@ -236,14 +236,14 @@ pub(crate) struct Data {
     /// Labels as the task reads them.
     pub(crate) labels: Vec<f32>,
     /// Feature columns (empty for images).
-    numeric_columns: Vec<String>,
-    text_columns: Vec<String>,
-    text_values: Vec<String>,
-    rows: usize,
+    pub(crate) numeric_columns: Vec<String>,
+    pub(crate) text_columns: Vec<String>,
+    pub(crate) text_values: Vec<String>,
+    pub(crate) rows: usize,
     /// The training images, for L2's pixel runs.
-    images: Option<airlock_model::Images>,
+    pub(crate) images: Option<airlock_model::Images>,
     /// Per-channel (mean, std) of the input normalization, for images.
-    normalization: (Vec<f32>, Vec<f32>),
+    pub(crate) normalization: (Vec<f32>, Vec<f32>),
 }
 
 fn load_data(run: &Run) -> Result<(Data, Vec<ReportInput>), String> {
@@ -495,7 +495,7 @@ fn run_inputs(run: &Run, checkpoint_sha256: String) -> Vec<ReportInput> {
 
 /// L0, with its parameters: the declared tensors (and which of them are aggregate
 /// statistics that ship) and the allowed metadata.
-fn l0_layer(trained: &[TensorDecl], released: &[TensorDecl]) -> LayerBuilder {
+pub(crate) fn l0_layer(trained: &[TensorDecl], released: &[TensorDecl]) -> LayerBuilder {
     let mut l0 = LayerBuilder::new("L0", "structure");
     l0.param(
         "declared_tensors",
@@ -669,7 +669,7 @@ fn l3_rows(run: &Run, d: &Data) -> (Vec<usize>, Vec<usize>) {
 }
 
 /// The parsed checkpoint and model, each with its file name (`None` when it did not parse).
-type Files<'f, 'a> = [(Option<&'f SafetensorsFile<'a>>, &'static str); 2];
+pub(crate) type Files<'f, 'a> = [(Option<&'f SafetensorsFile<'a>>, &'static str); 2];
 
 /// The model's tensors byte-identical to the checkpoint's tensor of the same name, dtype
 /// and shape (every layer folding did not change): L1 and L2 scan them once, in the
@@ -692,7 +692,7 @@ fn same_in_both(files: &Files<'_, '_>) -> BTreeSet<String> {
 
 /// L1: PII patterns in every string and in printable runs of every tensor.
 /// With the site's MRN patterns when they compile, else the built-in ones and an error.
-fn l1_on_files(
+pub(crate) fn l1_on_files(
     files: &Files<'_, '_>,
     same: &BTreeSet<String>,
     pii: &Result<PiiScanner, String>,
@@ -795,7 +795,7 @@ fn l2_l3_on_data(
 }
 
 /// L2 over the checkpoint's and the model's headers and tensors.
-fn l2_on_files(
+pub(crate) fn l2_on_files(
     l2: &mut LayerBuilder,
     d: &Data,
     files: &Files<'_, '_>,
@@ -1265,7 +1265,7 @@ fn verdict_word(v: Verdict) -> &'static str {
 
 /// L0 on the checkpoint: returns the declared tensors when they are all present. Only
 /// parameters may carry optimizer state; anything else is named.
-fn check_checkpoint(
+pub(crate) fn check_checkpoint(
     ckpt: &SafetensorsFile<'_>,
     declared: &[TensorDecl],
     l0: &mut LayerBuilder,

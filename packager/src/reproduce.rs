@@ -402,6 +402,7 @@ mod tests {
             batch_size: 250,
             seed: 3,
             dp: Some(dp),
+            initial: None,
         }
     }
 

@@ -190,6 +190,7 @@ fn reference_probabilities(
                 .seed
                 .wrapping_add(0x5eed_0000 + u64::from(k) + 1),
             dp: reference_dp(setup, y_ref.len(), k),
+            initial: None,
         };
         let fitted = fit_with(backend.0, backend.1, &input, &mut ())?;
         let net = to_net::<Flex>(description, &fitted.params, false, &device);

@@ -151,7 +151,7 @@ pub fn open_signed_head(bytes: &[u8], trust: &Trust) -> Result<AuditHead, String
 pub fn open_signed_head_by(bytes: &[u8], trust: &Trust) -> Result<(AuditHead, String), String> {
     let env: Envelope = airlock_schemas::strict_json::from_slice(bytes)
         .map_err(|e| format!("signed head is not a DSSE envelope ({e})"))?;
-    let publishers = trust.keys_with_role(KeyRole::Publisher);
+    let publishers = log_keys(trust);
     let verified = dsse::verify(&env, HEAD_PAYLOAD_TYPE, &publishers)
         .map_err(|e| format!("signed head: {e}; expected {}", expected_publishers(trust)))?;
     let head: AuditHead = airlock_schemas::strict_json::from_slice(&verified.payload)
@@ -507,7 +507,7 @@ pub fn verify_log(path: &Path, trust: &Trust) -> Result<VerifiedLog, AuditError>
     let head_keyid = check_signed_head(&chain, &head_path(path), trust, false)
         .map_err(invalid)?
         .unwrap_or_default();
-    let publishers = trust.keys_with_role(KeyRole::Publisher);
+    let publishers = log_keys(trust);
     let mut previous: Option<(u64, OffsetDateTime)> = None;
     for e in &chain.entries {
         // Entries are appended in time order: an entry dated before the one it follows was
@@ -533,6 +533,22 @@ pub fn verify_log(path: &Path, trust: &Trust) -> Result<VerifiedLog, AuditError>
         }
         usable_publisher(trust, &e.actor, &e.time)
             .map_err(|why| invalid(format!("entry {}: {why}", e.seq)))?;
+        let federated = matches!(
+            e.action,
+            AuditAction::FederatedUpdate | AuditAction::FederatedRound
+        );
+        let publisher = trust
+            .keys
+            .iter()
+            .any(|k| k.key_id == e.actor && k.role == KeyRole::Publisher);
+        if federated == publisher {
+            return Err(invalid(format!(
+                "entry {} ({}) is signed by a {} key: publisher keys record releases, aggregator keys a federation's rounds",
+                e.seq,
+                e.action,
+                if publisher { "publisher" } else { "aggregator" }
+            )));
+        }
     }
     let head_key_name = trust.name_of(&head_keyid).unwrap_or_default().to_owned();
     Ok(VerifiedLog {
@@ -555,9 +571,24 @@ fn usable_publisher(trust: &Trust, keyid: &str, time: &str) -> Result<(), String
     if t > OffsetDateTime::now_utc() + time::Duration::minutes(5) {
         return Err(format!("dated in the future ({time})"));
     }
-    trust
-        .usable_key(keyid, KeyRole::Publisher, t, t)
-        .map(|_| ())
+    let role = if trust
+        .keys
+        .iter()
+        .any(|k| k.key_id == keyid && k.role == KeyRole::Aggregator)
+    {
+        KeyRole::Aggregator
+    } else {
+        KeyRole::Publisher
+    };
+    trust.usable_key(keyid, role, t, t).map(|_| ())
+}
+
+/// The keys that may sign a log: publisher keys (releases) and aggregator keys (a
+/// federation's rounds, in its own log).
+fn log_keys(trust: &Trust) -> Vec<(String, airlock_trust::VerifyingKey)> {
+    let mut keys = trust.keys_with_role(KeyRole::Publisher);
+    keys.extend(trust.keys_with_role(KeyRole::Aggregator));
+    keys
 }
 
 /// Where the model name and version shown for an entry come from.

@@ -2,6 +2,7 @@
 
 mod error_kind;
 pub mod evaluation;
+mod federation;
 pub mod grammar;
 mod io;
 mod model_spec;
@@ -16,6 +17,11 @@ pub use evaluation::{
     BandedSubgroup, BootstrapInfo, Calibration, CalibrationBin, CardConfiguration, CardDataFile,
     CardSource, Confusion, EstimatedMetric, Evaluation, EvaluationSpec, SubgroupRow, SubgroupSpec,
     SubgroupTable,
+};
+pub use federation::{
+    Contribution, FederationFile, FederationRecord, FederationSpec, LayerOutcome, MAX_ROUNDS,
+    MAX_SITES, Party, Refusal, RoundPredicate, Site, SiteContribution, Strategy, UpdateKind,
+    UpdatePredicate,
 };
 pub use io::IoError;
 pub use model_spec::{
@@ -52,6 +58,15 @@ pub fn json_schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         ("pipeline-spec", schemars::schema_for!(PipelineSpec)),
         ("training-record", schemars::schema_for!(TrainingRecord)),
+        ("federation", schemars::schema_for!(FederationFile)),
+        (
+            "federated-update-statement",
+            schemars::schema_for!(Statement<UpdatePredicate>),
+        ),
+        (
+            "federated-round-statement",
+            schemars::schema_for!(Statement<RoundPredicate>),
+        ),
         ("model-card", schemars::schema_for!(ModelCard)),
         ("leak-report", schemars::schema_for!(LeakReport)),
         (

@@ -517,6 +517,11 @@ pub enum KeyRole {
     Officer,
     /// Publishes to the cloud and signs the audit log.
     Publisher,
+    /// A federation's site: signs the updates it lets out (`airlock federate site`).
+    Site,
+    /// A federation's aggregator: signs each round's global model and the federation's
+    /// entries of the audit log.
+    Aggregator,
 }
 
 /// Leak-check thresholds in a pipeline file (`[leak]`).
@@ -671,6 +676,11 @@ pub enum AuditAction {
     /// The bundle was staged for review (`review/<name>/<version>/` in the registry) before
     /// its approvals: the model's bytes crossed the boundary, though it is not released.
     Stage,
+    /// A site's update reached a federation's aggregator (weights or statistics only,
+    /// by digest): accepted into the round, or refused (see `outcome`).
+    FederatedUpdate,
+    /// A round's global model, signed by the aggregator, is what the sites receive next.
+    FederatedRound,
 }
 
 impl AuditAction {
@@ -682,6 +692,8 @@ impl AuditAction {
             Self::Deploy => "deploy",
             Self::Refuse => "refuse",
             Self::Stage => "stage",
+            Self::FederatedUpdate => "federated-update",
+            Self::FederatedRound => "federated-round",
         }
     }
 }

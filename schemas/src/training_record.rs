@@ -53,6 +53,10 @@ pub struct TrainingRecord {
     /// The DP-SGD guarantee, for a run with `[privacy]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privacy: Option<crate::PrivacyGuarantee>,
+    /// The federation that trained the model, for a federated run (`airlock federate`):
+    /// its rounds, sites and what each contributed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<crate::FederationRecord>,
 }
 
 /// A file and the SHA-256 of its bytes.
@@ -465,6 +469,9 @@ impl TrainingRecord {
         }
         if let Some(e) = &self.evaluation {
             e.validate(self.splits.holdout)?;
+        }
+        if let Some(f) = &self.federation {
+            f.validate()?;
         }
         Ok(())
     }

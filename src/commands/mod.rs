@@ -7,6 +7,7 @@ mod audit;
 mod completions;
 mod decide;
 mod demo_data;
+mod federate;
 mod keygen;
 mod man;
 mod package;
@@ -44,6 +45,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Show { log, trust, json }) => {
             audit::show(&log, trust.as_deref(), json)
         }
+        Command::Federate(a) => federate::run(a),
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&a),
     }

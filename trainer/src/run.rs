@@ -64,10 +64,47 @@ fn now() -> String {
 /// Everything is written to a hidden staging directory beside the target and renamed
 /// into place at the end, so a failed run leaves nothing that looks complete.
 pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
+    write_run(opts, None)
+}
+
+/// The global model of a federation, to be written as a run directory by
+/// [`write_federated_run`].
+#[derive(Debug, Clone)]
+pub struct FederatedRun {
+    /// The releasing site's data file (in the pipeline's format): the run's splits,
+    /// holdout metrics and evaluation come from it, and the packager checks against it.
+    pub data: PathBuf,
+    /// The federation's pooled standardization (every site trained with it).
+    pub preprocess: Preprocess,
+    /// The last round's global weights.
+    pub params: airlock_model::Params,
+    /// One entry per round: the accepted sites' metrics, averaged by samples.
+    pub epochs: Vec<EpochMetrics>,
+    /// What the record says of the federation.
+    pub record: airlock_schemas::FederationRecord,
+}
+
+/// Write a federation's global model as a run directory at `opts.out` (as `airlock train`
+/// writes one, staged and renamed into place), with a record that names the federation.
+/// The pipeline must set `[leak] reproduce = false`: no one site can replay a federation.
+pub fn write_federated_run(
+    opts: &TrainOptions,
+    fed: FederatedRun,
+) -> Result<RunSummary, TrainError> {
+    write_run(opts, Some(fed))
+}
+
+/// `airlock train`, or (with `fed`) the run directory of a federation's global model.
+fn write_run(opts: &TrainOptions, fed: Option<FederatedRun>) -> Result<RunSummary, TrainError> {
     let plan = Plan::read(opts)?;
     let spec = &plan.spec;
-    let source = data_source(spec, &opts.pipeline)?;
-    let secret = draw_secret(spec, &opts.pipeline)?;
+    let (source, secret) = match &fed {
+        Some(f) => (federated_source(spec, f, &opts.pipeline)?, None),
+        None => (
+            data_source(spec, &opts.pipeline)?,
+            draw_secret(spec, &opts.pipeline)?,
+        ),
+    };
     let Setup {
         data,
         splits,
@@ -75,21 +112,17 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         prepared,
         input,
         canaries,
-    } = Setup::new(spec, &source, &opts.pipeline, secret)?;
+    } = Setup::new(
+        spec,
+        &source,
+        &opts.pipeline,
+        secret,
+        fed.as_ref().map(|f| &f.preprocess),
+    )?;
 
     let staging = Staging::create(&plan.out, opts.progress)?;
     let mut reporter = staging.reporter;
-    reporter.line(&format!(
-        "airlock {} training {} {} ({} {}) on {} ({}, {} threads)",
-        env!("CARGO_PKG_VERSION"),
-        spec.release.name,
-        spec.release.version,
-        spec.task.name(),
-        spec.model.kind(),
-        device_names(&plan.devices).join(" + "),
-        plan.backend,
-        threads()
-    ));
+    reporter.line(&start_line(&plan));
     reporter.line(&format!(
         "data: {} rows from {} (sha256 {}); splits train {} / validation {} / holdout {}",
         data.rows(),
@@ -107,7 +140,28 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
             p.noise_multiplier, p.max_grad_norm, p.sampling_rate, p.steps, p.epsilon, p.delta
         ));
     }
-    let fitted = fit_on(plan.backend, &plan.devices, &input, &mut reporter)?;
+    let (fitted, federation) = match fed {
+        Some(f) => {
+            reporter.line(&format!(
+                "federation {}: the global model of round {} ({} sites)",
+                f.record.name,
+                f.record.rounds,
+                f.record.sites.len()
+            ));
+            let fitted = FitOutput {
+                params: f.params,
+                optimizer_step: 0,
+                optimizer: Vec::new(),
+                train_seconds: f.epochs.iter().map(|e| e.seconds).sum::<f64>().max(1e-3),
+                epochs: f.epochs,
+            };
+            (fitted, Some(f.record))
+        }
+        None => (
+            fit_on(plan.backend, &plan.devices, &input, &mut reporter)?,
+            None,
+        ),
+    };
     if let (Some(c), Some(p)) = (&canaries, &privacy) {
         reporter.line(&audit_line(&description, &fitted, c, p));
     }
@@ -139,11 +193,16 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
         holdout,
         rows_per_second,
     )?;
-    let record = TrainingRecord {
+    let mut record = TrainingRecord {
         evaluation,
         privacy,
         ..record
     };
+    if let Some(f) = federation {
+        // One entry per round: the global model's epochs are the federation's rounds.
+        record.hyperparameters.epochs = record.epochs.len();
+        record.federation = Some(f);
+    }
     record
         .validate()
         .map_err(|message| airlock_schemas::PipelineError::Invalid {
@@ -167,6 +226,45 @@ pub fn train_pipeline(opts: &TrainOptions) -> Result<RunSummary, TrainError> {
     })
 }
 
+/// The log's first line: what trains where.
+fn start_line(plan: &Plan) -> String {
+    let spec = &plan.spec;
+    format!(
+        "airlock {} training {} {} ({} {}) on {} ({}, {} threads)",
+        env!("CARGO_PKG_VERSION"),
+        spec.release.name,
+        spec.release.version,
+        spec.task.name(),
+        spec.model.kind(),
+        device_names(&plan.devices).join(" + "),
+        plan.backend,
+        threads()
+    )
+}
+
+/// The releasing site's data file for a federated run: a pipeline that is replayed or
+/// trains with DP-SGD cannot describe a federation's model.
+fn federated_source(
+    spec: &PipelineSpec,
+    f: &FederatedRun,
+    pipeline: &Path,
+) -> Result<PathBuf, TrainError> {
+    let invalid = |message: &str| airlock_schemas::PipelineError::Invalid {
+        path: pipeline.to_owned(),
+        message: message.to_owned(),
+    };
+    if spec.leak.reproduce {
+        return Err(invalid(
+            "a federated run cannot be replayed by one site: set [leak] reproduce = false",
+        )
+        .into());
+    }
+    if spec.privacy.is_some() {
+        return Err(invalid("[privacy] is not supported in a federation yet").into());
+    }
+    checked_data_file(&f.data, pipeline)
+}
+
 /// Everything a run trains from, derived from the pipeline and its data alone.
 struct Setup {
     data: Dataset,
@@ -184,6 +282,7 @@ impl Setup {
         source: &Path,
         pipeline: &Path,
         secret: Option<[u8; 32]>,
+        preprocess: Option<&Preprocess>,
     ) -> Result<Self, TrainError> {
         let data = load_dataset(spec, source, true)?;
         let labels = data.table.labels.clone().unwrap_or_default();
@@ -199,7 +298,7 @@ impl Setup {
                 path: pipeline.to_owned(),
                 message,
             })?;
-        let prepared = Prepared::new(&description, &data, &labels, &splits);
+        let prepared = Prepared::new(&description, &data, &labels, &splits, preprocess);
         let canaries = match (
             spec.privacy.as_ref().and_then(|p| p.audit.as_ref()),
             &secret,
@@ -250,7 +349,19 @@ pub fn training_setup(
     pipeline: &Path,
     dp_secret: Option<[u8; 32]>,
 ) -> Result<TrainingSetup, TrainError> {
-    let s = Setup::new(spec, source, pipeline, dp_secret)?;
+    training_setup_with(spec, source, pipeline, dp_secret, None)
+}
+
+/// [`training_setup`] with the data standardized by `preprocess` (a federation's pooled
+/// statistics) instead of statistics of the training split.
+pub fn training_setup_with(
+    spec: &PipelineSpec,
+    source: &Path,
+    pipeline: &Path,
+    dp_secret: Option<[u8; 32]>,
+    preprocess: Option<&Preprocess>,
+) -> Result<TrainingSetup, TrainError> {
+    let s = Setup::new(spec, source, pipeline, dp_secret, preprocess)?;
     let mut y_hold = s.prepared.y_hold;
     if let Some(t) = &s.prepared.pre.target {
         y_hold
@@ -265,6 +376,56 @@ pub fn training_setup(
         rows: [s.splits.train, s.splits.val, s.splits.hold],
         canaries: s.canaries,
     })
+}
+
+/// A federation site's statistics round: the standardization of its training split (as
+/// `airlock train` would fit it) and how many rows it is over.
+pub fn site_statistics(
+    spec: &PipelineSpec,
+    pipeline: &Path,
+    data: &Path,
+) -> Result<(Preprocess, usize), TrainError> {
+    let s = Setup::new(spec, data, pipeline, None, None)?;
+    Ok((s.prepared.pre, s.splits.train.len()))
+}
+
+/// A federation site's round: its data standardized by the federation's `preprocess`,
+/// trained from the round's `global` weights for `epochs` epochs with `seed`, on the
+/// pipeline's device. Returns the fit and the training rows it used.
+pub fn site_round(
+    spec: &PipelineSpec,
+    pipeline: &Path,
+    data: &Path,
+    preprocess: &Preprocess,
+    global: airlock_model::Params,
+    epochs: usize,
+    seed: u64,
+    progress: &mut dyn Progress,
+) -> Result<(FitOutput, usize), TrainError> {
+    if spec.privacy.is_some() {
+        return Err(TrainError::Privacy(
+            "[privacy] is not supported in a federation yet".to_owned(),
+        ));
+    }
+    let s = Setup::new(spec, data, pipeline, None, Some(preprocess))?;
+    let input = FitInput {
+        epochs,
+        seed,
+        initial: Some(global),
+        ..s.input
+    };
+    let devices = spec
+        .training
+        .device_list()
+        .iter()
+        .map(|d| d.parse())
+        .collect::<Result<Vec<DeviceSpec>, _>>()?;
+    for d in &devices[1..] {
+        d.resolve()?;
+    }
+    let backend = devices[0].resolve()?;
+    let rows = input.y_train.len();
+    Ok((fit_on(backend, &devices, &input, progress)?, rows))
 }
 
 /// Train `input` on `backend` over `devices`, as `airlock train` does (the packager's
@@ -305,12 +466,20 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(description: &Description, data: &Dataset, labels: &[f32], splits: &Splits) -> Self {
+    fn new(
+        description: &Description,
+        data: &Dataset,
+        labels: &[f32],
+        splits: &Splits,
+        given: Option<&Preprocess>,
+    ) -> Self {
         let mut pre;
         let (x_train, x_val, x_hold) = match &data.images {
             Some(im) => {
                 let plane = im.shape.height * im.shape.width;
-                pre = Preprocess::fit_channels(&im.pixels, im.shape.channels, plane, &splits.train);
+                pre = given.cloned().unwrap_or_else(|| {
+                    Preprocess::fit_channels(&im.pixels, im.shape.channels, plane, &splits.train)
+                });
                 (
                     pre.apply_channels(&im.pixels, plane, rows(&splits.train)),
                     pre.apply_channels(&im.pixels, plane, rows(&splits.val)),
@@ -319,7 +488,9 @@ impl Prepared {
             }
             None => {
                 let t = &data.table;
-                pre = Preprocess::fit(&t.feature_names, &t.features, &splits.train);
+                pre = given.cloned().unwrap_or_else(|| {
+                    Preprocess::fit(&t.feature_names, &t.features, &splits.train)
+                });
                 (
                     pre.apply(&t.features, rows(&splits.train)),
                     pre.apply(&t.features, rows(&splits.val)),
@@ -329,7 +500,9 @@ impl Prepared {
         };
         let (mut y_train, mut y_val) = (pick(labels, &splits.train), pick(labels, &splits.val));
         if matches!(description.task, TaskSpec::Regression) {
-            let t = Preprocess::fit_target(labels, &splits.train);
+            let t = given
+                .and_then(|g| g.target.clone())
+                .unwrap_or_else(|| Preprocess::fit_target(labels, &splits.train));
             let scale = |y: &mut Vec<f32>| {
                 y.iter_mut()
                     .for_each(|v| *v = ((f64::from(*v) - t.mean) / t.std) as f32);
@@ -416,8 +589,12 @@ impl Plan {
 /// The data file, as an absolute path: the packager finds the data again from the
 /// training record.
 fn data_source(spec: &PipelineSpec, pipeline: &Path) -> Result<PathBuf, TrainError> {
-    let source = spec.data_source(pipeline);
-    let source = std::fs::canonicalize(&source).unwrap_or(source);
+    checked_data_file(&spec.data_source(pipeline), pipeline)
+}
+
+/// `source` as an absolute path, its name and the pipeline's checked.
+fn checked_data_file(source: &Path, pipeline: &Path) -> Result<PathBuf, TrainError> {
+    let source = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_owned());
     // Only these files' names leave the premises (in the signed provenance): check them
     // before spending time on training.
     for p in [&source, pipeline] {
@@ -535,6 +712,7 @@ fn fit_input(
         batch_size: spec.training.batch_size,
         seed: spec.training.seed,
         dp,
+        initial: None,
     })
 }
 
@@ -819,13 +997,8 @@ fn training_record(
         finished_at: now(),
         evaluation: None,
         privacy: None,
+        federation: None,
     };
-    record
-        .validate()
-        .map_err(|message| airlock_schemas::PipelineError::Invalid {
-            path: opts.pipeline.clone(),
-            message: format!("the training record would be invalid: {message}"),
-        })?;
     Ok(record)
 }
 

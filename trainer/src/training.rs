@@ -44,6 +44,9 @@ pub struct FitInput {
     pub seed: u64,
     /// DP-SGD instead of plain minibatches (one device, MLPs).
     pub dp: Option<crate::DpSgd>,
+    /// Start from these weights instead of the seed's initial ones (a federated round
+    /// starts from the round's global model).
+    pub initial: Option<Params>,
 }
 
 /// What [`fit`] returns: everything on the host, independent of the backend.
@@ -105,8 +108,12 @@ pub fn fit<B: TrainBackend>(
 ) -> Result<FitOutput, TrainError> {
     let d = &input.description;
     // The host copy of the initial weights is dropped as soon as the model holds them.
-    let init =
-        |device| -> Net<B> { to_net(d, &d.init(&mut rng(input.seed, STREAM_INIT)), false, device) };
+    let init = |device| -> Net<B> {
+        match &input.initial {
+            Some(p) => to_net(d, p, false, device),
+            None => to_net(d, &d.init(&mut rng(input.seed, STREAM_INIT)), false, device),
+        }
+    };
     match devices {
         [] => Err(TrainError::Collective {
             devices: 0,

@@ -55,6 +55,7 @@ fn input(model: ModelSpec, task: TaskSpec, features: usize, train: usize) -> Fit
         batch_size: 64,
         seed: 5,
         dp: None,
+        initial: None,
     }
 }
 

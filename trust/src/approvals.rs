@@ -647,5 +647,7 @@ fn role_word(r: KeyRole) -> &'static str {
         KeyRole::Builder => "builder",
         KeyRole::Officer => "officer",
         KeyRole::Publisher => "publisher",
+        KeyRole::Site => "site",
+        KeyRole::Aggregator => "aggregator",
     }
 }

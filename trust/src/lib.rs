@@ -12,6 +12,7 @@ pub use bundle::{
     APPROVALS_DIR, BundleFiles, LEAK_REPORT_FILE, MODEL_CARD_FILE, MODEL_FILE,
     PROVENANCE_DSSE_FILE, STATEMENT_DSSE_FILE, STATEMENT_FILE,
 };
+pub use ed25519_dalek::VerifyingKey;
 pub use gate::{Admitted, GateOptions, Refusal, admit};
 pub use verify::{
     Check, LoadedKey, ModelBytes, Trust, TrustError, Verification, VerifyOptions, role_name,

@@ -265,6 +265,8 @@ pub fn role_name(r: KeyRole) -> &'static str {
         KeyRole::Builder => "builder",
         KeyRole::Officer => "officer",
         KeyRole::Publisher => "publisher",
+        KeyRole::Site => "site",
+        KeyRole::Aggregator => "aggregator",
     }
 }
 
@@ -319,7 +321,15 @@ fn validate(policy: &TrustPolicy, keys: &[LoadedKey], text: &str) -> Result<(), 
             ));
         }
     }
-    if policy.approvals_required == 0 {
+    // A federation's policy (site and aggregator keys only) releases nothing, so it needs
+    // no officers; any policy with a release role does.
+    let releases = keys.iter().any(|k| {
+        matches!(
+            k.role,
+            KeyRole::Builder | KeyRole::Officer | KeyRole::Publisher
+        )
+    });
+    if policy.approvals_required == 0 && (releases || keys.is_empty()) {
         return Err(format!(
             "{}approvals_required is 0 (or missing): every release needs at least one officer approval (the DEMO policy of `airlock run` asks for 2)",
             line_of("approvals_required")

@@ -1,0 +1,306 @@
+//! A site's round (`airlock federate site`): verify the global model the aggregator sent,
+//! train on the site's own data from it, run L0 to L2 on the update against that data,
+//! and only then sign it. A refused update is never written.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use airlock_model::{Params, Preprocess, TensorDecl};
+use airlock_packager::{STATISTICS_FILE, UPDATE_FILE, check_update, statistics_decls};
+use airlock_schemas::{
+    IN_TOTO_PAYLOAD_TYPE, LayerOutcome, STATEMENT_TYPE, Statement, UpdateKind, UpdatePredicate,
+    Verdict,
+};
+use airlock_trust::dsse;
+use airlock_trust::keys::Signer;
+use airlock_trust::shards::sha256_hex;
+use serde::Serialize;
+
+use crate::rounds::{params_bytes, read_round, subject};
+use crate::{Federation, FederationError, UPDATE_STATEMENT_FILE, now, write_synced};
+
+/// What `airlock federate site` is given.
+#[derive(Debug, Clone)]
+pub struct SiteOptions {
+    /// The federation file.
+    pub federation: PathBuf,
+    /// This site's name in it.
+    pub site: String,
+    /// This site's data (the pipeline's format).
+    pub data: PathBuf,
+    /// This site's private key.
+    pub key: PathBuf,
+    /// The round.
+    pub round: u32,
+    /// The previous round's folder as the aggregator sent it (rounds 1 and on).
+    pub global: Option<PathBuf>,
+    /// Where to write the update and its statement (created; must not exist).
+    pub out: PathBuf,
+    /// Threads for the leak layers.
+    pub threads: usize,
+}
+
+/// What a site let out, and what it cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteOutcome {
+    /// The site.
+    pub site: String,
+    /// The round.
+    pub round: u32,
+    /// The update's file name.
+    pub file: String,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Training rows used.
+    pub samples: u64,
+    /// Seconds of local training (statistics for round 0).
+    pub train_seconds: f64,
+    /// Seconds of L0 to L2.
+    pub check_seconds: f64,
+    /// Seconds to sign and write.
+    pub sign_seconds: f64,
+    /// Validation loss after the local epochs.
+    pub validation_loss: Option<f64>,
+    /// Validation accuracy after them.
+    pub validation_accuracy: Option<f64>,
+}
+
+/// An update before its checks: its bytes, declarations and the standardization that
+/// L2's standardized forms use.
+struct Draft {
+    kind: UpdateKind,
+    file: &'static str,
+    bytes: Vec<u8>,
+    decls: Vec<TensorDecl>,
+    pre: Preprocess,
+    based_on: String,
+    samples: u64,
+    epochs: u32,
+    metrics: [Option<f64>; 4],
+    train_seconds: f64,
+}
+
+/// Run this site's round `o.round` and write its signed update to `o.out`.
+pub fn site_round(o: &SiteOptions) -> Result<SiteOutcome, FederationError> {
+    let fed = Federation::load(&o.federation)?;
+    let bad = |message: String| FederationError::Invalid {
+        path: o.federation.clone(),
+        message,
+    };
+    let site = fed
+        .spec
+        .site(&o.site)
+        .ok_or_else(|| bad(format!("{:?} is not a site of the federation", o.site)))?
+        .clone();
+    let signer = Signer::load(&o.key)?;
+    if signer.key_id() != site.key_id {
+        return Err(bad(format!(
+            "the key {} is {}, not site {:?}'s key {}",
+            o.key.display(),
+            signer.key_id(),
+            site.name,
+            site.key_id
+        )));
+    }
+    if o.out.exists() {
+        return Err(FederationError::io(
+            "write the update into",
+            &o.out,
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "it already exists"),
+        ));
+    }
+    let draft = if o.round == 0 {
+        statistics(&fed, o)?
+    } else {
+        weights(&fed, o)?
+    };
+    let started = Instant::now();
+    let dataset = airlock_model::load_dataset(&fed.pipeline, &o.data, true)
+        .map_err(airlock_trainer::TrainError::from)?;
+    let check = check_update(
+        &fed.pipeline,
+        &draft.decls,
+        &dataset,
+        &draft.pre,
+        &draft.bytes,
+        o.threads.max(1),
+    );
+    let check_seconds = started.elapsed().as_secs_f64();
+    if !check.passed() {
+        return Err(FederationError::Refused {
+            site: site.name,
+            round: o.round,
+            why: check.why().unwrap_or_default(),
+        });
+    }
+    let started = Instant::now();
+    let predicate = UpdatePredicate {
+        federation: fed.spec.name.clone(),
+        round: o.round,
+        site: site.name.clone(),
+        kind: draft.kind,
+        based_on: draft.based_on.clone(),
+        samples: draft.samples,
+        epochs: draft.epochs,
+        leak_layers: check
+            .layers
+            .iter()
+            .map(|l| LayerOutcome {
+                id: l.id.clone(),
+                verdict: l.verdict,
+                findings: l.findings.len() as u64,
+            })
+            .collect(),
+        verdict: Verdict::Pass,
+        train_loss: draft.metrics[0],
+        train_accuracy: draft.metrics[3],
+        validation_loss: draft.metrics[1],
+        validation_accuracy: draft.metrics[2],
+        epsilon: None,
+        time: now(),
+    };
+    let statement = Statement {
+        type_: STATEMENT_TYPE.to_owned(),
+        subject: vec![subject(draft.file, &draft.bytes)],
+        predicate_type: fed.update_predicate_type(),
+        predicate,
+    };
+    let env = dsse::sign(
+        IN_TOTO_PAYLOAD_TYPE,
+        &airlock_trust::pretty(&statement),
+        &signer,
+    );
+    write_update(
+        &o.out,
+        draft.file,
+        &draft.bytes,
+        &airlock_trust::pretty(&env),
+    )?;
+    Ok(SiteOutcome {
+        site: site.name,
+        round: o.round,
+        file: draft.file.to_owned(),
+        sha256: sha256_hex(&draft.bytes),
+        samples: draft.samples,
+        train_seconds: draft.train_seconds,
+        check_seconds,
+        sign_seconds: started.elapsed().as_secs_f64(),
+        validation_loss: draft.metrics[1],
+        validation_accuracy: draft.metrics[2],
+    })
+}
+
+/// Round 0: the standardization of the site's training split and its row count.
+fn statistics(fed: &Federation, o: &SiteOptions) -> Result<Draft, FederationError> {
+    let started = Instant::now();
+    let (pre, rows) = airlock_trainer::site_statistics(&fed.pipeline, &fed.pipeline_path, &o.data)?;
+    enough_rows(fed, o, rows)?;
+    let mut tensors = vec![
+        pre.features
+            .iter()
+            .map(|f| f.mean as f32)
+            .collect::<Vec<f32>>(),
+        pre.features.iter().map(|f| f.std as f32).collect(),
+    ];
+    if let Some(t) = &pre.target {
+        tensors.push(vec![t.mean as f32, t.std as f32]);
+    }
+    let decls = statistics_decls(&pre);
+    let params = Params {
+        tensors: decls.iter().cloned().zip(tensors).collect(),
+    };
+    let bytes = params_bytes(&params).map_err(|m| FederationError::Demo(m))?;
+    Ok(Draft {
+        kind: UpdateKind::Statistics,
+        file: STATISTICS_FILE,
+        bytes,
+        decls,
+        pre,
+        based_on: fed.sha256.clone(),
+        samples: rows as u64,
+        epochs: 0,
+        metrics: [None; 4],
+        train_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Rounds 1 and on: train from the verified global model.
+fn weights(fed: &Federation, o: &SiteOptions) -> Result<Draft, FederationError> {
+    let previous = o.round - 1;
+    let dir = o.global.as_deref().ok_or_else(|| FederationError::Global {
+        round: previous,
+        why: "no global model was given (--global)".to_owned(),
+    })?;
+    let global = read_round(fed, dir, previous).map_err(|why| FederationError::Global {
+        round: previous,
+        why,
+    })?;
+    let started = Instant::now();
+    let (fit, rows) = airlock_trainer::site_round(
+        &fed.pipeline,
+        &fed.pipeline_path,
+        &o.data,
+        &global.preprocess,
+        global.params.clone(),
+        fed.spec.epochs_per_round as usize,
+        fed.site_seed(&o.site, o.round),
+        &mut (),
+    )?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    enough_rows(fed, o, rows)?;
+    let last = fit.epochs.last().copied();
+    let bytes = params_bytes(&fit.params).map_err(FederationError::Demo)?;
+    Ok(Draft {
+        kind: UpdateKind::Weights,
+        file: UPDATE_FILE,
+        bytes,
+        decls: fed.description.trained(),
+        pre: global.preprocess,
+        based_on: global.envelope_sha256,
+        samples: rows as u64,
+        epochs: fed.spec.epochs_per_round,
+        metrics: [
+            last.map(|e| e.train_loss),
+            last.map(|e| e.validation_loss),
+            last.and_then(|e| e.validation_accuracy),
+            last.and_then(|e| e.train_accuracy),
+        ],
+        train_seconds,
+    })
+}
+
+fn enough_rows(fed: &Federation, o: &SiteOptions, rows: usize) -> Result<(), FederationError> {
+    if rows < fed.spec.min_site_rows as usize {
+        return Err(FederationError::Refused {
+            site: o.site.clone(),
+            round: o.round,
+            why: format!(
+                "{rows} training rows; the federation needs at least {} (min_site_rows) before a site's statistics or weights may leave",
+                fed.spec.min_site_rows
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Write the update and its statement into a new folder `out`, staged and renamed.
+fn write_update(
+    out: &Path,
+    file: &str,
+    bytes: &[u8],
+    envelope: &[u8],
+) -> Result<(), FederationError> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| FederationError::io("create", &parent, e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".airlock-update-")
+        .tempdir_in(&parent)
+        .map_err(|e| FederationError::io("create a staging folder in", &parent, e))?;
+    write_synced(&staging.path().join(file), bytes)?;
+    write_synced(&staging.path().join(UPDATE_STATEMENT_FILE), envelope)?;
+    let staged = staging.keep();
+    std::fs::rename(&staged, out).map_err(|e| FederationError::io("rename into", out, e))
+}
