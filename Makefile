@@ -27,7 +27,7 @@ SAMPLE_TYPE ?= $(if $(filter %.png,$(SAMPLE)),application/x-image,text/csv)
 BENCH_THREADS ?= 2
 TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
 
-.PHONY: help build build-cuda check-cuda release-model man lint fmt test test-deps schemas moto bench bench-torch fuzz fuzz-smoke fuzz-build clean
+.PHONY: help build build-cuda check-cuda release-model federate man lint fmt test test-deps schemas moto bench bench-torch fuzz fuzz-smoke fuzz-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,30 @@ release-model: build ## the release (`airlock run`), then the cloud side on loop
 	curl -sS --fail-with-body -H 'Content-Type: $(SAMPLE_TYPE)' --data-binary @$(SAMPLE) $$url/invocations; echo; \
 	kill -TERM $$pid; wait $$pid
 
+# `make federate`: the federated demo (three banks, an aggregator, Flower on loopback),
+# then its global model released like any other: packaged (leak checks against the
+# releasing bank's data), approved by an officer, verified, served, one prediction.
+FED_DIR ?= federation-demo
+
+federate: build ## federated learning on Flower: 3 sites on loopback, the global model vs each local one, then package, approve, serve
+	@flower="$$(tests/setup-flower.sh)"; \
+	$(AIRLOCK) federate --out $(FED_DIR) --flower-bin "$$flower" > $(FED_DIR).json
+	@rel=$(FED_DIR)/release; mkdir -p $$rel; chmod go-w $$rel; \
+	$(AIRLOCK) keygen --out $$rel/builder >/dev/null; $(AIRLOCK) keygen --out $$rel/officer >/dev/null; \
+	printf '# DEMO: the federated release'"'"'s trust policy (keys on this machine).\napprovals_required = 1\n\n[[keys]]\nname = "demo-builder"\nrole = "builder"\npublic_key = "builder.pub"\n\n[[keys]]\nname = "demo-officer"\nrole = "officer"\npublic_key = "officer.pub"\n' > $$rel/trust.toml; \
+	chmod go-w $$rel/trust.toml $$rel/*.pub; \
+	$(AIRLOCK) package --run $(FED_DIR)/global-run --key $$rel/builder.key --out $$rel/bundle; \
+	$(AIRLOCK) approve $$rel/bundle --trust $$rel/trust.toml --key $$rel/officer.key --name "Demo Officer" --reason "federated demo: leak checks passed"; \
+	$(AIRLOCK) verify $$rel/bundle --trust $$rel/trust.toml --require-approvals; \
+	log=$$(mktemp); trap 'kill $$pid 2>/dev/null || true; rm -f $$log' EXIT; \
+	$(AIRLOCK) serve --model-dir $$rel/bundle --trust $$rel/trust.toml --bind 127.0.0.1 --port 0 2>$$log & pid=$$!; \
+	for _ in $$(seq 100); do grep -q '^listening on' $$log && break; \
+	  kill -0 $$pid 2>/dev/null || { cat $$log >&2; exit 1; }; sleep 0.1; done; \
+	url=$$(sed -n 's/^listening on //p' $$log); \
+	echo "POST $$url/invocations < pipelines/fraud-detector.sample.csv"; \
+	curl -sS --fail-with-body -H 'Content-Type: text/csv' --data-binary @pipelines/fraud-detector.sample.csv $$url/invocations; echo; \
+	kill -TERM $$pid; wait $$pid
+
 # Where `make man` writes the man pages (`man -l $(MAN_DIR)/airlock.1` reads one).
 MAN_DIR ?= $(TARGET_DIR)/man
 
@@ -78,9 +102,10 @@ lint: ## rustfmt, clippy (with and without CUDA), rustdoc, burn-free crates; war
 	@# Every relative link in the docs resolves inside the repository.
 	tests/check-doc-links.sh
 
-test-deps: ## install what the tests run against: a Python venv with moto (~/.cache/airlock), Debian's chromium
+test-deps: ## install what the tests run against: a Python venv with moto (~/.cache/airlock), Debian's chromium, Flower
 	tests/setup-python.sh >/dev/null
 	tests/setup-browser.sh >/dev/null
+	tests/setup-flower.sh >/dev/null
 
 test: lint test-deps ## lint, then every test, the CUDA build's device test, then fuzz-smoke
 	AIRLOCK_TEST_PYTHON="$$(tests/setup-python.sh)" $(CARGO) test --locked --workspace

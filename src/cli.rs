@@ -515,6 +515,9 @@ pub enum FederateStep {
     /// check the update (L0 to L2) against that data, sign it. A refused update is never
     /// written. Prints what it cost as JSON.
     Site(FederateSiteArgs),
+    /// Check and sign an update a site trained by other means: the same L0 to L2 against
+    /// the site's data as `site` runs; a refused update is never signed.
+    Seal(FederateSealArgs),
     /// Close a round at the aggregator: verify every update received, leave out (and log)
     /// the ones that fail, average the rest if the quorum holds, sign the round. Prints
     /// the round as JSON.
@@ -601,4 +604,14 @@ pub struct FederateFinalizeArgs {
     /// The run directory to write.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FederateSealArgs {
+    /// The site and round, as for `airlock federate site`.
+    #[command(flatten)]
+    pub site: FederateSiteArgs,
+    /// The update to check and sign (the model's trained tensors, safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub update: PathBuf,
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use airlock_model::{Description, Params, Preprocess, demo::DEMO_SITES};
+use airlock_model::{Description, Params, Preprocess};
 use airlock_schemas::PipelineSpec;
 use burn::backend::Flex;
 use serde::Serialize;
@@ -72,6 +72,8 @@ pub struct LoopbackSite {
     pub key: PathBuf,
     /// Its scratch folder.
     pub work: PathBuf,
+    /// More `--node-config` entries (key, string value).
+    pub extra: Vec<(String, String)>,
 }
 
 /// A Flower SuperLink and SuperNodes on 127.0.0.1, stopped when dropped.
@@ -147,7 +149,7 @@ impl Loopback {
         for s in sites {
             std::fs::create_dir_all(&s.work)
                 .map_err(|e| FederationError::io("create", &s.work, e))?;
-            let config = format!(
+            let mut config = format!(
                 "site={} federation={} data={} key={} airlock={} work={}",
                 quoted(&s.name),
                 quoted_path(&s.federation),
@@ -156,6 +158,9 @@ impl Loopback {
                 quoted_path(airlock),
                 quoted_path(&s.work)
             );
+            for (k, v) in &s.extra {
+                config.push_str(&format!(" {k}={}", quoted(v)));
+            }
             let child = spawn(
                 bin,
                 &me.home,
@@ -304,6 +309,9 @@ pub struct DemoOptions {
     pub epochs_per_round: u32,
     /// Transactions per site.
     pub rows_per_site: usize,
+    /// Sites (the three demo banks, then `bank-3`, `bank-4`... whose data is drawn like
+    /// the first ones', from other seeds).
+    pub sites: usize,
     /// The `airlock` binary the Flower apps call.
     pub airlock: PathBuf,
     /// The folder holding `flower-superlink`, `flower-supernode` and `flwr`.
@@ -341,8 +349,13 @@ pub fn demo(o: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<DemoReport, Fe
     say(&format!(
         "federation {}: {} sites ({}), {} rounds of {} local epochs; Flower {} on 127.0.0.1",
         layout.federation.display(),
-        DEMO_SITES.len(),
-        DEMO_SITES.join(", "),
+        layout.sites.len(),
+        layout
+            .sites
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         o.rounds,
         o.epochs_per_round,
         FLOWER_VERSION

@@ -16,21 +16,21 @@ const MARKER: &str = ".airlock-federation-demo";
 /// The seed of the demo's data.
 const DATA_SEED: u64 = 7;
 
-/// Where the demo put everything.
+/// Where the demo put everything (the tests build on it).
 #[derive(Debug, Clone)]
-pub(crate) struct Layout {
-    pub(crate) federation: PathBuf,
-    pub(crate) state: PathBuf,
-    pub(crate) aggregator_key: PathBuf,
-    pub(crate) audit_log: PathBuf,
-    pub(crate) work: PathBuf,
-    pub(crate) sites: Vec<LoopbackSite>,
-    pub(crate) holdouts: Vec<PathBuf>,
+pub struct Layout {
+    pub federation: PathBuf,
+    pub state: PathBuf,
+    pub aggregator_key: PathBuf,
+    pub audit_log: PathBuf,
+    pub work: PathBuf,
+    pub sites: Vec<LoopbackSite>,
+    pub holdouts: Vec<PathBuf>,
 }
 
 impl Layout {
     /// The ServerApp's `--run-config`.
-    pub(crate) fn run_config(&self, airlock: &Path) -> Vec<(&'static str, String)> {
+    pub fn run_config(&self, airlock: &Path) -> Vec<(&'static str, String)> {
         let abs = |p: &Path| {
             std::path::absolute(p)
                 .unwrap_or_else(|_| p.to_owned())
@@ -57,7 +57,7 @@ fn io<'a>(
 
 /// Write the demo's files under `o.out` (replacing an earlier demo there, never anything
 /// else).
-pub(crate) fn prepare(o: &DemoOptions) -> Result<Layout, FederationError> {
+pub fn prepare(o: &DemoOptions) -> Result<Layout, FederationError> {
     let out = &o.out;
     if out.exists() {
         let empty = std::fs::read_dir(out)
@@ -81,7 +81,11 @@ pub(crate) fn prepare(o: &DemoOptions) -> Result<Layout, FederationError> {
          # Its keys live on this machine: never use them for real data.\n",
     );
     let mut site_tables = String::new();
-    for (i, name) in DEMO_SITES.iter().enumerate() {
+    if !(1..=16).contains(&o.sites) {
+        return Err(FederationError::Demo("the demo runs 1 to 16 sites".into()));
+    }
+    for i in 0..o.sites {
+        let name = &site_name(i);
         let dir = out.join("sites").join(name);
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let data = dir.join("data.csv");
@@ -100,11 +104,12 @@ pub(crate) fn prepare(o: &DemoOptions) -> Result<Layout, FederationError> {
         ));
         restrict(&[&dir, &key.public_key])?;
         sites.push(LoopbackSite {
-            name: (*name).to_owned(),
+            name: name.clone(),
             federation: out.join("federation.toml"),
             data,
             key: key.private_key,
             work: dir.join("work"),
+            extra: Vec::new(),
         });
     }
     let agg_dir = out.join("aggregator");
@@ -124,9 +129,12 @@ pub(crate) fn prepare(o: &DemoOptions) -> Result<Layout, FederationError> {
             "# The demo federation, written by `airlock federate`: three banks train one fraud\n\
              # model; only checked, signed weights leave each of them.\n\
              [federation]\nname = \"fraud-consortium\"\npipeline = \"pipeline.toml\"\ntrust = \"trust.toml\"\n\
-             rounds = {}\nepochs_per_round = {}\nmin_sites = 2\nround_timeout_seconds = 600\n\n\
+             rounds = {}\nepochs_per_round = {}\nmin_sites = {}\nround_timeout_seconds = 600\n\n\
              [federation.aggregator]\nkey_id = \"{}\"\nregion = \"eu-central-1\"\n{site_tables}",
-            o.rounds, o.epochs_per_round, agg.key_id
+            o.rounds,
+            o.epochs_per_round,
+            o.sites.div_ceil(2).max(1),
+            agg.key_id
         ),
     )
     .map_err(io("write", &federation))?;
@@ -146,6 +154,13 @@ pub(crate) fn prepare(o: &DemoOptions) -> Result<Layout, FederationError> {
         sites,
         holdouts,
     })
+}
+
+/// The demo's site `i`.
+pub fn site_name(i: usize) -> String {
+    DEMO_SITES
+        .get(i)
+        .map_or_else(|| format!("bank-{i}"), |s| (*s).to_owned())
 }
 
 fn restrict(paths: &[&Path]) -> Result<(), FederationError> {

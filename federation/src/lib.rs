@@ -27,10 +27,11 @@ pub use demo::{
     DemoOptions, DemoReport, FLOWER_VERSION, Loopback, LoopbackSite, Score, demo, eprint_line,
     flower_app_dir,
 };
+pub use demo_setup::{Layout, prepare as prepare_demo};
 pub use error::FederationError;
 pub use finalize::{FinalizeOptions, finalize};
 pub use rounds::{ROUND_FILE, RoundState, latest_round, read_round, verify_chain};
-pub use site::{SiteOptions, SiteOutcome, site_round};
+pub use site::{SiteOptions, SiteOutcome, seal, site_round};
 
 /// The statement file of a site's update.
 pub const UPDATE_STATEMENT_FILE: &str = "update.dsse.json";

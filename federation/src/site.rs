@@ -82,6 +82,51 @@ struct Draft {
 
 /// Run this site's round `o.round` and write its signed update to `o.out`.
 pub fn site_round(o: &SiteOptions) -> Result<SiteOutcome, FederationError> {
+    let (fed, site, signer) = open_site(o)?;
+    let draft = if o.round == 0 {
+        statistics(&fed, o)?
+    } else {
+        weights(&fed, o)?
+    };
+    check_and_sign(&fed, o, &site, &signer, draft)
+}
+
+/// Check and sign an update this site trained by other means (`airlock federate seal`):
+/// the weights in `update`, computed from the round's global model in `o.global`. The
+/// same L0 to L2 run against the site's data; a refused update is never signed.
+pub fn seal(o: &SiteOptions, update: &Path) -> Result<SiteOutcome, FederationError> {
+    let (fed, site, signer) = open_site(o)?;
+    if o.round == 0 {
+        return Err(FederationError::Invalid {
+            path: update.to_owned(),
+            message: "round 0's statistics are computed by `airlock federate site`, not sealed"
+                .into(),
+        });
+    }
+    let global = received_global(&fed, o)?;
+    let bytes = std::fs::read(update).map_err(|e| FederationError::io("read", update, e))?;
+    let (_, rows) = airlock_trainer::site_statistics(&fed.pipeline, &fed.pipeline_path, &o.data)?;
+    enough_rows(&fed, o, rows)?;
+    let draft = Draft {
+        kind: UpdateKind::Weights,
+        file: UPDATE_FILE,
+        bytes,
+        decls: fed.description.trained(),
+        pre: global.preprocess,
+        based_on: global.envelope_sha256,
+        samples: rows as u64,
+        epochs: fed.spec.epochs_per_round,
+        metrics: [None; 4],
+        train_seconds: 0.0,
+    };
+    check_and_sign(&fed, o, &site, &signer, draft)
+}
+
+/// The federation, this site's entry and its key (which must be the one the federation
+/// names); the output folder must not exist.
+fn open_site(
+    o: &SiteOptions,
+) -> Result<(Federation, airlock_schemas::Site, Signer), FederationError> {
     let fed = Federation::load(&o.federation)?;
     let bad = |message: String| FederationError::Invalid {
         path: o.federation.clone(),
@@ -109,11 +154,18 @@ pub fn site_round(o: &SiteOptions) -> Result<SiteOutcome, FederationError> {
             std::io::Error::new(std::io::ErrorKind::AlreadyExists, "it already exists"),
         ));
     }
-    let draft = if o.round == 0 {
-        statistics(&fed, o)?
-    } else {
-        weights(&fed, o)?
-    };
+    Ok((fed, site, signer))
+}
+
+/// L0 to L2 on the draft against the site's data; only a passing update is signed and
+/// written.
+fn check_and_sign(
+    fed: &Federation,
+    o: &SiteOptions,
+    site: &airlock_schemas::Site,
+    signer: &Signer,
+    draft: Draft,
+) -> Result<SiteOutcome, FederationError> {
     let started = Instant::now();
     let dataset = airlock_model::load_dataset(&fed.pipeline, &o.data, true)
         .map_err(airlock_trainer::TrainError::from)?;
@@ -128,7 +180,7 @@ pub fn site_round(o: &SiteOptions) -> Result<SiteOutcome, FederationError> {
     let check_seconds = started.elapsed().as_secs_f64();
     if !check.passed() {
         return Err(FederationError::Refused {
-            site: site.name,
+            site: site.name.clone(),
             round: o.round,
             why: check.why().unwrap_or_default(),
         });
@@ -168,7 +220,7 @@ pub fn site_round(o: &SiteOptions) -> Result<SiteOutcome, FederationError> {
     let env = dsse::sign(
         IN_TOTO_PAYLOAD_TYPE,
         &airlock_trust::pretty(&statement),
-        &signer,
+        signer,
     );
     write_update(
         &o.out,
@@ -177,7 +229,7 @@ pub fn site_round(o: &SiteOptions) -> Result<SiteOutcome, FederationError> {
         &airlock_trust::pretty(&env),
     )?;
     Ok(SiteOutcome {
-        site: site.name,
+        site: site.name.clone(),
         round: o.round,
         file: draft.file.to_owned(),
         sha256: sha256_hex(&draft.bytes),
@@ -187,6 +239,22 @@ pub fn site_round(o: &SiteOptions) -> Result<SiteOutcome, FederationError> {
         sign_seconds: started.elapsed().as_secs_f64(),
         validation_loss: draft.metrics[1],
         validation_accuracy: draft.metrics[2],
+    })
+}
+
+/// The previous round as the aggregator sent it, verified.
+fn received_global(
+    fed: &Federation,
+    o: &SiteOptions,
+) -> Result<crate::RoundState, FederationError> {
+    let previous = o.round - 1;
+    let dir = o.global.as_deref().ok_or_else(|| FederationError::Global {
+        round: previous,
+        why: "no global model was given (--global)".to_owned(),
+    })?;
+    read_round(fed, dir, previous).map_err(|why| FederationError::Global {
+        round: previous,
+        why,
     })
 }
 
@@ -226,15 +294,7 @@ fn statistics(fed: &Federation, o: &SiteOptions) -> Result<Draft, FederationErro
 
 /// Rounds 1 and on: train from the verified global model.
 fn weights(fed: &Federation, o: &SiteOptions) -> Result<Draft, FederationError> {
-    let previous = o.round - 1;
-    let dir = o.global.as_deref().ok_or_else(|| FederationError::Global {
-        round: previous,
-        why: "no global model was given (--global)".to_owned(),
-    })?;
-    let global = read_round(fed, dir, previous).map_err(|why| FederationError::Global {
-        round: previous,
-        why,
-    })?;
+    let global = received_global(fed, o)?;
     let started = Instant::now();
     let (fit, rows) = airlock_trainer::site_round(
         &fed.pipeline,

@@ -17,7 +17,9 @@ use airlock_infer::{Backend, DeviceSpec};
 use airlock_model::Run;
 use airlock_safetensors::{self as st, Dtype, SafetensorsFile};
 use airlock_schemas::{EpochMetrics, PrivacyAudit, PrivacyGuarantee};
-use airlock_trainer::{TrainingSetup, checkpoint_of, fit_with, privacy_guarantee, training_setup};
+use airlock_trainer::{
+    TrainingSetup, checkpoint_of, fit_with, privacy_guarantee, training_setup_with,
+};
 use serde_json::json;
 
 use crate::package::LayerBuilder;
@@ -62,13 +64,26 @@ pub(crate) fn recorded_backend(run: &Run) -> Result<(Backend, Vec<DeviceSpec>), 
 /// preprocessing or checkpoint).
 pub(crate) fn setup(run: &Run) -> Result<TrainingSetup, String> {
     let source = airlock_model::check_recorded_files(&run.record.dataset.files)?;
-    let setup = training_setup(
+    // A federation's sites all trained with its pooled standardization, which no one
+    // site's split gives: the data is set up with the run's, and the run is never replayed.
+    let federated = run.record.federation.is_some();
+    if federated && run.spec.leak.reproduce {
+        return Err(
+            "a federated run cannot be replayed by one site; its pipeline must set [leak] reproduce = false"
+                .to_owned(),
+        );
+    }
+    let setup = training_setup_with(
         &run.spec,
         &source,
         Path::new(&run.record.pipeline.path),
         run.dp_secret,
+        federated.then_some(&run.pre),
     )
     .map_err(|e| e.to_string())?;
+    if federated {
+        return Ok(setup);
+    }
     // Compared as the run's file was read: through JSON (the parser's last bit of a
     // float is not always the one written).
     let replayed: Option<airlock_model::Preprocess> = serde_json::to_string(&setup.preprocess)

@@ -12,16 +12,12 @@ pub fn run(a: FederateArgs) -> anyhow::Result<()> {
     match a.step {
         None => demo(&a),
         Some(FederateStep::Site(s)) => {
-            let out = airlock_federation::site_round(&airlock_federation::SiteOptions {
-                federation: s.federation,
-                site: s.site,
-                data: s.data,
-                key: s.key,
-                round: s.round,
-                global: s.global,
-                out: s.out,
-                threads: super::cores(),
-            })?;
+            let out = airlock_federation::site_round(&site_options(s))?;
+            println!("{}", serde_json::to_string(&out)?);
+            Ok(())
+        }
+        Some(FederateStep::Seal(s)) => {
+            let out = airlock_federation::seal(&site_options(s.site), &s.update)?;
             println!("{}", serde_json::to_string(&out)?);
             Ok(())
         }
@@ -57,6 +53,19 @@ pub fn run(a: FederateArgs) -> anyhow::Result<()> {
     }
 }
 
+fn site_options(s: crate::cli::FederateSiteArgs) -> airlock_federation::SiteOptions {
+    airlock_federation::SiteOptions {
+        federation: s.federation,
+        site: s.site,
+        data: s.data,
+        key: s.key,
+        round: s.round,
+        global: s.global,
+        out: s.out,
+        threads: super::cores(),
+    }
+}
+
 /// Where Flower's executables are: --flower-bin, $AIRLOCK_FLOWER_BIN, or the venv that
 /// tests/setup-flower.sh makes.
 fn flower_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -75,6 +84,7 @@ fn demo(a: &FederateArgs) -> anyhow::Result<()> {
             rounds: a.rounds,
             epochs_per_round: a.epochs_per_round,
             rows_per_site: usize::try_from(a.rows_per_site)?,
+            sites: 3,
             airlock,
             flower_bin: flower_bin(a.flower_bin.clone())?,
         },

@@ -4,6 +4,7 @@ mod approve;
 mod audit;
 mod cli;
 mod families;
+mod federate;
 mod helpers;
 mod kit;
 mod leak_health;
