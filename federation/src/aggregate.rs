@@ -85,26 +85,7 @@ struct Accepted {
 
 /// Close round `o.round`: verify, average, sign, log.
 pub fn aggregate(o: &AggregateOptions) -> Result<RoundOutcome, FederationError> {
-    let fed = Federation::load(&o.federation)?;
-    let signer = Signer::load(&o.key)?;
-    if signer.key_id() != fed.spec.aggregator.key_id {
-        return Err(FederationError::Invalid {
-            path: o.key.clone(),
-            message: format!(
-                "key {} is not the federation's aggregator key {}",
-                signer.key_id(),
-                fed.spec.aggregator.key_id
-            ),
-        });
-    }
-    let latest = verify_chain(&fed, &o.state)?;
-    let next = latest.as_ref().map_or(0, |r| r.round + 1);
-    if o.round != next || o.round > fed.spec.rounds {
-        return Err(FederationError::RoundOrder {
-            given: o.round,
-            next,
-        });
-    }
+    let (fed, signer, latest) = open(o)?;
     let based_on = latest
         .as_ref()
         .map_or_else(|| fed.sha256.clone(), |r| r.envelope_sha256.clone());
@@ -146,7 +127,7 @@ pub fn aggregate(o: &AggregateOptions) -> Result<RoundOutcome, FederationError> 
     let (global, preprocess) = match &latest {
         None => round_zero(&fed, &accepted)?,
         Some(r) => (
-            params_bytes(&average(&accepted)).map_err(FederationError::Demo)?,
+            params_bytes(&average(&accepted)).map_err(FederationError::Failed)?,
             r.preprocess_bytes.clone(),
         ),
     };
@@ -194,6 +175,32 @@ pub fn aggregate(o: &AggregateOptions) -> Result<RoundOutcome, FederationError> 
         aggregate_seconds,
         sign_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The federation, the aggregator's key (the one the federation names) and the last
+/// signed round; `o.round` must be the next.
+fn open(o: &AggregateOptions) -> Result<(Federation, Signer, Option<RoundState>), FederationError> {
+    let fed = Federation::load(&o.federation)?;
+    let signer = Signer::load(&o.key)?;
+    if signer.key_id() != fed.spec.aggregator.key_id {
+        return Err(FederationError::Invalid {
+            path: o.key.clone(),
+            message: format!(
+                "key {} is not the federation's aggregator key {}",
+                signer.key_id(),
+                fed.spec.aggregator.key_id
+            ),
+        });
+    }
+    let latest = verify_chain(&fed, &o.state)?;
+    let next = latest.as_ref().map_or(0, |r| r.round + 1);
+    if o.round != next || o.round > fed.spec.rounds {
+        return Err(FederationError::RoundOrder {
+            given: o.round,
+            next,
+        });
+    }
+    Ok((fed, signer, latest))
 }
 
 /// Every reply under `o.updates` verified or refused; the senders that did not answer are
@@ -247,19 +254,7 @@ fn verify_update(
     } else {
         (UpdateKind::Weights, UPDATE_FILE)
     };
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
-    if !meta.is_dir() {
-        return Err("the reply is not a folder".into());
-    }
-    for e in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
-        let name = e.map_err(|e| e.to_string())?.file_name();
-        if name != file && name != UPDATE_STATEMENT_FILE {
-            return Err(format!(
-                "the reply holds {:?}; only {file} and {UPDATE_STATEMENT_FILE} may cross",
-                printable(&name.to_string_lossy())
-            ));
-        }
-    }
+    reply_holds_only(dir, file)?;
     let envelope = read_small(&dir.join(UPDATE_STATEMENT_FILE))
         .map_err(|e| format!("no signed statement: {e}"))?;
     let (statement, key_id) = open_statement::<UpdatePredicate>(
@@ -327,29 +322,7 @@ fn verify_update(
             site.name
         ));
     }
-    let params = match kind {
-        UpdateKind::Statistics => {
-            let template = Preprocess {
-                features: vec![
-                    FeatureStats {
-                        name: String::new(),
-                        mean: 0.0,
-                        std: 1.0
-                    };
-                    input_count(fed)
-                ],
-                target: matches!(fed.pipeline.task, airlock_schemas::TaskSpec::Regression).then(
-                    || FeatureStats {
-                        name: String::new(),
-                        mean: 0.0,
-                        std: 1.0,
-                    },
-                ),
-            };
-            read_params(&statistics_decls(&template), &bytes, file)?
-        }
-        UpdateKind::Weights => read_params(&fed.description.trained(), &bytes, file)?,
-    };
+    let params = update_params(fed, kind, &bytes, file)?;
     Ok(Accepted {
         site: site.name.clone(),
         key_id,
@@ -358,6 +331,49 @@ fn verify_update(
         update_sha256,
         statement_sha256: sha256_hex(&envelope),
     })
+}
+
+/// A reply folder (not a link) holding nothing but `file` and the statement.
+fn reply_holds_only(dir: &Path, file: &str) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
+    if !meta.is_dir() {
+        return Err("the reply is not a folder".into());
+    }
+    for e in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
+        let name = e.map_err(|e| e.to_string())?.file_name();
+        if name != file && name != UPDATE_STATEMENT_FILE {
+            return Err(format!(
+                "the reply holds {:?}; only {file} and {UPDATE_STATEMENT_FILE} may cross",
+                printable(&name.to_string_lossy())
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// L0 at the aggregator: exactly the tensors an update of `kind` declares.
+fn update_params(
+    fed: &Federation,
+    kind: UpdateKind,
+    bytes: &[u8],
+    file: &str,
+) -> Result<Params, String> {
+    match kind {
+        UpdateKind::Statistics => {
+            let unit = FeatureStats {
+                name: String::new(),
+                mean: 0.0,
+                std: 1.0,
+            };
+            let template = Preprocess {
+                features: vec![unit.clone(); input_count(fed)],
+                target: matches!(fed.pipeline.task, airlock_schemas::TaskSpec::Regression)
+                    .then_some(unit),
+            };
+            read_params(&statistics_decls(&template), bytes, file)
+        }
+        UpdateKind::Weights => read_params(&fed.description.trained(), bytes, file),
+    }
 }
 
 fn input_count(fed: &Federation) -> usize {
@@ -439,12 +455,12 @@ fn round_zero(
         }
     });
     let pre = Preprocess { features, target };
-    check_preprocess(fed, &pre).map_err(FederationError::Demo)?;
+    check_preprocess(fed, &pre).map_err(FederationError::Failed)?;
     let init = fed
         .description
         .init(&mut airlock_model::rng(fed.pipeline.training.seed, 1));
     Ok((
-        params_bytes(&init).map_err(FederationError::Demo)?,
+        params_bytes(&init).map_err(FederationError::Failed)?,
         airlock_trust::pretty(&pre),
     ))
 }

@@ -44,7 +44,7 @@ const APP_FILES: [(&str, &str); 5] = [
 ];
 
 fn demo_err(what: impl std::fmt::Display) -> FederationError {
-    FederationError::Demo(what.to_string())
+    FederationError::Failed(what.to_string())
 }
 
 /// Write airlock's Flower app into `into` (created) and return it.

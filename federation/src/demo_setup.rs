@@ -65,7 +65,7 @@ pub fn prepare(o: &DemoOptions) -> Result<Layout, FederationError> {
             .next()
             .is_none();
         if !empty && !out.join(MARKER).exists() {
-            return Err(FederationError::Demo(format!(
+            return Err(FederationError::Failed(format!(
                 "{} exists and was not made by `airlock federate`; choose another --out",
                 out.display()
             )));
@@ -82,7 +82,9 @@ pub fn prepare(o: &DemoOptions) -> Result<Layout, FederationError> {
     );
     let mut site_tables = String::new();
     if !(1..=16).contains(&o.sites) {
-        return Err(FederationError::Demo("the demo runs 1 to 16 sites".into()));
+        return Err(FederationError::Failed(
+            "the demo runs 1 to 16 sites".into(),
+        ));
     }
     for i in 0..o.sites {
         let name = &site_name(i);
@@ -209,7 +211,7 @@ pub(crate) fn compare(
     say: &mut dyn FnMut(&str),
 ) -> Result<Vec<Score>, FederationError> {
     let last = verify_chain(fed, &layout.state)?
-        .ok_or_else(|| FederationError::Demo("no round".into()))?;
+        .ok_or_else(|| FederationError::Failed("no round".into()))?;
     let mut scores = vec![score(
         &fed.pipeline,
         &fed.description,
@@ -241,12 +243,12 @@ pub(crate) fn compare(
             progress: false,
         })?;
         let r = airlock_model::read_run(&run.run_dir, false)
-            .map_err(|e| FederationError::Demo(e.to_string()))?;
+            .map_err(|e| FederationError::Failed(e.to_string()))?;
         let ckpt = airlock_model::Checkpoint::read(
             &run.run_dir.join(airlock_model::CHECKPOINT_FILE),
             &fed.description,
         )
-        .map_err(|e| FederationError::Demo(e.to_string()))?;
+        .map_err(|e| FederationError::Failed(e.to_string()))?;
         scores.push(score(
             &fed.pipeline,
             &fed.description,

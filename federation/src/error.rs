@@ -72,9 +72,9 @@ pub enum FederationError {
         /// The next round.
         next: u32,
     },
-    /// Something the demo runs (Flower, a step of the release) failed.
+    /// Something else failed: Flower, a step of the demo, writing tensors.
     #[error("{0}")]
-    Demo(String),
+    Failed(String),
 }
 
 impl FederationError {
@@ -94,7 +94,7 @@ impl FederationError {
             Self::Global { .. } => ErrorKind::VerificationFailed,
             Self::Refused { .. } => ErrorKind::LeakRefused,
             Self::Quorum { .. } => ErrorKind::VerificationFailed,
-            Self::Demo(_) => ErrorKind::Failed,
+            Self::Failed(_) => ErrorKind::Failed,
         }
     }
 }

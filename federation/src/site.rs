@@ -277,7 +277,7 @@ fn statistics(fed: &Federation, o: &SiteOptions) -> Result<Draft, FederationErro
     let params = Params {
         tensors: decls.iter().cloned().zip(tensors).collect(),
     };
-    let bytes = params_bytes(&params).map_err(|m| FederationError::Demo(m))?;
+    let bytes = params_bytes(&params).map_err(FederationError::Failed)?;
     Ok(Draft {
         kind: UpdateKind::Statistics,
         file: STATISTICS_FILE,
@@ -297,19 +297,21 @@ fn weights(fed: &Federation, o: &SiteOptions) -> Result<Draft, FederationError> 
     let global = received_global(fed, o)?;
     let started = Instant::now();
     let (fit, rows) = airlock_trainer::site_round(
-        &fed.pipeline,
-        &fed.pipeline_path,
-        &o.data,
-        &global.preprocess,
-        global.params.clone(),
-        fed.spec.epochs_per_round as usize,
-        fed.site_seed(&o.site, o.round),
+        airlock_trainer::SiteTraining {
+            spec: &fed.pipeline,
+            pipeline: &fed.pipeline_path,
+            data: &o.data,
+            preprocess: &global.preprocess,
+            global: global.params.clone(),
+            epochs: fed.spec.epochs_per_round as usize,
+            seed: fed.site_seed(&o.site, o.round),
+        },
         &mut (),
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
     enough_rows(fed, o, rows)?;
     let last = fit.epochs.last().copied();
-    let bytes = params_bytes(&fit.params).map_err(FederationError::Demo)?;
+    let bytes = params_bytes(&fit.params).map_err(FederationError::Failed)?;
     Ok(Draft {
         kind: UpdateKind::Weights,
         file: UPDATE_FILE,

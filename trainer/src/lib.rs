@@ -11,7 +11,7 @@ pub use adam::{AdamSettings, TrainBackend, TrainerAdam, adam_step};
 pub use dp::{AUDIT_GUESS_FRACTIONS, CANARY_SCALE, Canaries, DpSgd, audit};
 pub use error::TrainError;
 pub use run::{
-    FederatedRun, RunSummary, TrainOptions, TrainingSetup, checkpoint_of, fit_with,
+    FederatedRun, RunSummary, SiteTraining, TrainOptions, TrainingSetup, checkpoint_of, fit_with,
     privacy_guarantee, site_round, site_statistics, train_pipeline, training_setup,
     training_setup_with, write_federated_run,
 };

@@ -123,16 +123,7 @@ fn write_run(opts: &TrainOptions, fed: Option<FederatedRun>) -> Result<RunSummar
     let staging = Staging::create(&plan.out, opts.progress)?;
     let mut reporter = staging.reporter;
     reporter.line(&start_line(&plan));
-    reporter.line(&format!(
-        "data: {} rows from {} (sha256 {}); splits train {} / validation {} / holdout {}",
-        data.rows(),
-        source.display(),
-        data.table.fingerprint.sha256,
-        splits.train.len(),
-        splits.val.len(),
-        splits.hold.len()
-    ));
-
+    reporter.line(&data_line(&data, &source, &splits));
     let privacy = privacy_guarantee(spec, &input)?;
     if let Some(p) = &privacy {
         reporter.line(&format!(
@@ -140,28 +131,7 @@ fn write_run(opts: &TrainOptions, fed: Option<FederatedRun>) -> Result<RunSummar
             p.noise_multiplier, p.max_grad_norm, p.sampling_rate, p.steps, p.epsilon, p.delta
         ));
     }
-    let (fitted, federation) = match fed {
-        Some(f) => {
-            reporter.line(&format!(
-                "federation {}: the global model of round {} ({} sites)",
-                f.record.name,
-                f.record.rounds,
-                f.record.sites.len()
-            ));
-            let fitted = FitOutput {
-                params: f.params,
-                optimizer_step: 0,
-                optimizer: Vec::new(),
-                train_seconds: f.epochs.iter().map(|e| e.seconds).sum::<f64>().max(1e-3),
-                epochs: f.epochs,
-            };
-            (fitted, Some(f.record))
-        }
-        None => (
-            fit_on(plan.backend, &plan.devices, &input, &mut reporter)?,
-            None,
-        ),
-    };
+    let (fitted, federation) = fit_or_take(&plan, &input, fed, &mut reporter)?;
     if let (Some(c), Some(p)) = (&canaries, &privacy) {
         reporter.line(&audit_line(&description, &fitted, c, p));
     }
@@ -224,6 +194,45 @@ fn write_run(opts: &TrainOptions, fed: Option<FederatedRun>) -> Result<RunSummar
         run_dir: plan.out,
         record,
     })
+}
+
+/// Train (`airlock train`), or take a federation's global model as the fit.
+fn fit_or_take(
+    plan: &Plan,
+    input: &FitInput,
+    fed: Option<FederatedRun>,
+    reporter: &mut Reporter,
+) -> Result<(FitOutput, Option<airlock_schemas::FederationRecord>), TrainError> {
+    let Some(f) = fed else {
+        return Ok((fit_on(plan.backend, &plan.devices, input, reporter)?, None));
+    };
+    reporter.line(&format!(
+        "federation {}: the global model of round {} ({} sites)",
+        f.record.name,
+        f.record.rounds,
+        f.record.sites.len()
+    ));
+    let fitted = FitOutput {
+        params: f.params,
+        optimizer_step: 0,
+        optimizer: Vec::new(),
+        train_seconds: f.epochs.iter().map(|e| e.seconds).sum::<f64>().max(1e-3),
+        epochs: f.epochs,
+    };
+    Ok((fitted, Some(f.record)))
+}
+
+/// The log's line on the data and its splits.
+fn data_line(data: &Dataset, source: &Path, splits: &Splits) -> String {
+    format!(
+        "data: {} rows from {} (sha256 {}); splits train {} / validation {} / holdout {}",
+        data.rows(),
+        source.display(),
+        data.table.fingerprint.sha256,
+        splits.train.len(),
+        splits.val.len(),
+        splits.hold.len()
+    )
 }
 
 /// The log's first line: what trains where.
@@ -389,19 +398,42 @@ pub fn site_statistics(
     Ok((s.prepared.pre, s.splits.train.len()))
 }
 
-/// A federation site's round: its data standardized by the federation's `preprocess`,
-/// trained from the round's `global` weights for `epochs` epochs with `seed`, on the
-/// pipeline's device. Returns the fit and the training rows it used.
+/// What a federation site's round trains: the pipeline, the site's data, the federation's
+/// standardization and the round's global weights.
+#[derive(Debug, Clone)]
+pub struct SiteTraining<'a> {
+    /// The federation's pipeline.
+    pub spec: &'a PipelineSpec,
+    /// Its file.
+    pub pipeline: &'a Path,
+    /// The site's data file.
+    pub data: &'a Path,
+    /// The federation's pooled standardization.
+    pub preprocess: &'a Preprocess,
+    /// The round's global weights, where training starts.
+    pub global: airlock_model::Params,
+    /// Local epochs.
+    pub epochs: usize,
+    /// The seed of the round's shuffling and dropout.
+    pub seed: u64,
+}
+
+/// A federation site's round: its data standardized by the federation's standardization,
+/// trained from the round's global weights on the pipeline's device. Returns the fit and
+/// the training rows it used.
 pub fn site_round(
-    spec: &PipelineSpec,
-    pipeline: &Path,
-    data: &Path,
-    preprocess: &Preprocess,
-    global: airlock_model::Params,
-    epochs: usize,
-    seed: u64,
+    t: SiteTraining<'_>,
     progress: &mut dyn Progress,
 ) -> Result<(FitOutput, usize), TrainError> {
+    let SiteTraining {
+        spec,
+        pipeline,
+        data,
+        preprocess,
+        global,
+        epochs,
+        seed,
+    } = t;
     if spec.privacy.is_some() {
         return Err(TrainError::Privacy(
             "[privacy] is not supported in a federation yet".to_owned(),
