@@ -142,7 +142,7 @@ moto: ## the patched moto (S3, SageMaker) on 127.0.0.1:MOTO_PORT (5000), with a 
 # Size of the synthetic model for the sign/verify and leak-scan benchmarks.
 BENCH_MIB ?= 1024
 
-bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, sign/verify, leak-scan, 1 GiB model package time + training RSS, S3 upload vs boto3, serve vs Flask+PyTorch, pull
+bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, a federated round vs plain FedAvg, sign/verify, leak-scan, 1 GiB model package time + training RSS, S3 upload vs boto3, serve vs Flask+PyTorch, pull
 	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null; then \
 	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_throughput
@@ -159,6 +159,9 @@ bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, sign/verif
 	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import opacus' 2>/dev/null; then \
 	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_dp
+	@# Issue 17: a federated round's wall time and split on a loopback Flower federation,
+	@# and airlock's overhead over plain FedAvg on the same federation.
+	$(CARGO) bench --locked --bench federation
 
 # Fuzzing: cargo-fuzz (libFuzzer) targets in fuzz/, one per parser of untrusted input.
 # The fuzz crate links only airlock-schemas and airlock-safetensors (no burn, no AWS SDKs),

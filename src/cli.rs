@@ -525,6 +525,10 @@ pub enum FederateStep {
     /// Print where a federation stands (the next round), after verifying every signed
     /// round, as JSON.
     Status(FederateStatusArgs),
+    /// The benchmark's plain-FedAvg baseline: a site's local training from unverified
+    /// files, with no checks and no signature (its output is never accepted).
+    #[command(hide = true)]
+    TrainPlain(FederateTrainPlainArgs),
     /// Write the last round's global model as a run directory, checked against the
     /// releasing site's data, for `airlock package`.
     Finalize(FederateFinalizeArgs),
@@ -614,4 +618,17 @@ pub struct FederateSealArgs {
     /// The update to check and sign (the model's trained tensors, safetensors).
     #[arg(long, value_name = "FILE")]
     pub update: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FederateTrainPlainArgs {
+    /// The site and round, as for `airlock federate site` (--out is the update file).
+    #[command(flatten)]
+    pub site: FederateSiteArgs,
+    /// The global model's tensors.
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// The federation's standardization (preprocess.json).
+    #[arg(long, value_name = "FILE")]
+    pub preprocess: PathBuf,
 }

@@ -31,7 +31,7 @@ pub use demo_setup::{Layout, prepare as prepare_demo};
 pub use error::FederationError;
 pub use finalize::{FinalizeOptions, finalize};
 pub use rounds::{ROUND_FILE, RoundState, latest_round, read_round, verify_chain};
-pub use site::{SiteOptions, SiteOutcome, seal, site_round};
+pub use site::{SiteOptions, SiteOutcome, seal, site_round, train_plain};
 
 /// The statement file of a site's update.
 pub const UPDATE_STATEMENT_FILE: &str = "update.dsse.json";

@@ -366,3 +366,54 @@ fn write_update(
     let staged = staging.keep();
     std::fs::rename(&staged, out).map_err(|e| FederationError::io("rename into", out, e))
 }
+
+/// The plain-FedAvg baseline of `make bench` (`airlock federate train-plain`): the same
+/// local training as [`site_round`], from a global model and standardization given as
+/// files that nothing verifies, with no leak layers and no signature. What it writes is
+/// never accepted by the aggregator (it has no statement); it exists to measure what
+/// airlock's checks cost.
+pub fn train_plain(
+    o: &SiteOptions,
+    global: &Path,
+    preprocess: &Path,
+) -> Result<SiteOutcome, FederationError> {
+    let fed = Federation::load(&o.federation)?;
+    let read = |p: &Path| std::fs::read(p).map_err(|e| FederationError::io("read", p, e));
+    let params = crate::rounds::read_params(
+        &fed.description.trained(),
+        &read(global)?,
+        "the global model",
+    )
+    .map_err(FederationError::Failed)?;
+    let pre: Preprocess = airlock_schemas::strict_json::from_slice(&read(preprocess)?)
+        .map_err(|e| FederationError::Failed(e.to_string()))?;
+    let started = Instant::now();
+    let (fit, rows) = airlock_trainer::site_round(
+        airlock_trainer::SiteTraining {
+            spec: &fed.pipeline,
+            pipeline: &fed.pipeline_path,
+            data: &o.data,
+            preprocess: &pre,
+            global: params,
+            epochs: fed.spec.epochs_per_round as usize,
+            seed: fed.site_seed(&o.site, o.round),
+        },
+        &mut (),
+    )?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let bytes = params_bytes(&fit.params).map_err(FederationError::Failed)?;
+    write_synced(&o.out, &bytes)?;
+    let last = fit.epochs.last().copied();
+    Ok(SiteOutcome {
+        site: o.site.clone(),
+        round: o.round,
+        file: UPDATE_FILE.to_owned(),
+        sha256: sha256_hex(&bytes),
+        samples: rows as u64,
+        train_seconds,
+        check_seconds: 0.0,
+        sign_seconds: 0.0,
+        validation_loss: last.map(|e| e.validation_loss),
+        validation_accuracy: last.and_then(|e| e.validation_accuracy),
+    })
+}

@@ -34,6 +34,12 @@ pub fn run(a: FederateArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&out)?);
             Ok(())
         }
+        Some(FederateStep::TrainPlain(s)) => {
+            let out =
+                airlock_federation::train_plain(&site_options(s.site), &s.weights, &s.preprocess)?;
+            println!("{}", serde_json::to_string(&out)?);
+            Ok(())
+        }
         Some(FederateStep::Status(s)) => {
             let st = airlock_federation::status(&s.federation, &s.state)?;
             println!("{}", serde_json::to_string(&st)?);
