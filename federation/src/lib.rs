@@ -1,11 +1,4 @@
-//! Federated learning across sites, on Flower: each site trains with airlock on its own
-//! data and lets out only an update that its own leak layers passed and its key signed;
-//! the aggregator averages only updates that verify against the federation's trust
-//! policy, signs every round, and logs what crossed which boundary. The global model then
-//! becomes an ordinary run directory.
-//!
-//! Flower moves the bytes (`flower/`: a ServerApp and a ClientApp that call the `airlock`
-//! binary); everything that decides, checks or signs is here.
+#![doc = include_str!("../README.md")]
 
 mod aggregate;
 mod demo;
@@ -75,6 +68,11 @@ impl Federation {
                 message: m,
             })?
             .federation;
+        if spec.strategy == airlock_schemas::Strategy::Fedprox {
+            return Err(bad(
+                "strategy = \"fedprox\" is declared but not implemented yet: use fedavg".to_owned(),
+            ));
+        }
         let dir = path.parent().unwrap_or(Path::new("."));
         let trust = Trust::load(&dir.join(&spec.trust))?;
         for (key, role, who) in spec
