@@ -68,11 +68,6 @@ impl Federation {
                 message: m,
             })?
             .federation;
-        if spec.strategy == airlock_schemas::Strategy::Fedprox {
-            return Err(bad(
-                "strategy = \"fedprox\" is declared but not implemented yet: use fedavg".to_owned(),
-            ));
-        }
         let dir = path.parent().unwrap_or(Path::new("."));
         let trust = Trust::load(&dir.join(&spec.trust))?;
         for (key, role, who) in spec
@@ -145,6 +140,14 @@ impl Federation {
             "{}/attestation/federated-round/v1",
             self.trust.uri_base.as_str()
         )
+    }
+
+    /// FedProx's μ for the sites' local training (none for FedAvg).
+    pub fn proximal_mu(&self) -> Option<f64> {
+        match self.spec.strategy {
+            airlock_schemas::Strategy::Fedprox => self.spec.proximal_mu,
+            airlock_schemas::Strategy::Fedavg => None,
+        }
     }
 
     /// The seed of `site`'s local training in `round` (shuffling and dropout differ by site

@@ -305,6 +305,7 @@ fn weights(fed: &Federation, o: &SiteOptions) -> Result<Draft, FederationError> 
             global: global.params.clone(),
             epochs: fed.spec.epochs_per_round as usize,
             seed: fed.site_seed(&o.site, o.round),
+            proximal_mu: fed.proximal_mu(),
         },
         &mut (),
     )?;
@@ -397,6 +398,7 @@ pub fn train_plain(
             global: params,
             epochs: fed.spec.epochs_per_round as usize,
             seed: fed.site_seed(&o.site, o.round),
+            proximal_mu: fed.proximal_mu(),
         },
         &mut (),
     )?;

@@ -418,6 +418,7 @@ mod tests {
             seed: 3,
             dp: Some(dp),
             initial: None,
+            proximal_mu: None,
         }
     }
 

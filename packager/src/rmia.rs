@@ -191,6 +191,7 @@ fn reference_probabilities(
                 .wrapping_add(0x5eed_0000 + u64::from(k) + 1),
             dp: reference_dp(setup, y_ref.len(), k),
             initial: None,
+            proximal_mu: None,
         };
         let fitted = fit_with(backend.0, backend.1, &input, &mut ())?;
         let net = to_net::<Flex>(description, &fitted.params, false, &device);

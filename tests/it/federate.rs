@@ -278,6 +278,12 @@ fn federation_resumes_after_a_restart_and_survives_dropout_and_replay() {
 fn federation_steps_refuse_edited_rounds_and_missing_quorum() {
     let sb = Sandbox::new();
     let layout = federation(&sb, 3, 2, 400);
+    // The sites train with FedProx's proximal term here (the Flower tests run FedAvg).
+    edit(
+        &layout.federation,
+        "min_sites = 2\n",
+        "min_sites = 2\nstrategy = \"fedprox\"\nproximal_mu = 0.1\n",
+    );
     let f = layout.federation.display().to_string();
     let state = layout.state.display().to_string();
     let key = layout.aggregator_key.display().to_string();

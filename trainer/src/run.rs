@@ -416,6 +416,8 @@ pub struct SiteTraining<'a> {
     pub epochs: usize,
     /// The seed of the round's shuffling and dropout.
     pub seed: u64,
+    /// FedProx's μ (none: plain FedAvg's local training).
+    pub proximal_mu: Option<f64>,
 }
 
 /// A federation site's round: its data standardized by the federation's standardization,
@@ -433,6 +435,7 @@ pub fn site_round(
         global,
         epochs,
         seed,
+        proximal_mu,
     } = t;
     if spec.privacy.is_some() {
         return Err(TrainError::Privacy(
@@ -444,6 +447,7 @@ pub fn site_round(
         epochs,
         seed,
         initial: Some(global),
+        proximal_mu,
         ..s.input
     };
     let devices = spec
@@ -745,6 +749,7 @@ fn fit_input(
         seed: spec.training.seed,
         dp,
         initial: None,
+        proximal_mu: None,
     })
 }
 

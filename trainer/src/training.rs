@@ -47,6 +47,9 @@ pub struct FitInput {
     /// Start from these weights instead of the seed's initial ones (a federated round
     /// starts from the round's global model).
     pub initial: Option<Params>,
+    /// FedProx's μ: add μ/2 ‖w − initial‖² over every trained parameter to each step's loss
+    /// (needs `initial`).
+    pub proximal_mu: Option<f64>,
 }
 
 /// What [`fit`] returns: everything on the host, independent of the backend.
@@ -212,6 +215,10 @@ pub(crate) fn train_replica<B: TrainBackend>(
     let mut epochs = Vec::with_capacity(input.epochs);
     let mut train_seconds = 0.0;
     let mut steps = 0usize;
+    let anchor = match (&input.initial, input.proximal_mu) {
+        (Some(p), Some(mu)) => Some((to_net::<B::InnerBackend>(d, p, false, device), mu)),
+        _ => None,
+    };
 
     for epoch in 1..=input.epochs {
         if lead {
@@ -240,6 +247,11 @@ pub(crate) fn train_replica<B: TrainBackend>(
             loss_sum = loss_sum + loss.clone().inner().mul_scalar(bs as f64);
             correct_sum = correct_sum + correct;
             seen += bs;
+            if let Some((g, mu)) = &anchor {
+                // Each replica adds its share, so the replicas' sum is the whole term.
+                let share = if peer.is_some() { weight } else { 1.0 };
+                loss = loss + proximal(&model, g, mu * share);
+            }
 
             let grads = gradients(loss, &model, peer)?;
             model = optim.step(input.learning_rate, model, grads);
@@ -300,6 +312,39 @@ pub(crate) fn train_replica<B: TrainBackend>(
         epochs,
         train_seconds,
     }))
+}
+
+/// FedProx's proximal term, μ/2 ‖w − w_global‖², over every trained parameter of `model`
+/// (dense and convolution weights and biases, batch norm's scale and shift).
+fn proximal<B: AutodiffBackend>(
+    model: &Net<B>,
+    global: &Net<B::InnerBackend>,
+    mu: f64,
+) -> Tensor<B, 1> {
+    fn sq<B: AutodiffBackend, const D: usize>(
+        p: Tensor<B, D>,
+        g: Tensor<B::InnerBackend, D>,
+    ) -> Tensor<B, 1> {
+        (p - Tensor::from_inner(g)).powi_scalar(2).sum()
+    }
+    let mut terms: Vec<Tensor<B, 1>> = Vec::new();
+    for (l, g) in model.dense.iter().zip(&global.dense) {
+        terms.push(sq(l.weight.val(), g.weight.val()));
+        if let (Some(b), Some(gb)) = (&l.bias, &g.bias) {
+            terms.push(sq(b.val(), gb.val()));
+        }
+    }
+    for (c, g) in model.convs.iter().zip(&global.convs) {
+        terms.push(sq(c.conv.weight.val(), g.conv.weight.val()));
+        if let (Some(b), Some(gb)) = (&c.conv.bias, &g.conv.bias) {
+            terms.push(sq(b.val(), gb.val()));
+        }
+        if let (Some(n), Some(gn)) = (&c.norm, &g.norm) {
+            terms.push(sq(n.gamma.val(), gn.gamma.val()));
+            terms.push(sq(n.beta.val(), gn.beta.val()));
+        }
+    }
+    Tensor::cat(terms, 0).sum().mul_scalar(mu / 2.0)
 }
 
 /// The training rows `rows` as a tensor (through the reused buffer `xb`), their labels

@@ -56,6 +56,7 @@ fn input(model: ModelSpec, task: TaskSpec, features: usize, train: usize) -> Fit
         seed: 5,
         dp: None,
         initial: None,
+        proximal_mu: None,
     }
 }
 
