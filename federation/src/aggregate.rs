@@ -90,10 +90,12 @@ pub fn aggregate(o: &AggregateOptions) -> Result<RoundOutcome, FederationError> 
         .as_ref()
         .map_or_else(|| fed.sha256.clone(), |r| r.envelope_sha256.clone());
     let mut log = AuditLog::open(&o.audit_log)?;
-    log.check_head(&fed.trust)?;
+    log.check_head_as(&fed.trust, KeyRole::Aggregator)?;
 
+    check_log_follows_state(&log, latest.as_ref(), &o.audit_log)?;
+    let caps = row_caps(&fed, &o.state, o.round)?;
     let started = Instant::now();
-    let (accepted, refused) = verify_updates(&fed, o, &based_on)?;
+    let (accepted, refused) = verify_updates(&fed, o, &based_on, &caps)?;
     let verify_seconds = started.elapsed().as_secs_f64();
     for a in &accepted {
         let site = fed.spec.site(&a.site).map_or("", |s| s.region.as_str());
@@ -209,6 +211,7 @@ fn verify_updates(
     fed: &Federation,
     o: &AggregateOptions,
     based_on: &str,
+    caps: &BTreeMap<String, u64>,
 ) -> Result<(Vec<Accepted>, Vec<Refusal>), FederationError> {
     let mut accepted: Vec<Accepted> = Vec::new();
     let mut refused: Vec<Refusal> = o
@@ -229,13 +232,29 @@ fn verify_updates(
     entries.sort();
     for dir in entries {
         let from = printable(&dir.file_name().unwrap_or_default().to_string_lossy());
-        match verify_update(fed, &dir, o.round, based_on) {
+        let checked =
+            verify_update(fed, &dir, o.round, based_on).and_then(|a| match caps.get(&a.site) {
+                _ if o.round == 0 => Ok(a),
+                Some(cap) if a.predicate.samples <= *cap => Ok(a),
+                Some(cap) => Err(format!(
+                    "site {} claims {} training rows; its round-0 statistics were over {cap}",
+                    a.site, a.predicate.samples
+                )),
+                None => Err(format!(
+                    "site {} sent no statistics in round 0, so its rows are unbounded",
+                    a.site
+                )),
+            });
+        match checked {
             Ok(a) if accepted.iter().any(|b| b.site == a.site) => refused.push(Refusal {
                 from: format!("{from} (site {})", a.site),
                 reason: format!("a second update from site {} in this round", a.site),
             }),
             Ok(a) => accepted.push(a),
-            Err(reason) => refused.push(Refusal { from, reason }),
+            Err(reason) => refused.push(Refusal {
+                from,
+                reason: printable(&reason),
+            }),
         }
     }
     Ok((accepted, refused))
@@ -517,7 +536,7 @@ fn contribution(a: &Accepted) -> Contribution {
 fn printable(s: &str) -> String {
     s.chars()
         .filter(|c| c.is_ascii_graphic() || *c == ' ')
-        .take(200)
+        .take(300)
         .collect()
 }
 
@@ -617,6 +636,56 @@ pub struct Status {
     pub timeout: u32,
     /// The last signed round's folder.
     pub latest_dir: Option<PathBuf>,
+}
+
+/// Each site's training rows in round 0's statistics (what later rounds may claim at most).
+fn row_caps(
+    fed: &Federation,
+    state: &Path,
+    round: u32,
+) -> Result<BTreeMap<String, u64>, FederationError> {
+    if round == 0 {
+        return Ok(BTreeMap::new());
+    }
+    let dir = state.join("rounds").join(format!("{:06}", 0));
+    let r0 =
+        crate::rounds::read_round(fed, &dir, 0).map_err(|message| FederationError::Invalid {
+            path: dir.clone(),
+            message,
+        })?;
+    Ok(r0
+        .predicate
+        .accepted
+        .iter()
+        .map(|c| (c.site.clone(), c.samples))
+        .collect())
+}
+
+/// The state's last round must be the one the audit log recorded last: a round folder
+/// deleted (to sign that round again, differently) or replaced is refused.
+fn check_log_follows_state(
+    log: &AuditLog,
+    latest: Option<&RoundState>,
+    path: &Path,
+) -> Result<(), FederationError> {
+    let logged = log
+        .chain()
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.action == AuditAction::FederatedRound && e.outcome.starts_with("ok"))
+        .and_then(|e| e.artifacts.get("round.dsse.json").cloned());
+    if logged.as_deref() != latest.map(|r| r.envelope_sha256.as_str()) {
+        return Err(FederationError::Invalid {
+            path: path.to_owned(),
+            message: format!(
+                "the audit log's last signed round ({}) is not the state's last round ({}): a round was deleted or replaced",
+                logged.as_deref().unwrap_or("none"),
+                latest.map_or("none", |r| r.envelope_sha256.as_str())
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The last signed round (verified with the whole chain) and what comes next.

@@ -47,6 +47,9 @@ pub struct Federation {
     pub pipeline_path: PathBuf,
     /// It, parsed.
     pub pipeline: PipelineSpec,
+    /// SHA-256 of the pipeline file's bytes (every update names it: the leak layers a site
+    /// ran are the ones this pipeline sets).
+    pub pipeline_sha256: String,
     /// The model it declares (its tensors are what an update may hold).
     pub description: Description,
 }
@@ -59,6 +62,8 @@ impl Federation {
             path: path.to_owned(),
             message,
         };
+        // Whoever can rewrite the federation or its pipeline decides what sites check.
+        airlock_trust::keys::check_not_writable_by_others(path, "federation file")?;
         let bytes = std::fs::read(path).map_err(|e| FederationError::io("read", path, e))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| bad("the federation file is not UTF-8".to_owned()))?;
@@ -93,10 +98,12 @@ impl Federation {
             }
         }
         let pipeline_path = dir.join(&spec.pipeline);
-        let ptext = std::fs::read_to_string(&pipeline_path)
+        airlock_trust::keys::check_not_writable_by_others(&pipeline_path, "federation's pipeline")?;
+        let pbytes = std::fs::read(&pipeline_path)
             .map_err(|e| FederationError::io("read", &pipeline_path, e))?;
         let pipeline =
-            PipelineSpec::from_toml_str(&ptext, &pipeline_path).map_err(|e| bad(e.to_string()))?;
+            PipelineSpec::from_toml_str(&String::from_utf8_lossy(&pbytes), &pipeline_path)
+                .map_err(|e| bad(e.to_string()))?;
         if pipeline.privacy.is_some() {
             return Err(bad(format!(
                 "{}: [privacy] is not supported in a federation yet (each round would need its share of ε)",
@@ -122,6 +129,7 @@ impl Federation {
             trust,
             pipeline_path,
             pipeline,
+            pipeline_sha256: sha256_hex(&pbytes),
             description,
         })
     }

@@ -192,6 +192,7 @@ fn check_and_sign(
         site: site.name.clone(),
         kind: draft.kind,
         based_on: draft.based_on.clone(),
+        pipeline_sha256: fed.pipeline_sha256.clone(),
         samples: draft.samples,
         epochs: draft.epochs,
         leak_layers: check

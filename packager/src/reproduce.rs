@@ -157,6 +157,14 @@ pub(crate) fn l4_reproduce(
     let mut l4 = LayerBuilder::new("L4", "reproducibility");
     let reproduce = run.spec.leak.reproduce;
     l4.param("reproduce", json!(reproduce));
+    if let Some(f) = &run.record.federation {
+        // The run names a federation: its standardization is the federation's pooled one,
+        // which no one site's data gives, so it is not recomputed here (and, like its
+        // weights, not replayed). The officers see the claim; nothing here vouches for it.
+        l4.param("federation", json!(f.name));
+        l4.param("federation_final_round_sha256", json!(f.final_round_sha256));
+        l4.param("preprocessing_recomputed", json!(false));
+    }
     let setup = match setup(run) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -149,16 +149,32 @@ pub fn open_signed_head(bytes: &[u8], trust: &Trust) -> Result<AuditHead, String
 /// [`open_signed_head`], with the key id of the publisher key whose signature held. A
 /// refusal names the publisher keys that were expected.
 pub fn open_signed_head_by(bytes: &[u8], trust: &Trust) -> Result<(AuditHead, String), String> {
+    open_signed_head_as(bytes, trust, KeyRole::Publisher)
+}
+
+/// [`open_signed_head_by`] for a log kept by keys of `role`: `publisher` for releases,
+/// `aggregator` for a federation's log. A head signed by a key of the other role is
+/// refused, so neither can sign the other's log.
+pub fn open_signed_head_as(
+    bytes: &[u8],
+    trust: &Trust,
+    role: KeyRole,
+) -> Result<(AuditHead, String), String> {
     let env: Envelope = airlock_schemas::strict_json::from_slice(bytes)
         .map_err(|e| format!("signed head is not a DSSE envelope ({e})"))?;
-    let publishers = log_keys(trust);
-    let verified = dsse::verify(&env, HEAD_PAYLOAD_TYPE, &publishers)
-        .map_err(|e| format!("signed head: {e}; expected {}", expected_publishers(trust)))?;
+    let signers = trust.keys_with_role(role);
+    let expected = if role == KeyRole::Publisher {
+        expected_publishers(trust)
+    } else {
+        format!("a signature by a {} key", airlock_trust::role_name(role))
+    };
+    let verified = dsse::verify(&env, HEAD_PAYLOAD_TYPE, &signers)
+        .map_err(|e| format!("signed head: {e}; expected {expected}"))?;
     let head: AuditHead = airlock_schemas::strict_json::from_slice(&verified.payload)
         .map_err(|e| format!("signed head is not a head ({e})"))?;
     // The head counts only if its key was usable (unrevoked, inside its window) when it
     // signed.
-    usable_publisher(trust, &verified.keyid, &head.time)
+    usable_signer(trust, &verified.keyid, &head.time, role)
         .map_err(|why| format!("signed head: {why}"))?;
     Ok((head, verified.keyid))
 }
@@ -190,6 +206,7 @@ fn check_signed_head(
     head_file: &Path,
     trust: &Trust,
     fresh: bool,
+    role: KeyRole,
 ) -> Result<Option<String>, String> {
     let head_bytes = match std::fs::read(head_file) {
         Ok(b) => b,
@@ -208,7 +225,7 @@ fn check_signed_head(
             ));
         }
     };
-    let (head, keyid) = open_signed_head_by(&head_bytes, trust)?;
+    let (head, keyid) = open_signed_head_as(&head_bytes, trust, role)?;
     if head.seq != chain.len() {
         return Err(format!(
             "the signed head covers {} entries but the log has {}: entries were deleted or appended without the publisher key",
@@ -348,7 +365,21 @@ impl AuditLog {
     /// its last entry (an absent log must have no head): nothing is appended to a log whose
     /// entries were cut or added without the publisher key.
     pub fn check_head(&self, trust: &Trust) -> Result<(), AuditError> {
-        check_signed_head(&self.chain, &head_path(&self.path), trust, true)
+        self.check_head_as(trust, KeyRole::Publisher)
+    }
+
+    /// [`AuditLog::check_head`] for a log kept by keys of `role` (`aggregator`: a
+    /// federation's log, every entry of which must be a federated one).
+    pub fn check_head_as(&self, trust: &Trust, role: KeyRole) -> Result<(), AuditError> {
+        let federated = self.chain.entries.iter().all(|e| e.action.is_federated());
+        if (role == KeyRole::Aggregator) != federated && !self.chain.is_empty() {
+            return Err(AuditError::Invalid {
+                path: self.path.clone(),
+                problem: "a log holds either a federation's entries or releases', never both"
+                    .to_owned(),
+            });
+        }
+        check_signed_head(&self.chain, &head_path(&self.path), trust, true, role)
             .map(|_| ())
             .map_err(|problem| AuditError::Invalid {
                 path: self.path.clone(),
@@ -504,10 +535,17 @@ pub fn verify_log(path: &Path, trust: &Trust) -> Result<VerifiedLog, AuditError>
     let text = std::fs::read_to_string(path)
         .map_err(|source| AuditError::Io(IoError::new("read", path, source)))?;
     let chain = Chain::parse(&text).map_err(invalid)?;
-    let head_keyid = check_signed_head(&chain, &head_path(path), trust, false)
+    // A log is a release log (publisher keys) or a federation's (aggregator keys), all of
+    // it: its entries say which, and only a key of that role may sign its head.
+    let role = if !chain.is_empty() && chain.entries.iter().all(|e| e.action.is_federated()) {
+        KeyRole::Aggregator
+    } else {
+        KeyRole::Publisher
+    };
+    let head_keyid = check_signed_head(&chain, &head_path(path), trust, false, role)
         .map_err(invalid)?
         .unwrap_or_default();
-    let publishers = log_keys(trust);
+    let signers = trust.keys_with_role(role);
     let mut previous: Option<(u64, OffsetDateTime)> = None;
     for e in &chain.entries {
         // Entries are appended in time order: an entry dated before the one it follows was
@@ -523,32 +561,27 @@ pub fn verify_log(path: &Path, trust: &Trust) -> Result<VerifiedLog, AuditError>
             }
             previous = Some((e.seq, t));
         }
-        if !publishers.iter().any(|(id, _)| *id == e.actor) {
+        if e.action.is_federated() != (role == KeyRole::Aggregator) {
             return Err(invalid(format!(
-                "entry {} names actor {}, not a publisher key of the trust policy (expected {})",
+                "entry {} ({}) is in a release log: a log holds either a federation's entries or releases', never both",
+                e.seq, e.action
+            )));
+        }
+        if !signers.iter().any(|(id, _)| *id == e.actor) {
+            return Err(invalid(format!(
+                "entry {} names actor {}, not a {} key of the trust policy (expected {})",
                 e.seq,
                 e.actor,
-                expected_publishers(trust)
+                airlock_trust::role_name(role),
+                if role == KeyRole::Publisher {
+                    expected_publishers(trust)
+                } else {
+                    "an aggregator key".to_owned()
+                }
             )));
         }
-        usable_publisher(trust, &e.actor, &e.time)
+        usable_signer(trust, &e.actor, &e.time, role)
             .map_err(|why| invalid(format!("entry {}: {why}", e.seq)))?;
-        let federated = matches!(
-            e.action,
-            AuditAction::FederatedUpdate | AuditAction::FederatedRound
-        );
-        let publisher = trust
-            .keys
-            .iter()
-            .any(|k| k.key_id == e.actor && k.role == KeyRole::Publisher);
-        if federated == publisher {
-            return Err(invalid(format!(
-                "entry {} ({}) is signed by a {} key: publisher keys record releases, aggregator keys a federation's rounds",
-                e.seq,
-                e.action,
-                if publisher { "publisher" } else { "aggregator" }
-            )));
-        }
     }
     let head_key_name = trust.name_of(&head_keyid).unwrap_or_default().to_owned();
     Ok(VerifiedLog {
@@ -558,37 +591,20 @@ pub fn verify_log(path: &Path, trust: &Trust) -> Result<VerifiedLog, AuditError>
     })
 }
 
-/// The publisher key `keyid` counts for something it signed at `time` (RFC 3339): listed as
-/// publisher, not revoked, `time` inside its window. A log is judged at the times it was
-/// written, so a key that expired since still vouches for what it signed before.
+/// The key `keyid` of `role` counts for something it signed at `time` (RFC 3339): listed
+/// with that role, not revoked, `time` inside its window. A log is judged at the times it
+/// was written, so a key that expired since still vouches for what it signed before.
 ///
 /// The signer chooses the time it writes, so a time later than now (beyond a little clock
 /// skew) is refused: otherwise a key whose window has not begun could sign with a date
 /// inside it. An expired key backdating is caught by [`verify_chain`]'s order check.
-fn usable_publisher(trust: &Trust, keyid: &str, time: &str) -> Result<(), String> {
+fn usable_signer(trust: &Trust, keyid: &str, time: &str, role: KeyRole) -> Result<(), String> {
     let t = OffsetDateTime::parse(time, &Rfc3339)
         .map_err(|_| format!("time {time:?} is not an RFC 3339 time"))?;
     if t > OffsetDateTime::now_utc() + time::Duration::minutes(5) {
         return Err(format!("dated in the future ({time})"));
     }
-    let role = if trust
-        .keys
-        .iter()
-        .any(|k| k.key_id == keyid && k.role == KeyRole::Aggregator)
-    {
-        KeyRole::Aggregator
-    } else {
-        KeyRole::Publisher
-    };
     trust.usable_key(keyid, role, t, t).map(|_| ())
-}
-
-/// The keys that may sign a log: publisher keys (releases) and aggregator keys (a
-/// federation's rounds, in its own log).
-fn log_keys(trust: &Trust) -> Vec<(String, airlock_trust::VerifyingKey)> {
-    let mut keys = trust.keys_with_role(KeyRole::Publisher);
-    keys.extend(trust.keys_with_role(KeyRole::Aggregator));
-    keys
 }
 
 /// Where the model name and version shown for an entry come from.

@@ -269,3 +269,77 @@ fn an_older_head_passes_alone_but_is_not_a_point_of_the_longer_log() {
     let why = chain.missing_point(4, h6, "witness").expect("other entry");
     assert!(why.contains("entry 4 of the log differs"), "{why}");
 }
+
+/// A trust policy with a publisher, an officer and an aggregator key, and both signers.
+fn mixed() -> (tempfile::TempDir, Trust, Signer, Signer) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = generate(&dir.path().join("publisher")).expect("keygen");
+    let a = generate(&dir.path().join("aggregator")).expect("keygen");
+    generate(&dir.path().join("officer")).expect("keygen");
+    std::fs::write(
+        dir.path().join("trust.toml"),
+        "approvals_required = 1\n[[keys]]\nname = \"pub\"\nrole = \"publisher\"\npublic_key = \"publisher.pub\"\n\
+         [[keys]]\nname = \"o\"\nrole = \"officer\"\npublic_key = \"officer.pub\"\n\
+         [[keys]]\nname = \"agg\"\nrole = \"aggregator\"\npublic_key = \"aggregator.pub\"\n",
+    )
+    .expect("write");
+    let trust = Trust::load(&dir.path().join("trust.toml")).expect("trust");
+    let ps = Signer::load(&p.private_key).expect("key");
+    let asg = Signer::load(&a.private_key).expect("key");
+    (dir, trust, ps, asg)
+}
+
+fn federated(i: usize) -> NewEntry {
+    NewEntry {
+        action: AuditAction::FederatedUpdate,
+        outcome: format!("ok: round {i} update"),
+        ..entry(i)
+    }
+}
+
+/// An aggregator key keeps a federation's log and nothing else: its entries verify; a
+/// release entry it writes (say, a forged `publish` naming the publisher as actor) fails,
+/// and a publisher key cannot write into its log, nor it into a release log.
+#[test]
+fn aggregator_and_publisher_keys_keep_separate_logs() {
+    let (dir, trust, publisher, aggregator) = mixed();
+    let fed = dir.path().join("federation.log");
+    append(&fed, federated(0), &aggregator).expect("append");
+    append(&fed, federated(1), &aggregator).expect("append");
+    verify(&fed, &trust).expect("a federation's log verifies");
+
+    // A release entry signed by the aggregator key.
+    let forged = dir.path().join("forged.log");
+    append(&forged, federated(0), &aggregator).expect("append");
+    append(&forged, entry(0), &aggregator).expect("append");
+    let err = verify(&forged, &trust).expect_err("must fail").to_string();
+    // A log with a release entry is a release log: only a publisher key may sign its head.
+    assert!(
+        err.contains("expected a signature by the publisher key"),
+        "{err}"
+    );
+
+    // The publisher's side: a log whose head an aggregator signed is not continued.
+    let log = AuditLog::open(&fed).expect("open");
+    let err = log.check_head(&trust).expect_err("must fail").to_string();
+    assert!(err.contains("never both"), "{err}");
+    drop(log);
+    // A release log is not continued by an aggregator.
+    let rel = dir.path().join("release.log");
+    append(&rel, entry(0), &publisher).expect("append");
+    verify(&rel, &trust).expect("a release log verifies");
+    let log = AuditLog::open(&rel).expect("open");
+    let err = log
+        .check_head_as(&trust, airlock_schemas::KeyRole::Aggregator)
+        .expect_err("must fail")
+        .to_string();
+    assert!(err.contains("never both"), "{err}");
+    drop(log);
+    // A federated entry signed by the publisher in a federation's log fails.
+    let mixed_log = dir.path().join("mixed.log");
+    append(&mixed_log, federated(0), &publisher).expect("append");
+    let err = verify(&mixed_log, &trust)
+        .expect_err("must fail")
+        .to_string();
+    assert!(err.contains("head") || err.contains("aggregator"), "{err}");
+}

@@ -254,6 +254,8 @@ pub struct UpdatePredicate {
     /// What the update was computed from: the SHA-256 of the previous round's statement
     /// envelope (round 0: of the federation file).
     pub based_on: String,
+    /// SHA-256 of the pipeline file the site trained and checked with.
+    pub pipeline_sha256: String,
     /// Training rows the site used.
     pub samples: u64,
     /// Local epochs trained (0 for statistics).

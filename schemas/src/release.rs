@@ -684,6 +684,11 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
+    /// Whether a federation's aggregator records it (its log holds nothing else).
+    pub fn is_federated(self) -> bool {
+        matches!(self, Self::FederatedUpdate | Self::FederatedRound)
+    }
+
     /// The name used in the log.
     pub fn as_str(self) -> &'static str {
         match self {

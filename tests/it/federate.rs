@@ -377,7 +377,8 @@ fn federation_steps_refuse_edited_rounds_and_missing_quorum() {
     );
     assert!(!sb.join("u1").exists());
 
-    // One update where the quorum needs two: no round is signed.
+    // One update where the quorum needs two (a copy of it in a second folder, and one
+    // with an extra file, do not count): no round is signed, the refusals are logged.
     std::fs::create_dir_all(sb.join("updates1")).expect("mkdir");
     let good = site_round(
         0,
@@ -390,11 +391,46 @@ fn federation_steps_refuse_edited_rounds_and_missing_quorum() {
         "{}",
         String::from_utf8_lossy(&good.stderr)
     );
+    for copy in ["dup", "extra"] {
+        let to = sb.join(&format!("updates1/{copy}"));
+        std::fs::create_dir_all(&to).expect("mkdir");
+        for name in ["update.safetensors", "update.dsse.json"] {
+            std::fs::copy(sb.join("updates1/site-0").join(name), to.join(name)).expect("copy");
+        }
+    }
+    std::fs::write(sb.join("updates1/extra/notes.txt"), "hello").expect("write");
     let short = aggregate("1", "updates1");
     let err = String::from_utf8_lossy(&short.stderr);
     assert_eq!(short.status.code(), Some(4), "{err}");
     assert!(err.contains("1 of the 2 updates the quorum needs"), "{err}");
     assert!(!layout.state.join("rounds/000001").exists());
+    let shown = sb.ok(&["audit", "show", &log]);
+    assert!(
+        shown.contains("a second update from site online-bank"),
+        "{shown}"
+    );
+    assert!(shown.contains("the reply holds \"notes.txt\""), "{shown}");
+
+    // With the second site's update the round is signed, the copies still left out.
+    let other = site_round(
+        1,
+        1,
+        Some(&layout.state.join("rounds/000000")),
+        "updates1/site-1",
+    );
+    assert!(
+        other.status.success(),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    let r1 = aggregate("1", "updates1");
+    assert!(
+        r1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&r1.stderr)
+    );
+    assert_eq!(accepted(&round(&layout, 1)), ["online-bank", "retail-bank"]);
+    assert!(refusals(&round(&layout, 1)).contains("a second update"));
 
     // Finalizing before the last round is refused.
     let early = sb.airlock(&[
@@ -415,6 +451,27 @@ fn federation_steps_refuse_edited_rounds_and_missing_quorum() {
         "{}",
         String::from_utf8_lossy(&early.stderr)
     );
+
+    // A signed round deleted from the state (to sign round 1 again, differently): the
+    // audit log remembers it.
+    let gone = sb.join("round1-gone");
+    std::fs::rename(layout.state.join("rounds/000001"), &gone).expect("move");
+    let again = aggregate("1", "updates1");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(3), "{err}");
+    assert!(err.contains("a round was deleted or replaced"), "{err}");
+    std::fs::rename(&gone, layout.state.join("rounds/000001")).expect("move back");
+    sb.ok(&[
+        "audit",
+        "verify",
+        &log,
+        "--trust",
+        &layout
+            .federation
+            .with_file_name("trust.toml")
+            .display()
+            .to_string(),
+    ]);
 
     // A round rewritten in the state breaks the chain for every later step.
     edit(

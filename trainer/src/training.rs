@@ -215,10 +215,7 @@ pub(crate) fn train_replica<B: TrainBackend>(
     let mut epochs = Vec::with_capacity(input.epochs);
     let mut train_seconds = 0.0;
     let mut steps = 0usize;
-    let anchor = match (&input.initial, input.proximal_mu) {
-        (Some(p), Some(mu)) => Some((to_net::<B::InnerBackend>(d, p, false, device), mu)),
-        _ => None,
-    };
+    let anchor = proximal_anchor::<B>(input, device);
 
     for epoch in 1..=input.epochs {
         if lead {
@@ -247,12 +244,7 @@ pub(crate) fn train_replica<B: TrainBackend>(
             loss_sum = loss_sum + loss.clone().inner().mul_scalar(bs as f64);
             correct_sum = correct_sum + correct;
             seen += bs;
-            if let Some((g, mu)) = &anchor {
-                // Each replica adds its share, so the replicas' sum is the whole term.
-                let share = if peer.is_some() { weight } else { 1.0 };
-                loss = loss + proximal(&model, g, mu * share);
-            }
-
+            let loss = with_proximal(loss, &model, anchor.as_ref(), peer.map_or(1.0, |_| weight));
             let grads = gradients(loss, &model, peer)?;
             model = optim.step(input.learning_rate, model, grads);
             steps += 1;
@@ -312,6 +304,32 @@ pub(crate) fn train_replica<B: TrainBackend>(
         epochs,
         train_seconds,
     }))
+}
+
+/// `loss` plus FedProx's term (its `share`: each replica adds its share, so the replicas'
+/// sum is the whole term), or `loss` alone without an anchor.
+fn with_proximal<B: TrainBackend>(
+    loss: Tensor<B, 1>,
+    model: &Net<B>,
+    anchor: Option<&(Net<B::InnerBackend>, f64)>,
+    share: f64,
+) -> Tensor<B, 1> {
+    match anchor {
+        Some((g, mu)) => loss + proximal(model, g, mu * share),
+        None => loss,
+    }
+}
+
+/// FedProx's anchor: the global weights (off the autodiff graph) and μ, when the input has
+/// both.
+fn proximal_anchor<B: TrainBackend>(
+    input: &FitInput,
+    device: &B::Device,
+) -> Option<(Net<B::InnerBackend>, f64)> {
+    match (&input.initial, input.proximal_mu) {
+        (Some(p), Some(mu)) => Some((to_net(&input.description, p, false, device), mu)),
+        _ => None,
+    }
 }
 
 /// FedProx's proximal term, μ/2 ‖w − w_global‖², over every trained parameter of `model`

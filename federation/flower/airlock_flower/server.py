@@ -33,27 +33,38 @@ def wait_for_sites(grid, sites, timeout):
 
 def save_replies(replies, nodes, into):
     """Write each reply's allowed files into its own folder; return the senders that sent
-    nothing usable, with Flower's or the site's reason, and the sites' outcomes."""
+    nothing usable, with Flower's or the site's reason, and the sites' outcomes. A reply
+    that is malformed is left for airlock to refuse; it never stops the round."""
     missing, outcomes, answered = [], [], set()
     for m in replies:
-        src = m.metadata.src_node_id
-        answered.add(src)
-        if m.has_error():
-            missing.append(f"node {src}: {m.error.reason}")
-            continue
-        folder = Path(into, f"node-{src}")
-        folder.mkdir()
-        for key, value in m.content[RECORD].items():
-            if key in UPDATE_FILES and isinstance(value, bytes):
-                (folder / key).write_bytes(value)
-            elif key == "outcome" and isinstance(value, str):
-                try:
-                    outcomes.append(json.loads(value))
-                except ValueError:
-                    pass
-            else:
-                # Anything else makes the reply refused by airlock (never written by name).
-                (folder / "unexpected-field").write_bytes(b"")
+        try:
+            src = int(m.metadata.src_node_id)
+            if src in answered:
+                continue  # one reply per node; airlock also keeps one update per site
+            answered.add(src)
+            if m.has_error():
+                missing.append(f"node {src}: {str(m.error.reason)[:300]}")
+                continue
+            folder = Path(into, f"node-{src}")
+            folder.mkdir()
+            record = m.content[RECORD] if RECORD in m.content else {}
+            if not record:
+                (folder / "no-airlock-record").write_bytes(b"")
+            for key, value in record.items():
+                if key in UPDATE_FILES and isinstance(value, bytes):
+                    (folder / key).write_bytes(value)
+                elif key == "outcome" and isinstance(value, str) and len(value) < 10_000:
+                    try:
+                        outcome = json.loads(value)
+                        if isinstance(outcome, dict):
+                            outcomes.append(outcome)
+                    except (ValueError, RecursionError):
+                        pass
+                else:
+                    # Anything else makes the reply refused by airlock (never written by name).
+                    (folder / "unexpected-field").write_bytes(b"")
+        except Exception as e:  # noqa: BLE001 - a reply must not stop the round
+            missing.append(f"a malformed reply ({type(e).__name__})")
     missing += [f"node {n}" for n in nodes if n not in answered]
     return missing, outcomes
 
