@@ -170,37 +170,17 @@ const DOMAINS: [&str; 6] = [
 /// `seed`. Written to a temporary file beside `out` and renamed into place, so `out` is
 /// either absent or complete.
 pub fn write_demo_csv(out: &Path, rows: usize, seed: u64) -> Result<DemoSummary, IoError> {
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(|source| IoError::new("create directory", dir, source))?;
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|source| IoError::new("create a temporary file in", dir, source))?;
-    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(tmp));
-    w.write_record(DEMO_COLUMNS)
-        .map_err(|e| IoError::new("write", out, e.into()))?;
-
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut frauds = 0usize;
-    for i in 0..rows {
-        let t = Transaction::sample(&mut rng, i);
-        frauds += usize::from(t.fraud);
-        w.write_record(t.fields())
-            .map_err(|e| IoError::new("write", out, e.into()))?;
-    }
-    let buf = w
-        .into_inner()
-        .map_err(|e| IoError::new("write", out, e.into_error()))?;
-    let tmp = buf
-        .into_inner()
-        .map_err(|e| IoError::new("write", out, e.into_error()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|source| IoError::new("sync", out, source))?;
-    tmp.persist(out)
-        .map_err(|e| IoError::new("rename into", out, e.error))?;
-    Ok(DemoSummary { rows, frauds })
+    write_transactions(out, (0..rows).map(|i| Transaction::sample(&mut rng, i)))
+}
+
+/// What [`write_demo_csv`] wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoSummary {
+    /// Data rows written.
+    pub rows: usize,
+    /// Rows labelled fraud.
+    pub frauds: usize,
 }
 
 /// The demo federation's sites, each a bank whose customers transact differently: online
@@ -234,10 +214,15 @@ pub fn write_demo_site_csv(
             kept.push(t);
         }
     }
-    write_transactions(out, &kept)
+    write_transactions(out, kept)
 }
 
-fn write_transactions(out: &Path, rows: &[Transaction]) -> Result<DemoSummary, IoError> {
+/// Write `rows` as CSV with a header to a temporary file beside `out`, renamed into place,
+/// so `out` is either absent or complete.
+fn write_transactions(
+    out: &Path,
+    rows: impl IntoIterator<Item = Transaction>,
+) -> Result<DemoSummary, IoError> {
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -248,7 +233,10 @@ fn write_transactions(out: &Path, rows: &[Transaction]) -> Result<DemoSummary, I
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(tmp));
     w.write_record(DEMO_COLUMNS)
         .map_err(|e| IoError::new("write", out, e.into()))?;
+    let (mut count, mut frauds) = (0usize, 0usize);
     for t in rows {
+        count += 1;
+        frauds += usize::from(t.fraud);
         w.write_record(t.fields())
             .map_err(|e| IoError::new("write", out, e.into()))?;
     }
@@ -264,18 +252,9 @@ fn write_transactions(out: &Path, rows: &[Transaction]) -> Result<DemoSummary, I
     tmp.persist(out)
         .map_err(|e| IoError::new("rename into", out, e.error))?;
     Ok(DemoSummary {
-        rows: rows.len(),
-        frauds: rows.iter().filter(|t| t.fraud).count(),
+        rows: count,
+        frauds,
     })
-}
-
-/// What [`write_demo_csv`] wrote.
-#[derive(Debug, Clone, Copy)]
-pub struct DemoSummary {
-    /// Data rows written.
-    pub rows: usize,
-    /// Rows labelled fraud.
-    pub frauds: usize,
 }
 
 struct Transaction {
