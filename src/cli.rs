@@ -66,6 +66,10 @@ pub enum Command {
     /// aggregator on loopback, then the global model as a run directory, compared with
     /// each site's local-only model. The subcommands are the steps the Flower apps call.
     Federate(FederateArgs),
+    /// Write the de-identified training rows a cloud burst may take out, under an export
+    /// policy (identifiers dropped or generalized, rows sampled, k-anonymity, L1 and L2 scans
+    /// against the full data), signed by a builder key; or approve, reject or verify one.
+    Export(ExportArgs),
     /// Print a completion script for a shell (bash, zsh, fish, powershell or elvish).
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write a page per command to a directory.
@@ -631,4 +635,74 @@ pub struct FederateTrainPlainArgs {
     /// The federation's standardization (preprocess.json).
     #[arg(long, value_name = "FILE")]
     pub preprocess: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ExportArgs {
+    /// Approve, reject or verify an export; none writes one.
+    #[command(subcommand)]
+    pub step: Option<ExportStep>,
+    /// The on-prem pipeline whose training rows are exported.
+    #[arg(value_name = "PIPELINE.toml", required = true)]
+    pub pipeline: Option<PathBuf>,
+    /// The export policy.
+    #[arg(long, value_name = "export.toml", required = true)]
+    pub policy: Option<PathBuf>,
+    /// The export directory to create (never overwritten).
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: Option<PathBuf>,
+    /// Trust policy: the key must be one of its builder keys.
+    #[arg(long, value_name = "trust.toml", required = true)]
+    pub trust: Option<PathBuf>,
+    /// The builder's private key, which signs the export statement.
+    #[arg(long, value_name = "builder.key", required = true)]
+    pub key: Option<PathBuf>,
+}
+
+/// What is done with an export.
+#[derive(Debug, clap::Subcommand)]
+pub enum ExportStep {
+    /// Approve an export as a compliance officer: signs approvals/<key id>.dsse.json.
+    Approve(ExportDecideArgs),
+    /// Reject an export as a compliance officer: one valid rejection blocks it.
+    Reject(ExportDecideArgs),
+    /// Verify an export (statement, files, officers' decisions) and print what it holds;
+    /// exits non-zero unless it is approved k of n.
+    Verify(ExportVerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportDecideArgs {
+    /// The export directory.
+    #[arg(value_name = "EXPORT_DIR")]
+    pub dir: PathBuf,
+    /// Trust policy (the officer keys).
+    #[arg(long, value_name = "trust.toml")]
+    pub trust: PathBuf,
+    /// The officer's private key.
+    #[arg(long, value_name = "officer.key")]
+    pub key: PathBuf,
+    /// The officer's name.
+    #[arg(long)]
+    pub name: String,
+    /// Why.
+    #[arg(long)]
+    pub reason: String,
+    /// An approval counts until then: 30d, 12h, 90m or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportVerifyArgs {
+    /// The export directory.
+    #[arg(value_name = "EXPORT_DIR")]
+    pub dir: PathBuf,
+    /// Trust policy.
+    #[arg(long, value_name = "trust.toml")]
+    pub trust: PathBuf,
+    /// Print the verification as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

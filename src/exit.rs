@@ -155,6 +155,9 @@ fn library_kind(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
     if let Some(e) = cause.downcast_ref::<airlock_federation::FederationError>() {
         return Some(e.kind());
     }
+    if let Some(e) = cause.downcast_ref::<airlock_burst::BurstError>() {
+        return Some(e.kind());
+    }
     None
 }
 

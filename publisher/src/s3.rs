@@ -107,6 +107,25 @@ impl S3Registry {
         &self.bucket
     }
 
+    /// Delete every object under `prefix` (a registry key); returns their registry keys.
+    pub fn delete_under(&self, prefix: &str) -> Result<Vec<String>, RegistryError> {
+        let keys = self.list(prefix)?;
+        for key in &keys {
+            let full = self.key(key)?;
+            self.block(async {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .set_expected_bucket_owner(self.owner())
+                    .send()
+                    .await
+                    .map_err(|e| s3_err("delete", &full, describe(&e)))
+            })?;
+        }
+        Ok(keys)
+    }
+
     fn owner(&self) -> Option<String> {
         self.owner.lock().ok().and_then(|o| o.clone())
     }

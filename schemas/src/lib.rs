@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod burst;
 mod error_kind;
 pub mod evaluation;
 mod federation;
@@ -12,6 +13,11 @@ pub mod strict_json;
 mod training_record;
 mod uri;
 
+pub use burst::{
+    BurstSpec, DateTruncation, ExportColumn, ExportPolicy, ExportPolicyFile, ExportPredicate,
+    ExportRows, ExportScan, MAX_BANDS, MAX_BURST_JOBS, MAX_INSTANCES, MAX_QUASI_IDENTIFIERS,
+    QuasiIdentifier, SWEEP_PARAMETERS, SweepMethod, SweepSpec,
+};
 pub use error_kind::ErrorKind;
 pub use evaluation::{
     BandedSubgroup, BootstrapInfo, Calibration, CalibrationBin, CardConfiguration, CardDataFile,
@@ -66,6 +72,11 @@ pub fn json_schemas() -> Vec<(&'static str, schemars::Schema)> {
         (
             "federated-round-statement",
             schemars::schema_for!(Statement<RoundPredicate>),
+        ),
+        ("export-policy", schemars::schema_for!(ExportPolicyFile)),
+        (
+            "export-statement",
+            schemars::schema_for!(Statement<ExportPredicate>),
         ),
         ("model-card", schemars::schema_for!(ModelCard)),
         ("leak-report", schemars::schema_for!(LeakReport)),

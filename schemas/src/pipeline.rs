@@ -54,6 +54,10 @@ pub struct PipelineSpec {
     /// stage). Needs `[publish.sagemaker]` and an `s3://` registry.
     #[serde(default)]
     pub deploy: Option<DeploySpec>,
+    /// Cloud burst (`airlock burst`): SageMaker training jobs on an approved export of
+    /// de-identified training rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<crate::BurstSpec>,
 }
 
 /// The publish stage's destinations and the publisher's key.
@@ -475,6 +479,9 @@ impl PipelineSpec {
         self.validate_evaluation()?;
         if let Some(p) = &self.privacy {
             p.validate(&self.model, &self.training)?;
+        }
+        if let Some(b) = &self.burst {
+            b.validate()?;
         }
         self.validate_publishing()
     }

@@ -681,6 +681,16 @@ pub enum AuditAction {
     FederatedUpdate,
     /// A round's global model, signed by the aggregator, is what the sites receive next.
     FederatedRound,
+    /// A burst's approved data export is about to leave (written before the first byte),
+    /// reached its destination, or was refused (see `outcome`).
+    Export,
+    /// A burst's cloud training job was created, finished or failed (see `outcome`).
+    TrainingJob,
+    /// A burst's trained artifact came back and was verified, or was refused.
+    SyncBack,
+    /// A burst's cloud resources were released: jobs stopped, exported data and outputs
+    /// deleted.
+    Release,
 }
 
 impl AuditAction {
@@ -699,6 +709,10 @@ impl AuditAction {
             Self::Stage => "stage",
             Self::FederatedUpdate => "federated-update",
             Self::FederatedRound => "federated-round",
+            Self::Export => "export",
+            Self::TrainingJob => "training-job",
+            Self::SyncBack => "sync-back",
+            Self::Release => "release",
         }
     }
 }
@@ -730,6 +744,11 @@ pub struct ResidencyPolicy {
     /// SageMaker model registry and endpoints.
     #[serde(default)]
     pub sagemaker: Option<DestinationRule>,
+    /// Data exports for cloud bursts (de-identified training rows) and the training jobs
+    /// that read them: a separate list, usually stricter than `registry`'s. Absent: no
+    /// export may leave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<DestinationRule>,
 }
 
 /// Allowed places for one kind of destination.

@@ -44,6 +44,17 @@ impl UriBase {
         format!("{}/attestation/approval/v1", self.0)
     }
 
+    /// `predicateType` of a burst's signed data export.
+    pub fn export_predicate(&self) -> String {
+        format!("{}/attestation/export/v1", self.0)
+    }
+
+    /// `predicateType` of an officer's decision on a data export (a different statement
+    /// type from a release's decision: one can never count as the other).
+    pub fn export_approval_predicate(&self) -> String {
+        format!("{}/attestation/export-approval/v1", self.0)
+    }
+
     /// SLSA `buildType` of train-and-package.
     pub fn build_type(&self) -> String {
         format!("{}/build/train-and-package/v1", self.0)

@@ -7,6 +7,7 @@ mod audit;
 mod completions;
 mod decide;
 mod demo_data;
+mod export;
 mod federate;
 mod keygen;
 mod man;
@@ -46,6 +47,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
             audit::show(&log, trust.as_deref(), json)
         }
         Command::Federate(a) => federate::run(a),
+        Command::Export(a) => export::run(a),
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&a),
     }

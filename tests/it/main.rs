@@ -2,6 +2,7 @@
 
 mod approve;
 mod audit;
+mod burst;
 mod cli;
 mod families;
 mod federate;
