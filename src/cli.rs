@@ -70,6 +70,11 @@ pub enum Command {
     /// policy (identifiers dropped or generalized, rows sampled, k-anonymity, L1 and L2 scans
     /// against the full data), signed by a builder key; or approve, reject or verify one.
     Export(ExportArgs),
+    /// Cloud burst: the approved export to S3 (residency-checked, audited), SageMaker
+    /// training jobs on it (a sweep's, in parallel; --local runs them here as SageMaker's
+    /// local mode does), each artifact back and verified, the best written as an on-prem
+    /// run for `airlock package`, and every cloud resource released.
+    Burst(Box<BurstArgs>),
     /// Print a completion script for a shell (bash, zsh, fish, powershell or elvish).
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write a page per command to a directory.
@@ -705,4 +710,59 @@ pub struct ExportVerifyArgs {
     /// Print the verification as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BurstArgs {
+    /// The training container's entrypoint (what the training image runs).
+    #[command(subcommand)]
+    pub step: Option<BurstStep>,
+    /// The on-prem pipeline, with a [burst] section.
+    #[arg(value_name = "PIPELINE.toml", required_unless_present = "cleanup")]
+    pub pipeline: Option<PathBuf>,
+    /// The approved export (airlock export, then airlock export approve).
+    #[arg(long, value_name = "EXPORT_DIR", required_unless_present = "cleanup")]
+    pub export: Option<PathBuf>,
+    /// The run directory to write from the best job [default: runs/<burst id>].
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: Option<PathBuf>,
+    /// Run the jobs on this machine, as SageMaker's local mode does (S3 is still used).
+    #[arg(long)]
+    pub local: bool,
+    /// Release what interrupted bursts left (jobs, S3 objects) instead of bursting.
+    #[arg(long, conflicts_with_all = ["pipeline", "export", "out", "local"])]
+    pub cleanup: bool,
+    /// Trust policy [default: the pipeline's signing.trust].
+    #[arg(long, value_name = "trust.toml")]
+    pub trust: Option<PathBuf>,
+    /// Residency policy; its [export] list decides where exports may go [default: the
+    /// pipeline's publish.residency].
+    #[arg(long, value_name = "residency.toml")]
+    pub residency: Option<PathBuf>,
+    /// The publisher's private key, which signs the audit log [default: publish.key].
+    #[arg(long, value_name = "publisher.key")]
+    pub key: Option<PathBuf>,
+    /// The residency audit log [default: publish.audit_log].
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Where bursts keep their state and local-mode hosts.
+    #[arg(long, value_name = "DIR", default_value = ".airlock/bursts")]
+    pub work: PathBuf,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// The container side of a burst.
+#[derive(Debug, clap::Subcommand)]
+pub enum BurstStep {
+    /// The training image's entrypoint (SageMaker runs it with `train`): reads
+    /// /opt/ml/input (or $AIRLOCK_SM_ROOT), trains the export's pipeline with the
+    /// hyperparameters given, on every host listed, and writes the run to /opt/ml/model
+    /// (failures to /opt/ml/output/failure). Prints the run's digest as JSON.
+    Container {
+        /// SageMaker's argument: `train`.
+        #[arg(value_parser = ["train"])]
+        mode: String,
+    },
 }

@@ -38,6 +38,14 @@ pub enum BurstError {
         /// Why.
         why: String,
     },
+    /// The residency policy does not allow the destination: nothing was sent.
+    #[error("residency refused {destination}: {why}")]
+    ResidencyRefused {
+        /// The destination.
+        destination: String,
+        /// Why.
+        why: String,
+    },
     /// An officer's decision could not be recorded.
     #[error("{0}")]
     Decision(String),
@@ -58,6 +66,7 @@ impl BurstError {
             Self::Invalid { .. } | Self::Decision(_) => ErrorKind::BadInput,
             Self::Refused(_) => ErrorKind::LeakRefused,
             Self::Unverified { .. } => ErrorKind::VerificationFailed,
+            Self::ResidencyRefused { .. } => ErrorKind::ResidencyRefused,
         }
     }
 }

@@ -1,12 +1,21 @@
 #![doc = include_str!("../README.md")]
 
 mod approve;
+pub mod container;
+pub mod driver;
 mod error;
 pub mod export;
+pub mod local;
+mod onprem;
+pub mod plan;
+pub mod sagemaker;
+pub mod sync;
 
 pub use approve::{ExportDecision, VerifiedExport, decide, verify_export};
+pub use driver::{BurstOptions, BurstState, BurstSummary, JobOutcome, burst};
 pub use error::BurstError;
 pub use export::{ExportOptions, ExportSummary, export, load_policy};
+pub use onprem::write_run;
 
 /// The export's data, in the export directory.
 pub const DATA_FILE: &str = "data.parquet";

@@ -66,10 +66,12 @@ pub(crate) fn setup(run: &Run) -> Result<TrainingSetup, String> {
     let source = airlock_model::check_recorded_files(&run.record.dataset.files)?;
     // A federation's sites all trained with its pooled standardization, which no one
     // site's split gives: the data is set up with the run's, and the run is never replayed.
-    let federated = run.record.federation.is_some();
+    // A burst's job trained on the export with the standardization of its sample: the
+    // same holds.
+    let federated = run.record.federation.is_some() || run.record.burst.is_some();
     if federated && run.spec.leak.reproduce {
         return Err(
-            "a federated run cannot be replayed by one site; its pipeline must set [leak] reproduce = false"
+            "a federated or burst run cannot be replayed on-prem; its pipeline must set [leak] reproduce = false"
                 .to_owned(),
         );
     }
@@ -163,6 +165,17 @@ pub(crate) fn l4_reproduce(
         // weights, not replayed). The officers see the claim; nothing here vouches for it.
         l4.param("federation", json!(f.name));
         l4.param("federation_final_round_sha256", json!(f.final_round_sha256));
+        l4.param("preprocessing_recomputed", json!(false));
+    }
+    if let Some(b) = &run.record.burst {
+        // Trained in the cloud on the approved export, by the job named; its artifact was
+        // verified at sync-back against the digest the job recorded. Not replayed here.
+        l4.param("burst", json!(b.burst));
+        l4.param("burst_job_arn", json!(b.job.arn));
+        l4.param(
+            "burst_export_statement_sha256",
+            json!(b.export_statement_sha256),
+        );
         l4.param("preprocessing_recomputed", json!(false));
     }
     let setup = match setup(run) {

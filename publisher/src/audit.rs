@@ -399,6 +399,12 @@ impl AuditLog {
         }
     }
 
+    /// Name the model the next entries are about from another verified statement (a
+    /// burst's export, whose builder signature held).
+    pub fn name_model(&mut self, name: &str, version: &str) {
+        self.release = Some((name.to_owned(), version.to_owned()));
+    }
+
     /// Append one entry and re-sign the head; the entry is synced before the head.
     pub fn append(&mut self, entry: NewEntry, signer: &Signer) -> Result<AuditEntry, AuditError> {
         let path = self.path.clone();

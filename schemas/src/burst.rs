@@ -419,3 +419,114 @@ impl BurstSpec {
         Ok(())
     }
 }
+
+/// What a burst run's training record says of the burst (`airlock burst`): the export it
+/// trained on, the job kept and every job of the sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BurstRecord {
+    /// The burst's id.
+    pub burst: String,
+    /// SHA-256 of the approved export's statement (what the officers approved).
+    pub export_statement_sha256: String,
+    /// SHA-256 of the export's data file.
+    pub export_data_sha256: String,
+    /// The job kept.
+    pub job: BurstJob,
+    /// How the job was chosen: `single`, or a sweep's method, run by airlock, kept by the
+    /// lowest final validation loss.
+    pub selection: String,
+    /// Every job of the burst, the kept one included.
+    pub jobs: Vec<BurstJob>,
+}
+
+/// One training job of a burst.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BurstJob {
+    /// The training job's name.
+    pub name: String,
+    /// Its ARN (`arn:aws:sagemaker:local:...` in local mode).
+    pub arn: String,
+    /// The hyperparameters sent.
+    pub hyperparameters: std::collections::BTreeMap<String, String>,
+    /// Hosts.
+    pub hosts: u32,
+    /// `completed`, `failed`, `refused` (its artifact did not verify) or `stopped`.
+    pub outcome: String,
+    /// The digest the job recorded of its artifact (completed jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_sha256: Option<String>,
+    /// Its final validation loss, when its artifact verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_loss: Option<f64>,
+}
+
+impl BurstRecord {
+    /// Grammars of everything the packager may copy.
+    pub fn validate(&self) -> Result<(), String> {
+        use crate::grammar as g;
+        let name = |s: &str, f: &str| -> Result<(), String> {
+            let ok = !s.is_empty()
+                && s.len() <= 63
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("burst.{f}: 1 to 63 letters, digits and '-'"))
+            }
+        };
+        name(&self.burst, "burst")?;
+        g::sha256_hex(&self.export_statement_sha256)
+            .map_err(|e| format!("burst.export_statement_sha256: {e}"))?;
+        g::sha256_hex(&self.export_data_sha256)
+            .map_err(|e| format!("burst.export_data_sha256: {e}"))?;
+        if !matches!(self.selection.as_str(), "single" | "grid" | "random") {
+            return Err("burst.selection: single, grid or random".to_owned());
+        }
+        if self.jobs.is_empty()
+            || self.jobs.len() > MAX_BURST_JOBS
+            || !self.jobs.contains(&self.job)
+        {
+            return Err(format!(
+                "burst.jobs: 1 to {MAX_BURST_JOBS}, the kept job among them"
+            ));
+        }
+        for j in &self.jobs {
+            name(&j.name, "jobs.name")?;
+            let arn_ok = j.arn.starts_with("arn:aws:sagemaker:")
+                && j.arn.len() <= 256
+                && j.arn
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b":/-_".contains(&b));
+            if !arn_ok {
+                return Err("burst.jobs.arn: a SageMaker training job ARN".to_owned());
+            }
+            if !matches!(
+                j.outcome.as_str(),
+                "completed" | "failed" | "refused" | "stopped"
+            ) {
+                return Err("burst.jobs.outcome: completed, failed, refused or stopped".to_owned());
+            }
+            if !(1..=MAX_INSTANCES).contains(&j.hosts) {
+                return Err(format!("burst.jobs.hosts: 1 to {MAX_INSTANCES}"));
+            }
+            for (k, v) in &j.hyperparameters {
+                let number = v.len() <= 32 && v.parse::<f64>().is_ok_and(f64::is_finite);
+                if !SWEEP_PARAMETERS.contains(&k.as_str()) || k == "instance_count" || !number {
+                    return Err(
+                        "burst.jobs.hyperparameters: a burst's hyperparameters, as numbers"
+                            .to_owned(),
+                    );
+                }
+            }
+            if let Some(d) = &j.artifact_sha256 {
+                g::sha256_hex(d).map_err(|e| format!("burst.jobs.artifact_sha256: {e}"))?;
+            }
+            if j.validation_loss.is_some_and(|l| !l.is_finite() || l < 0.0) {
+                return Err("burst.jobs.validation_loss: finite, not negative".to_owned());
+            }
+        }
+        Ok(())
+    }
+}

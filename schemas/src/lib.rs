@@ -14,7 +14,7 @@ mod training_record;
 mod uri;
 
 pub use burst::{
-    BurstSpec, DateTruncation, ExportColumn, ExportPolicy, ExportPolicyFile, ExportPredicate,
+    BurstJob, BurstRecord, BurstSpec, DateTruncation, ExportColumn, ExportPolicy, ExportPolicyFile, ExportPredicate,
     ExportRows, ExportScan, MAX_BANDS, MAX_BURST_JOBS, MAX_INSTANCES, MAX_QUASI_IDENTIFIERS,
     QuasiIdentifier, SWEEP_PARAMETERS, SweepMethod, SweepSpec,
 };

@@ -57,6 +57,10 @@ pub struct TrainingRecord {
     /// its rounds, sites and what each contributed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federation: Option<crate::FederationRecord>,
+    /// The cloud burst that trained the model (`airlock burst`): the approved export, the
+    /// job kept and every job of its sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<crate::BurstRecord>,
 }
 
 /// A file and the SHA-256 of its bytes.
@@ -472,6 +476,9 @@ impl TrainingRecord {
         }
         if let Some(f) = &self.federation {
             f.validate()?;
+        }
+        if let Some(b) = &self.burst {
+            b.validate()?;
         }
         Ok(())
     }

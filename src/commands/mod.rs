@@ -4,6 +4,7 @@
 use crate::cli::{AuditCommand, Command};
 
 mod audit;
+mod burst;
 mod completions;
 mod decide;
 mod demo_data;
@@ -48,6 +49,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Federate(a) => federate::run(a),
         Command::Export(a) => export::run(a),
+        Command::Burst(a) => burst::run(*a),
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&a),
     }

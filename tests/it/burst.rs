@@ -294,3 +294,206 @@ fn a_tampered_or_rejected_export_does_not_verify() {
     assert_eq!(code, Some(4), "{doc}");
     assert_eq!(doc["rejections"].as_array().map(Vec::len), Some(1));
 }
+
+/// The `[burst]` section the burst tests append to the pipeline (before the export is
+/// made: an export names its pipeline's digest).
+fn burst_section(sweep: &str) -> String {
+    format!(
+        "\n[burst]\ndestination = \"s3://airlock-burst/fraud\"\nrole = \"arn:aws:iam::123456789012:role/airlock-training\"\nimage = \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/airlock-train:1\"\npoll_seconds = 1\n{sweep}"
+    )
+}
+
+/// An approved export of a pipeline with `[burst]`, a publisher key, a residency policy
+/// allowing `regions` for exports, and moto with the burst's bucket.
+fn burst_setup(sweep: &str, regions: &str) -> (Sandbox, crate::moto::Moto) {
+    let sb = Sandbox::new();
+    let data = sb.demo_data(3000, 11);
+    let p = sb.pipeline("p.toml", &data, &[("epochs = 12", "epochs = 4")]);
+    let text = std::fs::read_to_string(&p).expect("pipeline") + &burst_section(sweep);
+    std::fs::write(&p, text).expect("write pipeline");
+    sb.write("export.toml", POLICY);
+    for k in ["builder", "officer", "publisher"] {
+        sb.ok(&["keygen", "--out", &format!("keys/{k}")]);
+    }
+    sb.write(
+        "trust.toml",
+        "approvals_required = 1\n[[keys]]\nname = \"ci\"\nrole = \"builder\"\npublic_key = \"keys/builder.pub\"\n\
+         [[keys]]\nname = \"officer\"\nrole = \"officer\"\npublic_key = \"keys/officer.pub\"\n\
+         [[keys]]\nname = \"publisher\"\nrole = \"publisher\"\npublic_key = \"keys/publisher.pub\"\n",
+    );
+    sb.write(
+        "residency.toml",
+        &format!("[registry]\nregions = [\"eu-west-1\"]\n\n[export]\nregions = {regions}\n"),
+    );
+    sb.ok(&export_args("export.toml", "export"));
+    sb.ok(&[
+        "export",
+        "approve",
+        "export",
+        "--trust",
+        "trust.toml",
+        "--key",
+        "keys/officer.key",
+        "--name",
+        "Officer",
+        "--reason",
+        "k = 5",
+    ]);
+    let moto = crate::moto::Moto::start();
+    moto.create_bucket("airlock-burst", crate::moto::REGION);
+    (sb, moto)
+}
+
+fn burst_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "burst",
+        "p.toml",
+        "--export",
+        "export",
+        "--trust",
+        "trust.toml",
+        "--residency",
+        "residency.toml",
+        "--key",
+        "keys/publisher.key",
+        "--audit-log",
+        "audit.log",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Bursts whose state is still kept (not yet released).
+fn burst_states(sb: &Sandbox) -> usize {
+    std::fs::read_dir(sb.join(".airlock/bursts")).map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .count()
+    })
+}
+
+fn audit_actions(sb: &Sandbox) -> Vec<(String, String)> {
+    std::fs::read_to_string(sb.join("audit.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).expect("entry");
+            (
+                e["action"].as_str().unwrap_or_default().to_owned(),
+                e["outcome"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_local_burst_sweeps_syncs_back_verified_releases_everything_and_its_run_packages() {
+    let (sb, moto) = burst_setup(
+        "[burst.sweep]\nmethod = \"grid\"\nmax_parallel = 2\n[burst.sweep.parameters]\nlearning_rate = [0.001, 0.01]\n",
+        "[\"eu-west-1\"]",
+    );
+    let out = sb.airlock_env(&burst_args(&["--local", "--out", "burst-run"]), &moto.env());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let jobs = summary["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 2, "{summary}");
+    assert!(
+        jobs.iter().all(|j| j["outcome"] == "completed"),
+        "{summary}"
+    );
+    let best = jobs
+        .iter()
+        .min_by(|a, b| {
+            a["validation_loss"]
+                .as_f64()
+                .partial_cmp(&b["validation_loss"].as_f64())
+                .expect("finite")
+        })
+        .expect("a job");
+    assert_eq!(summary["chosen"], best["name"]);
+    // Everything the burst put in the bucket is gone, and it says so in the audit log.
+    assert!(
+        moto.list("airlock-burst").is_empty(),
+        "{:?}",
+        moto.list("airlock-burst")
+    );
+    let actions = audit_actions(&sb);
+    let count = |a: &str| actions.iter().filter(|(x, _)| x == a).count();
+    assert_eq!(count("export"), 2, "{actions:?}");
+    assert_eq!(count("training-job"), 4, "{actions:?}");
+    assert_eq!(count("sync-back"), 2, "{actions:?}");
+    assert_eq!(count("release"), 1, "{actions:?}");
+    sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+
+    // The run names the burst, and packages as any other: leak checks against the full
+    // on-prem data.
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(sb.join("burst-run/training-record.json")).expect("record"),
+    )
+    .expect("json");
+    assert_eq!(record["burst"]["job"]["name"], summary["chosen"]);
+    assert_eq!(record["burst"]["jobs"].as_array().map(Vec::len), Some(2));
+    assert_eq!(record["dataset"]["files"][0]["rows"], 3000);
+    sb.ok(&[
+        "package",
+        "--run",
+        "burst-run",
+        "--key",
+        "keys/builder.key",
+        "--out",
+        "bundle",
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.join("bundle/leak-report.json")).expect("report"))
+            .expect("json");
+    assert_eq!(report["verdict"], "pass", "{report}");
+}
+
+#[test]
+fn a_burst_to_a_region_the_export_list_does_not_allow_sends_nothing() {
+    let (sb, moto) = burst_setup("", "[\"eu-central-1\"]");
+    let out = sb.airlock_env(&burst_args(&["--local"]), &moto.env());
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(moto.list("airlock-burst").is_empty());
+    let actions = audit_actions(&sb);
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert!(actions[0].1.starts_with("refused"), "{actions:?}");
+}
+
+#[test]
+fn a_burst_whose_jobs_fail_leaves_nothing_behind() {
+    // A batch of 0 rows: the container refuses the hyperparameters, the job fails.
+    let (sb, moto) = burst_setup(
+        "[burst.sweep]\nmethod = \"grid\"\n[burst.sweep.parameters]\nbatch_size = [0]\n",
+        "[\"eu-west-1\"]",
+    );
+    let out = sb.airlock_env(&burst_args(&["--local", "--out", "burst-run"]), &moto.env());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no job's artifact came back verified"),
+        "{stderr}"
+    );
+    assert!(moto.list("airlock-burst").is_empty());
+    assert!(!sb.join("burst-run").exists());
+    assert_eq!(burst_states(&sb), 0, "a released burst leaves no state");
+    let actions = audit_actions(&sb);
+    assert!(
+        actions
+            .iter()
+            .any(|(a, o)| a == "training-job" && o.starts_with("failed")),
+        "{actions:?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|(a, o)| a == "release" && o.starts_with("ok")),
+        "{actions:?}"
+    );
+}

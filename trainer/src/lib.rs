@@ -11,8 +11,8 @@ pub use adam::{AdamSettings, TrainBackend, TrainerAdam, adam_step};
 pub use dp::{AUDIT_GUESS_FRACTIONS, CANARY_SCALE, Canaries, DpSgd, audit};
 pub use error::TrainError;
 pub use run::{
-    FederatedRun, RunSummary, SiteTraining, TrainOptions, TrainingSetup, checkpoint_of, fit_with,
-    privacy_guarantee, site_round, site_statistics, train_pipeline, training_setup,
-    training_setup_with, write_federated_run,
+    BurstRun, FederatedRun, RunSummary, SiteTraining, TrainOptions, TrainingSetup, checkpoint_of,
+    fit_with, privacy_guarantee, site_round, site_statistics, train_pipeline, training_setup,
+    training_setup_with, write_burst_run, write_federated_run,
 };
 pub use training::{FitInput, FitOutput, Progress, fit};

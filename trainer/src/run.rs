@@ -91,11 +91,59 @@ pub fn write_federated_run(
     opts: &TrainOptions,
     fed: FederatedRun,
 ) -> Result<RunSummary, TrainError> {
-    write_run(opts, Some(fed))
+    write_run(opts, Some((fed, None)))
 }
 
-/// `airlock train`, or (with `fed`) the run directory of a federation's global model.
-fn write_run(opts: &TrainOptions, fed: Option<FederatedRun>) -> Result<RunSummary, TrainError> {
+/// A model trained by a cloud burst on an approved export, to be written as an on-prem run
+/// directory by [`write_burst_run`].
+#[derive(Debug, Clone)]
+pub struct BurstRun {
+    /// The on-prem data file (the full data the export was made from): the run's splits,
+    /// holdout metrics and evaluation come from it, and the packager checks against it.
+    pub data: PathBuf,
+    /// The standardization the job trained with (of the export's training split).
+    pub preprocess: Preprocess,
+    /// The job's trained weights.
+    pub params: airlock_model::Params,
+    /// The job's epochs, as its run recorded them.
+    pub epochs: Vec<EpochMetrics>,
+    /// What the record says of the burst.
+    pub record: airlock_schemas::BurstRecord,
+}
+
+/// Write a burst's model as a run directory at `opts.out` (staged and renamed into place),
+/// with a record that names the burst. Like a federation's, it is not replayed on-prem
+/// (it trained on the export, with the job's standardization): the pipeline must set
+/// `[leak] reproduce = false`.
+pub fn write_burst_run(opts: &TrainOptions, burst: BurstRun) -> Result<RunSummary, TrainError> {
+    let record = burst.record;
+    let fed = FederatedRun {
+        data: burst.data,
+        preprocess: burst.preprocess,
+        params: burst.params,
+        epochs: burst.epochs,
+        record: airlock_schemas::FederationRecord {
+            name: String::new(),
+            federation_sha256: String::new(),
+            rounds: 0,
+            strategy: String::new(),
+            final_round_sha256: String::new(),
+            sites: Vec::new(),
+        },
+    };
+    write_run(opts, Some((fed, Some(record))))
+}
+
+/// `airlock train`, or (with `fed`) the run directory of a federation's global model (or,
+/// with a burst record, of a burst's model).
+fn write_run(
+    opts: &TrainOptions,
+    fed: Option<(FederatedRun, Option<airlock_schemas::BurstRecord>)>,
+) -> Result<RunSummary, TrainError> {
+    let (fed, burst) = match fed {
+        Some((f, b)) => (Some(f), b),
+        None => (None, None),
+    };
     let plan = Plan::read(opts)?;
     let spec = &plan.spec;
     let (source, secret) = match &fed {
@@ -131,7 +179,7 @@ fn write_run(opts: &TrainOptions, fed: Option<FederatedRun>) -> Result<RunSummar
             p.noise_multiplier, p.max_grad_norm, p.sampling_rate, p.steps, p.epsilon, p.delta
         ));
     }
-    let (fitted, federation) = fit_or_take(&plan, &input, fed, &mut reporter)?;
+    let (fitted, federation) = fit_or_take(&plan, &input, fed, burst.is_some(), &mut reporter)?;
     if let (Some(c), Some(p)) = (&canaries, &privacy) {
         reporter.line(&audit_line(&description, &fitted, c, p));
     }
@@ -168,7 +216,10 @@ fn write_run(opts: &TrainOptions, fed: Option<FederatedRun>) -> Result<RunSummar
         privacy,
         ..record
     };
-    if let Some(f) = federation {
+    if let Some(b) = burst {
+        record.hyperparameters.epochs = record.epochs.len();
+        record.burst = Some(b);
+    } else if let Some(f) = federation {
         // One entry per round: the global model's epochs are the federation's rounds.
         record.hyperparameters.epochs = record.epochs.len();
         record.federation = Some(f);
@@ -201,17 +252,22 @@ fn fit_or_take(
     plan: &Plan,
     input: &FitInput,
     fed: Option<FederatedRun>,
+    burst: bool,
     reporter: &mut Reporter,
 ) -> Result<(FitOutput, Option<airlock_schemas::FederationRecord>), TrainError> {
     let Some(f) = fed else {
         return Ok((fit_on(plan.backend, &plan.devices, input, reporter)?, None));
     };
-    reporter.line(&format!(
-        "federation {}: the global model of round {} ({} sites)",
-        f.record.name,
-        f.record.rounds,
-        f.record.sites.len()
-    ));
+    if burst {
+        reporter.line("cloud burst: the weights of the job kept, trained on the approved export");
+    } else {
+        reporter.line(&format!(
+            "federation {}: the global model of round {} ({} sites)",
+            f.record.name,
+            f.record.rounds,
+            f.record.sites.len()
+        ));
+    }
     let fitted = FitOutput {
         params: f.params,
         optimizer_step: 0,
@@ -1035,6 +1091,7 @@ fn training_record(
         evaluation: None,
         privacy: None,
         federation: None,
+        burst: None,
     };
     Ok(record)
 }
