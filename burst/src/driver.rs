@@ -376,6 +376,9 @@ struct Burst<'a> {
     state_path: &'a Path,
 }
 
+/// A job started: its plan, ARN, engine handle and start time.
+type Started = (JobPlan, String, Running, Instant);
+
 /// A job started, on either engine.
 enum Running {
     Local(LocalJob),
@@ -400,40 +403,79 @@ impl Burst<'_> {
         );
         let channel = self.download_channel()?;
         let mut pending: std::collections::VecDeque<JobPlan> = jobs.into_iter().collect();
-        let mut running: Vec<(JobPlan, String, Running, Instant)> = Vec::new();
+        let mut running: Vec<Started> = Vec::new();
         let mut outcomes: Vec<(JobOutcome, Option<Synced>)> = Vec::new();
-        while !pending.is_empty() || !running.is_empty() {
-            if self.o.interrupted.load(Ordering::SeqCst) {
-                for (job, arn, r, started) in running.drain(..) {
-                    self.stop(r);
-                    outcomes.push((outcome(&job, &arn, "stopped".into(), None, started), None));
-                }
-                return Err(BurstError::Failed(
-                    "interrupted: running jobs were stopped and the burst's resources released"
-                        .into(),
-                ));
+        let step = self.schedule(
+            &mut pending,
+            &mut running,
+            &mut outcomes,
+            parallel,
+            &channel,
+        );
+        if step.is_err() {
+            // Whatever went wrong, nothing keeps running (or billing) after the burst.
+            for (_, _, r, _) in running.drain(..) {
+                self.stop(r);
             }
+        }
+        step?;
+        self.choose(outcomes)
+    }
+
+    /// Start jobs as slots free up, poll the running ones, finish the ended ones, until
+    /// every job has ended (or the burst is interrupted).
+    fn schedule(
+        &mut self,
+        pending: &mut std::collections::VecDeque<JobPlan>,
+        running: &mut Vec<Started>,
+        outcomes: &mut Vec<(JobOutcome, Option<Synced>)>,
+        parallel: usize,
+        channel: &Path,
+    ) -> Result<(), BurstError> {
+        let every = if self.o.local {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(self.spec.poll_seconds)
+        };
+        while !pending.is_empty() || !running.is_empty() {
             while running.len() < parallel
                 && let Some(job) = pending.pop_front()
             {
-                let (arn, r) = self.start(&job, &channel)?;
+                let (arn, r) = self.start(&job, channel)?;
                 running.push((job, arn, r, Instant::now()));
             }
-            let mut still = Vec::new();
-            for (job, arn, mut r, started) in running.drain(..) {
-                match self.poll(&job, &arn, &mut r)? {
-                    None => still.push((job, arn, r, started)),
-                    Some(done) => outcomes.push(self.finish(&job, &arn, done, started)?),
+            // Wait a poll interval, in slices, so Ctrl-C is answered at once.
+            let waited = Instant::now();
+            while waited.elapsed() < every {
+                if self.o.interrupted.load(Ordering::SeqCst) {
+                    return Err(BurstError::Failed(
+                        "interrupted: running jobs were stopped and the burst's resources released"
+                            .into(),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(100).min(every));
+            }
+            let mut jobs = std::mem::take(running).into_iter();
+            while let Some((job, arn, mut r, started)) = jobs.next() {
+                match self.poll(&job, &arn, &mut r) {
+                    Ok(None) => running.push((job, arn, r, started)),
+                    Ok(Some(done)) => match self.finish(&job, &arn, done, started) {
+                        Ok(o) => outcomes.push(o),
+                        Err(e) => {
+                            running.extend(jobs);
+                            return Err(e);
+                        }
+                    },
+                    Err(e) => {
+                        // Still running as far as anyone knows: the caller stops them all.
+                        running.push((job, arn, r, started));
+                        running.extend(jobs);
+                        return Err(e);
+                    }
                 }
             }
-            running = still;
-            std::thread::sleep(if self.o.local {
-                Duration::from_millis(200)
-            } else {
-                Duration::from_secs(self.spec.poll_seconds)
-            });
         }
-        self.choose(outcomes)
+        Ok(())
     }
 
     fn upload_export(&mut self) -> Result<(), BurstError> {

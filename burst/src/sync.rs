@@ -215,3 +215,66 @@ fn check_l0(run: &Run, dir: &Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar.gz of `entries` (name, type, bytes), written header by header so that names
+    /// tar::Builder would refuse (`..`) can be made.
+    fn archive(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(gz);
+        for (name, kind, bytes) in entries {
+            let mut h = tar::Header::new_gnu();
+            let raw = h.as_old_mut();
+            raw.name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_entry_type(*kind);
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            if *kind == tar::EntryType::Symlink {
+                h.set_link_name("/etc/passwd").expect("link");
+            }
+            h.set_cksum();
+            b.append(&h, *bytes).expect("append");
+        }
+        b.into_inner().expect("tar").finish().expect("gz")
+    }
+
+    fn refused(entries: &[(&str, tar::EntryType, &[u8])]) -> String {
+        let dir = tempfile::tempdir().expect("tmp");
+        let e = unpack(&archive(entries), dir.path()).expect_err("refused");
+        e.to_string()
+    }
+
+    #[test]
+    fn a_run_archive_unpacks_and_anything_else_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ok = archive(&[
+            ("train.log", tar::EntryType::Regular, b"log"),
+            ("./preprocess.json", tar::EntryType::Regular, b"{}"),
+        ]);
+        unpack(&ok, dir.path()).expect("a run's files");
+        assert!(dir.path().join("preprocess.json").exists());
+
+        let file = tar::EntryType::Regular;
+        assert!(refused(&[("evil.sh", file, b"x")]).contains("not a run's file"));
+        assert!(refused(&[("../train.log", file, b"x")]).contains("not a run's file"));
+        assert!(refused(&[("sub/train.log", file, b"x")]).contains("not a run's file"));
+        assert!(
+            refused(&[("train.log", tar::EntryType::Symlink, b"")]).contains("not a run's file")
+        );
+        assert!(refused(&[("train.log", file, b"a"), ("train.log", file, b"b")]).contains("twice"));
+        let dir = tempfile::tempdir().expect("tmp");
+        assert!(unpack(b"not a gzip stream", dir.path()).is_err());
+    }
+
+    #[test]
+    fn the_run_digest_covers_names_and_contents() {
+        let mut files = BTreeMap::new();
+        files.insert("a".to_owned(), "1".repeat(64));
+        let d = run_digest(&files);
+        files.insert("b".to_owned(), "2".repeat(64));
+        assert_ne!(d, run_digest(&files));
+    }
+}

@@ -60,7 +60,16 @@ pub fn run(a: BurstArgs) -> anyhow::Result<()> {
             .build();
         if let Ok(rt) = rt {
             rt.block_on(async {
-                let _ = tokio::signal::ctrl_c().await;
+                let Ok(mut term) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                else {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
             });
             eprintln!("interrupted: stopping jobs and releasing the burst's resources");
             flag.store(true, Ordering::SeqCst);

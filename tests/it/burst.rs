@@ -497,3 +497,326 @@ fn a_burst_whose_jobs_fail_leaves_nothing_behind() {
         "{actions:?}"
     );
 }
+
+/// Start a burst whose one job trains long, and wait until it has sent its export and
+/// started its job (its state names the job).
+fn start_long_burst(sb: &Sandbox, moto: &crate::moto::Moto) -> std::process::Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(burst_args(&["--local"]))
+        .current_dir(sb.path())
+        .envs(moto.env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start airlock burst");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let started = std::fs::read_dir(sb.join(".airlock/bursts")).is_ok_and(|d| {
+            d.filter_map(Result::ok).any(|e| {
+                e.path().extension().is_some_and(|x| x == "json")
+                    && std::fs::read_to_string(e.path()).is_ok_and(|s| s.contains("-1\""))
+            })
+        });
+        if started && !moto.list("airlock-burst").is_empty() {
+            return child;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst did not start its job"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+const LONG_SWEEP: &str =
+    "[burst.sweep]\nmethod = \"grid\"\n[burst.sweep.parameters]\nepochs = [2000]\n";
+
+#[test]
+fn ctrl_c_stops_a_burst_and_releases_what_it_made() {
+    let (sb, moto) = burst_setup(LONG_SWEEP, "[\"eu-west-1\"]");
+    let mut child = start_long_burst(&sb, &moto);
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let status = child.wait().expect("wait");
+    assert!(!status.success());
+    assert!(
+        moto.list("airlock-burst").is_empty(),
+        "{:?}",
+        moto.list("airlock-burst")
+    );
+    assert_eq!(burst_states(&sb), 0);
+    let actions = audit_actions(&sb);
+    assert!(
+        actions
+            .iter()
+            .any(|(a, o)| a == "release" && o.starts_with("ok")),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_killed_burst_is_found_and_released_by_cleanup() {
+    let (sb, moto) = burst_setup(LONG_SWEEP, "[\"eu-west-1\"]");
+    let mut child = start_long_burst(&sb, &moto);
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    assert!(
+        !moto.list("airlock-burst").is_empty(),
+        "the export is still in the bucket"
+    );
+    assert_eq!(burst_states(&sb), 1);
+    // The job's host outlived the burst that started it.
+    let state = std::fs::read_dir(sb.join(".airlock/bursts"))
+        .expect("state dir")
+        .filter_map(Result::ok)
+        .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .expect("state");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.path()).expect("read")).expect("json");
+    let pid = state["jobs"][0][1][0].as_u64().expect("a host pid");
+    let running = |pid: u64| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.windows(9).any(|w| w == b"container"))
+    };
+    assert!(running(pid), "{state}");
+    let out = sb.airlock_env(
+        &[
+            "burst",
+            "--cleanup",
+            "--trust",
+            "trust.toml",
+            "--residency",
+            "residency.toml",
+            "--key",
+            "keys/publisher.key",
+            "--audit-log",
+            "audit.log",
+        ],
+        &moto.env(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let released: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(released.as_array().map(Vec::len), Some(1), "{released}");
+    assert!(moto.list("airlock-burst").is_empty());
+    assert_eq!(burst_states(&sb), 0);
+    let actions = audit_actions(&sb);
+    assert!(
+        actions
+            .iter()
+            .any(|(a, o)| a == "release" && o.contains("interrupted burst")),
+        "{actions:?}"
+    );
+    sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+    // The host orphaned by the kill was stopped too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while running(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "host {pid} still runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Play SageMaker's data plane for the one training job `airlock burst` creates on moto
+/// (moto records jobs but runs nothing): read the job as CreateTrainingJob left it, lay
+/// out /opt/ml from the channel in the bucket, run the training image's entrypoint (which
+/// tags its own job with its artifact's digest), and put `model.tar.gz` where SageMaker
+/// would. With `tamper`, the artifact put in the bucket is not the one the job wrote.
+fn play_sagemaker(sb: &Sandbox, moto: &crate::moto::Moto, tamper: bool) -> serde_json::Value {
+    let sm = moto.sagemaker();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let name = loop {
+        let jobs = moto
+            .block(sm.list_training_jobs().send())
+            .expect("list training jobs");
+        if let Some(j) = jobs.training_job_summaries().first() {
+            break j.training_job_name().unwrap_or_default().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no training job was created"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let d = moto
+        .block(sm.describe_training_job().training_job_name(&name).send())
+        .expect("describe");
+    let channel = d.input_data_config()[0]
+        .data_source()
+        .and_then(|s| s.s3_data_source())
+        .and_then(|s| s.s3_uri())
+        .map(str::to_owned)
+        .expect("train channel");
+    let prefix = channel.strip_prefix("s3://airlock-burst/").expect("bucket");
+    let root = sb.join("opt-ml");
+    let train = root.join("input/data/train");
+    std::fs::create_dir_all(&train).expect("mkdir");
+    std::fs::create_dir_all(root.join("input/config")).expect("mkdir");
+    for f in ["data.parquet", "pipeline.toml", "export.dsse.json"] {
+        let bytes = moto
+            .get("airlock-burst", &format!("{prefix}{f}"))
+            .expect("channel file");
+        std::fs::write(train.join(f), bytes).expect("write");
+    }
+    let hp: std::collections::BTreeMap<String, String> = d
+        .hyper_parameters()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    std::fs::write(
+        root.join("input/config/hyperparameters.json"),
+        serde_json::to_vec(&hp).expect("json"),
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("input/config/resourceconfig.json"),
+        r#"{"current_host":"algo-1","hosts":["algo-1"]}"#,
+    )
+    .expect("write");
+    let mut env = moto.env();
+    env.push(("AIRLOCK_SM_ROOT".into(), root.display().to_string()));
+    env.push(("TRAINING_JOB_NAME".into(), name.clone()));
+    env.push((
+        "TRAINING_JOB_ARN".into(),
+        d.training_job_arn().unwrap_or_default().to_owned(),
+    ));
+    let out = sb.airlock_env(&["burst", "container", "train"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if tamper {
+        let log = root.join("model/train.log");
+        let mut text = std::fs::read_to_string(&log).expect("log");
+        text.push_str("one more line\n");
+        std::fs::write(&log, text).expect("write");
+    }
+    let artifact = d
+        .model_artifacts()
+        .and_then(|m| m.s3_model_artifacts())
+        .expect("artifact path")
+        .strip_prefix("s3://airlock-burst/")
+        .expect("bucket")
+        .to_owned();
+    let bytes = airlock_burst::local::pack(&root.join("model")).expect("pack");
+    let s3 = moto.s3(crate::moto::REGION);
+    moto.block(
+        s3.put_object()
+            .bucket("airlock-burst")
+            .key(&artifact)
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+            .send(),
+    )
+    .expect("put artifact");
+    serde_json::json!({
+        "name": name,
+        "hyperparameters": hp,
+        "instance_count": d.resource_config().and_then(|r| r.instance_count()),
+    })
+}
+
+fn sagemaker_burst(
+    tamper: bool,
+) -> (
+    Sandbox,
+    crate::moto::Moto,
+    std::process::Output,
+    serde_json::Value,
+) {
+    let (sb, moto) = burst_setup(
+        "[burst.sweep]\nmethod = \"grid\"\n[burst.sweep.parameters]\nlearning_rate = [0.002]\n",
+        "[\"eu-west-1\"]",
+    );
+    // The burst looks at its job every 20 s: time for the stand-in to play SageMaker.
+    let p = sb.join("p.toml");
+    let text = std::fs::read_to_string(&p)
+        .expect("read")
+        .replace("poll_seconds = 1", "poll_seconds = 20");
+    std::fs::write(&p, text).expect("write");
+    std::fs::remove_dir_all(sb.join("export")).expect("rm export");
+    sb.ok(&export_args("export.toml", "export"));
+    sb.ok(&[
+        "export",
+        "approve",
+        "export",
+        "--trust",
+        "trust.toml",
+        "--key",
+        "keys/officer.key",
+        "--name",
+        "Officer",
+        "--reason",
+        "k = 5",
+    ]);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(burst_args(&["--out", "burst-run"]))
+        .current_dir(sb.path())
+        .envs(moto.env())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start airlock burst");
+    let job = play_sagemaker(&sb, &moto, tamper);
+    let out = child.wait_with_output().expect("wait");
+    (sb, moto, out, job)
+}
+
+#[test]
+fn a_sagemaker_burst_creates_the_job_and_keeps_its_verified_artifact() {
+    let (sb, moto, out, job) = sagemaker_burst(false);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        job["hyperparameters"],
+        serde_json::json!({"learning_rate": "0.002"})
+    );
+    assert_eq!(job["instance_count"], 1);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    assert_eq!(summary["chosen"], job["name"]);
+    assert!(
+        moto.list("airlock-burst").is_empty(),
+        "{:?}",
+        moto.list("airlock-burst")
+    );
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(sb.join("burst-run/training-record.json")).expect("record"),
+    )
+    .expect("json");
+    assert!(
+        record["burst"]["job"]["arn"]
+            .as_str()
+            .is_some_and(|a| a.contains(":training-job/")),
+        "{}",
+        record["burst"]
+    );
+}
+
+#[test]
+fn an_artifact_replaced_in_the_bucket_is_refused_at_sync_back() {
+    let (sb, moto, out, _) = sagemaker_burst(true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is not what job"), "{stderr}");
+    assert!(!sb.join("burst-run").exists());
+    assert!(moto.list("airlock-burst").is_empty());
+    let actions = audit_actions(&sb);
+    assert!(
+        actions
+            .iter()
+            .any(|(a, o)| a == "sync-back" && o.starts_with("refused")),
+        "{actions:?}"
+    );
+}
