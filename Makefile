@@ -27,7 +27,7 @@ SAMPLE_TYPE ?= $(if $(filter %.png,$(SAMPLE)),application/x-image,text/csv)
 BENCH_THREADS ?= 2
 TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
 
-.PHONY: help build build-cuda check-cuda release-model federate man lint fmt test test-deps schemas moto bench bench-torch fuzz fuzz-smoke fuzz-build clean
+.PHONY: help build build-cuda check-cuda release-model federate burst man lint fmt test test-deps schemas moto bench bench-torch fuzz fuzz-smoke fuzz-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -72,6 +72,55 @@ federate: build ## federated learning on Flower: 3 sites on loopback, the global
 	$(AIRLOCK) verify $$rel/bundle --trust $$rel/trust.toml --require-approvals; \
 	log=$$(mktemp); trap 'kill $$pid 2>/dev/null || true; rm -f $$log' EXIT; \
 	$(AIRLOCK) serve --model-dir $$rel/bundle --trust $$rel/trust.toml --bind 127.0.0.1 --port 0 2>$$log & pid=$$!; \
+	for _ in $$(seq 100); do grep -q '^listening on' $$log && break; \
+	  kill -0 $$pid 2>/dev/null || { cat $$log >&2; exit 1; }; sleep 0.1; done; \
+	url=$$(sed -n 's/^listening on //p' $$log); \
+	echo "POST $$url/invocations < pipelines/fraud-detector.sample.csv"; \
+	curl -sS --fail-with-body -H 'Content-Type: text/csv' --data-binary @pipelines/fraud-detector.sample.csv $$url/invocations; echo; \
+	kill -TERM $$pid; wait $$pid
+
+# `make burst`: the cloud-burst demo on embedded defaults. moto stands in for S3 and
+# SageMaker's API on 127.0.0.1, and --local plays SageMaker's side of the training contract
+# on this machine. Demo data; an export of de-identified training rows under its policy,
+# signed by a builder and approved by a DEMO officer; the burst (upload, a 4-job sweep with
+# two 2-host jobs, sync-back, cleanup); then the kept run packaged against the full data,
+# approved, published to a local registry, served, one prediction.
+BURST_DIR ?= burst-demo
+BURST_PIPELINE ?= pipelines/fraud-detector-burst.toml
+
+burst: build ## cloud burst: export, approve, a 4-job sweep on local-mode SageMaker (moto), sync-back, cleanup; then package, publish, serve
+	@rm -rf $(BURST_DIR) && mkdir -p $(BURST_DIR) && chmod go-w $(BURST_DIR)
+	$(AIRLOCK) demo-data --out data/transactions.csv --rows 20000
+	@d=$(BURST_DIR); \
+	for k in builder officer publisher; do $(AIRLOCK) keygen --out $$d/$$k >/dev/null; done; \
+	printf '# DEMO: the burst'"'"'s trust policy (keys on this machine).\napprovals_required = 1\n\n[[keys]]\nname = "demo-builder"\nrole = "builder"\npublic_key = "builder.pub"\n\n[[keys]]\nname = "demo-officer"\nrole = "officer"\npublic_key = "officer.pub"\n\n[[keys]]\nname = "demo-publisher"\nrole = "publisher"\npublic_key = "publisher.pub"\n' > $$d/trust.toml; \
+	printf '# DEMO: releases go to the local registry; exports only to eu-west-1.\n[registry]\nregions = ["local"]\n\n[export]\nregions = ["eu-west-1"]\n' > $$d/residency.toml; \
+	chmod go-w $$d/trust.toml $$d/residency.toml $$d/*.pub
+	$(AIRLOCK) export $(BURST_PIPELINE) --policy $(basename $(BURST_PIPELINE)).export.toml \
+	  --out $(BURST_DIR)/export --trust $(BURST_DIR)/trust.toml --key $(BURST_DIR)/builder.key
+	$(AIRLOCK) export approve $(BURST_DIR)/export --trust $(BURST_DIR)/trust.toml \
+	  --key $(BURST_DIR)/officer.key --name "Demo Officer" --reason "DEMO: k-anonymous, scanned, identifiers dropped"
+	@py="$$(tests/setup-python.sh)"; log=$(BURST_DIR)/moto.log; \
+	coproc MOTO { exec "$$py" tests/moto_server.py --port 0 2>$$log; }; \
+	read -r _ port <&"$${MOTO[0]}" || { echo "moto did not start; its log:" >&2; cat $$log >&2; exit 1; }; \
+	trap 'kill $$MOTO_PID 2>/dev/null || true' EXIT; \
+	export AWS_ENDPOINT_URL=http://127.0.0.1:$$port AWS_REGION=eu-west-1 AWS_ACCESS_KEY_ID=testing \
+	  AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true; \
+	curl -sS --fail -X PUT "$$AWS_ENDPOINT_URL/airlock-burst" -H 'Content-Type: application/xml' \
+	  --data "<CreateBucketConfiguration><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>" >/dev/null; \
+	echo "moto (S3, SageMaker) on $$AWS_ENDPOINT_URL"; \
+	$(AIRLOCK) burst $(BURST_PIPELINE) --export $(BURST_DIR)/export --local --out $(BURST_DIR)/run \
+	  --trust $(BURST_DIR)/trust.toml --residency $(BURST_DIR)/residency.toml \
+	  --key $(BURST_DIR)/publisher.key --audit-log $(BURST_DIR)/audit.log \
+	  --work $(BURST_DIR)/work > $(BURST_DIR)/burst.json
+	@d=$(BURST_DIR); \
+	$(AIRLOCK) package --run $$d/run --key $$d/builder.key --out $$d/bundle; \
+	$(AIRLOCK) approve $$d/bundle --trust $$d/trust.toml --key $$d/officer.key --name "Demo Officer" --reason "DEMO: burst run, leak checks passed"; \
+	$(AIRLOCK) publish $$d/bundle --to file://$(CURDIR)/$$d/registry --trust $$d/trust.toml \
+	  --residency $$d/residency.toml --audit-log $$d/audit.log --key $$d/publisher.key; \
+	$(AIRLOCK) audit verify $$d/audit.log --trust $$d/trust.toml; \
+	log=$$(mktemp); trap 'kill $$pid 2>/dev/null || true; rm -f $$log' EXIT; \
+	$(AIRLOCK) serve --model-dir $$d/bundle --trust $$d/trust.toml --bind 127.0.0.1 --port 0 2>$$log & pid=$$!; \
 	for _ in $$(seq 100); do grep -q '^listening on' $$log && break; \
 	  kill -0 $$pid 2>/dev/null || { cat $$log >&2; exit 1; }; sleep 0.1; done; \
 	url=$$(sed -n 's/^listening on //p' $$log); \
@@ -231,4 +280,4 @@ bench-torch: ## install PyTorch (CPU use) into $(TORCH_VENV), then run the bench
 
 clean: ## remove build outputs, demo data and runs
 	$(CARGO) clean
-	rm -rf data runs releases demo registry served .airlock
+	rm -rf data runs releases demo registry served .airlock federation-demo burst-demo
