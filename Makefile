@@ -211,6 +211,9 @@ bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, a federate
 	@# Issue 17: a federated round's wall time and split on a loopback Flower federation,
 	@# and airlock's overhead over plain FedAvg on the same federation.
 	$(CARGO) bench --locked --bench federation
+	@# Issue 18: export throughput (k-anonymity and scans included) on 1M rows, and local-mode
+	@# training on 2 hosts against 1.
+	$(CARGO) bench --locked --bench burst
 
 # Fuzzing: cargo-fuzz (libFuzzer) targets in fuzz/, one per parser of untrusted input.
 # The fuzz crate links only airlock-schemas and airlock-safetensors (no burn, no AWS SDKs),

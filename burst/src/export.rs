@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use airlock_leak::pii::PiiScanner;
-use airlock_leak::records::{RecordIndex, RecordParams, RecordSource};
 use airlock_model::{Dataset, load_dataset, rng, split_rows};
 use airlock_schemas::{
     DataFormat, ExportColumn, ExportPolicy, ExportPolicyFile, ExportPredicate, ExportRows,
@@ -620,23 +619,16 @@ fn scan(
         )));
     }
     // Text anywhere in the files: identifier values of 8 bytes or more.
-    let source = RecordSource {
-        text_columns: ids,
-        text_values: values,
-        numeric_columns: &[],
-        numeric_raw: &[],
-        numeric_standardized: &[],
-    };
-    let index = RecordIndex::build(&source, RecordParams::default());
+    let index = TextValues::new(ids, values);
     let mut found: Vec<String> = index
-        .scan(parquet, threads)
+        .scan(parquet)
         .into_iter()
-        .map(|m| format!("{} of data row {} in {DATA_FILE}", m.column, m.row + 1))
+        .map(|(row, col)| format!("{col} of data row {} in {DATA_FILE}", row + 1))
         .chain(
             index
-                .scan(pipeline, 1)
+                .scan(pipeline)
                 .into_iter()
-                .map(|m| format!("{} of data row {} in {PIPELINE_FILE}", m.column, m.row + 1)),
+                .map(|(row, col)| format!("{col} of data row {} in {PIPELINE_FILE}", row + 1)),
         )
         .collect();
     if !found.is_empty() {
@@ -648,7 +640,6 @@ fn scan(
             if n > 5 { ", ..." } else { "" }
         )));
     }
-    let stats = index.stats();
     Ok(vec![
         ExportScan {
             layer: "L1".to_owned(),
@@ -669,8 +660,159 @@ fn scan(
                 values.len(),
                 data.rows(),
                 ids.len(),
-                stats.text_patterns
+                index.distinct()
             ),
         },
     ])
+}
+
+/// Identifier values of at least [`MIN_TEXT`] bytes, to find anywhere in what leaves.
+///
+/// A value is text, so it can only occur inside a run of text: the buffer is cut into its
+/// valid UTF-8 stretches without control characters, and only runs as long as a value are
+/// looked into, every window of each value length checked against the values of that length
+/// (a hash lookup). In an export, text runs are short and few (the generalized columns, the
+/// pipeline, the file's metadata): this is far cheaper than an automaton over a million
+/// values. Values that hold a control character (they cannot be inside such a run) are
+/// looked for byte by byte.
+#[derive(Debug)]
+struct TextValues<'a> {
+    /// Value length → value → (row, column index).
+    by_len: std::collections::BTreeMap<usize, HashMap<&'a [u8], (usize, usize)>>,
+    /// Values with a control character.
+    odd: Vec<(&'a [u8], (usize, usize))>,
+    columns: &'a [String],
+}
+
+/// Shortest identifier value looked for anywhere (shorter ones occur by chance).
+const MIN_TEXT: usize = 8;
+
+impl<'a> TextValues<'a> {
+    fn new(columns: &'a [String], values: &'a [String]) -> Self {
+        let width = columns.len().max(1);
+        let mut by_len: std::collections::BTreeMap<usize, HashMap<&[u8], (usize, usize)>> =
+            std::collections::BTreeMap::new();
+        let mut odd = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let b = v.as_bytes();
+            if b.len() < MIN_TEXT {
+                continue;
+            }
+            let at = (i / width, i % width);
+            if b.iter().any(|c| c.is_ascii_control()) {
+                odd.push((b, at));
+            } else {
+                by_len.entry(b.len()).or_default().entry(b).or_insert(at);
+            }
+        }
+        Self {
+            by_len,
+            odd,
+            columns,
+        }
+    }
+
+    fn distinct(&self) -> usize {
+        self.by_len.values().map(HashMap::len).sum::<usize>() + self.odd.len()
+    }
+
+    /// (row, column) of every value found in `bytes`, each once.
+    fn scan(&self, bytes: &[u8]) -> Vec<(usize, String)> {
+        let mut hits = std::collections::BTreeSet::new();
+        for chunk in bytes.utf8_chunks() {
+            for run in chunk.valid().split(|c: char| c.is_control()) {
+                let run = run.as_bytes();
+                if run.len() < MIN_TEXT {
+                    continue;
+                }
+                for (&len, set) in self.by_len.range(..=run.len()) {
+                    for w in run.windows(len) {
+                        if let Some(&at) = set.get(w) {
+                            hits.insert(at);
+                        }
+                    }
+                }
+            }
+        }
+        for (v, at) in &self.odd {
+            if bytes.windows(v.len()).any(|w| w == *v) {
+                hits.insert(*at);
+            }
+        }
+        hits.into_iter()
+            .map(|(row, col)| (row, self.columns[col].clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifier_values_are_found_anywhere_in_text_between_binary_bytes() {
+        let columns = vec!["email".to_owned(), "name".to_owned()];
+        let values: Vec<String> = [
+            "ann@example.org",
+            "Ann Smith",
+            "bob@example.org",
+            "Zoë Brontë",
+            "tab\there!",
+            "short",
+            "x",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let index = TextValues::new(&columns, &values[..6]);
+        let mut bytes = vec![0u8, 0xff, 7];
+        bytes.extend_from_slice(b"prefix Zo\xc3\xab Bront\xc3\xab suffix");
+        bytes.extend_from_slice(&[0x01, 0x9f]);
+        bytes.extend_from_slice(b"bob@example.org");
+        bytes.extend_from_slice(b"\x00tab\there!\x00short");
+        let hits = index.scan(&bytes);
+        assert_eq!(
+            hits,
+            vec![
+                (1, "email".to_owned()),
+                (1, "name".to_owned()),
+                (2, "email".to_owned()),
+            ],
+            "bob, Zoë (non-ASCII), the tab value; never the short one"
+        );
+        assert!(index.scan(b"ann@example.or").is_empty());
+        assert!(index.scan(&[0x41; 3]).is_empty());
+    }
+
+    #[test]
+    fn generalizations_keep_only_what_the_policy_says() {
+        let q =
+            |bands: Option<Vec<f64>>,
+             prefix: Option<u32>,
+             truncate: Option<airlock_schemas::DateTruncation>| QuasiIdentifier {
+                column: "c".to_owned(),
+                bands,
+                prefix,
+                truncate,
+            };
+        let b = q(Some(vec![30.0, 45.0, 60.0]), None, None);
+        assert_eq!(generalize_cell(&b, "29").as_deref(), Ok("<30"));
+        assert_eq!(generalize_cell(&b, "30").as_deref(), Ok("30-45"));
+        assert_eq!(generalize_cell(&b, "60").as_deref(), Ok(">=60"));
+        assert!(generalize_cell(&b, "forty").is_err());
+        assert!(generalize_cell(&b, "NaN").is_err());
+        assert_eq!(
+            generalize_cell(&q(None, Some(3), None), "12345").as_deref(),
+            Ok("123")
+        );
+        let m = q(None, None, Some(airlock_schemas::DateTruncation::Month));
+        assert_eq!(generalize_cell(&m, "2024-03-17").as_deref(), Ok("2024-03"));
+        assert_eq!(
+            generalize_cell(&m, "2024-03-17T10:00:00Z").as_deref(),
+            Ok("2024-03")
+        );
+        assert!(generalize_cell(&m, "17/03/2024").is_err());
+        let e = generalize_cell(&m, "secret-value").expect_err("not a date");
+        assert!(!e.contains("secret"), "an error never holds the value");
+    }
 }
