@@ -177,16 +177,6 @@ pub fn export(o: &ExportOptions) -> Result<ExportSummary, BurstError> {
         suppressed: (sampled.len() - kept.rows.len()) as u64,
         exported: kept.rows.len() as u64,
     };
-    let parent = o.out.parent().unwrap_or(Path::new("."));
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
-    let staging = tempfile::Builder::new()
-        .prefix(".airlock-export-")
-        .tempdir_in(parent)
-        .map_err(IoError::at("create a staging folder in", parent))?;
     let parquet = write_parquet(&spec, &policy, &data, &table, &kept)?;
     let cloud = cloud_pipeline(&spec)?;
     let scans = scan(
@@ -214,19 +204,48 @@ pub fn export(o: &ExportOptions) -> Result<ExportSummary, BurstError> {
         scans,
         time: crate::rfc3339(at),
     };
+    let payload = write_signed(o, &trust, &signer, &parquet, &cloud, &predicate)?;
+    Ok(ExportSummary {
+        dir: o.out.clone(),
+        predicate,
+        statement_sha256: sha256_hex(&payload),
+    })
+}
+
+/// Sign the statement of `predicate` over the files, and write the three files into a
+/// staging folder beside `o.out`, renamed into place at the end: nothing partial is left.
+/// Returns the statement's payload.
+fn write_signed(
+    o: &ExportOptions,
+    trust: &Trust,
+    signer: &Signer,
+    parquet: &[u8],
+    cloud: &str,
+    predicate: &ExportPredicate,
+) -> Result<Vec<u8>, BurstError> {
     let statement = Statement {
         type_: STATEMENT_TYPE.to_owned(),
         subject: vec![
-            subject(DATA_FILE, &parquet),
+            subject(DATA_FILE, parquet),
             subject(PIPELINE_FILE, cloud.as_bytes()),
         ],
         predicate_type: trust.uri_base.export_predicate(),
         predicate: predicate.clone(),
     };
     let payload = airlock_trust::pretty(&statement);
-    let envelope = dsse::sign(IN_TOTO_PAYLOAD_TYPE, &payload, &signer);
+    let envelope = dsse::sign(IN_TOTO_PAYLOAD_TYPE, &payload, signer);
+    let parent = o.out.parent().unwrap_or(Path::new("."));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".airlock-export-")
+        .tempdir_in(parent)
+        .map_err(IoError::at("create a staging folder in", parent))?;
     for (name, bytes) in [
-        (DATA_FILE, parquet.as_slice()),
+        (DATA_FILE, parquet),
         (PIPELINE_FILE, cloud.as_bytes()),
         (STATEMENT_FILE, &airlock_trust::pretty(&envelope)),
     ] {
@@ -238,11 +257,7 @@ pub fn export(o: &ExportOptions) -> Result<ExportSummary, BurstError> {
         let _ = std::fs::remove_dir_all(&staged);
         IoError::new("move the export into place at", &o.out, e)
     })?;
-    Ok(ExportSummary {
-        dir: o.out.clone(),
-        predicate,
-        statement_sha256: sha256_hex(&payload),
-    })
+    Ok(payload)
 }
 
 fn subject(name: &str, bytes: &[u8]) -> Subject {

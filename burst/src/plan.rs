@@ -18,7 +18,7 @@ pub struct JobPlan {
 }
 
 /// The random stream of a sweep's draws.
-const STREAM_SWEEP: u64 = 0x7377_6565_70;
+const STREAM_SWEEP: u64 = 0x0073_7765_6570;
 
 /// A value as a hyperparameter string: whole numbers without a fraction.
 fn text(v: f64) -> String {

@@ -14,9 +14,9 @@ mod training_record;
 mod uri;
 
 pub use burst::{
-    BurstJob, BurstRecord, BurstSpec, DateTruncation, ExportColumn, ExportPolicy, ExportPolicyFile, ExportPredicate,
-    ExportRows, ExportScan, MAX_BANDS, MAX_BURST_JOBS, MAX_INSTANCES, MAX_QUASI_IDENTIFIERS,
-    QuasiIdentifier, SWEEP_PARAMETERS, SweepMethod, SweepSpec,
+    BurstJob, BurstRecord, BurstSpec, DateTruncation, ExportColumn, ExportPolicy, ExportPolicyFile,
+    ExportPredicate, ExportRows, ExportScan, MAX_BANDS, MAX_BURST_JOBS, MAX_INSTANCES,
+    MAX_QUASI_IDENTIFIERS, QuasiIdentifier, SWEEP_PARAMETERS, SweepMethod, SweepSpec,
 };
 pub use error_kind::ErrorKind;
 pub use evaluation::{

@@ -52,29 +52,7 @@ pub fn run(a: BurstArgs) -> anyhow::Result<()> {
         from_pipeline(&|s| s.publish.as_ref().map(|p| p.audit_log.clone())),
         "--audit-log",
     )?;
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = interrupted.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        if let Ok(rt) = rt {
-            rt.block_on(async {
-                let Ok(mut term) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                else {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            });
-            eprintln!("interrupted: stopping jobs and releasing the burst's resources");
-            flag.store(true, Ordering::SeqCst);
-        }
-    });
+    let interrupted = on_interrupt();
     if a.cleanup {
         let released = airlock_burst::driver::cleanup(&airlock_burst::driver::CleanupOptions {
             work: a.work,
@@ -119,6 +97,35 @@ pub fn run(a: BurstArgs) -> anyhow::Result<()> {
     );
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
+}
+
+/// A flag set on Ctrl-C or SIGTERM: the burst then stops its jobs and releases what it
+/// made before exiting.
+fn on_interrupt() -> Arc<AtomicBool> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            rt.block_on(async {
+                let Ok(mut term) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                else {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            });
+            eprintln!("interrupted: stopping jobs and releasing the burst's resources");
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    interrupted
 }
 
 /// The entrypoint of the training image.

@@ -499,9 +499,10 @@ fn a_burst_whose_jobs_fail_leaves_nothing_behind() {
 }
 
 /// Start a burst whose one job trains long, and wait until it has sent its export and
-/// started its job (its state names the job).
+/// started its job (its state names the job). The caller waits for the child.
+#[allow(clippy::zombie_processes)]
 fn start_long_burst(sb: &Sandbox, moto: &crate::moto::Moto) -> std::process::Child {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args(burst_args(&["--local"]))
         .current_dir(sb.path())
         .envs(moto.env())
@@ -520,10 +521,11 @@ fn start_long_burst(sb: &Sandbox, moto: &crate::moto::Moto) -> std::process::Chi
         if started && !moto.list("airlock-burst").is_empty() {
             return child;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the burst did not start its job"
-        );
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the burst did not start its job");
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
@@ -766,8 +768,11 @@ fn sagemaker_burst(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start airlock burst");
-    let job = play_sagemaker(&sb, &moto, tamper);
+    let job = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        play_sagemaker(&sb, &moto, tamper)
+    }));
     let out = child.wait_with_output().expect("wait");
+    let job = job.unwrap_or_else(|p| std::panic::resume_unwind(p));
     (sb, moto, out, job)
 }
 

@@ -216,14 +216,7 @@ fn write_run(
         privacy,
         ..record
     };
-    if let Some(b) = burst {
-        record.hyperparameters.epochs = record.epochs.len();
-        record.burst = Some(b);
-    } else if let Some(f) = federation {
-        // One entry per round: the global model's epochs are the federation's rounds.
-        record.hyperparameters.epochs = record.epochs.len();
-        record.federation = Some(f);
-    }
+    name_origin(&mut record, federation, burst);
     record
         .validate()
         .map_err(|message| airlock_schemas::PipelineError::Invalid {
@@ -245,6 +238,22 @@ fn write_run(
         run_dir: plan.out,
         record,
     })
+}
+
+/// A model trained elsewhere: its record names where (one entry per federation round, or
+/// per epoch of the burst's job).
+fn name_origin(
+    record: &mut TrainingRecord,
+    federation: Option<airlock_schemas::FederationRecord>,
+    burst: Option<airlock_schemas::BurstRecord>,
+) {
+    if let Some(b) = burst {
+        record.hyperparameters.epochs = record.epochs.len();
+        record.burst = Some(b);
+    } else if let Some(f) = federation {
+        record.hyperparameters.epochs = record.epochs.len();
+        record.federation = Some(f);
+    }
 }
 
 /// Train (`airlock train`), or take a federation's global model as the fit.
