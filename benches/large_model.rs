@@ -71,6 +71,7 @@ fn child_train(args: &[String]) -> Res<()> {
         device: None,
         cpu_backend: None,
         progress: false,
+        hosts: None,
     })?;
     println!("peak_rss_kib {}", peak_rss_kib()?);
     Ok(())

@@ -62,6 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             device: Some("cpu".into()),
             cpu_backend: Some(backend),
             progress: false,
+            hosts: None,
         })?;
         let ips = run.record.train_rows_per_second;
         let default = backend == Backend::DEFAULT_CPU;

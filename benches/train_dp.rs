@@ -64,6 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             device: Some("cpu".into()),
             cpu_backend: None,
             progress: false,
+            hosts: None,
         })?;
         let auc = run.record.holdout.binary().map_or(f64::NAN, |b| b.roc_auc);
         let (label, sigma) = match &run.record.privacy {

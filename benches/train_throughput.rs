@@ -44,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             device: Some("cpu".into()),
             cpu_backend: Some(backend),
             progress: false,
+            hosts: None,
         })?;
         let rps = run.record.train_rows_per_second;
         if backend == Backend::DEFAULT_CPU {

@@ -231,13 +231,16 @@ fn train_in(root: &Path) -> Result<ContainerOutcome, BurstError> {
     let work_pipeline = work.path().join(PIPELINE_FILE);
     let text = toml::to_string(&spec).map_err(|e| BurstError::Failed(e.to_string()))?;
     std::fs::write(&work_pipeline, text).map_err(IoError::at("write", &work_pipeline))?;
-    // HOSTS-PENDING: multi-host training lands with the trainer's HostGroup.
-    if rc.hosts.len() > 1 {
-        let _ = host_addresses(&rc).map_err(|e| invalid(&rc_path, e))?;
-        return Err(BurstError::Failed(
-            "multi-host training is not built yet".into(),
-        ));
-    }
+    let hosts = if rc.hosts.len() > 1 {
+        let addresses = host_addresses(&rc).map_err(|e| invalid(&rc_path, e))?;
+        Some(airlock_trainer::HostGroup {
+            addresses,
+            rank,
+            timeout: std::time::Duration::from_secs(120),
+        })
+    } else {
+        None
+    };
     let run = work.path().join("run");
     airlock_trainer::train_pipeline(&airlock_trainer::TrainOptions {
         pipeline: work_pipeline,
@@ -245,6 +248,7 @@ fn train_in(root: &Path) -> Result<ContainerOutcome, BurstError> {
         device: None,
         cpu_backend: None,
         progress: false,
+        hosts,
     })
     .map_err(|e| BurstError::Failed(format!("training failed: {e}")))?;
     if rank != 0 {

@@ -77,6 +77,7 @@ pub fn write_run(
             device: None,
             cpu_backend: None,
             progress,
+            hosts: None,
         },
         airlock_trainer::BurstRun {
             data,

@@ -241,6 +241,7 @@ pub(crate) fn compare(
             device: None,
             cpu_backend: None,
             progress: false,
+            hosts: None,
         })?;
         let r = airlock_model::read_run(&run.run_dir, false)
             .map_err(|e| FederationError::Failed(e.to_string()))?;

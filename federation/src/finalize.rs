@@ -103,6 +103,7 @@ pub fn finalize(o: &FinalizeOptions) -> Result<RunSummary, FederationError> {
         device: None,
         cpu_backend: None,
         progress: o.progress,
+        hosts: None,
     };
     Ok(write_federated_run(
         &opts,

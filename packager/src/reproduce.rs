@@ -440,6 +440,7 @@ mod tests {
             dp: Some(dp),
             initial: None,
             proximal_mu: None,
+            hosts: None,
         }
     }
 

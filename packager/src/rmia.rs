@@ -192,6 +192,7 @@ fn reference_probabilities(
             dp: reference_dp(setup, y_ref.len(), k),
             initial: None,
             proximal_mu: None,
+            hosts: None,
         };
         let fitted = fit_with(backend.0, backend.1, &input, &mut ())?;
         let net = to_net::<Flex>(description, &fitted.params, false, &device);

@@ -63,6 +63,7 @@ fn build_image() -> Image {
         device: None,
         cpu_backend: None,
         progress: false,
+        hosts: None,
     })
     .expect("train");
     // Private keys stay outside the image; the public ones sit beside the policy.

@@ -10,6 +10,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         device: a.device,
         cpu_backend: None,
         progress: super::progress(a.no_progress),
+        hosts: None,
     })?;
     match &summary.record.holdout {
         airlock_schemas::Holdout::Binary(b) => {

@@ -389,7 +389,7 @@ fn audit_actions(sb: &Sandbox) -> Vec<(String, String)> {
 #[test]
 fn a_local_burst_sweeps_syncs_back_verified_releases_everything_and_its_run_packages() {
     let (sb, moto) = burst_setup(
-        "[burst.sweep]\nmethod = \"grid\"\nmax_parallel = 2\n[burst.sweep.parameters]\nlearning_rate = [0.001, 0.01]\n",
+        "[burst.sweep]\nmethod = \"grid\"\nmax_parallel = 2\n[burst.sweep.parameters]\nlearning_rate = [0.001, 0.01]\ninstance_count = [1, 2]\n",
         "[\"eu-west-1\"]",
     );
     let out = sb.airlock_env(&burst_args(&["--local", "--out", "burst-run"]), &moto.env());
@@ -397,7 +397,12 @@ fn a_local_burst_sweeps_syncs_back_verified_releases_everything_and_its_run_pack
     assert!(out.status.success(), "{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
     let jobs = summary["jobs"].as_array().expect("jobs");
-    assert_eq!(jobs.len(), 2, "{summary}");
+    assert_eq!(jobs.len(), 4, "{summary}");
+    assert_eq!(
+        jobs.iter().filter(|j| j["instance_count"] == 2).count(),
+        2,
+        "{summary}"
+    );
     assert!(
         jobs.iter().all(|j| j["outcome"] == "completed"),
         "{summary}"
@@ -421,8 +426,8 @@ fn a_local_burst_sweeps_syncs_back_verified_releases_everything_and_its_run_pack
     let actions = audit_actions(&sb);
     let count = |a: &str| actions.iter().filter(|(x, _)| x == a).count();
     assert_eq!(count("export"), 2, "{actions:?}");
-    assert_eq!(count("training-job"), 4, "{actions:?}");
-    assert_eq!(count("sync-back"), 2, "{actions:?}");
+    assert_eq!(count("training-job"), 8, "{actions:?}");
+    assert_eq!(count("sync-back"), 4, "{actions:?}");
     assert_eq!(count("release"), 1, "{actions:?}");
     sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
 
@@ -433,7 +438,7 @@ fn a_local_burst_sweeps_syncs_back_verified_releases_everything_and_its_run_pack
     )
     .expect("json");
     assert_eq!(record["burst"]["job"]["name"], summary["chosen"]);
-    assert_eq!(record["burst"]["jobs"].as_array().map(Vec::len), Some(2));
+    assert_eq!(record["burst"]["jobs"].as_array().map(Vec::len), Some(4));
     assert_eq!(record["dataset"]["files"][0]["rows"], 3000);
     sb.ok(&[
         "package",

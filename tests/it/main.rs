@@ -4,6 +4,7 @@ mod approve;
 mod audit;
 mod burst;
 mod cli;
+mod data_parallel;
 mod families;
 mod federate;
 mod helpers;

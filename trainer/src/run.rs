@@ -40,6 +40,9 @@ pub struct TrainOptions {
     pub cpu_backend: Option<Backend>,
     /// Draw progress bars on a terminal.
     pub progress: bool,
+    /// Train across these hosts (a multi-host training job): every host writes the same
+    /// run to its own `out`.
+    pub hosts: Option<crate::HostGroup>,
 }
 
 /// A finished run.
@@ -158,7 +161,7 @@ fn write_run(
         splits,
         description,
         prepared,
-        input,
+        mut input,
         canaries,
     } = Setup::new(
         spec,
@@ -167,6 +170,7 @@ fn write_run(
         secret,
         fed.as_ref().map(|f| &f.preprocess),
     )?;
+    input.hosts.clone_from(&opts.hosts);
 
     let staging = Staging::create(&plan.out, opts.progress)?;
     let mut reporter = staging.reporter;
@@ -815,6 +819,7 @@ fn fit_input(
         dp,
         initial: None,
         proximal_mu: None,
+        hosts: None,
     })
 }
 

@@ -18,6 +18,7 @@ use airlock_schemas::TaskSpec;
 
 use crate::TrainError;
 use crate::adam::{AdamSettings, TrainBackend, TrainerAdam};
+use crate::hosts::HostLink;
 
 /// Standardized data and settings for [`fit`].
 #[derive(Debug, Clone)]
@@ -50,6 +51,9 @@ pub struct FitInput {
     /// FedProx's μ: add μ/2 ‖w − initial‖² over every trained parameter to each step's loss
     /// (needs `initial`).
     pub proximal_mu: Option<f64>,
+    /// Train across these hosts (data-parallel over the network: each host its share of
+    /// every batch, gradients summed before each step); one device per host, no DP-SGD.
+    pub hosts: Option<crate::HostGroup>,
 }
 
 /// What [`fit`] returns: everything on the host, independent of the backend.
@@ -125,11 +129,25 @@ pub fn fit<B: TrainBackend>(
         [device] => {
             let model = init(device);
             if let Some(dp) = &input.dp {
+                if input.hosts.is_some() {
+                    return Err(TrainError::Privacy(
+                        "DP-SGD trains on one host: its accounting assumes one sampler".to_owned(),
+                    ));
+                }
                 return crate::dp::train_dp(input, dp, model, device, progress);
+            }
+            if let Some(g) = &input.hosts {
+                let mut link = HostLink::connect(g, &run_fingerprint(input))?;
+                return train_replica_on(input, model, device, Reduce::Hosts(&mut link), progress)
+                    .map(|out| out.expect("every host keeps its output"));
             }
             train_replica(input, model, device, None, progress)
                 .map(|out| out.expect("the only replica leads"))
         }
+        _ if input.hosts.is_some() => Err(TrainError::Collective {
+            devices: devices.len(),
+            reason: "training across hosts uses one device per host".to_owned(),
+        }),
         _ if input.dp.is_some() => Err(TrainError::Privacy(
             "DP-SGD trains on one device".to_owned(),
         )),
@@ -164,6 +182,73 @@ impl Peer {
     }
 }
 
+/// Where a replica's sums go: nowhere (one replica), the other devices of this process
+/// (burn-collective), or the other hosts of the run.
+pub(crate) enum Reduce<'a> {
+    /// A replica of its own.
+    Alone,
+    /// A device of a data-parallel run in this process.
+    Devices(Peer),
+    /// A host of a multi-host run.
+    Hosts(&'a mut HostLink),
+}
+
+impl Reduce<'_> {
+    /// The replica's place, for its share of each batch.
+    fn peer(&self) -> Option<Peer> {
+        match self {
+            Self::Alone => None,
+            Self::Devices(p) => Some(*p),
+            Self::Hosts(l) => Some(Peer {
+                index: l.rank(),
+                count: l.world(),
+            }),
+        }
+    }
+
+    /// Sum a running metric across the run's replicas.
+    fn sum<B: burn::prelude::Backend>(
+        &mut self,
+        t: Tensor<B, 1>,
+    ) -> Result<Tensor<B, 1>, TrainError> {
+        match self {
+            Self::Alone => Ok(t),
+            Self::Devices(p) => sum_across(t, Some(*p)),
+            Self::Hosts(link) => {
+                let device = t.device();
+                let mut v = t
+                    .into_data()
+                    .to_vec::<f32>()
+                    .map_err(|e| TrainError::Collective {
+                        devices: link.world(),
+                        reason: format!("{e:?}"),
+                    })?;
+                link.all_reduce_sum(&mut v)?;
+                Ok(Tensor::from_data(TensorData::new(v, [1]), &device))
+            }
+        }
+    }
+}
+
+/// What hosts of one run agree on before they train together: the model, task, data
+/// shape and training settings.
+fn run_fingerprint(input: &FitInput) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(format!(
+        "{:?}|{}|{}|{}|{}|{}|{}|{}",
+        input.description,
+        input.x_train.len(),
+        input.y_train.len(),
+        input.learning_rate,
+        input.weight_decay,
+        input.epochs,
+        input.batch_size,
+        input.seed
+    ));
+    h.finalize().into()
+}
+
 /// Sum a running metric across the run's replicas (itself alone without a peer).
 fn sum_across<B: burn::prelude::Backend>(
     t: Tensor<B, 1>,
@@ -193,15 +278,32 @@ pub(crate) fn collective_error(p: Peer, e: burn::collective::CollectiveError) ->
 /// only replica) validates, reports progress and returns the output, the others `None`.
 pub(crate) fn train_replica<B: TrainBackend>(
     input: &FitInput,
-    mut model: Net<B>,
+    model: Net<B>,
     device: &B::Device,
     peer: Option<Peer>,
+    progress: &mut dyn Progress,
+) -> Result<Option<FitOutput>, TrainError> {
+    let reduce = match peer {
+        Some(p) => Reduce::Devices(p),
+        None => Reduce::Alone,
+    };
+    train_replica_on(input, model, device, reduce, progress)
+}
+
+/// [`train_replica`] with its sums going to `reduce`. Every host of a multi-host run
+/// validates and returns its output (their weights are the same).
+fn train_replica_on<B: TrainBackend>(
+    input: &FitInput,
+    mut model: Net<B>,
+    device: &B::Device,
+    mut reduce: Reduce<'_>,
     progress: &mut dyn Progress,
 ) -> Result<Option<FitOutput>, TrainError> {
     let d = &input.description;
     let width = d.input_len();
     let n_train = input.y_train.len();
-    let lead = peer.is_none_or(|p| p.index == 0);
+    let peer = reduce.peer();
+    let lead = peer.is_none_or(|p| p.index == 0) || matches!(reduce, Reduce::Hosts(_));
     let mut optim = adam::<B>(input);
 
     let mut shuffle = rng(input.seed, STREAM_SHUFFLE);
@@ -245,20 +347,20 @@ pub(crate) fn train_replica<B: TrainBackend>(
             correct_sum = correct_sum + correct;
             seen += bs;
             let loss = with_proximal(loss, &model, anchor.as_ref(), peer.map_or(1.0, |_| weight));
-            let grads = gradients(loss, &model, peer)?;
+            let grads = gradients(loss, &model, &mut reduce)?;
             model = optim.step(input.learning_rate, model, grads);
             steps += 1;
 
             if (b + 1) % PROGRESS_EVERY == 0 || b + 1 == batches {
-                let l = scalar(&sum_across(loss_sum.clone(), peer)?) / seen as f64;
-                let a = scalar(&sum_across(correct_sum.clone(), peer)?) / seen as f64;
+                let l = scalar(&reduce.sum(loss_sum.clone())?) / seen as f64;
+                let a = scalar(&reduce.sum(correct_sum.clone())?) / seen as f64;
                 if lead {
                     progress.batch(b + 1, l, a);
                 }
             }
         }
-        let train_loss = scalar(&sum_across(loss_sum, peer)?) / n_train as f64;
-        let correct = scalar(&sum_across(correct_sum, peer)?);
+        let train_loss = scalar(&reduce.sum(loss_sum)?) / n_train as f64;
+        let correct = scalar(&reduce.sum(correct_sum)?);
         let train_accuracy =
             (!matches!(d.task, TaskSpec::Regression)).then(|| correct / n_train as f64);
         B::sync(device).ok();
@@ -388,14 +490,15 @@ pub(crate) fn gather<B: AutodiffBackend>(
 fn gradients<B: AutodiffBackend>(
     loss: Tensor<B, 1>,
     model: &Net<B>,
-    peer: Option<Peer>,
+    reduce: &mut Reduce<'_>,
 ) -> Result<GradientsParams, TrainError> {
     let grads = GradientsParams::from_grads(loss.backward(), model);
-    match peer {
-        Some(p) => grads
+    match reduce {
+        Reduce::Devices(p) => grads
             .all_reduce::<B::InnerBackend>(p.id(), burn::collective::ReduceOperation::Sum)
-            .map_err(|e| collective_error(p, e)),
-        None => Ok(grads),
+            .map_err(|e| collective_error(*p, e)),
+        Reduce::Hosts(link) => crate::hosts::sum_gradients(grads, model, link),
+        Reduce::Alone => Ok(grads),
     }
 }
 

@@ -57,6 +57,7 @@ fn input(model: ModelSpec, task: TaskSpec, features: usize, train: usize) -> Fit
         dp: None,
         initial: None,
         proximal_mu: None,
+        hosts: None,
     }
 }
 
@@ -186,6 +187,7 @@ fn a_pipeline_with_two_devices_records_them() {
         device: None,
         cpu_backend: None,
         progress: false,
+        hosts: None,
     })
     .expect("train on two devices");
     assert_eq!(run.record.backend.device, "cpu");
@@ -200,6 +202,7 @@ fn a_pipeline_with_two_devices_records_them() {
         device: Some("cpu".into()),
         cpu_backend: None,
         progress: false,
+        hosts: None,
     })
     .expect("train on one device");
     assert!(one.record.backend.devices.is_empty());

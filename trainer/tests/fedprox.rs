@@ -41,6 +41,7 @@ fn input(initial: Params, mu: Option<f64>) -> FitInput {
         dp: None,
         initial: Some(initial),
         proximal_mu: mu,
+        hosts: None,
     }
 }
 

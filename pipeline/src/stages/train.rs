@@ -54,6 +54,7 @@ impl Pipeline<'_> {
             device: None,
             cpu_backend: None,
             progress: self.opts.progress,
+            hosts: None,
         })?;
         let headline = holdout_headline(&summary.record.holdout);
         tracing::info!("  holdout {headline}");
