@@ -36,6 +36,8 @@ pub struct VerifiedExport {
     pub statement_sha256: String,
     /// The builder key that signed it.
     pub builder: String,
+    /// The statement file's bytes as verified (what is uploaded: never read again).
+    pub statement_file: Vec<u8>,
     /// SHA-256 of `data.parquet`.
     pub data_sha256: String,
     /// SHA-256 of `pipeline.toml`.
@@ -209,6 +211,7 @@ pub fn verify_export(dir: &Path, trust: &Trust) -> Result<VerifiedExport, BurstE
         predicate: statement.predicate,
         statement_sha256,
         builder,
+        statement_file: bytes.clone(),
         data_sha256: digests[DATA_FILE].clone(),
         pipeline_sha256: digests[PIPELINE_FILE].clone(),
         approvals: Vec::new(),

@@ -35,14 +35,14 @@ pub const HOSTS_ENV: &str = "AIRLOCK_HOSTS";
 pub const COLLECTIVE_PORT: u16 = 7070;
 /// The job's own account in `model/`.
 pub const JOB_FILE: &str = "burst.json";
-/// The hyperparameters a burst may set (every other key is refused).
-pub const HYPERPARAMETERS: [&str; 6] = [
+/// The hyperparameters a burst may set (every other key is refused). Not the seed: it also
+/// draws the on-prem splits, whose holdout must stay the rows the export left out.
+pub const HYPERPARAMETERS: [&str; 5] = [
     "learning_rate",
     "weight_decay",
     "epochs",
     "batch_size",
     "dropout",
-    "seed",
 ];
 
 /// `burst.json`: what the job trained, on what, with what, by the job's own account.
@@ -61,6 +61,8 @@ pub struct JobReport {
     pub export_statement_file_sha256: String,
     /// SHA-256 of the export's data file the job read.
     pub export_data_sha256: String,
+    /// SHA-256 of the export's pipeline file the job trained.
+    pub export_pipeline_sha256: String,
     /// The run's files (every file of `model/` but this one) → SHA-256.
     pub files: BTreeMap<String, String>,
 }
@@ -138,7 +140,6 @@ pub fn apply_hyperparameters(
             "weight_decay" => spec.optimizer.weight_decay = num(k, v)?,
             "epochs" => spec.training.epochs = num(k, v)?,
             "batch_size" => spec.training.batch_size = num(k, v)?,
-            "seed" => spec.training.seed = num(k, v)?,
             "dropout" => match &mut spec.model {
                 airlock_schemas::ModelSpec::Mlp(m) => m.dropout = num(k, v)?,
                 airlock_schemas::ModelSpec::Cnn(c) => c.dropout = num(k, v)?,
@@ -276,6 +277,7 @@ fn train_in(root: &Path) -> Result<ContainerOutcome, BurstError> {
         hosts: rc.hosts.len() as u32,
         export_statement_file_sha256: read_digest(channel.join(STATEMENT_FILE))?,
         export_data_sha256: read_digest(data)?,
+        export_pipeline_sha256: read_digest(pipeline.clone())?,
         files,
     };
     let path = model.join(JOB_FILE);

@@ -129,6 +129,49 @@ impl BurstState {
     }
 }
 
+/// Create `dir` (and its parents) readable and writable by this user only, and refuse one
+/// that others may write: a burst's state and local hosts' folders are trusted input later.
+fn private_dir(dir: &Path) -> Result<(), BurstError> {
+    std::fs::create_dir_all(dir).map_err(IoError::at("create", dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(IoError::at("restrict", dir))?;
+    }
+    airlock_trust::keys::check_not_writable_by_others(dir, "burst state folder")?;
+    Ok(())
+}
+
+/// A burst's id: the model's name, the UTC time and a random suffix (letters, digits, `-`).
+fn is_burst_id(id: &str) -> bool {
+    (1..=63).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+impl BurstState {
+    /// What `--cleanup` acts on must be a burst's own: its id's grammar, its prefix ending
+    /// in its id (never the bucket's root), its jobs named after it.
+    fn check(&self) -> Result<(), String> {
+        if !is_burst_id(&self.id) {
+            return Err("its id is not a burst's".to_owned());
+        }
+        let (_, dest_prefix) = airlock_publisher::s3::parse_uri(&self.destination)
+            .ok_or("its destination is not s3://bucket[/prefix]")?;
+        let own = self.prefix == self.id || self.prefix.ends_with(&format!("/{}", self.id));
+        if self.prefix != dest_prefix || !own {
+            return Err("its prefix is not its destination's, ending in its id".to_owned());
+        }
+        let job_ok = |name: &str| {
+            name.strip_prefix(&format!("{}-", self.id))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        if self.jobs.iter().any(|(name, _)| !job_ok(name)) {
+            return Err("a job it names is not one of its own".to_owned());
+        }
+        Ok(())
+    }
+}
+
 /// The audit log with what every burst entry repeats.
 struct Audit {
     log: AuditLog,
@@ -253,10 +296,7 @@ fn export_files(export: &VerifiedExport) -> BTreeMap<String, String> {
     [
         (DATA_FILE, export.data_sha256.clone()),
         (PIPELINE_FILE, export.pipeline_sha256.clone()),
-        (
-            STATEMENT_FILE,
-            sha256_hex(&std::fs::read(export.dir.join(STATEMENT_FILE)).unwrap_or_default()),
-        ),
+        (STATEMENT_FILE, sha256_hex(&export.statement_file)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -267,14 +307,18 @@ fn export_files(export: &VerifiedExport) -> BTreeMap<String, String> {
 fn burst_id(model: &str) -> String {
     let t = time::OffsetDateTime::now_utc();
     let model: String = model.chars().take(32).collect();
+    // Two bursts of a model started in the same second must not share a prefix.
+    let mut suffix = [0u8; 3];
+    let _ = getrandom::fill(&mut suffix);
     format!(
-        "{model}-{:04}{:02}{:02}-{:02}{:02}{:02}",
+        "{model}-{:04}{:02}{:02}-{:02}{:02}{:02}-{}",
         t.year(),
         u8::from(t.month()),
         t.day(),
         t.hour(),
         t.minute(),
-        t.second()
+        t.second(),
+        hex::encode(suffix)
     )
 }
 
@@ -318,7 +362,8 @@ pub fn burst(o: &BurstOptions) -> Result<BurstSummary, BurstError> {
         return Err(BurstError::ResidencyRefused { destination, why });
     }
     let state_dir = o.work.join(&id);
-    std::fs::create_dir_all(&state_dir).map_err(IoError::at("create", &state_dir))?;
+    private_dir(&o.work)?;
+    private_dir(&state_dir)?;
     let mut state = BurstState {
         id: id.clone(),
         destination: destination.clone(),
@@ -492,7 +537,13 @@ impl Burst<'_> {
         )?;
         for name in files.keys() {
             let path = self.export.dir.join(name);
-            let bytes = std::fs::read(&path).map_err(IoError::at("read", &path))?;
+            // The statement as it verified; the data files read again and held to the
+            // digests the verified statement signs.
+            let bytes = if name == STATEMENT_FILE {
+                self.export.statement_file.clone()
+            } else {
+                std::fs::read(&path).map_err(IoError::at("read", &path))?
+            };
             // What leaves must be what verified.
             if sha256_hex(&bytes) != files[name] {
                 return Err(BurstError::Unverified {
@@ -556,6 +607,10 @@ impl Burst<'_> {
             self.state.jobs.push((job.name.clone(), j.pids()));
             (arn, Running::Local(j))
         } else {
+            // On record before it exists: a job created whose answer is lost is still
+            // found and stopped.
+            self.state.jobs.push((job.name.clone(), Vec::new()));
+            self.state.save(self.state_path)?;
             let j = crate::sagemaker::create(
                 self.aws,
                 self.spec,
@@ -564,7 +619,6 @@ impl Burst<'_> {
                 &format!("s3://{}/{}/output", self.store.bucket(), self.state.prefix),
                 self.id,
             )?;
-            self.state.jobs.push((job.name.clone(), Vec::new()));
             (j.arn.clone(), Running::SageMaker(j))
         };
         self.state.save(self.state_path)?;
@@ -660,13 +714,13 @@ impl Burst<'_> {
         };
         self.audit.record(
             AuditAction::TrainingJob,
-            [("model.tar.gz".to_owned(), run_sha256.clone())].into(),
+            [("run-sha256".to_owned(), run_sha256.clone())].into(),
             arn.to_owned(),
             "ok: completed".to_owned(),
         )?;
         let dest = self.state_dir.join("synced").join(&job.name);
         let synced = self.sync_back(job, arn, &key, &run_sha256, &dest);
-        let artifacts: BTreeMap<String, String> = [("model.tar.gz".to_owned(), run_sha256)].into();
+        let artifacts: BTreeMap<String, String> = [("run-sha256".to_owned(), run_sha256)].into();
         let source = format!("s3://{}/{}/{key}", self.store.bucket(), self.state.prefix);
         match synced {
             Ok(s) => {
@@ -687,10 +741,11 @@ impl Burst<'_> {
                     Some(s.validation_loss),
                     started,
                 );
-                o.artifact_sha256 = artifacts.get("model.tar.gz").cloned();
+                o.artifact_sha256 = artifacts.get("run-sha256").cloned();
                 Ok((o, Some(s)))
             }
             Err(e) => {
+                let _ = std::fs::remove_dir_all(&dest);
                 eprintln!("  job {}: {e}", job.name);
                 self.audit.record(
                     AuditAction::SyncBack,
@@ -699,7 +754,7 @@ impl Burst<'_> {
                     format!("refused: {e}"),
                 )?;
                 let mut o = outcome(job, arn, format!("refused: {e}"), None, started);
-                o.artifact_sha256 = artifacts.get("model.tar.gz").cloned();
+                o.artifact_sha256 = artifacts.get("run-sha256").cloned();
                 Ok((o, None))
             }
         }
@@ -881,6 +936,9 @@ pub fn cleanup(o: &CleanupOptions) -> Result<Vec<Released>, BurstError> {
                 let bytes = std::fs::read(&path).map_err(IoError::at("read", &path))?;
                 let state: BurstState = airlock_schemas::strict_json::from_slice(&bytes)
                     .map_err(|e| invalid(&path, format!("not a burst's state: {e}")))?;
+                state
+                    .check()
+                    .map_err(|why| invalid(&path, format!("refused: {why}")))?;
                 states.push((path, state));
             }
         }
@@ -888,6 +946,7 @@ pub fn cleanup(o: &CleanupOptions) -> Result<Vec<Released>, BurstError> {
     if states.is_empty() {
         return Ok(Vec::new());
     }
+    airlock_trust::keys::check_not_writable_by_others(&o.work, "burst state folder")?;
     let trust = Trust::load(&o.trust)?;
     let signer = Signer::load(&o.key)?;
     let now = time::OffsetDateTime::now_utc();
@@ -905,9 +964,14 @@ pub fn cleanup(o: &CleanupOptions) -> Result<Vec<Released>, BurstError> {
         approvals: Vec::new(),
         region: None,
     };
-    let aws = Aws::load(o.aws.clone()).map_err(|e| BurstError::Failed(e.to_string()))?;
     let mut out = Vec::new();
     for (path, state) in states {
+        // The jobs are stopped where they run.
+        let mut opts = o.aws.clone();
+        if !state.region.is_empty() {
+            opts.region = Some(state.region.clone());
+        }
+        let aws = Aws::load(opts).map_err(|e| BurstError::Failed(e.to_string()))?;
         let mut jobs = Vec::new();
         for (name, pids) in &state.jobs {
             if state.local {

@@ -633,7 +633,10 @@ fn scan(
         {
             cell_hits.push(qi.clone());
         }
-        if let Some(file) = windows.find(v.as_bytes()) {
+        if let Some(file) = windows
+            .find(v.as_bytes())
+            .or_else(|| windows.find(v.trim().as_bytes()))
+        {
             found.push(format!("{col} of data row {row} in {file}"));
         }
     }
@@ -730,7 +733,7 @@ impl<'a> TextWindows<'a> {
         if let Some(file) = self.windows.get(value) {
             return Some(file);
         }
-        if value.iter().any(u8::is_ascii_control) {
+        if String::from_utf8_lossy(value).chars().any(char::is_control) {
             return self
                 .buffers
                 .iter()

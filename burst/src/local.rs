@@ -109,7 +109,11 @@ pub fn start(
             .env(HOSTS_ENV, &addresses)
             .env(LOCAL_ENV, "1")
             .stdin(Stdio::null())
-            .stdout(out("stdout.log")?)
+            .stdout(if i == 0 {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(out("container.log")?)
             .spawn()
             .map_err(|e| BurstError::Failed(format!("cannot start {}: {e}", airlock.display())))?;
@@ -152,7 +156,12 @@ impl LocalJob {
             return Ok(Some(LocalEnd::Failed(why.chars().take(1024).collect())));
         }
         let h = host_dir(&self.dir, 0);
-        let printed = std::fs::read_to_string(h.join("stdout.log")).unwrap_or_default();
+        // What the first host printed, read from its pipe: nothing on disk stands in for it.
+        let mut printed = String::new();
+        if let Some(mut out) = self.hosts[0].stdout.take() {
+            use std::io::Read as _;
+            let _ = (&mut out).take(1 << 16).read_to_string(&mut printed);
+        }
         let run_sha256 = printed
             .lines()
             .filter_map(|l| serde_json::from_str::<BTreeMap<String, String>>(l).ok())
@@ -186,6 +195,8 @@ impl LocalJob {
 pub fn pack(dir: &Path) -> Result<Vec<u8>, BurstError> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
+    // A link planted in the folder is never followed out of it.
+    tar.follow_symlinks(false);
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .map_err(IoError::at("read", dir))?
         .filter_map(Result::ok)
@@ -194,6 +205,15 @@ pub fn pack(dir: &Path) -> Result<Vec<u8>, BurstError> {
     names.sort();
     for name in names {
         let path = dir.join(&name);
+        let meta = std::fs::symlink_metadata(&path).map_err(IoError::at("read", &path))?;
+        if !meta.file_type().is_file()
+            || !crate::sync::RUN_FILES.contains(&name.to_string_lossy().as_ref())
+        {
+            return Err(BurstError::Refused(format!(
+                "{} is not a run's file: the model folder is not packed",
+                path.display()
+            )));
+        }
         tar.append_path_with_name(&path, &name)
             .map_err(IoError::at("pack", &path))?;
     }

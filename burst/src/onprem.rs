@@ -40,6 +40,15 @@ pub fn write_run(
         .iter()
         .find(|j| j.name == summary.chosen)
         .ok_or_else(|| BurstError::Failed("the kept job is not among the jobs".to_owned()))?;
+    // The artifact verified at sync-back; its files must still give the digest its job
+    // recorded (held in memory since), or someone changed them in between.
+    let now = crate::container::run_digest(&crate::container::digest_files(&summary.artifact)?);
+    if chosen.artifact_sha256.as_deref() != Some(now.as_str()) {
+        return Err(BurstError::Refused(format!(
+            "the kept job's verified artifact changed on disk since it was verified ({})",
+            summary.artifact.display()
+        )));
+    }
     let cloud = read_run(&summary.artifact, true).map_err(|e| BurstError::Failed(e.to_string()))?;
     let h = &cloud.record.hyperparameters;
     let description = Description::new(&h.model, &h.task, h.features.len()).map_err(invalid)?;

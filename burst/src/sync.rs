@@ -16,7 +16,7 @@ use crate::container::{JOB_FILE, JobReport, digest_files, run_digest};
 use crate::{BurstError, VerifiedExport};
 
 /// The files a run archive may hold.
-const RUN_FILES: [&str; 7] = [
+pub(crate) const RUN_FILES: [&str; 7] = [
     "training-record.json",
     "preprocess.json",
     "checkpoint.safetensors",
@@ -124,12 +124,13 @@ pub fn verify_artifact(dir: &Path, e: &Expected<'_>) -> Result<Synced, BurstErro
         &std::fs::read(&path).map_err(|_| refused(format!("the artifact has no {JOB_FILE}")))?,
     )
     .map_err(|err| refused(format!("{JOB_FILE}: {err}")))?;
+    // Without its own pipeline, a run would be read against a path its record names.
+    if !files.contains_key(airlock_model::PIPELINE_SNAPSHOT_FILE) {
+        return Err(refused("the artifact holds no pipeline.toml"));
+    }
     let mut others = files.clone();
     others.remove(JOB_FILE);
-    let export_statement = crate::sha256_hex(
-        &std::fs::read(e.export.dir.join(crate::STATEMENT_FILE))
-            .map_err(IoError::at("read", &e.export.dir))?,
-    );
+    let export_statement = crate::sha256_hex(&e.export.statement_file);
     let checks = [
         (report.job_name == e.job_name, "names another job"),
         (report.job_arn == e.job_arn, "names another job ARN"),
@@ -148,6 +149,10 @@ pub fn verify_artifact(dir: &Path, e: &Expected<'_>) -> Result<Synced, BurstErro
         (
             report.export_data_sha256 == e.export.data_sha256,
             "was trained on other data than the approved export",
+        ),
+        (
+            report.export_pipeline_sha256 == e.export.pipeline_sha256,
+            "was trained with another pipeline than the approved export's",
         ),
         (report.files == others, "lists other files than it holds"),
     ];

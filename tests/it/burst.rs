@@ -830,3 +830,47 @@ fn an_artifact_replaced_in_the_bucket_is_refused_at_sync_back() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn cleanup_refuses_a_state_that_is_not_a_bursts_own() {
+    let sb = setup(300);
+    std::fs::create_dir_all(sb.join(".airlock/bursts")).expect("mkdir");
+    for (name, state) in [
+        (
+            "root",
+            r#"{"id":"x-1","destination":"s3://acme-registry","prefix":"","local":false,"jobs":[],"region":""}"#,
+        ),
+        (
+            "escape",
+            r#"{"id":"../../etc","destination":"s3://b/p/../../etc","prefix":"p/../../etc","local":false,"jobs":[],"region":""}"#,
+        ),
+        (
+            "other-job",
+            r#"{"id":"m-1","destination":"s3://b/p/m-1","prefix":"p/m-1","local":false,"jobs":[["someone-elses-job",[]]],"region":""}"#,
+        ),
+    ] {
+        let path = sb.join(&format!(".airlock/bursts/{name}.json"));
+        std::fs::write(&path, state).expect("write");
+        let err = sb.fails(
+            &[
+                "burst",
+                "--cleanup",
+                "--trust",
+                "trust.toml",
+                "--residency",
+                "trust.toml",
+                "--key",
+                "keys/builder.key",
+                "--audit-log",
+                "audit.log",
+            ],
+            3,
+        );
+        assert!(err.contains("refused"), "{name}: {err}");
+        std::fs::remove_file(&path).expect("rm");
+    }
+    assert!(
+        !sb.join("audit.log").exists(),
+        "nothing was released or logged"
+    );
+}
