@@ -130,6 +130,9 @@ pub struct Hyperparameters {
     pub batch_size: usize,
 }
 
+/// Most hosts a multi-host run records ([`BackendInfo::hosts`]).
+const MAX_TRAINING_HOSTS: u32 = 64;
+
 /// The backend and device a run used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -143,12 +146,28 @@ pub struct BackendInfo {
     pub devices: Vec<String>,
     /// Worker threads available to the CPU backend.
     pub threads: usize,
+    /// Hosts that trained the model together (data-parallel across the hosts of a
+    /// multi-host training job, each its share of every batch); absent when one host
+    /// trained. `device` and `devices` are each host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<u32>,
 }
 
 impl BackendInfo {
     /// A data-parallel run's device list: 2 to [`crate::MAX_TRAINING_DEVICES`] recorded
-    /// devices, the first being `device`, all of the backend's kind.
+    /// devices, the first being `device`, all of the backend's kind; a multi-host run's
+    /// 2 to 64 hosts, one device each.
     fn validate_devices(&self) -> Result<(), String> {
+        if let Some(h) = self.hosts {
+            if !(2..=MAX_TRAINING_HOSTS).contains(&h) {
+                return Err(format!(
+                    "backend.hosts is {h}; a multi-host run has 2 to {MAX_TRAINING_HOSTS} hosts"
+                ));
+            }
+            if !self.devices.is_empty() {
+                return Err("backend.hosts goes with one device per host".to_owned());
+            }
+        }
         if self.devices.is_empty() {
             return Ok(());
         }
@@ -565,4 +584,40 @@ pub const MAX_ROC_POINTS: usize = 128;
 /// The last component of a recorded path (`/`-separated), which is all that is shipped.
 fn path_file_name(p: &str) -> String {
     p.rsplit('/').next().unwrap_or(p).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BackendInfo;
+
+    fn backend(hosts: Option<u32>, devices: &[&str]) -> BackendInfo {
+        BackendInfo {
+            name: "flex".into(),
+            device: "cpu".into(),
+            devices: devices.iter().map(|d| (*d).to_owned()).collect(),
+            threads: 2,
+            hosts,
+        }
+    }
+
+    #[test]
+    fn a_multi_host_run_records_2_to_64_hosts_of_one_device_each() {
+        assert!(backend(None, &[]).validate_devices().is_ok());
+        assert!(backend(Some(2), &[]).validate_devices().is_ok());
+        assert!(backend(Some(64), &[]).validate_devices().is_ok());
+        for (b, says) in [
+            (backend(Some(1), &[]), "2 to 64"),
+            (backend(Some(65), &[]), "2 to 64"),
+            (backend(Some(2), &["cpu", "cpu"]), "one device per host"),
+        ] {
+            let e = b.validate_devices().expect_err(says);
+            assert!(e.contains(says), "{e}");
+        }
+        // Records without the field (every record before it) read as one host, and one
+        // host writes none.
+        let old = r#"{"name":"flex","device":"cpu","threads":2}"#;
+        let b: BackendInfo = serde_json::from_str(old).expect("an old record");
+        assert_eq!(b.hosts, None);
+        assert_eq!(serde_json::to_string(&b).expect("json"), old);
+    }
 }

@@ -53,6 +53,16 @@ pub enum TrainError {
         /// What the collective reported.
         reason: String,
     },
+    /// The hosts of a multi-host run could not train together: a host did not join in
+    /// time, was refused (another run, airlock version or number of hosts), stopped
+    /// answering, or sent what this host did not expect.
+    #[error("training across {hosts} hosts failed: {reason}")]
+    Hosts {
+        /// Hosts in the run.
+        hosts: usize,
+        /// What went wrong, naming the host.
+        reason: String,
+    },
     /// DP-SGD could not be set up as the pipeline asks (a δ too large for the data, a
     /// budget no noise can meet, a model it cannot clip).
     #[error("differentially private training: {0}")]
@@ -78,7 +88,7 @@ impl TrainError {
                 ErrorKind::BadInput
             }
             Self::Diverged { .. } => ErrorKind::Failed,
-            Self::Collective { .. } => ErrorKind::Environment,
+            Self::Collective { .. } | Self::Hosts { .. } => ErrorKind::Environment,
         }
     }
 
@@ -132,6 +142,13 @@ mod tests {
                     loss: f64::NAN,
                 },
                 ErrorKind::Failed,
+            ),
+            (
+                TrainError::Hosts {
+                    hosts: 2,
+                    reason: "host 2 did not join".into(),
+                },
+                ErrorKind::Environment,
             ),
         ];
         for (e, kind) in not_bad {

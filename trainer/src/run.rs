@@ -40,8 +40,12 @@ pub struct TrainOptions {
     pub cpu_backend: Option<Backend>,
     /// Draw progress bars on a terminal.
     pub progress: bool,
-    /// Train across these hosts (a multi-host training job): every host writes the same
-    /// run to its own `out`.
+    /// Train across these hosts (a multi-host training job, one device per host, no
+    /// DP-SGD): every host reads the same data, trains on its share of every batch and
+    /// writes the same run (the same weights, metrics and validation) to its own `out`;
+    /// the first host's (rank 0) is the run to keep, the others' may be discarded. `None`,
+    /// or a group of one host, trains alone. Federated and burst runs
+    /// ([`write_federated_run`], [`write_burst_run`]) do not train and ignore it.
     pub hosts: Option<crate::HostGroup>,
 }
 
@@ -147,7 +151,7 @@ fn write_run(
         Some((f, b)) => (Some(f), b),
         None => (None, None),
     };
-    let plan = Plan::read(opts)?;
+    let plan = Plan::read(opts, fed.is_none())?;
     let spec = &plan.spec;
     let (source, secret) = match &fed {
         Some(f) => (federated_source(spec, f, &opts.pipeline)?, None),
@@ -170,7 +174,7 @@ fn write_run(
         secret,
         fed.as_ref().map(|f| &f.preprocess),
     )?;
-    input.hosts.clone_from(&opts.hosts);
+    input.hosts.clone_from(&plan.hosts);
 
     let staging = Staging::create(&plan.out, opts.progress)?;
     let mut reporter = staging.reporter;
@@ -307,8 +311,11 @@ fn data_line(data: &Dataset, source: &Path, splits: &Splits) -> String {
 /// The log's first line: what trains where.
 fn start_line(plan: &Plan) -> String {
     let spec = &plan.spec;
+    let hosts = plan.hosts.as_ref().map_or(String::new(), |g| {
+        format!(", host {} of {}", g.rank + 1, g.addresses.len())
+    });
     format!(
-        "airlock {} training {} {} ({} {}) on {} ({}, {} threads)",
+        "airlock {} training {} {} ({} {}) on {} ({}, {} threads{hosts})",
         env!("CARGO_PKG_VERSION"),
         spec.release.name,
         spec.release.version,
@@ -637,12 +644,14 @@ struct Plan {
     devices: Vec<DeviceSpec>,
     backend: Backend,
     out: PathBuf,
+    /// The hosts it trains across, when several.
+    hosts: Option<crate::HostGroup>,
 }
 
 impl Plan {
-    /// Reads and checks the pipeline, resolves the device, and checks that the output
-    /// directory is free.
-    fn read(opts: &TrainOptions) -> Result<Self, TrainError> {
+    /// Reads and checks the pipeline, resolves the device, checks the hosts (when it
+    /// `trains`) and that the output directory is free.
+    fn read(opts: &TrainOptions, trains: bool) -> Result<Self, TrainError> {
         let started_at = now();
         let pipeline_bytes = std::fs::read(&opts.pipeline).map_err(|source| {
             airlock_schemas::PipelineError::Read {
@@ -679,6 +688,10 @@ impl Plan {
                 ))
             }
         };
+        let hosts = match opts.hosts.as_ref().filter(|_| trains) {
+            Some(g) => checked_hosts(g, &spec, devices.len(), &opts.pipeline)?,
+            None => None,
+        };
         check_out_dir(&out)?;
         Ok(Self {
             started_at,
@@ -687,8 +700,42 @@ impl Plan {
             devices,
             backend,
             out,
+            hosts,
         })
     }
+}
+
+/// The hosts a pipeline trains across (`None` for a group of one): one device each, and
+/// no DP-SGD (its accounting assumes one sampler over the whole data).
+fn checked_hosts(
+    g: &crate::HostGroup,
+    spec: &PipelineSpec,
+    devices: usize,
+    pipeline: &Path,
+) -> Result<Option<crate::HostGroup>, TrainError> {
+    g.check()?;
+    if !g.is_several() {
+        return Ok(None);
+    }
+    let refuse = |message: String| -> TrainError {
+        airlock_schemas::PipelineError::Invalid {
+            path: pipeline.to_owned(),
+            message,
+        }
+        .into()
+    };
+    let hosts = g.addresses.len();
+    if spec.privacy.is_some() {
+        return Err(refuse(format!(
+            "[privacy] (DP-SGD) trains on one host, not across {hosts}: its privacy accounting assumes one sampler"
+        )));
+    }
+    if devices > 1 {
+        return Err(refuse(format!(
+            "training across {hosts} hosts uses one device per host; [training] names {devices} devices"
+        )));
+    }
+    Ok(Some(g.clone()))
 }
 
 /// The data file, as an absolute path: the packager finds the data again from the
@@ -1093,6 +1140,7 @@ fn training_record(
                 Vec::new()
             },
             threads: threads(),
+            hosts: plan.hosts.as_ref().map(|g| g.addresses.len() as u32),
         },
         epochs: fitted.epochs.clone(),
         holdout,

@@ -53,6 +53,7 @@ pub struct FitInput {
     pub proximal_mu: Option<f64>,
     /// Train across these hosts (data-parallel over the network: each host its share of
     /// every batch, gradients summed before each step); one device per host, no DP-SGD.
+    /// A group of one host trains alone.
     pub hosts: Option<crate::HostGroup>,
 }
 
@@ -108,6 +109,12 @@ const PROGRESS_EVERY: usize = 16;
 /// step is the one-device step up to the order of floating-point sums. Batch norm
 /// normalizes each share by its own statistics, and the running statistics kept are
 /// the first device's (as PyTorch's DistributedDataParallel does by default).
+///
+/// With `input.hosts` naming several hosts, this host trains on its share of every
+/// batch on its one device, the same way, the gradients and running metrics summed over
+/// TCP with the other hosts (see [`crate::HostGroup`]); every host ends with the same
+/// weights, and the batch-norm statistics of the first host. DP-SGD and several devices
+/// per host are refused.
 pub fn fit<B: TrainBackend>(
     input: &FitInput,
     devices: &[B::Device],
@@ -121,32 +128,37 @@ pub fn fit<B: TrainBackend>(
             None => to_net(d, &d.init(&mut rng(input.seed, STREAM_INIT)), false, device),
         }
     };
+    if let Some(g) = &input.hosts {
+        g.check()?;
+    }
+    let hosts = input.hosts.as_ref().filter(|g| g.is_several());
     match devices {
         [] => Err(TrainError::Collective {
             devices: 0,
             reason: "no device to train on".to_owned(),
         }),
+        _ if hosts.is_some() && input.dp.is_some() => Err(TrainError::Privacy(
+            "DP-SGD trains on one host: its accounting assumes one sampler".to_owned(),
+        )),
         [device] => {
             let model = init(device);
             if let Some(dp) = &input.dp {
-                if input.hosts.is_some() {
-                    return Err(TrainError::Privacy(
-                        "DP-SGD trains on one host: its accounting assumes one sampler".to_owned(),
-                    ));
-                }
                 return crate::dp::train_dp(input, dp, model, device, progress);
             }
-            if let Some(g) = &input.hosts {
-                let mut link = HostLink::connect(g, &run_fingerprint(input))?;
+            if let Some(g) = hosts {
+                let mut link = HostLink::connect(g, &crate::hosts::run_fingerprint(input))?;
                 return train_replica_on(input, model, device, Reduce::Hosts(&mut link), progress)
                     .map(|out| out.expect("every host keeps its output"));
             }
             train_replica(input, model, device, None, progress)
                 .map(|out| out.expect("the only replica leads"))
         }
-        _ if input.hosts.is_some() => Err(TrainError::Collective {
-            devices: devices.len(),
-            reason: "training across hosts uses one device per host".to_owned(),
+        _ if hosts.is_some() => Err(TrainError::Hosts {
+            hosts: hosts.map_or(0, |g| g.addresses.len()),
+            reason: format!(
+                "training across hosts uses one device per host, not {}",
+                devices.len()
+            ),
         }),
         _ if input.dp.is_some() => Err(TrainError::Privacy(
             "DP-SGD trains on one device".to_owned(),
@@ -219,8 +231,8 @@ impl Reduce<'_> {
                 let mut v = t
                     .into_data()
                     .to_vec::<f32>()
-                    .map_err(|e| TrainError::Collective {
-                        devices: link.world(),
+                    .map_err(|e| TrainError::Hosts {
+                        hosts: link.world(),
                         reason: format!("{e:?}"),
                     })?;
                 link.all_reduce_sum(&mut v)?;
@@ -228,25 +240,17 @@ impl Reduce<'_> {
             }
         }
     }
-}
 
-/// What hosts of one run agree on before they train together: the model, task, data
-/// shape and training settings.
-fn run_fingerprint(input: &FitInput) -> [u8; 32] {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(format!(
-        "{:?}|{}|{}|{}|{}|{}|{}|{}",
-        input.description,
-        input.x_train.len(),
-        input.y_train.len(),
-        input.learning_rate,
-        input.weight_decay,
-        input.epochs,
-        input.batch_size,
-        input.seed
-    ));
-    h.finalize().into()
+    /// Before validating: every host takes the first host's batch-norm statistics.
+    fn share_running_stats<B: burn::prelude::Backend>(
+        &mut self,
+        model: &Net<B>,
+    ) -> Result<(), TrainError> {
+        match self {
+            Self::Hosts(link) => crate::hosts::share_running_stats(model, link),
+            Self::Alone | Self::Devices(_) => Ok(()),
+        }
+    }
 }
 
 /// Sum a running metric across the run's replicas (itself alone without a peer).
@@ -375,7 +379,7 @@ fn train_replica_on<B: TrainBackend>(
         if !lead {
             continue;
         }
-
+        reduce.share_running_stats(&model)?;
         let val = predict_outputs(&model.valid(), &input.x_val, width, device);
         let metrics = EpochMetrics {
             epoch,
@@ -392,13 +396,7 @@ fn train_replica_on<B: TrainBackend>(
         return Ok(None);
     }
 
-    // The moments first, each burn tensor dropped once its host copy exists, then the
-    // parameters: the host copies never sit beside a second full copy of the burn state.
-    let record = optim.to_record();
-    drop(optim);
-    let optimizer = adam_moments(record, &model, d);
-    let params = model.valid().to_params(d);
-    drop(model);
+    let (params, optimizer) = take_state(optim, model, d);
     Ok(Some(FitOutput {
         params,
         optimizer_step: steps,
@@ -406,6 +404,22 @@ fn train_replica_on<B: TrainBackend>(
         epochs,
         train_seconds,
     }))
+}
+
+/// The trained parameters and Adam's moments on the host. The moments first, each burn
+/// tensor dropped once its host copy exists, then the parameters: the host copies never
+/// sit beside a second full copy of the burn state.
+fn take_state<B: TrainBackend>(
+    optim: AdamOptimizer<B>,
+    model: Net<B>,
+    d: &Description,
+) -> (Params, Vec<(String, AdamMoments)>) {
+    let record = optim.to_record();
+    drop(optim);
+    let optimizer = adam_moments(record, &model, d);
+    let params = model.valid().to_params(d);
+    drop(model);
+    (params, optimizer)
 }
 
 /// `loss` plus FedProx's term (its `share`: each replica adds its share, so the replicas'
