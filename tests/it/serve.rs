@@ -653,8 +653,17 @@ fn closed_by_peer(s: &mut TcpStream, deadline: Instant) -> bool {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
+            // Only the read timeout means the connection is still open; a reset, an abort
+            // or any other error (seen under load) means the server dropped it.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
         }
     }
 }
