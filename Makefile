@@ -191,7 +191,7 @@ moto: ## the patched moto (S3, SageMaker) on 127.0.0.1:MOTO_PORT (5000), with a 
 # Size of the synthetic model for the sign/verify and leak-scan benchmarks.
 BENCH_MIB ?= 1024
 
-bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, a federated round vs plain FedAvg, sign/verify, leak-scan, 1 GiB model package time + training RSS, S3 upload vs boto3, serve vs Flask+PyTorch, pull
+bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, a federated round vs plain FedAvg, sign/verify, leak-scan, 1 GiB model package time + training RSS, S3 upload vs boto3, serve vs Flask+PyTorch, pull, burst export rows/s and 2 vs 1 host
 	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null; then \
 	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_throughput
