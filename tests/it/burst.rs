@@ -47,6 +47,23 @@ fn export_args<'a>(policy: &'a str, out: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// The officer approves the export in `export/`.
+fn approve_export(sb: &Sandbox, reason: &str) {
+    sb.ok(&[
+        "export",
+        "approve",
+        "export",
+        "--trust",
+        "trust.toml",
+        "--key",
+        "keys/officer.key",
+        "--name",
+        "Officer",
+        "--reason",
+        reason,
+    ]);
+}
+
 fn verify_json(sb: &Sandbox, dir: &str) -> (Option<i32>, serde_json::Value) {
     let out = sb.airlock(&["export", "verify", dir, "--trust", "trust.toml", "--json"]);
     let doc = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
@@ -138,19 +155,7 @@ fn an_export_is_deidentified_k_anonymous_trainable_and_needs_an_officer() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    sb.ok(&[
-        "export",
-        "approve",
-        "export",
-        "--trust",
-        "trust.toml",
-        "--key",
-        "keys/officer.key",
-        "--name",
-        "Officer",
-        "--reason",
-        "k = 5, identifiers dropped",
-    ]);
+    approve_export(&sb, "k = 5, identifiers dropped");
     let (code, doc) = verify_json(&sb, "export");
     assert_eq!(code, Some(0), "{doc}");
     assert_eq!(doc["approved"], true);
@@ -244,19 +249,7 @@ fn export_policies_are_parsed_strictly() {
 fn a_tampered_or_rejected_export_does_not_verify() {
     let sb = setup(3000);
     sb.ok(&export_args("export.toml", "export"));
-    sb.ok(&[
-        "export",
-        "approve",
-        "export",
-        "--trust",
-        "trust.toml",
-        "--key",
-        "keys/officer.key",
-        "--name",
-        "Officer",
-        "--reason",
-        "ok",
-    ]);
+    approve_export(&sb, "ok");
     assert_eq!(verify_json(&sb, "export").0, Some(0));
 
     // One byte of the data changed.
@@ -326,19 +319,7 @@ fn burst_setup(sweep: &str, regions: &str) -> (Sandbox, crate::moto::Moto) {
         &format!("[registry]\nregions = [\"eu-west-1\"]\n\n[export]\nregions = {regions}\n"),
     );
     sb.ok(&export_args("export.toml", "export"));
-    sb.ok(&[
-        "export",
-        "approve",
-        "export",
-        "--trust",
-        "trust.toml",
-        "--key",
-        "keys/officer.key",
-        "--name",
-        "Officer",
-        "--reason",
-        "k = 5",
-    ]);
+    approve_export(&sb, "k = 5");
     let moto = crate::moto::Moto::start();
     moto.create_bucket("airlock-burst", crate::moto::REGION);
     (sb, moto)
@@ -752,19 +733,7 @@ fn sagemaker_burst(
     std::fs::write(&p, text).expect("write");
     std::fs::remove_dir_all(sb.join("export")).expect("rm export");
     sb.ok(&export_args("export.toml", "export"));
-    sb.ok(&[
-        "export",
-        "approve",
-        "export",
-        "--trust",
-        "trust.toml",
-        "--key",
-        "keys/officer.key",
-        "--name",
-        "Officer",
-        "--reason",
-        "k = 5",
-    ]);
+    approve_export(&sb, "k = 5");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args(burst_args(&["--out", "burst-run"]))
         .current_dir(sb.path())
