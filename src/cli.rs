@@ -75,6 +75,11 @@ pub enum Command {
     /// local mode does), each artifact back and verified, the best written as an on-prem
     /// run for `airlock package`, and every cloud resource released.
     Burst(Box<BurstArgs>),
+    /// Split inference: a gateway that keeps sensitive requests (identifiers found by L1,
+    /// sensitive fields, data-class, tenant or source headers, on-prem-only releases,
+    /// anything it cannot read) on the on-prem serve pool, fail closed, and sends the rest
+    /// to cloud endpoints serving the same verified release; audited without payloads.
+    Route(RouteArgs),
     /// Print a completion script for a shell (bash, zsh, fish, powershell or elvish).
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write a page per command to a directory.
@@ -179,6 +184,31 @@ pub struct ServeArgs {
     /// Connections open at once; further clients wait until one closes.
     #[arg(long, value_name = "N", default_value_t = crate::serve::Limits::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RouteArgs {
+    /// The routing policy: the release, the on-prem pool, the cloud endpoints, what is
+    /// sensitive, the audit log and key, health checks (schema: route-policy).
+    #[arg(long, value_name = "route.toml")]
+    pub policy: PathBuf,
+    /// Load and verify the policy and the release, check every upstream once, print what
+    /// was found and exit (0 when every upstream serves the release, 4 otherwise).
+    #[arg(long)]
+    pub check: bool,
+    /// Close a connection whose request headers are not complete within this time (also
+    /// the idle time allowed between requests on a kept-alive connection).
+    #[arg(long, value_name = "SECONDS", default_value = crate::serve::Limits::HEADER_TIMEOUT_S, value_parser = crate::serve::parse_seconds)]
+    pub header_timeout: std::time::Duration,
+    /// Answer 408 when a request body is not complete within this time; close a
+    /// connection whose client takes no response bytes for this long.
+    #[arg(long, value_name = "SECONDS", default_value = crate::serve::Limits::BODY_TIMEOUT_S, value_parser = crate::serve::parse_seconds)]
+    pub body_timeout: std::time::Duration,
+    /// Connections open at once; further clients wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = crate::serve::Limits::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, clap::Args)]

@@ -158,6 +158,9 @@ fn library_kind(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
     if let Some(e) = cause.downcast_ref::<airlock_burst::BurstError>() {
         return Some(e.kind());
     }
+    if let Some(e) = cause.downcast_ref::<airlock_router::RouteError>() {
+        return Some(e.kind());
+    }
     None
 }
 

@@ -1417,6 +1417,7 @@ fn model_card(run: &Run, description: &Description) -> ModelCard {
         name: r.model_name.clone(),
         version: r.model_version.clone(),
         intended_use: run.spec.release.intended_use.clone(),
+        onprem_only: run.spec.release.onprem_only,
         architecture: Architecture {
             kind: h.model.kind().into(),
             layer_widths: description.dense_widths(),

@@ -407,11 +407,27 @@ impl AuditLog {
 
     /// Append one entry and re-sign the head; the entry is synced before the head.
     pub fn append(&mut self, entry: NewEntry, signer: &Signer) -> Result<AuditEntry, AuditError> {
+        let mut written = self.append_batch(vec![(entry, None)], signer)?;
+        written.pop().ok_or_else(|| AuditError::Busy {
+            path: self.path.clone(),
+        })
+    }
+
+    /// Append entries (each with what the router records, if anything) with one write,
+    /// one sync and one signed head: what a router writes many of.
+    pub fn append_batch(
+        &mut self,
+        entries: Vec<(NewEntry, Option<airlock_schemas::RoutingRecord>)>,
+        signer: &Signer,
+    ) -> Result<Vec<AuditEntry>, AuditError> {
         let path = self.path.clone();
         let io = |action: &'static str| {
             let path = path.clone();
             move |source| AuditError::Io(IoError::new(action, &path, source))
         };
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
         let _appending = quiesce();
         if self.file.is_none() {
             let file = std::fs::OpenOptions::new()
@@ -438,33 +454,45 @@ impl AuditLog {
             .unwrap_or(now)
             .format(&Rfc3339)
             .unwrap_or_default();
-        let e = AuditEntry {
-            seq: self.chain.len() + 1,
-            time: time.clone(),
-            actor: signer.key_id().to_owned(),
-            action: entry.action,
-            model: self.release.as_ref().map(|(m, _)| m.clone()),
-            version: self.release.as_ref().map(|(_, v)| v.clone()),
-            artifacts: entry.artifacts,
-            destination: entry.destination,
-            verified_region: entry.verified_region,
-            approvals: entry.approvals,
-            trust_policy_sha256: entry.trust_policy_sha256,
-            residency_policy_sha256: entry.residency_policy_sha256,
-            outcome: entry.outcome,
-            prev: self.chain.last_sha256().to_owned(),
-        };
-        let line = serde_json::to_string(&e).map_err(|e| io("serialize an entry for")(e.into()))?;
-        file.write_all(format!("{line}\n").as_bytes())
-            .map_err(io("append to"))?;
+        let mut text = String::new();
+        let mut written = Vec::with_capacity(entries.len());
+        let mut hashes = Vec::with_capacity(entries.len());
+        let mut prev = self.chain.last_sha256().to_owned();
+        for (entry, routing) in entries {
+            let e = AuditEntry {
+                seq: self.chain.len() + written.len() as u64 + 1,
+                time: time.clone(),
+                actor: signer.key_id().to_owned(),
+                action: entry.action,
+                model: self.release.as_ref().map(|(m, _)| m.clone()),
+                version: self.release.as_ref().map(|(_, v)| v.clone()),
+                artifacts: entry.artifacts,
+                destination: entry.destination,
+                verified_region: entry.verified_region,
+                approvals: entry.approvals,
+                trust_policy_sha256: entry.trust_policy_sha256,
+                residency_policy_sha256: entry.residency_policy_sha256,
+                outcome: entry.outcome,
+                routing,
+                prev: prev.clone(),
+            };
+            let line =
+                serde_json::to_string(&e).map_err(|e| io("serialize an entry for")(e.into()))?;
+            prev = sha256_hex(line.as_bytes());
+            text.push_str(&line);
+            text.push('\n');
+            hashes.push(prev.clone());
+            written.push(e);
+        }
+        file.write_all(text.as_bytes()).map_err(io("append to"))?;
         file.sync_all().map_err(io("sync"))?;
-        let entry_sha256 = sha256_hex(line.as_bytes());
-        self.chain.entries.push(e.clone());
-        self.chain.hashes.push(entry_sha256.clone());
+        self.chain.entries.extend(written.iter().cloned());
+        self.chain.hashes.extend(hashes);
+        let last = written.last().map_or(0, |e| e.seq);
 
         let head = AuditHead {
-            seq: e.seq,
-            entry_sha256,
+            seq: last,
+            entry_sha256: prev,
             time,
         };
         let env = dsse::sign(
@@ -485,7 +513,7 @@ impl AuditLog {
         tmp.as_file().sync_all().map_err(io("sync the head of"))?;
         tmp.persist(&head_file)
             .map_err(|e| io("write the head of")(e.error))?;
-        Ok(e)
+        Ok(written)
     }
 }
 
@@ -768,6 +796,7 @@ mod tests {
             trust_policy_sha256: String::new(),
             residency_policy_sha256: String::new(),
             outcome: "ok".into(),
+            routing: None,
             prev: GENESIS.into(),
         }
     }

@@ -184,6 +184,12 @@ impl Aws {
         aws_sdk_sagemaker::Client::new(&self.config)
     }
 
+    /// An Application Auto Scaling client (`[deploy.autoscaling]`: the endpoint variant's
+    /// scalable target and scaling policy).
+    pub fn application_autoscaling(&self) -> aws_sdk_applicationautoscaling::Client {
+        aws_sdk_applicationautoscaling::Client::new(&self.config)
+    }
+
     /// An STS client.
     pub fn sts(&self) -> aws_sdk_sts::Client {
         aws_sdk_sts::Client::new(&self.config)
@@ -464,6 +470,30 @@ mod tests {
         assert_eq!(
             describe(&err),
             "NoSuchKey: The specified key does not exist."
+        );
+    }
+
+    #[test]
+    fn an_autoscaling_refusal_names_the_endpoint_and_the_call() {
+        let url = answering(
+            "400 Bad Request",
+            "application/x-amz-json-1.1",
+            r#"{"__type":"AccessDeniedException","message":"not authorized to perform application-autoscaling:RegisterScalableTarget"}"#,
+        );
+        let scaling = airlock_schemas::AutoscalingSpec {
+            min_instances: 1,
+            max_instances: 4,
+            target_invocations_per_instance: 70.0,
+            scale_in_cooldown_seconds: 300,
+            scale_out_cooldown_seconds: 60,
+        };
+        let err = crate::sagemaker::autoscale(&aws_at(&url), "ep", &scaling)
+            .expect_err("the server refuses every request");
+        assert_eq!(
+            err.to_string(),
+            "SageMaker: cannot register autoscaling for endpoint ep (RegisterScalableTarget \
+             endpoint/ep/variant/AllTraffic): AccessDeniedException: not authorized to perform \
+             application-autoscaling:RegisterScalableTarget"
         );
     }
 }

@@ -920,14 +920,16 @@ struct SageMakerTarget<'a> {
 }
 
 /// Register the release in the SageMaker Model Registry from a named copy of its files,
-/// and deploy it when asked, each step announced by its own `start` entry and its outcome
-/// (failures included) recorded. Returns the model package's and the endpoint's ARNs.
+/// and deploy it when asked (with `autoscaling`, registered once the endpoint is InService),
+/// each step announced by its own `start` entry and its outcome (failures included)
+/// recorded. Returns the model package's and the endpoint's ARNs.
 fn to_sagemaker(
     p: &mut Publisher<'_>,
     target: &SageMakerTarget<'_>,
     index: &ReleaseIndex,
     admitted: &Admitted,
     registry_region: &str,
+    autoscaling: Option<&airlock_schemas::AutoscalingSpec>,
 ) -> Result<(String, Option<String>), PublishError> {
     let SageMakerTarget { sm, aws, region } = target;
     let sm_dest = sagemaker_destination(region, sm);
@@ -976,21 +978,39 @@ fn to_sagemaker(
     };
     let dest = format!("sagemaker://{region}/endpoint/{}", d.endpoint);
     p.start(&index.files, dest.clone(), region)?;
-    match crate::sagemaker::deploy(aws, sm, d, &rel, &arn) {
-        Ok(ep) => {
-            p.record_at(
-                AuditAction::Deploy,
-                ep.clone(),
-                Some(region.clone()),
-                "ok: InService".into(),
-            )?;
-            Ok((arn, Some(ep)))
-        }
+    let ep = match crate::sagemaker::deploy(aws, sm, d, &rel, &arn) {
+        Ok(ep) => ep,
         Err(e) => {
             p.fail(AuditAction::Deploy, dest, region, e.to_string())?;
-            Err(e.into())
+            return Err(e.into());
         }
+    };
+    let mut outcome = "ok: InService".to_owned();
+    if let Some(a) = autoscaling {
+        eprintln!(
+            "  registering autoscaling for endpoint {}: {}..{} instances, target {} invocations/instance a minute (policy {})",
+            d.endpoint,
+            a.min_instances,
+            a.max_instances,
+            a.target_invocations_per_instance,
+            crate::sagemaker::scaling_policy_name(&d.endpoint)
+        );
+        if let Err(e) = crate::sagemaker::autoscale(aws, &d.endpoint, a) {
+            let why = format!(
+                "{e} (the endpoint is InService on this release, without the autoscaling asked for)"
+            );
+            p.fail(AuditAction::Deploy, dest, region, why)?;
+            return Err(e.into());
+        }
+        outcome = format!("{outcome}, {}", a.summary());
     }
+    p.record_at(
+        AuditAction::Deploy,
+        ep.clone(),
+        Some(region.clone()),
+        outcome,
+    )?;
+    Ok((arn, Some(ep)))
 }
 
 /// Publish `opts.bundle`.
@@ -1002,6 +1022,29 @@ fn to_sagemaker(
 /// `start` entry); the outcome entries; `to_sagemaker` (its own `start` entries first).
 /// After a `start` entry, every failure is recorded too.
 pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
+    publish_with_autoscaling(opts, None)
+}
+
+/// [`publish`], and with `autoscaling` (`[deploy.autoscaling]`), the endpoint that
+/// `opts.sagemaker`'s deploy brings InService is then registered with Application Auto
+/// Scaling ([`crate::sagemaker::autoscale`]) before the deploy's outcome is recorded: the
+/// audit entry says `ok: InService, autoscaling 1..4 at 70 invocations/instance`, or why it
+/// failed. Without it, whatever scaling is registered for the endpoint is left as it is.
+/// `autoscaling` without a deploy, or with settings [`airlock_schemas::AutoscalingSpec::validate`] refuses
+/// (against the deploy's instance count), is refused before anything is read or sent.
+pub fn publish_with_autoscaling(
+    opts: &PublishOptions,
+    autoscaling: Option<&airlock_schemas::AutoscalingSpec>,
+) -> Result<PublishSummary, PublishError> {
+    if let Some(a) = autoscaling {
+        let Some(d) = opts.sagemaker.as_ref().and_then(|sm| sm.deploy.as_ref()) else {
+            return Err(PublishError::Usage(
+                "autoscaling needs a SageMaker endpoint to deploy to".into(),
+            ));
+        };
+        a.validate(u32::try_from(d.instance_count).unwrap_or(0))
+            .map_err(PublishError::Usage)?;
+    }
     let Setup {
         trust,
         residency,
@@ -1064,7 +1107,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishSummary, PublishError> {
     }
     let (model_package, endpoint) = match &sm_target {
         Some(t) => {
-            let (arn, endpoint) = to_sagemaker(&mut p, t, &index, &admitted, &region)?;
+            let (arn, endpoint) = to_sagemaker(&mut p, t, &index, &admitted, &region, autoscaling)?;
             (Some(arn), endpoint)
         }
         None => (None, None),
@@ -1119,4 +1162,82 @@ pub(crate) fn copy_audit(registry: &dyn Registry, log: &Path) -> Result<(), Publ
         &read(&head_path(log))?,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use airlock_schemas::AutoscalingSpec;
+
+    use super::*;
+    use crate::sagemaker::DeployOptions;
+
+    /// Options whose every file is missing: a publish that read any of them would fail
+    /// with an I/O error, not a usage error.
+    fn nothing_there(deploy: Option<DeployOptions>) -> PublishOptions {
+        let missing = PathBuf::from("/nonexistent/airlock-test");
+        PublishOptions {
+            bundle: missing.join("bundle"),
+            to: "s3://airlock-releases/prod".into(),
+            trust: missing.join("trust.toml"),
+            residency: missing.join("residency.toml"),
+            audit_log: missing.join("audit.log"),
+            key: missing.join("publisher.key"),
+            threads: 1,
+            aws: AwsOptions::default(),
+            sagemaker: Some(SageMakerOptions {
+                group: None,
+                image: "image".into(),
+                deploy,
+            }),
+            deploy_only: true,
+            run_dir: None,
+        }
+    }
+
+    fn usage(opts: &PublishOptions, scaling: &AutoscalingSpec) -> String {
+        match publish_with_autoscaling(opts, Some(scaling)) {
+            Err(PublishError::Usage(m)) => m,
+            other => panic!("expected a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn autoscaling_that_does_not_fit_is_refused_before_anything_is_read() {
+        let deploy = DeployOptions {
+            endpoint: "fraud-scoring".into(),
+            role: "role".into(),
+            instance_type: "ml.m5.large".into(),
+            instance_count: 1,
+            timeout: std::time::Duration::from_secs(1),
+            poll: std::time::Duration::from_secs(1),
+        };
+        let fits = AutoscalingSpec {
+            min_instances: 1,
+            max_instances: 4,
+            target_invocations_per_instance: 70.0,
+            scale_in_cooldown_seconds: 300,
+            scale_out_cooldown_seconds: 60,
+        };
+        let inverted = AutoscalingSpec {
+            min_instances: 3,
+            max_instances: 2,
+            ..fits.clone()
+        };
+        assert_eq!(
+            usage(&nothing_there(Some(deploy.clone())), &inverted),
+            "deploy.autoscaling.max_instances (2) must be at least deploy.autoscaling.min_instances (3)"
+        );
+        let above = AutoscalingSpec {
+            min_instances: 2,
+            ..fits.clone()
+        };
+        assert!(
+            usage(&nothing_there(Some(deploy)), &above)
+                .starts_with("deploy.instance_count (1) must lie between"),
+        );
+        assert_eq!(
+            usage(&nothing_there(None), &fits),
+            "autoscaling needs a SageMaker endpoint to deploy to"
+        );
+    }
 }

@@ -1,7 +1,14 @@
 //! SageMaker: a model package per release in the model's package group (the Model
-//! Registry), and optionally a real-time endpoint serving it.
+//! Registry), and optionally a real-time endpoint serving it, whose capacity Application
+//! Auto Scaling may follow demand with.
 
 use std::time::{Duration, Instant};
+
+use airlock_schemas::AutoscalingSpec;
+use aws_sdk_applicationautoscaling::types::{
+    MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
+    TargetTrackingScalingPolicyConfiguration,
+};
 
 use aws_sdk_sagemaker::types::{
     ContainerDefinition, EndpointStatus, InferenceSpecification, ModelApprovalStatus,
@@ -330,7 +337,7 @@ pub fn deploy(
                 .endpoint_config_name(&config)
                 .production_variants(
                     ProductionVariant::builder()
-                        .variant_name("AllTraffic")
+                        .variant_name(VARIANT)
                         .model_name(&model)
                         .instance_type(ProductionVariantInstanceType::from(
                             deploy.instance_type.as_str(),
@@ -416,4 +423,82 @@ async fn wait(
         eprintln!("  endpoint {} is {status}; waiting", deploy.endpoint);
         tokio::time::sleep(deploy.poll).await;
     }
+}
+
+/// The one production variant of every endpoint airlock deploys.
+pub const VARIANT: &str = "AllTraffic";
+
+/// Application Auto Scaling's resource id of `endpoint`'s variant:
+/// `endpoint/<endpoint>/variant/AllTraffic`.
+pub fn scalable_resource_id(endpoint: &str) -> String {
+    format!("endpoint/{endpoint}/variant/{VARIANT}")
+}
+
+/// The name of the target-tracking policy airlock puts on `endpoint`'s variant:
+/// `airlock-<endpoint>-invocations` (one per endpoint, replaced by each deploy).
+pub fn scaling_policy_name(endpoint: &str) -> String {
+    format!("airlock-{endpoint}-invocations")
+}
+
+/// Let `endpoint`'s capacity follow demand: register its variant as a scalable target
+/// (RegisterScalableTarget, `sagemaker:variant:DesiredInstanceCount` between
+/// `min_instances` and `max_instances`), then put the target-tracking policy
+/// [`scaling_policy_name`] on the predefined metric `SageMakerVariantInvocationsPerInstance`
+/// (PutScalingPolicy). Both calls create or replace, so a rerun, or a deploy with changed
+/// settings, leaves exactly these settings registered. Run once the endpoint is InService.
+/// Returns the policy's ARN.
+pub fn autoscale(
+    aws: &Aws,
+    endpoint: &str,
+    scaling: &AutoscalingSpec,
+) -> Result<String, SageMakerError> {
+    let aas = aws.application_autoscaling();
+    let resource_id = scalable_resource_id(endpoint);
+    let policy = scaling_policy_name(endpoint);
+    let action = |call: &str| format!("register autoscaling for endpoint {endpoint} ({call})");
+    // The spec's bounds (at most 1000 instances, a day of cooldown) fit an i32.
+    let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    let tracking = TargetTrackingScalingPolicyConfiguration::builder()
+        .target_value(scaling.target_invocations_per_instance)
+        .predefined_metric_specification(
+            PredefinedMetricSpecification::builder()
+                .predefined_metric_type(MetricType::SageMakerVariantInvocationsPerInstance)
+                .build()
+                .map_err(|e| SageMakerError::Request {
+                    action: action("PutScalingPolicy"),
+                    message: e.to_string(),
+                })?,
+        )
+        .scale_in_cooldown(int(scaling.scale_in_cooldown_seconds))
+        .scale_out_cooldown(int(scaling.scale_out_cooldown_seconds))
+        .build()
+        .map_err(|e| SageMakerError::Request {
+            action: action("PutScalingPolicy"),
+            message: e.to_string(),
+        })?;
+    aws.rt.block_on(async {
+        aas.register_scalable_target()
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_id(&resource_id)
+            .scalable_dimension(ScalableDimension::SageMakerVariantDesiredInstanceCount)
+            .min_capacity(int(scaling.min_instances))
+            .max_capacity(int(scaling.max_instances))
+            .send()
+            .await
+            .map_err(req(action(&format!(
+                "RegisterScalableTarget {resource_id}"
+            ))))?;
+        let put = aas
+            .put_scaling_policy()
+            .policy_name(&policy)
+            .service_namespace(ServiceNamespace::Sagemaker)
+            .resource_id(&resource_id)
+            .scalable_dimension(ScalableDimension::SageMakerVariantDesiredInstanceCount)
+            .policy_type(PolicyType::TargetTrackingScaling)
+            .target_tracking_scaling_policy_configuration(tracking)
+            .send()
+            .await
+            .map_err(req(action(&format!("PutScalingPolicy {policy}"))))?;
+        Ok(put.policy_arn().to_owned())
+    })
 }

@@ -30,6 +30,7 @@ fn card(epochs: usize, roc: usize, auc: f64) -> ModelCard {
         schema_version: 1,
         name: "fraud-detector".into(),
         version: "1.0.0".into(),
+        onprem_only: false,
         intended_use: Some("Flag card transactions for manual fraud review.".into()),
         architecture: Architecture {
             kind: "mlp".into(),

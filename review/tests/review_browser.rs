@@ -430,6 +430,7 @@ fn card(version: &str, auc: f64, accuracy: f64, loss: f64, hidden: [usize; 2]) -
         schema_version: 1,
         name: "fraud-detector".into(),
         version: version.into(),
+        onprem_only: false,
         intended_use: Some(
             "Score card transactions for the fraud team's manual review queue. Not for \
              automatic declines."

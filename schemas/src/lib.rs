@@ -9,6 +9,7 @@ mod io;
 mod model_spec;
 mod pipeline;
 mod release;
+mod route;
 pub mod strict_json;
 mod training_record;
 mod uri;
@@ -35,9 +36,9 @@ pub use model_spec::{
     TaskSpec,
 };
 pub use pipeline::{
-    DataSpec, DeploySpec, MAX_TRAINING_DEVICES, OptimizerKind, OptimizerSpec, PipelineError,
-    PipelineSpec, PrivacyAuditSpec, PrivacySpec, PublishSpec, ReleaseSpec, SageMakerSpec,
-    SigningSpec, SplitSpec, TrainingSpec,
+    AutoscalingSpec, DataSpec, DeploySpec, MAX_TRAINING_DEVICES, OptimizerKind, OptimizerSpec,
+    PipelineError, PipelineSpec, PrivacyAuditSpec, PrivacySpec, PublishSpec, ReleaseSpec,
+    SageMakerSpec, SigningSpec, SplitSpec, TrainingSpec,
 };
 pub use release::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, AuditAction, AuditEntry, AuditHead,
@@ -48,6 +49,10 @@ pub use release::{
     RELEASE_PREDICATE_TYPE, RegressionCardMetrics, ReleaseIndex, ReleasePredicate, ReportInput,
     ResidencyPolicy, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement, Subject,
     TensorSpec, TrainingSummary, TrustPolicy, TrustedKey, Verdict,
+};
+pub use route::{
+    Classify, CloudEndpoint, CloudSide, HealthSpec, MAX_UPSTREAMS, OnpremSide, RouteAudit,
+    RouteListen, RoutePolicy, RouteRelease, RoutingRecord,
 };
 pub use training_record::{
     BackendInfo, DatasetFile, DatasetFingerprint, EpochMetrics, FileDigest, Holdout,
@@ -89,6 +94,7 @@ pub fn json_schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("audit-entry", schemars::schema_for!(AuditEntry)),
         ("audit-head", schemars::schema_for!(AuditHead)),
         ("residency-policy", schemars::schema_for!(ResidencyPolicy)),
+        ("route-policy", schemars::schema_for!(RoutePolicy)),
         ("release-index", schemars::schema_for!(ReleaseIndex)),
         (
             "approval-statement",

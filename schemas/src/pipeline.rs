@@ -109,7 +109,7 @@ pub struct SageMakerSpec {
 }
 
 /// A SageMaker real-time endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploySpec {
     /// Endpoint name: created, or updated to this release.
@@ -128,6 +128,125 @@ pub struct DeploySpec {
     /// Seconds between two looks at the endpoint's status while waiting.
     #[serde(default = "default_deploy_poll")]
     pub poll_seconds: u64,
+    /// Capacity that follows demand: once the endpoint is InService, its variant
+    /// (`AllTraffic`) is registered with Application Auto Scaling between `min_instances`
+    /// and `max_instances`, with a target-tracking policy on invocations per instance.
+    /// Without this section a deploy leaves whatever scaling is registered for the endpoint
+    /// as it is (it neither registers nor removes any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+}
+
+/// `[deploy.autoscaling]`: Application Auto Scaling of the endpoint's production variant,
+/// a scalable target (`sagemaker:variant:DesiredInstanceCount`) and one target-tracking
+/// policy on the predefined metric `SageMakerVariantInvocationsPerInstance`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscalingSpec {
+    /// Fewest instances the variant is scaled in to (at least 1: a real-time endpoint
+    /// variant cannot run on none).
+    pub min_instances: u32,
+    /// Most instances the variant is scaled out to (at least `min_instances`, at most
+    /// 1000). `deploy.instance_count`, what the endpoint starts with, must lie between the
+    /// two.
+    pub max_instances: u32,
+    /// The value the policy keeps the metric `SageMakerVariantInvocationsPerInstance` at:
+    /// the average number of requests per minute each instance of the variant receives.
+    /// Above it the variant scales out, below it in. Finite and above 0.
+    pub target_invocations_per_instance: f64,
+    /// Seconds after a scale-in before another scale-in may start (default 300; at most
+    /// 86400, a day).
+    #[serde(default = "default_scale_in_cooldown")]
+    pub scale_in_cooldown_seconds: u32,
+    /// Seconds after a scale-out before another scale-out may start (default 60; at most
+    /// 86400, a day).
+    #[serde(default = "default_scale_out_cooldown")]
+    pub scale_out_cooldown_seconds: u32,
+}
+
+fn default_scale_in_cooldown() -> u32 {
+    300
+}
+
+fn default_scale_out_cooldown() -> u32 {
+    60
+}
+
+impl AutoscalingSpec {
+    /// Most instances `max_instances` may name. Not a service limit (Application Auto
+    /// Scaling takes any 32-bit count): a guard against a slipped digit, since every
+    /// instance up to the maximum may be started, and billed, by the policy alone.
+    /// SageMaker's default per-account quotas of endpoint instances are in the tens per
+    /// instance type, so a maximum beyond 1000 could never be reached anyway without a
+    /// quota raise, and one that large is almost certainly a typo.
+    pub const MAX_INSTANCES: u32 = 1000;
+    /// Longest cooldown, in seconds: a day. A longer one would leave the variant unable to
+    /// follow demand for days after one scaling step.
+    pub const MAX_COOLDOWN_SECONDS: u32 = 86_400;
+
+    /// Check the settings against each other and against `instance_count`, the instances
+    /// the endpoint starts with. Returns the first problem found.
+    pub fn validate(&self, instance_count: u32) -> Result<(), String> {
+        let (min, max) = (self.min_instances, self.max_instances);
+        if min == 0 {
+            return Err(
+                "deploy.autoscaling.min_instances must be at least 1: a SageMaker \
+                 real-time endpoint variant cannot be scaled in to no instances"
+                    .into(),
+            );
+        }
+        if max < min {
+            return Err(format!(
+                "deploy.autoscaling.max_instances ({max}) must be at least \
+                 deploy.autoscaling.min_instances ({min})"
+            ));
+        }
+        if max > Self::MAX_INSTANCES {
+            return Err(format!(
+                "deploy.autoscaling.max_instances ({max}) must be at most {}: a maximum \
+                 that large is almost certainly a typo, and the policy alone may start (and \
+                 bill) every instance up to it",
+                Self::MAX_INSTANCES
+            ));
+        }
+        if !(min..=max).contains(&instance_count) {
+            return Err(format!(
+                "deploy.instance_count ({instance_count}) must lie between \
+                 deploy.autoscaling.min_instances ({min}) and max_instances ({max}): the \
+                 endpoint starts with instance_count instances"
+            ));
+        }
+        let target = self.target_invocations_per_instance;
+        if !(target.is_finite() && target > 0.0) {
+            return Err(format!(
+                "deploy.autoscaling.target_invocations_per_instance ({target}) must be a \
+                 finite number above 0 (requests per minute per instance)"
+            ));
+        }
+        for (name, secs) in [
+            ("scale_in_cooldown_seconds", self.scale_in_cooldown_seconds),
+            (
+                "scale_out_cooldown_seconds",
+                self.scale_out_cooldown_seconds,
+            ),
+        ] {
+            if secs > Self::MAX_COOLDOWN_SECONDS {
+                return Err(format!(
+                    "deploy.autoscaling.{name} ({secs}) must be at most {} (a day)",
+                    Self::MAX_COOLDOWN_SECONDS
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What is registered, in words: `autoscaling 1..4 at 70 invocations/instance`.
+    pub fn summary(&self) -> String {
+        format!(
+            "autoscaling {}..{} at {} invocations/instance",
+            self.min_instances, self.max_instances, self.target_invocations_per_instance
+        )
+    }
 }
 
 fn default_deploy_poll() -> u64 {
@@ -176,6 +295,10 @@ pub struct ReleaseSpec {
     /// uncommitted changes. Off by default: the packager refuses such a run.
     #[serde(default)]
     pub allow_uncommitted: bool,
+    /// The model is served on the premises only: its card says so, `airlock route` sends
+    /// none of its requests to the cloud, and `airlock publish` refuses a cloud registry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub onprem_only: bool,
 }
 
 /// The training data, which never leaves the premises.
@@ -739,6 +862,9 @@ impl PipelineSpec {
                         .into(),
                 );
             }
+            if let Some(a) = &d.autoscaling {
+                a.validate(d.instance_count)?;
+            }
         }
         Ok(())
     }
@@ -994,6 +1120,140 @@ mod tests {
             ),
         ] {
             refused(subgroups, "", says);
+        }
+    }
+
+    /// `[signing]`, `[publish]` with SageMaker, and `[deploy]` with `instance_count = 2`
+    /// and `autoscaling` (a `[deploy.autoscaling]` body, or nothing for no section).
+    fn deployed(autoscaling: Option<&str>) -> String {
+        let section =
+            autoscaling.map_or_else(String::new, |a| format!("[deploy.autoscaling]\n{a}\n"));
+        format!(
+            "[signing]\ntrust = \"t.toml\"\nbuilder_key = \"b.key\"\n\
+             [publish]\nregistry = \"s3://b/p\"\nresidency = \"r.toml\"\nkey = \"p.key\"\n\
+             [publish.sagemaker]\nimage = \"i\"\n\
+             [deploy]\nendpoint = \"e\"\nrole = \"r\"\ninstance_count = 2\n{section}"
+        )
+    }
+
+    #[test]
+    fn deploy_autoscaling_is_accepted_with_default_cooldowns() {
+        let p = pipeline(
+            "[]",
+            &deployed(Some(
+                "min_instances = 1\nmax_instances = 4\ntarget_invocations_per_instance = 70",
+            )),
+        )
+        .expect("valid");
+        let a = p
+            .deploy
+            .as_ref()
+            .and_then(|d| d.autoscaling.clone())
+            .expect("autoscaling");
+        assert_eq!(
+            a,
+            AutoscalingSpec {
+                min_instances: 1,
+                max_instances: 4,
+                target_invocations_per_instance: 70.0,
+                scale_in_cooldown_seconds: 300,
+                scale_out_cooldown_seconds: 60,
+            }
+        );
+        assert_eq!(a.summary(), "autoscaling 1..4 at 70 invocations/instance");
+        // Bounds are inclusive: a fixed size (min = count = max) and the largest values.
+        for body in [
+            "min_instances = 2\nmax_instances = 2\ntarget_invocations_per_instance = 0.5",
+            "min_instances = 1\nmax_instances = 1000\ntarget_invocations_per_instance = 1e6\n\
+             scale_in_cooldown_seconds = 86400\nscale_out_cooldown_seconds = 0",
+        ] {
+            pipeline("[]", &deployed(Some(body))).expect(body);
+        }
+        // Without the section nothing changes, down to the serialized settings (the deploy
+        // stage's inputs digest them).
+        let p = pipeline("[]", &deployed(None)).expect("valid");
+        let d = p.deploy.expect("deploy");
+        assert_eq!(d.autoscaling, None);
+        let json = serde_json::to_value(&d).expect("json");
+        assert!(json.get("autoscaling").is_none(), "{json}");
+    }
+
+    #[test]
+    fn deploy_autoscaling_out_of_bounds_is_refused() {
+        const OK: &str = "target_invocations_per_instance = 70";
+        for (body, says) in [
+            (
+                format!("min_instances = 0\nmax_instances = 4\n{OK}"),
+                "deploy.autoscaling.min_instances must be at least 1",
+            ),
+            (
+                format!("min_instances = 3\nmax_instances = 2\n{OK}"),
+                "deploy.autoscaling.max_instances (2) must be at least \
+                 deploy.autoscaling.min_instances (3)",
+            ),
+            (
+                format!("min_instances = 1\nmax_instances = 1001\n{OK}"),
+                "deploy.autoscaling.max_instances (1001) must be at most 1000",
+            ),
+            (
+                format!("min_instances = 3\nmax_instances = 4\n{OK}"),
+                "deploy.instance_count (2) must lie between deploy.autoscaling.min_instances (3) \
+                 and max_instances (4)",
+            ),
+            (
+                format!("min_instances = 1\nmax_instances = 1\n{OK}"),
+                "deploy.instance_count (2) must lie between deploy.autoscaling.min_instances (1) \
+                 and max_instances (1)",
+            ),
+            (
+                "min_instances = 1\nmax_instances = 4\ntarget_invocations_per_instance = 0.0"
+                    .to_owned(),
+                "deploy.autoscaling.target_invocations_per_instance (0) must be a finite number \
+                 above 0",
+            ),
+            (
+                "min_instances = 1\nmax_instances = 4\ntarget_invocations_per_instance = -5"
+                    .to_owned(),
+                "target_invocations_per_instance (-5) must be a finite number above 0",
+            ),
+            (
+                "min_instances = 1\nmax_instances = 4\ntarget_invocations_per_instance = nan"
+                    .to_owned(),
+                "target_invocations_per_instance (NaN) must be a finite number above 0",
+            ),
+            (
+                "min_instances = 1\nmax_instances = 4\ntarget_invocations_per_instance = inf"
+                    .to_owned(),
+                "target_invocations_per_instance (inf) must be a finite number above 0",
+            ),
+            (
+                format!(
+                    "min_instances = 1\nmax_instances = 4\n{OK}\nscale_in_cooldown_seconds = 86401"
+                ),
+                "deploy.autoscaling.scale_in_cooldown_seconds (86401) must be at most 86400 (a day)",
+            ),
+            (
+                format!(
+                    "min_instances = 1\nmax_instances = 4\n{OK}\nscale_out_cooldown_seconds = 90000"
+                ),
+                "deploy.autoscaling.scale_out_cooldown_seconds (90000) must be at most 86400 (a day)",
+            ),
+            (
+                format!(
+                    "min_instances = 1\nmax_instances = 4\n{OK}\nscale_in_cooldown_seconds = -1"
+                ),
+                "scale_in_cooldown_seconds",
+            ),
+            (
+                "min_instances = 1\nmax_instances = 4".to_owned(),
+                "missing field `target_invocations_per_instance`",
+            ),
+            (
+                format!("min_instances = 1\nmax_instances = 4\n{OK}\ntarget_cpu = 50"),
+                "unknown field `target_cpu`",
+            ),
+        ] {
+            refused("[]", &deployed(Some(&body)), says);
         }
     }
 }

@@ -58,6 +58,10 @@ pub struct ModelCard {
     /// in older cards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<crate::Evaluation>,
+    /// The release is served on the premises only (`[release] onprem_only`): a router
+    /// sends none of its requests to the cloud.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub onprem_only: bool,
 }
 
 /// Architecture of the released model.
@@ -656,6 +660,10 @@ pub struct AuditEntry {
     pub residency_policy_sha256: String,
     /// `started` (for `start`), `ok` (or `ok: ...`), `refused: why` or `failed: why`.
     pub outcome: String,
+    /// What the router counted (`route`) or refused (`route-refusal`): classes, sides and
+    /// outcomes, never a payload or a value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<crate::RoutingRecord>,
     /// SHA-256 of the previous entry's line (64 zeros for the first).
     pub prev: String,
 }
@@ -691,6 +699,11 @@ pub enum AuditAction {
     /// A burst's cloud resources were released: jobs stopped, exported data and outputs
     /// deleted.
     Release,
+    /// The router's counts of one window: requests per class, side and outcome.
+    Route,
+    /// The router refused one request (no side may or can serve it); the reason is the
+    /// outcome.
+    RouteRefusal,
 }
 
 impl AuditAction {
@@ -713,6 +726,8 @@ impl AuditAction {
             Self::TrainingJob => "training-job",
             Self::SyncBack => "sync-back",
             Self::Release => "release",
+            Self::Route => "route",
+            Self::RouteRefusal => "route-refusal",
         }
     }
 }

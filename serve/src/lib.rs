@@ -17,10 +17,8 @@ use hyper::{Method, Request, Response, StatusCode};
 pub mod body;
 mod error;
 pub mod image_body;
-mod listen;
 mod model;
 pub mod sagemaker;
-mod stall;
 
 pub use error::{ErrorKind, ServeError};
 
@@ -84,6 +82,10 @@ struct Model {
     task: TaskSpec,
     name: String,
     version: String,
+    /// SHA-256 of the release statement the gate verified: what a router compares.
+    statement_sha256: String,
+    /// The card says the release is served on the premises only.
+    onprem_only: bool,
 }
 
 /// Verify the bundle and load its model; any failure refuses to start.
@@ -145,6 +147,8 @@ fn load(opts: &ServeOptions) -> Result<Model, ServeError> {
         task: description.task,
         name: card.name,
         version: card.version,
+        statement_sha256: airlock_trust::shards::sha256_hex(admitted.statement_bytes()),
+        onprem_only: card.onprem_only,
     })
 }
 
@@ -186,6 +190,21 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
     r
 }
 
+/// `GET /ping`: the release served, by name, version and the digest of the statement the
+/// gate verified.
+fn ping(m: &Model) -> Response<Full<Bytes>> {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "status": "ok",
+            "model": m.name,
+            "version": m.version,
+            "statement_sha256": m.statement_sha256,
+            "onprem_only": m.onprem_only,
+        }),
+    )
+}
+
 async fn handle(
     m: Arc<Model>,
     body_timeout: Duration,
@@ -193,10 +212,7 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let err = |s: StatusCode, msg: &str| Ok(json(s, &serde_json::json!({ "error": msg })));
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/ping") => Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({ "status": "ok", "model": m.name, "version": m.version }),
-        )),
+        (&Method::GET, "/ping") => Ok(ping(&m)),
         (&Method::POST, "/invocations") => {
             let ctype = req
                 .headers()
@@ -360,7 +376,7 @@ async fn run(opts: &ServeOptions, model: Arc<Model>) -> Result<(), ServeError> {
         .header_read_timeout(opts.limits.header_timeout);
     let slots = Arc::new(tokio::sync::Semaphore::new(opts.limits.max_connections));
     let body_timeout = opts.limits.body_timeout;
-    let mut backoff = listen::Backoff::default();
+    let mut backoff = airlock_http::listen::Backoff::default();
     loop {
         let slot = tokio::select! {
             biased;
@@ -372,12 +388,12 @@ async fn run(opts: &ServeOptions, model: Arc<Model>) -> Result<(), ServeError> {
         let stream = tokio::select! {
             biased;
             () = &mut stop => break,
-            stream = listen::accept(&listener, &mut backoff) => stream,
+            stream = airlock_http::listen::accept(&listener, &mut backoff) => stream,
         };
         let _ = stream.set_nodelay(true);
         let m = Arc::clone(&model);
         let svc = hyper::service::service_fn(move |req| handle(Arc::clone(&m), body_timeout, req));
-        let io = stall::WriteStallLimit::new(stream, body_timeout);
+        let io = airlock_http::stall::WriteStallLimit::new(stream, body_timeout);
         let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

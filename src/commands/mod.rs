@@ -17,6 +17,7 @@ mod predict;
 mod publish;
 mod pull;
 mod review;
+mod route;
 mod run;
 mod serve;
 mod train;
@@ -50,6 +51,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Federate(a) => federate::run(a),
         Command::Export(a) => export::run(a),
         Command::Burst(a) => burst::run(*a),
+        Command::Route(a) => route::run(&a),
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&a),
     }

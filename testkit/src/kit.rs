@@ -485,6 +485,7 @@ fn card(spec: &KitBuilder, model: &[OwnedTensor]) -> ModelCard {
         name: spec.name.clone(),
         version: spec.version.clone(),
         intended_use: Some("Test kit model: seeded initial weights, never trained.".into()),
+        onprem_only: false,
         architecture: Architecture {
             kind: "mlp".into(),
             cnn: None,

@@ -149,6 +149,19 @@ impl Moto {
         )
     }
 
+    /// An Application Auto Scaling client for this server in [`REGION`].
+    pub fn application_autoscaling(&self) -> aws_sdk_applicationautoscaling::Client {
+        aws_sdk_applicationautoscaling::Client::from_conf(
+            aws_sdk_applicationautoscaling::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(REGION.to_owned()))
+                .endpoint_url(self.url())
+                .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+                .http_client(Self::http_client())
+                .build(),
+        )
+    }
+
     /// Run `f` to completion on the server's runtime.
     pub fn block<F: Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)

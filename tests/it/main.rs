@@ -19,6 +19,7 @@ mod publish;
 mod publish_s3;
 mod pull;
 mod release_e2e;
+mod route;
 mod serve;
 mod train;
 mod trust_boundary;

@@ -27,8 +27,19 @@ fn destinations() -> String {
 }
 
 fn release_sandbox(moto: &Moto, rows: usize, edits: &[(&str, &str)], k: usize) -> Sandbox {
+    release_sandbox_with(moto, rows, edits, k, "")
+}
+
+/// [`release_sandbox`] with `extra` after the `[deploy]` section.
+fn release_sandbox_with(
+    moto: &Moto,
+    rows: usize,
+    edits: &[(&str, &str)],
+    k: usize,
+    extra: &str,
+) -> Sandbox {
     moto.create_bucket(BUCKET, REGION);
-    let sb = signed_sandbox(rows, edits, k, &destinations());
+    let sb = signed_sandbox(rows, edits, k, &format!("{}{extra}", destinations()));
     sb.write(
         "residency.toml",
         "[registry]\nregions = [\"eu-west-1\"]\n[sagemaker]\nregions = [\"eu-west-1\"]\n",
@@ -326,4 +337,195 @@ fn sigint_in_any_stage_then_a_rerun_finishes_the_release() {
     assert_eq!(endpoint(&moto).0, "InService");
     sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
     pull(&sb, &env);
+}
+
+/// (min, max) of each scalable target.
+type Targets = Vec<(i32, i32)>;
+/// (name, target value, scale-in cooldown, scale-out cooldown) of each scaling policy.
+type Policies = Vec<(String, f64, i32, i32)>;
+
+/// The endpoint's variant as Application Auto Scaling has it: (min, max) of every scalable
+/// target in the sagemaker namespace (there must be one, for the endpoint's variant), and
+/// (policy name, target value, scale-in and scale-out cooldowns) of every scaling policy on it
+/// (each checked to be target tracking on invocations per instance).
+fn scaling(moto: &Moto) -> (Targets, Policies) {
+    let aas = moto.application_autoscaling();
+    let targets = moto
+        .block(
+            aas.describe_scalable_targets()
+                .service_namespace("sagemaker".into())
+                .send(),
+        )
+        .expect("describe scalable targets");
+    let targets: Targets = targets
+        .scalable_targets()
+        .iter()
+        .map(|t| {
+            assert_eq!(t.resource_id(), "endpoint/fraud-scoring/variant/AllTraffic");
+            assert_eq!(
+                t.scalable_dimension().as_str(),
+                "sagemaker:variant:DesiredInstanceCount"
+            );
+            (t.min_capacity(), t.max_capacity())
+        })
+        .collect();
+    let policies = moto
+        .block(
+            aas.describe_scaling_policies()
+                .service_namespace("sagemaker".into())
+                .resource_id("endpoint/fraud-scoring/variant/AllTraffic")
+                .scalable_dimension("sagemaker:variant:DesiredInstanceCount".into())
+                .send(),
+        )
+        .expect("describe scaling policies");
+    let policies = policies
+        .scaling_policies()
+        .iter()
+        .map(|p| {
+            assert_eq!(p.resource_id(), "endpoint/fraud-scoring/variant/AllTraffic");
+            assert_eq!(
+                p.scalable_dimension().as_str(),
+                "sagemaker:variant:DesiredInstanceCount"
+            );
+            assert_eq!(p.policy_type().as_str(), "TargetTrackingScaling");
+            let c = p
+                .target_tracking_scaling_policy_configuration()
+                .expect("target tracking configuration");
+            assert_eq!(
+                c.predefined_metric_specification()
+                    .map(|m| m.predefined_metric_type().as_str()),
+                Some("SageMakerVariantInvocationsPerInstance")
+            );
+            (
+                p.policy_name().to_owned(),
+                c.target_value(),
+                c.scale_in_cooldown().expect("scale-in cooldown"),
+                c.scale_out_cooldown().expect("scale-out cooldown"),
+            )
+        })
+        .collect();
+    (targets, policies)
+}
+
+/// The outcome of the last deploy entry of the sandbox's audit log.
+fn last_deploy_outcome(sb: &Sandbox) -> String {
+    let log = std::fs::read_to_string(sb.join("audit.log")).expect("audit log");
+    log.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("entry"))
+        .rfind(|e| e["action"] == "deploy")
+        .and_then(|e| e["outcome"].as_str().map(str::to_owned))
+        .expect("a deploy entry")
+}
+
+const AUTOSCALING: &str = "[deploy.autoscaling]\nmin_instances = 1\nmax_instances = 4\n\
+    target_invocations_per_instance = 70\nscale_in_cooldown_seconds = 600\n\
+    scale_out_cooldown_seconds = 30\n";
+
+#[test]
+fn deploy_with_autoscaling_registers_the_variant_and_its_target_tracking_policy() {
+    let moto = Moto::start();
+    let sb = release_sandbox_with(&moto, 3000, &[], 1, AUTOSCALING);
+    let env = moto.env();
+    let (code, bundle, err) = run(&sb, &env, &[]);
+    assert_eq!(code, 6, "{err}");
+    approve_as(&sb, "alice", &bundle);
+    let (code, _, err) = run(&sb, &env, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(endpoint(&moto).0, "InService");
+    assert!(
+        err.contains(
+            "registering autoscaling for endpoint fraud-scoring: 1..4 instances, target 70 \
+             invocations/instance a minute (policy airlock-fraud-scoring-invocations)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "fraud-scoring serves it (InService, autoscaling 1..4 at 70 invocations/instance)"
+        ),
+        "{err}"
+    );
+    // The variant is a scalable target of 1 to 4 instances, tracking 70 invocations a minute
+    // per instance with the configured cooldowns; the deploy's audit entry says so.
+    let policy = "airlock-fraud-scoring-invocations".to_owned();
+    assert_eq!(
+        scaling(&moto),
+        (vec![(1, 4)], vec![(policy.clone(), 70.0, 600, 30)])
+    );
+    assert_eq!(
+        last_deploy_outcome(&sb),
+        "ok: InService, autoscaling 1..4 at 70 invocations/instance"
+    );
+
+    // New settings: only deploy runs, the endpoint stays as it is, and the registration and
+    // the one policy are replaced (default cooldowns once they are left out).
+    edit_pipeline(
+        &sb,
+        AUTOSCALING,
+        "[deploy.autoscaling]\nmin_instances = 1\nmax_instances = 6\n\
+         target_invocations_per_instance = 120.5\n",
+    );
+    let (code, _, err) = run(&sb, &env, &[]);
+    assert_eq!(code, 0, "{err}");
+    all_skipped(&err, &["train", "package", "publish"]);
+    assert!(
+        err.contains("endpoint fraud-scoring already runs this release"),
+        "{err}"
+    );
+    assert_eq!(
+        scaling(&moto),
+        (vec![(1, 6)], vec![(policy.clone(), 120.5, 300, 60)])
+    );
+    assert_eq!(
+        last_deploy_outcome(&sb),
+        "ok: InService, autoscaling 1..6 at 120.5 invocations/instance"
+    );
+
+    // Without [deploy.autoscaling] the deploy runs again and leaves the registration alone.
+    edit_pipeline(
+        &sb,
+        "[deploy.autoscaling]\nmin_instances = 1\nmax_instances = 6\n\
+         target_invocations_per_instance = 120.5\n",
+        "",
+    );
+    let (code, _, err) = run(&sb, &env, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("== deploy to SageMaker endpoint fraud-scoring"),
+        "{err}"
+    );
+    assert!(!err.contains("registering autoscaling"), "{err}");
+    assert_eq!(
+        scaling(&moto),
+        (vec![(1, 6)], vec![(policy, 120.5, 300, 60)])
+    );
+    assert_eq!(last_deploy_outcome(&sb), "ok: InService");
+    sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
+}
+
+#[test]
+fn autoscaling_settings_that_do_not_fit_are_refused_before_anything_is_sent() {
+    for (from, to, says) in [
+        (
+            "min_instances = 1\nmax_instances = 4",
+            "min_instances = 3\nmax_instances = 2",
+            "deploy.autoscaling.max_instances (2) must be at least deploy.autoscaling.min_instances (3)",
+        ),
+        (
+            "min_instances = 1",
+            "min_instances = 2",
+            "deploy.instance_count (1) must lie between deploy.autoscaling.min_instances (2) and max_instances (4)",
+        ),
+    ] {
+        let moto = Moto::start();
+        let sb = release_sandbox_with(&moto, 200, &[], 1, &AUTOSCALING.replacen(from, to, 1));
+        moto.start_recording();
+        let (code, _, err) = run(&sb, &moto.env(), &[]);
+        let requests = moto.stop_recording();
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(requests.is_empty(), "nothing is sent: {requests:?}");
+        assert!(visible(&sb, "runs").is_empty(), "nothing is trained");
+        assert!(!sb.join("audit.log").exists(), "nothing is logged");
+    }
 }

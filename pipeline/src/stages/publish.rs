@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use airlock_publisher::publish::{PublishOptions, preflight, publish};
+use airlock_publisher::publish::{PublishOptions, preflight, publish, publish_with_autoscaling};
 use airlock_publisher::sagemaker::{DeployOptions, SageMakerOptions};
 use airlock_schemas::DeploySpec;
 use airlock_trust::shards::sha256_hex;
@@ -158,7 +158,8 @@ impl Pipeline<'_> {
         )
     }
 
-    /// Bring the endpoint InService on the published release, unless it already is.
+    /// Bring the endpoint InService on the published release, unless it already is, and with
+    /// `[deploy.autoscaling]` register its capacity to follow demand.
     pub fn deploy(
         &self,
         r: &mut Runner<'_>,
@@ -179,12 +180,20 @@ impl Pipeline<'_> {
         }
         tracing::info!("== deploy to SageMaker endpoint {}", deploy.endpoint);
         let t = Instant::now();
-        let p = publish(&self.publish_options(dest, bundle, Some(deploy)))?;
+        let p = publish_with_autoscaling(
+            &self.publish_options(dest, bundle, Some(deploy)),
+            deploy.autoscaling.as_ref(),
+        )?;
         let endpoint = p.endpoint.clone().unwrap_or_default();
+        let scaling = deploy
+            .autoscaling
+            .as_ref()
+            .map_or_else(String::new, |a| format!(", {}", a.summary()));
         r.audit.push((p.audit_entries, p.audit_seq));
-        r.crossed
-            .push(format!("endpoint {endpoint} serves it (InService)"));
-        r.ran(Stage::Deploy, t, format!("{endpoint} InService"));
+        r.crossed.push(format!(
+            "endpoint {endpoint} serves it (InService{scaling})"
+        ));
+        r.ran(Stage::Deploy, t, format!("{endpoint} InService{scaling}"));
         r.record(
             Stage::Deploy,
             &digest,

@@ -17,7 +17,7 @@ const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// The pause after the accept failures in a row so far.
 #[derive(Debug, Default)]
-pub(super) struct Backoff {
+pub struct Backoff {
     /// Failures in a row.
     failures: u32,
 }
@@ -25,7 +25,7 @@ pub(super) struct Backoff {
 impl Backoff {
     /// Whether `e` concerns only the connection being accepted (it went away before we
     /// took it), so the next one can be accepted at once.
-    pub(super) fn is_per_connection(e: &io::Error) -> bool {
+    pub fn is_per_connection(e: &io::Error) -> bool {
         matches!(
             e.kind(),
             io::ErrorKind::ConnectionAborted
@@ -36,7 +36,7 @@ impl Backoff {
     }
 
     /// Record a failure that is not per connection and say how long to pause.
-    pub(super) fn failed(&mut self) -> Duration {
+    pub fn failed(&mut self) -> Duration {
         let pause = MIN_PAUSE
             .saturating_mul(1 << self.failures.min(16))
             .min(MAX_PAUSE);
@@ -45,13 +45,13 @@ impl Backoff {
     }
 
     /// Record a success; returns how many failures in a row it ends.
-    pub(super) fn succeeded(&mut self) -> u32 {
+    pub fn succeeded(&mut self) -> u32 {
         std::mem::take(&mut self.failures)
     }
 }
 
 /// The next connection, pausing after failures that would repeat at once.
-pub(super) async fn accept(listener: &TcpListener, backoff: &mut Backoff) -> TcpStream {
+pub async fn accept(listener: &TcpListener, backoff: &mut Backoff) -> TcpStream {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {

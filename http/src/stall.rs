@@ -14,7 +14,7 @@ use tokio::time::Sleep;
 
 /// `inner`, whose writes fail with `TimedOut` after `limit` without progress.
 #[derive(Debug)]
-pub(super) struct WriteStallLimit<S> {
+pub struct WriteStallLimit<S> {
     inner: S,
     limit: Duration,
     /// Armed while a write is pending.
@@ -22,7 +22,7 @@ pub(super) struct WriteStallLimit<S> {
 }
 
 impl<S> WriteStallLimit<S> {
-    pub(super) fn new(inner: S, limit: Duration) -> Self {
+    pub fn new(inner: S, limit: Duration) -> Self {
         Self {
             inner,
             limit,
