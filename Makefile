@@ -27,7 +27,7 @@ SAMPLE_TYPE ?= $(if $(filter %.png,$(SAMPLE)),application/x-image,text/csv)
 BENCH_THREADS ?= 2
 TORCH_VENV ?= $(HOME)/.cache/airlock/torch-venv
 
-.PHONY: help build build-cuda check-cuda release-model federate burst man lint fmt test test-deps schemas moto bench bench-torch fuzz fuzz-smoke fuzz-build clean
+.PHONY: help build build-cuda check-cuda release-model federate burst split-inference man lint fmt test test-deps schemas moto bench bench-torch fuzz fuzz-smoke fuzz-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,6 +54,18 @@ release-model: build ## the release (`airlock run`), then the cloud side on loop
 	echo "POST $$url/invocations < $(SAMPLE)"; \
 	curl -sS --fail-with-body -H 'Content-Type: $(SAMPLE_TYPE)' --data-binary @$(SAMPLE) $$url/invocations; echo; \
 	kill -TERM $$pid; wait $$pid
+
+# `make split-inference`: the release of `make release-model` (run again if needed: it
+# resumes), served by an on-prem pool of two and a cloud stand-in, with `airlock route` in
+# front, all on loopback; a mixed stream, where each class went, the pool stopped (sensitive
+# requests get 503, never the cloud), the latency routing adds; then the routing audit verified.
+SPLIT_DIR ?= split-inference-demo
+
+split-inference: build ## split inference: an on-prem serve pool of two, a cloud stand-in, the router; a mixed stream, where each class went, the latency routing adds
+	$(AIRLOCK) run $(PIPELINE)
+	$(AIRLOCK) pull $(REGISTRY)/models/$(MODEL) --trust $(TRUST) --out $(SERVED)
+	$(AIRLOCK) route demo --bundle $(SERVED) --trust $(TRUST) --key demo/keys/publisher.key --out $(SPLIT_DIR)
+	$(AIRLOCK) audit verify $(SPLIT_DIR)/route-audit.jsonl --trust $(TRUST)
 
 # `make federate`: the federated demo (three banks, an aggregator, Flower on loopback),
 # then its global model released like any other: packaged (leak checks against the

@@ -187,11 +187,14 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct RouteArgs {
+    #[command(subcommand)]
+    pub step: Option<RouteStep>,
     /// The routing policy: the release, the on-prem pool, the cloud endpoints, what is
     /// sensitive, the audit log and key, health checks (schema: route-policy).
-    #[arg(long, value_name = "route.toml")]
-    pub policy: PathBuf,
+    #[arg(long, value_name = "route.toml", required = true)]
+    pub policy: Option<PathBuf>,
     /// Load and verify the policy and the release, check every upstream once, print what
     /// was found and exit (0 when every upstream serves the release, 4 otherwise).
     #[arg(long)]
@@ -209,6 +212,31 @@ pub struct RouteArgs {
     pub max_connections: u32,
     #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteStep {
+    /// The split-inference demo on loopback: an on-prem pool of two `airlock serve`, a
+    /// cloud stand-in `airlock serve` and the router in front; a mixed stream (half the
+    /// requests carry an identifier or a sensitive marking), where each class went, the
+    /// pool stopped (sensitive requests get 503), and the latency routing adds.
+    Demo {
+        /// The approved release bundle both sides serve.
+        #[arg(long, value_name = "DIR")]
+        bundle: PathBuf,
+        /// Its trust policy (with a publisher key).
+        #[arg(long, value_name = "trust.toml")]
+        trust: PathBuf,
+        /// The router's audit key: a publisher key of the trust policy.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Where the policy, the audit log and the logs go.
+        #[arg(long, value_name = "DIR", default_value = "split-inference-demo")]
+        out: PathBuf,
+        /// Requests in the mixed stream.
+        #[arg(long, default_value_t = 4000)]
+        requests: usize,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -15,6 +15,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 pub mod classify;
 mod config;
+pub mod demo;
 mod error;
 mod metrics;
 mod record;

@@ -51,7 +51,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Federate(a) => federate::run(a),
         Command::Export(a) => export::run(a),
         Command::Burst(a) => burst::run(*a),
-        Command::Route(a) => route::run(&a),
+        Command::Route(a) => route::run(a),
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&a),
     }

@@ -1,12 +1,32 @@
-//! `airlock route`: the split-inference gateway.
+//! `airlock route`: the split-inference gateway, and its demo.
 
-use crate::cli::RouteArgs;
+use anyhow::Context as _;
+
+use crate::cli::{RouteArgs, RouteStep};
 use crate::exit::VerificationFailed;
 
-/// Route until stopped, or (`--check`) check once.
-pub fn run(a: &RouteArgs) -> anyhow::Result<()> {
+/// Route until stopped, check once (`--check`), or run the demo.
+pub fn run(a: RouteArgs) -> anyhow::Result<()> {
+    if let Some(RouteStep::Demo {
+        bundle,
+        trust,
+        key,
+        out,
+        requests,
+    }) = a.step
+    {
+        airlock_router::demo::demo(&airlock_router::demo::DemoOptions {
+            bundle,
+            trust,
+            key,
+            out,
+            requests,
+        })?;
+        return Ok(());
+    }
+    let policy = a.policy.context("--policy is required")?;
     let opts = airlock_router::RouteOptions {
-        policy: a.policy.clone(),
+        policy: policy.clone(),
         aws: a.aws.options(),
         workers: None,
         header_timeout: a.header_timeout,
@@ -17,7 +37,7 @@ pub fn run(a: &RouteArgs) -> anyhow::Result<()> {
         if airlock_router::check(&opts)? {
             return Ok(());
         }
-        return Err(VerificationFailed(format!("an upstream of {}", a.policy.display())).into());
+        return Err(VerificationFailed(format!("an upstream of {}", policy.display())).into());
     }
     airlock_router::route(&opts)?;
     Ok(())
