@@ -42,12 +42,14 @@ impl Drop for Nginx {
 /// nginx forwarding 127.0.0.1:(returned port) to the upstream, with kept-alive upstream
 /// connections and as many workers as cores.
 fn start_nginx(bin: &str, dir: &Path, upstream: u16) -> Res<(Nginx, u16)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let d = dir.display();
     let conf = format!(
         "worker_processes auto;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
          events {{ worker_connections 4096; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         http {{\n  access_log off;\n  keepalive_requests 1000000;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
          fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
          upstream cloud {{ server 127.0.0.1:{upstream}; keepalive 64; }}\n\
          server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://cloud;\n\
@@ -107,7 +109,8 @@ fn main() -> Res<()> {
         &[("epochs = 12", "epochs = 2")],
     )?;
     let serve = |name: &str| {
-        Running::start(
+        Running::start_bin(
+            Path::new(bin),
             &[
                 "serve",
                 "--model-dir",
@@ -134,8 +137,13 @@ fn main() -> Res<()> {
             onprem[0].port, onprem[1].port, cloud.port
         ),
     )?;
-    let router = Running::start(
-        &["route", "--policy", &d.join("route.toml").display().to_string()],
+    let router = Running::start_bin(
+        Path::new(bin),
+        &[
+            "route",
+            "--policy",
+            &d.join("route.toml").display().to_string(),
+        ],
         &d.join("route.log"),
     )?;
     let metrics_port: u16 = std::fs::read_to_string(d.join("route.log"))?
@@ -146,36 +154,49 @@ fn main() -> Res<()> {
     let nginx = match std::env::var("AIRLOCK_BENCH_NGINX") {
         Ok(bin) if !bin.is_empty() => Some(start_nginx(&bin, d, cloud.port)?),
         _ => {
-            println!("(nginx skipped: set AIRLOCK_BENCH_NGINX, as make bench does from tests/setup-nginx.sh)");
+            println!(
+                "(nginx skipped: set AIRLOCK_BENCH_NGINX, as make bench does from tests/setup-nginx.sh)"
+            );
             None
         }
     };
 
     let features = features(&d.join("bundle"))?;
     let one = mixed_request(0, &features).1;
-    let mut ways = vec![("direct to airlock serve", cloud.port), ("through airlock route", router.port)];
+    let mut ways = vec![
+        ("direct to airlock serve", cloud.port),
+        ("through airlock route", router.port),
+    ];
     if let Some((_, port)) = &nginx {
         ways.push(("through nginx (plain forwarding)", *port));
     }
     let n = 5000;
-    println!("split inference: 1-row JSON requests to the cloud side (classification on), 2 cores, loopback");
+    println!(
+        "split inference: 1-row JSON requests to the cloud side (classification on), 2 cores, loopback"
+    );
     println!("latency, {n} requests in sequence on one connection:");
     let mut p = Vec::new();
     for (what, port) in &ways {
         let _ = latencies(*port, &one, 500)?;
         let lat = latencies(*port, &one, n)?;
         let (p50, p99) = (quantile(&lat, 0.5), quantile(&lat, 0.99));
-        println!("  {what:<36} p50 {:>6.3} ms  p99 {:>6.3} ms", p50 * 1e3, p99 * 1e3);
+        println!(
+            "  {what:<36} p50 {:>6.3} ms  p99 {:>6.3} ms",
+            p50 * 1e3,
+            p99 * 1e3
+        );
         p.push((p50, p99));
     }
     println!(
-        "  added by airlock route                p50 {:>6.3} ms  p99 {:>6.3} ms",
+        "  {:<36} p50 {:>6.3} ms  p99 {:>6.3} ms",
+        "added by airlock route",
         (p[1].0 - p[0].0) * 1e3,
         (p[1].1 - p[0].1) * 1e3
     );
     if let Some(n) = p.get(2) {
         println!(
-            "  added by nginx                        p50 {:>6.3} ms  p99 {:>6.3} ms",
+            "  {:<36} p50 {:>6.3} ms  p99 {:>6.3} ms",
+            "added by nginx",
             (n.0 - p[0].0) * 1e3,
             (n.1 - p[0].1) * 1e3
         );

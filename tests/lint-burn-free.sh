@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO="${CARGO:-cargo}"
 
-crates=(airlock-trust airlock-safetensors airlock-schemas airlock-review airlock-publisher
+crates=(airlock-trust airlock-safetensors airlock-schemas airlock-review airlock-publisher airlock-router airlock-http
         airlock-model airlock-leak)
 failed=0
 # The serving image runs models, so airlock-serve builds burn (through airlock-infer), but

@@ -165,4 +165,3 @@ pub fn approved_release(
         "bench",
     ])
 }
-

@@ -51,6 +51,11 @@ impl Running {
     pub fn start(args: &[&str], log: &Path) -> Result<Self, RouteError> {
         let exe =
             std::env::current_exe().map_err(|e| RouteError::system("cannot find airlock", e))?;
+        Self::start_bin(&exe, args, log)
+    }
+
+    /// [`Running::start`] with the airlock binary at `exe`.
+    pub fn start_bin(exe: &Path, args: &[&str], log: &Path) -> Result<Self, RouteError> {
         let mut child = Command::new(exe)
             .args(args)
             .stdout(Stdio::null())

@@ -11,8 +11,9 @@ use std::time::Duration;
 use crate::upstream::SideName;
 
 /// Histogram bucket bounds, seconds.
-const BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+const BUCKETS: [f64; 16] = [
+    0.000_025, 0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 5.0,
 ];
 
 /// A fixed-bucket histogram.
