@@ -6,10 +6,10 @@ use crate::helpers::Release;
 use crate::moto::{Moto, REGION};
 use crate::publish::{approve, second_release, setup, stderr};
 
-const BUCKET: &str = "airlock-releases";
+pub const BUCKET: &str = "airlock-releases";
 
 /// A packaged bundle with residency allowing `regions` for the registry and SageMaker.
-fn s3_setup(regions: &str) -> Release {
+pub fn s3_setup(regions: &str) -> Release {
     let r = setup(regions);
     r.sb.write(
         "residency.toml",
@@ -18,7 +18,7 @@ fn s3_setup(regions: &str) -> Release {
     r
 }
 
-fn publish(r: &Release, moto: &Moto, bundle: &str, extra: &[&str]) -> std::process::Output {
+pub fn publish(r: &Release, moto: &Moto, bundle: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "publish",
         bundle,
@@ -137,7 +137,7 @@ fn s3_bucket_in_a_disallowed_region_gets_no_put_and_the_refusal_is_logged() {
 const IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/airlock-serve:1";
 const ROLE: &str = "arn:aws:iam::123456789012:role/airlock-serving";
 
-fn deploy_args() -> Vec<&'static str> {
+pub fn deploy_args() -> Vec<&'static str> {
     vec![
         "--deploy",
         "fraud-scoring",

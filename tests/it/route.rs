@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{Release, Sandbox};
+use crate::moto::{Moto, REGION};
 use crate::publish::{approve, second_release, setup, stderr};
+use crate::publish_s3::{BUCKET, deploy_args, publish, s3_setup};
 use crate::serve;
 
 /// A process that is killed when dropped, with its stderr lines.
@@ -33,8 +35,19 @@ impl Proc {
     /// Start `airlock ARGS` in `sb` and wait for a stderr line starting with `ready`.
     /// Returns the process and the rest of that line.
     pub fn start(sb: &Sandbox, args: &[&str], ready: &str) -> (Self, String) {
+        Self::start_env(sb, args, &[], ready)
+    }
+
+    /// [`Proc::start`] with `env` added to the environment.
+    pub fn start_env(
+        sb: &Sandbox,
+        args: &[&str],
+        env: &[(String, String)],
+        ready: &str,
+    ) -> (Self, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
             .args(args)
+            .envs(env.iter().cloned())
             .current_dir(sb.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -408,9 +421,14 @@ fn send_all(
 }
 
 fn start_route(r: &Release) -> (Proc, u16, u16) {
-    let (mut p, addr) = Proc::start(
+    start_route_env(r, &[])
+}
+
+fn start_route_env(r: &Release, env: &[(String, String)]) -> (Proc, u16, u16) {
+    let (mut p, addr) = Proc::start_env(
         &r.sb,
         &["route", "--policy", "route.toml"],
+        env,
         "listening on http://",
     );
     let port = addr
@@ -776,4 +794,75 @@ fn route_policies_and_releases_are_refused_before_listening() {
         stderr(&out)
     );
     assert!(!r.sb.join("route-audit.jsonl").exists());
+}
+
+#[test]
+fn a_sagemaker_endpoint_gets_open_requests_only_while_its_model_is_the_release() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET, REGION);
+    let r = s3_setup("[\"eu-west-1\"]");
+    approve(&r);
+    // The deploy stage puts the release's statement digest on the endpoint's model.
+    let out = publish(&r, &moto, "bundle", &deploy_args());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let features = features(&r.sb, "bundle");
+    let onprem = serve::start(&r.sb, "bundle");
+    r.sb.write(
+        "route.toml",
+        &policy(
+            &[onprem.port],
+            &[],
+            "[[cloud.endpoints]]\nsagemaker = \"fraud-scoring\"\n",
+        ),
+    );
+    let out =
+        r.sb.airlock_env(&["route", "--policy", "route.toml", "--check"], &moto.env());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("cloud  sagemaker:fraud-scoring: serves the release"),
+        "{said}"
+    );
+
+    let (mut router, port, _) = start_route_env(&r, &moto.env());
+    moto.start_recording();
+    let mut c = connect(port);
+    let (headers, body, _) = request(0, &features);
+    let (status, head, answer) = exchange(&mut c, "/invocations", &headers, body.as_bytes());
+    assert_eq!(status, 200, "{answer}");
+    assert!(head.contains("x-airlock-side: cloud"), "{head}");
+    let (headers, body, sensitive) = request(1, &features);
+    assert!(sensitive);
+    let (_, head, _) = exchange(&mut c, "/invocations", &headers, body.as_bytes());
+    assert!(head.contains("x-airlock-side: onprem"), "{head}");
+    let invoked: Vec<_> = moto
+        .stop_recording()
+        .into_iter()
+        .filter(|(_, url)| url.contains("/invocations"))
+        .collect();
+    assert_eq!(
+        invoked.len(),
+        1,
+        "one InvokeEndpoint, for the open request: {invoked:?}"
+    );
+
+    // The endpoint is updated to another release: refused at the next check.
+    second_release(&r, "bundle2");
+    let out = publish(&r, &moto, "bundle2", &deploy_args());
+    assert!(out.status.success(), "{}", stderr(&out));
+    router.wait_for(
+        "route: cloud sagemaker:fraud-scoring refused",
+        Duration::from_secs(10),
+    );
+    // (A new connection: the first idled past the router's header timeout meanwhile.)
+    let (headers, body, _) = request(0, &features);
+    let (status, _, msg) = exchange(
+        &mut connect(port),
+        "/invocations",
+        &headers,
+        body.as_bytes(),
+    );
+    assert_eq!(status, 503, "{msg}");
+    router.signal("TERM");
+    assert!(router.finish().0.success());
 }
