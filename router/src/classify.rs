@@ -81,6 +81,9 @@ struct HeaderRule {
 /// The policy's `[classify]`, compiled.
 #[derive(Debug, Clone)]
 pub struct Classifier {
+    /// The model's feature columns, in order (`None`: an image model, whose requests the
+    /// router cannot read as rows of numbers, so they stay).
+    features: Option<Vec<String>>,
     scanner: Option<PiiScanner>,
     sensitive_fields: HashSet<String>,
     headers: Vec<HeaderRule>,
@@ -89,7 +92,11 @@ pub struct Classifier {
 
 impl Classifier {
     /// Compile `[classify]`; `onprem_model` when the release's card says on-prem only.
-    pub fn new(c: &Classify, onprem_model: bool) -> Result<Self, String> {
+    pub fn new(
+        c: &Classify,
+        onprem_model: bool,
+        features: Option<Vec<String>>,
+    ) -> Result<Self, String> {
         let scanner = if c.identifiers {
             Some(
                 PiiScanner::new(&c.mrn_patterns)
@@ -121,15 +128,55 @@ impl Classifier {
             }
         }
         Ok(Self {
+            features,
             scanner,
-            sensitive_fields: c.sensitive_fields.iter().cloned().collect(),
+            sensitive_fields: c
+                .sensitive_fields
+                .iter()
+                .map(|f| f.to_ascii_lowercase())
+                .collect(),
             headers,
             onprem_model,
         })
     }
 
-    /// The class of a request with these headers and body.
-    pub fn classify(&self, headers: &HeaderMap, body: &[u8]) -> Class {
+    /// The class of a request with these headers and body, and for an open one the body
+    /// the cloud gets: never the caller's bytes, but the rows as the serving contract reads
+    /// them (exactly the model's features, each a finite 32-bit float), written again as
+    /// `{"instances": [...]}` JSON. Whatever else the caller's body held (other keys,
+    /// repeated keys, names in a CSV header, the digits of a number beyond an `f32`'s
+    /// precision) does not leave; a body the serving contract refuses stays.
+    pub fn classify(&self, headers: &HeaderMap, body: &[u8]) -> (Class, Option<Vec<u8>>) {
+        let class = self.class_of(headers, body);
+        if class != Class::Open {
+            return (class, None);
+        }
+        let Some(features) = &self.features else {
+            return (Class::Opaque, None);
+        };
+        let rows = match content_type(headers).as_str() {
+            "application/json" => body::parse_json(features, body),
+            "text/csv" => body::parse_csv(features, body),
+            _ => return (Class::Opaque, None),
+        };
+        let Ok(rows) = rows else {
+            return (Class::Opaque, None);
+        };
+        if rows.is_empty() {
+            return (Class::Opaque, None);
+        }
+        let canonical = canonical_json(features, &rows);
+        // What leaves is scanned too: a number's digits as an f32 prints them.
+        if let Some(s) = &self.scanner
+            && !s.find(&canonical).is_empty()
+        {
+            return (Class::Identifier, None);
+        }
+        (Class::Open, Some(canonical))
+    }
+
+    /// The class alone.
+    fn class_of(&self, headers: &HeaderMap, body: &[u8]) -> Class {
         if self.onprem_model {
             return Class::OnpremModel;
         }
@@ -156,16 +203,7 @@ impl Classifier {
         {
             return Class::Identifier;
         }
-        let ctype = headers
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match ctype.as_str() {
+        match content_type(headers).as_str() {
             "application/json" => self.json(body),
             "text/csv" => self.csv(body),
             _ => Class::Opaque,
@@ -209,7 +247,7 @@ impl Classifier {
 
     /// The class of one decoded string (a key when `key`).
     fn text(&self, s: &str, key: bool) -> Class {
-        if key && self.sensitive_fields.contains(s) {
+        if key && self.sensitive_fields.contains(&s.to_ascii_lowercase()) {
             return Class::SensitiveField;
         }
         if let Some(scanner) = &self.scanner
@@ -255,6 +293,49 @@ impl Classifier {
     }
 }
 
+/// The request's media type, lower-case, without parameters.
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Rows of `features` as `{"instances": [{feature: value, ...}, ...]}`, each value the
+/// shortest text that reads back as the same `f32`.
+fn canonical_json(features: &[String], rows: &[f32]) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let mut out = String::from("{\"instances\":[");
+    for (i, row) in rows.chunks(features.len().max(1)).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        for (k, (f, v)) in features.iter().zip(row).enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            // Feature names come from the verified card; serde_json escapes them.
+            let name = serde_json::to_string(f).unwrap_or_default();
+            let _ = write!(out, "{name}:{v}");
+        }
+        out.push('}');
+    }
+    out.push_str("]}");
+    out.into_bytes()
+}
+
+/// The serving contract's own request parser (shared with `airlock serve` and its fuzz
+/// target): what the cloud is sent is what a serve reads, no more.
+#[allow(dead_code)]
+#[path = "../../serve/src/body.rs"]
+mod body;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,7 +352,7 @@ mod tests {
             source_header: None,
             onprem_sources: vec![],
         };
-        Classifier::new(&c, false).expect("classifier")
+        Classifier::new(&c, false, Some(vec!["amount".into(), "hour".into()])).expect("classifier")
     }
 
     fn json_headers() -> HeaderMap {
@@ -287,13 +368,13 @@ mod tests {
     fn rows_of_numbers_are_open() {
         let c = classifier();
         let body = br#"{"instances": [{"amount": 12.5, "hour": 3}]}"#;
-        assert_eq!(c.classify(&json_headers(), body), Class::Open);
+        assert_eq!(c.classify(&json_headers(), body).0, Class::Open);
         let mut h = HeaderMap::new();
         h.insert(
             hyper::header::CONTENT_TYPE,
             "text/csv".parse().expect("value"),
         );
-        assert_eq!(c.classify(&h, b"amount,hour\n12.5,3\n1,2\n"), Class::Open);
+        assert_eq!(c.classify(&h, b"amount,hour\n12.5,3\n1,2\n").0, Class::Open);
     }
 
     #[test]
@@ -301,53 +382,124 @@ mod tests {
         let c = classifier();
         let h = json_headers();
         let email = br#"{"instances": [{"amount": 1}], "note": "jane.doe@example.com"}"#;
-        assert_eq!(c.classify(&h, email), Class::Identifier);
+        assert_eq!(c.classify(&h, email).0, Class::Identifier);
         // An escaped @ is found once the string is decoded.
         let escaped = br#"{"instances": [{"amount": 1}], "n": "jane.doe\u0040example.com"}"#;
-        assert_eq!(c.classify(&h, escaped), Class::Identifier);
+        assert_eq!(c.classify(&h, escaped).0, Class::Identifier);
         let card = br#"{"instances": [{"amount": 4111111111111111}]}"#;
-        assert_eq!(c.classify(&h, card), Class::Identifier);
+        assert_eq!(c.classify(&h, card).0, Class::Identifier);
         let mrn = br#"{"instances": [{"amount": 1}], "id": "MRN-123456"}"#;
-        assert_eq!(c.classify(&h, mrn), Class::Identifier);
+        assert_eq!(c.classify(&h, mrn).0, Class::Identifier);
         let field = br#"{"instances": [{"amount": 1, "patient_name": 0}]}"#;
-        assert_eq!(c.classify(&h, field), Class::SensitiveField);
+        assert_eq!(c.classify(&h, field).0, Class::SensitiveField);
         let string = br#"{"instances": [{"amount": "high"}]}"#;
-        assert_eq!(c.classify(&h, string), Class::Opaque);
-        assert_eq!(c.classify(&h, b"{not json"), Class::Opaque);
+        assert_eq!(c.classify(&h, string).0, Class::Opaque);
+        assert_eq!(c.classify(&h, b"{not json").0, Class::Opaque);
         let mut phi = h.clone();
         phi.insert("x-data-class", "phi".parse().expect("value"));
-        assert_eq!(c.classify(&phi, br#"{"instances": []}"#), Class::DataClass);
+        assert_eq!(
+            c.classify(&phi, br#"{"instances": []}"#).0,
+            Class::DataClass
+        );
         let mut tenant = h.clone();
         tenant.append("x-tenant", "other".parse().expect("value"));
         tenant.append("x-tenant", "St-Marys".parse().expect("value"));
-        assert_eq!(c.classify(&tenant, br#"{"instances": []}"#), Class::Tenant);
+        assert_eq!(
+            c.classify(&tenant, br#"{"instances": []}"#).0,
+            Class::Tenant
+        );
         let mut gz = h.clone();
         gz.insert(
             hyper::header::CONTENT_ENCODING,
             "gzip".parse().expect("value"),
         );
-        assert_eq!(c.classify(&gz, br#"{"instances": []}"#), Class::Opaque);
+        assert_eq!(c.classify(&gz, br#"{"instances": []}"#).0, Class::Opaque);
         let mut png = HeaderMap::new();
         png.insert(
             hyper::header::CONTENT_TYPE,
             "image/png".parse().expect("value"),
         );
-        assert_eq!(c.classify(&png, b"\x89PNG"), Class::Opaque);
+        assert_eq!(c.classify(&png, b"\x89PNG").0, Class::Opaque);
         let mut csv = HeaderMap::new();
         csv.insert(
             hyper::header::CONTENT_TYPE,
             "text/csv".parse().expect("value"),
         );
         assert_eq!(
-            c.classify(&csv, b"amount,patient_name\n1,2\n"),
+            c.classify(&csv, b"amount,patient_name\n1,2\n").0,
             Class::SensitiveField
         );
-        assert_eq!(c.classify(&csv, b"1,2\n3,jane\n"), Class::Opaque);
-        assert_eq!(c.classify(&csv, b"1,2\n123-45-6789,1\n"), Class::Identifier);
-        let model = Classifier::new(&Classify::default(), true).expect("classifier");
+        assert_eq!(c.classify(&csv, b"1,2\n3,jane\n").0, Class::Opaque);
         assert_eq!(
-            model.classify(&h, br#"{"instances": []}"#),
+            c.classify(&csv, b"1,2\n123-45-6789,1\n").0,
+            Class::Identifier
+        );
+        let field = br#"{"instances": [{"amount": 1, "Patient_Name": 0}]}"#;
+        assert_eq!(c.classify(&h, field).0, Class::SensitiveField);
+        let model = Classifier::new(&Classify::default(), true, None).expect("classifier");
+        assert_eq!(
+            model.classify(&h, br#"{"instances": []}"#).0,
             Class::OnpremModel
+        );
+    }
+
+    #[test]
+    fn the_cloud_gets_the_rows_as_serve_reads_them_and_nothing_else() {
+        let c = classifier();
+        let h = json_headers();
+        let open = |body: &[u8]| {
+            let (class, out) = c.classify(&h, body);
+            assert_eq!(class, Class::Open, "{}", String::from_utf8_lossy(body));
+            String::from_utf8(out.expect("a body for the cloud")).expect("utf-8")
+        };
+        // A repeated key: the classifier's parser keeps the last, another might read the
+        // first; neither leaves.
+        let dup = br#"{"instances":[{"amount":1,"hour":2}],"x":"Jane Doe, HIV+, jane\u0040nhs.net","x":0}"#;
+        assert_eq!(open(dup), r#"{"instances":[{"amount":1,"hour":2}]}"#);
+        let dup = br#"{"instances":[{"amount":1,"hour":2}],"x":"Jane Doe, HIV+","x":0}"#;
+        assert_eq!(open(dup), r#"{"instances":[{"amount":1,"hour":2}]}"#);
+        // Free text in a key does not leave.
+        let key = br#"{"instances":[{"amount":1,"hour":2}],"Jane Doe 12 Acacia Ave":0}"#;
+        assert_eq!(open(key), r#"{"instances":[{"amount":1,"hour":2}]}"#);
+        // A card number written as a float leaves as an f32, its digits gone.
+        let card = br#"{"instances":[{"amount":4111111111111111.0,"hour":4.111111111111111e15}]}"#;
+        let sent = open(card);
+        assert!(!sent.contains("4111111111111111"), "{sent}");
+        // A feature the model does not take, or one repeated: refused by serve's reader,
+        // so it stays.
+        assert_eq!(
+            c.classify(&h, br#"{"instances":[{"amount":1,"hour":2,"note":3}]}"#)
+                .0,
+            Class::Opaque
+        );
+        assert_eq!(
+            c.classify(&h, br#"{"instances":[{"amount":1,"amount":2,"hour":2}]}"#)
+                .0,
+            Class::Opaque
+        );
+        // CSV: names in a header that is not the model's stay; rows leave as JSON.
+        let mut csv = HeaderMap::new();
+        csv.insert(
+            hyper::header::CONTENT_TYPE,
+            "text/csv; name=Jane".parse().expect("value"),
+        );
+        assert_eq!(
+            c.classify(&csv, b"Jane_Doe,HIV_positive\n1,2\n").0,
+            Class::Opaque
+        );
+        let (class, out) = c.classify(&csv, b"amount,hour\n1.5,2\n");
+        assert_eq!(class, Class::Open);
+        assert_eq!(
+            out.expect("body"),
+            br#"{"instances":[{"amount":1.5,"hour":2}]}"#
+        );
+        // An image model's requests cannot be read as rows: they stay.
+        let image = Classifier::new(&Classify::default(), false, None).expect("classifier");
+        assert_eq!(
+            image
+                .classify(&h, br#"{"instances":[{"amount":1,"hour":2}]}"#)
+                .0,
+            Class::Opaque
         );
     }
 }

@@ -23,6 +23,8 @@ pub struct Release {
     pub version: String,
     /// The card keeps the model on the premises.
     pub onprem_only: bool,
+    /// The model's feature columns (`None`: an image model).
+    pub features: Option<Vec<String>>,
 }
 
 /// One load of the policy.
@@ -67,7 +69,7 @@ pub fn verify_release(bundle: &Path, trust: &Trust) -> Result<Release, RouteErro
         dir: bundle.to_owned(),
         reason,
     };
-    let admitted = admit(bundle, trust, &GateOptions::keep(2)).map_err(|r| {
+    let admitted = admit(bundle, trust, &GateOptions::digest_only(2)).map_err(|r| {
         for check in r.failed_checks() {
             eprintln!("  FAIL {check}");
         }
@@ -97,6 +99,11 @@ pub fn verify_release(bundle: &Path, trust: &Trust) -> Result<Release, RouteErro
         name: card.name,
         version: card.version,
         onprem_only: card.onprem_only,
+        features: card
+            .architecture
+            .cnn
+            .is_none()
+            .then(|| card.inputs.into_iter().map(|i| i.name).collect()),
     })
 }
 
@@ -109,8 +116,12 @@ pub(crate) fn load(
     let dir = path.parent().unwrap_or(Path::new("."));
     let trust = Trust::load(&dir.join(&policy.release.trust))?;
     let release = verify_release(&dir.join(&policy.release.bundle), &trust)?;
-    let classifier =
-        Classifier::new(&policy.classify, release.onprem_only).map_err(|m| invalid(path, m))?;
+    let classifier = Classifier::new(
+        &policy.classify,
+        release.onprem_only,
+        release.features.clone(),
+    )
+    .map_err(|m| invalid(path, m))?;
     let onprem = Side::new(
         SideName::Onprem,
         policy

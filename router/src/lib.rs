@@ -91,6 +91,8 @@ struct Shared {
     metrics: Metrics,
     base: RwLock<EntryBase>,
     aws: Option<Arc<upstream::AwsClients>>,
+    /// Held by a reload in progress.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -191,15 +193,31 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
     r
 }
 
+/// What a request is forwarded as: on the premises, the caller's body and content type; to
+/// the cloud, only the rows the classifier read, as JSON (`None`: nothing may go).
+struct Forward<'a> {
+    original: &'a Bytes,
+    content_type: Option<&'a HeaderValue>,
+    cloud: Option<Bytes>,
+}
+
+static JSON_TYPE: HeaderValue = HeaderValue::from_static("application/json");
+
 /// Send to `side`: the healthy members in turn, up to 1 + retries (retries within the
 /// budget). Returns the answer (a 5xx only if every try gave one) and the upstream time.
 async fn try_side(
     shared: &Shared,
     r: &Routing,
     side: &Side,
-    content_type: Option<&HeaderValue>,
-    body: &Bytes,
+    request: &Forward<'_>,
 ) -> (Option<Answer>, Duration) {
+    let (content_type, body) = match side.name {
+        SideName::Onprem => (request.content_type, request.original.clone()),
+        SideName::Cloud => match &request.cloud {
+            Some(b) => (Some(&JSON_TYPE), b.clone()),
+            None => return (None, Duration::ZERO),
+        },
+    };
     let mut last = None;
     let mut spent = Duration::ZERO;
     for (i, up) in side
@@ -231,6 +249,9 @@ async fn try_side(
                 );
                 last = Some(a);
             }
+            // A slow answer is retried elsewhere but does not eject the member: a caller's
+            // large request must not empty the pool (the health checks judge it).
+            Err(why) if why.starts_with("no answer within") => {}
             Err(why) => shared.observe(r, side.name, &up, &Check::Fail(why), false),
         }
     }
@@ -242,12 +263,12 @@ async fn dispatch(
     shared: &Shared,
     r: &Routing,
     class: Class,
-    content_type: Option<&HeaderValue>,
-    body: &Bytes,
+    request: &Forward<'_>,
 ) -> Result<(SideName, Outcome, Answer, Duration), (&'static str, String)> {
-    let cloud_allowed = !class.onprem_only() && !r.cloud.members.is_empty();
+    let cloud_allowed =
+        !class.onprem_only() && request.cloud.is_some() && !r.cloud.members.is_empty();
     if cloud_allowed && !shared.recorder.failed() {
-        let (a, t) = try_side(shared, r, &r.cloud, content_type, body).await;
+        let (a, t) = try_side(shared, r, &r.cloud, request).await;
         if let Some(a) = a.filter(|a| a.status < 500) {
             return Ok((SideName::Cloud, outcome(a.status, false), a, t));
         }
@@ -262,7 +283,7 @@ async fn dispatch(
                 ),
             ));
         }
-        let (a, t2) = try_side(shared, r, &r.onprem, content_type, body).await;
+        let (a, t2) = try_side(shared, r, &r.onprem, request).await;
         return match a {
             Some(a) => Ok((SideName::Onprem, outcome(a.status, true), a, t + t2)),
             None => Err((
@@ -278,7 +299,7 @@ async fn dispatch(
             )),
         };
     }
-    let (a, t) = try_side(shared, r, &r.onprem, content_type, body).await;
+    let (a, t) = try_side(shared, r, &r.onprem, request).await;
     match a {
         Some(a) => Ok((SideName::Onprem, outcome(a.status, false), a, t)),
         None => Err((
@@ -375,9 +396,21 @@ async fn invoke(
     let start = Instant::now();
     let r = shared.routing();
     shared.budget.earn(r.health.retry_budget);
-    let class = r.classifier.classify(&parts.headers, &body);
-    let content_type = parts.headers.get(CONTENT_TYPE);
-    match dispatch(&shared, &r, class, content_type, &body).await {
+    // A large body is classified off the I/O workers.
+    let (class, cloud_body) = if body.len() <= 64 << 10 {
+        r.classifier.classify(&parts.headers, &body)
+    } else {
+        let (r2, headers, b) = (Arc::clone(&r), parts.headers.clone(), body.clone());
+        tokio::task::spawn_blocking(move || r2.classifier.classify(&headers, &b))
+            .await
+            .unwrap_or((Class::Opaque, None))
+    };
+    let request = Forward {
+        original: &body,
+        content_type: parts.headers.get(CONTENT_TYPE),
+        cloud: cloud_body.map(Bytes::from),
+    };
+    match dispatch(&shared, &r, class, &request).await {
         Ok((side, outcome, answer, upstream)) => {
             shared.recorder.count(class, Some(side), outcome);
             shared
@@ -606,6 +639,7 @@ async fn serve(
         metrics: Metrics::default(),
         base: RwLock::new(base),
         aws,
+        reloading: tokio::sync::Mutex::new(()),
     });
     check_all(&shared, &r, true).await;
     watch(&shared, &r, 0);
@@ -673,18 +707,32 @@ async fn metrics_server(listener: tokio::net::TcpListener, shared: Arc<Shared>) 
 /// Reload the policy: a new [`Routing`] beside the old, swapped in once its upstreams were
 /// checked; refused (the old one stays) when it does not load or changes what cannot
 /// change while running (the listening addresses, the audit log and key).
-async fn reload(shared: &Arc<Shared>) {
+async fn reload(shared: Arc<Shared>) {
+    let shared = &shared;
+    let _one_at_a_time = shared.reloading.lock().await;
     let old = shared.routing();
-    let loaded = config::load(&shared.policy_path, shared.aws.as_deref()).and_then(|new| {
-        if new.policy.listen != old.policy.listen || new.policy.audit != old.policy.audit {
-            return Err(RouteError::Invalid {
-                path: shared.policy_path.clone(),
-                message: "[listen] and [audit] cannot change while the router runs (restart it)"
-                    .into(),
+    // Verifying the bundle reads files: off the I/O workers, which keep routing.
+    let s2 = Arc::clone(shared);
+    let loaded =
+        tokio::task::spawn_blocking(move || config::load(&s2.policy_path, s2.aws.as_deref()))
+            .await
+            .unwrap_or_else(|e| {
+                Err(RouteError::system(
+                    "reload",
+                    std::io::Error::other(e.to_string()),
+                ))
+            })
+            .and_then(|new| {
+                if new.policy.listen != old.policy.listen || new.policy.audit != old.policy.audit {
+                    return Err(RouteError::Invalid {
+                        path: shared.policy_path.clone(),
+                        message:
+                            "[listen] and [audit] cannot change while the router runs (restart it)"
+                                .into(),
+                    });
+                }
+                Ok(new)
             });
-        }
-        Ok(new)
-    });
     match loaded {
         Ok(new) => {
             let new = Arc::new(new);
@@ -752,7 +800,7 @@ async fn accept_loop(
             biased;
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
-            _ = hup.recv() => { reload(shared).await; continue; }
+            _ = hup.recv() => { tokio::spawn(reload(Arc::clone(shared))); continue; }
             slot = Arc::clone(&slots).acquire_owned() => {
                 slot.map_err(|e| RouteError::system("connection slots", std::io::Error::other(e)))?
             }
@@ -761,7 +809,7 @@ async fn accept_loop(
             biased;
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
-            _ = hup.recv() => { reload(shared).await; continue; }
+            _ = hup.recv() => { tokio::spawn(reload(Arc::clone(shared))); continue; }
             stream = airlock_http::listen::accept(&listener, &mut backoff) => stream,
         };
         let _ = stream.set_nodelay(true);

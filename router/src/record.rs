@@ -7,7 +7,11 @@
 //! could not record does not leave) and says so; on-prem traffic goes on.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Refusals recorded as entries of their own per window; beyond it a flood of refusals is
+/// only counted (in the window's entry), so it cannot fill the disk.
+pub(crate) const ITEMIZED_PER_WINDOW: u64 = 1000;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -88,6 +92,8 @@ enum Msg {
 #[derive(Debug)]
 pub(crate) struct Recorder {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// Refusals recorded one by one in this window (at most [`ITEMIZED_PER_WINDOW`]).
+    itemized: Arc<AtomicU64>,
     tx: Mutex<mpsc::Sender<Msg>>,
     failed: Arc<AtomicBool>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -113,7 +119,9 @@ impl Recorder {
         let counts: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
         let failed = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<Msg>();
+        let itemized: Arc<AtomicU64> = Arc::default();
         let writer = Writer {
+            itemized: Arc::clone(&itemized),
             log,
             signer,
             counts: Arc::clone(&counts),
@@ -131,6 +139,7 @@ impl Recorder {
         }
         Self {
             counts,
+            itemized,
             tx: Mutex::new(tx),
             failed,
             writer: Mutex::new(handle),
@@ -150,6 +159,9 @@ impl Recorder {
     /// Count one refusal and record it with its reason.
     pub fn refuse(&self, class: Class, reason: String, base: &EntryBase) {
         self.count(class, None, Outcome::Refused);
+        if self.itemized.fetch_add(1, Ordering::AcqRel) >= ITEMIZED_PER_WINDOW {
+            return;
+        }
         self.send(Msg::Refusal {
             key: count_key(class, None, Outcome::Refused),
             reason,
@@ -191,6 +203,7 @@ impl Recorder {
 
 /// The writer thread's state.
 struct Writer {
+    itemized: Arc<AtomicU64>,
     log: AuditLog,
     signer: Signer,
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
@@ -277,9 +290,18 @@ impl Writer {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         let start = std::mem::replace(&mut self.window_start, now);
+        let itemized = self.itemized.swap(0, Ordering::AcqRel);
+        let outcome = if itemized > ITEMIZED_PER_WINDOW {
+            format!(
+                "ok: {} refusals beyond the {ITEMIZED_PER_WINDOW} recorded one by one are counted here only",
+                itemized - ITEMIZED_PER_WINDOW
+            )
+        } else {
+            "ok".into()
+        };
         (!taken.is_empty()).then(|| {
             (
-                entry(&self.base, AuditAction::Route, "ok".into()),
+                entry(&self.base, AuditAction::Route, outcome),
                 Some(RoutingRecord {
                     window_start: rfc3339(start),
                     window_end: rfc3339(now),

@@ -331,15 +331,25 @@ impl Upstream {
                         }
                         Err(format!(
                             "InvokeEndpoint failed ({})",
+                            // The container's message may quote what it was sent:
+                            // only the error's code is kept.
                             service
-                                .and_then(|s| s.message())
-                                .map_or_else(|| error_chain(&e), str::to_owned)
+                                .and_then(|s| s.code())
+                                .map_or_else(|| "no answer".to_owned(), printable)
                         ))
                     }
                 }
             }
         }
     }
+}
+
+/// At most 64 printable ASCII characters of `s` (an error code from outside).
+fn printable(s: &str) -> String {
+    s.chars()
+        .take(64)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
 }
 
 /// Whether a reported statement digest is the release's.
@@ -374,10 +384,18 @@ async fn sagemaker_check(sm: &aws_sdk_sagemaker::Client, name: &str, expected: &
         Err(e) => return Check::Fail(format!("DescribeEndpoint failed ({})", error_chain(&e))),
     };
     let status = ep.endpoint_status().map(|s| s.as_str().to_owned());
-    if status.as_deref() != Some("InService") {
-        return Check::Fail(format!(
-            "endpoint is {}",
-            status.unwrap_or_else(|| "unknown".into())
+    // An endpoint being updated may already answer from another release's fleet (blue/green,
+    // canary): out at once, as another release is.
+    let pending = ep.pending_deployment_summary().is_some();
+    if status.as_deref() != Some("InService") || pending {
+        return Check::OtherRelease(format!(
+            "endpoint is {}{}: not known to serve only the release",
+            status.unwrap_or_else(|| "unknown".into()),
+            if pending {
+                " with a deployment pending"
+            } else {
+                ""
+            }
         ));
     }
     let Some(config) = ep.endpoint_config_name() else {
@@ -397,6 +415,9 @@ async fn sagemaker_check(sm: &aws_sdk_sagemaker::Client, name: &str, expected: &
             ));
         }
     };
+    if !cfg.shadow_production_variants().is_empty() {
+        return Check::OtherRelease("endpoint configuration has shadow variants".into());
+    }
     let models: Vec<String> = cfg
         .production_variants()
         .iter()
