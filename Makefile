@@ -203,7 +203,7 @@ moto: ## the patched moto (S3, SageMaker) on 127.0.0.1:MOTO_PORT (5000), with a 
 # Size of the synthetic model for the sign/verify and leak-scan benchmarks.
 BENCH_MIB ?= 1024
 
-bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, a federated round vs plain FedAvg, sign/verify, leak-scan, 1 GiB model package time + training RSS, S3 upload vs boto3, serve vs Flask+PyTorch, pull, burst export rows/s and 2 vs 1 host
+bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, a federated round vs plain FedAvg, sign/verify, leak-scan, 1 GiB model package time + training RSS, S3 upload vs boto3, serve vs Flask+PyTorch, pull, burst export rows/s and 2 vs 1 host, router latency and throughput vs direct and nginx
 	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null; then \
 	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_throughput
@@ -226,6 +226,9 @@ bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, a federate
 	@# Issue 18: export throughput (k-anonymity and scans included) on 1M rows, and local-mode
 	@# training on 2 hosts against 1.
 	$(CARGO) bench --locked --bench burst
+	@# Issue 19: the latency the router adds (p50, p99) and its throughput, next to a direct
+	@# connection and to nginx's plain forwarding to the same upstream.
+	AIRLOCK_BENCH_NGINX="$$(tests/setup-nginx.sh)" $(CARGO) bench --locked --bench route
 
 # Fuzzing: cargo-fuzz (libFuzzer) targets in fuzz/, one per parser of untrusted input.
 # The fuzz crate links only airlock-schemas and airlock-safetensors (no burn, no AWS SDKs),
