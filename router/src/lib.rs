@@ -822,14 +822,6 @@ async fn accept_loop(
             drop(slot);
         });
     }
-    eprintln!("stopping: draining in-flight requests");
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(Duration::from_secs(30)) => {
-            eprintln!("gave up waiting for connections after 30 s");
-        }
-    }
-    eprintln!("stopped");
+    airlock_http::drain(listener, graceful).await;
     Ok(())
 }
