@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod dsse;
 pub mod gate;
 pub mod keys;
+pub mod merkle;
 pub mod shards;
 mod verify;
 
