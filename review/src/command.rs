@@ -96,7 +96,11 @@ struct LoadedPrevious {
 }
 
 /// The bytes of `name` as the verification read them.
-fn held<'a>(files: &'a BundleFiles, dir: &Path, name: &str) -> Result<&'a [u8], ReviewError> {
+pub(crate) fn held<'a>(
+    files: &'a BundleFiles,
+    dir: &Path,
+    name: &str,
+) -> Result<&'a [u8], ReviewError> {
     files
         .get(name)
         .ok_or_else(|| ReviewError::NotRead(dir.join(name)))
@@ -215,7 +219,7 @@ impl Loaded {
 
 /// The provenance predicate from the verified bytes; when `trusted` is given, its signature
 /// must verify under a builder key of that policy usable at that time.
-fn provenance(
+pub(crate) fn provenance(
     files: &BundleFiles,
     trusted: Option<(&Trust, OffsetDateTime)>,
 ) -> Option<serde_json::Value> {
@@ -244,7 +248,7 @@ fn provenance(
 /// read, and for the model (streamed through its shard digests, not kept) the signed digest,
 /// once the model's bytes matched the signed shard digests (and the whole-file digest, when
 /// that was computed). A model that did not verify shows no digest.
-fn file_digests(v: &Verification) -> Vec<(String, String)> {
+pub(crate) fn file_digests(v: &Verification) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = v
         .files
         .iter()
@@ -270,7 +274,7 @@ fn file_digests(v: &Verification) -> Vec<(String, String)> {
 }
 
 /// (trust-policy name, key id) of the builder key whose signature on the statement verified.
-fn builder(v: &Verification, trust: &Trust) -> Option<(String, String)> {
+pub(crate) fn builder(v: &Verification, trust: &Trust) -> Option<(String, String)> {
     let signed = v
         .checks
         .iter()

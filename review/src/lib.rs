@@ -27,6 +27,7 @@ pub mod html;
 mod metrics;
 mod page;
 mod provenance;
+pub mod sbom;
 mod status;
 mod summary;
 mod summary_html;
