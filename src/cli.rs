@@ -47,6 +47,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Write a compliance officer's review page (self-contained HTML) and print a summary.
     Review(ReviewArgs),
+    /// Write a CycloneDX 1.6 ML-BOM of a verified release: the model with its card, files
+    /// and digests, its training datasets by name and digest (never their content), the
+    /// leak verdict, the builder's signature and the officers' approvals.
+    Sbom(SbomArgs),
     /// Approve a release as a compliance officer: signs approvals/<key id>.dsse.json.
     Approve(DecideArgs),
     /// Reject a release as a compliance officer: one valid rejection blocks it.
@@ -106,7 +110,9 @@ pub struct PublishArgs {
     /// Release bundle directory.
     #[arg(value_name = "BUNDLE_DIR")]
     pub bundle: PathBuf,
-    /// Registry: file:///absolute/path or s3://bucket[/prefix].
+    /// Registry: file:///absolute/path, s3://bucket[/prefix] or oci://host[:port]/repository
+    /// (OCI distribution: its host must be in the residency policy's [oci] hosts; credentials
+    /// from AIRLOCK_OCI_USERNAME and AIRLOCK_OCI_PASSWORD, else anonymous).
     #[arg(long, value_name = "URI")]
     pub to: String,
     /// Trust policy (builder, officer and publisher keys; approvals required).
@@ -242,7 +248,9 @@ pub enum RouteStep {
 #[derive(Debug, clap::Args)]
 pub struct PullArgs {
     /// REGISTRY/models/NAME[@VERSION], e.g. s3://bucket/prod/models/fraud-detector@1.0.0;
-    /// without a version, the newest release that verifies and is approved.
+    /// without a version, the newest release that verifies and is approved. From an OCI
+    /// registry also by tag or manifest digest: oci://host[:port]/repository:TAG or
+    /// oci://host[:port]/repository@sha256:HEX.
     #[arg(value_name = "URI")]
     pub uri: String,
     /// Trust policy (builder and officer keys; approvals required).
@@ -330,6 +338,22 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SbomArgs {
+    /// Release bundle directory.
+    #[arg(value_name = "BUNDLE_DIR")]
+    pub bundle: PathBuf,
+    /// Trust policy: the bundle must verify against it as `airlock verify` checks (builder
+    /// signatures, every digest, the leak verdict); its key names name the signer and the
+    /// officers. A bundle that does not verify gets no BOM (exit 4).
+    #[arg(long, value_name = "trust.toml")]
+    pub trust: PathBuf,
+    /// Write the BOM to this file (atomically: a temporary file beside it, renamed)
+    /// [default: standard output].
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -3,8 +3,12 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use airlock_schemas::{AuditAction, AuditEntry, AuditHead, Envelope, ErrorKind, IoError, KeyRole};
+use airlock_schemas::{
+    AuditAction, AuditEntry, AuditHead, ConsistencyProof, Envelope, ErrorKind, InclusionProof,
+    IoError, KeyRole,
+};
 use airlock_trust::keys::Signer;
+use airlock_trust::merkle::{self, Checkpoint, Tree};
 use airlock_trust::shards::sha256_hex;
 use airlock_trust::{Trust, dsse};
 use time::OffsetDateTime;
@@ -53,6 +57,33 @@ pub fn head_path(log: &Path) -> PathBuf {
     PathBuf::from(format!("{}.head.dsse.json", log.display()))
 }
 
+/// The signed checkpoint beside a log (C2SP `tlog-checkpoint`), rewritten on every append.
+pub fn checkpoint_path(log: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.checkpoint", log.display()))
+}
+
+/// The origin line of the checkpoints of the log named `name` (its file name, which is
+/// also the name of its copy in a registry): `airlock.audit/<name>`, with every byte but
+/// letters, digits and `.`, `_`, `-` written as `_`.
+pub fn origin_of(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("airlock.audit/{safe}")
+}
+
+/// The origin of the checkpoints of the log at `log`.
+pub fn origin_of_log(log: &Path) -> String {
+    origin_of(&crate::witness::copy_name(log))
+}
+
 /// The entries of a log's text, checked for structure and chaining (not for signatures).
 /// Returns the entries and the hash of the last line. Errors name the entry.
 pub fn parse_chain(text: &str) -> Result<(Vec<AuditEntry>, String), String> {
@@ -68,6 +99,8 @@ pub struct Chain {
     pub entries: Vec<AuditEntry>,
     /// SHA-256 of each entry's line, in the same order.
     pub hashes: Vec<String>,
+    /// The RFC 9162 Merkle tree over the lines (leaf `i` is entry `i + 1`).
+    pub tree: Tree,
 }
 
 impl Chain {
@@ -100,8 +133,71 @@ impl Chain {
             prev = sha256_hex(line.as_bytes());
             chain.entries.push(e);
             chain.hashes.push(prev.clone());
+            chain.tree.push(merkle::leaf_hash(line.as_bytes()));
         }
         Ok(chain)
+    }
+
+    /// The line of entry `seq`, as it is in the log (re-serialized, and checked against
+    /// the line's hash).
+    pub fn line(&self, seq: u64) -> Option<String> {
+        let (entry, sha) = self.at(seq)?;
+        let line = serde_json::to_string(entry).ok()?;
+        (sha256_hex(line.as_bytes()) == sha).then_some(line)
+    }
+
+    /// The checkpoint of the first `size` entries (`None` past the end), dated `time`.
+    pub fn checkpoint(&self, origin: &str, size: u64, time: &str) -> Option<Checkpoint> {
+        Some(Checkpoint {
+            origin: origin.to_owned(),
+            size,
+            root: self.tree.root_at(size)?,
+            extensions: vec![format!("{}{time}", merkle::TIME_EXTENSION)],
+        })
+    }
+
+    /// Entry `seq`'s inclusion proof in the tree that `checkpoint` (a signed note, of a
+    /// size this chain reaches) is of. `None` if the entry or the size is out of range.
+    pub fn prove(&self, seq: u64, checkpoint: &str, size: u64) -> Option<InclusionProof> {
+        let hashes = self.tree.inclusion_proof(seq.checked_sub(1)?, size)?;
+        Some(InclusionProof {
+            seq,
+            entry: self.line(seq)?,
+            tree_size: size,
+            hashes: hashes.iter().map(merkle::to_hex).collect(),
+            checkpoint: checkpoint.to_owned(),
+        })
+    }
+
+    /// The consistency proof from the first `from` entries to the first `size`, for the
+    /// signed checkpoint of size `size`.
+    pub fn consistency(&self, from: u64, checkpoint: &str, size: u64) -> Option<ConsistencyProof> {
+        let hashes = self.tree.consistency_proof(from, size)?;
+        Some(ConsistencyProof {
+            from_size: from,
+            from_root: merkle::to_hex(&self.tree.root_at(from)?),
+            tree_size: size,
+            hashes: hashes.iter().map(merkle::to_hex).collect(),
+            checkpoint: checkpoint.to_owned(),
+        })
+    }
+
+    /// Why the signed checkpoint `c` (of this log's origin) is not a point of this chain,
+    /// if it is not: a larger size than the log (truncated) or another root at its size
+    /// (forked or rewritten). `what` names the checkpoint.
+    pub fn missing_checkpoint(&self, c: &Checkpoint, what: &str) -> Option<String> {
+        match self.tree.root_at(c.size) {
+            None => Some(format!(
+                "{what} covers {} entries, but the log has only {}: entries were deleted (the log was truncated)",
+                c.size,
+                self.len()
+            )),
+            Some(root) if root != c.root => Some(format!(
+                "{what} has another root for the first {} entries than the log: the log was forked or rewritten after it",
+                c.size
+            )),
+            Some(_) => None,
+        }
     }
 
     /// Entries in the log.
@@ -286,6 +382,8 @@ pub struct AuditLog {
     chain: Chain,
     /// Model name and version the entries are about, once named ([`AuditLog::name_release`]).
     release: Option<(String, String)>,
+    /// The signed checkpoint note written by the last append of this process.
+    checkpoint: Option<String>,
 }
 
 impl AuditLog {
@@ -327,6 +425,7 @@ impl AuditLog {
                     file: None,
                     chain: Chain::default(),
                     release: None,
+                    checkpoint: None,
                 });
             }
             Err(e) => return Err(io("open", path)(e)),
@@ -348,6 +447,7 @@ impl AuditLog {
             file: Some(file),
             chain,
             release: None,
+            checkpoint: None,
         })
     }
 
@@ -359,6 +459,17 @@ impl AuditLog {
     /// The entries so far, with their hashes.
     pub fn chain(&self) -> &Chain {
         &self.chain
+    }
+
+    /// The signed checkpoint note of the whole log, once this process appended to it.
+    pub fn checkpoint(&self) -> Option<&str> {
+        self.checkpoint.as_deref()
+    }
+
+    /// Entry `seq`'s inclusion proof against the checkpoint this process last signed.
+    pub fn prove(&self, seq: u64) -> Option<InclusionProof> {
+        self.chain
+            .prove(seq, self.checkpoint.as_deref()?, self.chain.len())
     }
 
     /// Check that the log's signed head is a publisher key's of `trust` and names exactly
@@ -488,6 +599,9 @@ impl AuditLog {
         file.sync_all().map_err(io("sync"))?;
         self.chain.entries.extend(written.iter().cloned());
         self.chain.hashes.extend(hashes);
+        for line in text.lines() {
+            self.chain.tree.push(merkle::leaf_hash(line.as_bytes()));
+        }
         let last = written.last().map_or(0, |e| e.seq);
 
         let head = AuditHead {
@@ -500,21 +614,33 @@ impl AuditLog {
             &serde_json::to_vec(&head).map_err(|e| io("serialize the head of")(e.into()))?,
             signer,
         );
-        let head_file = head_path(&path);
-        let dir = head_file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io("write the head of"))?;
-        tmp.write_all(
-            &serde_json::to_vec_pretty(&env).map_err(|e| io("serialize the head of")(e.into()))?,
-        )
-        .map_err(io("write the head of"))?;
-        tmp.as_file().sync_all().map_err(io("sync the head of"))?;
-        tmp.persist(&head_file)
-            .map_err(|e| io("write the head of")(e.error))?;
+        let head_bytes =
+            serde_json::to_vec_pretty(&env).map_err(|e| io("serialize the head of")(e.into()))?;
+        write_atomically(&head_path(&path), &head_bytes).map_err(io("write the head of"))?;
+        // The checkpoint of the whole tree, signed by the same key, after the head.
+        let note = self
+            .chain
+            .checkpoint(&origin_of_log(&path), last, &head.time)
+            .map(|c| c.sign(signer))
+            .ok_or_else(|| AuditError::Busy { path: path.clone() })?;
+        write_atomically(&checkpoint_path(&path), note.as_bytes())
+            .map_err(io("write the checkpoint of"))?;
+        self.checkpoint = Some(note);
         Ok(written)
     }
+}
+
+/// Write `bytes` to `dest` through a synced temporary file in its folder and a rename.
+fn write_atomically(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Take the log's exclusive lock without waiting.
@@ -558,6 +684,60 @@ pub struct VerifiedLog {
     pub head_keyid: String,
     /// That key's name in the trust policy.
     pub head_key_name: String,
+    /// The log's signed checkpoint, checked against the whole log (`None`: a log written
+    /// before logs had checkpoints; the next append writes one).
+    pub checkpoint: Option<merkle::SignedCheckpoint>,
+}
+
+/// Check the signed checkpoint `note` of the log at `path`: signed by a usable key of
+/// `role`, of this log's origin, and of exactly the whole `chain`.
+pub fn check_checkpoint(
+    chain: &Chain,
+    note: &str,
+    path: &Path,
+    trust: &Trust,
+    role: KeyRole,
+) -> Result<merkle::SignedCheckpoint, String> {
+    let signed = merkle::open_trusted(note, trust, role)
+        .map_err(|e| format!("its checkpoint {}: {e}", checkpoint_path(path).display()))?;
+    let c = &signed.checkpoint;
+    let origin = origin_of_log(path);
+    if c.origin != origin {
+        return Err(format!(
+            "its checkpoint is of log {:?}, not {origin:?}: it belongs to another log (or the log was renamed)",
+            c.origin
+        ));
+    }
+    if c.size != chain.len() {
+        return Err(format!(
+            "its checkpoint covers {} entries but the log has {}: entries were deleted or appended without the publisher key",
+            c.size,
+            chain.len()
+        ));
+    }
+    if c.root != chain.tree.root() {
+        return Err(
+            "its checkpoint's root is not the Merkle root of the log's entries: an entry was edited or replaced"
+                .into(),
+        );
+    }
+    Ok(signed)
+}
+
+/// The log's checkpoint note, `None` if it has none.
+pub fn read_checkpoint(path: &Path) -> Result<Option<String>, AuditError> {
+    let cp = checkpoint_path(path);
+    match std::fs::metadata(&cp) {
+        Ok(m) if m.len() > merkle::MAX_CHECKPOINT_BYTES as u64 => Err(AuditError::Invalid {
+            path: path.to_owned(),
+            problem: format!("its checkpoint {} is too large", cp.display()),
+        }),
+        Ok(_) => std::fs::read_to_string(&cp)
+            .map(Some)
+            .map_err(|source| AuditError::Io(IoError::new("read", &cp, source))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(AuditError::Io(IoError::new("read", &cp, source))),
+    }
 }
 
 /// [`verify`], returning the entries with their hashes and the key that signed the head.
@@ -618,10 +798,15 @@ pub fn verify_log(path: &Path, trust: &Trust) -> Result<VerifiedLog, AuditError>
             .map_err(|why| invalid(format!("entry {}: {why}", e.seq)))?;
     }
     let head_key_name = trust.name_of(&head_keyid).unwrap_or_default().to_owned();
+    let checkpoint = match read_checkpoint(path)? {
+        Some(note) => Some(check_checkpoint(&chain, &note, path, trust, role).map_err(invalid)?),
+        None => None,
+    };
     Ok(VerifiedLog {
         chain,
         head_keyid,
         head_key_name,
+        checkpoint,
     })
 }
 

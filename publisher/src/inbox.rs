@@ -257,7 +257,7 @@ pub fn stage(opts: &PublishOptions) -> Result<Staged, PublishError> {
     let mut p = Publisher {
         opts,
         registry,
-        log: open_audit_log(opts, &s.trust, registry)?,
+        log: open_audit_log(opts, &s.trust, registry, &s.residency)?,
         signer: s.signer,
         trust_sha: s.trust.sha256.clone(),
         residency_sha: s.residency_sha,
@@ -281,10 +281,11 @@ pub fn stage(opts: &PublishOptions) -> Result<Staged, PublishError> {
     let sent = upload(registry, &blobs)
         .map_err(PublishError::from)
         .and_then(|u| {
-            let index = new_index(&target, files.clone(), p.signer.key_id(), started);
+            let proof = p.log.prove(started.seq);
+            let index = new_index(&target, files.clone(), p.signer.key_id(), started, proof);
             let mut bytes = serde_json::to_vec_pretty(&index).unwrap_or_default();
             bytes.push(b'\n');
-            copy_audit(registry, &opts.audit_log)?;
+            copy_audit(registry, &p.log)?;
             registry.put_object(&target.key, &bytes)?;
             Ok(u)
         });
@@ -306,7 +307,7 @@ pub fn stage(opts: &PublishOptions) -> Result<Staged, PublishError> {
         Some(region.clone()),
         "ok: staged for review".into(),
     )?;
-    copy_audit(registry, &opts.audit_log)?;
+    copy_audit(registry, &p.log)?;
     Ok(Staged {
         index: target.key,
         uploaded: u.uploaded,

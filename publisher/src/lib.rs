@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod aws;
 pub mod inbox;
+pub mod oci;
 pub mod outgoing;
 pub mod publish;
 pub mod pull;

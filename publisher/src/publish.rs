@@ -292,6 +292,7 @@ pub(crate) fn open_audit_log(
     opts: &PublishOptions,
     trust: &Trust,
     registry: &dyn Registry,
+    residency: &ResidencyPolicy,
 ) -> Result<AuditLog, PublishError> {
     let log = AuditLog::open(&opts.audit_log)?;
     let refused = |why: String| PublishError::AuditRefused {
@@ -302,13 +303,22 @@ pub(crate) fn open_audit_log(
         AuditError::Invalid { problem, .. } => refused(problem),
         e => e.into(),
     })?;
+    // An OCI registry on a host the residency policy does not allow is sent no request,
+    // not even for its copy of the log (the refusal is recorded once the bundle is judged).
+    if let Some(host) = registry.oci_host()
+        && crate::oci::region_of(residency, &host).is_err()
+    {
+        return Ok(log);
+    }
     let name = crate::witness::copy_name(&opts.audit_log);
-    crate::witness::check_registry_head(log.chain(), &name, registry, trust).map_err(
-        |e| match e {
+    crate::witness::check_registry_head(log.chain(), &name, registry, trust)
+        .and_then(|_| {
+            crate::witness::check_registry_checkpoints(log.chain(), &name, registry, trust, true)
+        })
+        .map_err(|e| match e {
             crate::witness::WitnessError::Registry(e) => e.into(),
             crate::witness::WitnessError::Refused(why) => refused(why),
-        },
-    )?;
+        })?;
     Ok(log)
 }
 
@@ -335,7 +345,30 @@ fn locate(
     aws: Option<&Aws>,
     registry: &dyn Registry,
 ) -> Result<Located, PublishError> {
-    let loc = registry.location(&residency.registry.accounts)?;
+    // An OCI registry cannot say where it is: the policy names its host and region.
+    let loc = match registry.oci_host() {
+        None => registry.location(&residency.registry.accounts)?,
+        Some(host) => match crate::oci::region_of(residency, &host) {
+            Ok(region) => Location {
+                region,
+                account: None,
+            },
+            Err(why) => {
+                return Ok(Located {
+                    disallowed: Some(Disallowed {
+                        destination: registry.uri(),
+                        region: "unknown".into(),
+                        why,
+                    }),
+                    registry: Location {
+                        region: "unknown".into(),
+                        account: None,
+                    },
+                    sagemaker_region: None,
+                });
+            }
+        },
+    };
     let region_ok = residency.registry.regions.contains(&loc.region);
     let account_ok = residency.registry.accounts.is_empty()
         || loc
@@ -427,7 +460,7 @@ pub struct Preflight {
 /// a release that cannot be published.
 pub fn preflight(opts: &PublishOptions) -> Result<Preflight, PublishError> {
     let s = setup(opts)?;
-    let log = open_audit_log(opts, &s.trust, s.registry.as_ref())?;
+    let log = open_audit_log(opts, &s.trust, s.registry.as_ref(), &s.residency)?;
     let audit_entries = log.chain().len();
     drop(log);
     let located = locate(opts, &s.residency, s.aws.as_ref(), s.registry.as_ref())?;
@@ -546,7 +579,7 @@ impl Publisher<'_> {
             Some(region.to_owned()),
             format!("failed: {why}"),
         )?;
-        if let Err(e) = copy_audit(self.registry, &self.opts.audit_log) {
+        if let Err(e) = copy_audit(self.registry, &self.log) {
             eprintln!("  warning: the registry's copy of the audit log was not updated: {e}");
         }
         Ok(())
@@ -854,6 +887,7 @@ pub(crate) fn new_index(
     files: BTreeMap<String, String>,
     publisher: &str,
     audit: AuditPoint,
+    transparency: Option<airlock_schemas::InclusionProof>,
 ) -> ReleaseIndex {
     let now = time::OffsetDateTime::now_utc();
     ReleaseIndex {
@@ -867,6 +901,7 @@ pub(crate) fn new_index(
             .unwrap_or_default(),
         publisher: publisher.to_owned(),
         audit,
+        transparency,
     }
 }
 
@@ -894,11 +929,12 @@ fn write_index(
             t.version
         )));
     };
-    let index = new_index(t, files, p.signer.key_id(), started);
+    let proof = p.log.prove(started.seq);
+    let index = new_index(t, files, p.signer.key_id(), started, proof);
     let mut index_bytes = serde_json::to_vec_pretty(&index)
         .map_err(|e| PublishError::Io(IoError::new("read", &PathBuf::from(&t.key), e.into())))?;
     index_bytes.push(b'\n');
-    let written = copy_audit(p.registry, &p.opts.audit_log)
+    let written = copy_audit(p.registry, &p.log)
         .and_then(|()| Ok(p.registry.put_object(&t.key, &index_bytes)?));
     if let Err(e) = written {
         p.fail(
@@ -1057,7 +1093,7 @@ pub fn publish_with_autoscaling(
     let mut p = Publisher {
         opts,
         registry,
-        log: open_audit_log(opts, &trust, registry)?,
+        log: open_audit_log(opts, &trust, registry, &residency)?,
         signer,
         trust_sha: trust.sha256.clone(),
         residency_sha,
@@ -1112,7 +1148,7 @@ pub fn publish_with_autoscaling(
         }
         None => (None, None),
     };
-    if let Err(e) = copy_audit(registry, &opts.audit_log) {
+    if let Err(e) = copy_audit(registry, &p.log) {
         let why = format!("failed: {e} (the registry's copy of the audit log is behind the log)");
         p.record(AuditAction::Publish, Some(region), why)?;
         return Err(e);
@@ -1151,7 +1187,8 @@ fn pre_witness_index_of(bytes: &[u8], files: &BTreeMap<String, String>) -> bool 
 
 /// The log and its signed head, copied into the registry under `audit/` (the log first: a
 /// reader between the two writes finds the old head, a point of the new log).
-pub(crate) fn copy_audit(registry: &dyn Registry, log: &Path) -> Result<(), PublishError> {
+pub(crate) fn copy_audit(registry: &dyn Registry, audit: &AuditLog) -> Result<(), PublishError> {
+    let log = audit.path();
     let log_name = crate::witness::copy_name(log);
     let read = |p: &Path| {
         std::fs::read(p).map_err(|source| PublishError::Io(IoError::new("read", p, source)))
@@ -1161,6 +1198,17 @@ pub(crate) fn copy_audit(registry: &dyn Registry, log: &Path) -> Result<(), Publ
         &crate::witness::head_key(&log_name),
         &read(&head_path(log))?,
     )?;
+    if let Some(note) = audit.checkpoint() {
+        crate::witness::record_checkpoint(registry, &log_name, audit.chain(), note).map_err(
+            |e| match e {
+                crate::witness::WitnessError::Registry(e) => e.into(),
+                crate::witness::WitnessError::Refused(why) => PublishError::AuditRefused {
+                    log: log.to_owned(),
+                    why,
+                },
+            },
+        )?;
+    }
     Ok(())
 }
 

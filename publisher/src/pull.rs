@@ -52,7 +52,10 @@ impl PullError {
         match self {
             Self::Usage(_) | Self::NotFound(_) => ErrorKind::BadInput,
             Self::Trust(e) => e.kind(),
-            // Every registry failure of a pull is the environment's, an unsupported
+            // What the registry holds is not what was published (an OCI manifest, layer or
+            // referrer): refused, as a release that does not verify is.
+            Self::Registry(RegistryError::Untrusted { .. }) => ErrorKind::VerificationFailed,
+            // Every other registry failure of a pull is the environment's, an unsupported
             // registry URI included (publish calls that one bad input).
             Self::Registry(_) => ErrorKind::Remote,
             Self::Refused { .. } => ErrorKind::VerificationFailed,
@@ -551,8 +554,82 @@ fn destination(out: &Path) -> Result<(PathBuf, PathBuf), PullError> {
     Ok((out, parent))
 }
 
+/// A release fetched and verified in a private directory: (it, bytes, approvals).
+type Verified = (tempfile::TempDir, u64, usize);
+
+/// Fetch release `name` `version` of `registry` into a private directory beside `out` and
+/// verify it there.
+fn fetch_verified(
+    registry: &dyn Registry,
+    name: &str,
+    version: &str,
+    trust: &Trust,
+    opts: &PullOptions,
+) -> Result<Verified, PullError> {
+    let (out, parent) = destination(&opts.out)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.pull-",
+            out.file_name()
+                .map_or_else(|| "model".into(), |n| n.to_string_lossy())
+        ))
+        .tempdir_in(&parent)
+        .map_err(io("create a directory in", &parent))?;
+    let (bytes, approvals) = Fetch {
+        registry,
+        name,
+        version,
+        trust,
+        tmp: tmp.path(),
+        threads: opts.threads,
+        review: false,
+    }
+    .run()?;
+    Ok((tmp, bytes, approvals))
+}
+
+/// Install a verified release; what was pulled.
+fn install_verified(
+    (tmp, bytes, approvals): Verified,
+    name: &str,
+    version: &str,
+    trust: &Trust,
+    opts: &PullOptions,
+) -> Result<PullSummary, PullError> {
+    let (out, _) = destination(&opts.out)?;
+    install(&out, tmp, version, trust, opts)?;
+    Ok(PullSummary {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        bytes,
+        approvals,
+    })
+}
+
+/// Pull the release a tag or digest of an OCI repository names
+/// (`oci://host/repository:TAG`, `oci://host/repository@sha256:<hex>`): its model manifest
+/// checked as a whole ([`crate::oci::OciRegistry::open_release`]), then verified as any
+/// release is.
+fn pull_oci_reference(
+    opts: &PullOptions,
+    at: crate::oci::OciAt,
+    pin: &crate::oci::Pin,
+) -> Result<PullSummary, PullError> {
+    let trust = Trust::load(&opts.trust)?;
+    let oci = crate::oci::OciRegistry::new(at)?;
+    let view = oci.open_release(pin)?.ok_or_else(|| {
+        PullError::NotFound(format!("{} holds nothing at {}", oci.uri(), opts.uri))
+    })?;
+    let (name, version) = (view.name().to_owned(), view.version().to_owned());
+    let verified = fetch_verified(&view, &name, &version, &trust, opts)?;
+    install_verified(verified, &name, &version, &trust, opts)
+}
+
 /// Pull a release.
 pub fn pull(opts: &PullOptions) -> Result<PullSummary, PullError> {
+    if let Some((at, pin)) = crate::oci::parse_reference(&opts.uri) {
+        return pull_oci_reference(opts, at, &pin);
+    }
     let (reg_uri, name, version) = parse_uri(&opts.uri).ok_or_else(|| {
         PullError::Usage(format!(
             "expected REGISTRY/models/NAME[@VERSION], NAME a model name ([a-z0-9][a-z0-9-]{{0,63}}) and VERSION SemVer 2.0 (file:///path/models/fraud-detector@1.0.0, s3://bucket/prefix/models/fraud-detector), got {:?}",
@@ -561,38 +638,21 @@ pub fn pull(opts: &PullOptions) -> Result<PullSummary, PullError> {
     })?;
     let trust = Trust::load(&opts.trust)?;
     let registry = open(&reg_uri, || Aws::load(opts.aws.clone()))?;
-    let (out, parent) = destination(&opts.out)?;
     let candidates = candidates(registry.as_ref(), &reg_uri, &name, version.as_ref())?;
     let mut last_err = None;
     for v in &candidates {
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(
-                ".{}.pull-",
-                out.file_name()
-                    .map_or_else(|| "model".into(), |n| n.to_string_lossy())
-            ))
-            .tempdir_in(&parent)
-            .map_err(io("create a directory in", &parent))?;
-        let fetched = Fetch {
-            registry: registry.as_ref(),
-            name: &name,
-            version: v,
-            trust: &trust,
-            tmp: tmp.path(),
-            threads: opts.threads,
-            review: false,
-        }
-        .run();
+        // An OCI registry hands over each release as a whole, checked first.
+        let fetched = match registry.release(&name, v) {
+            Ok(Some(view)) => fetch_verified(view.as_ref(), &name, v, &trust, opts),
+            Ok(None) => fetch_verified(registry.as_ref(), &name, v, &trust, opts),
+            Err(RegistryError::Untrusted { what, why }) => Err(PullError::Refused {
+                release: format!("{name} {v}"),
+                why: format!("{what}: {why}"),
+            }),
+            Err(e) => Err(e.into()),
+        };
         match fetched {
-            Ok((bytes, approvals)) => {
-                install(&out, tmp, v, &trust, opts)?;
-                return Ok(PullSummary {
-                    name: name.clone(),
-                    version: v.clone(),
-                    bytes,
-                    approvals,
-                });
-            }
+            Ok(verified) => return install_verified(verified, &name, v, &trust, opts),
             // Without a version: the newest release that verifies and is approved.
             Err(e @ PullError::Refused { .. }) if version.is_none() => {
                 eprintln!("  skipping {name} {v}: {e}");

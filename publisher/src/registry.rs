@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The URI is not one airlock can publish to.
-    #[error("unsupported registry {uri:?}: expected file:///absolute/path or s3://bucket[/prefix]")]
+    #[error(
+        "unsupported registry {uri:?}: expected file:///absolute/path, s3://bucket[/prefix] or oci://host[:port]/repository"
+    )]
     Unsupported {
         /// What was given.
         uri: String,
@@ -41,6 +43,25 @@ pub enum RegistryError {
         /// Why.
         why: String,
     },
+    /// The registry cannot do this (an OCI registry holds no named copies for SageMaker, a
+    /// release read from a manifest is read-only...), or its settings are unusable.
+    #[error("registry {uri}: {why}")]
+    Unusable {
+        /// The registry.
+        uri: String,
+        /// Why.
+        why: String,
+    },
+    /// What the registry holds is not what airlock wrote: a manifest that is not a release's,
+    /// a layer or referrer that differs from what the manifest and the signed statement say.
+    /// Nothing of it is installed.
+    #[error("{what}: {why}")]
+    Untrusted {
+        /// What was read.
+        what: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// What was stored is not what was sent.
     #[error(
         "registry: blob {sha256} reads back with another digest ({got}); the upload was corrupted"
@@ -62,7 +83,10 @@ impl RegistryError {
     /// What kind of failure this is (the CLI's exit code follows from it).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Unsupported { .. } | Self::UnsafeKey { .. } => ErrorKind::BadInput,
+            Self::Unsupported { .. } | Self::UnsafeKey { .. } | Self::Unusable { .. } => {
+                ErrorKind::BadInput
+            }
+            Self::Untrusted { .. } => ErrorKind::VerificationFailed,
             Self::Aws(e) => e.kind(),
             Self::Remote { .. } | Self::Corrupt { .. } => ErrorKind::Remote,
             Self::Io(e) => e.kind(),
@@ -122,9 +146,25 @@ pub trait Registry {
         prefix: &str,
         files: &std::collections::BTreeMap<String, String>,
     ) -> Result<String, RegistryError>;
+    /// The `host[:port]` of an OCI registry, which the residency policy allows by name
+    /// (`[oci] hosts`) before any request; `None` for other registries.
+    fn oci_host(&self) -> Option<String> {
+        None
+    }
+    /// The release `name` `version` as a read-only registry of its own, checked as a whole
+    /// first (an OCI registry: its model manifest, layers and referrers, and the audit copy
+    /// it carries); `None`: read it from this registry, key by key.
+    fn release(
+        &self,
+        _name: &str,
+        _version: &str,
+    ) -> Result<Option<Box<dyn Registry + '_>>, RegistryError> {
+        Ok(None)
+    }
 }
 
-/// Open the registry at `uri`. `aws` is loaded only for `s3://` URIs.
+/// Open the registry at `uri`. `aws` is loaded only for `s3://` URIs. An `oci://` registry
+/// sends no request until it is used.
 pub fn open(
     uri: &str,
     aws: impl FnOnce() -> Result<crate::aws::Aws, crate::aws::AwsSetupError>,
@@ -138,6 +178,9 @@ pub fn open(
     }
     if let Some((bucket, prefix)) = crate::s3::parse_uri(uri) {
         return Ok(Box::new(crate::s3::S3Registry::new(aws()?, bucket, prefix)));
+    }
+    if let Some(at) = crate::oci::parse_uri(uri) {
+        return Ok(Box::new(crate::oci::OciRegistry::new(at)?));
     }
     Err(RegistryError::Unsupported {
         uri: uri.to_owned(),

@@ -8,6 +8,14 @@
 //! `airlock audit verify --registry` checks that, `airlock publish` refuses to append to a
 //! log the registry's copy is ahead of, and `airlock pull` refuses a release whose entry is
 //! not in the registry's copy.
+//!
+//! Since the log is a Merkle tree, the registry also keeps every signed checkpoint the
+//! publisher sent it: the latest under `audit/<name>.checkpoint` and each one under
+//! `audit/<name>.checkpoints/<size>`. Before a new checkpoint is stored, its consistency
+//! proof from the registry's latest is verified (RFC 9162 §2.1.4.2), so the history only
+//! grows along one tree; a log that was cut (its size below a checkpoint's) or forked (another
+//! root at a checkpoint's size) is refused by `publish` and by `audit verify --registry`,
+//! whichever checkpoint of the history it contradicts.
 
 use std::path::Path;
 
@@ -54,6 +62,131 @@ pub fn log_key(name: &str) -> String {
 /// Registry key of the copy of log `name`'s signed head.
 pub fn head_key(name: &str) -> String {
     format!("audit/{name}.head.dsse.json")
+}
+
+/// Registry key of the latest checkpoint of log `name`.
+pub fn checkpoint_key(name: &str) -> String {
+    format!("audit/{name}.checkpoint")
+}
+
+/// Registry prefix of the checkpoint history of log `name`.
+pub fn checkpoints_prefix(name: &str) -> String {
+    format!("audit/{name}.checkpoints/")
+}
+
+/// Registry key of the checkpoint of log `name` at `size` (zero-padded, so the listing is
+/// in size order).
+pub fn history_key(name: &str, size: u64) -> String {
+    format!("{}{size:020}", checkpoints_prefix(name))
+}
+
+/// The checkpoint stored at `key`, signed by a usable publisher key of `trust`, of log
+/// `name`'s origin; `None` when absent.
+fn stored_checkpoint(
+    registry: &dyn Registry,
+    key: &str,
+    name: &str,
+    trust: &Trust,
+) -> Result<Option<airlock_trust::merkle::Checkpoint>, WitnessError> {
+    let Some(bytes) =
+        registry.get_object_max(key, airlock_trust::merkle::MAX_CHECKPOINT_BYTES)?
+    else {
+        return Ok(None);
+    };
+    let refused = |why: String| WitnessError::Refused(format!("{}/{key}: {why}", registry.uri()));
+    let bytes = bytes.map_err(|len| refused(format!("{len} bytes, more than a checkpoint")))?;
+    let note = String::from_utf8(bytes).map_err(|_| refused("not UTF-8".into()))?;
+    let signed = airlock_trust::merkle::open_trusted(&note, trust, airlock_schemas::KeyRole::Publisher)
+        .map_err(refused)?;
+    let origin = crate::audit::origin_of(name);
+    if signed.checkpoint.origin != origin {
+        return Err(refused(format!(
+            "a checkpoint of {:?}, not of {origin:?}",
+            signed.checkpoint.origin
+        )));
+    }
+    Ok(Some(signed.checkpoint))
+}
+
+/// Refuse when a checkpoint the registry holds for log `name` (its latest and, with
+/// `history`, every one it kept) is not a point of `chain`: the log was truncated, forked
+/// or rewritten since the registry saw it. Returns the checkpoints checked.
+pub fn check_registry_checkpoints(
+    chain: &Chain,
+    name: &str,
+    registry: &dyn Registry,
+    trust: &Trust,
+    history: bool,
+) -> Result<u64, WitnessError> {
+    let mut keys = vec![checkpoint_key(name)];
+    if history {
+        keys.extend(registry.list(&checkpoints_prefix(name))?);
+    }
+    let mut checked = 0;
+    for key in keys {
+        if let Some(c) = stored_checkpoint(registry, &key, name, trust)? {
+            let what = format!("the registry's checkpoint {}/{key}", registry.uri());
+            if let Some(why) = chain.missing_checkpoint(&c, &what) {
+                return Err(WitnessError::Refused(why));
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
+}
+
+/// Store the log's new checkpoint `note` (just signed by this process) in the registry's
+/// history, after checking as a witness would that it extends the registry's latest: the
+/// consistency proof from that size, made from `chain`, must verify against both roots.
+/// (The latest's signature was checked against the trust policy when the log was opened
+/// for this publish; here its size and root are what count.)
+pub fn record_checkpoint(
+    registry: &dyn Registry,
+    name: &str,
+    chain: &Chain,
+    note: &str,
+) -> Result<(), WitnessError> {
+    use airlock_trust::merkle::Checkpoint;
+    let new = Checkpoint::parse_note(note)
+        .map_err(|e| WitnessError::Refused(format!("the log's own checkpoint: {e}")))?;
+    let key = checkpoint_key(name);
+    let old = match registry.get_object_max(&key, airlock_trust::merkle::MAX_CHECKPOINT_BYTES)? {
+        Some(Ok(b)) => Some(
+            String::from_utf8(b)
+                .map_err(|e| e.to_string())
+                .and_then(|n| Checkpoint::parse_note(&n))
+                .map_err(|e| {
+                    WitnessError::Refused(format!("{}/{key}: {e}", registry.uri()))
+                })?,
+        ),
+        Some(Err(len)) => {
+            return Err(WitnessError::Refused(format!(
+                "{}/{key}: {len} bytes, more than a checkpoint",
+                registry.uri()
+            )));
+        }
+        None => None,
+    };
+    if let Some(old) = old {
+        let proof = chain
+            .tree
+            .consistency_proof(old.size, new.size)
+            .ok_or_else(|| {
+                WitnessError::Refused(format!(
+                    "the registry's latest checkpoint covers {} entries, the log's {}: the log was truncated",
+                    old.size, new.size
+                ))
+            })?;
+        airlock_trust::merkle::verify_consistency(old.size, new.size, &proof, &old.root, &new.root)
+            .map_err(|e| {
+                WitnessError::Refused(format!(
+                    "the log's checkpoint does not extend the registry's latest ({e})"
+                ))
+            })?;
+    }
+    registry.put_object(&history_key(name, new.size), note.as_bytes())?;
+    registry.put_object(&checkpoint_key(name), note.as_bytes())?;
+    Ok(())
 }
 
 /// A copy name an index may point at: one plain file name.

@@ -42,13 +42,14 @@ pub use pipeline::{
 };
 pub use release::{
     APPROVAL_PREDICATE_TYPE, ApprovalPredicate, Architecture, AuditAction, AuditEntry, AuditHead,
-    AuditPoint, BUNDLE_FORMAT_VERSION, BinaryCardMetrics, CardMetrics, CnnArchitecture, Decision,
-    DestinationRule, Envelope, EnvelopeSignature, Finding, IN_TOTO_PAYLOAD_TYPE, InputFeature,
-    KeyRole, LEAK_LAYERS, LeakLayer, LeakReport, LeakSpec, ModelCard, ModelOutput,
-    MulticlassCardMetrics, PrivacyAudit, PrivacyGuarantee, PrivacyMechanism,
-    RELEASE_PREDICATE_TYPE, RegressionCardMetrics, ReleaseIndex, ReleasePredicate, ReportInput,
-    ResidencyPolicy, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE, ShardDigests, Statement, Subject,
-    TensorSpec, TrainingSummary, TrustPolicy, TrustedKey, Verdict,
+    AuditPoint, BUNDLE_FORMAT_VERSION, BinaryCardMetrics, CardMetrics, CnnArchitecture,
+    ConsistencyProof, Decision, DestinationRule, Envelope, EnvelopeSignature, Finding,
+    IN_TOTO_PAYLOAD_TYPE, InclusionProof, InputFeature, KeyRole, LEAK_LAYERS, LeakLayer,
+    LeakReport, LeakSpec, ModelCard, ModelOutput, MulticlassCardMetrics, OciRule, PrivacyAudit,
+    PrivacyGuarantee, PrivacyMechanism, RELEASE_PREDICATE_TYPE, RegressionCardMetrics,
+    ReleaseIndex, ReleasePredicate, ReportInput, ResidencyPolicy, SLSA_PROVENANCE_TYPE,
+    STATEMENT_TYPE, ShardDigests, Statement, Subject, TensorSpec, TrainingSummary, TrustPolicy,
+    TrustedKey, Verdict,
 };
 pub use route::{
     Classify, CloudEndpoint, CloudSide, HealthSpec, MAX_UPSTREAMS, OnpremSide, RouteAudit,

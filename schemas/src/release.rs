@@ -764,6 +764,21 @@ pub struct ResidencyPolicy {
     /// export may leave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<DestinationRule>,
+    /// OCI registries (`oci://host[:port]/repository`), which cannot say where they are: the
+    /// hosts releases may be pushed to, each with the region the operator vouches it is in
+    /// (that region must also be in `registry.regions`). Absent: no OCI registry is allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<OciRule>,
+}
+
+/// `[oci]` of `residency.toml`: the OCI registry hosts releases may be pushed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OciRule {
+    /// `host` or `host:port`, exactly as in the `oci://` URI (lower case; a host without a
+    /// port allows only the default port) → the region it is in (recorded in the audit log,
+    /// and held to `registry.regions`), e.g. `"harbor.eu.example.com" = "eu-west-1"`.
+    pub hosts: BTreeMap<String, String>,
 }
 
 /// Allowed places for one kind of destination.
@@ -799,6 +814,48 @@ pub struct ReleaseIndex {
     /// recorded the release. `airlock pull` finds it in that copy; `airlock audit verify
     /// --registry` finds it in the log.
     pub audit: AuditPoint,
+    /// That entry's inclusion proof in the log's Merkle tree and the signed checkpoint it
+    /// was proved against: a reader with the trust policy alone checks that the publish is
+    /// on record, without the log (absent in indexes written before the log was a tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transparency: Option<InclusionProof>,
+}
+
+/// An entry's inclusion proof in an audit log's RFC 9162 Merkle tree, with the signed
+/// checkpoint (C2SP `tlog-checkpoint`) of the tree it was proved in: what
+/// `airlock audit prove` prints, what a release index and a pulled bundle
+/// (`transparency.json`) carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    /// The entry's `seq` (its leaf index is `seq - 1`).
+    pub seq: u64,
+    /// The entry's line, exactly as in the log (without its newline): the leaf is
+    /// `SHA-256(0x00 || entry)`.
+    pub entry: String,
+    /// Leaves in the tree the proof is for (the checkpoint's size).
+    pub tree_size: u64,
+    /// The proof's hashes, nearest the leaf first, lowercase hex.
+    pub hashes: Vec<String>,
+    /// The signed checkpoint note of that tree.
+    pub checkpoint: String,
+}
+
+/// A consistency proof between two sizes of an audit log's Merkle tree: what
+/// `airlock audit consistency` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    /// The older size.
+    pub from_size: u64,
+    /// The older tree's root, lowercase hex (compare it with a checkpoint of that size).
+    pub from_root: String,
+    /// The newer size (the checkpoint's).
+    pub tree_size: u64,
+    /// The proof's hashes, lowercase hex.
+    pub hashes: Vec<String>,
+    /// The signed checkpoint note of the newer tree.
+    pub checkpoint: String,
 }
 
 /// One entry of an audit log, by position and hash.

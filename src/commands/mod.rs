@@ -19,6 +19,7 @@ mod pull;
 mod review;
 mod route;
 mod run;
+mod sbom;
 mod serve;
 mod train;
 mod verify;
@@ -34,6 +35,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Package(a) => package::run(a),
         Command::Verify(a) => verify::run(&a),
         Command::Review(a) => review::run(a),
+        Command::Sbom(a) => sbom::run(&a),
         Command::Approve(a) => decide::run(a, airlock_schemas::Decision::Approve),
         Command::Reject(a) => decide::run(a, airlock_schemas::Decision::Reject),
         Command::Publish(a) => publish::run(*a),

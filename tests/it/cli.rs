@@ -3,7 +3,7 @@
 use crate::helpers::Sandbox;
 
 /// Every subcommand a person types.
-const SUBCOMMANDS: [&str; 14] = [
+const SUBCOMMANDS: [&str; 15] = [
     "run",
     "demo-data",
     "train",
@@ -12,6 +12,7 @@ const SUBCOMMANDS: [&str; 14] = [
     "package",
     "verify",
     "review",
+    "sbom",
     "approve",
     "reject",
     "publish",

@@ -360,6 +360,18 @@ impl Checkpoint {
         format!("{body}\n\u{2014} {} {}\n", self.origin, STANDARD.encode(blob))
     }
 
+    /// Parse a signed note's checkpoint strictly without checking any signature: for a
+    /// note whose signature was checked before, or that this process signed.
+    pub fn parse_note(note: &str) -> Result<Self, String> {
+        if note.len() > MAX_CHECKPOINT_BYTES {
+            return Err("the checkpoint is too large".into());
+        }
+        let (body, _) = note
+            .split_once("\n\n")
+            .ok_or("the checkpoint has no blank line before its signatures")?;
+        Self::parse_body(&format!("{body}\n"))
+    }
+
     /// Parse a signed note's body strictly (no signature checked): see [`open`].
     fn parse_body(body: &str) -> Result<Self, String> {
         let lines: Vec<&str> = body
@@ -471,6 +483,105 @@ pub fn from_hex(s: &str) -> Result<Hash, String> {
     let mut h = [0u8; 32];
     hex::decode_to_slice(s, &mut h).map_err(|e| e.to_string())?;
     Ok(h)
+}
+
+/// The extension line of an airlock checkpoint that says when it was signed
+/// (`time <RFC 3339>`): the signing key must have been usable then.
+pub const TIME_EXTENSION: &str = "time ";
+
+impl Checkpoint {
+    /// When it says it was signed (its `time` extension line), if it says.
+    pub fn time(&self) -> Option<time::OffsetDateTime> {
+        self.extensions.iter().find_map(|e| {
+            let t = e.strip_prefix(TIME_EXTENSION)?;
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+    }
+}
+
+/// Open a checkpoint signed by a key of `role` in `trust` that was usable when it says it
+/// signed (a checkpoint without a `time` line, or dated in the future, is refused).
+pub fn open_trusted(
+    note: &str,
+    trust: &crate::Trust,
+    role: airlock_schemas::KeyRole,
+) -> Result<SignedCheckpoint, String> {
+    let signed = open(note, &trust.keys_with_role(role))?;
+    let t = signed
+        .checkpoint
+        .time()
+        .ok_or("the checkpoint does not say when it was signed (no `time` line)")?;
+    if t > time::OffsetDateTime::now_utc() + time::Duration::minutes(5) {
+        return Err("the checkpoint is dated in the future".into());
+    }
+    trust
+        .usable_key(&signed.keyid, role, t, t)
+        .map_err(|why| format!("checkpoint: {why}"))?;
+    Ok(signed)
+}
+
+/// Check an entry's inclusion proof offline: the checkpoint is signed by a usable key of
+/// `role`, its size is the proof's, and the entry's leaf is at `seq - 1` of its tree.
+/// Returns the entry (parsed strictly) and the checkpoint.
+pub fn verify_entry_proof(
+    p: &airlock_schemas::InclusionProof,
+    trust: &crate::Trust,
+    role: airlock_schemas::KeyRole,
+) -> Result<(airlock_schemas::AuditEntry, SignedCheckpoint), String> {
+    let signed = open_trusted(&p.checkpoint, trust, role)?;
+    let c = &signed.checkpoint;
+    if c.size != p.tree_size {
+        return Err(format!(
+            "the proof is for a tree of {} entries but its checkpoint is of {}",
+            p.tree_size, c.size
+        ));
+    }
+    let entry: airlock_schemas::AuditEntry = airlock_schemas::strict_json::from_str(&p.entry)
+        .map_err(|e| format!("the proven entry is not an audit entry ({e})"))?;
+    if entry.seq != p.seq || p.seq == 0 {
+        return Err(format!(
+            "the proven entry has seq {}, the proof says {}",
+            entry.seq, p.seq
+        ));
+    }
+    let hashes = p
+        .hashes
+        .iter()
+        .map(|h| from_hex(h))
+        .collect::<Result<Vec<Hash>, String>>()?;
+    verify_inclusion(
+        &leaf_hash(p.entry.as_bytes()),
+        p.seq - 1,
+        c.size,
+        &hashes,
+        &c.root,
+    )
+    .map_err(|e| format!("entry {} of {}: {e}", p.seq, c.origin))?;
+    Ok((entry, signed))
+}
+
+/// Check a consistency proof offline against the newer tree's signed checkpoint; the
+/// older root is the proof's word until compared with a checkpoint of that size.
+pub fn verify_consistency_proof(
+    p: &airlock_schemas::ConsistencyProof,
+    trust: &crate::Trust,
+    role: airlock_schemas::KeyRole,
+) -> Result<SignedCheckpoint, String> {
+    let signed = open_trusted(&p.checkpoint, trust, role)?;
+    let c = &signed.checkpoint;
+    if c.size != p.tree_size {
+        return Err(format!(
+            "the proof is to a tree of {} entries but its checkpoint is of {}",
+            p.tree_size, c.size
+        ));
+    }
+    let hashes = p
+        .hashes
+        .iter()
+        .map(|h| from_hex(h))
+        .collect::<Result<Vec<Hash>, String>>()?;
+    verify_consistency(p.from_size, c.size, &hashes, &from_hex(&p.from_root)?, &c.root)?;
+    Ok(signed)
 }
 
 #[cfg(test)]
