@@ -203,7 +203,7 @@ moto: ## the patched moto (S3, SageMaker) on 127.0.0.1:MOTO_PORT (5000), with a 
 # Size of the synthetic model for the sign/verify and leak-scan benchmarks.
 BENCH_MIB ?= 1024
 
-bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, a federated round vs plain FedAvg, sign/verify, leak-scan, 1 GiB model package time + training RSS, S3 upload vs boto3, serve vs Flask+PyTorch, pull, burst export rows/s and 2 vs 1 host, router latency and throughput vs direct and nginx, OCI push/pull vs skopeo copy
+bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, a federated round vs plain FedAvg, sign/verify, leak-scan, 1 GiB model package time + training RSS, S3 upload vs boto3, serve vs Flask+PyTorch, pull, burst export rows/s and 2 vs 1 host, router latency and throughput vs direct and nginx, OCI push/pull vs skopeo copy, audit Merkle proofs at 10^6 entries
 	@if [ -x $(TORCH_VENV)/bin/python ] && $(TORCH_VENV)/bin/python -c 'import torch' 2>/dev/null; then \
 	  export AIRLOCK_BENCH_TORCH=$(TORCH_VENV)/bin/python; fi; \
 	RAYON_NUM_THREADS=$(BENCH_THREADS) $(CARGO) bench --locked --bench train_throughput
@@ -232,6 +232,9 @@ bench: ## training rows/s (MLP) and images/s (CNN), DP-SGD vs Opacus, a federate
 	@# Issue 20: push and pull of a 1 GiB release through docker-registry on loopback, next
 	@# to skopeo copy of the same release on the same registry.
 	env $$(tests/setup-oci.sh) $(CARGO) bench --locked --bench oci -- $(BENCH_MIB)
+	@# Issue 20: the audit log's Merkle tree at 10^3, 10^5 and 10^6 entries: build time,
+	@# inclusion and consistency proof sizes and verify times, checkpoint sign and open.
+	$(CARGO) bench --locked --bench merkle
 
 # Fuzzing: cargo-fuzz (libFuzzer) targets in fuzz/, one per parser of untrusted input.
 # The fuzz crate links only airlock-schemas and airlock-safetensors (no burn, no AWS SDKs),

@@ -308,13 +308,25 @@ pub enum AuditCommand {
     /// Verify a log offline: hash chain, and its head signed by a publisher key. With
     /// --registry, also against the registry's witnesses: its copy of the signed head must
     /// be a point of the log, and every release it holds must have its entry in the log.
+    ///
+    /// With --proof, also check proofs printed by `audit prove` / `audit consistency` (or
+    /// carried by a release) offline: the checkpoint's signature by a publisher key and the
+    /// RFC 9162 proof against its root; with LOG too, the checkpoint must be a point of LOG.
     Verify {
-        /// The audit log.
-        #[arg(value_name = "LOG")]
-        log: PathBuf,
+        /// The audit log (optional with --proof: a proof is checked with the trust policy
+        /// alone).
+        #[arg(value_name = "LOG", required_unless_present = "proof")]
+        log: Option<PathBuf>,
         /// Trust policy naming the publisher keys.
         #[arg(long, value_name = "trust.toml")]
         trust: PathBuf,
+        /// An inclusion or consistency proof (JSON) to check; repeatable.
+        #[arg(long, value_name = "PROOF.json")]
+        proof: Vec<PathBuf>,
+        /// With a consistency proof: the signed checkpoint of the older size that you kept
+        /// (its root must be the proof's `from_root`).
+        #[arg(long, value_name = "FILE")]
+        old_checkpoint: Option<PathBuf>,
         /// A registry the log's releases went to: file:///absolute/path or
         /// s3://bucket[/prefix]. Catches a log whose tail was cut (even with an older signed
         /// head put back).
@@ -322,6 +334,27 @@ pub enum AuditCommand {
         registry: Option<String>,
         #[command(flatten)]
         aws: AwsArgs,
+    },
+    /// Print entry N's RFC 9162 inclusion proof against the log's signed checkpoint (JSON:
+    /// the entry's line, the proof's hashes, the checkpoint note), for `audit verify --proof`.
+    Prove {
+        /// The audit log.
+        #[arg(value_name = "LOG")]
+        log: PathBuf,
+        /// The entry's seq (1 is the first).
+        #[arg(long, value_name = "N")]
+        entry: u64,
+    },
+    /// Print the RFC 9162 consistency proof from the log's first SIZE entries to its signed
+    /// checkpoint (JSON), for `audit verify --proof`: shows that the log you saw at SIZE is
+    /// a prefix of today's.
+    Consistency {
+        /// The audit log.
+        #[arg(value_name = "LOG")]
+        log: PathBuf,
+        /// The older size (a checkpoint you kept).
+        #[arg(long, value_name = "SIZE")]
+        from: u64,
     },
     /// Print a log's entries (no verification: use `audit verify`): aligned columns, the
     /// outcome whole and last; strings are printed with control characters escaped.

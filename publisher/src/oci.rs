@@ -1275,8 +1275,15 @@ impl OciRegistry {
             self.push_bytes(index_bytes, media::RELEASE_INDEX, keyed(key))
                 .await?,
         );
-        // The registry's audit copy as it stands (with this publish's `start` entry).
-        for okey in self.object_keys("audit/").await? {
+        // The registry's copy of this release's audit log as it stands (with this
+        // publish's `start` entry): the log, its signed head and its latest checkpoint;
+        // never the checkpoint history, which grows with every publish.
+        let log = &index.audit.log;
+        for okey in [
+            crate::witness::log_key(log),
+            crate::witness::head_key(log),
+            crate::witness::checkpoint_key(log),
+        ] {
             let what = format!("{} ({okey})", self.uri_of(None));
             let Some(bytes) = self.get_small(&okey, MAX_CARRIED_BYTES as usize).await? else {
                 continue;
@@ -1536,7 +1543,24 @@ impl OciRegistry {
         }
         self.check_config(&manifest, &parts, &what).await?;
         let mut carried = BTreeMap::new();
+        // Only the copy of the log the index names is read, and at most MAX_CARRIED_BYTES
+        // in all: a manifest naming one large blob under many keys reads nothing.
+        let wanted = [
+            crate::witness::log_key(&parsed.audit.log),
+            crate::witness::head_key(&parsed.audit.log),
+            crate::witness::checkpoint_key(&parsed.audit.log),
+        ];
+        let mut budget = MAX_CARRIED_BYTES;
         for (key, d) in &parts.carried {
+            if !wanted.contains(key) {
+                continue;
+            }
+            budget = budget.checked_sub(d.size).ok_or_else(|| {
+                untrusted(
+                    &what,
+                    format!("it carries more than {MAX_CARRIED_BYTES} bytes of audit copies"),
+                )
+            })?;
             let bytes = self
                 .blob_bytes(
                     &d.digest,

@@ -760,7 +760,10 @@ fn leaving<'a>(bundle: &Path, admitted: &'a Admitted) -> Result<Leaving<'a>, Pub
         blobs: Vec::new(),
     };
     for (rel, bytes) in admitted.files().iter() {
-        if rel.starts_with(&format!("{APPROVALS_DIR}/")) && !counting.contains(rel) {
+        // A pulled bundle's evidence of an earlier publish is not part of the release.
+        if rel == airlock_trust::bundle::TRANSPARENCY_FILE
+            || (rel.starts_with(&format!("{APPROVALS_DIR}/")) && !counting.contains(rel))
+        {
             continue;
         }
         let sha256 = sha256_hex(bytes);

@@ -296,6 +296,16 @@ impl Fetch<'_> {
                 self.refused(format!("{why}; the model was not downloaded"))
             }
         })?;
+        // And provably so, offline: the index's inclusion proof, kept with the bundle so
+        // that `serve` and `verify` check it again.
+        let proven = crate::witness::check_index_proof(&index, self.trust)
+            .map_err(|e| self.refused(format!("{e}; the model was not downloaded")))?;
+        if let (true, Some(p)) = (proven, &index.transparency) {
+            let dest = self.tmp.join(airlock_trust::bundle::TRANSPARENCY_FILE);
+            let mut bytes = serde_json::to_vec_pretty(p).unwrap_or_default();
+            bytes.push(b'\n');
+            std::fs::write(&dest, bytes).map_err(io("write", &dest))?;
+        }
         if let Some(sha) = index.files.get(MODEL_FILE) {
             total += self.registry.get_blob(sha, &self.tmp.join(MODEL_FILE))?;
         }
@@ -674,6 +684,21 @@ fn install(
 ) -> Result<(), PullError> {
     if out.exists() {
         if let Some(st) = statement_of(out) {
+            // A tag or digest names whatever the registry put there: a model directory is
+            // never silently replaced by another model.
+            if let Some(new) = statement_of(tmp.path())
+                && new.predicate.model_name != st.predicate.model_name
+                && verify_bundle_streamed(out, trust, opts.threads, false).ok()
+            {
+                return Err(PullError::Refused {
+                    release: format!("{} {version}", new.predicate.model_name),
+                    why: format!(
+                        "{} holds the verified model {}; pull another model into another directory",
+                        out.display(),
+                        st.predicate.model_name
+                    ),
+                });
+            }
             let current = &st.predicate.model_version;
             let newer = version_cmp(current, version).is_gt();
             if newer

@@ -88,16 +88,16 @@ fn stored_checkpoint(
     name: &str,
     trust: &Trust,
 ) -> Result<Option<airlock_trust::merkle::Checkpoint>, WitnessError> {
-    let Some(bytes) =
-        registry.get_object_max(key, airlock_trust::merkle::MAX_CHECKPOINT_BYTES)?
+    let Some(bytes) = registry.get_object_max(key, airlock_trust::merkle::MAX_CHECKPOINT_BYTES)?
     else {
         return Ok(None);
     };
     let refused = |why: String| WitnessError::Refused(format!("{}/{key}: {why}", registry.uri()));
     let bytes = bytes.map_err(|len| refused(format!("{len} bytes, more than a checkpoint")))?;
     let note = String::from_utf8(bytes).map_err(|_| refused("not UTF-8".into()))?;
-    let signed = airlock_trust::merkle::open_trusted(&note, trust, airlock_schemas::KeyRole::Publisher)
-        .map_err(refused)?;
+    let signed =
+        airlock_trust::merkle::open_trusted(&note, trust, airlock_schemas::KeyRole::Publisher)
+            .map_err(refused)?;
     let origin = crate::audit::origin_of(name);
     if signed.checkpoint.origin != origin {
         return Err(refused(format!(
@@ -155,9 +155,7 @@ pub fn record_checkpoint(
             String::from_utf8(b)
                 .map_err(|e| e.to_string())
                 .and_then(|n| Checkpoint::parse_note(&n))
-                .map_err(|e| {
-                    WitnessError::Refused(format!("{}/{key}: {e}", registry.uri()))
-                })?,
+                .map_err(|e| WitnessError::Refused(format!("{}/{key}: {e}", registry.uri())))?,
         ),
         Some(Err(len)) => {
             return Err(WitnessError::Refused(format!(
@@ -268,6 +266,8 @@ pub struct WitnessReport {
     pub releases: Vec<(String, String, u64)>,
     /// Releases recorded in other logs (other copies under `audit/`), not checked.
     pub other_logs: usize,
+    /// Signed checkpoints of the registry's history found to be points of the log.
+    pub checkpoints: u64,
 }
 
 /// Check a verified log against a registry: the registry's copy of the head is a point of
@@ -292,6 +292,11 @@ pub fn check_log(
         head_seq: head.as_ref().map_or(0, |h| h.seq),
         ..WitnessReport::default()
     };
+    match check_registry_checkpoints(chain, name, registry, trust, true) {
+        Ok(n) => report.checkpoints = n,
+        Err(WitnessError::Refused(why)) => problems.push(why),
+        Err(e) => return Err(e),
+    }
     for (key, index) in indexes(registry)? {
         let index = match index {
             Ok(i) => i,
@@ -406,6 +411,18 @@ pub fn check_release(
     let Some((entry, _)) = chain.at(point.seq) else {
         return Err(refused(format!("{what} is missing")));
     };
+    // The tree the index's proof was made in must be the one the registry saw (no split
+    // view: a proof against a tree the registry never held is refused).
+    if let Some(p) = &index.transparency {
+        let c = airlock_trust::merkle::Checkpoint::parse_note(&p.checkpoint)
+            .map_err(|e| refused(format!("its inclusion proof's checkpoint: {e}")))?;
+        if let Some(why) = chain.missing_checkpoint(&c, "its inclusion proof's checkpoint") {
+            return Err(refused(format!(
+                "the registry's {}: {why}",
+                log_key(&point.log)
+            )));
+        }
+    }
     if entry.action != AuditAction::Start
         || entry.artifacts != index.files
         || entry.actor != index.publisher
@@ -416,4 +433,43 @@ pub fn check_release(
         )));
     }
     Ok(())
+}
+
+/// Check a release index's inclusion proof offline: the checkpoint is signed by a usable
+/// publisher key of `trust` and is of the log the index names, the proven entry is the
+/// index's audit point, and it is the `start` of this publish (these files, this
+/// publisher). `Ok(false)` when the index carries no proof (written before proofs).
+pub fn check_index_proof(index: &ReleaseIndex, trust: &Trust) -> Result<bool, WitnessError> {
+    let Some(p) = &index.transparency else {
+        return Ok(false);
+    };
+    let refused = |why: String| WitnessError::Refused(format!("its inclusion proof: {why}"));
+    let (entry, signed) =
+        airlock_trust::merkle::verify_entry_proof(p, trust, airlock_schemas::KeyRole::Publisher)
+            .map_err(refused)?;
+    let origin = crate::audit::origin_of(&index.audit.log);
+    if signed.checkpoint.origin != origin {
+        return Err(refused(format!(
+            "its checkpoint is of {:?}, but the index names log {:?}",
+            signed.checkpoint.origin, index.audit.log
+        )));
+    }
+    if p.seq != index.audit.seq
+        || airlock_trust::shards::sha256_hex(p.entry.as_bytes()) != index.audit.entry_sha256
+    {
+        return Err(refused(format!(
+            "it proves entry {}, not the index's audit entry {}",
+            p.seq, index.audit.seq
+        )));
+    }
+    if entry.action != AuditAction::Start
+        || entry.artifacts != index.files
+        || entry.actor != index.publisher
+    {
+        return Err(refused(format!(
+            "entry {} is a {} entry by {} for other files, not the start of this release's publish",
+            entry.seq, entry.action, entry.actor
+        )));
+    }
+    Ok(true)
 }

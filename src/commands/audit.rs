@@ -10,15 +10,175 @@ use airlock_schemas::AuditEntry;
 use crate::cli::AwsArgs;
 use crate::exit;
 
-/// Verify the log's chain and signed head; with a registry, also its witnesses.
+/// Verify the log's chain, signed head and checkpoint; with a registry, also its
+/// witnesses; with proofs, each proof offline (and against the log when there is one).
 pub fn verify(
-    log: &Path,
+    log: Option<&Path>,
     trust: &Path,
+    proofs: &[std::path::PathBuf],
+    old_checkpoint: Option<&Path>,
     registry: Option<&str>,
     aws: &AwsArgs,
 ) -> anyhow::Result<()> {
     let trust = airlock_trust::Trust::load(trust)?;
-    match audit::verify_log(log, &trust) {
+    let chain = match log {
+        Some(log) => Some(verify_one_log(log, &trust, registry, aws)?),
+        None => None,
+    };
+    let old = match old_checkpoint {
+        Some(p) => {
+            let note =
+                std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+            match airlock_trust::merkle::open_trusted(
+                &note,
+                &trust,
+                airlock_schemas::KeyRole::Publisher,
+            ) {
+                Ok(c) => Some(c.checkpoint),
+                Err(why) => {
+                    eprintln!("  FAIL {}: {}", p.display(), printable(&why));
+                    return Err(exit::VerificationFailed(p.display().to_string()).into());
+                }
+            }
+        }
+        None => None,
+    };
+    let mut failed = None;
+    for p in proofs {
+        match check_proof(p, &trust, chain.as_ref(), old.as_ref()) {
+            Ok(line) => println!("verified {}: {line}", p.display()),
+            Err(why) => {
+                eprintln!("  FAIL {}: {}", p.display(), printable(&why));
+                failed = Some(p.display().to_string());
+            }
+        }
+    }
+    match failed {
+        Some(f) => Err(exit::VerificationFailed(f).into()),
+        None => Ok(()),
+    }
+}
+
+/// An inclusion or consistency proof file, checked offline (and against `chain`, `old`).
+fn check_proof(
+    path: &Path,
+    trust: &airlock_trust::Trust,
+    chain: Option<&audit::Chain>,
+    old: Option<&airlock_trust::merkle::Checkpoint>,
+) -> Result<String, String> {
+    use airlock_schemas::{ConsistencyProof, InclusionProof, KeyRole};
+    use airlock_trust::merkle;
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let value: serde_json::Value = airlock_schemas::strict_json::from_slice(&bytes)
+        .map_err(|e| format!("not a proof ({e})"))?;
+    let (what, checkpoint) = if value.get("from_size").is_some() {
+        let p: ConsistencyProof = airlock_schemas::strict_json::from_slice(&bytes)
+            .map_err(|e| format!("not a consistency proof ({e})"))?;
+        let signed = merkle::verify_consistency_proof(&p, trust, KeyRole::Publisher)?;
+        if let Some(o) = old
+            && (o.size != p.from_size
+                || merkle::to_hex(&o.root) != p.from_root
+                || o.origin != signed.checkpoint.origin)
+        {
+            return Err(format!(
+                "the kept checkpoint ({} entries of {}) is not the proof's older tree ({} entries of {})",
+                o.size, o.origin, p.from_size, signed.checkpoint.origin
+            ));
+        }
+        (
+            format!(
+                "the first {} entries (root {}) are a prefix of the {} of the signed checkpoint{}",
+                p.from_size,
+                p.from_root,
+                p.tree_size,
+                if old.is_some() {
+                    ", as the kept checkpoint says"
+                } else {
+                    ""
+                }
+            ),
+            signed.checkpoint,
+        )
+    } else {
+        let p: InclusionProof = airlock_schemas::strict_json::from_slice(&bytes)
+            .map_err(|e| format!("not an inclusion proof ({e})"))?;
+        let (entry, signed) = merkle::verify_entry_proof(&p, trust, KeyRole::Publisher)?;
+        (
+            format!(
+                "entry {} ({} {}) is in the {} entries of the signed checkpoint",
+                entry.seq,
+                entry.action,
+                printable(&entry.outcome),
+                p.tree_size
+            ),
+            signed.checkpoint,
+        )
+    };
+    if let Some(chain) = chain
+        && let Some(why) = chain.missing_checkpoint(&checkpoint, "the proof's checkpoint")
+    {
+        return Err(why);
+    }
+    Ok(format!("{what} ({})", printable(&checkpoint.origin)))
+}
+
+/// The log's checkpoint note, checked to be of exactly this log's entries (unsigned
+/// checks: whoever gets the proof checks the signature).
+fn checkpointed(log: &Path) -> anyhow::Result<(audit::Chain, String, u64)> {
+    let text = std::fs::read_to_string(log).with_context(|| format!("read {}", log.display()))?;
+    let chain = audit::Chain::parse(&text)
+        .map_err(|why| anyhow::anyhow!("{}: {why}", log.display()))
+        .context(exit::VerificationFailed(log.display().to_string()))?;
+    let note = audit::read_checkpoint(log)?.ok_or_else(|| {
+        exit::BadInputError(format!(
+            "{} has no checkpoint ({}): it was written before checkpoints; its next append signs one",
+            log.display(),
+            audit::checkpoint_path(log).display()
+        ))
+    })?;
+    let c = airlock_trust::merkle::Checkpoint::parse_note(&note)
+        .map_err(|why| anyhow::anyhow!("{}: {why}", audit::checkpoint_path(log).display()))?;
+    if let Some(why) = chain.missing_checkpoint(&c, "its checkpoint") {
+        eprintln!("  FAIL {}: {}", log.display(), printable(&why));
+        return Err(exit::VerificationFailed(log.display().to_string()).into());
+    }
+    Ok((chain, note, c.size))
+}
+
+/// `airlock audit prove`: entry `seq`'s inclusion proof, as JSON on stdout.
+pub fn prove(log: &Path, seq: u64) -> anyhow::Result<()> {
+    let (chain, note, size) = checkpointed(log)?;
+    let proof = chain.prove(seq, &note, size).ok_or_else(|| {
+        exit::BadInputError(format!(
+            "--entry {seq}: the checkpoint of {} covers entries 1 to {size}",
+            log.display()
+        ))
+    })?;
+    println!("{}", serde_json::to_string_pretty(&proof)?);
+    Ok(())
+}
+
+/// `airlock audit consistency`: the proof from the first `from` entries, as JSON.
+pub fn consistency(log: &Path, from: u64) -> anyhow::Result<()> {
+    let (chain, note, size) = checkpointed(log)?;
+    let proof = chain.consistency(from, &note, size).ok_or_else(|| {
+        exit::BadInputError(format!(
+            "--from {from}: the checkpoint of {} covers {size} entries",
+            log.display()
+        ))
+    })?;
+    println!("{}", serde_json::to_string_pretty(&proof)?);
+    Ok(())
+}
+
+/// Verify one log; returns its chain.
+fn verify_one_log(
+    log: &Path,
+    trust: &airlock_trust::Trust,
+    registry: Option<&str>,
+    aws: &AwsArgs,
+) -> anyhow::Result<audit::Chain> {
+    match audit::verify_log(log, trust) {
         Ok(v) => {
             println!(
                 "verified: {} entries, head (entry {}) signed by publisher key \"{}\" ({})",
@@ -27,10 +187,22 @@ pub fn verify(
                 printable(&v.head_key_name),
                 v.head_keyid
             );
-            match registry {
-                Some(uri) => witness(log, &v.chain, uri, &trust, aws),
-                None => Ok(()),
+            match &v.checkpoint {
+                Some(c) => println!(
+                    "  checkpoint: {} entries, Merkle root {} ({}), signed by {}",
+                    c.checkpoint.size,
+                    airlock_trust::merkle::to_hex(&c.checkpoint.root),
+                    printable(&c.checkpoint.origin),
+                    c.keyid
+                ),
+                None => println!(
+                    "  checkpoint: none (the log was written before checkpoints; its next append signs one)"
+                ),
             }
+            if let Some(uri) = registry {
+                witness(log, &v.chain, uri, trust, aws)?;
+            }
+            Ok(v.chain)
         }
         Err(e @ audit::AuditError::Invalid { .. }) => {
             eprintln!("  FAIL {}", printable(&e.to_string()));
@@ -232,8 +404,9 @@ fn witness(
     match witness::check_log(chain, &name, registry.as_ref(), trust) {
         Ok(r) => {
             println!(
-                "verified against {uri}: its copy of the signed head (entry {}) is a point of the log; {} release(s) recorded in it{}",
+                "verified against {uri}: its copy of the signed head (entry {}) and {} signed checkpoint(s) of its history are points of the log; {} release(s) recorded in it{}",
                 r.head_seq,
+                r.checkpoints,
                 r.releases.len(),
                 if r.other_logs > 0 {
                     format!(

@@ -44,9 +44,20 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Verify {
             log,
             trust,
+            proof,
+            old_checkpoint,
             registry,
             aws,
-        }) => audit::verify(&log, &trust, registry.as_deref(), &aws),
+        }) => audit::verify(
+            log.as_deref(),
+            &trust,
+            &proof,
+            old_checkpoint.as_deref(),
+            registry.as_deref(),
+            &aws,
+        ),
+        Command::Audit(AuditCommand::Prove { log, entry }) => audit::prove(&log, entry),
+        Command::Audit(AuditCommand::Consistency { log, from }) => audit::consistency(&log, from),
         Command::Audit(AuditCommand::Show { log, trust, json }) => {
             audit::show(&log, trust.as_deref(), json)
         }

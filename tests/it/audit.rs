@@ -212,6 +212,7 @@ fn write(r: &Release, p: &str, b: &[u8]) {
 }
 
 const HEAD: &str = "audit.log.head.dsse.json";
+const CHECKPOINT: &str = "audit.log.checkpoint";
 
 #[test]
 fn a_log_cut_back_to_an_older_signed_head_is_caught_by_the_registry_and_not_continued() {
@@ -222,10 +223,11 @@ fn a_log_cut_back_to_an_older_signed_head_is_caught_by_the_registry_and_not_cont
     second_release(&r, "bundle2");
     let out = publish_to(&r, &to, "bundle", "audit.log", &[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let (old_log, old_head) = (read(&r, "audit.log"), read(&r, HEAD));
+    let (old_log, old_head, old_cp) = (read(&r, "audit.log"), read(&r, HEAD), read(&r, CHECKPOINT));
     let out = publish_to(&r, &to, "bundle2", "audit.log", &[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let (full_log, full_head) = (read(&r, "audit.log"), read(&r, HEAD));
+    let (full_log, full_head, full_cp) =
+        (read(&r, "audit.log"), read(&r, HEAD), read(&r, CHECKPOINT));
     let ok = r.sb.ok(&[
         "audit",
         "verify",
@@ -237,9 +239,11 @@ fn a_log_cut_back_to_an_older_signed_head_is_caught_by_the_registry_and_not_cont
     ]);
     assert!(ok.contains("2 release(s) recorded in it"), "{ok}");
 
-    // The attack: the last entries deleted with the head, an older signed head put back.
+    // The attack: the last entries deleted with the head, an older signed head (and
+    // checkpoint) put back.
     write(&r, "audit.log", &old_log);
     write(&r, HEAD, &old_head);
+    write(&r, CHECKPOINT, &old_cp);
     // Offline, the log alone cannot tell: that is what the registry's witness is for.
     r.sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
     let err = r.sb.fails(
@@ -273,6 +277,7 @@ fn a_log_cut_back_to_an_older_signed_head_is_caught_by_the_registry_and_not_cont
     // An entry added without the publisher key is not signed over by the next append.
     write(&r, "audit.log", &full_log);
     write(&r, HEAD, &full_head);
+    write(&r, CHECKPOINT, &full_cp);
     let mut forged = String::from_utf8(full_log.clone()).expect("utf-8");
     let last = forged.lines().last().expect("entry").to_owned();
     let mut e: serde_json::Value = serde_json::from_str(&last).expect("entry");

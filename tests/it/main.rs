@@ -24,4 +24,5 @@ mod route;
 mod sbom;
 mod serve;
 mod train;
+mod transparency;
 mod trust_boundary;

@@ -96,7 +96,13 @@ fn s3_publish_puts_every_object_and_republishing_uploads_nothing() {
         w.iter().all(|(_, url)| url.contains("/prod/audit/")),
         "only the audit log may be written again: {w:#?}"
     );
-    assert_eq!(w.len(), 2, "{w:#?}");
+    // The log, its head, and its new checkpoint (into the history and as the latest).
+    assert_eq!(w.len(), 4, "{w:#?}");
+    assert!(
+        w.iter()
+            .any(|(_, url)| url.contains("/prod/audit/audit.log.checkpoints/")),
+        "{w:#?}"
+    );
     let v =
         r.sb.ok(&["audit", "verify", "audit.log", "--trust", "trust.toml"]);
     // Each publish: its `start` entry before the first byte, then its outcome.

@@ -354,11 +354,13 @@ fn pull_refuses_an_index_naming_anything_outside_the_closed_set() {
             installed.push(n);
         }
     }
-    assert_eq!(installed.len(), 7, "{installed:?}");
+    // The closed set, and the publish's inclusion proof pull checked and kept.
+    assert_eq!(installed.len(), 8, "{installed:?}");
     assert!(
-        installed
-            .iter()
-            .all(|n| airlock_trust::bundle::is_closed_set_name(n)),
+        installed.iter().all(|n| {
+            airlock_trust::bundle::is_closed_set_name(n)
+                || n == airlock_trust::bundle::TRANSPARENCY_FILE
+        }),
         "{installed:?}"
     );
 }

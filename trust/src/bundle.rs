@@ -30,6 +30,10 @@ pub const STATEMENT_DSSE_FILE: &str = "statement.dsse.json";
 pub const PROVENANCE_DSSE_FILE: &str = "provenance.dsse.json";
 /// Officer decisions.
 pub const APPROVALS_DIR: &str = "approvals";
+/// Optional: the evidence that the release was published on record (the `start` entry's
+/// inclusion proof and the signed checkpoint), written by `airlock pull`. Not signed by the
+/// builder and never published: it is checked on its own, against the publisher keys.
+pub const TRANSPARENCY_FILE: &str = "transparency.json";
 /// The only `__metadata__` entries a released model may carry.
 pub const MODEL_METADATA: [(&str, &str); 1] = [("format", "pt")];
 /// Shard size for per-shard digests.
@@ -172,7 +176,7 @@ pub(crate) fn walk(dir: &Path) -> Result<Walk, String> {
                 .push(format!("{:?} (a name that is not UTF-8)", e.file_name()));
             continue;
         };
-        if TOP_LEVEL_FILES.contains(&name.as_str()) {
+        if TOP_LEVEL_FILES.contains(&name.as_str()) || name == TRANSPARENCY_FILE {
             if ft.is_file() {
                 w.present.push(name);
             } else {

@@ -98,7 +98,10 @@ impl Tree {
 
     /// The hash of leaf `index`.
     pub fn leaf(&self, index: u64) -> Option<Hash> {
-        self.levels.first()?.get(usize::try_from(index).ok()?).copied()
+        self.levels
+            .first()?
+            .get(usize::try_from(index).ok()?)
+            .copied()
     }
 
     /// The root of the whole tree.
@@ -119,12 +122,15 @@ impl Tree {
     /// the largest power of two not above `end - start`), inside the tree.
     fn subtree(&self, start: u64, end: u64) -> Hash {
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let level = n.trailing_zeros() as usize;
             return self.levels[level][(start >> level) as usize];
         }
         let k = split(n);
-        node_hash(&self.subtree(start, start + k), &self.subtree(start + k, end))
+        node_hash(
+            &self.subtree(start, start + k),
+            &self.subtree(start + k, end),
+        )
     }
 
     /// The inclusion proof of leaf `index` in the tree of the first `size` leaves
@@ -326,7 +332,10 @@ pub struct SignedCheckpoint {
 
 /// Whether `s` may be an origin or a key name: non-empty, no whitespace, no `+`.
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c == '+' || c.is_control())
+    !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
 }
 
 /// The four-byte key hash of an Ed25519 key named `name` (C2SP signed-note).
@@ -342,7 +351,12 @@ pub fn key_hash(name: &str, key: &VerifyingKey) -> [u8; 4] {
 impl Checkpoint {
     /// The note's text: `origin\nsize\nbase64(root)\n` and one line per extension.
     pub fn body(&self) -> String {
-        let mut s = format!("{}\n{}\n{}\n", self.origin, self.size, STANDARD.encode(self.root));
+        let mut s = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            STANDARD.encode(self.root)
+        );
         for e in &self.extensions {
             s.push_str(e);
             s.push('\n');
@@ -357,7 +371,11 @@ impl Checkpoint {
         let sig = signer.sign(body.as_bytes());
         let mut blob = key_hash(&self.origin, &signer.verifying_key()).to_vec();
         blob.extend_from_slice(&sig);
-        format!("{body}\n\u{2014} {} {}\n", self.origin, STANDARD.encode(blob))
+        format!(
+            "{body}\n\u{2014} {} {}\n",
+            self.origin,
+            STANDARD.encode(blob)
+        )
     }
 
     /// Parse a signed note's checkpoint strictly without checking any signature: for a
@@ -580,7 +598,13 @@ pub fn verify_consistency_proof(
         .iter()
         .map(|h| from_hex(h))
         .collect::<Result<Vec<Hash>, String>>()?;
-    verify_consistency(p.from_size, c.size, &hashes, &from_hex(&p.from_root)?, &c.root)?;
+    verify_consistency(
+        p.from_size,
+        c.size,
+        &hashes,
+        &from_hex(&p.from_root)?,
+        &c.root,
+    )?;
     Ok(signed)
 }
 

@@ -564,9 +564,59 @@ pub fn verify_bundle_with(dir: &Path, trust: &Trust, opts: &VerifyOptions) -> Ve
         check_leak_verdict(&stmt, &files, &mut v);
         check_privacy(&stmt, &files, &mut v);
         check_provenance(&stmt, &files, trust, now, &mut v);
+        if files.contains(crate::bundle::TRANSPARENCY_FILE) {
+            let on_record = check_transparency(&stmt, &files, trust);
+            v.push("publish on record", on_record);
+        }
     }
     v.files = files;
     v
+}
+
+/// "publish on record": `transparency.json` proves that the publisher's log recorded the
+/// start of this release's publish: an inclusion proof, checked offline against a
+/// checkpoint signed by a publisher key of `trust`, of a `start` entry naming this
+/// release's signed statement and model.
+fn check_transparency(
+    stmt: &Statement<ReleasePredicate>,
+    files: &BundleFiles,
+    trust: &Trust,
+) -> Result<String, String> {
+    let name = crate::bundle::TRANSPARENCY_FILE;
+    let p: airlock_schemas::InclusionProof = parse_json(held(files, name)?, name)?;
+    let (entry, signed) = crate::merkle::verify_entry_proof(&p, trust, KeyRole::Publisher)
+        .map_err(|e| format!("{name}: {e}"))?;
+    let statement_sha = held(files, STATEMENT_DSSE_FILE).map(sha256_hex)?;
+    let model_sha = stmt
+        .subject
+        .iter()
+        .find(|s| s.name == MODEL_FILE)
+        .and_then(|s| s.digest.get("sha256"));
+    let names_release = entry.action == airlock_schemas::AuditAction::Start
+        && entry.artifacts.get(STATEMENT_DSSE_FILE) == Some(&statement_sha)
+        && model_sha.is_some()
+        && entry.artifacts.get(MODEL_FILE) == model_sha
+        && entry
+            .model
+            .as_ref()
+            .is_none_or(|m| *m == stmt.predicate.model_name)
+        && entry
+            .version
+            .as_ref()
+            .is_none_or(|ver| *ver == stmt.predicate.model_version);
+    if !names_release {
+        return Err(format!(
+            "{name}: entry {} of {} is a {} entry for another release, not the start of this release's publish",
+            entry.seq, signed.checkpoint.origin, entry.action
+        ));
+    }
+    Ok(format!(
+        "entry {} of {} (checkpoint of {} entries signed by publisher {:?})",
+        entry.seq,
+        signed.checkpoint.origin,
+        signed.checkpoint.size,
+        trust.name_of(&signed.keyid).unwrap_or("?")
+    ))
 }
 
 /// "bundle files": the bundle is exactly its closed set. Returns the files read (all but
