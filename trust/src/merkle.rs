@@ -633,7 +633,7 @@ mod tests {
         let d = data(70);
         let t = Tree::from_leaves(d.iter().map(|x| leaf_hash(x)));
         for n in 0..=70 {
-            assert_eq!(t.root_at(n as u64).unwrap(), mth(&d[..n]), "size {n}");
+            assert_eq!(t.root_at(n as u64).expect("test"), mth(&d[..n]), "size {n}");
         }
         assert_eq!(t.root_at(71), None);
         // The RFC 6962 / 9162 test vector: the empty tree.
@@ -648,11 +648,11 @@ mod tests {
         let d = data(33);
         let t = Tree::from_leaves(d.iter().map(|x| leaf_hash(x)));
         for n in 1..=33u64 {
-            let root = t.root_at(n).unwrap();
+            let root = t.root_at(n).expect("test");
             for i in 0..n {
-                let p = t.inclusion_proof(i, n).unwrap();
-                let leaf = t.leaf(i).unwrap();
-                verify_inclusion(&leaf, i, n, &p, &root).unwrap();
+                let p = t.inclusion_proof(i, n).expect("test");
+                let leaf = t.leaf(i).expect("test");
+                verify_inclusion(&leaf, i, n, &p, &root).expect("test");
                 // Another leaf, another index, a cut or extended proof: refused.
                 assert!(verify_inclusion(&leaf_hash(b"x"), i, n, &p, &root).is_err());
                 if n > 1 {
@@ -664,11 +664,11 @@ mod tests {
                 assert!(verify_inclusion(&leaf, i, n, &longer, &root).is_err());
             }
             for m in 0..=n {
-                let p = t.consistency_proof(m, n).unwrap();
-                let old = t.root_at(m).unwrap();
-                verify_consistency(m, n, &p, &old, &root).unwrap();
+                let p = t.consistency_proof(m, n).expect("test");
+                let old = t.root_at(m).expect("test");
+                verify_consistency(m, n, &p, &old, &root).expect("test");
                 if m > 0 && m < n {
-                    let forked = t.root_at(m - 1).unwrap();
+                    let forked = t.root_at(m - 1).expect("test");
                     assert!(verify_consistency(m, n, &p, &forked, &root).is_err());
                     assert!(verify_consistency(m, n, &p[1..], &old, &root).is_err());
                 }
@@ -679,11 +679,11 @@ mod tests {
 
     #[test]
     fn checkpoints_round_trip_and_refuse_edits_and_other_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let k = crate::keys::generate(&dir.path().join("a")).unwrap();
-        let signer = Signer::load(&k.private_key).unwrap();
-        let other = crate::keys::generate(&dir.path().join("b")).unwrap();
-        let other = Signer::load(&other.private_key).unwrap();
+        let dir = tempfile::tempdir().expect("test");
+        let k = crate::keys::generate(&dir.path().join("a")).expect("test");
+        let signer = Signer::load(&k.private_key).expect("test");
+        let other = crate::keys::generate(&dir.path().join("b")).expect("test");
+        let other = Signer::load(&other.private_key).expect("test");
         let c = Checkpoint {
             origin: "airlock.audit/audit.log".into(),
             size: 42,
@@ -692,7 +692,7 @@ mod tests {
         };
         let note = c.sign(&signer);
         let keys = vec![(signer.key_id().to_owned(), signer.verifying_key())];
-        let opened = open(&note, &keys).unwrap();
+        let opened = open(&note, &keys).expect("test");
         assert_eq!(opened.checkpoint, c);
         assert!(note.starts_with("airlock.audit/audit.log\n42\n"));
         // Another key's signature, an edited size, a missing signature: refused.
