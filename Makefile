@@ -163,13 +163,14 @@ lint: ## rustfmt, clippy (with and without CUDA), rustdoc, burn-free crates; war
 	@# Every relative link in the docs resolves inside the repository.
 	tests/check-doc-links.sh
 
-test-deps: ## install what the tests run against: a Python venv with moto (~/.cache/airlock), Debian's chromium, Flower
+test-deps: ## install what the tests run against: a Python venv with moto (~/.cache/airlock), Debian's chromium, Flower, docker-registry and skopeo
 	tests/setup-python.sh >/dev/null
 	tests/setup-browser.sh >/dev/null
 	tests/setup-flower.sh >/dev/null
+	tests/setup-oci.sh >/dev/null
 
 test: lint test-deps ## lint, then every test, the CUDA build's device test, then fuzz-smoke
-	AIRLOCK_TEST_PYTHON="$$(tests/setup-python.sh)" $(CARGO) test --locked --workspace
+	AIRLOCK_TEST_PYTHON="$$(tests/setup-python.sh)" env $$(tests/setup-oci.sh 2>/dev/null) $(CARGO) test --locked --workspace
 	@# The CUDA build must compile without a GPU or toolkit, and refuse a missing device clearly.
 	$(CARGO) test --locked --features cuda --test it cuda_device
 	@$(MAKE) --no-print-directory fuzz-smoke

@@ -63,19 +63,18 @@ pub fn checkpoint_path(log: &Path) -> PathBuf {
 }
 
 /// The origin line of the checkpoints of the log named `name` (its file name, which is
-/// also the name of its copy in a registry): `airlock.audit/<name>`, with every byte but
-/// letters, digits and `.`, `_`, `-` written as `_`.
+/// also the name of its copy in a registry): `airlock.audit/<name>`, every byte but ASCII
+/// letters, digits, `.` and `-` written as `_` and two hex digits, so that two names never
+/// share an origin (and so each other's checkpoints).
 pub fn origin_of(name: &str) -> String {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut safe = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-') {
+            safe.push(char::from(b));
+        } else {
+            safe.push_str(&format!("_{b:02x}"));
+        }
+    }
     format!("airlock.audit/{safe}")
 }
 
@@ -955,6 +954,17 @@ pub fn printable(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_are_one_per_log_name() {
+        assert_eq!(origin_of("audit.log"), "airlock.audit/audit.log");
+        assert_eq!(origin_of("a b"), "airlock.audit/a_20b");
+        assert_ne!(origin_of("a b"), origin_of("a_b"));
+        assert_ne!(origin_of("a_20b"), origin_of("a b"));
+        assert!(airlock_trust::merkle::valid_name(&origin_of(
+            "x+y \u{2014}.log"
+        )));
+    }
 
     #[test]
     fn printable_escapes_terminal_controls_and_keeps_text() {

@@ -287,15 +287,17 @@ impl Fetch<'_> {
     /// Download the release into `tmp` and verify it; returns (bytes, approvals).
     fn run(&self) -> Result<(u64, usize), PullError> {
         let index = self.index()?;
-        let mut total = self.small_files(&index)?;
-        self.early_checks()?;
-        // The publish must be on record: its `start` entry in the registry's copy of the log.
+        // The publish must be on record before anything the index names is downloaded: its
+        // `start` entry, naming exactly these files, in the registry's copy of the log (so
+        // no file a registry writer added to the index is fetched).
         crate::witness::check_release(self.registry, &index, self.trust).map_err(|e| match e {
             crate::witness::WitnessError::Registry(e) => e.into(),
             crate::witness::WitnessError::Refused(why) => {
-                self.refused(format!("{why}; the model was not downloaded"))
+                self.refused(format!("{why}; nothing was downloaded"))
             }
         })?;
+        let mut total = self.small_files(&index)?;
+        self.early_checks()?;
         // And provably so, offline: the index's inclusion proof, kept with the bundle so
         // that `serve` and `verify` check it again.
         let proven = crate::witness::check_index_proof(&index, self.trust)

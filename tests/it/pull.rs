@@ -125,7 +125,9 @@ fn refusals(
     put(idx1, serde_json::to_vec(&stripped).expect("json"));
     refused(
         &pull(r, &uri1, "unapproved", env, &[]),
-        "0 of 1 required officer approvals; the model was not downloaded",
+        // The index no longer names the files its `start` entry recorded: refused
+        // before any file is fetched.
+        "not the start of this release's publish; nothing was downloaded",
     );
     no_model(r, "unapproved");
     put(idx1, index1.clone());
@@ -136,7 +138,7 @@ fn refusals(
     put(idx1, serde_json::to_vec(&unlogged).expect("json"));
     refused(
         &pull(r, &uri1, "unlogged", env, &[]),
-        "the publish was not recorded; the model was not downloaded",
+        "the publish was not recorded; nothing was downloaded",
     );
     no_model(r, "unlogged");
     put(idx1, index1);

@@ -199,6 +199,9 @@ fn every_proof_verifies_here_and_independently_and_releases_carry_theirs() {
     let kept = r.sb.join("pulled/transparency.json");
     assert!(kept.is_file(), "pull keeps the proof with the bundle");
     r.sb.ok(&["verify", "pulled", "--trust", "trust.toml"]);
+    // serve admits the pulled release with its proof...
+    let server = crate::serve::launch(&r.sb, "pulled", &[], None).expect("serve starts");
+    drop(server);
     let text = std::fs::read_to_string(&kept).expect("transparency.json");
     let mut t: serde_json::Value = serde_json::from_str(&text).expect("json");
     t["hashes"] = serde_json::json!(["00".repeat(32)]);
@@ -208,6 +211,13 @@ fn every_proof_verifies_here_and_independently_and_releases_carry_theirs() {
     assert!(
         err.contains("publish on record") || err.contains("transparency"),
         "{err}"
+    );
+    // ...and refuses it once its proof was edited.
+    let refused = crate::serve::launch(&r.sb, "pulled", &[], None).map(drop);
+    let why = refused.expect_err("serve refuses an edited proof");
+    assert!(
+        why.contains("publish on record") || why.contains("transparency"),
+        "{why}"
     );
 
     // An index whose proof was edited in the registry is refused by pull.
