@@ -147,7 +147,7 @@ impl PublishError {
             // The log could not take the publish's entries (unreadable, busy, torn): the
             // environment's failure. A log refused by its head or the registry's copy is
             // AuditRefused.
-            Self::Audit(_) => ErrorKind::Environment,
+            Self::Audit(e) => e.kind(),
             Self::LeakRefused { .. } | Self::ScanUnavailable { .. } => ErrorKind::LeakRefused,
             Self::Io(e) => e.kind(),
         }

@@ -123,11 +123,16 @@ fn refusals(
         .expect("files")
         .retain(|k, _| !k.starts_with("approvals/"));
     put(idx1, serde_json::to_vec(&stripped).expect("json"));
-    refused(
-        &pull(r, &uri1, "unapproved", env, &[]),
-        // The index no longer names the files its `start` entry recorded: refused
-        // before any file is fetched.
-        "not the start of this release's publish; nothing was downloaded",
+    // Refused before the model is fetched: as an index that no longer names the files its
+    // `start` entry recorded, or (where the entry named none) for want of the approval.
+    let o = pull(r, &uri1, "unapproved", env, &[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not the start of this release's publish; nothing was downloaded")
+            || stderr(&o)
+                .contains("0 of 1 required officer approvals; the model was not downloaded"),
+        "{}",
+        stderr(&o)
     );
     no_model(r, "unapproved");
     put(idx1, index1.clone());
