@@ -16,7 +16,7 @@ use crate::publish::{approve, second_release, setup, stderr};
 const BUCKET: &str = "airlock-releases";
 const IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/airlock-serve:1";
 
-fn publish_to(
+pub(crate) fn publish_to(
     r: &Release,
     to: &str,
     bundle: &str,

@@ -11,24 +11,9 @@ use std::path::Path;
 use crate::helpers::Release;
 use crate::publish::{approve, second_release, setup, stderr};
 
+/// A publish to `to` with the shared test log (`audit.log`).
 fn publish_to(r: &Release, to: &str, bundle: &str) -> std::process::Output {
-    r.sb.airlock_env(
-        &[
-            "publish",
-            bundle,
-            "--to",
-            to,
-            "--trust",
-            "trust.toml",
-            "--residency",
-            "residency.toml",
-            "--audit-log",
-            "audit.log",
-            "--key",
-            "keys/publisher.key",
-        ],
-        &[],
-    )
+    crate::audit::publish_to(r, to, bundle, "audit.log", &[], &[])
 }
 
 const FILES: [&str; 3] = [
